@@ -1,0 +1,360 @@
+//! Box rows and their activation tokens.
+
+use rusqlite::{OptionalExtension, Row, params};
+use serde::{Deserialize, Serialize};
+
+use crate::{Result, Store, StoreError};
+
+/// Where a box is in its life. `Creating` and `Destroying` are journal
+/// states: a row still in one of them after a restart names work that a
+/// crash interrupted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoxState {
+    Creating,
+    PendingActivation,
+    Ready,
+    Failed,
+    Destroying,
+}
+
+impl BoxState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BoxState::Creating => "creating",
+            BoxState::PendingActivation => "pending_activation",
+            BoxState::Ready => "ready",
+            BoxState::Failed => "failed",
+            BoxState::Destroying => "destroying",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "creating" => BoxState::Creating,
+            "pending_activation" => BoxState::PendingActivation,
+            "ready" => BoxState::Ready,
+            "failed" => BoxState::Failed,
+            "destroying" => BoxState::Destroying,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BoxRow {
+    pub id: String,
+    pub project: String,
+    pub image: String,
+    pub description: String,
+    pub state: BoxState,
+    pub container_id: Option<String>,
+    pub network_id: Option<String>,
+    pub error: Option<String>,
+    /// Opaque per-hook state, replayed to `box.destroy` hooks.
+    pub hook_state: serde_json::Value,
+    /// Unix milliseconds.
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActivationRow {
+    pub box_id: String,
+    pub expires_at: i64,
+    pub used: bool,
+}
+
+const BOX_COLUMNS: &str = "id, project, image, description, state, container_id, network_id, \
+                           error, hook_state, created_at, updated_at";
+
+fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
+    let state: String = row.get(4)?;
+    let hook_state: String = row.get(8)?;
+    let Some(state) = BoxState::parse(&state) else {
+        return Ok(Err(format!("unknown box state {state:?}")));
+    };
+    let hook_state = match serde_json::from_str(&hook_state) {
+        Ok(v) => v,
+        Err(e) => return Ok(Err(format!("hook_state is not JSON: {e}"))),
+    };
+    Ok(Ok(BoxRow {
+        id: row.get(0)?,
+        project: row.get(1)?,
+        image: row.get(2)?,
+        description: row.get(3)?,
+        state,
+        container_id: row.get(5)?,
+        network_id: row.get(6)?,
+        error: row.get(7)?,
+        hook_state,
+        created_at: row.get(9)?,
+        updated_at: row.get(10)?,
+    }))
+}
+
+impl Store {
+    /// Journals a new box. Fails with [`StoreError::Duplicate`] when the id
+    /// is taken, so two concurrent creates of one id cannot both proceed.
+    pub fn insert_box(&self, b: &BoxRow) -> Result<()> {
+        self.insert_box_capped(b, i64::MAX).map(|_| ())
+    }
+
+    /// Inserts the row only while fewer than `limit` boxes exist, in one
+    /// statement, so concurrent creates cannot overshoot the configured
+    /// maximum. Returns false when the limit is reached.
+    pub fn insert_box_within_limit(&self, b: &BoxRow, limit: u32) -> Result<bool> {
+        self.insert_box_capped(b, i64::from(limit))
+    }
+
+    fn insert_box_capped(&self, b: &BoxRow, limit: i64) -> Result<bool> {
+        let res = self.conn().execute(
+            &format!(
+                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11 \
+                 WHERE (SELECT COUNT(*) FROM boxes) < ?12"
+            ),
+            params![
+                b.id,
+                b.project,
+                b.image,
+                b.description,
+                b.state.as_str(),
+                b.container_id,
+                b.network_id,
+                b.error,
+                b.hook_state.to_string(),
+                b.created_at,
+                b.updated_at,
+                limit
+            ],
+        );
+        match res {
+            Ok(n) => Ok(n == 1),
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(b.id.clone()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub fn get_box(&self, id: &str) -> Result<Option<BoxRow>> {
+        let row = self
+            .conn()
+            .query_row(
+                &format!("SELECT {BOX_COLUMNS} FROM boxes WHERE id = ?1"),
+                [id],
+                box_from_row,
+            )
+            .optional()?;
+        row.transpose().map_err(StoreError::Corrupt)
+    }
+
+    pub fn list_boxes(&self) -> Result<Vec<BoxRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(&format!(
+            "SELECT {BOX_COLUMNS} FROM boxes ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], box_from_row)?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(row?.map_err(StoreError::Corrupt)?);
+        }
+        Ok(out)
+    }
+
+    pub fn count_boxes(&self) -> Result<u32> {
+        let n: i64 = self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM boxes", [], |r| r.get(0))?;
+        Ok(n as u32)
+    }
+
+    /// Returns false when no such box exists.
+    pub fn set_box_state(
+        &self,
+        id: &str,
+        state: BoxState,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE boxes SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+            params![id, state.as_str(), error, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Moves a box from `from` to `to` only if it is still in `from`: the
+    /// guard that keeps a late activation result from resurrecting a box
+    /// that is being destroyed.
+    pub fn transition_box(
+        &self,
+        id: &str,
+        from: BoxState,
+        to: BoxState,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE boxes SET state = ?3, error = ?4, updated_at = ?5 WHERE id = ?1 AND state = ?2",
+            params![id, from.as_str(), to.as_str(), error, now],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn set_box_network(&self, id: &str, network_id: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE boxes SET network_id = ?2 WHERE id = ?1",
+            params![id, network_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_box_container(&self, id: &str, container_id: &str) -> Result<()> {
+        self.conn().execute(
+            "UPDATE boxes SET container_id = ?2 WHERE id = ?1",
+            params![id, container_id],
+        )?;
+        Ok(())
+    }
+
+    pub fn set_hook_state(&self, id: &str, state: &serde_json::Value) -> Result<()> {
+        self.conn().execute(
+            "UPDATE boxes SET hook_state = ?2 WHERE id = ?1",
+            params![id, state.to_string()],
+        )?;
+        Ok(())
+    }
+
+    /// Deleting a missing box is not an error: destroy is idempotent.
+    pub fn delete_box(&self, id: &str) -> Result<()> {
+        self.conn().execute("DELETE FROM boxes WHERE id = ?1", [id])?;
+        Ok(())
+    }
+
+    /// Replaces any earlier activation token of the box.
+    pub fn put_activation(&self, box_id: &str, token_hash: &str, expires_at: i64) -> Result<()> {
+        let conn = self.conn();
+        conn.execute("DELETE FROM activations WHERE box_id = ?1", [box_id])?;
+        conn.execute(
+            "INSERT INTO activations (token_hash, box_id, expires_at) VALUES (?1, ?2, ?3)",
+            params![token_hash, box_id, expires_at],
+        )?;
+        Ok(())
+    }
+
+    pub fn find_activation(&self, token_hash: &str) -> Result<Option<ActivationRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT box_id, expires_at, used FROM activations WHERE token_hash = ?1",
+                [token_hash],
+                |r| {
+                    Ok(ActivationRow {
+                        box_id: r.get(0)?,
+                        expires_at: r.get(1)?,
+                        used: r.get::<_, i64>(2)? != 0,
+                    })
+                },
+            )
+            .optional()?)
+    }
+
+    /// Marks the token used; true only for the one caller that flipped it,
+    /// which is what makes a token single-use under concurrent submits.
+    pub fn consume_activation(&self, token_hash: &str) -> Result<bool> {
+        let n = self.conn().execute(
+            "UPDATE activations SET used = 1 WHERE token_hash = ?1 AND used = 0",
+            [token_hash],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Boxes still waiting for activation that were created before `cutoff`.
+    pub fn boxes_pending_since(&self, cutoff: i64) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM boxes WHERE state = 'pending_activation' AND created_at < ?1",
+        )?;
+        let ids = stmt
+            .query_map([cutoff], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str) -> BoxRow {
+        BoxRow {
+            id: id.into(),
+            project: "demo".into(),
+            image: "img".into(),
+            description: String::new(),
+            state: BoxState::Creating,
+            container_id: None,
+            network_id: None,
+            error: None,
+            hook_state: serde_json::json!({}),
+            created_at: 1,
+            updated_at: 1,
+        }
+    }
+
+    #[test]
+    fn duplicate_ids_are_refused() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_box(&row("a")).unwrap();
+        assert!(matches!(
+            s.insert_box(&row("a")),
+            Err(StoreError::Duplicate(_))
+        ));
+        assert_eq!(s.count_boxes().unwrap(), 1);
+    }
+
+    #[test]
+    fn limit_is_enforced_on_insert() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(s.insert_box_within_limit(&row("a"), 1).unwrap());
+        assert!(!s.insert_box_within_limit(&row("b"), 1).unwrap());
+        assert!(s.get_box("b").unwrap().is_none());
+    }
+
+    #[test]
+    fn transition_only_from_expected_state() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_box(&row("a")).unwrap();
+        assert!(!s.transition_box("a", BoxState::PendingActivation, BoxState::Ready, None, 2).unwrap());
+        assert!(s.transition_box("a", BoxState::Creating, BoxState::Ready, None, 2).unwrap());
+        assert_eq!(s.get_box("a").unwrap().unwrap().state, BoxState::Ready);
+    }
+
+    #[test]
+    fn activation_is_single_use_and_cascades() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_box(&row("a")).unwrap();
+        s.put_activation("a", "h", 10).unwrap();
+        assert!(s.consume_activation("h").unwrap());
+        assert!(!s.consume_activation("h").unwrap());
+        s.delete_box("a").unwrap();
+        assert!(s.find_activation("h").unwrap().is_none());
+    }
+
+    #[test]
+    fn reopening_keeps_rows_and_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/paddock.db");
+        {
+            let s = Store::open(&path).unwrap();
+            s.insert_box(&row("a")).unwrap();
+            s.meta_or_insert("instance", || "x".into()).unwrap();
+        }
+        let s = Store::open(&path).unwrap();
+        assert_eq!(s.list_boxes().unwrap().len(), 1);
+        assert_eq!(s.meta_or_insert("instance", || "y".into()).unwrap(), "x");
+    }
+}
