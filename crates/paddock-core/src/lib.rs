@@ -1,1 +1,25 @@
+//! The box domain: what a box is, how it is created, activated, reaped,
+//! restored and destroyed. Front-ends (REST, MCP, CLI, the activation page)
+//! call [`BoxService`] and hold no box logic of their own.
 
+mod activation;
+pub mod config;
+mod error;
+mod hooks;
+mod labels;
+mod lifecycle;
+mod maintenance;
+mod model;
+mod reconcile;
+mod secret;
+mod service;
+pub mod validate;
+
+pub use activation::{ActivationPage, SubmitOutcome};
+pub use config::CoreConfig;
+pub use error::CoreError;
+pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
+pub use reconcile::ReconcileReport;
+pub use service::{BoxService, Health};
+
+pub type Result<T> = std::result::Result<T, CoreError>;

@@ -1,1 +1,17 @@
+//! The Docker engine adaptor: the only crate that speaks to Docker.
+//!
+//! It knows containers, networks, execs and labels — nothing about boxes,
+//! projects or activation. Every object it lists is filtered by the label the
+//! caller names, so paddock never sees (let alone touches) foreign objects.
 
+mod archive;
+mod engine;
+mod error;
+mod exec;
+
+pub use archive::FileEntry;
+pub use engine::{ContainerSpec, Engine, LabelledObjects};
+pub use error::EngineError;
+pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
+
+pub type Result<T> = std::result::Result<T, EngineError>;

@@ -1,1 +1,68 @@
+//! The HTTP front-ends over [`paddock_core::BoxService`]: REST under
+//! `/api/v1`, MCP at `/mcp`, the activation page and `/healthz`.
+//!
+//! Handlers translate and delegate; they hold no box logic. Request logs
+//! name the matched route template, never the raw path, because activation
+//! paths carry a bearer token.
 
+mod activate;
+mod error;
+mod health;
+mod mcp;
+mod rest;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use paddock_core::BoxService;
+use tokio_util::sync::CancellationToken;
+
+pub use error::ApiError;
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub boxes: Arc<BoxService>,
+}
+
+/// Settings for the HTTP surface that are not box settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// `Host` header values MCP accepts (DNS-rebinding guard).
+    pub allowed_hosts: Vec<String>,
+    /// Cancelled at shutdown, ending MCP sessions.
+    pub shutdown: CancellationToken,
+}
+
+pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
+    let state = AppState { boxes };
+    Router::new()
+        .merge(rest::routes())
+        .merge(activate::routes())
+        .merge(health::routes())
+        .with_state(state.clone())
+        .nest_service("/mcp", mcp::service(state, &options))
+        .layer(middleware::from_fn(log_request))
+}
+
+async fn log_request(request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| {
+            if request.uri().path().starts_with("/mcp") {
+                "/mcp".to_owned()
+            } else {
+                "(unmatched)".to_owned()
+            }
+        });
+    let method = request.method().clone();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    tracing::debug!(%method, %route, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    response
+}

@@ -8,7 +8,7 @@ use crate::{Result, Store, StoreError};
 /// Where a box is in its life. `Creating` and `Destroying` are journal
 /// states: a row still in one of them after a restart names work that a
 /// crash interrupted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BoxState {
     Creating,
@@ -230,7 +230,8 @@ impl Store {
 
     /// Deleting a missing box is not an error: destroy is idempotent.
     pub fn delete_box(&self, id: &str) -> Result<()> {
-        self.conn().execute("DELETE FROM boxes WHERE id = ?1", [id])?;
+        self.conn()
+            .execute("DELETE FROM boxes WHERE id = ?1", [id])?;
         Ok(())
     }
 
@@ -328,8 +329,14 @@ mod tests {
     fn transition_only_from_expected_state() {
         let s = Store::open_in_memory().unwrap();
         s.insert_box(&row("a")).unwrap();
-        assert!(!s.transition_box("a", BoxState::PendingActivation, BoxState::Ready, None, 2).unwrap());
-        assert!(s.transition_box("a", BoxState::Creating, BoxState::Ready, None, 2).unwrap());
+        assert!(
+            !s.transition_box("a", BoxState::PendingActivation, BoxState::Ready, None, 2)
+                .unwrap()
+        );
+        assert!(
+            s.transition_box("a", BoxState::Creating, BoxState::Ready, None, 2)
+                .unwrap()
+        );
         assert_eq!(s.get_box("a").unwrap().unwrap().state, BoxState::Ready);
     }
 

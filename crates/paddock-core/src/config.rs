@@ -1,0 +1,182 @@
+//! The box-related part of paddock's configuration (the `[boxes]`,
+//! `[activation]`, `[[profiles]]`, `[[hooks]]` and `[reconcile]` tables).
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoreConfig {
+    /// Base URL people open activation pages at.
+    pub public_url: String,
+    /// Distinguishes this paddock's Docker objects from another paddock's on
+    /// the same engine. Empty means "generate once and keep in the store".
+    pub instance: String,
+    pub boxes: BoxLimits,
+    pub activation: ActivationConfig,
+    pub profiles: Vec<ImageProfile>,
+    pub hooks: Vec<HookConfig>,
+    pub reconcile: ReconcileConfig,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        Self {
+            public_url: "http://127.0.0.1:7878".into(),
+            instance: String::new(),
+            boxes: BoxLimits::default(),
+            activation: ActivationConfig::default(),
+            profiles: Vec::new(),
+            hooks: Vec::new(),
+            reconcile: ReconcileConfig::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BoxLimits {
+    /// Used when a create request names no image.
+    pub default_image: String,
+    /// Memory cap per box, in MiB (0 = engine default).
+    pub memory_mib: u64,
+    /// CPU cap per box, in CPUs (0 = engine default).
+    pub cpus: f64,
+    /// Process cap per box (0 = engine default).
+    pub pids_limit: i64,
+    /// Boxes this paddock keeps at once.
+    pub max_boxes: u32,
+    /// Capabilities removed from every box; none are ever added.
+    pub cap_drop: Vec<String>,
+    /// Bytes of stdout and of stderr an exec returns before truncating.
+    pub exec_output_limit: usize,
+    /// How long an exec may run before the caller gets a timeout.
+    pub exec_timeout_secs: u64,
+    /// Command run as the box's main process; empty keeps the image's.
+    pub command: Vec<String>,
+}
+
+impl Default for BoxLimits {
+    fn default() -> Self {
+        Self {
+            default_image: "paddock-box:latest".into(),
+            memory_mib: 2048,
+            cpus: 2.0,
+            pids_limit: 512,
+            max_boxes: 32,
+            cap_drop: vec!["ALL".into()],
+            exec_output_limit: 1024 * 1024,
+            exec_timeout_secs: 600,
+            command: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ActivationConfig {
+    /// A box not activated within this many seconds is destroyed.
+    pub ttl_secs: u64,
+    /// How long the login command has to print its authorize URL.
+    pub url_timeout_secs: u64,
+    /// How long the login command has to finish after the code arrives.
+    pub code_timeout_secs: u64,
+    /// How often the reaper looks for expired boxes.
+    pub reap_interval_secs: u64,
+}
+
+impl Default for ActivationConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: 300,
+            url_timeout_secs: 30,
+            code_timeout_secs: 60,
+            reap_interval_secs: 10,
+        }
+    }
+}
+
+/// What paddock knows about an image: how its agent CLI logs in.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageProfile {
+    /// Image reference the profile applies to, exactly as requested.
+    pub image: String,
+    /// Login command, run in the box with stdin open (argv form).
+    #[serde(default)]
+    pub login_command: Vec<String>,
+    /// Regex matching the authorize URL the login command prints.
+    #[serde(default = "default_url_pattern")]
+    pub url_pattern: String,
+}
+
+fn default_url_pattern() -> String {
+    r"https://[^\s]+".into()
+}
+
+pub const EVENT_CREATE: &str = "box.create";
+pub const EVENT_DESTROY: &str = "box.destroy";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HookConfig {
+    /// Key under which this hook's opaque state is kept.
+    pub name: String,
+    /// Command (argv form) speaking JSON on stdin/stdout.
+    pub command: Vec<String>,
+    /// Which of `box.create` / `box.destroy` it runs for.
+    #[serde(default = "default_hook_events")]
+    pub events: Vec<String>,
+    #[serde(default = "default_hook_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_hook_events() -> Vec<String> {
+    vec![EVENT_CREATE.into(), EVENT_DESTROY.into()]
+}
+
+fn default_hook_timeout() -> u64 {
+    30
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReconcileConfig {
+    /// Remove this instance's labelled containers and networks that the
+    /// store does not know, instead of only reporting them.
+    pub remove_unknown: bool,
+}
+
+impl CoreConfig {
+    /// Checks what serde cannot: patterns compile, hooks name real events.
+    pub fn check(&self) -> Result<(), String> {
+        for p in &self.profiles {
+            regex::Regex::new(&p.url_pattern)
+                .map_err(|e| format!("profile {:?}: url_pattern: {e}", p.image))?;
+        }
+        for h in &self.hooks {
+            if h.command.is_empty() {
+                return Err(format!("hook {:?}: command is empty", h.name));
+            }
+            if let Some(e) = h
+                .events
+                .iter()
+                .find(|e| *e != EVENT_CREATE && *e != EVENT_DESTROY)
+            {
+                return Err(format!("hook {:?}: unknown event {e:?}", h.name));
+            }
+        }
+        if self.boxes.cpus < 0.0 || !self.boxes.cpus.is_finite() {
+            return Err("boxes.cpus must be a non-negative number".into());
+        }
+        if self.boxes.max_boxes == 0 {
+            return Err("boxes.max_boxes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    pub fn profile_for(&self, image: &str) -> Option<&ImageProfile> {
+        self.profiles
+            .iter()
+            .find(|p| p.image == image && !p.login_command.is_empty())
+    }
+}

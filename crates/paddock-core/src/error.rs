@@ -1,0 +1,41 @@
+use paddock_docker::EngineError;
+use paddock_store::StoreError;
+
+/// Every way a box operation can fail. Front-ends map the variant, not the
+/// message, to their status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum CoreError {
+    #[error("no box with id {0:?}")]
+    NotFound(String),
+    #[error("invalid request: {0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("box limit reached: this paddock keeps at most {0} boxes")]
+    LimitReached(u32),
+    #[error("docker engine unavailable: {0}")]
+    EngineUnavailable(String),
+    #[error("docker: {0}")]
+    Engine(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("hook {hook:?} failed: {message}")]
+    Hook { hook: String, message: String },
+    #[error("activation failed: {0}")]
+    Activation(String),
+    /// Unknown, used or expired activation link. One message for all three,
+    /// so a link's existence is not revealed.
+    #[error("this activation link is invalid, expired or already used")]
+    ActivationInvalid,
+    #[error("command did not finish within {0} seconds")]
+    ExecTimeout(u64),
+}
+
+impl From<EngineError> for CoreError {
+    fn from(e: EngineError) -> Self {
+        match e {
+            EngineError::Unavailable(m) => CoreError::EngineUnavailable(m),
+            other => CoreError::Engine(other.to_string()),
+        }
+    }
+}

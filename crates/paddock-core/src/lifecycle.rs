@@ -1,0 +1,239 @@
+//! Creating and destroying boxes.
+//!
+//! The store row is written before any Docker object exists and removed only
+//! after every Docker object is gone; in between, the row's state says which
+//! way the box was going. A crash anywhere leaves enough to finish the job
+//! (see `reconcile`).
+
+use std::collections::HashMap;
+
+use paddock_docker::ContainerSpec;
+use paddock_store::{BoxRow, BoxState, StoreError};
+use serde_json::Value;
+
+use crate::config::{EVENT_CREATE, EVENT_DESTROY};
+use crate::hooks::{self, HookBox};
+use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
+use crate::{BoxService, CoreError, Result, labels, validate};
+
+impl BoxService {
+    pub async fn create(&self, req: CreateBox) -> Result<CreatedBox> {
+        validate::project(&req.project)?;
+        let image = req
+            .image
+            .filter(|i| !i.is_empty())
+            .unwrap_or_else(|| self.config.boxes.default_image.clone());
+        validate::image(&image)?;
+        let description = req.description.unwrap_or_default();
+        validate::description(&description)?;
+        let id = match req.box_id.filter(|i| !i.is_empty()) {
+            Some(id) => {
+                validate::box_id(&id)?;
+                id
+            }
+            None => format!(
+                "box-{}",
+                &crate::secret::hash_token(&crate::secret::new_token())[..10]
+            ),
+        };
+
+        let _guard = self.lock_box(&id).await;
+        let now = now_ms();
+        let row = BoxRow {
+            id: id.clone(),
+            project: req.project,
+            image,
+            description,
+            state: BoxState::Creating,
+            container_id: None,
+            network_id: None,
+            error: None,
+            hook_state: Value::Object(Default::default()),
+            created_at: now,
+            updated_at: now,
+        };
+        let max = self.config.boxes.max_boxes;
+        match self.store.insert_box_within_limit(&row, max) {
+            Ok(true) => {}
+            Ok(false) => return Err(CoreError::LimitReached(max)),
+            Err(StoreError::Duplicate(id)) => {
+                return Err(CoreError::Conflict(format!(
+                    "a box with id {id:?} already exists"
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        match self.build(&row).await {
+            Ok(activation_url) => {
+                let row = self
+                    .store
+                    .get_box(&id)?
+                    .ok_or_else(|| CoreError::NotFound(id.clone()))?;
+                tracing::info!(box_id = %id, project = %row.project, image = %row.image, "box created");
+                Ok(CreatedBox {
+                    view: BoxView::from(&row),
+                    activation_url,
+                })
+            }
+            Err(err) => {
+                tracing::warn!(box_id = %id, error = %err, "box creation failed; tearing down");
+                if let Err(e) = self.teardown(&id).await {
+                    tracing::error!(box_id = %id, error = %e, "teardown after a failed create failed; the next start finishes it");
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// Everything between the journal row and a running box. Any error
+    /// leaves cleanup to the caller's teardown.
+    async fn build(&self, row: &BoxRow) -> Result<Option<String>> {
+        let name = labels::object_name(&row.id);
+        let object_labels = HashMap::from([
+            (labels::BOX.to_owned(), row.id.clone()),
+            (labels::PROJECT.to_owned(), row.project.clone()),
+            (labels::INSTANCE.to_owned(), self.instance.clone()),
+        ]);
+
+        let files = self.run_create_hooks(row).await?;
+
+        let network = self
+            .engine
+            .create_internal_network(&name, object_labels.clone())
+            .await?;
+        self.store.set_box_network(&row.id, &network)?;
+
+        let limits = &self.config.boxes;
+        let spec = ContainerSpec {
+            name: name.clone(),
+            image: row.image.clone(),
+            hostname: row.id.clone(),
+            labels: object_labels,
+            env: vec![
+                format!("PADDOCK_BOX_ID={}", row.id),
+                format!("PADDOCK_PROJECT={}", row.project),
+            ],
+            cmd: (!limits.command.is_empty()).then(|| limits.command.clone()),
+            network: name,
+            memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),
+            nano_cpus: (limits.cpus > 0.0).then(|| (limits.cpus * 1e9) as i64),
+            pids_limit: (limits.pids_limit > 0).then_some(limits.pids_limit),
+            cap_drop: limits.cap_drop.clone(),
+        };
+        let container = self.engine.create_container(&spec).await?;
+        self.store.set_box_container(&row.id, &container)?;
+        self.engine.upload_files(&container, &files).await?;
+        self.engine.start_container(&container).await?;
+
+        match self.config.profile_for(&row.image) {
+            Some(profile) => {
+                let profile = profile.clone();
+                let url = self.start_activation(&row.id, &container, &profile).await?;
+                Ok(Some(url))
+            }
+            None => {
+                self.store.transition_box(
+                    &row.id,
+                    BoxState::Creating,
+                    BoxState::Ready,
+                    None,
+                    now_ms(),
+                )?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Runs each `box.create` hook, journalling its state as soon as it
+    /// answers so a crash mid-create still replays it to `box.destroy`.
+    async fn run_create_hooks(&self, row: &BoxRow) -> Result<Vec<paddock_docker::FileEntry>> {
+        let subject = HookBox {
+            image: &row.image,
+            box_id: &row.id,
+            description: &row.description,
+            project: &row.project,
+        };
+        let mut files = Vec::new();
+        let mut state = serde_json::Map::new();
+        for hook in self
+            .config
+            .hooks
+            .iter()
+            .filter(|h| h.events.iter().any(|e| e == EVENT_CREATE))
+        {
+            let outcome = hooks::run(hook, EVENT_CREATE, &subject, &Value::Null).await?;
+            state.insert(hook.name.clone(), outcome.state);
+            self.store
+                .set_hook_state(&row.id, &Value::Object(state.clone()))?;
+            files.extend(outcome.files);
+        }
+        Ok(files)
+    }
+
+    /// Destroys a box: container, network, hook state, row.
+    pub async fn destroy(&self, id: &str) -> Result<()> {
+        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        let _guard = self.lock_box(id).await;
+        if self.store.get_box(id)?.is_none() {
+            return Err(CoreError::NotFound(id.to_owned()));
+        }
+        self.teardown(id).await?;
+        tracing::info!(box_id = %id, "box destroyed");
+        drop(_guard);
+        self.forget_lock(id);
+        Ok(())
+    }
+
+    /// Removes whatever exists of a box, idempotently. The caller holds the
+    /// box's lock (or is the single-threaded start-up reconcile). On error
+    /// the row stays in `destroying`, so the work is finished later.
+    pub(crate) async fn teardown(&self, id: &str) -> Result<()> {
+        let Some(row) = self.store.get_box(id)? else {
+            return Ok(());
+        };
+        self.store
+            .set_box_state(id, BoxState::Destroying, row.error.as_deref(), now_ms())?;
+        self.logins.forget(id);
+        let owned = self
+            .engine
+            .list_labelled(&[(labels::INSTANCE, &self.instance), (labels::BOX, id)])
+            .await?;
+        for (container, _) in &owned.containers {
+            self.engine.remove_container(container).await?;
+        }
+        for (network, _) in &owned.networks {
+            self.engine.remove_network(network).await?;
+        }
+        self.run_destroy_hooks(&row).await;
+        self.store.delete_box(id)?;
+        Ok(())
+    }
+
+    /// A failing destroy hook is logged, not fatal: the Docker objects are
+    /// already gone and keeping the row would only retry a broken hook
+    /// forever.
+    async fn run_destroy_hooks(&self, row: &BoxRow) {
+        let subject = HookBox {
+            image: &row.image,
+            box_id: &row.id,
+            description: &row.description,
+            project: &row.project,
+        };
+        for hook in self
+            .config
+            .hooks
+            .iter()
+            .filter(|h| h.events.iter().any(|e| e == EVENT_DESTROY))
+        {
+            let state = row
+                .hook_state
+                .get(&hook.name)
+                .cloned()
+                .unwrap_or(Value::Null);
+            if let Err(e) = hooks::run(hook, EVENT_DESTROY, &subject, &state).await {
+                tracing::error!(box_id = %row.id, error = %e, "box.destroy hook failed");
+            }
+        }
+    }
+}

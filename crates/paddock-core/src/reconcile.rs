@@ -1,0 +1,89 @@
+//! Restore and reconcile: make the store and the engine agree after a start.
+
+use std::collections::HashSet;
+
+use paddock_store::BoxState;
+use serde::Serialize;
+
+use crate::{BoxService, Result, labels};
+
+/// What a reconcile pass found and did, for the start-up log.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReconcileReport {
+    /// Boxes kept: row and container both present.
+    pub restored: usize,
+    /// Creates or destroys a crash interrupted, now finished (torn down).
+    pub finished: Vec<String>,
+    /// Boxes whose container had disappeared, dropped from the store.
+    pub dropped: Vec<String>,
+    /// This instance's labelled containers the store does not know.
+    pub unknown_containers: Vec<String>,
+    /// This instance's labelled networks the store does not know.
+    pub unknown_networks: Vec<String>,
+    /// Whether the unknown objects were removed (config `remove_unknown`).
+    pub removed_unknown: bool,
+}
+
+impl BoxService {
+    /// Runs once at start, before serving, and again from the maintenance
+    /// loop until it has succeeded (the engine may be down at start).
+    pub async fn reconcile(&self) -> Result<ReconcileReport> {
+        let mut report = ReconcileReport::default();
+        let rows = self.store.list_boxes()?;
+        let owned = self
+            .engine
+            .list_labelled(&[(labels::INSTANCE, &self.instance)])
+            .await?;
+        let with_container: HashSet<&str> = owned
+            .containers
+            .iter()
+            .filter_map(|(_, l)| l.get(labels::BOX).map(String::as_str))
+            .collect();
+
+        for row in &rows {
+            let _guard = self.lock_box(&row.id).await;
+            let interrupted = matches!(row.state, BoxState::Creating | BoxState::Destroying);
+            if interrupted {
+                self.teardown(&row.id).await?;
+                report.finished.push(row.id.clone());
+            } else if !with_container.contains(row.id.as_str()) {
+                self.teardown(&row.id).await?;
+                report.dropped.push(row.id.clone());
+            } else {
+                report.restored += 1;
+            }
+        }
+
+        let known: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        let unknown = |objects: &[(String, std::collections::HashMap<String, String>)]| {
+            objects
+                .iter()
+                .filter(|(_, l)| {
+                    l.get(labels::BOX)
+                        .is_none_or(|b| !known.contains(b.as_str()))
+                })
+                .map(|(id, _)| id.clone())
+                .collect::<Vec<_>>()
+        };
+        report.unknown_containers = unknown(&owned.containers);
+        report.unknown_networks = unknown(&owned.networks);
+        if self.config.reconcile.remove_unknown {
+            for id in &report.unknown_containers {
+                self.engine.remove_container(id).await?;
+            }
+            for id in &report.unknown_networks {
+                self.engine.remove_network(id).await?;
+            }
+            report.removed_unknown = true;
+        } else {
+            for id in report
+                .unknown_containers
+                .iter()
+                .chain(&report.unknown_networks)
+            {
+                tracing::warn!(object = %id, "paddock-labelled Docker object unknown to the store; set reconcile.remove_unknown to remove it");
+            }
+        }
+        Ok(report)
+    }
+}

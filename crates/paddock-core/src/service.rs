@@ -1,0 +1,153 @@
+//! [`BoxService`]: the one door to boxes for every front-end.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paddock_docker::Engine;
+use paddock_store::{BoxState, Store};
+
+use crate::activation::Logins;
+use crate::model::{BoxView, ExecResult};
+use crate::{CoreConfig, CoreError, Result, validate};
+
+pub struct BoxService {
+    pub(crate) store: Arc<Store>,
+    pub(crate) engine: Arc<Engine>,
+    pub(crate) config: CoreConfig,
+    /// Value of the `paddock.instance` label on everything this paddock makes.
+    pub(crate) instance: String,
+    /// One lock per box id: create, destroy and login relaunch of the same
+    /// box never interleave.
+    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) logins: Logins,
+}
+
+/// Whether each dependency answered; `Err` holds what went wrong.
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub store: std::result::Result<(), String>,
+    pub docker: std::result::Result<(), String>,
+}
+
+impl Health {
+    pub fn is_up(&self) -> bool {
+        self.store.is_ok() && self.docker.is_ok()
+    }
+}
+
+impl BoxService {
+    pub fn new(store: Arc<Store>, engine: Arc<Engine>, config: CoreConfig) -> Result<Arc<Self>> {
+        config.check().map_err(CoreError::Invalid)?;
+        let instance = if config.instance.is_empty() {
+            store.meta_or_insert("instance", || {
+                format!(
+                    "p{}",
+                    &crate::secret::hash_token(&crate::secret::new_token())[..12]
+                )
+            })?
+        } else {
+            config.instance.clone()
+        };
+        Ok(Arc::new(Self {
+            store,
+            engine,
+            config,
+            instance,
+            locks: Mutex::new(HashMap::new()),
+            logins: Logins::default(),
+        }))
+    }
+
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub(crate) async fn lock_box(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            locks.entry(id.to_owned()).or_default().clone()
+        };
+        lock.lock_owned().await
+    }
+
+    pub(crate) fn forget_lock(&self, id: &str) {
+        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
+            locks.remove(id);
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Result<BoxView> {
+        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        let row = self
+            .store
+            .get_box(id)?
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        Ok(BoxView::from(&row))
+    }
+
+    pub fn list(&self) -> Result<Vec<BoxView>> {
+        Ok(self.store.list_boxes()?.iter().map(BoxView::from).collect())
+    }
+
+    /// The container of a box that is up, or why there is none.
+    fn live_container(&self, id: &str) -> Result<String> {
+        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        let row = self
+            .store
+            .get_box(id)?
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        match (row.state, row.container_id) {
+            (BoxState::Creating, _) => Err(CoreError::Conflict(format!(
+                "box {id:?} is still being created"
+            ))),
+            (BoxState::Destroying, _) => Err(CoreError::Conflict(format!(
+                "box {id:?} is being destroyed"
+            ))),
+            (_, Some(container)) => Ok(container),
+            (_, None) => Err(CoreError::Conflict(format!("box {id:?} has no container"))),
+        }
+    }
+
+    /// Runs `command` with `/bin/sh -c` in the box.
+    pub async fn exec(&self, id: &str, command: &str) -> Result<ExecResult> {
+        validate::command(command)?;
+        let container = self.live_container(id)?;
+        let limit = self.config.boxes.exec_output_limit;
+        let timeout = self.config.boxes.exec_timeout_secs;
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+        let out = tokio::time::timeout(
+            Duration::from_secs(timeout),
+            self.engine.exec(&container, argv, limit),
+        )
+        .await
+        .map_err(|_| CoreError::ExecTimeout(timeout))??;
+        Ok(ExecResult {
+            stdout: out.stdout,
+            stderr: out.stderr,
+            exit_code: out.exit_code,
+            truncated: out.truncated,
+        })
+    }
+
+    /// The last `tail` lines of the box's console (capped at 10 000).
+    pub async fn logs(&self, id: &str, tail: Option<u32>) -> Result<String> {
+        let container = self.live_container(id)?;
+        let tail = tail.unwrap_or(100).min(10_000);
+        Ok(self.engine.logs(&container, tail).await?)
+    }
+
+    pub async fn health(&self) -> Health {
+        let store = self.store.ping().map_err(|e| e.to_string());
+        let docker = tokio::time::timeout(Duration::from_secs(3), self.engine.ping())
+            .await
+            .map_err(|_| "no answer within 3 s".to_owned())
+            .and_then(|r| r.map_err(|e| e.to_string()));
+        Health { store, docker }
+    }
+}

@@ -1,0 +1,131 @@
+//! Input checks shared by every front-end, so each refuses the same things
+//! with the same words.
+
+use crate::CoreError;
+
+pub const MAX_DESCRIPTION: usize = 1024;
+pub const MAX_COMMAND: usize = 64 * 1024;
+pub const MAX_IMAGE: usize = 255;
+
+/// Box ids and projects: lowercase DNS-label style, so they are safe in
+/// container names, network names, labels and URLs alike.
+fn check_slug(what: &str, value: &str) -> Result<(), CoreError> {
+    let ok = !value.is_empty()
+        && value.len() <= 63
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::Invalid(format!(
+            "{what} must be 1-63 characters of a-z, 0-9 and '-', not starting or ending with '-'"
+        )))
+    }
+}
+
+pub fn box_id(value: &str) -> Result<(), CoreError> {
+    check_slug("box_id", value)
+}
+
+pub fn project(value: &str) -> Result<(), CoreError> {
+    check_slug("project", value)
+}
+
+/// A Docker image reference: `[registry/]name[:tag][@digest]`.
+pub fn image(value: &str) -> Result<(), CoreError> {
+    let ok = !value.is_empty()
+        && value.len() <= MAX_IMAGE
+        && value.bytes().all(|b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'.' | b'_' | b'-' | b'/' | b':' | b'@')
+        })
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric())
+        && !value.contains("//");
+    if ok {
+        Ok(())
+    } else {
+        Err(CoreError::Invalid(
+            "image must be a Docker image reference (lowercase name, optional :tag or @digest)"
+                .into(),
+        ))
+    }
+}
+
+pub fn description(value: &str) -> Result<(), CoreError> {
+    if value.len() > MAX_DESCRIPTION {
+        return Err(CoreError::Invalid(format!(
+            "description is longer than {MAX_DESCRIPTION} bytes"
+        )));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(CoreError::Invalid(
+            "description contains control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+pub fn command(value: &str) -> Result<(), CoreError> {
+    if value.trim().is_empty() {
+        return Err(CoreError::Invalid("command is empty".into()));
+    }
+    if value.len() > MAX_COMMAND {
+        return Err(CoreError::Invalid(format!(
+            "command is longer than {MAX_COMMAND} bytes"
+        )));
+    }
+    if value.contains('\0') {
+        return Err(CoreError::Invalid("command contains a NUL byte".into()));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs() {
+        for ok in ["a", "demo-1", "x".repeat(63).as_str()] {
+            assert!(box_id(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "-a", "a-", "A", "a_b", "a/b", "../x", &"x".repeat(64)] {
+            assert!(box_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn images() {
+        for ok in [
+            "busybox",
+            "paddock-box:latest",
+            "reg.io:5000/a/b:1.2",
+            "a@sha256:ab",
+        ] {
+            assert!(image(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "UPPER", "a b", "a//b", ":tag", &"a".repeat(300)] {
+            assert!(image(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn descriptions_and_commands() {
+        assert!(description("fine\nmultiline").is_ok());
+        assert!(description("bell\x07").is_err());
+        assert!(description(&"d".repeat(2000)).is_err());
+        assert!(command("echo hi").is_ok());
+        assert!(command("  ").is_err());
+        assert!(command("a\0b").is_err());
+    }
+}

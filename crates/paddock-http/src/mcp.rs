@@ -1,0 +1,192 @@
+//! MCP over streamable HTTP. Tools return structured results; failures are
+//! tool errors (`isError`) whose text starts with the same stable code REST
+//! uses, e.g. `not_found: no box with id "x"`.
+
+use std::sync::Arc;
+
+use paddock_core::{BoxView, CoreError, CreateBox, CreatedBox, ExecResult};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::{AppState, HttpOptions, error::classify};
+
+#[derive(Clone)]
+pub(crate) struct BoxTools {
+    state: AppState,
+    tool_router: ToolRouter<Self>,
+}
+
+fn tool_error(e: CoreError) -> String {
+    let (status, code) = classify(&e);
+    if status.is_server_error() {
+        tracing::warn!(code, error = %e, "MCP tool failed");
+    }
+    format!("{code}: {e}")
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct BoxIdArgs {
+    /// The box's id.
+    box_id: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct LogsArgs {
+    box_id: String,
+    /// Trailing lines to return (default 100, at most 10000).
+    #[serde(default)]
+    tail: Option<u32>,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct ExecArgs {
+    box_id: String,
+    /// A shell command line, run with /bin/sh -c.
+    command: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct BoxList {
+    boxes: Vec<BoxView>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Destroyed {
+    box_id: String,
+    destroyed: bool,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Logs {
+    box_id: String,
+    logs: String,
+}
+
+#[tool_router(router = tool_router)]
+impl BoxTools {
+    fn new(state: AppState) -> Self {
+        Self {
+            state,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    fn boxes(&self) -> &Arc<paddock_core::BoxService> {
+        &self.state.boxes
+    }
+
+    #[tool(
+        name = "create_box",
+        description = "Create a sandboxed box for a project. If the image needs a login, the result carries activation_url: give that link to the person; they finish the login there. Never ask them for the code."
+    )]
+    async fn create_box(
+        &self,
+        Parameters(args): Parameters<CreateBox>,
+    ) -> Result<Json<CreatedBox>, String> {
+        self.boxes()
+            .create(args)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "get_box",
+        description = "Describe one box: project, image, state."
+    )]
+    async fn get_box(
+        &self,
+        Parameters(args): Parameters<BoxIdArgs>,
+    ) -> Result<Json<BoxView>, String> {
+        self.boxes().get(&args.box_id).map(Json).map_err(tool_error)
+    }
+
+    #[tool(name = "list_boxes", description = "List every box.")]
+    async fn list_boxes(&self) -> Result<Json<BoxList>, String> {
+        self.boxes()
+            .list()
+            .map(|boxes| Json(BoxList { boxes }))
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "destroy_box",
+        description = "Destroy a box and everything it holds."
+    )]
+    async fn destroy_box(
+        &self,
+        Parameters(args): Parameters<BoxIdArgs>,
+    ) -> Result<Json<Destroyed>, String> {
+        self.boxes()
+            .destroy(&args.box_id)
+            .await
+            .map(|()| {
+                Json(Destroyed {
+                    box_id: args.box_id,
+                    destroyed: true,
+                })
+            })
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "box_logs",
+        description = "The last lines of a box's console output."
+    )]
+    async fn box_logs(&self, Parameters(args): Parameters<LogsArgs>) -> Result<Json<Logs>, String> {
+        self.boxes()
+            .logs(&args.box_id, args.tail)
+            .await
+            .map(|logs| {
+                Json(Logs {
+                    box_id: args.box_id,
+                    logs,
+                })
+            })
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "exec_box",
+        description = "Run a shell command in a box; returns stdout, stderr and exit_code."
+    )]
+    async fn exec_box(
+        &self,
+        Parameters(args): Parameters<ExecArgs>,
+    ) -> Result<Json<ExecResult>, String> {
+        self.boxes()
+            .exec(&args.box_id, &args.command)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for BoxTools {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
+            "paddock runs sandboxed boxes for coding agents. Create a box per task, run commands with exec_box, destroy it when done.",
+        )
+    }
+}
+
+pub(crate) fn service(
+    state: AppState,
+    options: &HttpOptions,
+) -> StreamableHttpService<BoxTools, LocalSessionManager> {
+    let config = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(options.allowed_hosts.clone())
+        .with_cancellation_token(options.shutdown.child_token());
+    StreamableHttpService::new(
+        move || Ok(BoxTools::new(state.clone())),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
+}

@@ -1,0 +1,96 @@
+//! REST: `/api/v1/boxes[/{id}[/exec|/logs]]`.
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/boxes", get(list).post(create))
+        .route("/api/v1/boxes/{id}", get(get_one).delete(destroy))
+        .route("/api/v1/boxes/{id}/exec", post(exec))
+        .route("/api/v1/boxes/{id}/logs", get(logs))
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload
+        .map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Serialize)]
+struct BoxList {
+    boxes: Vec<BoxView>,
+}
+
+async fn list(State(s): State<AppState>) -> Result<Json<BoxList>, ApiError> {
+    Ok(Json(BoxList {
+        boxes: s.boxes.list()?,
+    }))
+}
+
+async fn create(
+    State(s): State<AppState>,
+    payload: Result<Json<CreateBox>, JsonRejection>,
+) -> Result<(StatusCode, Json<CreatedBox>), ApiError> {
+    let created = s.boxes.create(body(payload)?).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+async fn get_one(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<BoxView>, ApiError> {
+    Ok(Json(s.boxes.get(&id)?))
+}
+
+async fn destroy(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    s.boxes.destroy(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExecRequest {
+    command: String,
+}
+
+async fn exec(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<ExecRequest>, JsonRejection>,
+) -> Result<Json<ExecResult>, ApiError> {
+    let req = body(payload)?;
+    Ok(Json(s.boxes.exec(&id, &req.command).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogsQuery {
+    tail: Option<u32>,
+}
+
+#[derive(Serialize)]
+struct Logs {
+    logs: String,
+}
+
+async fn logs(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<LogsQuery>, QueryRejection>,
+) -> Result<Json<Logs>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(Logs {
+        logs: s.boxes.logs(&id, q.tail).await?,
+    }))
+}

@@ -1,0 +1,199 @@
+//! `paddock box …`.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Subcommand;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::http::{Client, Connection};
+use super::table;
+
+#[derive(clap::Args)]
+pub struct BoxArgs {
+    #[command(flatten)]
+    conn: Connection,
+    #[command(subcommand)]
+    command: BoxCommand,
+}
+
+#[derive(Subcommand)]
+enum BoxCommand {
+    /// Create a box.
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long)]
+        image: Option<String>,
+        /// Box id (generated when omitted).
+        #[arg(long = "id")]
+        box_id: Option<String>,
+        #[arg(long)]
+        description: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List boxes.
+    Ls {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one box.
+    Get {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command in a box; exits with the command's exit code.
+    Exec {
+        id: String,
+        /// Command line, run with /bin/sh -c.
+        #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a box's recent console output.
+    Logs {
+        id: String,
+        #[arg(long, default_value_t = 100)]
+        tail: u32,
+    },
+    /// Destroy a box.
+    Rm { id: String },
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or("").to_owned()
+}
+
+fn box_rows(boxes: &[Value]) -> String {
+    let rows: Vec<Vec<String>> = boxes
+        .iter()
+        .map(|b| {
+            vec![
+                text(&b["box_id"]),
+                text(&b["project"]),
+                text(&b["state"]),
+                text(&b["image"]),
+                text(&b["created_at"]),
+                text(&b["description"]),
+            ]
+        })
+        .collect();
+    table::render(
+        &["ID", "PROJECT", "STATE", "IMAGE", "CREATED", "DESCRIPTION"],
+        &rows,
+    )
+}
+
+fn path_id(id: &str) -> String {
+    // Ids are validated server-side; this only keeps the URL well-formed.
+    id.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.conn)?;
+    match args.command {
+        BoxCommand::Create {
+            project,
+            image,
+            box_id,
+            description,
+            json,
+        } => {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.set_message(format!("creating a box for {project}…"));
+            spinner.enable_steady_tick(Duration::from_millis(100));
+            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description});
+            let created: Result<Value, _> = client
+                .call(Method::POST, "/api/v1/boxes", Some(&body))
+                .await;
+            spinner.finish_and_clear();
+            let created = created?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&created)?);
+            } else {
+                println!(
+                    "created box {} ({})",
+                    text(&created["box_id"]),
+                    text(&created["state"])
+                );
+                if let Some(url) = created["activation_url"].as_str() {
+                    println!("activate it at {url}");
+                }
+            }
+        }
+        BoxCommand::Ls { json } => {
+            let list: Value = client.call(Method::GET, "/api/v1/boxes", None).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list["boxes"])?);
+            } else {
+                let boxes = list["boxes"].as_array().cloned().unwrap_or_default();
+                println!("{}", box_rows(&boxes));
+            }
+        }
+        BoxCommand::Get { id, json } => {
+            let b: Value = client
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/boxes/{}", path_id(&id)),
+                    None,
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&b)?);
+            } else {
+                println!("{}", box_rows(std::slice::from_ref(&b)));
+                if let Some(e) = b["error"].as_str() {
+                    println!("error: {e}");
+                }
+            }
+        }
+        BoxCommand::Exec { id, command, json } => {
+            let body = json!({"command": command.join(" ")});
+            let out: Value = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/boxes/{}/exec", path_id(&id)),
+                    Some(&body),
+                )
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&out)?);
+                return Ok(ExitCode::SUCCESS);
+            }
+            print!("{}", text(&out["stdout"]));
+            eprint!("{}", text(&out["stderr"]));
+            let code = out["exit_code"].as_i64().unwrap_or(1);
+            return Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)));
+        }
+        BoxCommand::Logs { id, tail } => {
+            let out: Value = client
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/boxes/{}/logs?tail={tail}", path_id(&id)),
+                    None,
+                )
+                .await?;
+            print!("{}", text(&out["logs"]));
+        }
+        BoxCommand::Rm { id } => {
+            let _: Value = client
+                .call(
+                    Method::DELETE,
+                    &format!("/api/v1/boxes/{}", path_id(&id)),
+                    None,
+                )
+                .await?;
+            println!("destroyed box {id}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,74 @@
+//! The REST client shared by every command.
+
+use anyhow::{Context, anyhow};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+#[derive(clap::Args, Clone)]
+pub struct Connection {
+    /// paddock's address.
+    #[arg(
+        long,
+        env = "PADDOCK_URL",
+        default_value = "http://127.0.0.1:7878",
+        global = true
+    )]
+    pub url: String,
+    /// API token.
+    #[arg(long, env = "PADDOCK_TOKEN", hide_env_values = true, global = true)]
+    pub token: Option<String>,
+}
+
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Client {
+    pub fn new(conn: &Connection) -> anyhow::Result<Self> {
+        Ok(Self {
+            http: reqwest::Client::builder()
+                .build()
+                .context("cannot build the HTTP client")?,
+            base: conn.url.trim_end_matches('/').to_owned(),
+            token: conn.token.clone(),
+        })
+    }
+
+    /// Sends a request; a non-2xx answer becomes the server's own message.
+    pub async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> anyhow::Result<T> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| anyhow!("cannot reach paddock at {}: {e}", self.base))?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the response")?;
+        if !status.is_success() {
+            let message = serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+            return Err(anyhow!("{message} (HTTP {})", status.as_u16()));
+        }
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            "null".into()
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).context("paddock answered with unexpected JSON")
+    }
+}

@@ -1,0 +1,8 @@
+//! Command-line clients of the REST API. They hold no box logic: every
+//! command is one request, and every failure is the server's message.
+
+mod boxes;
+mod http;
+mod table;
+
+pub use boxes::{BoxArgs, run_box};

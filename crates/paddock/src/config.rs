@@ -1,0 +1,280 @@
+//! Configuration: a TOML file, then `PADDOCK_<SECTION>__<KEY>` environment
+//! variables, then flags (and their `PADDOCK_*` env twins), each overriding
+//! the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use paddock_core::CoreConfig;
+use paddock_core::config::{
+    ActivationConfig, BoxLimits, HookConfig, ImageProfile, ReconcileConfig,
+};
+use serde::Deserialize;
+
+use crate::ServeArgs;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaddockConfig {
+    pub server: ServerConfig,
+    pub public_url: Option<String>,
+    pub instance: String,
+    pub boxes: BoxLimits,
+    pub activation: ActivationConfig,
+    pub profiles: Vec<ImageProfile>,
+    pub hooks: Vec<HookConfig>,
+    pub reconcile: ReconcileConfig,
+}
+
+impl Default for PaddockConfig {
+    fn default() -> Self {
+        let core = CoreConfig::default();
+        Self {
+            server: ServerConfig::default(),
+            public_url: None,
+            instance: core.instance,
+            boxes: core.boxes,
+            activation: core.activation,
+            profiles: core.profiles,
+            hooks: core.hooks,
+            reconcile: core.reconcile,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: Option<PathBuf>,
+    pub docker_host: Option<String>,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Per component: how long each may take to stop.
+    pub shutdown_timeout_secs: u64,
+    /// Extra `Host` values MCP accepts besides loopback and the public URL's.
+    pub allowed_hosts: Vec<String>,
+    pub clearance_socket: Option<PathBuf>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:7878".into(),
+            data_dir: None,
+            docker_host: None,
+            log_format: "text".into(),
+            shutdown_timeout_secs: 10,
+            allowed_hosts: Vec::new(),
+            clearance_socket: None,
+        }
+    }
+}
+
+/// Everything `serve` needs, resolved.
+pub struct Resolved {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub docker_host: Option<String>,
+    pub log_format: String,
+    pub shutdown_timeout_secs: u64,
+    pub allowed_hosts: Vec<String>,
+    pub core: CoreConfig,
+}
+
+pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
+    let mut table = match &args.config {
+        Some(path) => read_file(path)?,
+        None => toml::Table::new(),
+    };
+    apply_env(&mut table, std::env::vars())?;
+    let mut config: PaddockConfig = toml::Value::Table(table)
+        .try_into()
+        .context("invalid configuration")?;
+    if let Some(v) = &args.listen {
+        config.server.listen = v.clone();
+    }
+    if let Some(v) = &args.data_dir {
+        config.server.data_dir = Some(v.clone());
+    }
+    if let Some(v) = &args.public_url {
+        config.public_url = Some(v.clone());
+    }
+    if let Some(v) = &args.docker_host {
+        config.server.docker_host = Some(v.clone());
+    }
+    if let Some(v) = &args.clearance_socket {
+        config.server.clearance_socket = Some(v.clone());
+    }
+    resolve(config)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    text.parse::<toml::Table>()
+        .with_context(|| format!("config file {} is not valid TOML", path.display()))
+}
+
+/// `PADDOCK_BOXES__MAX_BOXES=8` sets `boxes.max_boxes`. Values are read as
+/// TOML (numbers, booleans, arrays) and fall back to plain strings.
+fn apply_env(
+    table: &mut toml::Table,
+    vars: impl Iterator<Item = (String, String)>,
+) -> anyhow::Result<()> {
+    for (name, value) in vars {
+        let Some(path) = name.strip_prefix("PADDOCK_") else {
+            continue;
+        };
+        if !path.contains("__") {
+            continue;
+        }
+        let keys: Vec<String> = path.split("__").map(str::to_lowercase).collect();
+        let parsed = format!("v = {value}")
+            .parse::<toml::Table>()
+            .ok()
+            .and_then(|mut t| t.remove("v"))
+            .unwrap_or(toml::Value::String(value.clone()));
+        let mut node = &mut *table;
+        for key in &keys[..keys.len() - 1] {
+            let entry = node
+                .entry(key.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            node = entry
+                .as_table_mut()
+                .with_context(|| format!("{name}: {key} is not a table"))?;
+        }
+        node.insert(keys[keys.len() - 1].clone(), parsed);
+    }
+    Ok(())
+}
+
+fn default_data_dir() -> PathBuf {
+    let is_root = std::env::var("USER").is_ok_and(|u| u == "root")
+        || std::fs::metadata("/proc/self").is_ok_and(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.uid() == 0
+        });
+    if is_root {
+        return PathBuf::from("/var/lib/paddock");
+    }
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(xdg).join("paddock");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| ".".into());
+    PathBuf::from(home).join(".local/share/paddock")
+}
+
+fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
+    let listen: SocketAddr = config
+        .server
+        .listen
+        .parse()
+        .with_context(|| format!("listen address {:?} is not IP:PORT", config.server.listen))?;
+    if !listen.ip().is_loopback() {
+        bail!(
+            "refusing to listen on {listen}: paddock has no authentication configured yet, \
+             so it only binds loopback addresses (use 127.0.0.1 and a reverse proxy or SSH tunnel)"
+        );
+    }
+    if !matches!(config.server.log_format.as_str(), "text" | "json") {
+        bail!("server.log_format must be \"text\" or \"json\"");
+    }
+    let public_url = config
+        .public_url
+        .unwrap_or_else(|| format!("http://{listen}"));
+    let mut allowed_hosts = vec![
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ];
+    if let Some(host) = public_url
+        .split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .filter(|h| !h.is_empty())
+    {
+        allowed_hosts.push(host.to_owned());
+    }
+    allowed_hosts.extend(config.server.allowed_hosts);
+    let core = CoreConfig {
+        public_url,
+        instance: config.instance,
+        boxes: config.boxes,
+        activation: config.activation,
+        profiles: config.profiles,
+        hooks: config.hooks,
+        reconcile: config.reconcile,
+    };
+    core.check()
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    Ok(Resolved {
+        listen,
+        data_dir: config.server.data_dir.unwrap_or_else(default_data_dir),
+        docker_host: config.server.docker_host,
+        log_format: config.server.log_format,
+        shutdown_timeout_secs: config.server.shutdown_timeout_secs,
+        allowed_hosts,
+        core,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(list: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn env_overrides_nested_keys_with_typed_values() {
+        let mut table: toml::Table = "[boxes]\nmax_boxes = 3\n".parse().unwrap();
+        apply_env(
+            &mut table,
+            vars(&[
+                ("PADDOCK_BOXES__MAX_BOXES", "7"),
+                ("PADDOCK_SERVER__LISTEN", "127.0.0.1:9"),
+                ("PADDOCK_LISTEN", "ignored-here"),
+                ("OTHER__X", "1"),
+            ]),
+        )
+        .unwrap();
+        let config: PaddockConfig = toml::Value::Table(table).try_into().unwrap();
+        assert_eq!(config.boxes.max_boxes, 7);
+        assert_eq!(config.server.listen, "127.0.0.1:9");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let table: toml::Table = "[boxes]\nmax_boxs = 3\n".parse().unwrap();
+        let err = toml::Value::Table(table)
+            .try_into::<PaddockConfig>()
+            .unwrap_err();
+        assert!(err.to_string().contains("max_boxs"), "{err}");
+    }
+
+    #[test]
+    fn non_loopback_listen_is_refused() {
+        let mut config = PaddockConfig::default();
+        config.server.listen = "0.0.0.0:7878".into();
+        let err = resolve(config).err().unwrap().to_string();
+        assert!(err.contains("refusing to listen"), "{err}");
+    }
+
+    #[test]
+    fn public_url_host_is_allowed_for_mcp() {
+        let mut config = PaddockConfig::default();
+        config.public_url = Some("https://paddock.example:8443/base".into());
+        let resolved = resolve(config).unwrap();
+        assert!(
+            resolved
+                .allowed_hosts
+                .contains(&"paddock.example:8443".to_owned())
+        );
+    }
+}

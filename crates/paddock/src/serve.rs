@@ -1,0 +1,140 @@
+//! `paddock serve`: open the store, reconcile with Docker, then serve.
+//!
+//! Start is transactional: everything that can fail to bind is bound before
+//! any component starts, and a failure stops whatever was started before
+//! the error surfaces.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use paddock_core::BoxService;
+use paddock_docker::Engine;
+use paddock_store::Store;
+use tokio::net::TcpListener;
+use tracing_subscriber::EnvFilter;
+
+use crate::ServeArgs;
+use crate::config::{self, Resolved};
+use crate::supervisor::Supervisor;
+
+const RECONCILE_AT_START: Duration = Duration::from_secs(30);
+
+fn init_logging(format: &str) {
+    let filter = EnvFilter::try_from_env("PADDOCK_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,paddock=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = config::load(&args)?;
+    init_logging(&config.log_format);
+    let Resolved {
+        listen,
+        data_dir,
+        docker_host,
+        shutdown_timeout_secs,
+        allowed_hosts,
+        core,
+        ..
+    } = config;
+
+    let db = data_dir.join("paddock.db");
+    let store = Arc::new(
+        Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
+    );
+    let engine = Arc::new(Engine::new(docker_host));
+    let boxes = BoxService::new(store, engine, core)?;
+
+    let reconciled = match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                restored = report.restored,
+                finished = ?report.finished,
+                dropped = ?report.dropped,
+                unknown_containers = ?report.unknown_containers,
+                unknown_networks = ?report.unknown_networks,
+                removed_unknown = report.removed_unknown,
+                "restored boxes"
+            );
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot reconcile with docker yet; boxes stay as stored until it answers");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                "docker did not answer the start-up reconcile in time; retrying in the background"
+            );
+            false
+        }
+    };
+
+    // Bind before starting anything, so a taken port leaves nothing running.
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+
+    let mut supervisor = Supervisor::new(Duration::from_secs(shutdown_timeout_secs));
+    let maintained = boxes.clone();
+    supervisor.start("maintenance", move |stop| {
+        maintained.maintain(reconciled, stop)
+    });
+
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = paddock_http::router(
+        boxes.clone(),
+        paddock_http::HttpOptions {
+            allowed_hosts,
+            shutdown: shutdown.clone(),
+        },
+    );
+    supervisor.start("http", move |stop| async move {
+        let graceful = stop.clone();
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                graceful.cancelled().await;
+                shutdown.cancel();
+            })
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "http server failed");
+        }
+    });
+
+    tracing::info!(instance = boxes.instance(), data_dir = %data_dir.display(), "paddock serving");
+    // A line on stdout for scripts and tests that start paddock on port 0.
+    println!("paddock: listening on http://{bound}");
+
+    let failure = supervisor.failure();
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        _ = failure.cancelled() => tracing::error!("a component failed; shutting down"),
+    }
+    supervisor.shutdown().await;
+    if failure.is_cancelled() {
+        anyhow::bail!("a component failed; see the log");
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
