@@ -1,0 +1,318 @@
+//! Test harness: a real `paddock serve` process against the real Docker
+//! engine, with its own data dir and instance label, cleaned up on drop
+//! (also when the test fails).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const TEST_IMAGE: &str = "paddock-test-box:test";
+/// Both appear in the fake login's authorize URL / are its accepted code;
+/// neither may ever show up outside the activation page and the box.
+pub const URL_SECRET: &str = "st4te-s3cret";
+pub const GOOD_CODE: &str = "let-me-in";
+
+pub fn paddock_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_paddock")
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+pub fn docker(args: &[&str]) -> std::process::Output {
+    Command::new("docker")
+        .args(args)
+        .output()
+        .expect("the docker CLI runs")
+}
+
+/// Builds the busybox test image once per test binary (offline: busybox
+/// comes from Debian's busybox-static on this machine).
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        let bin = ctx.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(ctx.path().join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox"))
+            .expect("/bin/busybox exists (Debian package busybox-static)");
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+            }
+        }
+        for f in ["Dockerfile", "fake-login"] {
+            std::fs::copy(fixtures().join("box-image").join(f), ctx.path().join(f)).unwrap();
+        }
+        let out = docker(&["build", "-q", "-t", TEST_IMAGE, ctx.path().to_str().unwrap()]);
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    TEST_IMAGE
+}
+
+/// Polls `check` until it yields a value or the deadline passes.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Options for one paddock under test.
+#[derive(Clone)]
+pub struct Options {
+    /// Extra TOML appended to the generated config.
+    pub extra_toml: String,
+    pub ttl_secs: u64,
+    pub max_boxes: u32,
+    pub docker_host: Option<String>,
+    pub login_profile: bool,
+    pub env: Vec<(String, String)>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            extra_toml: String::new(),
+            ttl_secs: 300,
+            max_boxes: 32,
+            docker_host: None,
+            login_profile: true,
+            env: Vec::new(),
+        }
+    }
+}
+
+pub struct Paddock {
+    pub dir: tempfile::TempDir,
+    pub instance: String,
+    pub url: String,
+    child: Option<Child>,
+    options: Options,
+    listen: String,
+    pub http: reqwest::Client,
+}
+
+impl Paddock {
+    pub fn start(options: Options) -> Self {
+        static SEQ: AtomicU32 = AtomicU32::new(0);
+        let image = test_image();
+        let instance = format!(
+            "test-{}-{}",
+            std::process::id(),
+            SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let profile = if options.login_profile {
+            format!(
+                "[[profiles]]\nimage = \"{image}\"\nlogin_command = [\"/usr/local/bin/fake-login\"]\n\
+                 url_pattern = 'https://auth\\.paddock\\.test/\\S+'\n"
+            )
+        } else {
+            String::new()
+        };
+        let config = format!(
+            "instance = \"{instance}\"\n{extra}\n[boxes]\ndefault_image = \"{image}\"\nmax_boxes = {max}\n\
+             memory_mib = 256\ncpus = 0.5\npids_limit = 64\n\
+             [activation]\nttl_secs = {ttl}\nreap_interval_secs = 1\nurl_timeout_secs = 10\n{profile}",
+            extra = options.extra_toml,
+            max = options.max_boxes,
+            ttl = options.ttl_secs,
+        );
+        std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+        let mut p = Self {
+            dir,
+            instance,
+            url: String::new(),
+            child: None,
+            options,
+            listen: "127.0.0.1:0".into(),
+            http: reqwest::Client::new(),
+        };
+        p.spawn();
+        p
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("paddock.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .unwrap();
+        let mut cmd = Command::new(paddock_bin());
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(self.dir.path().join("paddock.toml"))
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .arg("--listen")
+            .arg(&self.listen)
+            .env("PADDOCK_LOG", "debug")
+            .env_remove("PADDOCK_CONFIG")
+            .stdout(Stdio::piped())
+            .stderr(log);
+        if let Some(host) = &self.options.docker_host {
+            cmd.arg("--docker-host").arg(host);
+        }
+        for (k, v) in &self.options.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("paddock starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            if let Some(Ok(line)) = lines.next() {
+                let _ = tx.send(line);
+            }
+            for _ in lines {}
+        });
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("paddock did not start; log:\n{}", self.log()));
+        self.url = line
+            .strip_prefix("paddock: listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        // A restart must come back on the same address: activation links
+        // and clients hold it.
+        self.listen = self.url.trim_start_matches("http://").to_owned();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL, no chance to clean up.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM and wait: the clean stop.
+    pub fn stop(&mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        child.wait().unwrap()
+    }
+
+    pub fn restart(&mut self) {
+        self.spawn();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        status_json(r).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(r).await
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let r = self.http.delete(format!("{}{path}", self.url)).send().await.unwrap();
+        status_json(r).await
+    }
+
+    /// Runs the `paddock` CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(paddock_bin())
+            .args(args)
+            .env("PADDOCK_URL", &self.url)
+            .output()
+            .unwrap()
+    }
+
+    /// This instance's containers and networks, by name.
+    pub fn docker_objects(&self) -> (Vec<String>, Vec<String>) {
+        let filter = format!("label=paddock.instance={}", self.instance);
+        let names = |args: &[&str]| -> Vec<String> {
+            let out = docker(args);
+            let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .map(str::to_owned)
+                .filter(|l| !l.is_empty())
+                .collect();
+            v.sort();
+            v
+        };
+        (
+            names(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
+            names(&["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+        )
+    }
+}
+
+async fn status_json(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    let value = if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    (status, value)
+}
+
+/// Removes every Docker object of one instance.
+pub fn sweep(instance: &str) {
+    let filter = format!("label=paddock.instance={instance}");
+    let ids = docker(&["ps", "-aq", "--filter", &filter]);
+    for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
+        docker(&["rm", "-f", "-v", id]);
+    }
+    let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
+    for id in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
+        docker(&["network", "rm", id]);
+    }
+}
+
+impl Drop for Paddock {
+    fn drop(&mut self) {
+        self.kill9();
+        sweep(&self.instance);
+    }
+}
+
+/// The activation token is the last path segment of the activation URL.
+pub fn activation_url(created: &Value) -> String {
+    created["activation_url"]
+        .as_str()
+        .expect("an activation_url")
+        .to_owned()
+}
