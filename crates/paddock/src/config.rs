@@ -80,6 +80,9 @@ pub struct Resolved {
     pub log_format: String,
     pub shutdown_timeout_secs: u64,
     pub allowed_hosts: Vec<String>,
+    /// False when `public_url` defaults to the listen address, which
+    /// `serve` then replaces with the address actually bound (port 0).
+    pub explicit_public_url: bool,
     pub core: CoreConfig,
 }
 
@@ -181,6 +184,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
     if !matches!(config.server.log_format.as_str(), "text" | "json") {
         bail!("server.log_format must be \"text\" or \"json\"");
     }
+    let explicit_public_url = config.public_url.is_some();
     let public_url = config
         .public_url
         .unwrap_or_else(|| format!("http://{listen}"));
@@ -216,6 +220,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         log_format: config.server.log_format,
         shutdown_timeout_secs: config.server.shutdown_timeout_secs,
         allowed_hosts,
+        explicit_public_url,
         core,
     })
 }

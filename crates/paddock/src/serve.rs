@@ -42,9 +42,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         docker_host,
         shutdown_timeout_secs,
         allowed_hosts,
-        core,
+        explicit_public_url,
+        mut core,
         ..
     } = config;
+
+    // Bind before starting anything, so a taken port leaves nothing running.
+    let listener = TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let bound = listener.local_addr()?;
+    if !explicit_public_url {
+        core.public_url = format!("http://{bound}");
+    }
 
     let db = data_dir.join("paddock.db");
     let store = Arc::new(
@@ -77,12 +87,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             false
         }
     };
-
-    // Bind before starting anything, so a taken port leaves nothing running.
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
-    let bound = listener.local_addr()?;
 
     let mut supervisor = Supervisor::new(Duration::from_secs(shutdown_timeout_secs));
     let maintained = boxes.clone();

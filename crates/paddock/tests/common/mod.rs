@@ -221,6 +221,8 @@ impl Paddock {
     }
 
     pub fn restart(&mut self) {
+        // Pooled connections died with the old process.
+        self.http = reqwest::Client::new();
         self.spawn();
     }
 

@@ -1,0 +1,72 @@
+//! The `paddock box` CLI as a client of a running paddock.
+
+mod common;
+
+use common::{Options, Paddock};
+
+fn text(o: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn lifecycle_over_the_cli() {
+    let p = Paddock::start(Options::default());
+    let out = p.cli(&["box", "create", "--project", "demo", "--id", "cli-1", "--description", "via cli"]);
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("created box cli-1 (pending_activation)"), "{stdout}");
+    assert!(stdout.contains("activate it at http://"), "{stdout}");
+
+    let out = p.cli(&["box", "ls"]);
+    let (stdout, _) = text(&out);
+    let mut lines = stdout.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with("ID") && header.contains("PROJECT") && header.contains("STATE"));
+    let row = lines.next().unwrap();
+    assert!(row.starts_with("cli-1") && row.contains("demo") && row.contains("via cli"), "{row}");
+
+    let out = p.cli(&["box", "ls", "--json"]);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list[0]["box_id"], "cli-1");
+
+    let out = p.cli(&["box", "get", "cli-1", "--json"]);
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(got["state"], "pending_activation");
+
+    let out = p.cli(&["box", "exec", "cli-1", "--", "echo", "hello;", "exit", "4"]);
+    let (stdout, _) = text(&out);
+    assert_eq!(stdout, "hello\n");
+    assert_eq!(out.status.code(), Some(4), "the box's exit code is the CLI's");
+
+    let out = p.cli(&["box", "logs", "cli-1", "--tail", "10"]);
+    assert!(out.status.success(), "{}", text(&out).1);
+
+    let out = p.cli(&["box", "rm", "cli-1"]);
+    assert!(out.status.success());
+    assert_eq!(text(&out).0, "destroyed box cli-1\n");
+
+    for args in [
+        &["box", "get", "cli-1"][..],
+        &["box", "rm", "cli-1"],
+        &["box", "exec", "cli-1", "true"],
+    ] {
+        let out = p.cli(args);
+        let (_, stderr) = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(stderr.contains("no box with id \"cli-1\""), "{stderr}");
+    }
+}
+
+#[test]
+fn an_unreachable_paddock_is_a_clear_error() {
+    let out = std::process::Command::new(common::paddock_bin())
+        .args(["box", "ls", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot reach paddock at http://127.0.0.1:9"), "{stderr}");
+}
