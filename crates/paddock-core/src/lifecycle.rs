@@ -78,7 +78,7 @@ impl BoxService {
             }
             Err(err) => {
                 tracing::warn!(box_id = %id, error = %err, "box creation failed; tearing down");
-                if let Err(e) = self.teardown(&id).await {
+                if let Err(e) = self.undo_create(&id, &err).await {
                     tracing::error!(box_id = %id, error = %e, "teardown after a failed create failed; the next start finishes it");
                 }
                 Err(err)
@@ -169,6 +169,23 @@ impl BoxService {
             files.extend(outcome.files);
         }
         Ok(files)
+    }
+
+    /// When the engine could not be reached before any Docker object was
+    /// made, there is nothing in Docker to look for (and no way to look):
+    /// undo the hooks and drop the row now rather than leave a `destroying`
+    /// row waiting for the engine.
+    async fn undo_create(&self, id: &str, cause: &CoreError) -> Result<()> {
+        let Some(row) = self.store.get_box(id)? else {
+            return Ok(());
+        };
+        let untouched = row.network_id.is_none() && row.container_id.is_none();
+        if untouched && matches!(cause, CoreError::EngineUnavailable(_) | CoreError::Hook { .. }) {
+            self.run_destroy_hooks(&row).await;
+            self.store.delete_box(id)?;
+            return Ok(());
+        }
+        self.teardown(id).await
     }
 
     /// Destroys a box: container, network, hook state, row.

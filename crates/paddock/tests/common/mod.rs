@@ -105,7 +105,7 @@ pub struct Paddock {
     pub instance: String,
     pub url: String,
     child: Option<Child>,
-    options: Options,
+    pub options: Options,
     listen: String,
     pub http: reqwest::Client,
 }
