@@ -117,7 +117,7 @@ impl BoxService {
             cmd: (!limits.command.is_empty()).then(|| limits.command.clone()),
             network: name,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),
-            nano_cpus: (limits.cpus > 0.0).then(|| (limits.cpus * 1e9) as i64),
+            nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
             pids_limit: (limits.pids_limit > 0).then_some(limits.pids_limit),
             cap_drop: limits.cap_drop.clone(),
         };
@@ -180,7 +180,12 @@ impl BoxService {
             return Ok(());
         };
         let untouched = row.network_id.is_none() && row.container_id.is_none();
-        if untouched && matches!(cause, CoreError::EngineUnavailable(_) | CoreError::Hook { .. }) {
+        if untouched
+            && matches!(
+                cause,
+                CoreError::EngineUnavailable(_) | CoreError::Hook { .. }
+            )
+        {
             self.run_destroy_hooks(&row).await;
             self.store.delete_box(id)?;
             return Ok(());

@@ -273,8 +273,10 @@ mod tests {
 
     #[test]
     fn public_url_host_is_allowed_for_mcp() {
-        let mut config = PaddockConfig::default();
-        config.public_url = Some("https://paddock.example:8443/base".into());
+        let config = PaddockConfig {
+            public_url: Some("https://paddock.example:8443/base".into()),
+            ..PaddockConfig::default()
+        };
         let resolved = resolve(config).unwrap();
         assert!(
             resolved

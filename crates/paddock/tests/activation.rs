@@ -17,13 +17,22 @@ fn md5(text: &str) -> String {
             c.wait_with_output()
         })
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).split_whitespace().next().unwrap().to_owned()
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_owned()
 }
 
 #[tokio::test]
 async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
     let p = Paddock::start(Options::default());
-    let (status, created) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-1"})).await;
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-1"}),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["state"], "pending_activation");
     let url = common::activation_url(&created);
@@ -35,20 +44,44 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
     assert_eq!(page.headers()["cache-control"], "no-store");
     assert_eq!(page.headers()["referrer-policy"], "no-referrer");
     let html = page.text().await.unwrap();
-    assert!(html.contains(URL_SECRET), "the page shows the authorize URL");
+    assert!(
+        html.contains(URL_SECRET),
+        "the page shows the authorize URL"
+    );
     assert!(html.contains("https://auth.paddock.test/oauth/authorize?client_id=demo&amp;state="));
 
-    let done = p.http.post(&url).form(&[("code", GOOD_CODE)]).send().await.unwrap();
+    let done = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap().contains("Signed in"));
 
     let (_, got) = p.get("/api/v1/boxes/act-1").await;
     assert_eq!(got["state"], "ready");
-    let (_, out) = p.post("/api/v1/boxes/act-1/exec", json!({"command": "cat /tmp/received-code.md5"})).await;
-    assert_eq!(out["stdout"].as_str().unwrap().trim(), md5(GOOD_CODE), "the code reached the login's stdin");
+    let (_, out) = p
+        .post(
+            "/api/v1/boxes/act-1/exec",
+            json!({"command": "cat /tmp/received-code.md5"}),
+        )
+        .await;
+    assert_eq!(
+        out["stdout"].as_str().unwrap().trim(),
+        md5(GOOD_CODE),
+        "the code reached the login's stdin"
+    );
 
     // Single use.
-    let again = p.http.post(&url).form(&[("code", GOOD_CODE)]).send().await.unwrap();
+    let again = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.status(), 404);
     let again = p.http.get(&url).send().await.unwrap();
     assert_eq!(again.status(), 404);
@@ -67,14 +100,28 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
 #[tokio::test]
 async fn a_wrong_code_fails_the_box_without_echoing_the_code() {
     let p = Paddock::start(Options::default());
-    let (_, created) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-2"})).await;
+    let (_, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-2"}),
+        )
+        .await;
     let url = common::activation_url(&created);
     let wrong = "wrong-c0de-xyz";
-    let done = p.http.post(&url).form(&[("code", wrong)]).send().await.unwrap();
+    let done = p
+        .http
+        .post(&url)
+        .form(&[("code", wrong)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 422);
     let html = done.text().await.unwrap();
     assert!(html.contains("exited with 1"), "{html}");
-    assert!(!html.contains(wrong), "the failure page must not echo the code");
+    assert!(
+        !html.contains(wrong),
+        "the failure page must not echo the code"
+    );
     let (_, got) = p.get("/api/v1/boxes/act-2").await;
     assert_eq!(got["state"], "failed");
     let error = got["error"].as_str().unwrap();
@@ -85,33 +132,65 @@ async fn a_wrong_code_fails_the_box_without_echoing_the_code() {
 #[tokio::test]
 async fn bad_links_and_codes_are_refused_without_spending_the_link() {
     let p = Paddock::start(Options::default());
-    for bad in ["/activate/nope", "/activate/", &format!("/activate/{}", "x".repeat(300))] {
+    for bad in [
+        "/activate/nope",
+        "/activate/",
+        &format!("/activate/{}", "x".repeat(300)),
+    ] {
         let r = p.http.get(format!("{}{bad}", p.url)).send().await.unwrap();
         assert_eq!(r.status(), 404, "{bad}");
     }
-    let (_, created) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-3"})).await;
+    let (_, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-3"}),
+        )
+        .await;
     let url = common::activation_url(&created);
     for code in ["", "two\nlines"] {
-        let r = p.http.post(&url).form(&[("code", code)]).send().await.unwrap();
+        let r = p
+            .http
+            .post(&url)
+            .form(&[("code", code)])
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{code:?}");
     }
     let r = p.http.post(&url).body("no form here").send().await.unwrap();
     assert_eq!(r.status(), 400);
     // The link still works after the refusals.
-    let r = p.http.post(&url).form(&[("code", GOOD_CODE)]).send().await.unwrap();
+    let r = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 }
 
 #[tokio::test]
 async fn a_restart_relaunches_the_login_behind_the_same_link() {
     let mut p = Paddock::start(Options::default());
-    let (_, created) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-4"})).await;
+    let (_, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-4"}),
+        )
+        .await;
     let url = common::activation_url(&created);
     p.kill9();
     p.restart();
     let page = p.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let r = p.http.post(&url).form(&[("code", GOOD_CODE)]).send().await.unwrap();
+    let r = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let (_, got) = p.get("/api/v1/boxes/act-4").await;
     assert_eq!(got["state"], "ready");

@@ -14,10 +14,22 @@ fn text(o: &std::process::Output) -> (String, String) {
 #[tokio::test]
 async fn lifecycle_over_the_cli() {
     let p = Paddock::start(Options::default());
-    let out = p.cli(&["box", "create", "--project", "demo", "--id", "cli-1", "--description", "via cli"]);
+    let out = p.cli(&[
+        "box",
+        "create",
+        "--project",
+        "demo",
+        "--id",
+        "cli-1",
+        "--description",
+        "via cli",
+    ]);
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}");
-    assert!(stdout.contains("created box cli-1 (pending_activation)"), "{stdout}");
+    assert!(
+        stdout.contains("created box cli-1 (pending_activation)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("activate it at http://"), "{stdout}");
 
     let out = p.cli(&["box", "ls"]);
@@ -26,7 +38,10 @@ async fn lifecycle_over_the_cli() {
     let header = lines.next().unwrap();
     assert!(header.starts_with("ID") && header.contains("PROJECT") && header.contains("STATE"));
     let row = lines.next().unwrap();
-    assert!(row.starts_with("cli-1") && row.contains("demo") && row.contains("via cli"), "{row}");
+    assert!(
+        row.starts_with("cli-1") && row.contains("demo") && row.contains("via cli"),
+        "{row}"
+    );
 
     let out = p.cli(&["box", "ls", "--json"]);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -39,7 +54,11 @@ async fn lifecycle_over_the_cli() {
     let out = p.cli(&["box", "exec", "cli-1", "--", "echo", "hello;", "exit", "4"]);
     let (stdout, _) = text(&out);
     assert_eq!(stdout, "hello\n");
-    assert_eq!(out.status.code(), Some(4), "the box's exit code is the CLI's");
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "the box's exit code is the CLI's"
+    );
 
     let out = p.cli(&["box", "logs", "cli-1", "--tail", "10"]);
     assert!(out.status.success(), "{}", text(&out).1);
@@ -68,5 +87,8 @@ fn an_unreachable_paddock_is_a_clear_error() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("cannot reach paddock at http://127.0.0.1:9"), "{stderr}");
+    assert!(
+        stderr.contains("cannot reach paddock at http://127.0.0.1:9"),
+        "{stderr}"
+    );
 }

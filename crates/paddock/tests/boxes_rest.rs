@@ -56,7 +56,13 @@ async fn lifecycle_over_rest() {
         inspect.trim(),
         "rest-1 demo 268435456 500000000 64 [ALL] [] [no-new-privileges:true]"
     );
-    let internal = docker(&["network", "inspect", "-f", "{{.Internal}}", "paddock-rest-1"]);
+    let internal = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{.Internal}}",
+        "paddock-rest-1",
+    ]);
     assert_eq!(String::from_utf8_lossy(&internal.stdout).trim(), "true");
 
     // Logs of the main process (sleep prints nothing) come back empty, not as an error.
@@ -89,7 +95,9 @@ async fn unknown_boxes_are_not_found_everywhere() {
             .unwrap();
         assert_eq!(r.status().as_u16(), 404, "{method} {path}");
     }
-    let (status, body) = p.post("/api/v1/boxes/nope/exec", json!({"command": "true"})).await;
+    let (status, body) = p
+        .post("/api/v1/boxes/nope/exec", json!({"command": "true"}))
+        .await;
     assert_eq!(status, 404, "{body}");
 }
 
@@ -134,9 +142,13 @@ async fn duplicate_ids_conflict_and_the_box_limit_holds() {
         max_boxes: 2,
         ..Options::default()
     });
-    let (s, _) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "a"})).await;
+    let (s, _) = p
+        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "a"}))
+        .await;
     assert_eq!(s, 201);
-    let (s, err) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "a"})).await;
+    let (s, err) = p
+        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "a"}))
+        .await;
     assert_eq!(s, 409, "{err}");
     // Two concurrent creates for the one remaining slot: exactly one wins.
     let (r1, r2) = tokio::join!(

@@ -26,9 +26,16 @@ async fn docker_down_is_503_naming_docker_and_nothing_panics() {
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["down"], json!(["docker"]));
     assert_eq!(body["components"]["store"]["ok"], true);
-    assert!(body["components"]["docker"]["error"].as_str().unwrap().contains("unavailable"));
+    assert!(
+        body["components"]["docker"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("unavailable")
+    );
 
-    let (status, err) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "d-1"})).await;
+    let (status, err) = p
+        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "d-1"}))
+        .await;
     assert_eq!(status, 503, "{err}");
     assert_eq!(err["error"]["code"], "engine_unavailable");
     // Nothing was made, so nothing is left: no row waits for the engine.

@@ -41,13 +41,19 @@ async fn files_are_injected_and_state_is_replayed_on_destroy() {
     let log = dir.path().join("hook.log");
     let p = Paddock::start(with_hooks(&log, ""));
     let (s, created) = p
-        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "h-1", "description": "d"}))
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "h-1", "description": "d"}),
+        )
         .await;
     assert_eq!(s, 201, "{created}");
     let (_, out) = p
         .post("/api/v1/boxes/h-1/exec", json!({"command": "cat /etc/paddock/hook.txt; hello; stat -c %a /etc/paddock/hook.txt"}))
         .await;
-    assert_eq!(out["stdout"], "injected for h-1\nhello from the hook\n644\n", "{out}");
+    assert_eq!(
+        out["stdout"], "injected for h-1\nhello from the hook\n644\n",
+        "{out}"
+    );
 
     let reqs = requests(&log);
     assert_eq!(reqs.len(), 1);
@@ -72,10 +78,17 @@ async fn a_failed_create_replays_state_and_leaves_nothing() {
     let log = dir.path().join("hook.log");
     let failing = "[[hooks]]\nname = \"second\"\ncommand = [\"/bin/sh\", \"-c\", \"cat >/dev/null; echo quota exceeded >&2; exit 1\"]\nevents = [\"box.create\"]\n";
     let p = Paddock::start(with_hooks(&log, failing));
-    let (s, err) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "h-2"})).await;
+    let (s, err) = p
+        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "h-2"}))
+        .await;
     assert_eq!(s, 502, "{err}");
     assert_eq!(err["error"]["code"], "hook_failed");
-    assert!(err["error"]["message"].as_str().unwrap().contains("quota exceeded"));
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("quota exceeded")
+    );
     let reqs = requests(&log);
     let events: Vec<&str> = reqs.iter().map(|r| r["event"].as_str().unwrap()).collect();
     assert_eq!(events, ["box.create", "box.destroy"]);
@@ -112,7 +125,11 @@ async fn a_crash_mid_create_is_finished_at_the_next_start() {
     p.restart();
     let reqs = requests(&log);
     let events: Vec<&str> = reqs.iter().map(|r| r["event"].as_str().unwrap()).collect();
-    assert_eq!(events, ["box.create", "box.destroy"], "the interrupted create was undone");
+    assert_eq!(
+        events,
+        ["box.create", "box.destroy"],
+        "the interrupted create was undone"
+    );
     assert_eq!(reqs[1]["state"], json!({"ticket": "t-h-3"}));
     assert_eq!(p.get("/api/v1/boxes/h-3").await.0, 404);
     assert_eq!(p.docker_objects(), (vec![], vec![]));

@@ -18,15 +18,34 @@ async fn lifecycle_through_the_python_mcp_sdk() {
         ["create_box", {"project": "Not Valid"}],
         ["exec_box", {"box_id": "mcp-1", "command": ""}],
     ]);
-    let out = run_python("mcp_client.py", &json!({"url": format!("{}/mcp", p.url), "calls": calls}));
+    let out = run_python(
+        "mcp_client.py",
+        &json!({"url": format!("{}/mcp", p.url), "calls": calls}),
+    );
 
     let tools = out["tools"].as_object().unwrap();
     let mut names: Vec<&str> = tools.keys().map(String::as_str).collect();
     names.sort();
-    assert_eq!(names, ["box_logs", "create_box", "destroy_box", "exec_box", "get_box", "list_boxes"]);
+    assert_eq!(
+        names,
+        [
+            "box_logs",
+            "create_box",
+            "destroy_box",
+            "exec_box",
+            "get_box",
+            "list_boxes"
+        ]
+    );
     for (name, tool) in tools {
-        assert_eq!(tool["input"]["type"], "object", "{name} has an input schema");
-        assert_eq!(tool["output"]["type"], "object", "{name} has an output schema");
+        assert_eq!(
+            tool["input"]["type"], "object",
+            "{name} has an input schema"
+        );
+        assert_eq!(
+            tool["output"]["type"], "object",
+            "{name} has an output schema"
+        );
     }
     assert_eq!(tools["create_box"]["input"]["required"], json!(["project"]));
 
@@ -39,7 +58,10 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     assert!(activation.starts_with(&format!("{}/activate/", p.url)));
     assert_eq!(r[1]["structured"]["description"], "from a chatbot");
     assert_eq!(r[2]["structured"]["boxes"][0]["box_id"], "mcp-1");
-    assert_eq!(r[3]["structured"], json!({"stdout": "from-mcp\n", "stderr": "e\n", "exit_code": 2}));
+    assert_eq!(
+        r[3]["structured"],
+        json!({"stdout": "from-mcp\n", "stderr": "e\n", "exit_code": 2})
+    );
     assert_eq!(r[4]["is_error"], false);
     assert_eq!(r[5]["is_error"], true);
     assert_eq!(r[5]["text"], "not_found: no box with id \"nope\"");
@@ -48,7 +70,13 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     assert_eq!(r[7]["is_error"], true);
 
     // The person activates; the chatbot sees only the state change.
-    let done = p.http.post(activation).form(&[("code", GOOD_CODE)]).send().await.unwrap();
+    let done = p
+        .http
+        .post(activation)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(done.status(), 200);
     let out2 = run_python(
         "mcp_client.py",
@@ -60,13 +88,19 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     );
     let r2 = out2["results"].as_array().unwrap();
     assert_eq!(r2[0]["structured"]["state"], "ready");
-    assert_eq!(r2[1]["structured"], json!({"box_id": "mcp-1", "destroyed": true}));
+    assert_eq!(
+        r2[1]["structured"],
+        json!({"box_id": "mcp-1", "destroyed": true})
+    );
     assert_eq!(r2[2]["is_error"], true);
     assert_eq!(p.docker_objects(), (vec![], vec![]));
 
     // No secret in anything MCP returned.
     let everything = format!("{out}{out2}");
-    assert!(!everything.contains(URL_SECRET), "authorize URL leaked over MCP");
+    assert!(
+        !everything.contains(URL_SECRET),
+        "authorize URL leaked over MCP"
+    );
     assert!(!everything.contains(GOOD_CODE), "code leaked over MCP");
 }
 
@@ -86,6 +120,13 @@ async fn docker_down_is_a_tool_error_not_a_crash() {
     );
     let r = out["results"].as_array().unwrap();
     assert_eq!(r[0]["is_error"], true);
-    assert!(r[0]["text"].as_str().unwrap().starts_with("engine_unavailable: "), "{}", r[0]);
+    assert!(
+        r[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("engine_unavailable: "),
+        "{}",
+        r[0]
+    );
     assert_eq!(r[1]["structured"]["boxes"], json!([]));
 }

@@ -13,7 +13,12 @@ async fn boxes_nobody_activates_are_reaped() {
         ttl_secs: 2,
         ..Options::default()
     });
-    let (_, keep) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "keep"})).await;
+    let (_, keep) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "keep"}),
+        )
+        .await;
     let r = p
         .http
         .post(common::activation_url(&keep))
@@ -22,18 +27,35 @@ async fn boxes_nobody_activates_are_reaped() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let (s, _) = p.post("/api/v1/boxes", json!({"project": "demo", "box_id": "idle"})).await;
+    let (s, _) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "idle"}),
+        )
+        .await;
     assert_eq!(s, 201);
-    wait_for("the idle box to be reaped", Duration::from_secs(20), || async {
-        (p.get("/api/v1/boxes/idle").await.0 == 404).then_some(())
-    })
+    wait_for(
+        "the idle box to be reaped",
+        Duration::from_secs(20),
+        || async { (p.get("/api/v1/boxes/idle").await.0 == 404).then_some(()) },
+    )
     .await;
-    assert_eq!(p.get("/api/v1/boxes/keep").await.0, 200, "an activated box stays");
+    assert_eq!(
+        p.get("/api/v1/boxes/keep").await.0,
+        200,
+        "an activated box stays"
+    );
     assert_eq!(
         p.docker_objects(),
-        (vec!["paddock-keep".to_owned()], vec!["paddock-keep".to_owned()])
+        (
+            vec!["paddock-keep".to_owned()],
+            vec!["paddock-keep".to_owned()]
+        )
     );
-    assert!(p.log().contains("reaped a box that was not activated in time"));
+    assert!(
+        p.log()
+            .contains("reaped a box that was not activated in time")
+    );
 }
 
 #[tokio::test]
@@ -43,7 +65,12 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
         ..Options::default()
     });
     for id in ["r-1", "r-2"] {
-        assert_eq!(p.post("/api/v1/boxes", json!({"project": "demo", "box_id": id})).await.0, 201);
+        assert_eq!(
+            p.post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
+                .await
+                .0,
+            201
+        );
     }
     assert!(p.stop().success(), "a clean stop exits 0");
     // While paddock is down: one box's container vanishes, and a stray
@@ -51,25 +78,60 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
     docker(&["rm", "-f", "paddock-r-2"]);
     let stray = format!("paddock-stray-{}", p.instance);
     let run = docker(&[
-        "run", "-d", "--name", &stray, "--label", &format!("paddock.instance={}", p.instance),
-        "--label", "paddock.box=stray", common::TEST_IMAGE,
+        "run",
+        "-d",
+        "--name",
+        &stray,
+        "--label",
+        &format!("paddock.instance={}", p.instance),
+        "--label",
+        "paddock.box=stray",
+        common::TEST_IMAGE,
     ]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
 
     p.restart();
     let (_, list) = p.get("/api/v1/boxes").await;
-    let ids: Vec<&str> = list["boxes"].as_array().unwrap().iter().map(|b| b["box_id"].as_str().unwrap()).collect();
+    let ids: Vec<&str> = list["boxes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["box_id"].as_str().unwrap())
+        .collect();
     assert_eq!(ids, ["r-1"]);
-    assert_eq!(p.post("/api/v1/boxes/r-1/exec", json!({"command": "true"})).await.1["exit_code"], 0);
+    assert_eq!(
+        p.post("/api/v1/boxes/r-1/exec", json!({"command": "true"}))
+            .await
+            .1["exit_code"],
+        0
+    );
     let (containers, networks) = p.docker_objects();
-    assert_eq!(containers, vec!["paddock-r-1".to_owned(), stray.clone()], "a stray is only reported by default");
-    assert_eq!(networks, vec!["paddock-r-1"], "the vanished box's network went with it");
+    assert_eq!(
+        containers,
+        vec!["paddock-r-1".to_owned(), stray.clone()],
+        "a stray is only reported by default"
+    );
+    assert_eq!(
+        networks,
+        vec!["paddock-r-1"],
+        "the vanished box's network went with it"
+    );
     assert!(p.log().contains("unknown to the store"));
 
     p.kill9();
-    p.options.env.push(("PADDOCK_RECONCILE__REMOVE_UNKNOWN".into(), "true".into()));
+    p.options
+        .env
+        .push(("PADDOCK_RECONCILE__REMOVE_UNKNOWN".into(), "true".into()));
     p.restart();
-    assert_eq!(p.docker_objects().0, vec!["paddock-r-1"], "remove_unknown removes the stray");
+    assert_eq!(
+        p.docker_objects().0,
+        vec!["paddock-r-1"],
+        "remove_unknown removes the stray"
+    );
 }
 
 /// Creates and destroys in flight when paddock is SIGKILLed: after the
@@ -81,7 +143,15 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
         ..Options::default()
     });
     for i in 0..3 {
-        assert_eq!(p.post("/api/v1/boxes", json!({"project": "demo", "box_id": format!("old-{i}")})).await.0, 201);
+        assert_eq!(
+            p.post(
+                "/api/v1/boxes",
+                json!({"project": "demo", "box_id": format!("old-{i}")})
+            )
+            .await
+            .0,
+            201
+        );
     }
     let url = p.url.clone();
     let mut work = Vec::new();
@@ -99,13 +169,21 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
     for i in 0..3 {
         let url = url.clone();
         work.push(tokio::spawn(async move {
-            let _ = reqwest::Client::new().delete(format!("{url}/api/v1/boxes/old-{i}")).send().await;
+            let _ = reqwest::Client::new()
+                .delete(format!("{url}/api/v1/boxes/old-{i}"))
+                .send()
+                .await;
         }));
     }
     // Kill once Docker is visibly mid-way: some new container exists.
     wait_for("a create to reach docker", Duration::from_secs(30), || {
         let (containers, _) = p.docker_objects();
-        async move { containers.iter().any(|c| c.starts_with("paddock-new-")).then_some(()) }
+        async move {
+            containers
+                .iter()
+                .any(|c| c.starts_with("paddock-new-"))
+                .then_some(())
+        }
     })
     .await;
     p.kill9();
@@ -116,17 +194,32 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
 
     let (_, list) = p.get("/api/v1/boxes").await;
     let boxes = list["boxes"].as_array().unwrap();
-    let mut ids: Vec<String> = boxes.iter().map(|b| b["box_id"].as_str().unwrap().to_owned()).collect();
+    let mut ids: Vec<String> = boxes
+        .iter()
+        .map(|b| b["box_id"].as_str().unwrap().to_owned())
+        .collect();
     ids.sort();
     for b in boxes {
         assert_eq!(b["state"], "ready", "no ghost in a journal state: {b}");
     }
     let expected: Vec<String> = ids.iter().map(|id| format!("paddock-{id}")).collect();
     let (containers, networks) = p.docker_objects();
-    assert_eq!(containers, expected, "every container has a box and every box a container");
+    assert_eq!(
+        containers, expected,
+        "every container has a box and every box a container"
+    );
     assert_eq!(networks, expected, "no orphaned networks");
     for id in &ids {
-        let (s, out) = p.post(&format!("/api/v1/boxes/{id}/exec"), json!({"command": "echo ok"})).await;
-        assert_eq!((s, out["stdout"].clone()), (200, Value::from("ok\n")), "{id}");
+        let (s, out) = p
+            .post(
+                &format!("/api/v1/boxes/{id}/exec"),
+                json!({"command": "echo ok"}),
+            )
+            .await;
+        assert_eq!(
+            (s, out["stdout"].clone()),
+            (200, Value::from("ok\n")),
+            "{id}"
+        );
     }
 }

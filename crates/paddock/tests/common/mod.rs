@@ -53,8 +53,18 @@ pub fn test_image() -> &'static str {
         for f in ["Dockerfile", "fake-login"] {
             std::fs::copy(fixtures().join("box-image").join(f), ctx.path().join(f)).unwrap();
         }
-        let out = docker(&["build", "-q", "-t", TEST_IMAGE, ctx.path().to_str().unwrap()]);
-        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+        let out = docker(&[
+            "build",
+            "-q",
+            "-t",
+            TEST_IMAGE,
+            ctx.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     });
     TEST_IMAGE
 }
@@ -216,7 +226,10 @@ impl Paddock {
     /// SIGTERM and wait: the clean stop.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
         child.wait().unwrap()
     }
 
@@ -231,7 +244,12 @@ impl Paddock {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(format!("{}{path}", self.url)).send().await.unwrap();
+        let r = self
+            .http
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         status_json(r).await
     }
 
@@ -247,7 +265,12 @@ impl Paddock {
     }
 
     pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let r = self.http.delete(format!("{}{path}", self.url)).send().await.unwrap();
+        let r = self
+            .http
+            .delete(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
         status_json(r).await
     }
 
@@ -275,7 +298,14 @@ impl Paddock {
         };
         (
             names(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
-            names(&["network", "ls", "--filter", &filter, "--format", "{{.Name}}"]),
+            names(&[
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ]),
         )
     }
 }
@@ -356,6 +386,9 @@ pub fn run_python(script: &str, input: &Value) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{script} printed no JSON ({e}): {}", String::from_utf8_lossy(&out.stdout))
+        panic!(
+            "{script} printed no JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
     })
 }
