@@ -53,6 +53,10 @@ pub struct BoxLimits {
     pub exec_timeout_secs: u64,
     /// Command run as the box's main process; empty keeps the image's.
     pub command: Vec<String>,
+    /// IPv4 range box networks are carved from (one subnet per box).
+    pub subnet_pool: String,
+    /// Prefix length of each box's subnet.
+    pub subnet_prefix: u8,
 }
 
 impl Default for BoxLimits {
@@ -67,6 +71,8 @@ impl Default for BoxLimits {
             exec_output_limit: 1024 * 1024,
             exec_timeout_secs: 600,
             command: Vec::new(),
+            subnet_pool: "10.213.0.0/16".into(),
+            subnet_prefix: 28,
         }
     }
 }
@@ -168,6 +174,7 @@ impl CoreConfig {
         if self.boxes.cpus < 0.0 || !self.boxes.cpus.is_finite() {
             return Err("boxes.cpus must be a non-negative number".into());
         }
+        crate::subnet::SubnetPool::parse(&self.boxes.subnet_pool, self.boxes.subnet_prefix)?;
         if self.boxes.max_boxes == 0 {
             return Err("boxes.max_boxes must be at least 1".into());
         }

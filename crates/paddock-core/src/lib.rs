@@ -13,6 +13,7 @@ mod model;
 mod reconcile;
 mod secret;
 mod service;
+mod subnet;
 pub mod validate;
 
 pub use activation::{ActivationPage, SubmitOutcome};

@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 
-use paddock_docker::ContainerSpec;
+use paddock_docker::{ContainerSpec, EngineError};
 use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
 use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
+use crate::subnet::{self, SubnetPool};
 use crate::{BoxService, CoreError, Result, labels, validate};
 
 impl BoxService {
@@ -98,10 +99,7 @@ impl BoxService {
 
         let files = self.run_create_hooks(row).await?;
 
-        let network = self
-            .engine
-            .create_internal_network(&name, object_labels.clone())
-            .await?;
+        let network = self.create_network(&row.id, &name, &object_labels).await?;
         self.store.set_box_network(&row.id, &network)?;
 
         let limits = &self.config.boxes;
@@ -143,6 +141,40 @@ impl BoxService {
                 Ok(None)
             }
         }
+    }
+
+    /// Claims a free subnet (journalled first, so two creates cannot pick
+    /// the same one) and creates the box's network on it. A subnet some
+    /// foreign network already uses is skipped.
+    async fn create_network(
+        &self,
+        id: &str,
+        name: &str,
+        object_labels: &HashMap<String, String>,
+    ) -> Result<String> {
+        let pool = SubnetPool::parse(
+            &self.config.boxes.subnet_pool,
+            self.config.boxes.subnet_prefix,
+        )
+        .map_err(CoreError::Invalid)?;
+        let taken = self.store.box_subnets()?;
+        for subnet in pool.free(&taken) {
+            if !self.store.claim_box_subnet(id, &subnet)? {
+                continue;
+            }
+            match self
+                .engine
+                .create_internal_network(name, &subnet, object_labels.clone())
+                .await
+            {
+                Ok(network) => return Ok(network),
+                Err(EngineError::Api { message, .. }) if message.contains("overlap") => {
+                    tracing::debug!(%subnet, "subnet in use outside paddock; trying the next");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(subnet::exhausted(&pool))
     }
 
     /// Runs each `box.create` hook, journalling its state as soon as it

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, NetworkCreateRequest};
+use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -88,10 +88,12 @@ impl Engine {
         Ok(())
     }
 
-    /// Creates a bridge network no traffic can leave the host through.
+    /// Creates a bridge network no traffic can leave the host through, on
+    /// the given IPv4 subnet.
     pub async fn create_internal_network(
         &self,
         name: &str,
+        subnet: &str,
         labels: HashMap<String, String>,
     ) -> Result<String> {
         let created = self
@@ -102,6 +104,14 @@ impl Engine {
                 driver: Some("bridge".into()),
                 internal: Some(true),
                 labels: Some(labels),
+                ipam: Some(Ipam {
+                    driver: Some("default".into()),
+                    config: Some(vec![IpamConfig {
+                        subnet: Some(subnet.to_owned()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
                 ..Default::default()
             })
             .await?;

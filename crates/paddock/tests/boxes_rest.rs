@@ -178,3 +178,34 @@ async fn an_image_that_does_not_exist_fails_cleanly() {
     assert_eq!(status, 404);
     assert_eq!(p.docker_objects(), (vec![], vec![]));
 }
+
+/// Docker's default address pools hold ~30 bridge networks; paddock carves
+/// its own subnets so a network per box scales past that.
+#[tokio::test]
+async fn more_boxes_than_dockers_default_pools_hold() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        max_boxes: 64,
+        ..Options::default()
+    });
+    for i in 0..40 {
+        let (status, body) = p
+            .post(
+                "/api/v1/boxes",
+                json!({"project": "demo", "box_id": format!("many-{i}")}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let (containers, networks) = p.docker_objects();
+    assert_eq!((containers.len(), networks.len()), (40, 40));
+    let subnet = docker(&[
+        "network",
+        "inspect",
+        "-f",
+        "{{(index .IPAM.Config 0).Subnet}}",
+        "paddock-many-39",
+    ]);
+    let subnet = String::from_utf8_lossy(&subnet.stdout);
+    assert!(subnet.trim().ends_with("/28"), "{subnet}");
+}
