@@ -57,6 +57,8 @@ pub struct BoxLimits {
     pub subnet_pool: String,
     /// Prefix length of each box's subnet.
     pub subnet_prefix: u8,
+    /// Box networks kept ready, so a create need not wait for one.
+    pub spare_networks: usize,
 }
 
 impl Default for BoxLimits {
@@ -73,6 +75,7 @@ impl Default for BoxLimits {
             command: Vec::new(),
             subnet_pool: "10.213.0.0/16".into(),
             subnet_prefix: 28,
+            spare_networks: 2,
         }
     }
 }

@@ -10,6 +10,7 @@ mod labels;
 mod lifecycle;
 mod maintenance;
 mod model;
+mod networks;
 mod reconcile;
 mod secret;
 mod service;

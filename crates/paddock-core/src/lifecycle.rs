@@ -7,14 +7,13 @@
 
 use std::collections::HashMap;
 
-use paddock_docker::{ContainerSpec, EngineError};
+use paddock_docker::ContainerSpec;
 use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
 use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
-use crate::subnet::{self, SubnetPool};
 use crate::{BoxService, CoreError, Result, labels, validate};
 
 impl BoxService {
@@ -99,7 +98,7 @@ impl BoxService {
 
         let files = self.run_create_hooks(row).await?;
 
-        let network = self.create_network(&row.id, &name, &object_labels).await?;
+        let network = self.acquire_network().await?;
         self.store.set_box_network(&row.id, &network)?;
 
         let limits = &self.config.boxes;
@@ -113,7 +112,7 @@ impl BoxService {
                 format!("PADDOCK_PROJECT={}", row.project),
             ],
             cmd: (!limits.command.is_empty()).then(|| limits.command.clone()),
-            network: name,
+            network,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),
             nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
             pids_limit: (limits.pids_limit > 0).then_some(limits.pids_limit),
@@ -141,40 +140,6 @@ impl BoxService {
                 Ok(None)
             }
         }
-    }
-
-    /// Claims a free subnet (journalled first, so two creates cannot pick
-    /// the same one) and creates the box's network on it. A subnet some
-    /// foreign network already uses is skipped.
-    async fn create_network(
-        &self,
-        id: &str,
-        name: &str,
-        object_labels: &HashMap<String, String>,
-    ) -> Result<String> {
-        let pool = SubnetPool::parse(
-            &self.config.boxes.subnet_pool,
-            self.config.boxes.subnet_prefix,
-        )
-        .map_err(CoreError::Invalid)?;
-        let taken = self.store.box_subnets()?;
-        for subnet in pool.free(&taken) {
-            if !self.store.claim_box_subnet(id, &subnet)? {
-                continue;
-            }
-            match self
-                .engine
-                .create_internal_network(name, &subnet, object_labels.clone())
-                .await
-            {
-                Ok(network) => return Ok(network),
-                Err(EngineError::Api { message, .. }) if message.contains("overlap") => {
-                    tracing::debug!(%subnet, "subnet in use outside paddock; trying the next");
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(subnet::exhausted(&pool))
     }
 
     /// Runs each `box.create` hook, journalling its state as soon as it
@@ -256,8 +221,8 @@ impl BoxService {
         for (container, _) in &owned.containers {
             self.engine.remove_container(container).await?;
         }
-        for (network, _) in &owned.networks {
-            self.engine.remove_network(network).await?;
+        if let Some(network) = row.network_id.clone() {
+            self.release_network(network).await?;
         }
         self.run_destroy_hooks(&row).await;
         self.store.delete_box(id)?;

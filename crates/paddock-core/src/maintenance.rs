@@ -1,5 +1,5 @@
-//! The background loop: reap boxes nobody activated, and finish a reconcile
-//! that could not run at start.
+//! The background loop: reap boxes nobody activated, keep spare box
+//! networks ready, and finish a reconcile that could not run at start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,6 +38,12 @@ impl BoxService {
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
+                _ = self.networks.wanted.notified() => {
+                    if reconciled {
+                        self.refill_networks().await;
+                    }
+                    continue;
+                }
                 _ = tick.tick() => {}
             }
             if !reconciled {
@@ -51,6 +57,9 @@ impl BoxService {
             }
             if let Err(e) = self.reap_once().await {
                 tracing::warn!(error = %e, "reaper pass failed");
+            }
+            if reconciled {
+                self.refill_networks().await;
             }
         }
     }

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use paddock_store::BoxState;
 use serde::Serialize;
 
+use crate::networks::{ROLE, ROLE_BOX_NETWORK};
 use crate::{BoxService, Result, labels};
 
 /// What a reconcile pass found and did, for the start-up log.
@@ -20,6 +21,8 @@ pub struct ReconcileReport {
     pub unknown_containers: Vec<String>,
     /// This instance's labelled networks the store does not know.
     pub unknown_networks: Vec<String>,
+    /// Pool networks no box held, beyond the spares kept: removed.
+    pub pruned_networks: usize,
     /// Whether the unknown objects were removed (config `remove_unknown`).
     pub removed_unknown: bool,
 }
@@ -55,18 +58,37 @@ impl BoxService {
         }
 
         let known: HashSet<&str> = rows.iter().map(|r| r.id.as_str()).collect();
-        let unknown = |objects: &[(String, std::collections::HashMap<String, String>)]| {
-            objects
-                .iter()
-                .filter(|(_, l)| {
-                    l.get(labels::BOX)
-                        .is_none_or(|b| !known.contains(b.as_str()))
-                })
-                .map(|(id, _)| id.clone())
-                .collect::<Vec<_>>()
-        };
-        report.unknown_containers = unknown(&owned.containers);
-        report.unknown_networks = unknown(&owned.networks);
+        report.unknown_containers = owned
+            .containers
+            .iter()
+            .filter(|(_, l)| {
+                l.get(labels::BOX)
+                    .is_none_or(|b| !known.contains(b.as_str()))
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+
+        // Networks: those a surviving box holds stay; pool networks nobody
+        // holds go back to the pool; anything else is unknown.
+        let held: HashSet<String> = self
+            .store
+            .list_boxes()?
+            .into_iter()
+            .filter_map(|r| r.network_id)
+            .collect();
+        let mut unheld = Vec::new();
+        for (id, l) in &owned.networks {
+            if held.contains(id) {
+                continue;
+            }
+            if l.get(ROLE).is_some_and(|r| r == ROLE_BOX_NETWORK) {
+                unheld.push(id.clone());
+            } else {
+                report.unknown_networks.push(id.clone());
+            }
+        }
+        report.pruned_networks = self.adopt_networks(unheld).await?;
+
         if self.config.reconcile.remove_unknown {
             for id in &report.unknown_containers {
                 self.engine.remove_container(id).await?;

@@ -9,6 +9,8 @@ use paddock_store::{BoxState, Store};
 
 use crate::activation::Logins;
 use crate::model::{BoxView, ExecResult};
+use crate::networks::NetworkPool;
+use crate::subnet::SubnetPool;
 use crate::{CoreConfig, CoreError, Result, validate};
 
 pub struct BoxService {
@@ -21,6 +23,7 @@ pub struct BoxService {
     /// box never interleave.
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) logins: Logins,
+    pub(crate) networks: NetworkPool,
 }
 
 /// Whether each dependency answered; `Err` holds what went wrong.
@@ -39,6 +42,9 @@ impl Health {
 impl BoxService {
     pub fn new(store: Arc<Store>, engine: Arc<Engine>, config: CoreConfig) -> Result<Arc<Self>> {
         config.check().map_err(CoreError::Invalid)?;
+        let subnets = SubnetPool::parse(&config.boxes.subnet_pool, config.boxes.subnet_prefix)
+            .map_err(CoreError::Invalid)?;
+        let networks = NetworkPool::new(subnets, config.boxes.spare_networks);
         let instance = if config.instance.is_empty() {
             store.meta_or_insert("instance", || {
                 format!(
@@ -56,6 +62,7 @@ impl BoxService {
             instance,
             locks: Mutex::new(HashMap::new()),
             logins: Logins::default(),
+            networks,
         }))
     }
 

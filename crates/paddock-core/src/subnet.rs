@@ -57,13 +57,6 @@ impl SubnetPool {
         let addr = Ipv4Addr::from(self.base + index * size);
         format!("{addr}/{}", self.prefix)
     }
-
-    /// Subnets not in `taken`, in order.
-    pub(crate) fn free<'a>(&'a self, taken: &'a [String]) -> impl Iterator<Item = String> + 'a {
-        (0..self.len())
-            .map(|i| self.nth(i))
-            .filter(move |s| !taken.contains(s))
-    }
 }
 
 pub(crate) fn exhausted(pool: &SubnetPool) -> CoreError {
@@ -84,8 +77,6 @@ mod tests {
         assert_eq!(pool.nth(0), "10.213.0.0/28");
         assert_eq!(pool.nth(1), "10.213.0.16/28");
         assert_eq!(pool.nth(4095), "10.213.255.240/28");
-        let taken = vec!["10.213.0.0/28".to_owned()];
-        assert_eq!(pool.free(&taken).next().unwrap(), "10.213.0.16/28");
     }
 
     #[test]

@@ -204,32 +204,6 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Every subnet held by a box.
-    pub fn box_subnets(&self) -> Result<Vec<String>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached("SELECT subnet FROM boxes WHERE subnet IS NOT NULL")?;
-        let subnets = stmt
-            .query_map([], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
-        Ok(subnets)
-    }
-
-    /// Claims `subnet` for the box; false when another box holds it.
-    pub fn claim_box_subnet(&self, id: &str, subnet: &str) -> Result<bool> {
-        match self.conn().execute(
-            "UPDATE boxes SET subnet = ?2 WHERE id = ?1",
-            params![id, subnet],
-        ) {
-            Ok(n) => Ok(n == 1),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(e.into()),
-        }
-    }
-
     pub fn set_box_network(&self, id: &str, network_id: &str) -> Result<()> {
         self.conn().execute(
             "UPDATE boxes SET network_id = ?2 WHERE id = ?1",
@@ -364,18 +338,6 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(s.get_box("a").unwrap().unwrap().state, BoxState::Ready);
-    }
-
-    #[test]
-    fn a_subnet_belongs_to_one_box() {
-        let s = Store::open_in_memory().unwrap();
-        s.insert_box(&row("a")).unwrap();
-        s.insert_box(&row("b")).unwrap();
-        assert!(s.claim_box_subnet("a", "10.0.0.0/28").unwrap());
-        assert!(!s.claim_box_subnet("b", "10.0.0.0/28").unwrap());
-        assert!(s.claim_box_subnet("b", "10.0.0.16/28").unwrap());
-        s.delete_box("a").unwrap();
-        assert_eq!(s.box_subnets().unwrap(), vec!["10.0.0.16/28"]);
     }
 
     #[test]

@@ -5,10 +5,7 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// Append-only: a migration that has shipped is never edited.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../migrations/0001_boxes.sql"),
-    include_str!("../migrations/0002_box_subnets.sql"),
-];
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_boxes.sql")];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;

@@ -72,6 +72,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
                 unknown_containers = ?report.unknown_containers,
                 unknown_networks = ?report.unknown_networks,
                 removed_unknown = report.removed_unknown,
+                pruned_networks = report.pruned_networks,
                 "restored boxes"
             );
             true

@@ -56,13 +56,8 @@ async fn lifecycle_over_rest() {
         inspect.trim(),
         "rest-1 demo 268435456 500000000 64 [ALL] [] [no-new-privileges:true]"
     );
-    let internal = docker(&[
-        "network",
-        "inspect",
-        "-f",
-        "{{.Internal}}",
-        "paddock-rest-1",
-    ]);
+    let network = common::network_of("paddock-rest-1");
+    let internal = docker(&["network", "inspect", "-f", "{{.Internal}}", &network]);
     assert_eq!(String::from_utf8_lossy(&internal.stdout).trim(), "true");
 
     // Logs of the main process (sleep prints nothing) come back empty, not as an error.
@@ -76,6 +71,10 @@ async fn lifecycle_over_rest() {
     assert_eq!(status, 404);
     assert_eq!(err["error"]["code"], "not_found");
     assert_eq!(p.docker_objects(), (vec![], vec![]));
+    assert!(
+        p.idle_networks() <= 2,
+        "the emptied network went back to the pool, or away"
+    );
 }
 
 #[tokio::test]
@@ -199,12 +198,13 @@ async fn more_boxes_than_dockers_default_pools_hold() {
     }
     let (containers, networks) = p.docker_objects();
     assert_eq!((containers.len(), networks.len()), (40, 40));
+    let network = common::network_of("paddock-many-39");
     let subnet = docker(&[
         "network",
         "inspect",
         "-f",
         "{{(index .IPAM.Config 0).Subnet}}",
-        "paddock-many-39",
+        &network,
     ]);
     let subnet = String::from_utf8_lossy(&subnet.stdout);
     assert!(subnet.trim().ends_with("/28"), "{subnet}");

@@ -121,6 +121,10 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
         "the vanished box's network went with it"
     );
     assert!(p.log().contains("unknown to the store"));
+    assert!(
+        p.idle_networks() <= 2,
+        "no networks leak beyond the spare pool"
+    );
 
     p.kill9();
     p.options
@@ -208,7 +212,11 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
         containers, expected,
         "every container has a box and every box a container"
     );
-    assert_eq!(networks, expected, "no orphaned networks");
+    assert_eq!(networks, expected, "each box has its network");
+    assert!(
+        p.idle_networks() <= 2,
+        "no orphaned networks beyond the spare pool"
+    );
     for id in &ids {
         let (s, out) = p
             .post(

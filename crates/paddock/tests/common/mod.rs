@@ -283,31 +283,74 @@ impl Paddock {
             .unwrap()
     }
 
-    /// This instance's containers and networks, by name.
+    /// This instance's containers, by name, and its box networks in use,
+    /// each named by the container attached to it. Idle pool networks
+    /// (spares) are left out; see [`Paddock::idle_networks`].
     pub fn docker_objects(&self) -> (Vec<String>, Vec<String>) {
         let filter = format!("label=paddock.instance={}", self.instance);
-        let names = |args: &[&str]| -> Vec<String> {
-            let out = docker(args);
-            let mut v: Vec<String> = String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .map(str::to_owned)
-                .filter(|l| !l.is_empty())
-                .collect();
-            v.sort();
-            v
-        };
-        (
-            names(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]),
-            names(&[
-                "network",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ]),
-        )
+        let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
+        let mut containers: Vec<String> = lines(&out.stdout);
+        containers.sort();
+        let mut networks: Vec<String> = self
+            .network_attachments()
+            .into_iter()
+            .filter(|a| !a.is_empty())
+            .collect();
+        networks.sort();
+        (containers, networks)
     }
+
+    /// This instance's networks no container is attached to.
+    pub fn idle_networks(&self) -> usize {
+        self.network_attachments()
+            .iter()
+            .filter(|a| a.is_empty())
+            .count()
+    }
+
+    fn network_attachments(&self) -> Vec<String> {
+        let filter = format!("label=paddock.instance={}", self.instance);
+        let ids = docker(&["network", "ls", "-q", "--filter", &filter]);
+        lines(&ids.stdout)
+            .iter()
+            .map(|id| {
+                let out = docker(&[
+                    "network",
+                    "inspect",
+                    "-f",
+                    "{{range .Containers}}{{.Name}} {{end}}",
+                    id,
+                ]);
+                String::from_utf8_lossy(&out.stdout).trim().to_owned()
+            })
+            .collect()
+    }
+}
+
+fn lines(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// The name of the one network a container is attached to.
+pub fn network_of(container: &str) -> String {
+    let out = docker(&[
+        "inspect",
+        "-f",
+        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
+        container,
+    ]);
+    let names = lines(&out.stdout).join(" ");
+    let names: Vec<&str> = names.split_whitespace().collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "{container} is on exactly one network: {names:?}"
+    );
+    names[0].to_owned()
 }
 
 async fn status_json(r: reqwest::Response) -> (u16, Value) {

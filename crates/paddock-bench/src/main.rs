@@ -1,0 +1,278 @@
+//! `paddock-bench`: paddock against plain `docker`, measured in one run.
+//!
+//! Every figure is printed next to its baseline from the same run, as a
+//! ratio of medians, so machine speed cancels out. Operations alternate
+//! between paddock and the baseline to spread drift over both.
+
+mod mcp;
+mod stats;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::stats::Samples;
+
+struct Args {
+    paddock: String,
+    image: String,
+    iterations: usize,
+    list_boxes: usize,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        paddock: "target/release/paddock".into(),
+        image: "paddock-bench-box:latest".into(),
+        iterations: 15,
+        list_boxes: 200,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let value = it.next().with_context(|| format!("{flag} needs a value"))?;
+        match flag.as_str() {
+            "--paddock" => args.paddock = value,
+            "--image" => args.image = value,
+            "--iterations" => args.iterations = value.parse()?,
+            "--list-boxes" => args.list_boxes = value.parse()?,
+            other => bail!("unknown flag {other}"),
+        }
+    }
+    Ok(args)
+}
+
+/// A paddock under measurement, on its own data dir and instance label.
+struct Server {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(args: &Args) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let config = format!(
+            "instance = \"test-bench-{}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n",
+            std::process::id(),
+            args.image,
+            args.list_boxes + 10
+        );
+        std::fs::write(dir.path().join("paddock.toml"), config)?;
+        let mut child = Command::new(&args.paddock)
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(dir.path().join("paddock.toml"))
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .env("PADDOCK_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting paddock")?;
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line)?;
+        let url = line
+            .trim()
+            .strip_prefix("paddock: listening on ")
+            .with_context(|| format!("unexpected first line {line:?}"))?
+            .to_owned();
+        Ok(Self {
+            child,
+            url,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+fn docker(args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("docker").args(args).output()?;
+    if !out.status.success() {
+        bail!("docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn timed<T>(f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<(Duration, T)> {
+    let start = Instant::now();
+    let v = f()?;
+    Ok((start.elapsed(), v))
+}
+
+async fn timed_async<T>(
+    f: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<(Duration, T)> {
+    let start = Instant::now();
+    let v = f.await?;
+    Ok((start.elapsed(), v))
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let server = Server::start(&args)?;
+    let client = mcp::Client::connect(&format!("{}/mcp", server.url)).await?;
+    println!(
+        "paddock-bench: {} iterations, list_boxes with {} boxes, image {}",
+        args.iterations, args.list_boxes, args.image
+    );
+
+    let mut create_exec = (Samples::default(), Samples::default());
+    let mut destroy = (Samples::default(), Samples::default());
+    // One warm-up round each, not recorded: first image and network use.
+    for i in 0..=args.iterations {
+        let id = format!("bench-{i}");
+        let (ours, _) = timed_async(async {
+            client
+                .call("create_box", json!({"project": "bench", "box_id": id}))
+                .await?;
+            client
+                .call("exec_box", json!({"box_id": id, "command": "true"}))
+                .await
+        })
+        .await?;
+        let name = format!("paddock-bench-base-{}-{i}", std::process::id());
+        let (theirs, _) = timed(|| {
+            docker(&[
+                "run",
+                "-d",
+                "--label",
+                "paddock.bench=1",
+                "--name",
+                &name,
+                &args.image,
+            ])?;
+            docker(&["exec", &name, "true"])
+        })?;
+        let (ours_rm, _) = timed_async(client.call("destroy_box", json!({"box_id": id}))).await?;
+        let (theirs_rm, _) = timed(|| docker(&["rm", "-f", &name]))?;
+        if i > 0 {
+            create_exec.0.push(ours);
+            create_exec.1.push(theirs);
+            destroy.0.push(ours_rm);
+            destroy.1.push(theirs_rm);
+        }
+    }
+
+    let mut exec = (Samples::default(), Samples::default());
+    client
+        .call(
+            "create_box",
+            json!({"project": "bench", "box_id": "bench-exec"}),
+        )
+        .await?;
+    let name = format!("paddock-bench-exec-{}", std::process::id());
+    docker(&[
+        "run",
+        "-d",
+        "--label",
+        "paddock.bench=1",
+        "--name",
+        &name,
+        &args.image,
+    ])?;
+    for i in 0..=(args.iterations * 2) {
+        let (ours, _) = timed_async(client.call(
+            "exec_box",
+            json!({"box_id": "bench-exec", "command": "true"}),
+        ))
+        .await?;
+        let (theirs, _) = timed(|| docker(&["exec", &name, "true"]))?;
+        if i > 0 {
+            exec.0.push(ours);
+            exec.1.push(theirs);
+        }
+    }
+    client
+        .call("destroy_box", json!({"box_id": "bench-exec"}))
+        .await?;
+    docker(&["rm", "-f", &name])?;
+
+    // list_boxes against a full house.
+    let http = reqwest::Client::new();
+    let mut made = Vec::new();
+    for i in 0..args.list_boxes {
+        let id = format!("list-{i}");
+        let r = http
+            .post(format!("{}/api/v1/boxes", server.url))
+            .json(&json!({"project": "bench", "box_id": id}))
+            .send()
+            .await?;
+        if !r.status().is_success() {
+            bail!("creating {id}: {}", r.text().await?);
+        }
+        made.push(id);
+    }
+    let mut list = Samples::default();
+    for _ in 0..args.iterations.max(10) * 10 {
+        let (t, result) = timed_async(client.call("list_boxes", json!({}))).await?;
+        let n = result["boxes"].as_array().map_or(0, Vec::len);
+        if n != args.list_boxes {
+            bail!(
+                "list_boxes returned {n} boxes, expected {}",
+                args.list_boxes
+            );
+        }
+        list.push(t);
+    }
+    for id in &made {
+        http.delete(format!("{}/api/v1/boxes/{id}", server.url))
+            .send()
+            .await?;
+    }
+
+    println!();
+    println!(
+        "{:<44} {:>12} {:>12} {:>8} {:>8}",
+        "operation (median)", "paddock", "baseline", "ratio", "goal"
+    );
+    stats::ratio_row(
+        "create -> first exec: MCP vs docker run+exec",
+        &create_exec.0,
+        &create_exec.1,
+        "<= 1.15",
+    );
+    stats::ratio_row(
+        "destroy: MCP vs docker rm -f",
+        &destroy.0,
+        &destroy.1,
+        "<= 1.20",
+    );
+    stats::ratio_row(
+        "exec round trip: MCP vs docker exec",
+        &exec.0,
+        &exec.1,
+        "<= 1.10",
+    );
+    println!();
+    println!(
+        "list_boxes with {} boxes over MCP: p50 {:.2} ms, p99 {:.2} ms ({} calls)",
+        args.list_boxes,
+        list.percentile_ms(50.0),
+        list.percentile_ms(99.0),
+        list.len()
+    );
+    for (label, ours, theirs) in [
+        ("create->exec", &create_exec.0, &create_exec.1),
+        ("destroy", &destroy.0, &destroy.1),
+        ("exec", &exec.0, &exec.1),
+    ] {
+        println!(
+            "{label:<13} p99: paddock {:.1} ms, baseline {:.1} ms",
+            ours.percentile_ms(99.0),
+            theirs.percentile_ms(99.0)
+        );
+    }
+    client.close().await;
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! Box networks: a warm pool of internal bridge networks.
+//!
+//! Creating a Docker network costs about as much as starting a container,
+//! so paddock keeps a few ready (`boxes.spare_networks`) and hands one to
+//! each new box; a destroyed box's network, emptied, goes back to the pool.
+//! Because a pooled network outlives any one box, it cannot carry a
+//! `paddock.box` label (Docker labels are immutable): the store's
+//! `network_id` column is what ties a network to its box. Pool networks
+//! carry `paddock.instance` and `paddock.role=box-network`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use paddock_docker::EngineError;
+use tokio::sync::Notify;
+
+use crate::subnet::{self, SubnetPool};
+use crate::{BoxService, CoreError, Result, labels};
+
+pub(crate) const ROLE: &str = "paddock.role";
+pub(crate) const ROLE_BOX_NETWORK: &str = "box-network";
+
+pub(crate) struct NetworkPool {
+    subnets: SubnetPool,
+    /// Where the next subnet search starts, so concurrent creates rarely
+    /// race for one subnet (Docker refuses the loser, which moves on).
+    cursor: AtomicU32,
+    spares: Mutex<Vec<String>>,
+    target: usize,
+    pub(crate) wanted: Notify,
+}
+
+impl NetworkPool {
+    pub(crate) fn new(subnets: SubnetPool, target: usize) -> Self {
+        Self {
+            subnets,
+            cursor: AtomicU32::new(0),
+            spares: Mutex::new(Vec::new()),
+            target,
+            wanted: Notify::new(),
+        }
+    }
+
+    fn spares(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+        self.spares.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn take(&self) -> Option<String> {
+        let taken = self.spares().pop();
+        self.wanted.notify_one();
+        taken
+    }
+
+    /// Keeps `network` if the pool has room; hands it back otherwise.
+    fn give_back(&self, network: String) -> Option<String> {
+        let mut spares = self.spares();
+        if spares.len() < self.target {
+            spares.push(network);
+            None
+        } else {
+            Some(network)
+        }
+    }
+
+    fn missing(&self) -> usize {
+        self.target.saturating_sub(self.spares().len())
+    }
+
+    pub(crate) fn is_spare(&self, network: &str) -> bool {
+        self.spares().iter().any(|n| n == network)
+    }
+}
+
+impl BoxService {
+    fn network_labels(&self) -> HashMap<String, String> {
+        HashMap::from([
+            (labels::INSTANCE.to_owned(), self.instance.clone()),
+            (ROLE.to_owned(), ROLE_BOX_NETWORK.to_owned()),
+        ])
+    }
+
+    /// Creates one pool network on the next free subnet.
+    async fn make_network(&self) -> Result<String> {
+        let pool = &self.networks.subnets;
+        for _ in 0..pool.len() {
+            let index = self.networks.cursor.fetch_add(1, Ordering::Relaxed) % pool.len();
+            let subnet = pool.nth(index);
+            let suffix = crate::secret::hash_token(&crate::secret::new_token());
+            let name = format!("paddock-net-{}", &suffix[..12]);
+            match self
+                .engine
+                .create_internal_network(&name, &subnet, self.network_labels())
+                .await
+            {
+                Ok(id) => return Ok(id),
+                Err(EngineError::Api { message, .. }) | Err(EngineError::Conflict(message))
+                    if message.contains("overlap") =>
+                {
+                    tracing::debug!(%subnet, "subnet in use; trying the next");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(subnet::exhausted(pool))
+    }
+
+    /// A network for a new box: a spare if one is ready, else a new one.
+    pub(crate) async fn acquire_network(&self) -> Result<String> {
+        match self.networks.take() {
+            Some(network) => Ok(network),
+            None => self.make_network().await,
+        }
+    }
+
+    /// Returns an emptied box network to the pool, or removes it.
+    pub(crate) async fn release_network(&self, network: String) -> Result<()> {
+        if let Some(surplus) = self.networks.give_back(network) {
+            self.engine.remove_network(&surplus).await?;
+        }
+        Ok(())
+    }
+
+    /// Tops the pool up to its target. Called by the maintenance loop.
+    pub(crate) async fn refill_networks(&self) {
+        for _ in 0..self.networks.missing() {
+            match self.make_network().await {
+                Ok(network) => {
+                    if let Some(surplus) = self.networks.give_back(network) {
+                        let _ = self.engine.remove_network(&surplus).await;
+                    }
+                }
+                Err(CoreError::EngineUnavailable(_)) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not prepare a spare box network");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// After a restart: pool networks no box holds become spares again
+    /// (up to the target); the rest are removed.
+    pub(crate) async fn adopt_networks(&self, unheld: Vec<String>) -> Result<usize> {
+        let mut removed = 0;
+        for network in unheld {
+            if self.networks.is_spare(&network) {
+                continue;
+            }
+            if let Some(surplus) = self.networks.give_back(network) {
+                self.engine.remove_network(&surplus).await?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+}
