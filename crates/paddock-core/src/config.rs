@@ -57,7 +57,8 @@ pub struct BoxLimits {
     pub subnet_pool: String,
     /// Prefix length of each box's subnet.
     pub subnet_prefix: u8,
-    /// Box networks kept ready, so a create need not wait for one.
+    /// Box networks kept ready, so a create need not wait for one. Emptied
+    /// networks of destroyed boxes are kept up to twice this number.
     pub spare_networks: usize,
 }
 

@@ -42,7 +42,7 @@ impl NetworkPool {
         }
     }
 
-    fn spares(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
+    pub(crate) fn spares(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
         self.spares.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -52,10 +52,13 @@ impl NetworkPool {
         taken
     }
 
-    /// Keeps `network` if the pool has room; hands it back otherwise.
+    /// Keeps `network` if the pool has room; hands it back otherwise. The
+    /// pool takes back up to twice its refill target, so a steady rhythm of
+    /// creates and destroys recycles networks instead of making and
+    /// removing one each time.
     fn give_back(&self, network: String) -> Option<String> {
         let mut spares = self.spares();
-        if spares.len() < self.target {
+        if spares.len() < self.target * 2 {
             spares.push(network);
             None
         } else {
@@ -125,11 +128,7 @@ impl BoxService {
     pub(crate) async fn refill_networks(&self) {
         for _ in 0..self.networks.missing() {
             match self.make_network().await {
-                Ok(network) => {
-                    if let Some(surplus) = self.networks.give_back(network) {
-                        let _ = self.engine.remove_network(&surplus).await;
-                    }
-                }
+                Ok(network) => self.networks.spares().push(network),
                 Err(CoreError::EngineUnavailable(_)) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not prepare a spare box network");
