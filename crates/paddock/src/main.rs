@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod gate;
 mod serve;
 mod supervisor;
 
@@ -28,6 +29,11 @@ enum Command {
     /// Create, list, inspect, run commands in and remove boxes.
     #[command(name = "box")]
     Boxes(client::BoxArgs),
+    /// Serve git repositories over smart HTTP behind per-project tokens.
+    Gate(gate::GateArgs),
+    /// Run by the git gate's hooks inside `git receive-pack`.
+    #[command(name = "gate-hook", hide = true)]
+    GateHook(gate::HookArgs),
 }
 
 #[derive(clap::Args)]
@@ -54,27 +60,27 @@ pub struct ServeArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let result = match cli.command {
+        // The gate builds its own runtime: `--detach` must fork first.
+        Command::Gate(args) => gate::run(args),
+        Command::GateHook(args) => return gate::run_hook(args),
+        Command::Serve(args) => {
+            in_runtime(async { serve::run(args).await.map(|()| ExitCode::SUCCESS) })
+        }
+        Command::Boxes(args) => in_runtime(client::run_box(args)),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("paddock: error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+fn in_runtime(
+    work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
+) -> anyhow::Result<ExitCode> {
+    tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("paddock: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => serve::run(args).await.map(|()| ExitCode::SUCCESS),
-            Command::Boxes(args) => client::run_box(args).await,
-        }
-    });
-    match result {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("paddock: error: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
+        .block_on(work)
 }

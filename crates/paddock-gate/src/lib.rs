@@ -1,0 +1,29 @@
+//! The git gate: git smart HTTP (`git http-backend`) behind per-project
+//! tokens, and the push policy its hooks enforce.
+//!
+//! It maps no URL path to a file itself: a request names a repository that
+//! must be a plain `<project>.git` directory inside the base path and one of
+//! the three smart-HTTP endpoints; everything else is 404. `git
+//! http-backend` then serves it with `GIT_PROJECT_ROOT` set to the base.
+
+mod cgi;
+mod hook;
+mod policy;
+mod request;
+mod server;
+mod tokens;
+
+pub use hook::{HookKind, run_hook};
+pub use policy::{PushPolicy, RefAction};
+pub use server::{Gate, GateConfig};
+pub use tokens::{Grant, TokenAuthority, TokenFile, hash_token};
+
+#[derive(Debug, thiserror::Error)]
+pub enum GateError {
+    #[error("gate: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("gate: base path {0} is not a directory")]
+    BasePath(String),
+    #[error("gate: {0}")]
+    Config(String),
+}

@@ -1,0 +1,312 @@
+//! The gate's HTTP side: authenticate, authorise, hand to the CGI.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode, header};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::cgi::{self, CgiCall};
+use crate::hook::{ENV_AUDIT, ENV_POLICY, ENV_PRINCIPAL, ENV_PROJECT};
+use crate::request::{self, GitRequest};
+use crate::tokens::{Grant, TokenAuthority};
+use crate::{GateError, PushPolicy};
+
+pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
+
+pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
+        .body(
+            Full::new(Bytes::from(body.to_owned()))
+                .map_err(|e| match e {})
+                .boxed_unsync(),
+        )
+        .expect("static response")
+}
+
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    pub base_path: PathBuf,
+    /// The `git` binary that provides `http-backend`.
+    pub git: String,
+    /// Command the installed hooks run: `<this> gate-hook <kind>`.
+    pub hook_command: PathBuf,
+    pub policy: PushPolicy,
+    pub audit_log: Option<PathBuf>,
+    pub max_body_bytes: u64,
+    pub stall_timeout: Duration,
+}
+
+impl GateConfig {
+    pub fn new(base_path: PathBuf, hook_command: PathBuf) -> Self {
+        Self {
+            base_path,
+            git: "git".into(),
+            hook_command,
+            policy: PushPolicy::default(),
+            audit_log: None,
+            max_body_bytes: 2 * 1024 * 1024 * 1024,
+            stall_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+pub struct Gate {
+    config: GateConfig,
+    base: PathBuf,
+    tokens: Arc<dyn TokenAuthority>,
+    hooks: tempfile_dir::HooksDir,
+}
+
+mod tempfile_dir {
+    //! A private directory holding the hook scripts, removed on drop.
+
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::{Path, PathBuf};
+
+    use crate::hook::HookKind;
+
+    pub struct HooksDir(PathBuf);
+
+    impl HooksDir {
+        pub fn create(command: &Path) -> std::io::Result<Self> {
+            let command = command
+                .to_str()
+                .filter(|c| !c.contains('\''))
+                .ok_or_else(|| {
+                    std::io::Error::other("the hook command path must be UTF-8 without quotes")
+                })?;
+            let dir = std::env::temp_dir().join(format!(
+                "paddock-gate-hooks-{}-{}",
+                std::process::id(),
+                crate::tokens::hash_token(&format!("{:?}", std::time::SystemTime::now()))[0]
+            ));
+            std::fs::create_dir_all(&dir)?;
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+            for kind in [HookKind::PreReceive, HookKind::PostReceive] {
+                let path = dir.join(kind.name());
+                std::fs::write(
+                    &path,
+                    format!("#!/bin/sh\nexec '{command}' gate-hook {}\n", kind.name()),
+                )?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+            }
+            Ok(Self(dir))
+        }
+
+        pub fn path(&self) -> &Path {
+            &self.0
+        }
+    }
+
+    impl Drop for HooksDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+impl Gate {
+    pub fn new(
+        config: GateConfig,
+        tokens: Arc<dyn TokenAuthority>,
+    ) -> Result<Arc<Self>, GateError> {
+        let base = config
+            .base_path
+            .canonicalize()
+            .ok()
+            .filter(|b| b.is_dir())
+            .ok_or_else(|| GateError::BasePath(config.base_path.display().to_string()))?;
+        let hooks = tempfile_dir::HooksDir::create(&config.hook_command)?;
+        Ok(Arc::new(Self {
+            config,
+            base,
+            tokens,
+            hooks,
+        }))
+    }
+
+    pub fn base(&self) -> &Path {
+        &self.base
+    }
+
+    fn unauthorized() -> Response<Body> {
+        let mut r = text(
+            StatusCode::UNAUTHORIZED,
+            "a token is required (HTTP Basic, token as the user name)\n",
+        );
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"paddock git gate\""),
+        );
+        r
+    }
+
+    fn not_found() -> Response<Body> {
+        text(StatusCode::NOT_FOUND, "repository not found\n")
+    }
+
+    pub async fn handle(
+        &self,
+        req: Request<Incoming>,
+        remote: Option<SocketAddr>,
+    ) -> Response<Body> {
+        let Some(git) = request::parse(req.method().as_str(), req.uri().path(), req.uri().query())
+        else {
+            return Self::not_found();
+        };
+        let auth = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let Some(grant) = request::basic_token(auth).and_then(|t| self.tokens.grant(&t)) else {
+            return Self::unauthorized();
+        };
+        let (principal, policy) = match &grant {
+            Grant::Admin => ("admin".to_owned(), None),
+            Grant::Project { project, principal } => {
+                // Another project's repository is "not found": its existence
+                // is none of this token's business.
+                if *project != git.project {
+                    return Self::not_found();
+                }
+                (principal.clone(), Some(&self.config.policy))
+            }
+        };
+        if request::repository(&self.base, &git.project).is_none() {
+            return Self::not_found();
+        }
+        tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
+        let env = self.cgi_env(&req, &git, &principal, policy, remote);
+        let call = CgiCall {
+            program: self.config.git.clone(),
+            args: vec!["http-backend".into()],
+            env,
+            max_body: self.config.max_body_bytes,
+            stall: self.config.stall_timeout,
+        };
+        cgi::run(call, req.into_body()).await
+    }
+
+    fn cgi_env(
+        &self,
+        req: &Request<Incoming>,
+        git: &GitRequest,
+        principal: &str,
+        policy: Option<&PushPolicy>,
+        remote: Option<SocketAddr>,
+    ) -> Vec<(String, String)> {
+        let header = |name: header::HeaderName| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+                .map(str::to_owned)
+        };
+        let mut env = vec![
+            (
+                "PATH".to_owned(),
+                std::env::var("PATH").unwrap_or_else(|_| "/usr/local/bin:/usr/bin:/bin".into()),
+            ),
+            ("HOME".into(), self.hooks.path().display().to_string()),
+            ("GIT_PROJECT_ROOT".into(), self.base.display().to_string()),
+            ("GIT_HTTP_EXPORT_ALL".into(), "1".into()),
+            ("PATH_INFO".into(), git.path_info()),
+            ("REQUEST_METHOD".into(), req.method().as_str().to_owned()),
+            (
+                "QUERY_STRING".into(),
+                req.uri().query().unwrap_or("").to_owned(),
+            ),
+            ("REMOTE_USER".into(), principal.to_owned()),
+            (
+                "REMOTE_ADDR".into(),
+                remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+            ),
+            ("GIT_CONFIG_COUNT".into(), "2".into()),
+            ("GIT_CONFIG_KEY_0".into(), "core.hooksPath".into()),
+            (
+                "GIT_CONFIG_VALUE_0".into(),
+                self.hooks.path().display().to_string(),
+            ),
+            ("GIT_CONFIG_KEY_1".into(), "http.receivepack".into()),
+            ("GIT_CONFIG_VALUE_1".into(), "true".into()),
+            (ENV_PROJECT.into(), git.project.clone()),
+            (ENV_PRINCIPAL.into(), principal.to_owned()),
+        ];
+        if let Some(v) = header(header::CONTENT_TYPE) {
+            env.push(("CONTENT_TYPE".into(), v));
+        }
+        if let Some(v) = header(header::CONTENT_LENGTH).filter(|v| v.parse::<u64>().is_ok()) {
+            env.push(("CONTENT_LENGTH".into(), v));
+        }
+        if let Some(v) = header(header::CONTENT_ENCODING) {
+            env.push(("HTTP_CONTENT_ENCODING".into(), v));
+        }
+        if let Some(v) = header(header::HeaderName::from_static("git-protocol")) {
+            env.push(("GIT_PROTOCOL".into(), v));
+        }
+        if let Some(policy) = policy {
+            env.push((
+                ENV_POLICY.into(),
+                serde_json::to_string(policy).unwrap_or_default(),
+            ));
+        }
+        if let Some(audit) = &self.config.audit_log {
+            env.push((ENV_AUDIT.into(), audit.display().to_string()));
+        }
+        env
+    }
+
+    /// Serves one connection (HTTP/1.1, keep-alive) to its end.
+    pub async fn serve_connection<IO>(self: Arc<Self>, io: IO, remote: Option<SocketAddr>)
+    where
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let service = service_fn(move |req| {
+            let gate = self.clone();
+            async move { Ok::<_, Infallible>(gate.handle(req, remote).await) }
+        });
+        let served = http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .max_buf_size(64 * 1024)
+            .serve_connection(TokioIo::new(io), service)
+            .await;
+        if let Err(e) = served {
+            tracing::debug!(error = %e, "git connection ended with an error");
+        }
+    }
+
+    /// Accepts connections until `stop` is cancelled.
+    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+        loop {
+            let accepted = tokio::select! {
+                _ = stop.cancelled() => return,
+                accepted = listener.accept() => accepted,
+            };
+            match accepted {
+                Ok((stream, remote)) => {
+                    let gate = self.clone();
+                    tokio::spawn(gate.serve_connection(stream, Some(remote)));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
