@@ -189,6 +189,14 @@ impl Gate {
         if request::repository(&self.base, &git.project).is_none() {
             return Self::not_found();
         }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.config.max_body_bytes) {
+            return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
+        }
         tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
         let env = self.cgi_env(&req, &git, &principal, policy, remote);
         let call = CgiCall {

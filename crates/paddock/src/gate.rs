@@ -27,6 +27,9 @@ pub struct GateArgs {
     detach: bool,
     #[arg(long, requires = "detach")]
     pid_file: Option<PathBuf>,
+    /// Where a detached gate writes its log (default: nowhere).
+    #[arg(long, requires = "detach")]
+    log_file: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
     #[arg(long, default_value_t = 9418)]
@@ -120,6 +123,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         match unsafe { libc::fork() } {
             -1 => bail!("fork failed: {}", std::io::Error::last_os_error()),
             0 => {
+                detach_stdio(args.log_file.as_deref())?;
                 // SAFETY: plain syscall in the child.
                 unsafe { libc::setsid() };
                 init_logging();
@@ -161,6 +165,35 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         })?;
         Ok(ExitCode::SUCCESS)
     }
+}
+
+/// A daemon keeps none of its parent's terminal or pipes: stdin and stdout
+/// go to /dev/null, stderr (the log) to `log_file` or /dev/null.
+fn detach_stdio(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
+    use std::os::fd::AsRawFd;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let log = match log_file {
+        Some(path) => std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("cannot open the log file {}", path.display()))?,
+        None => null.try_clone()?,
+    };
+    for (from, to) in [
+        (null.as_raw_fd(), 0),
+        (null.as_raw_fd(), 1),
+        (log.as_raw_fd(), 2),
+    ] {
+        // SAFETY: dup2 on descriptors we own.
+        if unsafe { libc::dup2(from, to) } == -1 {
+            bail!("dup2 failed: {}", std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
 }
 
 /// fd 0 is the accepted connection: TCP from systemd, or a unix socket.

@@ -435,3 +435,12 @@ pub fn run_python(script: &str, input: &Value) -> Value {
         )
     })
 }
+
+/// Polls a synchronous condition until it holds or the deadline passes.
+pub fn wait_for_sync(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
