@@ -27,6 +27,8 @@ pub enum CoreError {
     /// so a link's existence is not revealed.
     #[error("this activation link is invalid, expired or already used")]
     ActivationInvalid,
+    #[error("setting up the box failed: {0}")]
+    Extension(String),
     #[error("command did not finish within {0} seconds")]
     ExecTimeout(u64),
 }

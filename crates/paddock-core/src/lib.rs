@@ -5,6 +5,7 @@
 mod activation;
 pub mod config;
 mod error;
+mod extension;
 mod hooks;
 mod labels;
 mod lifecycle;
@@ -20,7 +21,9 @@ pub mod validate;
 pub use activation::{ActivationPage, SubmitOutcome};
 pub use config::CoreConfig;
 pub use error::CoreError;
+pub use extension::{BoxExtension, BoxFuture, BoxSetup, Equipment};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
+pub use paddock_docker::FileEntry;
 pub use reconcile::ReconcileReport;
 pub use service::{BoxService, Health};
 

@@ -11,6 +11,7 @@ use paddock_docker::ContainerSpec;
 use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
+use crate::BoxSetup;
 use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
@@ -100,6 +101,23 @@ impl BoxService {
 
         let network = self.acquire_network().await?;
         self.store.set_box_network(&row.id, &network)?;
+        let gateway = self.gateway_of(&network).await?;
+        let mut files = files;
+        let mut env = vec![
+            format!("PADDOCK_BOX_ID={}", row.id),
+            format!("PADDOCK_PROJECT={}", row.project),
+        ];
+        for ext in &self.extensions {
+            let setup = BoxSetup {
+                box_id: &row.id,
+                project: &row.project,
+                network_id: &network,
+                gateway,
+            };
+            let equipment = ext.equip(setup).await.map_err(CoreError::Extension)?;
+            files.extend(equipment.files);
+            env.extend(equipment.env);
+        }
 
         let limits = &self.config.boxes;
         let spec = ContainerSpec {
@@ -107,10 +125,7 @@ impl BoxService {
             image: row.image.clone(),
             hostname: row.id.clone(),
             labels: object_labels,
-            env: vec![
-                format!("PADDOCK_BOX_ID={}", row.id),
-                format!("PADDOCK_PROJECT={}", row.project),
-            ],
+            env,
             cmd: (!limits.command.is_empty()).then(|| limits.command.clone()),
             network,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),

@@ -9,6 +9,7 @@
 //! carry `paddock.instance` and `paddock.role=box-network`.
 
 use std::collections::HashMap;
+use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -27,6 +28,8 @@ pub(crate) struct NetworkPool {
     /// race for one subnet (Docker refuses the loser, which moves on).
     cursor: AtomicU32,
     spares: Mutex<Vec<String>>,
+    /// Host address on each known network.
+    gateways: Mutex<HashMap<String, Ipv4Addr>>,
     target: usize,
     pub(crate) wanted: Notify,
 }
@@ -37,6 +40,7 @@ impl NetworkPool {
             subnets,
             cursor: AtomicU32::new(0),
             spares: Mutex::new(Vec::new()),
+            gateways: Mutex::new(HashMap::new()),
             target,
             wanted: Notify::new(),
         }
@@ -70,6 +74,10 @@ impl NetworkPool {
         self.target.saturating_sub(self.spares().len())
     }
 
+    fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
+        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn is_spare(&self, network: &str) -> bool {
         self.spares().iter().any(|n| n == network)
     }
@@ -89,14 +97,26 @@ impl BoxService {
         for _ in 0..pool.len() {
             let index = self.networks.cursor.fetch_add(1, Ordering::Relaxed) % pool.len();
             let subnet = pool.nth(index);
+            let gateway = pool.gateway(index);
             let suffix = crate::secret::hash_token(&crate::secret::new_token());
             let name = format!("paddock-net-{}", &suffix[..12]);
             match self
                 .engine
-                .create_internal_network(&name, &subnet, self.network_labels())
+                .create_internal_network(
+                    &name,
+                    &subnet,
+                    &gateway.to_string(),
+                    self.network_labels(),
+                )
                 .await
             {
-                Ok(id) => return Ok(id),
+                Ok(id) => {
+                    self.networks.gateways().insert(id.clone(), gateway);
+                    for ext in &self.extensions {
+                        ext.network_up(&id, gateway);
+                    }
+                    return Ok(id);
+                }
                 Err(EngineError::Api { message, .. }) | Err(EngineError::Conflict(message))
                     if message.contains("overlap") =>
                 {
@@ -119,7 +139,39 @@ impl BoxService {
     /// Returns an emptied box network to the pool, or removes it.
     pub(crate) async fn release_network(&self, network: String) -> Result<()> {
         if let Some(surplus) = self.networks.give_back(network) {
-            self.engine.remove_network(&surplus).await?;
+            self.remove_network(&surplus).await?;
+        }
+        Ok(())
+    }
+
+    async fn remove_network(&self, network: &str) -> Result<()> {
+        self.engine.remove_network(network).await?;
+        self.networks.gateways().remove(network);
+        for ext in &self.extensions {
+            ext.network_down(network);
+        }
+        Ok(())
+    }
+
+    /// The host's address on a box network.
+    pub(crate) async fn gateway_of(&self, network: &str) -> Result<Ipv4Addr> {
+        if let Some(gw) = self.networks.gateways().get(network) {
+            return Ok(*gw);
+        }
+        let (subnet, gateway) = self.engine.network_addresses(network).await?;
+        let gw = gateway
+            .and_then(|g| g.parse().ok())
+            .or_else(|| subnet.as_deref().and_then(subnet::first_host))
+            .ok_or_else(|| CoreError::Engine(format!("network {network} has no IPv4 subnet")))?;
+        self.networks.gateways().insert(network.to_owned(), gw);
+        Ok(gw)
+    }
+
+    /// Tells the extensions about a network found at start.
+    pub(crate) async fn register_network(&self, network: &str) -> Result<()> {
+        let gw = self.gateway_of(network).await?;
+        for ext in &self.extensions {
+            ext.network_up(network, gw);
         }
         Ok(())
     }
@@ -146,9 +198,17 @@ impl BoxService {
             if self.networks.is_spare(&network) {
                 continue;
             }
-            if let Some(surplus) = self.networks.give_back(network) {
-                self.engine.remove_network(&surplus).await?;
-                removed += 1;
+            match self.networks.give_back(network) {
+                Some(surplus) => {
+                    self.engine.remove_network(&surplus).await?;
+                    removed += 1;
+                }
+                None => {
+                    let adopted = self.networks.spares().last().cloned();
+                    if let Some(adopted) = adopted {
+                        self.register_network(&adopted).await?;
+                    }
+                }
             }
         }
         Ok(removed)

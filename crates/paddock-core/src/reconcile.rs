@@ -79,6 +79,7 @@ impl BoxService {
         let mut unheld = Vec::new();
         for (id, l) in &owned.networks {
             if held.contains(id) {
+                self.register_network(id).await?;
                 continue;
             }
             if l.get(ROLE).is_some_and(|r| r == ROLE_BOX_NETWORK) {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use paddock_docker::Engine;
 use paddock_store::{BoxState, Store};
 
+use crate::BoxExtension;
 use crate::activation::Logins;
 use crate::model::{BoxView, ExecResult};
 use crate::networks::NetworkPool;
@@ -24,6 +25,7 @@ pub struct BoxService {
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) logins: Logins,
     pub(crate) networks: NetworkPool,
+    pub(crate) extensions: Vec<Arc<dyn BoxExtension>>,
 }
 
 /// Whether each dependency answered; `Err` holds what went wrong.
@@ -40,7 +42,12 @@ impl Health {
 }
 
 impl BoxService {
-    pub fn new(store: Arc<Store>, engine: Arc<Engine>, config: CoreConfig) -> Result<Arc<Self>> {
+    pub fn new(
+        store: Arc<Store>,
+        engine: Arc<Engine>,
+        config: CoreConfig,
+        extensions: Vec<Arc<dyn BoxExtension>>,
+    ) -> Result<Arc<Self>> {
         config.check().map_err(CoreError::Invalid)?;
         let subnets = SubnetPool::parse(&config.boxes.subnet_pool, config.boxes.subnet_prefix)
             .map_err(CoreError::Invalid)?;
@@ -63,6 +70,7 @@ impl BoxService {
             locks: Mutex::new(HashMap::new()),
             logins: Logins::default(),
             networks,
+            extensions,
         }))
     }
 

@@ -57,6 +57,19 @@ impl SubnetPool {
         let addr = Ipv4Addr::from(self.base + index * size);
         format!("{addr}/{}", self.prefix)
     }
+
+    /// The host's address on the `index`th subnet: its first address.
+    pub(crate) fn gateway(&self, index: u32) -> Ipv4Addr {
+        let size = 1u32 << (32 - u32::from(self.prefix));
+        Ipv4Addr::from(self.base + index * size + 1)
+    }
+}
+
+/// The first address of an `a.b.c.d/len` subnet: where Docker (and paddock)
+/// put the host's side of a bridge.
+pub(crate) fn first_host(subnet: &str) -> Option<Ipv4Addr> {
+    let addr: Ipv4Addr = subnet.split('/').next()?.parse().ok()?;
+    Some(Ipv4Addr::from(u32::from(addr) + 1))
 }
 
 pub(crate) fn exhausted(pool: &SubnetPool) -> CoreError {
@@ -77,6 +90,7 @@ mod tests {
         assert_eq!(pool.nth(0), "10.213.0.0/28");
         assert_eq!(pool.nth(1), "10.213.0.16/28");
         assert_eq!(pool.nth(4095), "10.213.255.240/28");
+        assert_eq!(pool.gateway(1), Ipv4Addr::new(10, 213, 0, 17));
     }
 
     #[test]

@@ -89,11 +89,12 @@ impl Engine {
     }
 
     /// Creates a bridge network no traffic can leave the host through, on
-    /// the given IPv4 subnet.
+    /// the given IPv4 subnet, with the host side at `gateway`.
     pub async fn create_internal_network(
         &self,
         name: &str,
         subnet: &str,
+        gateway: &str,
         labels: HashMap<String, String>,
     ) -> Result<String> {
         let created = self
@@ -108,6 +109,7 @@ impl Engine {
                     driver: Some("default".into()),
                     config: Some(vec![IpamConfig {
                         subnet: Some(subnet.to_owned()),
+                        gateway: Some(gateway.to_owned()),
                         ..Default::default()
                     }]),
                     ..Default::default()
@@ -224,6 +226,26 @@ impl Engine {
                 other => Err(other),
             },
         }
+    }
+
+    /// The first IPAM subnet and gateway of a network, as configured.
+    pub async fn network_addresses(
+        &self,
+        network: &str,
+    ) -> Result<(Option<String>, Option<String>)> {
+        let inspected = self
+            .client()
+            .await?
+            .inspect_network(
+                network,
+                None::<bollard::query_parameters::InspectNetworkOptions>,
+            )
+            .await?;
+        let first = inspected
+            .ipam
+            .and_then(|i| i.config)
+            .and_then(|c| c.into_iter().next());
+        Ok(first.map_or((None, None), |c| (c.subnet, c.gateway)))
     }
 
     /// Removes a network; a missing one is fine.

@@ -9,12 +9,14 @@
 mod cgi;
 mod hook;
 mod policy;
+mod repos;
 mod request;
 mod server;
 mod tokens;
 
 pub use hook::{HookKind, run_hook};
 pub use policy::{PushPolicy, RefAction};
+pub use repos::ensure_repository;
 pub use server::{Gate, GateConfig};
 pub use tokens::{Grant, TokenAuthority, TokenFile, hash_token};
 

@@ -67,7 +67,6 @@ impl GateConfig {
 pub struct Gate {
     config: GateConfig,
     base: PathBuf,
-    tokens: Arc<dyn TokenAuthority>,
     hooks: tempfile_dir::HooksDir,
 }
 
@@ -120,10 +119,7 @@ mod tempfile_dir {
 }
 
 impl Gate {
-    pub fn new(
-        config: GateConfig,
-        tokens: Arc<dyn TokenAuthority>,
-    ) -> Result<Arc<Self>, GateError> {
+    pub fn new(config: GateConfig) -> Result<Arc<Self>, GateError> {
         let base = config
             .base_path
             .canonicalize()
@@ -134,7 +130,6 @@ impl Gate {
         Ok(Arc::new(Self {
             config,
             base,
-            tokens,
             hooks,
         }))
     }
@@ -159,10 +154,12 @@ impl Gate {
         text(StatusCode::NOT_FOUND, "repository not found\n")
     }
 
+    /// Answers one request; `tokens` decides who may see what.
     pub async fn handle(
         &self,
         req: Request<Incoming>,
         remote: Option<SocketAddr>,
+        tokens: &dyn TokenAuthority,
     ) -> Response<Body> {
         let Some(git) = request::parse(req.method().as_str(), req.uri().path(), req.uri().query())
         else {
@@ -172,7 +169,7 @@ impl Gate {
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let Some(grant) = request::basic_token(auth).and_then(|t| self.tokens.grant(&t)) else {
+        let Some(grant) = request::basic_token(auth).and_then(|t| tokens.grant(&t)) else {
             return Self::unauthorized();
         };
         let (principal, policy) = match &grant {
@@ -279,13 +276,18 @@ impl Gate {
     }
 
     /// Serves one connection (HTTP/1.1, keep-alive) to its end.
-    pub async fn serve_connection<IO>(self: Arc<Self>, io: IO, remote: Option<SocketAddr>)
-    where
+    pub async fn serve_connection<IO>(
+        self: Arc<Self>,
+        io: IO,
+        remote: Option<SocketAddr>,
+        tokens: Arc<dyn TokenAuthority>,
+    ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let service = service_fn(move |req| {
             let gate = self.clone();
-            async move { Ok::<_, Infallible>(gate.handle(req, remote).await) }
+            let tokens = tokens.clone();
+            async move { Ok::<_, Infallible>(gate.handle(req, remote, tokens.as_ref()).await) }
         });
         let served = http1::Builder::new()
             .timer(TokioTimer::new())
@@ -299,7 +301,12 @@ impl Gate {
     }
 
     /// Accepts connections until `stop` is cancelled.
-    pub async fn serve(self: Arc<Self>, listener: TcpListener, stop: CancellationToken) {
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: TcpListener,
+        tokens: Arc<dyn TokenAuthority>,
+        stop: CancellationToken,
+    ) {
         loop {
             let accepted = tokio::select! {
                 _ = stop.cancelled() => return,
@@ -308,7 +315,7 @@ impl Gate {
             match accepted {
                 Ok((stream, remote)) => {
                     let gate = self.clone();
-                    tokio::spawn(gate.serve_connection(stream, Some(remote)));
+                    tokio::spawn(gate.serve_connection(stream, Some(remote), tokens.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");

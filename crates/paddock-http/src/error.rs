@@ -37,6 +37,7 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
         CoreError::Activation(_) => (StatusCode::BAD_GATEWAY, "activation_failed"),
         CoreError::ActivationInvalid => (StatusCode::NOT_FOUND, "activation_invalid"),
         CoreError::ExecTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "exec_timeout"),
+        CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, "setup_failed"),
     }
 }
 

@@ -6,6 +6,7 @@
 //! costs microseconds, far less than a hop to a blocking pool.
 
 mod boxes;
+mod git_tokens;
 mod migrate;
 
 use std::path::Path;
@@ -14,6 +15,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use boxes::{ActivationRow, BoxRow, BoxState};
+pub use git_tokens::GitGrant;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -70,7 +72,7 @@ impl Store {
     /// A poisoned lock only means another thread panicked mid-statement;
     /// SQLite's own transaction rolled that statement back, so the
     /// connection is still consistent and we keep using it.
-    fn conn(&self) -> MutexGuard<'_, Connection> {
+    pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock().unwrap_or_else(|p| p.into_inner())
     }
 

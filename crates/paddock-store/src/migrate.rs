@@ -5,7 +5,10 @@ use rusqlite::Connection;
 use crate::{Result, StoreError};
 
 /// Append-only: a migration that has shipped is never edited.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_boxes.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_boxes.sql"),
+    include_str!("../migrations/0002_git_tokens.sql"),
+];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
     let known = MIGRATIONS.len() as i64;

@@ -13,6 +13,7 @@ use paddock_core::config::{
 use serde::Deserialize;
 
 use crate::ServeArgs;
+use crate::embedded_gate::GitConfig;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +26,7 @@ pub struct PaddockConfig {
     pub profiles: Vec<ImageProfile>,
     pub hooks: Vec<HookConfig>,
     pub reconcile: ReconcileConfig,
+    pub git: GitConfig,
 }
 
 impl Default for PaddockConfig {
@@ -39,6 +41,7 @@ impl Default for PaddockConfig {
             profiles: core.profiles,
             hooks: core.hooks,
             reconcile: core.reconcile,
+            git: GitConfig::default(),
         }
     }
 }
@@ -84,6 +87,7 @@ pub struct Resolved {
     /// `serve` then replaces with the address actually bound (port 0).
     pub explicit_public_url: bool,
     pub core: CoreConfig,
+    pub git: GitConfig,
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -222,6 +226,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         allowed_hosts,
         explicit_public_url,
         core,
+        git: config.git,
     })
 }
 

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use paddock_gate::{Gate, GateConfig, HookKind, PushPolicy, RefAction, TokenFile};
+use paddock_gate::{Gate, GateConfig, HookKind, PushPolicy, RefAction, TokenAuthority, TokenFile};
 
 #[derive(clap::Args)]
 pub struct GateArgs {
@@ -68,7 +68,7 @@ fn parse_action(s: &str) -> Result<RefAction, String> {
     }
 }
 
-fn gate(args: &GateArgs) -> anyhow::Result<Arc<Gate>> {
+fn gate(args: &GateArgs) -> anyhow::Result<(Arc<Gate>, Arc<dyn TokenAuthority>)> {
     let mut policy = PushPolicy::default();
     if !args.allow_ref.is_empty() {
         policy.allowed_refs = args.allow_ref.clone();
@@ -83,11 +83,11 @@ fn gate(args: &GateArgs) -> anyhow::Result<Arc<Gate>> {
     config.git = args.git.clone();
     config.max_body_bytes = args.max_body_mib * 1024 * 1024;
     config.stall_timeout = std::time::Duration::from_secs(args.stall_timeout_secs.max(1));
-    let tokens = Arc::new(TokenFile::new(
+    let tokens: Arc<dyn TokenAuthority> = Arc::new(TokenFile::new(
         args.token_file.clone(),
         args.admin_token.as_deref(),
     ));
-    Ok(Gate::new(config, tokens)?)
+    Ok((Gate::new(config)?, tokens))
 }
 
 fn init_logging() {
@@ -129,7 +129,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
                 init_logging();
                 let rt = runtime()?;
                 rt.block_on(async {
-                    let gate = gate(&args)?;
+                    let (gate, tokens) = gate(&args)?;
                     listener.set_nonblocking(true)?;
                     let listener = tokio::net::TcpListener::from_std(listener)?;
                     tracing::info!(%addr, base = %gate.base().display(), "git gate serving");
@@ -142,7 +142,7 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
                         }
                         on_term.cancel();
                     });
-                    gate.serve(listener, stop).await;
+                    gate.serve(listener, tokens, stop).await;
                     Ok::<_, anyhow::Error>(())
                 })?;
                 Ok(ExitCode::SUCCESS)
@@ -160,8 +160,8 @@ pub fn run(args: GateArgs) -> anyhow::Result<ExitCode> {
         init_logging();
         let rt = runtime()?;
         rt.block_on(async {
-            let gate = gate(&args)?;
-            serve_stdin(gate).await
+            let (gate, tokens) = gate(&args)?;
+            serve_stdin(gate, tokens).await
         })?;
         Ok(ExitCode::SUCCESS)
     }
@@ -197,14 +197,14 @@ fn detach_stdio(log_file: Option<&std::path::Path>) -> anyhow::Result<()> {
 }
 
 /// fd 0 is the accepted connection: TCP from systemd, or a unix socket.
-async fn serve_stdin(gate: Arc<Gate>) -> anyhow::Result<()> {
+async fn serve_stdin(gate: Arc<Gate>, tokens: Arc<dyn TokenAuthority>) -> anyhow::Result<()> {
     // SAFETY: fd 0 is ours for the life of the process.
     let tcp = unsafe { std::net::TcpStream::from_raw_fd(0) };
     match tcp.peer_addr() {
         Ok(remote) => {
             tcp.set_nonblocking(true)?;
             let stream = tokio::net::TcpStream::from_std(tcp)?;
-            gate.serve_connection(stream, Some(remote)).await;
+            gate.serve_connection(stream, Some(remote), tokens).await;
         }
         Err(_) => {
             // SAFETY: the same fd, now as a unix stream.
@@ -212,7 +212,7 @@ async fn serve_stdin(gate: Arc<Gate>) -> anyhow::Result<()> {
             unix.set_nonblocking(true)
                 .context("fd 0 is not a socket (run under inetd or systemd Accept=yes)")?;
             let stream = tokio::net::UnixStream::from_std(unix)?;
-            gate.serve_connection(stream, None).await;
+            gate.serve_connection(stream, None, tokens).await;
         }
     }
     Ok(())

@@ -2,6 +2,7 @@
 
 mod client;
 mod config;
+mod embedded_gate;
 mod gate;
 mod serve;
 mod supervisor;

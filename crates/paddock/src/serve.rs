@@ -16,6 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
 use crate::config::{self, Resolved};
+use crate::embedded_gate::EmbeddedGate;
 use crate::supervisor::Supervisor;
 
 const RECONCILE_AT_START: Duration = Duration::from_secs(30);
@@ -44,6 +45,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         allowed_hosts,
         explicit_public_url,
         mut core,
+        git,
         ..
     } = config;
 
@@ -61,7 +63,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
     );
     let engine = Arc::new(Engine::new(docker_host));
-    let boxes = BoxService::new(store, engine, core)?;
+    let gate_stop = tokio_util::sync::CancellationToken::new();
+    let mut extensions: Vec<Arc<dyn paddock_core::BoxExtension>> = Vec::new();
+    if git.enabled {
+        let base = git
+            .base_path
+            .clone()
+            .unwrap_or_else(|| data_dir.join("git"));
+        std::fs::create_dir_all(&base)
+            .with_context(|| format!("cannot create the git base path {}", base.display()))?;
+        let exe =
+            std::env::current_exe().context("cannot find the paddock binary for the git hooks")?;
+        let mut gate_config = paddock_gate::GateConfig::new(base, exe);
+        gate_config.policy = git.push.clone();
+        gate_config.audit_log = Some(data_dir.join("git-audit.jsonl"));
+        let gate = paddock_gate::Gate::new(gate_config)?;
+        extensions.push(EmbeddedGate::new(
+            gate,
+            store.clone(),
+            &git,
+            gate_stop.clone(),
+        ));
+    }
+    let boxes = BoxService::new(store, engine, core, extensions)?;
 
     let reconciled = match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
         Ok(Ok(report)) => {
@@ -93,6 +117,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let maintained = boxes.clone();
     supervisor.start("maintenance", move |stop| {
         maintained.maintain(reconciled, stop)
+    });
+
+    supervisor.start("git-gate", move |stop| async move {
+        stop.cancelled().await;
+        gate_stop.cancel();
     });
 
     let shutdown = tokio_util::sync::CancellationToken::new();

@@ -444,3 +444,52 @@ pub fn wait_for_sync(what: &str, timeout: Duration, mut check: impl FnMut() -> b
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+pub const GIT_IMAGE: &str = "paddock-test-git:test";
+
+/// A box image with Debian's git (and the shared libraries it loads) on top
+/// of busybox, built offline from this machine's own files.
+pub fn git_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        let root = ctx.path().join("rootfs");
+        let bin = root.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::create_dir_all(root.join("tmp")).unwrap();
+        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
+        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+        for applet in String::from_utf8_lossy(&list.stdout).lines() {
+            if applet != "busybox" {
+                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+            }
+        }
+        let programs = ["/usr/bin/git", "/usr/lib/git-core/git", "/usr/lib/git-core/git-remote-http"];
+        let ldd = Command::new("ldd").args(programs).output().unwrap();
+        let mut files: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = match line.split("=>").nth(1) {
+                Some(rest) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next().filter(|p| p.starts_with('/') && !p.ends_with(':')),
+            };
+            if let Some(p) = path.filter(|p| p.starts_with('/')) {
+                files.push(p.to_owned());
+            }
+        }
+        files.sort();
+        files.dedup();
+        for f in files {
+            let dest = root.join(f.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("copying {f}: {e}"));
+        }
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY rootfs /\nENV PATH=/usr/bin:/bin HOME=/tmp\nCMD [\"/bin/sleep\", \"2147483647\"]\n",
+        )
+        .unwrap();
+        let out = docker(&["build", "-q", "-t", GIT_IMAGE, ctx.path().to_str().unwrap()]);
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    GIT_IMAGE
+}

@@ -1,0 +1,44 @@
+//! Extensions: capabilities that ride on boxes (the git gate today, the
+//! egress gateway next) without the box domain knowing what they are.
+//! An extension is told when a box network comes and goes, and equips each
+//! new box with files and environment before its container is made.
+
+use std::future::Future;
+use std::net::Ipv4Addr;
+use std::pin::Pin;
+
+use paddock_docker::FileEntry;
+
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What an extension knows about the box it equips.
+#[derive(Debug, Clone, Copy)]
+pub struct BoxSetup<'a> {
+    pub box_id: &'a str,
+    pub project: &'a str,
+    pub network_id: &'a str,
+    /// The host's address on the box's network: where host-side listeners
+    /// for this box bind, and the only host address the box should reach.
+    pub gateway: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Equipment {
+    /// Copied into the container before it starts.
+    pub files: Vec<FileEntry>,
+    /// `KEY=value` entries added to the container's environment.
+    pub env: Vec<String>,
+}
+
+pub trait BoxExtension: Send + Sync {
+    /// Called once the box's network is chosen, before its container
+    /// exists. The box row exists (state `creating`). An error fails the
+    /// create, which is then undone.
+    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>>;
+
+    /// A box network joined paddock's pool (made, or found at start).
+    fn network_up(&self, network_id: &str, gateway: Ipv4Addr);
+
+    /// A box network was removed.
+    fn network_down(&self, network_id: &str);
+}

@@ -1,0 +1,198 @@
+//! The git gate inside `paddock serve`: one listener on each box network's
+//! gateway address, a token per box for its own project's repository, and
+//! git in the box set up to use both.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment, FileEntry};
+use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository, hash_token};
+use paddock_store::Store;
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GitConfig {
+    pub enabled: bool,
+    /// Port of the gate on every box network's gateway address.
+    pub port: u16,
+    /// Where the bare repositories live (default: `<data dir>/git`).
+    pub base_path: Option<PathBuf>,
+    pub push: paddock_gate::PushPolicy,
+    /// Repositories imported (cloned bare) on first use instead of created empty.
+    pub projects: Vec<ProjectImport>,
+}
+
+impl Default for GitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            port: 9418,
+            base_path: None,
+            push: paddock_gate::PushPolicy::default(),
+            projects: Vec::new(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectImport {
+    pub project: String,
+    pub import: PathBuf,
+}
+
+pub struct EmbeddedGate {
+    gate: Arc<Gate>,
+    store: Arc<Store>,
+    port: u16,
+    imports: HashMap<String, PathBuf>,
+    /// Serialises repository creation, so two boxes of a new project
+    /// cannot both try to make its repository.
+    creating: tokio::sync::Mutex<()>,
+    listeners: Mutex<HashMap<String, CancellationToken>>,
+    stop: CancellationToken,
+}
+
+/// Tokens of boxes, valid only on the listener of the box's own network.
+struct NetworkTokens {
+    store: Arc<Store>,
+    network_id: String,
+}
+
+impl TokenAuthority for NetworkTokens {
+    fn grant(&self, token: &str) -> Option<Grant> {
+        let hash = hex::encode(hash_token(token));
+        match self.store.git_grant(&hash, &self.network_id) {
+            Ok(grant) => grant.map(|g| Grant::Project {
+                project: g.project,
+                principal: g.box_id,
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "git token lookup failed; refusing");
+                None
+            }
+        }
+    }
+}
+
+impl EmbeddedGate {
+    pub fn new(
+        gate: Arc<Gate>,
+        store: Arc<Store>,
+        config: &GitConfig,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            gate,
+            store,
+            port: config.port,
+            imports: config
+                .projects
+                .iter()
+                .map(|p| (p.project.clone(), p.import.clone()))
+                .collect(),
+            creating: tokio::sync::Mutex::new(()),
+            listeners: Mutex::new(HashMap::new()),
+            stop,
+        })
+    }
+
+    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_token() -> String {
+        use base64::Engine as _;
+        let bytes: [u8; 32] = rand::random();
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    }
+
+    async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, String> {
+        {
+            let _one_at_a_time = self.creating.lock().await;
+            let import = self.imports.get(setup.project).map(PathBuf::as_path);
+            if ensure_repository(self.gate.base(), setup.project, import)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                tracing::info!(
+                    project = setup.project,
+                    imported = import.is_some(),
+                    "created the project's repository"
+                );
+            }
+        }
+        let token = Self::new_token();
+        self.store
+            .put_git_token(
+                setup.box_id,
+                setup.project,
+                &hex::encode(hash_token(&token)),
+            )
+            .map_err(|e| e.to_string())?;
+        let origin = format!("http://{}:{}", setup.gateway, self.port);
+        let url = format!("{origin}/{}.git", setup.project);
+        let gitconfig = format!(
+            "# Written by paddock: this box's way to its project's repository.\n\
+             [credential \"{origin}\"]\n\thelper = store --file=/etc/paddock/git-credentials\n\
+             [url \"{origin}/\"]\n\tinsteadOf = paddock:\n"
+        );
+        Ok(Equipment {
+            files: vec![
+                FileEntry {
+                    path: "/etc/gitconfig".into(),
+                    content: gitconfig.into_bytes(),
+                    mode: 0o644,
+                },
+                FileEntry {
+                    path: "/etc/paddock/git-credentials".into(),
+                    content: format!("http://{token}:x@{}:{}\n", setup.gateway, self.port)
+                        .into_bytes(),
+                    mode: 0o644,
+                },
+            ],
+            env: vec![format!("PADDOCK_GIT_URL={url}")],
+        })
+    }
+}
+
+impl BoxExtension for EmbeddedGate {
+    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
+        Box::pin(self.equip_box(setup))
+    }
+
+    fn network_up(&self, network_id: &str, gateway: Ipv4Addr) {
+        if self.listeners().contains_key(network_id) {
+            return;
+        }
+        let addr = SocketAddr::from((gateway, self.port));
+        let listener = match std::net::TcpListener::bind(addr).and_then(|l| {
+            l.set_nonblocking(true)?;
+            tokio::net::TcpListener::from_std(l)
+        }) {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::error!(%addr, error = %e, "cannot start the git gate for a box network");
+                return;
+            }
+        };
+        let stop = self.stop.child_token();
+        self.listeners().insert(network_id.to_owned(), stop.clone());
+        let tokens = Arc::new(NetworkTokens {
+            store: self.store.clone(),
+            network_id: network_id.to_owned(),
+        });
+        tracing::debug!(%addr, "git gate listening for a box network");
+        tokio::spawn(self.gate.clone().serve(listener, tokens, stop));
+    }
+
+    fn network_down(&self, network_id: &str) {
+        if let Some(stop) = self.listeners().remove(network_id) {
+            stop.cancel();
+        }
+    }
+}
