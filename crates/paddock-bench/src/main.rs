@@ -4,6 +4,7 @@
 //! ratio of medians, so machine speed cancels out. Operations alternate
 //! between paddock and the baseline to spread drift over both.
 
+mod git_suite;
 mod mcp;
 mod stats;
 
@@ -21,6 +22,10 @@ struct Args {
     image: String,
     iterations: usize,
     list_boxes: usize,
+    /// `boxes`, `git` or `all`.
+    suite: String,
+    git_commits: usize,
+    git_pushed: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -29,6 +34,9 @@ fn parse_args() -> anyhow::Result<Args> {
         image: "paddock-bench-box:latest".into(),
         iterations: 15,
         list_boxes: 200,
+        suite: "all".into(),
+        git_commits: 10_000,
+        git_pushed: 1_000,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -38,6 +46,9 @@ fn parse_args() -> anyhow::Result<Args> {
             "--image" => args.image = value,
             "--iterations" => args.iterations = value.parse()?,
             "--list-boxes" => args.list_boxes = value.parse()?,
+            "--suite" => args.suite = value,
+            "--git-commits" => args.git_commits = value.parse()?,
+            "--git-pushed" => args.git_pushed = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -117,10 +128,27 @@ async fn timed_async<T>(
     Ok((start.elapsed(), v))
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let server = Server::start(&args)?;
+    if !matches!(args.suite.as_str(), "all" | "boxes" | "git") {
+        bail!("--suite must be all, boxes or git");
+    }
+    if args.suite != "git" {
+        tokio::runtime::Runtime::new()?.block_on(boxes_suite(&args))?;
+    }
+    if args.suite != "boxes" {
+        git_suite::run(
+            &args.paddock,
+            args.iterations.min(7),
+            args.git_commits,
+            args.git_pushed,
+        )?;
+    }
+    Ok(())
+}
+
+async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
+    let server = Server::start(args)?;
     let client = mcp::Client::connect(&format!("{}/mcp", server.url)).await?;
     println!(
         "paddock-bench: {} iterations, list_boxes with {} boxes, image {}",

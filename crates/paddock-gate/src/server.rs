@@ -314,6 +314,9 @@ impl Gate {
             };
             match accepted {
                 Ok((stream, remote)) => {
+                    // Git's request/response turns are small writes; Nagle
+                    // plus delayed ACKs would add ~40 ms to each.
+                    let _ = stream.set_nodelay(true);
                     let gate = self.clone();
                     tokio::spawn(gate.serve_connection(stream, Some(remote), tokens.clone()));
                 }

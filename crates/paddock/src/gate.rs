@@ -203,6 +203,7 @@ async fn serve_stdin(gate: Arc<Gate>, tokens: Arc<dyn TokenAuthority>) -> anyhow
     match tcp.peer_addr() {
         Ok(remote) => {
             tcp.set_nonblocking(true)?;
+            let _ = tcp.set_nodelay(true);
             let stream = tokio::net::TcpStream::from_std(tcp)?;
             gate.serve_connection(stream, Some(remote), tokens).await;
         }

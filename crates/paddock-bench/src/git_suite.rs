@@ -1,0 +1,290 @@
+//! The git gate against `git daemon` serving the same repository, in the
+//! same run: clone and fetch of a ~10k-commit history, and a 1k-commit push.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+
+use crate::stats::{Samples, ratio_row};
+
+const TOKEN: &str = "bench-token-aaaaaaaaaaaaaaaaaaaaaaaa";
+
+fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .with_context(|| format!("git {args:?}"))?;
+    if !out.status.success() {
+        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// A history of `commits` commits, each changing one of 100 files, built
+/// with fast-import (seconds, not minutes).
+fn make_history(dir: &Path, commits: usize) -> anyhow::Result<()> {
+    git(dir, &["init", "-q", "--bare", "-b", "main"])?;
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .spawn()?;
+    let mut stdin = child.stdin.take().context("stdin")?;
+    let mut stream = String::new();
+    for i in 0..commits {
+        let content = format!("line {i}\n{}\n", "x".repeat(200));
+        let msg = format!("commit {i}");
+        stream.push_str(&format!(
+            "commit refs/heads/main\nmark :{}\ncommitter bench <b@example.invalid> {} +0000\ndata {}\n{msg}\n",
+            i + 1,
+            1_700_000_000 + i,
+            msg.len()
+        ));
+        if i > 0 {
+            stream.push_str(&format!("from :{i}\n"));
+        }
+        stream.push_str(&format!(
+            "M 644 inline file-{}.txt\ndata {}\n{content}\n",
+            i % 100,
+            content.len()
+        ));
+        if stream.len() > 1 << 20 {
+            stdin.write_all(stream.as_bytes())?;
+            stream.clear();
+        }
+    }
+    stdin.write_all(stream.as_bytes())?;
+    drop(stdin);
+    if !child.wait()?.success() {
+        bail!("fast-import failed");
+    }
+    git(dir, &["repack", "-adq"])?;
+    Ok(())
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+struct Servers {
+    gate_pid: i32,
+    daemon: Child,
+    gate_url: String,
+    daemon_url: String,
+}
+
+impl Drop for Servers {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.gate_pid.to_string()).status();
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+fn wait_listening(port: u16) -> anyhow::Result<()> {
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if Instant::now() > deadline {
+            bail!("nothing listens on {port}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(())
+}
+
+fn start(paddock: &str, base: &Path, work: &Path) -> anyhow::Result<Servers> {
+    std::fs::write(
+        work.join("tokens.json"),
+        format!(r#"{{"{TOKEN}": {{"project": "bench"}}}}"#),
+    )?;
+    let (gp, dp) = (free_port()?, free_port()?);
+    let pid_file = work.join("gate.pid");
+    let out = Command::new(paddock)
+        .args(["gate", "--detach", "--port", &gp.to_string(), "--pid-file"])
+        .arg(&pid_file)
+        .arg("--base-path")
+        .arg(base)
+        .arg("--token-file")
+        .arg(work.join("tokens.json"))
+        .output()?;
+    if !out.status.success() {
+        bail!("paddock gate: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let gate_pid: i32 = std::fs::read_to_string(&pid_file)?.trim().parse()?;
+    let daemon = Command::new("git")
+        .args([
+            "daemon",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            "--listen=127.0.0.1",
+        ])
+        .arg(format!("--port={dp}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg(base)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait_listening(gp)?;
+    wait_listening(dp)?;
+    Ok(Servers {
+        gate_pid,
+        daemon,
+        gate_url: format!("http://{TOKEN}@127.0.0.1:{gp}/bench.git"),
+        daemon_url: format!("git://127.0.0.1:{dp}/bench.git"),
+    })
+}
+
+fn timed(f: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<std::time::Duration> {
+    let t = Instant::now();
+    f()?;
+    Ok(t.elapsed())
+}
+
+pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> anyhow::Result<()> {
+    let work = tempfile::tempdir()?;
+    let work = work.path();
+    let base = work.join("base");
+    std::fs::create_dir(&base)?;
+    let history = work.join("history.git");
+    std::fs::create_dir(&history)?;
+    make_history(&history, commits)?;
+    let served = base.join("bench.git");
+    let older = format!("main~{pushed}");
+    // The served repository stops `pushed` commits short, so the push
+    // benchmark has exactly that many to send.
+    git(
+        work,
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            history.to_str().unwrap(),
+            served.to_str().unwrap(),
+        ],
+    )?;
+    let full_tip = git(&served, &["rev-parse", "main"])?;
+    git(
+        &served,
+        &[
+            "update-ref",
+            "refs/heads/main",
+            &git(&served, &["rev-parse", &older])?,
+        ],
+    )?;
+    let servers = start(paddock, &base, work)?;
+    let servers = &servers;
+
+    let (mut clone, mut fetch, mut push) = Default::default();
+    let (clone, fetch, push): (
+        &mut (Samples, Samples),
+        &mut (Samples, Samples),
+        &mut (Samples, Samples),
+    ) = (&mut clone, &mut fetch, &mut push);
+    for i in 0..=iterations {
+        for (url, side) in [(&servers.gate_url, 0), (&servers.daemon_url, 1)] {
+            let dest = work.join(format!("clone-{i}-{side}"));
+            let t = timed(|| {
+                git(
+                    work,
+                    &["clone", "-q", "--bare", url, dest.to_str().unwrap()],
+                )
+            })?;
+            std::fs::remove_dir_all(&dest)?;
+
+            // Fetch: a repository `pushed` commits behind fetches them.
+            let behind = work.join(format!("behind-{i}-{side}"));
+            git(
+                work,
+                &[
+                    "clone",
+                    "-q",
+                    "--bare",
+                    "--no-local",
+                    history.to_str().unwrap(),
+                    behind.to_str().unwrap(),
+                ],
+            )?;
+            let back = format!("main~{}", 2 * pushed);
+            git(
+                &behind,
+                &[
+                    "update-ref",
+                    "refs/heads/main",
+                    &git(&behind, &["rev-parse", &back])?,
+                ],
+            )?;
+            git(&behind, &["repack", "-adq"])?;
+            git(&behind, &["prune", "--expire=now"])?;
+            let tf = timed(|| {
+                git(
+                    &behind,
+                    &["fetch", "-q", url, "main:refs/remotes/origin/main"],
+                )
+            })?;
+            std::fs::remove_dir_all(&behind)?;
+
+            // Push: the full history to a new agent branch; the server has
+            // all but the last `pushed` commits.
+            let branch = format!("refs/heads/agent/bench-{i}-{side}");
+            let tp = timed(|| {
+                git(
+                    &history,
+                    &["push", "-q", url, &format!("{full_tip}:{branch}")],
+                )
+            })?;
+            git(&served, &["update-ref", "-d", &branch])?;
+            git(&served, &["prune", "--expire=now"])?;
+
+            if i > 0 {
+                let pick = |pair: &mut (Samples, Samples), d| {
+                    if side == 0 {
+                        pair.0.push(d)
+                    } else {
+                        pair.1.push(d)
+                    }
+                };
+                pick(clone, t);
+                pick(fetch, tf);
+                pick(push, tp);
+            }
+        }
+    }
+    println!();
+    println!(
+        "git: {} commits served, {pushed} fetched and pushed, {iterations} iterations",
+        commits - pushed
+    );
+    println!(
+        "{:<44} {:>12} {:>12} {:>8} {:>8}",
+        "operation (median)", "gate", "git daemon", "ratio", "goal"
+    );
+    ratio_row(
+        &format!("clone --bare ({} commits)", commits - pushed),
+        &clone.0,
+        &clone.1,
+        "<= 1.20",
+    );
+    ratio_row(
+        &format!("fetch ({pushed} commits behind)"),
+        &fetch.0,
+        &fetch.1,
+        "<= 1.20",
+    );
+    ratio_row(
+        &format!("push ({pushed} new commits)"),
+        &push.0,
+        &push.1,
+        "<= 1.20",
+    );
+    Ok(())
+}
