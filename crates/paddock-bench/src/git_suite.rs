@@ -184,12 +184,10 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
     let servers = start(paddock, &base, work)?;
     let servers = &servers;
 
-    let (mut clone, mut fetch, mut push) = Default::default();
-    let (clone, fetch, push): (
-        &mut (Samples, Samples),
-        &mut (Samples, Samples),
-        &mut (Samples, Samples),
-    ) = (&mut clone, &mut fetch, &mut push);
+    // Index 0: the gate; 1: git daemon.
+    let mut clone: [Samples; 2] = Default::default();
+    let mut fetch: [Samples; 2] = Default::default();
+    let mut push: [Samples; 2] = Default::default();
     for i in 0..=iterations {
         for (url, side) in [(&servers.gate_url, 0), (&servers.daemon_url, 1)] {
             let dest = work.join(format!("clone-{i}-{side}"));
@@ -246,16 +244,9 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
             git(&served, &["prune", "--expire=now"])?;
 
             if i > 0 {
-                let pick = |pair: &mut (Samples, Samples), d| {
-                    if side == 0 {
-                        pair.0.push(d)
-                    } else {
-                        pair.1.push(d)
-                    }
-                };
-                pick(clone, t);
-                pick(fetch, tf);
-                pick(push, tp);
+                clone[side].push(t);
+                fetch[side].push(tf);
+                push[side].push(tp);
             }
         }
     }
@@ -270,20 +261,20 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
     );
     ratio_row(
         &format!("clone --bare ({} commits)", commits - pushed),
-        &clone.0,
-        &clone.1,
+        &clone[0],
+        &clone[1],
         "<= 1.20",
     );
     ratio_row(
         &format!("fetch ({pushed} commits behind)"),
-        &fetch.0,
-        &fetch.1,
+        &fetch[0],
+        &fetch[1],
         "<= 1.20",
     );
     ratio_row(
         &format!("push ({pushed} new commits)"),
-        &push.0,
-        &push.1,
+        &push[0],
+        &push[1],
         "<= 1.20",
     );
     Ok(())
