@@ -27,9 +27,21 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
     Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
 }
 
-/// A history of `commits` commits, each changing one of 100 files, built
-/// with fast-import (seconds, not minutes).
+/// A history of `commits` commits, each rewriting one of 100 source-like
+/// files (~2 KB of varied text, so packs compress like code rather than
+/// like a repeated byte), built with fast-import in seconds.
 fn make_history(dir: &Path, commits: usize) -> anyhow::Result<()> {
+    const WORDS: [&str; 16] = [
+        "fn", "let", "match", "impl", "struct", "return", "self", "Some", "None", "Ok", "Err",
+        "async", "await", "pub", "use", "mod",
+    ];
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
     git(dir, &["init", "-q", "--bare", "-b", "main"])?;
     let mut child = Command::new("git")
         .args(["fast-import", "--quiet"])
@@ -39,7 +51,14 @@ fn make_history(dir: &Path, commits: usize) -> anyhow::Result<()> {
     let mut stdin = child.stdin.take().context("stdin")?;
     let mut stream = String::new();
     for i in 0..commits {
-        let content = format!("line {i}\n{}\n", "x".repeat(200));
+        let mut content = format!("// revision {i}\n");
+        while content.len() < 2048 {
+            let n = next();
+            content.push_str(WORDS[(n % 16) as usize]);
+            content.push_str(if n % 7 == 0 { "\n" } else { " " });
+            content.push_str(&format!("v{} ", n % 10_000));
+        }
+        content.push('\n');
         let msg = format!("commit {i}");
         stream.push_str(&format!(
             "commit refs/heads/main\nmark :{}\ncommitter bench <b@example.invalid> {} +0000\ndata {}\n{msg}\n",

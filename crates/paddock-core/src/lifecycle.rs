@@ -99,8 +99,7 @@ impl BoxService {
 
         let files = self.run_create_hooks(row).await?;
 
-        let network = self.acquire_network().await?;
-        self.store.set_box_network(&row.id, &network)?;
+        let network = self.acquire_network(&row.id).await?;
         let gateway = self.gateway_of(&network).await?;
         let mut files = files;
         let mut env = vec![

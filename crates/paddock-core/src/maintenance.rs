@@ -59,6 +59,9 @@ impl BoxService {
                 tracing::warn!(error = %e, "reaper pass failed");
             }
             if reconciled {
+                if let Err(e) = self.collect_networks(false).await {
+                    tracing::debug!(error = %e, "network collection failed; will retry");
+                }
                 self.refill_networks().await;
             }
         }

@@ -7,8 +7,14 @@
 //! `paddock.box` label (Docker labels are immutable): the store's
 //! `network_id` column is what ties a network to its box. Pool networks
 //! carry `paddock.instance` and `paddock.role=box-network`.
+//!
+//! Every pool network is, at any instant, exactly one of: held by a box
+//! (store), spare (ledger), or being made (ledger, by name). The ledger and
+//! the store are changed together under the ledger's lock, so the
+//! collector (`collect_networks`) can tell a true orphan — say, one Docker
+//! finished making after paddock was killed — from one in use.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,12 +28,19 @@ use crate::{BoxService, CoreError, Result, labels};
 pub(crate) const ROLE: &str = "paddock.role";
 pub(crate) const ROLE_BOX_NETWORK: &str = "box-network";
 
+#[derive(Default)]
+struct Ledger {
+    spares: Vec<String>,
+    /// Names of networks being created right now.
+    making: HashSet<String>,
+}
+
 pub(crate) struct NetworkPool {
     subnets: SubnetPool,
     /// Where the next subnet search starts, so concurrent creates rarely
     /// race for one subnet (Docker refuses the loser, which moves on).
     cursor: AtomicU32,
-    spares: Mutex<Vec<String>>,
+    ledger: Mutex<Ledger>,
     /// Host address on each known network.
     gateways: Mutex<HashMap<String, Ipv4Addr>>,
     target: usize,
@@ -39,31 +52,28 @@ impl NetworkPool {
         Self {
             subnets,
             cursor: AtomicU32::new(0),
-            spares: Mutex::new(Vec::new()),
+            ledger: Mutex::new(Ledger::default()),
             gateways: Mutex::new(HashMap::new()),
             target,
             wanted: Notify::new(),
         }
     }
 
-    pub(crate) fn spares(&self) -> std::sync::MutexGuard<'_, Vec<String>> {
-        self.spares.lock().unwrap_or_else(|p| p.into_inner())
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn take(&self) -> Option<String> {
-        let taken = self.spares().pop();
-        self.wanted.notify_one();
-        taken
+    fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
+        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Keeps `network` if the pool has room; hands it back otherwise. The
-    /// pool takes back up to twice its refill target, so a steady rhythm of
-    /// creates and destroys recycles networks instead of making and
-    /// removing one each time.
-    fn give_back(&self, network: String) -> Option<String> {
-        let mut spares = self.spares();
-        if spares.len() < self.target * 2 {
-            spares.push(network);
+    /// Keeps `network` if the pool has room, else hands it back for
+    /// removal. The pool takes back up to twice its refill target, so a
+    /// steady rhythm of creates and destroys recycles networks instead of
+    /// making and removing one each time.
+    fn give_back(ledger: &mut Ledger, target: usize, network: String) -> Option<String> {
+        if ledger.spares.len() < target * 2 {
+            ledger.spares.push(network);
             None
         } else {
             Some(network)
@@ -71,16 +81,14 @@ impl NetworkPool {
     }
 
     fn missing(&self) -> usize {
-        self.target.saturating_sub(self.spares().len())
+        self.target.saturating_sub(self.ledger().spares.len())
     }
+}
 
-    fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
-        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    pub(crate) fn is_spare(&self, network: &str) -> bool {
-        self.spares().iter().any(|n| n == network)
-    }
+/// A network Docker has made that is not yet held or spare.
+struct Made {
+    id: String,
+    name: String,
 }
 
 impl BoxService {
@@ -91,8 +99,9 @@ impl BoxService {
         ])
     }
 
-    /// Creates one pool network on the next free subnet.
-    async fn make_network(&self) -> Result<String> {
+    /// Creates one pool network on the next free subnet. Until the caller
+    /// settles it (held or spare), its name stays in the ledger's `making`.
+    async fn make_network(&self) -> Result<Made> {
         let pool = &self.networks.subnets;
         for _ in 0..pool.len() {
             let index = self.networks.cursor.fetch_add(1, Ordering::Relaxed) % pool.len();
@@ -100,7 +109,8 @@ impl BoxService {
             let gateway = pool.gateway(index);
             let suffix = crate::secret::hash_token(&crate::secret::new_token());
             let name = format!("paddock-net-{}", &suffix[..12]);
-            match self
+            self.networks.ledger().making.insert(name.clone());
+            let created = self
                 .engine
                 .create_internal_network(
                     &name,
@@ -108,37 +118,64 @@ impl BoxService {
                     &gateway.to_string(),
                     self.network_labels(),
                 )
-                .await
-            {
+                .await;
+            match created {
                 Ok(id) => {
                     self.networks.gateways().insert(id.clone(), gateway);
                     for ext in &self.extensions {
                         ext.network_up(&id, gateway);
                     }
-                    return Ok(id);
+                    return Ok(Made { id, name });
                 }
-                Err(EngineError::Api { message, .. }) | Err(EngineError::Conflict(message))
-                    if message.contains("overlap") =>
-                {
-                    tracing::debug!(%subnet, "subnet in use; trying the next");
+                Err(e) => {
+                    self.networks.ledger().making.remove(&name);
+                    match e {
+                        EngineError::Api { message, .. } | EngineError::Conflict(message)
+                            if message.contains("overlap") =>
+                        {
+                            tracing::debug!(%subnet, "subnet in use; trying the next");
+                        }
+                        e => return Err(e.into()),
+                    }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         Err(subnet::exhausted(pool))
     }
 
-    /// A network for a new box: a spare if one is ready, else a new one.
-    pub(crate) async fn acquire_network(&self) -> Result<String> {
-        match self.networks.take() {
-            Some(network) => Ok(network),
-            None => self.make_network().await,
+    /// Gives the box a network (a spare if one is ready) and records it in
+    /// the store in the same step, under the ledger's lock.
+    pub(crate) async fn acquire_network(&self, box_id: &str) -> Result<String> {
+        {
+            let mut ledger = self.networks.ledger();
+            if let Some(network) = ledger.spares.pop() {
+                let recorded = self.store.set_box_network(box_id, &network);
+                if recorded.is_err() {
+                    ledger.spares.push(network.clone());
+                }
+                drop(ledger);
+                self.networks.wanted.notify_one();
+                recorded?;
+                return Ok(network);
+            }
         }
+        self.networks.wanted.notify_one();
+        let made = self.make_network().await?;
+        let mut ledger = self.networks.ledger();
+        ledger.making.remove(&made.name);
+        if let Err(e) = self.store.set_box_network(box_id, &made.id) {
+            // Not held, so it is a spare now; the collector trims surplus.
+            ledger.spares.push(made.id);
+            return Err(e.into());
+        }
+        Ok(made.id)
     }
 
     /// Returns an emptied box network to the pool, or removes it.
     pub(crate) async fn release_network(&self, network: String) -> Result<()> {
-        if let Some(surplus) = self.networks.give_back(network) {
+        let surplus =
+            NetworkPool::give_back(&mut self.networks.ledger(), self.networks.target, network);
+        if let Some(surplus) = surplus {
             self.remove_network(&surplus).await?;
         }
         Ok(())
@@ -167,7 +204,7 @@ impl BoxService {
         Ok(gw)
     }
 
-    /// Tells the extensions about a network found at start.
+    /// Tells the extensions about a network found rather than made.
     pub(crate) async fn register_network(&self, network: &str) -> Result<()> {
         let gw = self.gateway_of(network).await?;
         for ext in &self.extensions {
@@ -180,7 +217,11 @@ impl BoxService {
     pub(crate) async fn refill_networks(&self) {
         for _ in 0..self.networks.missing() {
             match self.make_network().await {
-                Ok(network) => self.networks.spares().push(network),
+                Ok(made) => {
+                    let mut ledger = self.networks.ledger();
+                    ledger.making.remove(&made.name);
+                    ledger.spares.push(made.id);
+                }
                 Err(CoreError::EngineUnavailable(_)) => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "could not prepare a spare box network");
@@ -190,25 +231,59 @@ impl BoxService {
         }
     }
 
-    /// After a restart: pool networks no box holds become spares again
-    /// (up to the target); the rest are removed.
-    pub(crate) async fn adopt_networks(&self, unheld: Vec<String>) -> Result<usize> {
-        let mut removed = 0;
-        for network in unheld {
-            if self.networks.is_spare(&network) {
-                continue;
+    /// Finds pool networks that are neither held, spare nor being made —
+    /// left by a crash, or finished by Docker after paddock was killed —
+    /// and adopts them as spares (up to the pool's room) or removes them.
+    /// Networks held by boxes are announced to the extensions when
+    /// `announce_held` (at start). Returns how many were removed.
+    pub(crate) async fn collect_networks(&self, announce_held: bool) -> Result<usize> {
+        let owned = self
+            .engine
+            .list_labelled(&[(labels::INSTANCE, &self.instance), (ROLE, ROLE_BOX_NETWORK)])
+            .await?;
+        let (held, orphans) = {
+            let ledger = self.networks.ledger();
+            let held: HashSet<String> = self
+                .store
+                .list_boxes()?
+                .into_iter()
+                .filter_map(|r| r.network_id)
+                .collect();
+            let orphans: Vec<String> = owned
+                .networks
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| !held.contains(*id) && !ledger.spares.contains(*id))
+                .filter(|id| {
+                    owned
+                        .network_names
+                        .get(*id)
+                        .is_none_or(|name| !ledger.making.contains(name))
+                })
+                .cloned()
+                .collect();
+            (held, orphans)
+        };
+        if announce_held {
+            for (id, _) in &owned.networks {
+                if held.contains(id) {
+                    self.register_network(id).await?;
+                }
             }
-            match self.networks.give_back(network) {
+        }
+        let mut removed = 0;
+        for network in orphans {
+            let surplus = NetworkPool::give_back(
+                &mut self.networks.ledger(),
+                self.networks.target,
+                network.clone(),
+            );
+            match surplus {
                 Some(surplus) => {
-                    self.engine.remove_network(&surplus).await?;
+                    self.remove_network(&surplus).await?;
                     removed += 1;
                 }
-                None => {
-                    let adopted = self.networks.spares().last().cloned();
-                    if let Some(adopted) = adopted {
-                        self.register_network(&adopted).await?;
-                    }
-                }
+                None => self.register_network(&network).await?,
             }
         }
         Ok(removed)

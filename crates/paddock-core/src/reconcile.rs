@@ -68,27 +68,15 @@ impl BoxService {
             .map(|(id, _)| id.clone())
             .collect();
 
-        // Networks: those a surviving box holds stay; pool networks nobody
-        // holds go back to the pool; anything else is unknown.
-        let held: HashSet<String> = self
-            .store
-            .list_boxes()?
-            .into_iter()
-            .filter_map(|r| r.network_id)
+        // Networks: pool networks are collected (held ones announced,
+        // orphans adopted or removed); anything else labelled is unknown.
+        report.unknown_networks = owned
+            .networks
+            .iter()
+            .filter(|(_, l)| l.get(ROLE).is_none_or(|r| r != ROLE_BOX_NETWORK))
+            .map(|(id, _)| id.clone())
             .collect();
-        let mut unheld = Vec::new();
-        for (id, l) in &owned.networks {
-            if held.contains(id) {
-                self.register_network(id).await?;
-                continue;
-            }
-            if l.get(ROLE).is_some_and(|r| r == ROLE_BOX_NETWORK) {
-                unheld.push(id.clone());
-            } else {
-                report.unknown_networks.push(id.clone());
-            }
-        }
-        report.pruned_networks = self.adopt_networks(unheld).await?;
+        report.pruned_networks = self.collect_networks(true).await?;
 
         if self.config.reconcile.remove_unknown {
             for id in &report.unknown_containers {

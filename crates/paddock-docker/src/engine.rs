@@ -39,6 +39,8 @@ pub struct LabelledObjects {
     pub containers: Vec<(String, HashMap<String, String>)>,
     /// (network id, its labels)
     pub networks: Vec<(String, HashMap<String, String>)>,
+    /// Network id → name.
+    pub network_names: HashMap<String, String>,
 }
 
 /// A handle on the Docker engine. Connecting is lazy and retried on every
@@ -276,19 +278,26 @@ impl Engine {
             .into_iter()
             .filter_map(|c| Some((c.id?, c.labels.unwrap_or_default())))
             .collect();
-        let networks = docker
+        let listed = docker
             .list_networks(Some(
                 ListNetworksOptionsBuilder::default()
                     .filters(&filters)
                     .build(),
             ))
-            .await?
-            .into_iter()
-            .filter_map(|n| Some((n.id?, n.labels.unwrap_or_default())))
-            .collect();
+            .await?;
+        let mut network_names = HashMap::new();
+        let mut networks = Vec::new();
+        for n in listed {
+            let Some(id) = n.id else { continue };
+            if let Some(name) = n.name {
+                network_names.insert(id.clone(), name);
+            }
+            networks.push((id, n.labels.unwrap_or_default()));
+        }
         Ok(LabelledObjects {
             containers,
             networks,
+            network_names,
         })
     }
 }

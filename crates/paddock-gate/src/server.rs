@@ -71,7 +71,11 @@ pub struct Gate {
 }
 
 mod tempfile_dir {
-    //! A private directory holding the hook scripts, removed on drop.
+    //! Private directories of hook links, removed on drop. Each hook is a
+    //! symlink to the paddock binary, which knows from its name which hook
+    //! it is (no shell in between). Three sets, so a push runs only the
+    //! hooks it needs: `full` (policy or refusals to audit, plus accepted
+    //! updates to audit), `pre` (policy, no audit), `none` (admin, no audit).
 
     use std::os::unix::fs::PermissionsExt;
     use std::path::{Path, PathBuf};
@@ -82,32 +86,40 @@ mod tempfile_dir {
 
     impl HooksDir {
         pub fn create(command: &Path) -> std::io::Result<Self> {
-            let command = command
-                .to_str()
-                .filter(|c| !c.contains('\''))
-                .ok_or_else(|| {
-                    std::io::Error::other("the hook command path must be UTF-8 without quotes")
-                })?;
             let dir = std::env::temp_dir().join(format!(
                 "paddock-gate-hooks-{}-{}",
                 std::process::id(),
-                crate::tokens::hash_token(&format!("{:?}", std::time::SystemTime::now()))[0]
+                hex::encode(
+                    &crate::tokens::hash_token(&format!("{:?}", std::time::SystemTime::now()))[..6]
+                )
             ));
             std::fs::create_dir_all(&dir)?;
             std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            for kind in [HookKind::PreReceive, HookKind::PostReceive] {
-                let path = dir.join(kind.name());
-                std::fs::write(
-                    &path,
-                    format!("#!/bin/sh\nexec '{command}' gate-hook {}\n", kind.name()),
-                )?;
-                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
+            for (set, kinds) in [
+                ("full", &[HookKind::PreReceive, HookKind::PostReceive][..]),
+                ("pre", &[HookKind::PreReceive][..]),
+                ("none", &[][..]),
+            ] {
+                let set = dir.join(set);
+                std::fs::create_dir_all(&set)?;
+                for kind in kinds {
+                    std::os::unix::fs::symlink(command, set.join(kind.name()))?;
+                }
             }
             Ok(Self(dir))
         }
 
         pub fn path(&self) -> &Path {
             &self.0
+        }
+
+        /// The hook set a push needs.
+        pub fn set(&self, policy: bool, audit: bool) -> PathBuf {
+            self.0.join(match (policy, audit) {
+                (_, true) => "full",
+                (true, false) => "pre",
+                (false, false) => "none",
+            })
         }
     }
 
@@ -244,7 +256,10 @@ impl Gate {
             ("GIT_CONFIG_KEY_0".into(), "core.hooksPath".into()),
             (
                 "GIT_CONFIG_VALUE_0".into(),
-                self.hooks.path().display().to_string(),
+                self.hooks
+                    .set(policy.is_some(), self.config.audit_log.is_some())
+                    .display()
+                    .to_string(),
             ),
             ("GIT_CONFIG_KEY_1".into(), "http.receivepack".into()),
             ("GIT_CONFIG_VALUE_1".into(), "true".into()),

@@ -230,6 +230,10 @@ pub fn run_hook(args: HookArgs) -> ExitCode {
         eprintln!("paddock: unknown hook {:?}", args.kind);
         return ExitCode::FAILURE;
     };
+    run_hook_kind(kind)
+}
+
+pub fn run_hook_kind(kind: HookKind) -> ExitCode {
     let stdin = std::io::stdin();
     let mut stderr = std::io::stderr();
     let code = paddock_gate::run_hook(kind, stdin.lock(), &mut stderr);

@@ -60,6 +60,19 @@ pub struct ServeArgs {
 }
 
 fn main() -> ExitCode {
+    // The git gate links its hooks to this binary: called by git as
+    // `pre-receive` or `post-receive`, it is that hook.
+    if let Some(kind) = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .and_then(|name| paddock_gate::HookKind::parse(&name))
+    {
+        return gate::run_hook_kind(kind);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         // The gate builds its own runtime: `--detach` must fork first.
