@@ -59,15 +59,16 @@ fn parse_args() -> anyhow::Result<Args> {
 struct Server {
     child: Child,
     url: String,
+    instance: String,
     _dir: tempfile::TempDir,
 }
 
 impl Server {
     fn start(args: &Args) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let instance = format!("test-bench-{}", std::process::id());
         let config = format!(
-            "instance = \"test-bench-{}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n",
-            std::process::id(),
+            "instance = \"{instance}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n",
             args.image,
             args.list_boxes + 10
         );
@@ -92,17 +93,32 @@ impl Server {
         Ok(Self {
             child,
             url,
+            instance,
             _dir: dir,
         })
     }
 }
 
 impl Drop for Server {
+    /// Stops paddock and removes what its instance left (spare networks).
     fn drop(&mut self) {
         let _ = Command::new("kill")
             .arg(self.child.id().to_string())
             .status();
         let _ = self.child.wait();
+        let filter = format!("label=paddock.instance={}", self.instance);
+        let lists: [(&[&str], &[&str]); 2] = [
+            (&["ps", "-aq", "--filter"], &["rm", "-f"]),
+            (&["network", "ls", "-q", "--filter"], &["network", "rm"]),
+        ];
+        for (list, remove) in lists {
+            let Ok(out) = Command::new("docker").args(list).arg(&filter).output() else {
+                continue;
+            };
+            for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("docker").args(remove).arg(id).output();
+            }
+        }
     }
 }
 

@@ -97,11 +97,11 @@ impl BoxService {
             (labels::INSTANCE.to_owned(), self.instance.clone()),
         ]);
 
-        let files = self.run_create_hooks(row).await?;
+        let hook_files = self.run_create_hooks(row).await?;
 
         let network = self.acquire_network(&row.id).await?;
         let gateway = self.gateway_of(&network).await?;
-        let mut files = files;
+        let mut equipment_files = Vec::new();
         let mut env = vec![
             format!("PADDOCK_BOX_ID={}", row.id),
             format!("PADDOCK_PROJECT={}", row.project),
@@ -114,7 +114,7 @@ impl BoxService {
                 gateway,
             };
             let equipment = ext.equip(setup).await.map_err(CoreError::Extension)?;
-            files.extend(equipment.files);
+            equipment_files.extend(equipment.files);
             env.extend(equipment.env);
         }
 
@@ -134,8 +134,16 @@ impl BoxService {
         };
         let container = self.engine.create_container(&spec).await?;
         self.store.set_box_container(&row.id, &container)?;
-        self.engine.upload_files(&container, &files).await?;
-        self.engine.start_container(&container).await?;
+        // Hook files are in place before the box's first process runs, as
+        // hooks are promised. Extension files only need to be there when
+        // create returns, so they travel while the container starts.
+        self.engine.upload_files(&container, &hook_files).await?;
+        let (started, equipped) = tokio::join!(
+            self.engine.start_container(&container),
+            self.engine.upload_files(&container, &equipment_files)
+        );
+        started?;
+        equipped?;
 
         match self.config.profile_for(&row.image) {
             Some(profile) => {

@@ -1,13 +1,13 @@
 //! The git gate inside `paddock serve`: one listener on each box network's
 //! gateway address, a token per box for its own project's repository, and
-//! git in the box set up to use both.
+//! git in the box set up (through its environment) to use both.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment, FileEntry};
+use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment};
 use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository, hash_token};
 use paddock_store::Store;
 use serde::Deserialize;
@@ -136,26 +136,26 @@ impl EmbeddedGate {
             .map_err(|e| e.to_string())?;
         let origin = format!("http://{}:{}", setup.gateway, self.port);
         let url = format!("{origin}/{}.git", setup.project);
-        let gitconfig = format!(
-            "# Written by paddock: this box's way to its project's repository.\n\
-             [credential \"{origin}\"]\n\thelper = store --file=/etc/paddock/git-credentials\n\
-             [url \"{origin}/\"]\n\tinsteadOf = paddock:\n"
-        );
+        // Git reads configuration from the environment (GIT_CONFIG_COUNT,
+        // git ≥ 2.31), so nothing has to be copied into the container: a
+        // file upload would contend with the container's start.
+        let helper =
+            format!("!f() {{ test \"$1\" = get && echo username={token} && echo password=x; }}; f");
+        let settings = [
+            (format!("credential.{origin}.helper"), helper),
+            (format!("url.{origin}/.insteadOf"), "paddock:".to_owned()),
+        ];
+        let mut env = vec![
+            format!("PADDOCK_GIT_URL={url}"),
+            format!("GIT_CONFIG_COUNT={}", settings.len()),
+        ];
+        for (i, (key, value)) in settings.iter().enumerate() {
+            env.push(format!("GIT_CONFIG_KEY_{i}={key}"));
+            env.push(format!("GIT_CONFIG_VALUE_{i}={value}"));
+        }
         Ok(Equipment {
-            files: vec![
-                FileEntry {
-                    path: "/etc/gitconfig".into(),
-                    content: gitconfig.into_bytes(),
-                    mode: 0o644,
-                },
-                FileEntry {
-                    path: "/etc/paddock/git-credentials".into(),
-                    content: format!("http://{token}:x@{}:{}\n", setup.gateway, self.port)
-                        .into_bytes(),
-                    mode: 0o644,
-                },
-            ],
-            env: vec![format!("PADDOCK_GIT_URL={url}")],
+            files: Vec::new(),
+            env,
         })
     }
 }

@@ -117,16 +117,24 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     );
 
     // A's token is useless from B's network, and the hub's API is unreachable.
-    let a_creds = sh(&p, "g-a", "cat /etc/paddock/git-credentials").await["stdout"]
+    // The box's credential helper (from its environment) carries its token.
+    let a_helper = sh(&p, "g-a", "echo \"$GIT_CONFIG_VALUE_0\"").await["stdout"]
         .as_str()
         .unwrap()
         .trim()
         .to_owned();
-    let a_token = a_creds
-        .trim_start_matches("http://")
-        .split(':')
-        .next()
+    let a_token = a_helper
+        .split("username=")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no token in the helper: {a_helper}"))
+        .to_owned();
+    assert!(a_token.len() >= 43, "a 256-bit token: {a_token}");
+    let a_origin = sh(&p, "g-a", "echo ${PADDOCK_GIT_URL%/*}").await["stdout"]
+        .as_str()
         .unwrap()
+        .trim()
+        .trim_start_matches("http://")
         .to_owned();
     let b_origin = sh(&p, "g-b", "echo ${PADDOCK_GIT_URL%/*}").await["stdout"]
         .as_str()
@@ -162,7 +170,6 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     );
 
     // Destroying A revokes its token.
-    let a_origin = a_creds.split('@').nth(1).unwrap().to_owned();
     assert_eq!(p.delete("/api/v1/boxes/g-a").await.0, 204);
     let r = reqwest::Client::new()
         .get(format!(
