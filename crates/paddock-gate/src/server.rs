@@ -48,6 +48,10 @@ pub struct GateConfig {
     pub audit_log: Option<PathBuf>,
     pub max_body_bytes: u64,
     pub stall_timeout: Duration,
+    /// Where the private hooks directory is made (default: the temp dir).
+    /// `paddock serve` uses its data dir, so a killed server leaves nothing
+    /// behind outside it.
+    pub hooks_parent: Option<PathBuf>,
 }
 
 impl GateConfig {
@@ -60,6 +64,7 @@ impl GateConfig {
             audit_log: None,
             max_body_bytes: 2 * 1024 * 1024 * 1024,
             stall_timeout: Duration::from_secs(60),
+            hooks_parent: None,
         }
     }
 }
@@ -85,8 +90,9 @@ mod tempfile_dir {
     pub struct HooksDir(PathBuf);
 
     impl HooksDir {
-        pub fn create(command: &Path) -> std::io::Result<Self> {
-            let dir = std::env::temp_dir().join(format!(
+        pub fn create(command: &Path, under: Option<&Path>) -> std::io::Result<Self> {
+            let parent = under.map_or_else(std::env::temp_dir, Path::to_path_buf);
+            let dir = parent.join(format!(
                 "paddock-gate-hooks-{}-{}",
                 std::process::id(),
                 hex::encode(
@@ -138,7 +144,8 @@ impl Gate {
             .ok()
             .filter(|b| b.is_dir())
             .ok_or_else(|| GateError::BasePath(config.base_path.display().to_string()))?;
-        let hooks = tempfile_dir::HooksDir::create(&config.hook_command)?;
+        let hooks =
+            tempfile_dir::HooksDir::create(&config.hook_command, config.hooks_parent.as_deref())?;
         Ok(Arc::new(Self {
             config,
             base,

@@ -33,23 +33,28 @@ pub fn docker(args: &[&str]) -> std::process::Output {
         .expect("the docker CLI runs")
 }
 
+/// `bin/` with Debian's static busybox and a link per applet, and `tmp/`.
+fn busybox_rootfs(root: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("/bin/busybox exists (Debian package busybox-static)");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+}
+
 /// Builds the busybox test image once per test binary (offline: busybox
 /// comes from Debian's busybox-static on this machine).
 pub fn test_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
-        let bin = ctx.path().join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(ctx.path().join("tmp")).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox"))
-            .expect("/bin/busybox exists (Debian package busybox-static)");
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-            }
-        }
+        busybox_rootfs(ctx.path());
         for f in ["Dockerfile", "fake-login"] {
             std::fs::copy(fixtures().join("box-image").join(f), ctx.path().join(f)).unwrap();
         }
@@ -454,16 +459,7 @@ pub fn git_image() -> &'static str {
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
         let root = ctx.path().join("rootfs");
-        let bin = root.join("bin");
-        std::fs::create_dir_all(&bin).unwrap();
-        std::fs::create_dir_all(root.join("tmp")).unwrap();
-        std::fs::copy("/bin/busybox", bin.join("busybox")).unwrap();
-        let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
-        for applet in String::from_utf8_lossy(&list.stdout).lines() {
-            if applet != "busybox" {
-                std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
-            }
-        }
+        busybox_rootfs(&root);
         let programs = ["/usr/bin/git", "/usr/lib/git-core/git", "/usr/lib/git-core/git-remote-http"];
         let ldd = Command::new("ldd").args(programs).output().unwrap();
         let mut files: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
