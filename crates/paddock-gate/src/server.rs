@@ -76,40 +76,79 @@ pub struct Gate {
 }
 
 mod tempfile_dir {
-    //! Private directories of hook links, removed on drop. Each hook is a
-    //! symlink to the paddock binary, which knows from its name which hook
-    //! it is (no shell in between). Three sets, so a push runs only the
-    //! hooks it needs: `full` (policy or refusals to audit, plus accepted
-    //! updates to audit), `pre` (policy, no audit), `none` (admin, no audit).
+    //! The hooks directory: links to the paddock binary, which knows from
+    //! its name which hook it is (no shell in between). Three sets, so a
+    //! push runs only the hooks it needs: `full` (policy or refusals to
+    //! audit, plus accepted updates to audit), `pre` (policy, no audit),
+    //! `none` (admin, no audit).
+    //!
+    //! The directory's name is derived from the user and the binary, so
+    //! every gate process of one binary shares it (an inetd gate is one
+    //! process per connection) and a killed process leaves nothing new
+    //! behind. Because the name is predictable, an existing directory is
+    //! used only if it is ours, private, and its links point at our binary.
 
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
     use std::path::{Path, PathBuf};
 
     use crate::hook::HookKind;
 
+    const SETS: [(&str, &[HookKind]); 3] = [
+        ("full", &[HookKind::PreReceive, HookKind::PostReceive]),
+        ("pre", &[HookKind::PreReceive]),
+        ("none", &[]),
+    ];
+
     pub struct HooksDir(PathBuf);
+
+    fn refuse(what: &Path, why: &str) -> std::io::Error {
+        std::io::Error::new(
+            std::io::ErrorKind::PermissionDenied,
+            format!("refusing hooks directory {}: {why}", what.display()),
+        )
+    }
+
+    fn private_dir(dir: &Path) -> std::io::Result<()> {
+        match std::fs::create_dir(dir) {
+            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        let meta = std::fs::symlink_metadata(dir)?;
+        // SAFETY: geteuid has no preconditions.
+        let me = unsafe { libc::geteuid() };
+        if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o077 != 0 {
+            return Err(refuse(dir, "not a private directory of this user"));
+        }
+        Ok(())
+    }
+
+    fn link(target: &Path, at: &Path) -> std::io::Result<()> {
+        match std::os::unix::fs::symlink(target, at) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+        if std::fs::read_link(at)? != target {
+            return Err(refuse(at, "a hook link points elsewhere"));
+        }
+        Ok(())
+    }
 
     impl HooksDir {
         pub fn create(command: &Path, under: Option<&Path>) -> std::io::Result<Self> {
             let parent = under.map_or_else(std::env::temp_dir, Path::to_path_buf);
-            let dir = parent.join(format!(
-                "paddock-gate-hooks-{}-{}",
-                std::process::id(),
-                hex::encode(
-                    &crate::tokens::hash_token(&format!("{:?}", std::time::SystemTime::now()))[..6]
-                )
-            ));
-            std::fs::create_dir_all(&dir)?;
-            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
-            for (set, kinds) in [
-                ("full", &[HookKind::PreReceive, HookKind::PostReceive][..]),
-                ("pre", &[HookKind::PreReceive][..]),
-                ("none", &[][..]),
-            ] {
+            let tag = hex::encode(&crate::tokens::hash_token(&command.display().to_string())[..6]);
+            // SAFETY: geteuid has no preconditions.
+            let dir = parent.join(format!("paddock-gate-hooks-{}-{tag}", unsafe {
+                libc::geteuid()
+            }));
+            private_dir(&dir)?;
+            for (set, kinds) in SETS {
                 let set = dir.join(set);
-                std::fs::create_dir_all(&set)?;
+                private_dir(&set)?;
                 for kind in kinds {
-                    std::os::unix::fs::symlink(command, set.join(kind.name()))?;
+                    link(command, &set.join(kind.name()))?;
                 }
             }
             Ok(Self(dir))
@@ -126,12 +165,6 @@ mod tempfile_dir {
                 (true, false) => "pre",
                 (false, false) => "none",
             })
-        }
-    }
-
-    impl Drop for HooksDir {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.0);
         }
     }
 }

@@ -77,11 +77,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut gate_config = paddock_gate::GateConfig::new(base, exe);
         gate_config.policy = git.push.clone();
         gate_config.audit_log = Some(data_dir.join("git-audit.jsonl"));
-        let hooks_parent = data_dir.join("run");
-        // Hook links of an earlier, killed run are stale: start clean.
-        let _ = std::fs::remove_dir_all(&hooks_parent);
-        std::fs::create_dir_all(&hooks_parent)?;
-        gate_config.hooks_parent = Some(hooks_parent);
+        gate_config.hooks_parent = Some(data_dir.clone());
         let gate = paddock_gate::Gate::new(gate_config)?;
         extensions.push(EmbeddedGate::new(
             gate,

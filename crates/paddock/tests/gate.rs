@@ -129,6 +129,7 @@ impl Daemon {
         args.push(site.path("gate.pid").display().to_string());
         let out = Command::new(paddock_bin())
             .args(&args)
+            .env("TMPDIR", site.dir.path())
             .stderr(Stdio::null())
             .output()
             .unwrap();
@@ -608,6 +609,7 @@ fn inetd_mode_through_systemd_socket_activate() {
     let mut activator = Command::new(activate)
         .args(&args)
         .env("PADDOCK_GATE_ADMIN_TOKEN", ADMIN)
+        .env("TMPDIR", site.dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -644,6 +646,7 @@ fn inetd_mode_over_a_socketpair() {
     let mut child = Command::new(paddock_bin())
         .args(site.base_args())
         .arg("--inetd")
+        .env("TMPDIR", site.dir.path())
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
