@@ -602,6 +602,11 @@ fn inetd_mode_through_systemd_socket_activate() {
         format!("127.0.0.1:{port}"),
         "-a".into(),
         "--inetd".into(),
+        // systemd-socket-activate passes on only the environment it is told to.
+        "-E".into(),
+        format!("TMPDIR={}", site.dir.path().display()),
+        "-E".into(),
+        format!("PADDOCK_GATE_ADMIN_TOKEN={ADMIN}"),
         paddock_bin().into(),
     ];
     args.extend(site.base_args());
