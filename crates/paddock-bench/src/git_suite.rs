@@ -134,6 +134,7 @@ fn start(paddock: &str, base: &Path, work: &Path) -> anyhow::Result<Servers> {
         .arg(base)
         .arg("--token-file")
         .arg(work.join("tokens.json"))
+        .env("TMPDIR", work)
         .output()?;
     if !out.status.success() {
         bail!("paddock gate: {}", String::from_utf8_lossy(&out.stderr));
