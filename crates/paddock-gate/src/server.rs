@@ -72,6 +72,9 @@ impl GateConfig {
 pub struct Gate {
     config: GateConfig,
     base: PathBuf,
+    /// How to start the CGI: `git-http-backend` itself when git's exec path
+    /// has it (one exec per request instead of two), else `git http-backend`.
+    backend: (String, Vec<String>),
     hooks: tempfile_dir::HooksDir,
 }
 
@@ -169,6 +172,22 @@ mod tempfile_dir {
     }
 }
 
+fn find_backend(git: &str) -> (String, Vec<String>) {
+    let exec_path = std::process::Command::new(git)
+        .arg("--exec-path")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    match exec_path
+        .map(|p| p.join("git-http-backend"))
+        .filter(|p| p.is_file())
+    {
+        Some(backend) => (backend.display().to_string(), Vec::new()),
+        None => (git.to_owned(), vec!["http-backend".into()]),
+    }
+}
+
 impl Gate {
     pub fn new(config: GateConfig) -> Result<Arc<Self>, GateError> {
         let base = config
@@ -177,11 +196,13 @@ impl Gate {
             .ok()
             .filter(|b| b.is_dir())
             .ok_or_else(|| GateError::BasePath(config.base_path.display().to_string()))?;
+        let backend = find_backend(&config.git);
         let hooks =
             tempfile_dir::HooksDir::create(&config.hook_command, config.hooks_parent.as_deref())?;
         Ok(Arc::new(Self {
             config,
             base,
+            backend,
             hooks,
         }))
     }
@@ -249,8 +270,8 @@ impl Gate {
         tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
         let env = self.cgi_env(&req, &git, &principal, policy, remote);
         let call = CgiCall {
-            program: self.config.git.clone(),
-            args: vec!["http-backend".into()],
+            program: self.backend.0.clone(),
+            args: self.backend.1.clone(),
             env,
             max_body: self.config.max_body_bytes,
             stall: self.config.stall_timeout,
