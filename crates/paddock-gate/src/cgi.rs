@@ -25,7 +25,8 @@ pub(crate) struct CgiCall {
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub(crate) async fn run(call: CgiCall, body: Incoming) -> Response<Body> {
+/// `prefix` is the part of the body the gate already read; it goes first.
+pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Response<Body> {
     let mut child = match tokio::process::Command::new(&call.program)
         .args(&call.args)
         .env_clear()
@@ -54,7 +55,10 @@ pub(crate) async fn run(call: CgiCall, body: Incoming) -> Response<Body> {
     let (max_body, stall) = (call.max_body, call.stall);
     let feeder = tokio::spawn(async move {
         let mut body = body;
-        let mut sent: u64 = 0;
+        let mut sent = prefix.len() as u64;
+        if stdin.write_all(&prefix).await.is_err() {
+            return Ok(());
+        }
         loop {
             match tokio::time::timeout(stall, body.frame()).await {
                 Err(_) => return Err("request body stalled"),

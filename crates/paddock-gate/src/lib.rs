@@ -7,6 +7,7 @@
 //! http-backend` then serves it with `GIT_PROJECT_ROOT` set to the base.
 
 mod cgi;
+mod commands;
 mod hook;
 mod policy;
 mod repos;

@@ -18,8 +18,9 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::cgi::{self, CgiCall};
+use crate::commands;
 use crate::hook::{ENV_AUDIT, ENV_POLICY, ENV_PRINCIPAL, ENV_PROJECT};
-use crate::request::{self, GitRequest};
+use crate::request::{self, Endpoint, GitRequest};
 use crate::tokens::{Grant, TokenAuthority};
 use crate::{GateError, PushPolicy};
 
@@ -268,7 +269,36 @@ impl Gate {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
-        let env = self.cgi_env(&req, &git, &principal, policy, remote);
+        // A push that only creates allowed branches needs no hook when
+        // nothing is audited: decide that from its command list, and spare
+        // receive-pack the hook process. Anything else runs the hooks,
+        // which refuse with git's own messages.
+        let reads_commands = git.endpoint == Endpoint::ReceivePack
+            && policy.is_some()
+            && self.config.audit_log.is_none()
+            && !req.headers().contains_key(header::CONTENT_ENCODING);
+        let (parts, mut body) = req.into_parts();
+        let mut hooks = self
+            .hooks
+            .set(policy.is_some(), self.config.audit_log.is_some());
+        let mut prefix = Bytes::new();
+        if reads_commands && let Some(policy) = policy {
+            let (read, rest) = match self.read_commands(body).await {
+                Ok(read) => read,
+                Err(status) => return text(status, "request body unusable\n"),
+            };
+            body = rest;
+            if let commands::Parsed::Done(updates) = commands::parse(&read)
+                && !updates.is_empty()
+                && updates
+                    .iter()
+                    .all(|u| u.creates() && policy.allows_ref(&u.name))
+            {
+                hooks = self.hooks.set(false, false);
+            }
+            prefix = read;
+        }
+        let env = self.cgi_env(&parts, &git, &principal, policy, remote, &hooks);
         let call = CgiCall {
             program: self.backend.0.clone(),
             args: self.backend.1.clone(),
@@ -276,19 +306,38 @@ impl Gate {
             max_body: self.config.max_body_bytes,
             stall: self.config.stall_timeout,
         };
-        cgi::run(call, req.into_body()).await
+        cgi::run(call, prefix, body).await
+    }
+
+    /// Reads the body until its command list is complete (or 64 KiB).
+    async fn read_commands(&self, mut body: Incoming) -> Result<(Bytes, Incoming), StatusCode> {
+        let mut buf = Vec::new();
+        while buf.len() < 64 * 1024 && commands::parse(&buf) == commands::Parsed::Incomplete {
+            match tokio::time::timeout(self.config.stall_timeout, body.frame()).await {
+                Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+                Ok(None) => break,
+                Ok(Some(Err(_))) => return Err(StatusCode::BAD_REQUEST),
+                Ok(Some(Ok(frame))) => {
+                    if let Ok(data) = frame.into_data() {
+                        buf.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+        Ok((Bytes::from(buf), body))
     }
 
     fn cgi_env(
         &self,
-        req: &Request<Incoming>,
+        req: &hyper::http::request::Parts,
         git: &GitRequest,
         principal: &str,
         policy: Option<&PushPolicy>,
         remote: Option<SocketAddr>,
+        hooks: &Path,
     ) -> Vec<(String, String)> {
         let header = |name: header::HeaderName| {
-            req.headers()
+            req.headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .filter(|v| v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)))
@@ -303,10 +352,10 @@ impl Gate {
             ("GIT_PROJECT_ROOT".into(), self.base.display().to_string()),
             ("GIT_HTTP_EXPORT_ALL".into(), "1".into()),
             ("PATH_INFO".into(), git.path_info()),
-            ("REQUEST_METHOD".into(), req.method().as_str().to_owned()),
+            ("REQUEST_METHOD".into(), req.method.as_str().to_owned()),
             (
                 "QUERY_STRING".into(),
-                req.uri().query().unwrap_or("").to_owned(),
+                req.uri.query().unwrap_or("").to_owned(),
             ),
             ("REMOTE_USER".into(), principal.to_owned()),
             (
@@ -315,13 +364,7 @@ impl Gate {
             ),
             ("GIT_CONFIG_COUNT".into(), "2".into()),
             ("GIT_CONFIG_KEY_0".into(), "core.hooksPath".into()),
-            (
-                "GIT_CONFIG_VALUE_0".into(),
-                self.hooks
-                    .set(policy.is_some(), self.config.audit_log.is_some())
-                    .display()
-                    .to_string(),
-            ),
+            ("GIT_CONFIG_VALUE_0".into(), hooks.display().to_string()),
             ("GIT_CONFIG_KEY_1".into(), "http.receivepack".into()),
             ("GIT_CONFIG_VALUE_1".into(), "true".into()),
             (ENV_PROJECT.into(), git.project.clone()),

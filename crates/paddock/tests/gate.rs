@@ -691,3 +691,69 @@ fn inetd_and_detach_exclude_each_other() {
         "one of --inetd or --detach is required"
     );
 }
+
+/// Without an audit log, a push that only creates allowed branches skips
+/// the hook process; everything else still meets the policy.
+#[test]
+fn the_policy_holds_without_an_audit_log() {
+    let site = Site::new();
+    let mut args: Vec<String> = site.base_args();
+    let at = args.iter().position(|a| a == "--audit-log").unwrap();
+    args.drain(at..at + 2);
+    args.extend(["--detach", "--port", "0", "--pid-file"].map(String::from));
+    args.push(site.path("gate.pid").display().to_string());
+    let out = Command::new(paddock_bin())
+        .args(&args)
+        .env("TMPDIR", site.dir.path())
+        .stderr(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let addr = line.split(' ').nth(4).unwrap().to_owned();
+    let pid: i32 = std::fs::read_to_string(site.path("gate.pid"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gate = Daemon { addr, pid };
+
+    let work = site.path("work");
+    std::fs::create_dir(&work).unwrap();
+    ok(git(
+        &work,
+        &["clone", "-q", &gate.url(Some(ALPHA), "alpha"), "a"],
+    ));
+    let a = work.join("a");
+    ok(git(&a, &["commit", "-q", "--allow-empty", "-m", "new"]));
+    ok(git(&a, &["push", "-q", "origin", "HEAD:agent/new"]));
+    let main = git(&a, &["push", "origin", "HEAD:main"]);
+    assert!(
+        stderr(&main).contains("refs/heads/main is not writable from here"),
+        "{}",
+        stderr(&main)
+    );
+    let mixed = git(&a, &["push", "origin", "HEAD:agent/other", "HEAD:main"]);
+    assert!(!mixed.status.success(), "one refused ref refuses the push");
+    ok(git(
+        &a,
+        &[
+            "commit",
+            "-q",
+            "--amend",
+            "--allow-empty",
+            "-m",
+            "rewritten",
+        ],
+    ));
+    let forced = git(&a, &["push", "-f", "origin", "HEAD:agent/new"]);
+    assert!(
+        stderr(&forced).contains("force-pushing refs/heads/agent/new is not allowed"),
+        "{}",
+        stderr(&forced)
+    );
+    let bare = site.path("base/alpha.git");
+    let refs = ok(git(&bare, &["for-each-ref", "--format=%(refname)"]));
+    assert_eq!(refs, "refs/heads/agent/new\nrefs/heads/main");
+    assert!(!site.path("audit.jsonl").exists());
+}
