@@ -757,3 +757,43 @@ fn the_policy_holds_without_an_audit_log() {
     assert_eq!(refs, "refs/heads/agent/new\nrefs/heads/main");
     assert!(!site.path("audit.jsonl").exists());
 }
+
+/// git's probe before a large push (a lone flush packet) is answered as
+/// receive-pack would, after authentication, and changes nothing.
+#[test]
+fn the_push_probe_is_answered_after_authentication() {
+    use base64::Engine as _;
+    let site = Site::new();
+    let gate = Daemon::start(&site, &[]);
+    let probe = |auth: Option<&str>| {
+        let auth = auth
+            .map(|t| {
+                let b = base64::engine::general_purpose::STANDARD.encode(format!("{t}:x"));
+                format!("Authorization: Basic {b}\r\n")
+            })
+            .unwrap_or_default();
+        raw(
+            &gate.addr,
+            &format!(
+                "POST /alpha.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n{auth}Content-Type: application/x-git-receive-pack-request\r\nContent-Length: 4\r\nConnection: close\r\n\r\n0000"
+            ),
+        )
+    };
+    assert_eq!(probe(None).0, 401);
+    assert_eq!(probe(Some(BETA)).0, 404);
+    let (code, answer) = probe(Some(ALPHA));
+    assert_eq!(code, 200, "{answer}");
+    assert!(
+        answer.contains("content-type: application/x-git-receive-pack-result"),
+        "{answer}"
+    );
+    assert!(
+        answer.ends_with("\r\n\r\n") || answer.contains("content-length: 0"),
+        "an empty result: {answer}"
+    );
+    let bare = site.path("base/alpha.git");
+    assert_eq!(
+        ok(git(&bare, &["for-each-ref", "--format=%(refname)"])),
+        "refs/heads/main"
+    );
+}
