@@ -3,6 +3,8 @@
 //! (also when the test fails).
 #![allow(dead_code)]
 
+pub mod gate_site;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -1,0 +1,192 @@
+//! The standalone git gate under test: bare repositories, a token file,
+//! `paddock gate --detach` on a free port, and raw HTTP exchanges.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use super::paddock_bin;
+
+pub const ALPHA: &str = "tok-alpha-aaaaaaaaaaaaaaaaaaaaaaaa";
+pub const BETA: &str = "tok-beta-bbbbbbbbbbbbbbbbbbbbbbbbbb";
+pub const ADMIN: &str = "tok-admin-cccccccccccccccccccccccc";
+
+/// git with no user or system config of this machine, and no prompts.
+pub fn git(dir: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@example.invalid")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@example.invalid")
+        .output()
+        .unwrap()
+}
+
+pub fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "git failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub struct Site {
+    pub dir: tempfile::TempDir,
+}
+
+impl Site {
+    /// Bare repositories alpha (one commit on main) and beta, a token file.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base");
+        std::fs::create_dir(&base).unwrap();
+        for p in ["alpha", "beta"] {
+            ok(git(
+                &base,
+                &["init", "-q", "--bare", "-b", "main", &format!("{p}.git")],
+            ));
+        }
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        ok(git(&src, &["init", "-q", "-b", "main"]));
+        ok(git(&src, &["commit", "-q", "--allow-empty", "-m", "first"]));
+        ok(git(
+            &src,
+            &[
+                "push",
+                "-q",
+                base.join("alpha.git").to_str().unwrap(),
+                "main",
+            ],
+        ));
+        let site = Self { dir };
+        site.write_tokens(&[(ALPHA, "alpha"), (BETA, "beta")]);
+        site
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn write_tokens(&self, tokens: &[(&str, &str)]) {
+        let map: serde_json::Map<String, serde_json::Value> = tokens
+            .iter()
+            .map(|(t, p)| (t.to_string(), serde_json::json!({"project": p})))
+            .collect();
+        std::fs::write(
+            self.path("tokens.json"),
+            serde_json::Value::Object(map).to_string(),
+        )
+        .unwrap();
+    }
+
+    pub fn base_args(&self) -> Vec<String> {
+        vec![
+            "gate".into(),
+            "--base-path".into(),
+            self.path("base").display().to_string(),
+            "--token-file".into(),
+            self.path("tokens.json").display().to_string(),
+            "--audit-log".into(),
+            self.path("audit.jsonl").display().to_string(),
+        ]
+    }
+
+    pub fn audit(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.path("audit.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+/// `paddock gate --detach` on a free port; killed on drop.
+pub struct Daemon {
+    pub addr: String,
+    pub pid: i32,
+}
+
+impl Daemon {
+    pub fn start(site: &Site, extra: &[&str]) -> Self {
+        let mut args = site.base_args();
+        args.extend(["--detach", "--port", "0", "--admin-token", ADMIN].map(String::from));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args.push("--pid-file".into());
+        args.push(site.path("gate.pid").display().to_string());
+        let out = Command::new(paddock_bin())
+            .args(&args)
+            .env("TMPDIR", site.dir.path())
+            .stderr(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "gate did not start");
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        let addr = line
+            .strip_prefix("paddock gate: listening on ")
+            .and_then(|r| r.split(' ').next())
+            .unwrap_or_else(|| panic!("unexpected: {line}"))
+            .to_owned();
+        let pid: i32 = std::fs::read_to_string(site.path("gate.pid"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        Self { addr, pid }
+    }
+
+    pub fn url(&self, token: Option<&str>, repo: &str) -> String {
+        match token {
+            Some(t) => format!("http://{t}@{}/{repo}.git", self.addr),
+            None => format!("http://{}/{repo}.git", self.addr),
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.pid.to_string()).status();
+    }
+}
+
+/// One raw HTTP/1.1 exchange; returns the status code and the whole answer.
+pub fn raw(addr: &str, request: &str) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(request.as_bytes()).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let code = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, answer)
+}
+
+pub fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
+    use base64::Engine as _;
+    let auth = auth
+        .map(|t| {
+            format!(
+                "Authorization: Basic {}\r\n",
+                base64::engine::general_purpose::STANDARD.encode(format!("{t}:x"))
+            )
+        })
+        .unwrap_or_default();
+    raw(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
+    )
+}
