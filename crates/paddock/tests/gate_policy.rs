@@ -2,11 +2,9 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::gate_site::*;
-use common::paddock_bin;
 
 #[test]
 fn clone_fetch_and_push_under_the_default_policy() {
@@ -244,26 +242,10 @@ fn tokens_decide_who_sees_what() {
 #[test]
 fn the_policy_holds_without_an_audit_log() {
     let site = Site::new();
-    let mut args: Vec<String> = site.base_args();
+    let mut args = site.base_args();
     let at = args.iter().position(|a| a == "--audit-log").unwrap();
     args.drain(at..at + 2);
-    args.extend(["--detach", "--port", "0", "--pid-file"].map(String::from));
-    args.push(site.path("gate.pid").display().to_string());
-    let out = Command::new(paddock_bin())
-        .args(&args)
-        .env("TMPDIR", site.dir.path())
-        .stderr(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
-    let addr = line.split(' ').nth(4).unwrap().to_owned();
-    let pid: i32 = std::fs::read_to_string(site.path("gate.pid"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
-    let gate = Daemon { addr, pid };
+    let gate = Daemon::launch(&site, args, &[]);
 
     let work = site.path("work");
     std::fs::create_dir(&work).unwrap();

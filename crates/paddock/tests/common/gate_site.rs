@@ -120,7 +120,12 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(site: &Site, extra: &[&str]) -> Self {
-        let mut args = site.base_args();
+        Self::launch(site, site.base_args(), extra)
+    }
+
+    /// Starts the gate with `args` (a `Site::base_args`, possibly trimmed)
+    /// plus the daemon flags and `extra`.
+    pub fn launch(site: &Site, mut args: Vec<String>, extra: &[&str]) -> Self {
         args.extend(["--detach", "--port", "0", "--admin-token", ADMIN].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push("--pid-file".into());
