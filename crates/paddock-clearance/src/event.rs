@@ -1,0 +1,88 @@
+//! The one event shape every surface carries, field for field the
+//! `ClearanceEvent` of `org.terok.Clearance1`, so terok's clients read ours.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventKind {
+    ConnectionBlocked,
+    VerdictApplied,
+    ContainerStarted,
+    ContainerExited,
+    ShieldUp,
+    ShieldDown,
+    ShieldDisengaged,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConnectionBlocked => "connection_blocked",
+            Self::VerdictApplied => "verdict_applied",
+            Self::ContainerStarted => "container_started",
+            Self::ContainerExited => "container_exited",
+            Self::ShieldUp => "shield_up",
+            Self::ShieldDown => "shield_down",
+            Self::ShieldDisengaged => "shield_disengaged",
+        }
+    }
+}
+
+/// Every field is always present on the wire (varlink structs have no
+/// optional fields here); unused ones are empty, zero or false.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClearanceEvent {
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The box id.
+    pub container: String,
+    pub request_id: String,
+    /// The destination address (or the name, when nothing was resolved).
+    pub dest: String,
+    pub port: i64,
+    /// IP protocol number: 6 TCP, 17 UDP, 58 ICMPv6, …
+    pub proto: i64,
+    pub domain: String,
+    pub action: String,
+    pub ok: bool,
+    pub reason: String,
+    /// `project`, `task`, `name`, `container_name`.
+    pub dossier: BTreeMap<String, String>,
+}
+
+impl ClearanceEvent {
+    pub fn new(kind: EventKind, container: &str) -> Self {
+        Self {
+            kind: kind.as_str().to_owned(),
+            container: container.to_owned(),
+            ..Self::default()
+        }
+    }
+
+    pub fn with_dossier(mut self, project: &str, container_name: &str) -> Self {
+        self.dossier.insert("project".into(), project.into());
+        self.dossier.insert("task".into(), String::new());
+        self.dossier.insert("name".into(), self.container.clone());
+        self.dossier
+            .insert("container_name".into(), container_name.into());
+        self
+    }
+}
+
+/// An event as published: serialised once, however many subscribers read it.
+#[derive(Debug)]
+pub struct Published {
+    pub event: ClearanceEvent,
+    pub json: String,
+}
+
+impl Published {
+    pub fn new(event: ClearanceEvent) -> Self {
+        // A struct of strings, integers, a bool and a string map cannot fail
+        // to serialise.
+        let json = serde_json::to_string(&event).unwrap_or_default();
+        Self { event, json }
+    }
+}

@@ -1,0 +1,216 @@
+//! What each varlink call does. Pure dispatch: the connection loop in
+//! `server` owns the socket, this decides the reply.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::codec::{Call, Reply};
+use super::interfaces::{self, PADDOCK, SERVICE, TEROK};
+use crate::hub::{Hub, Verdict, VerdictError, VerdictScope};
+
+pub(crate) enum Outcome {
+    Reply(Reply),
+    /// Start streaming events on this connection.
+    Subscribe,
+}
+
+fn invalid_parameter(parameter: &str) -> Outcome {
+    Outcome::Reply(Reply::error(
+        format!("{SERVICE}.InvalidParameter"),
+        json!({ "parameter": parameter }),
+    ))
+}
+
+/// serde names the offending field in backticks; that is the parameter.
+fn parameter_from(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    text.split('`').nth(1).unwrap_or("parameters").to_owned()
+}
+
+fn parse<T: for<'de> Deserialize<'de>>(call: &Call) -> Result<T, Outcome> {
+    let params = call.parameters.clone().unwrap_or_else(|| json!({}));
+    serde_json::from_value(params).map_err(|e| invalid_parameter(&parameter_from(&e)))
+}
+
+#[derive(Deserialize)]
+struct InterfaceParam {
+    interface: String,
+}
+
+#[derive(Deserialize)]
+struct TerokVerdict {
+    container: String,
+    request_id: String,
+    dest: String,
+    action: String,
+}
+
+#[derive(Deserialize)]
+struct ScopedVerdict {
+    container: String,
+    request_id: String,
+    dest: String,
+    action: String,
+    #[serde(default)]
+    scope: Option<String>,
+    #[serde(default)]
+    ttl_secs: Option<i64>,
+}
+
+pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call) -> Outcome {
+    let (interface, method) = match call.method.rsplit_once('.') {
+        Some(split) => split,
+        None => return method_not_found(&call.method),
+    };
+    let result = match (interface, method) {
+        (SERVICE, "GetInfo") => Ok(get_info(version)),
+        (SERVICE, "GetInterfaceDescription") => {
+            parse::<InterfaceParam>(call).map(|p| match interfaces::description(&p.interface) {
+                Some(d) => Outcome::Reply(Reply::ok(json!({ "description": d }))),
+                None => interface_not_found(&p.interface),
+            })
+        }
+        (TEROK, "Subscribe") if call.more => Ok(Outcome::Subscribe),
+        (TEROK, "Subscribe") => Ok(Outcome::Reply(Reply::error(
+            format!("{SERVICE}.ExpectedMore"),
+            json!({}),
+        ))),
+        (TEROK, "Verdict") => parse::<TerokVerdict>(call).map(|p| {
+            verdict(
+                hub,
+                TEROK,
+                Verdict {
+                    container: p.container,
+                    request_id: p.request_id,
+                    dest: p.dest,
+                    action: p.action,
+                    scope: VerdictScope::Box,
+                    ttl: None,
+                    decided_by: "varlink".into(),
+                },
+            )
+        }),
+        (PADDOCK, "Pending") => Ok(pending(hub)),
+        (PADDOCK, "Verdict") => parse::<ScopedVerdict>(call).and_then(|p| {
+            let scope = match p.scope.as_deref() {
+                None => VerdictScope::Box,
+                Some(s) => VerdictScope::parse(s).ok_or_else(|| {
+                    Outcome::Reply(Reply::error(
+                        format!("{PADDOCK}.InvalidScope"),
+                        json!({ "scope": s }),
+                    ))
+                })?,
+            };
+            let ttl = match p.ttl_secs {
+                None => None,
+                Some(n) if n > 0 => Some(Duration::from_secs(n as u64)),
+                Some(_) => return Err(invalid_parameter("ttl_secs")),
+            };
+            Ok(verdict(
+                hub,
+                PADDOCK,
+                Verdict {
+                    container: p.container,
+                    request_id: p.request_id,
+                    dest: p.dest,
+                    action: p.action,
+                    scope,
+                    ttl,
+                    decided_by: "varlink".into(),
+                },
+            ))
+        }),
+        (SERVICE | TEROK | PADDOCK, _) => Ok(method_not_found(&call.method)),
+        _ => Ok(interface_not_found(interface)),
+    };
+    result.unwrap_or_else(|refusal| refusal)
+}
+
+fn get_info(version: &str) -> Outcome {
+    Outcome::Reply(Reply::ok(json!({
+        "vendor": "paddock",
+        "product": "paddock clearance hub",
+        "version": version,
+        "url": "https://github.com/paddock/paddock",
+        "interfaces": [SERVICE, TEROK, PADDOCK],
+    })))
+}
+
+fn method_not_found(method: &str) -> Outcome {
+    Outcome::Reply(Reply::error(
+        format!("{SERVICE}.MethodNotFound"),
+        json!({ "method": method }),
+    ))
+}
+
+fn interface_not_found(interface: &str) -> Outcome {
+    Outcome::Reply(Reply::error(
+        format!("{SERVICE}.InterfaceNotFound"),
+        json!({ "interface": interface }),
+    ))
+}
+
+fn verdict(hub: &Hub, interface: &str, verdict: Verdict) -> Outcome {
+    Outcome::Reply(match hub.verdict(verdict) {
+        Ok(ok) => Reply::ok(json!({ "ok": ok })),
+        Err(e) => error_reply(interface, e),
+    })
+}
+
+pub(crate) fn error_reply(interface: &str, error: VerdictError) -> Reply {
+    let (name, params) = match error {
+        VerdictError::UnknownRequest { request_id } => {
+            ("UnknownRequest", json!({ "request_id": request_id }))
+        }
+        VerdictError::VerdictTupleMismatch {
+            expected_container,
+            expected_dest,
+            got_container,
+            got_dest,
+        } => (
+            "VerdictTupleMismatch",
+            json!({
+                "expected_container": expected_container,
+                "expected_dest": expected_dest,
+                "got_container": got_container,
+                "got_dest": got_dest,
+            }),
+        ),
+        VerdictError::InvalidAction { action } => ("InvalidAction", json!({ "action": action })),
+        VerdictError::ApplyFailed { action, stderr } => (
+            if interface == TEROK {
+                "ShieldCliFailed"
+            } else {
+                "ApplyFailed"
+            },
+            json!({ "action": action, "stderr": stderr }),
+        ),
+    };
+    Reply::error(format!("{interface}.{name}"), params)
+}
+
+fn pending(hub: &Hub) -> Outcome {
+    let requests: Vec<Value> = hub
+        .pending()
+        .into_iter()
+        .map(|p| {
+            let first_seen = time::OffsetDateTime::from(p.first_seen)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            json!({
+                "container": p.event.container,
+                "request_id": p.event.request_id,
+                "dest": p.event.dest,
+                "port": p.event.port,
+                "proto": p.event.proto,
+                "domain": p.event.domain,
+                "project": p.event.dossier.get("project").cloned().unwrap_or_default(),
+                "first_seen": first_seen,
+                "times_blocked": p.times_blocked,
+            })
+        })
+        .collect();
+    Outcome::Reply(Reply::ok(json!({ "requests": requests })))
+}
