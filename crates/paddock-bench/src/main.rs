@@ -78,6 +78,8 @@ impl Server {
             .arg(dir.path().join("paddock.toml"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
+            .arg("--clearance-socket")
+            .arg(dir.path().join("run/clearance.sock"))
             .env("PADDOCK_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())

@@ -28,6 +28,19 @@ pub struct Equipment {
     pub files: Vec<FileEntry>,
     /// `KEY=value` entries added to the container's environment.
     pub env: Vec<String>,
+    /// Resolvers for the box (Docker's embedded DNS forwards to these).
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// A box whose container has just started (or was found running at start).
+#[derive(Debug, Clone, Copy)]
+pub struct BoxStarted<'a> {
+    pub box_id: &'a str,
+    pub project: &'a str,
+    pub container_id: &'a str,
+    /// Host pid of the container's first process.
+    pub pid: u32,
+    pub network_id: &'a str,
 }
 
 pub trait BoxExtension: Send + Sync {
@@ -35,6 +48,16 @@ pub trait BoxExtension: Send + Sync {
     /// exists. The box row exists (state `creating`). An error fails the
     /// create, which is then undone.
     fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>>;
+
+    /// The container runs. An error fails the create (closed: the box is
+    /// torn down). Also called for boxes found running at start, so it must
+    /// be idempotent.
+    fn started<'a>(&'a self, _started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    /// The box is gone (destroyed, or dropped because its container went).
+    fn removed(&self, _box_id: &str, _project: &str) {}
 
     /// A box network joined paddock's pool (made, or found at start).
     fn network_up(&self, network_id: &str, gateway: Ipv4Addr);

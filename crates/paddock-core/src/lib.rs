@@ -21,7 +21,7 @@ pub mod validate;
 pub use activation::{ActivationPage, SubmitOutcome};
 pub use config::CoreConfig;
 pub use error::CoreError;
-pub use extension::{BoxExtension, BoxFuture, BoxSetup, Equipment};
+pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
 pub use paddock_docker::FileEntry;
 pub use reconcile::ReconcileReport;

@@ -102,6 +102,7 @@ impl BoxService {
         let network = self.acquire_network(&row.id).await?;
         let gateway = self.gateway_of(&network).await?;
         let mut equipment_files = Vec::new();
+        let mut dns = Vec::new();
         let mut env = vec![
             format!("PADDOCK_BOX_ID={}", row.id),
             format!("PADDOCK_PROJECT={}", row.project),
@@ -116,6 +117,7 @@ impl BoxService {
             let equipment = ext.equip(setup).await.map_err(CoreError::Extension)?;
             equipment_files.extend(equipment.files);
             env.extend(equipment.env);
+            dns.extend(equipment.dns.iter().map(ToString::to_string));
         }
 
         let limits = &self.config.boxes;
@@ -131,6 +133,7 @@ impl BoxService {
             nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
             pids_limit: (limits.pids_limit > 0).then_some(limits.pids_limit),
             cap_drop: limits.cap_drop.clone(),
+            dns,
         };
         let container = self.engine.create_container(&spec).await?;
         self.store.set_box_container(&row.id, &container)?;
@@ -144,6 +147,7 @@ impl BoxService {
         );
         started?;
         equipped?;
+        self.announce_started(row, &container).await?;
 
         match self.config.profile_for(&row.image) {
             Some(profile) => {
@@ -162,6 +166,30 @@ impl BoxService {
                 Ok(None)
             }
         }
+    }
+
+    /// Tells the extensions the box runs; the first refusal fails the box.
+    pub(crate) async fn announce_started(&self, row: &BoxRow, container: &str) -> Result<()> {
+        if self.extensions.is_empty() {
+            return Ok(());
+        }
+        let network = self
+            .store
+            .get_box(&row.id)?
+            .and_then(|r| r.network_id)
+            .unwrap_or_default();
+        let pid = self.engine.container_pid(container).await?;
+        for ext in &self.extensions {
+            let started = crate::BoxStarted {
+                box_id: &row.id,
+                project: &row.project,
+                container_id: container,
+                pid,
+                network_id: &network,
+            };
+            ext.started(started).await.map_err(CoreError::Extension)?;
+        }
+        Ok(())
     }
 
     /// Runs each `box.create` hook, journalling its state as soon as it
@@ -242,6 +270,9 @@ impl BoxService {
             .await?;
         for (container, _) in &owned.containers {
             self.engine.remove_container(container).await?;
+        }
+        for ext in &self.extensions {
+            ext.removed(&row.id, &row.project);
         }
         if let Some(network) = row.network_id.clone() {
             self.release_network(network).await?;

@@ -53,6 +53,18 @@ impl BoxService {
                 self.teardown(&row.id).await?;
                 report.dropped.push(row.id.clone());
             } else {
+                // A running box gets its extensions back (listeners,
+                // firewall readers); one that cannot is torn down rather
+                // than left running unguarded.
+                if let Some(container) = &row.container_id
+                    && self.engine.container_running(container).await?
+                    && let Err(e) = self.announce_started(row, container).await
+                {
+                    tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
+                    self.teardown(&row.id).await?;
+                    report.dropped.push(row.id.clone());
+                    continue;
+                }
                 report.restored += 1;
             }
         }

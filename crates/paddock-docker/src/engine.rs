@@ -30,6 +30,8 @@ pub struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     pub pids_limit: Option<i64>,
     pub cap_drop: Vec<String>,
+    /// Resolvers Docker's embedded DNS forwards to (empty: the host's).
+    pub dns: Vec<String>,
 }
 
 /// Objects carrying a label, as found by [`Engine::list_labelled`].
@@ -132,6 +134,7 @@ impl Engine {
             security_opt: Some(vec!["no-new-privileges:true".into()]),
             network_mode: Some(spec.network.clone()),
             init: Some(true),
+            dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -189,6 +192,22 @@ impl Engine {
                 EngineError::NotFound(_) => Ok(false),
                 other => Err(other),
             },
+        }
+    }
+
+    /// The host pid of a running container's first process: the way into
+    /// its namespaces.
+    pub async fn container_pid(&self, container: &str) -> Result<u32> {
+        let c = self
+            .client()
+            .await?
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await?;
+        match c.state.and_then(|s| s.pid) {
+            Some(pid) if pid > 0 => Ok(pid as u32),
+            _ => Err(EngineError::Other(format!(
+                "container {container} is not running"
+            ))),
         }
     }
 

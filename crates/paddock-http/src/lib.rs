@@ -6,7 +6,9 @@
 //! paths carry a bearer token.
 
 mod activate;
+mod egress;
 mod error;
+mod events;
 mod health;
 mod mcp;
 mod rest;
@@ -26,21 +28,37 @@ pub use error::ApiError;
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
+    pub egress: Option<Arc<paddock_egress::Egress>>,
+}
+
+pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
+    s.egress.as_ref().ok_or_else(|| ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "egress_disabled",
+        message: "the egress gateway is disabled in this paddock".into(),
+    })
 }
 
 /// Settings for the HTTP surface that are not box settings.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// `Host` header values MCP accepts (DNS-rebinding guard).
     pub allowed_hosts: Vec<String>,
     /// Cancelled at shutdown, ending MCP sessions.
     pub shutdown: CancellationToken,
+    /// The egress gateway, when enabled (rules, log, events, verdicts).
+    pub egress: Option<Arc<paddock_egress::Egress>>,
 }
 
 pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
-    let state = AppState { boxes };
+    let state = AppState {
+        boxes,
+        egress: options.egress.clone(),
+    };
     Router::new()
         .merge(rest::routes())
+        .merge(egress::routes())
+        .route("/api/v1/events", axum::routing::get(events::events))
         .merge(activate::routes())
         .merge(health::routes())
         .with_state(state.clone())

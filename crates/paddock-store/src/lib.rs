@@ -6,6 +6,7 @@
 //! costs microseconds, far less than a hop to a blocking pool.
 
 mod boxes;
+mod egress;
 mod git_tokens;
 mod migrate;
 
@@ -15,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::Connection;
 
 pub use boxes::{ActivationRow, BoxRow, BoxState};
+pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
 
 #[derive(Debug, thiserror::Error)]

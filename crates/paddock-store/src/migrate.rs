@@ -8,6 +8,7 @@ use crate::{Result, StoreError};
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_boxes.sql"),
     include_str!("../migrations/0002_git_tokens.sql"),
+    include_str!("../migrations/0003_egress.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -14,6 +14,22 @@ use serde::Deserialize;
 
 use crate::ServeArgs;
 use crate::embedded_gate::GitConfig;
+use paddock_egress::EgressConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClearanceConfig {
+    /// Events a subscriber may have waiting before its oldest are dropped.
+    pub queue_capacity: usize,
+}
+
+impl Default for ClearanceConfig {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 128,
+        }
+    }
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -27,6 +43,8 @@ pub struct PaddockConfig {
     pub hooks: Vec<HookConfig>,
     pub reconcile: ReconcileConfig,
     pub git: GitConfig,
+    pub egress: EgressConfig,
+    pub clearance: ClearanceConfig,
 }
 
 impl Default for PaddockConfig {
@@ -42,6 +60,8 @@ impl Default for PaddockConfig {
             hooks: core.hooks,
             reconcile: core.reconcile,
             git: GitConfig::default(),
+            egress: EgressConfig::default(),
+            clearance: ClearanceConfig::default(),
         }
     }
 }
@@ -88,6 +108,9 @@ pub struct Resolved {
     pub explicit_public_url: bool,
     pub core: CoreConfig,
     pub git: GitConfig,
+    pub egress: EgressConfig,
+    pub clearance: ClearanceConfig,
+    pub clearance_socket: PathBuf,
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -227,6 +250,12 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         explicit_public_url,
         core,
         git: config.git,
+        egress: config.egress,
+        clearance: config.clearance,
+        clearance_socket: config
+            .server
+            .clearance_socket
+            .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
     })
 }
 

@@ -154,8 +154,8 @@ impl EmbeddedGate {
             env.push(format!("GIT_CONFIG_VALUE_{i}={value}"));
         }
         Ok(Equipment {
-            files: Vec::new(),
             env,
+            ..Equipment::default()
         })
     }
 }

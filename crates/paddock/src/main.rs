@@ -1,5 +1,6 @@
 //! `paddock`: the server (`serve`) and its command-line clients.
 
+mod clearance;
 mod client;
 mod config;
 mod embedded_gate;
@@ -30,6 +31,10 @@ enum Command {
     /// Create, list, inspect, run commands in and remove boxes.
     #[command(name = "box")]
     Boxes(client::BoxArgs),
+    /// Egress rules, the decision log and box shields.
+    Egress(client::EgressArgs),
+    /// Allow or deny held connections from a terminal.
+    Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
     Gate(gate::GateArgs),
     /// Run by the git gate's hooks inside `git receive-pack`.
@@ -54,7 +59,7 @@ pub struct ServeArgs {
     /// Docker engine address (default: DOCKER_HOST or the local socket).
     #[arg(long, env = "PADDOCK_DOCKER_HOST")]
     docker_host: Option<String>,
-    /// Clearance socket path (reserved for the clearance hub).
+    /// The clearance hub's varlink socket (default: $XDG_RUNTIME_DIR/paddock/clearance.sock, /run/paddock/clearance.sock as root).
     #[arg(long, env = "PADDOCK_CLEARANCE_SOCKET")]
     clearance_socket: Option<PathBuf>,
 }
@@ -82,6 +87,8 @@ fn main() -> ExitCode {
             in_runtime(async { serve::run(args).await.map(|()| ExitCode::SUCCESS) })
         }
         Command::Boxes(args) => in_runtime(client::run_box(args)),
+        Command::Egress(args) => in_runtime(client::run_egress(args)),
+        Command::Clearance(args) => in_runtime(clearance::run(args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("paddock: error: {e:#}");

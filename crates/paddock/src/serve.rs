@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use paddock_clearance::varlink::VarlinkServer;
+use paddock_clearance::{Hub, HubConfig};
 use paddock_core::BoxService;
 use paddock_docker::Engine;
+use paddock_egress::{Egress, EmbeddedEgress};
 use paddock_store::Store;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -46,6 +49,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         explicit_public_url,
         mut core,
         git,
+        egress: egress_config,
+        clearance,
+        clearance_socket,
         ..
     } = config;
 
@@ -63,8 +69,36 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
     );
     let engine = Arc::new(Engine::new(docker_host));
+
+    // The hub and its socket come before the boxes: a box must never run
+    // while nobody can be asked about its connections.
+    let hub = Hub::new(HubConfig {
+        queue_capacity: clearance.queue_capacity.max(1),
+    });
+    let varlink = VarlinkServer::bind(&clearance_socket, hub.clone(), env!("CARGO_PKG_VERSION"))
+        .context("cannot open the clearance socket")?;
+
     let gate_stop = tokio_util::sync::CancellationToken::new();
+    let egress_stop = tokio_util::sync::CancellationToken::new();
     let mut extensions: Vec<Arc<dyn paddock_core::BoxExtension>> = Vec::new();
+    let egress = if egress_config.enabled {
+        let egress = Egress::new(egress_config, store.clone(), hub.clone())
+            .context("cannot start the egress gateway")?;
+        let extra_ports = if git.enabled {
+            vec![git.port]
+        } else {
+            Vec::new()
+        };
+        extensions.push(EmbeddedEgress::new(
+            egress.clone(),
+            extra_ports,
+            egress_stop.clone(),
+        ));
+        Some(egress)
+    } else {
+        tracing::warn!("the egress gateway is disabled: boxes are not firewalled");
+        None
+    };
     if git.enabled {
         let base = git
             .base_path
@@ -125,12 +159,29 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         gate_stop.cancel();
     });
 
+    let closing_hub = hub.clone();
+    tracing::info!(socket = %varlink.path().display(), "clearance hub listening");
+    supervisor.start("clearance", move |stop| async move {
+        varlink.serve(stop).await;
+        closing_hub.close();
+    });
+
+    let stopping_egress = egress.clone();
+    supervisor.start("egress", move |stop| async move {
+        stop.cancelled().await;
+        egress_stop.cancel();
+        if let Some(egress) = stopping_egress {
+            egress.flush_audit();
+        }
+    });
+
     let shutdown = tokio_util::sync::CancellationToken::new();
     let app = paddock_http::router(
         boxes.clone(),
         paddock_http::HttpOptions {
             allowed_hosts,
             shutdown: shutdown.clone(),
+            egress,
         },
     );
     supervisor.start("http", move |stop| async move {

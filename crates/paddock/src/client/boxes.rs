@@ -88,7 +88,7 @@ fn box_rows(boxes: &[Value]) -> String {
     )
 }
 
-fn path_id(id: &str) -> String {
+pub(crate) fn path_id(id: &str) -> String {
     // Ids are validated server-side; this only keeps the URL well-formed.
     id.bytes()
         .map(|b| match b {

@@ -2,7 +2,10 @@
 //! command is one request, and every failure is the server's message.
 
 mod boxes;
+mod egress;
 mod http;
 mod table;
 
 pub use boxes::{BoxArgs, run_box};
+pub use egress::{EgressArgs, run_egress};
+pub use table::render as render_table;

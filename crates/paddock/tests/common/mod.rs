@@ -171,6 +171,12 @@ impl Paddock {
         self.dir.path().join("paddock.log")
     }
 
+    /// Each paddock under test has its own hub socket (the default path is
+    /// one per machine).
+    pub fn clearance_socket(&self) -> PathBuf {
+        self.dir.path().join("run/clearance.sock")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -189,6 +195,8 @@ impl Paddock {
             .arg(self.dir.path().join("data"))
             .arg("--listen")
             .arg(&self.listen)
+            .arg("--clearance-socket")
+            .arg(self.clearance_socket())
             .env("PADDOCK_LOG", "debug")
             .env_remove("PADDOCK_CONFIG")
             .stdout(Stdio::piped())

@@ -1,0 +1,54 @@
+//! `[egress]` settings.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    pub enabled: bool,
+    /// The proxy's port on every box network's gateway address.
+    pub proxy_port: u16,
+    /// The DNS responder's port on every gateway address (boxes ask port 53
+    /// through Docker's resolver, which forwards here).
+    pub dns_port: u16,
+    /// How long a held connection waits for a verdict.
+    pub hold_timeout_secs: u64,
+    /// Upper bound on `egress down --ttl`.
+    pub max_down_secs: u64,
+    pub connect_timeout_secs: u64,
+    /// Names resolved without DNS (air-gapped sites, and tests that need a
+    /// name for a server of their own).
+    pub hosts: HashMap<String, Vec<IpAddr>>,
+    /// NFLOG group used inside every box's network namespace.
+    pub nflog_group: u16,
+    /// Apply the firewall in each box's namespace (needs root or
+    /// CAP_NET_ADMIN + CAP_SYS_ADMIN). Off only where a box's traffic is
+    /// contained some other way.
+    pub firewall: bool,
+}
+
+impl Default for EgressConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            proxy_port: 3128,
+            dns_port: 53,
+            hold_timeout_secs: 60,
+            max_down_secs: 3600,
+            connect_timeout_secs: 10,
+            hosts: HashMap::new(),
+            nflog_group: 7,
+            firewall: true,
+        }
+    }
+}
+
+impl EgressConfig {
+    pub fn hold_timeout(&self) -> Duration {
+        Duration::from_secs(self.hold_timeout_secs.max(1))
+    }
+}

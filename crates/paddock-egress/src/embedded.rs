@@ -1,0 +1,212 @@
+//! The gateway as a box extension: listeners on every box network's
+//! gateway address, the box's environment and resolver pointed at them,
+//! and the firewall applied in the box's namespace once it runs.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use paddock_clearance::EventKind;
+use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
+use tokio_util::sync::CancellationToken;
+
+use crate::gateway::{BoxIdentity, Egress};
+use crate::nflog::NflogSocket;
+use crate::{dns, firewall, proxy};
+
+pub struct EmbeddedEgress {
+    egress: Arc<Egress>,
+    /// Other gateway ports a box may reach (the git gate's).
+    extra_ports: Vec<u16>,
+    networks: Mutex<HashMap<String, (Ipv4Addr, CancellationToken)>>,
+    guards: Mutex<HashMap<String, CancellationToken>>,
+    stop: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl EmbeddedEgress {
+    pub fn new(egress: Arc<Egress>, extra_ports: Vec<u16>, stop: CancellationToken) -> Arc<Self> {
+        Arc::new(Self {
+            egress,
+            extra_ports,
+            networks: Mutex::new(HashMap::new()),
+            guards: Mutex::new(HashMap::new()),
+            stop,
+        })
+    }
+
+    pub fn egress(&self) -> &Arc<Egress> {
+        &self.egress
+    }
+
+    fn equipment(&self, setup: BoxSetup<'_>) -> Equipment {
+        let proxy = format!(
+            "http://{}:{}",
+            setup.gateway,
+            self.egress.config().proxy_port
+        );
+        let no_proxy = format!("localhost,127.0.0.1,::1,{}", setup.gateway);
+        let mut env = Vec::new();
+        for key in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"] {
+            env.push(format!("{key}={proxy}"));
+            env.push(format!("{}={proxy}", key.to_ascii_lowercase()));
+        }
+        env.push(format!("NO_PROXY={no_proxy}"));
+        env.push(format!("no_proxy={no_proxy}"));
+        Equipment {
+            env,
+            dns: vec![setup.gateway],
+            ..Equipment::default()
+        }
+    }
+
+    async fn guard(&self, started: BoxStarted<'_>) -> Result<(), String> {
+        let who = BoxIdentity {
+            box_id: started.box_id.to_owned(),
+            project: started.project.to_owned(),
+        };
+        let config = self.egress.config();
+        if config.firewall {
+            let gateway = lock(&self.networks)
+                .get(started.network_id)
+                .map(|(gw, _)| *gw)
+                .ok_or_else(|| "the box's network has no egress listeners".to_owned())?;
+            let mut ports = vec![config.proxy_port];
+            ports.extend(&self.extra_ports);
+            let rules = firewall::ruleset(gateway, &ports, config.nflog_group);
+            firewall::apply(started.pid, &rules)
+                .await
+                .map_err(|e| e.to_string())?;
+            let socket = NflogSocket::open_in(started.pid, config.nflog_group)
+                .await
+                .map_err(|e| e.to_string())?;
+            let stop = self.stop.child_token();
+            if let Some(old) = lock(&self.guards).insert(who.box_id.clone(), stop.clone()) {
+                old.cancel();
+            }
+            tokio::spawn(report_raw_attempts(
+                self.egress.clone(),
+                who.clone(),
+                socket,
+                stop,
+            ));
+        }
+        let mut event = self.egress.event(EventKind::ContainerStarted, &who);
+        event.ok = true;
+        self.egress.hub().publish(event);
+        let mut shield = self.egress.event(EventKind::ShieldUp, &who);
+        shield.action = self.egress.shield_of(&who.box_id).as_str().into();
+        shield.ok = true;
+        self.egress.hub().publish(shield);
+        Ok(())
+    }
+}
+
+async fn report_raw_attempts(
+    egress: Arc<Egress>,
+    who: BoxIdentity,
+    socket: NflogSocket,
+    stop: CancellationToken,
+) {
+    loop {
+        let attempts = tokio::select! {
+            _ = stop.cancelled() => return,
+            got = socket.next() => match got {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(box_id = %who.box_id, error = %e, "stopped reading the box's blocked attempts");
+                    return;
+                }
+            },
+        };
+        for a in attempts {
+            let dest = a.dest.to_string();
+            let reason = "a direct connection that bypassed the proxy";
+            egress.record(
+                &who,
+                &dest,
+                a.port,
+                a.proto,
+                "",
+                "raw_block",
+                "firewall",
+                "",
+                reason,
+            );
+            egress.announce_refusal(&who, &dest, a.port, a.proto, "", reason);
+        }
+    }
+}
+
+impl BoxExtension for EmbeddedEgress {
+    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
+        Box::pin(async move { Ok(self.equipment(setup)) })
+    }
+
+    fn started<'a>(&'a self, started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(self.guard(started))
+    }
+
+    fn removed(&self, box_id: &str, project: &str) {
+        if let Some(stop) = lock(&self.guards).remove(box_id) {
+            stop.cancel();
+        }
+        let who = BoxIdentity {
+            box_id: box_id.to_owned(),
+            project: project.to_owned(),
+        };
+        let mut event = self.egress.event(EventKind::ContainerExited, &who);
+        event.reason = "the box was removed".into();
+        self.egress.hub().publish(event);
+        self.egress.box_gone(&who, "the box was removed");
+    }
+
+    fn network_up(&self, network_id: &str, gateway: Ipv4Addr) {
+        if lock(&self.networks).contains_key(network_id) {
+            return;
+        }
+        let config = self.egress.config();
+        let proxy_addr = SocketAddr::from((gateway, config.proxy_port));
+        let dns_addr = SocketAddr::from((gateway, config.dns_port));
+        let bound = std::net::TcpListener::bind(proxy_addr)
+            .and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            })
+            .and_then(|tcp| {
+                let udp = std::net::UdpSocket::bind(dns_addr)?;
+                udp.set_nonblocking(true)?;
+                Ok((tcp, tokio::net::UdpSocket::from_std(udp)?))
+            });
+        let (tcp, udp) = match bound {
+            Ok(pair) => pair,
+            Err(e) => {
+                tracing::error!(%proxy_addr, %dns_addr, error = %e, "cannot start the egress gateway for a box network; its boxes will fail to start");
+                return;
+            }
+        };
+        let stop = self.stop.child_token();
+        lock(&self.networks).insert(network_id.to_owned(), (gateway, stop.clone()));
+        tokio::spawn(proxy::serve(
+            self.egress.clone(),
+            tcp,
+            network_id.to_owned(),
+            stop.clone(),
+        ));
+        tokio::spawn(dns::serve(
+            self.egress.clone(),
+            udp,
+            network_id.to_owned(),
+            stop,
+        ));
+    }
+
+    fn network_down(&self, network_id: &str) {
+        if let Some((_, stop)) = lock(&self.networks).remove(network_id) {
+            stop.cancel();
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! The egress gateway: nothing leaves a box except through here.
+//!
+//! Per box network: an HTTP forward proxy with CONNECT on the gateway
+//! address, a DNS responder beside it, and a firewall in the box's own
+//! network namespace that lets the box reach only those two (and the git
+//! gate) and reports everything else through NFLOG. Decisions come from
+//! rules; what the rules leave open is held while the clearance hub asks a
+//! person.
+
+mod address;
+mod audit;
+mod config;
+pub mod dns;
+mod embedded;
+pub mod firewall;
+mod gateway;
+mod hold;
+pub mod nflog;
+pub mod policy;
+pub mod proxy;
+mod shield;
+pub mod sni;
+
+pub use address::restricted;
+pub use config::EgressConfig;
+pub use embedded::EmbeddedEgress;
+pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};
+pub use policy::{Action, PolicyError, PortRange, Rule, Scope, Target};
+pub use shield::Shield;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EgressError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Store(#[from] paddock_store::StoreError),
+    #[error("egress: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("egress firewall: {0}")]
+    Firewall(String),
+}

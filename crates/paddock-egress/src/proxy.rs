@@ -1,0 +1,344 @@
+//! The forward proxy a box's `HTTP_PROXY`/`HTTPS_PROXY` point at: plain
+//! HTTP in absolute form, and CONNECT tunnels whose TLS ClientHello must
+//! name the host that was allowed.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{self, HeaderMap, HeaderValue};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::gateway::{BoxIdentity, Decision, Egress, Host};
+use crate::sni::{self, Hello};
+
+type Body = BoxBody<Bytes, hyper::Error>;
+
+const MAX_HEAD: usize = 16 * 1024;
+const HEAD_DEADLINE: Duration = Duration::from_secs(10);
+const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut res = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *res.status_mut() = status;
+    res.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    res
+}
+
+fn refused(who: &BoxIdentity, host: &Host, port: u16, reason: &str) -> Response<Body> {
+    let host = host.as_string();
+    let mut res = text(
+        StatusCode::FORBIDDEN,
+        format!(
+            "paddock refused this connection to {host}:{port}: {reason}.\n\
+             To ask for it, have a person run: paddock egress allow {host} --port {port} --box {}\n",
+            who.box_id
+        ),
+    );
+    res.headers_mut()
+        .insert("x-paddock-decision", HeaderValue::from_static("refused"));
+    res
+}
+
+/// Serves one box network's proxy listener until `stop`.
+pub async fn serve(
+    egress: Arc<Egress>,
+    listener: TcpListener,
+    network_id: String,
+    stop: CancellationToken,
+) {
+    let network_id: Arc<str> = network_id.into();
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "egress proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let egress = egress.clone();
+        let network_id = network_id.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let egress = egress.clone();
+                let network_id = network_id.clone();
+                async move { Ok::<_, Infallible>(handle(egress, &network_id, peer, req).await) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEAD_DEADLINE)
+                .max_buf_size(MAX_HEAD)
+                .serve_connection(TokioIo::new(stream), service)
+                .with_upgrades();
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                served = conn => if let Err(e) = served {
+                    tracing::debug!(%peer, error = %e, "egress proxy connection ended");
+                }
+            }
+        });
+    }
+}
+
+async fn handle(
+    egress: Arc<Egress>,
+    network_id: &str,
+    peer: SocketAddr,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let Some(who) = egress.identify(network_id) else {
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "paddock: no box on this network\n".into(),
+        );
+    };
+    tracing::trace!(box_id = %who.box_id, %peer, method = %req.method(), uri = %req.uri(), "egress request");
+    if req.method() == Method::CONNECT {
+        connect(egress, who, req).await
+    } else {
+        forward(egress, who, req).await
+    }
+}
+
+fn authority_of(req: &Request<Incoming>, default_port: u16) -> Option<(Host, u16)> {
+    let authority = req.uri().authority()?;
+    let host = Host::parse(authority.host())?;
+    Some((host, authority.port_u16().unwrap_or(default_port)))
+}
+
+async fn dial(addrs: &[SocketAddr], timeout: Duration) -> std::io::Result<TcpStream> {
+    let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
+    for addr in addrs {
+        match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => {
+                let _ = stream.set_nodelay(true);
+                return Ok(stream);
+            }
+            Ok(Err(e)) => last = e,
+            Err(_) => {
+                last = std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("connecting to {addr} timed out"),
+                )
+            }
+        }
+    }
+    Err(last)
+}
+
+async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
+    let Some((host, port)) = authority_of(&req, 0).filter(|(_, p)| *p != 0) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "paddock: CONNECT needs host:port\n".into(),
+        );
+    };
+    let addrs = match egress.decide(&who, &host, port).await {
+        Decision::Allow { addrs } => addrs,
+        Decision::Deny { reason } => return refused(&who, &host, port, &reason),
+    };
+    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
+    let upstream = match dial(&addrs, timeout).await {
+        Ok(s) => s,
+        Err(e) => {
+            return text(
+                StatusCode::BAD_GATEWAY,
+                format!("paddock: cannot reach {}:{port}: {e}\n", host.as_string()),
+            );
+        }
+    };
+    tokio::spawn(async move {
+        let upgraded = match hyper::upgrade::on(req).await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "CONNECT upgrade failed");
+                return;
+            }
+        };
+        tunnel(egress, who, host, port, TokioIo::new(upgraded), upstream).await;
+    });
+    Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
+/// Checks the ClientHello (for named hosts), then copies both ways.
+async fn tunnel(
+    egress: Arc<Egress>,
+    who: BoxIdentity,
+    host: Host,
+    port: u16,
+    mut client: TokioIo<hyper::upgrade::Upgraded>,
+    mut upstream: TcpStream,
+) {
+    if let Host::Name(name) = &host {
+        let mut first = Vec::with_capacity(1024);
+        let verdict = tokio::time::timeout(HELLO_DEADLINE, async {
+            loop {
+                match sni::parse(&first) {
+                    Hello::Incomplete if first.len() < sni::MAX_HELLO => {}
+                    other => return other,
+                }
+                match client.read_buf(&mut first).await {
+                    Ok(0) | Err(_) => return Hello::Incomplete,
+                    Ok(_) => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or(Hello::Incomplete);
+        let refusal = match verdict {
+            Hello::Sni(sni) if &sni == name => None,
+            Hello::Sni(sni) => Some(format!("the TLS ClientHello names {sni}, not {name}")),
+            Hello::NoSni => Some("the TLS ClientHello names no server".to_owned()),
+            Hello::NotTls => Some("the tunnel does not start with a TLS ClientHello".to_owned()),
+            // The client left before saying anything: nothing to report.
+            Hello::Incomplete if first.is_empty() => return,
+            Hello::Incomplete => Some("no complete TLS ClientHello in time".to_owned()),
+        };
+        if let Some(reason) = refusal {
+            egress.record(&who, name, port, 6, name, "denied", "sni", "", &reason);
+            egress.announce_refusal(&who, name, port, 6, name, &reason);
+            return;
+        }
+        if upstream.write_all(&first).await.is_err() {
+            return;
+        }
+    }
+    let _ =
+        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 64 * 1024, 64 * 1024)
+            .await;
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "proxy-connection",
+    "keep-alive",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "te",
+    "trailer",
+    "upgrade",
+];
+
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
+        .collect();
+    for name in HOP_BY_HOP
+        .iter()
+        .copied()
+        .chain(listed.iter().map(String::as_str))
+    {
+        headers.remove(name);
+    }
+}
+
+async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
+    match req.uri().scheme_str() {
+        Some("http") => {}
+        Some(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "paddock: use CONNECT for anything but plain http\n".into(),
+            );
+        }
+        None => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "paddock: this is an egress proxy; send absolute-form requests (http://host/…) or CONNECT\n".into(),
+            );
+        }
+    }
+    let Some((host, port)) = authority_of(&req, 80) else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "paddock: the request names no valid host\n".into(),
+        );
+    };
+    let addrs = match egress.decide(&who, &host, port).await {
+        Decision::Allow { addrs } => addrs,
+        Decision::Deny { reason } => return refused(&who, &host, port, &reason),
+    };
+    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
+    let unreachable = |e: String| {
+        text(
+            StatusCode::BAD_GATEWAY,
+            format!("paddock: cannot reach {}:{port}: {e}\n", host.as_string()),
+        )
+    };
+    let stream = match dial(&addrs, timeout).await {
+        Ok(s) => s,
+        Err(e) => return unreachable(e.to_string()),
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(pair) => pair,
+        Err(e) => return unreachable(e.to_string()),
+    };
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+
+    let (mut parts, body) = req.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "/".into());
+    let authority = parts
+        .uri
+        .authority()
+        .map(|a| a.as_str().to_owned())
+        .unwrap_or_default();
+    parts.uri = match path.parse() {
+        Ok(uri) => uri,
+        Err(_) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                "paddock: bad request path\n".into(),
+            );
+        }
+    };
+    strip_hop_by_hop(&mut parts.headers);
+    if !parts.headers.contains_key(header::HOST)
+        && let Ok(value) = HeaderValue::from_str(&authority)
+    {
+        parts.headers.insert(header::HOST, value);
+    }
+    match sender.send_request(Request::from_parts(parts, body)).await {
+        Ok(res) => {
+            let (mut parts, body) = res.into_parts();
+            strip_hop_by_hop(&mut parts.headers);
+            Response::from_parts(parts, body.boxed())
+        }
+        Err(e) => unreachable(e.to_string()),
+    }
+}

@@ -1,0 +1,312 @@
+//! REST for the egress gateway: rules, the decision log, shields, the
+//! pending list and verdicts with a scope.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get, post, put};
+use axum::{Json, Router};
+use paddock_clearance::{Verdict, VerdictError, VerdictScope};
+use paddock_egress::{Action, BoxIdentity, Egress, EgressError, PortRange, Rule, Scope, Target};
+use paddock_store::AuditQuery;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{ApiError, AppState};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/egress/rules", get(list_rules).post(add_rule))
+        .route("/api/v1/egress/rules/{id}", delete(delete_rule))
+        .route("/api/v1/egress/log", get(log))
+        .route("/api/v1/egress/pending", get(pending))
+        .route("/api/v1/egress/verdicts", post(verdict))
+        .route("/api/v1/boxes/{id}/shield", put(shield))
+}
+
+fn gateway(s: &AppState) -> Result<&Arc<Egress>, ApiError> {
+    crate::egress_gateway(s)
+}
+
+impl From<EgressError> for ApiError {
+    fn from(e: EgressError) -> Self {
+        match e {
+            EgressError::Invalid(_) | EgressError::Policy(_) => {
+                ApiError::bad_request(e.to_string())
+            }
+            other => {
+                tracing::warn!(error = %other, "egress request failed");
+                ApiError {
+                    status: StatusCode::INTERNAL_SERVER_ERROR,
+                    code: "egress_error",
+                    message: other.to_string(),
+                }
+            }
+        }
+    }
+}
+
+fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    payload
+        .map(|Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+#[derive(Serialize)]
+pub(crate) struct RuleView {
+    id: i64,
+    scope: &'static str,
+    subject: String,
+    target: String,
+    ports: Option<String>,
+    action: &'static str,
+    expires_at: Option<i64>,
+    created_by: String,
+}
+
+impl From<&Rule> for RuleView {
+    fn from(r: &Rule) -> Self {
+        Self {
+            id: r.id,
+            scope: r.scope.kind(),
+            subject: r.scope.subject().to_owned(),
+            target: r.target.to_string(),
+            ports: r.ports.map(|p| p.to_string()),
+            action: r.action.as_str(),
+            expires_at: r.expires_at,
+            created_by: r.created_by.clone(),
+        }
+    }
+}
+
+async fn list_rules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let egress = gateway(&s)?;
+    egress.reload_rules()?;
+    let rules: Vec<RuleView> = egress.rules().iter().map(RuleView::from).collect();
+    Ok(Json(json!({ "rules": rules })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewRule {
+    target: String,
+    action: String,
+    #[serde(default)]
+    ports: Option<String>,
+    #[serde(default)]
+    box_id: Option<String>,
+    #[serde(default)]
+    project: Option<String>,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+async fn add_rule(
+    State(s): State<AppState>,
+    payload: Result<Json<NewRule>, JsonRejection>,
+) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+    let egress = gateway(&s)?;
+    let req = body(payload)?;
+    let target: Target = req.target.parse().map_err(EgressError::from)?;
+    let action: Action = req.action.parse().map_err(EgressError::from)?;
+    let ports = req
+        .ports
+        .as_deref()
+        .map(str::parse::<PortRange>)
+        .transpose()
+        .map_err(EgressError::from)?;
+    let scope = match (req.box_id, req.project) {
+        (Some(b), None) => {
+            s.boxes.get(&b)?;
+            Scope::Box(b)
+        }
+        (None, Some(p)) => {
+            paddock_core::validate::project(&p)?;
+            Scope::Project(p)
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "name exactly one of box_id and project",
+            ));
+        }
+    };
+    let ttl = match req.ttl_secs {
+        Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
+        other => other.map(Duration::from_secs),
+    };
+    let rule = egress.put_rule(scope, target, ports, action, ttl, "rest")?;
+    Ok((StatusCode::CREATED, Json(RuleView::from(&rule))))
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    if gateway(&s)?.delete_rule(id)? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError {
+            status: StatusCode::NOT_FOUND,
+            code: "not_found",
+            message: format!("no egress rule #{id}"),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogQuery {
+    box_id: Option<String>,
+    project: Option<String>,
+    after: Option<i64>,
+    limit: Option<u32>,
+}
+
+async fn log(
+    State(s): State<AppState>,
+    query: Result<Query<LogQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let egress = gateway(&s)?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let rows = egress
+        .store()
+        .egress_audit(&AuditQuery {
+            box_id: q.box_id,
+            project: q.project,
+            after: q.after,
+            limit: q.limit.unwrap_or(100).min(10_000),
+        })
+        .map_err(EgressError::from)?;
+    let entries: Vec<Value> = rows
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "at": r.at, "box_id": r.box_id, "project": r.project,
+                "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
+                "decision": r.decision, "decided_by": r.decided_by,
+                "request_id": r.request_id, "reason": r.reason,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "entries": entries })))
+}
+
+async fn pending(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let egress = gateway(&s)?;
+    let requests: Vec<Value> = egress
+        .hub()
+        .pending()
+        .into_iter()
+        .map(|p| {
+            json!({
+                "container": p.event.container,
+                "request_id": p.event.request_id,
+                "dest": p.event.dest,
+                "port": p.event.port,
+                "domain": p.event.domain,
+                "project": p.event.dossier.get("project"),
+                "first_seen_ms": p.first_seen.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
+                "times_blocked": p.times_blocked,
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "requests": requests })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerdictRequest {
+    pub container: String,
+    pub request_id: String,
+    pub dest: String,
+    pub action: String,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+impl VerdictRequest {
+    pub(crate) fn into_verdict(self, decided_by: &str) -> Result<Verdict, ApiError> {
+        let scope = match self.scope.as_deref() {
+            None => VerdictScope::Box,
+            Some(s) => VerdictScope::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!("scope must be once, box or project, not {s:?}"))
+            })?,
+        };
+        Ok(Verdict {
+            container: self.container,
+            request_id: self.request_id,
+            dest: self.dest,
+            action: self.action,
+            scope,
+            ttl: match self.ttl_secs {
+                Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
+                other => other.map(Duration::from_secs),
+            },
+            decided_by: decided_by.to_owned(),
+        })
+    }
+}
+
+pub(crate) fn verdict_error(e: VerdictError) -> ApiError {
+    let (status, code) = match &e {
+        VerdictError::UnknownRequest { .. } => (StatusCode::NOT_FOUND, "UnknownRequest"),
+        VerdictError::VerdictTupleMismatch { .. } => (StatusCode::CONFLICT, "VerdictTupleMismatch"),
+        VerdictError::InvalidAction { .. } => (StatusCode::BAD_REQUEST, "InvalidAction"),
+        VerdictError::ApplyFailed { .. } => (StatusCode::BAD_GATEWAY, "ApplyFailed"),
+    };
+    ApiError {
+        status,
+        code,
+        message: e.to_string(),
+    }
+}
+
+async fn verdict(
+    State(s): State<AppState>,
+    payload: Result<Json<VerdictRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let egress = gateway(&s)?;
+    let verdict = body(payload)?.into_verdict("rest")?;
+    let ok = egress.hub().verdict(verdict).map_err(verdict_error)?;
+    Ok(Json(json!({ "ok": ok })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShieldRequest {
+    state: String,
+    #[serde(default)]
+    ttl_secs: Option<u64>,
+}
+
+async fn shield(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    payload: Result<Json<ShieldRequest>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let egress = gateway(&s)?;
+    let req = body(payload)?;
+    let view = s.boxes.get(&id)?;
+    let who = BoxIdentity {
+        box_id: view.box_id.clone(),
+        project: view.project.clone(),
+    };
+    let shield = egress.set_shield(
+        &who,
+        &req.state,
+        req.ttl_secs.map(Duration::from_secs),
+        "rest",
+    )?;
+    let until = match shield {
+        paddock_egress::Shield::Down { until_ms } => Some(until_ms),
+        _ => None,
+    };
+    Ok(Json(
+        json!({ "box_id": id, "state": shield.as_str(), "until_ms": until }),
+    ))
+}

@@ -1,0 +1,229 @@
+//! Egress rules, the decision log and shield states. Rules are stored as
+//! text the egress crate parses; the store only keeps them.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{Result, Store};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleRow {
+    pub id: i64,
+    /// `box` or `project`.
+    pub scope: String,
+    pub subject: String,
+    pub target: String,
+    pub ports: Option<(u16, u16)>,
+    /// `allow`, `deny` or `ask`.
+    pub action: String,
+    /// Unix milliseconds; `None` never expires.
+    pub expires_at: Option<i64>,
+    pub created_by: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub id: i64,
+    pub at: i64,
+    pub box_id: String,
+    pub project: String,
+    pub dest: String,
+    pub port: u16,
+    pub proto: u8,
+    pub domain: String,
+    pub decision: String,
+    pub decided_by: String,
+    pub request_id: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditQuery {
+    pub box_id: Option<String>,
+    pub project: Option<String>,
+    /// Entries with a larger id only (for following the log).
+    pub after: Option<i64>,
+    pub limit: u32,
+}
+
+fn rule_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
+    let lo: Option<i64> = r.get(4)?;
+    let hi: Option<i64> = r.get(5)?;
+    Ok(RuleRow {
+        id: r.get(0)?,
+        scope: r.get(1)?,
+        subject: r.get(2)?,
+        target: r.get(3)?,
+        ports: lo.zip(hi).map(|(lo, hi)| (lo as u16, hi as u16)),
+        action: r.get(6)?,
+        expires_at: r.get(7)?,
+        created_by: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+const RULE_COLUMNS: &str =
+    "id, scope, subject, target, port_lo, port_hi, action, expires_at, created_by, created_at";
+
+impl Store {
+    /// Adds a rule, or replaces the action and lifetime of the rule with the
+    /// same scope, subject, target and ports. Returns the stored row.
+    pub fn put_egress_rule(&self, rule: &RuleRow) -> Result<RuleRow> {
+        let conn = self.conn();
+        let (lo, hi) = match rule.ports {
+            Some((lo, hi)) => (Some(lo as i64), Some(hi as i64)),
+            None => (None, None),
+        };
+        conn.execute(
+            "INSERT INTO egress_rules (scope, subject, target, port_lo, port_hi, action, expires_at, created_by, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+             ON CONFLICT (scope, subject, target, IFNULL(port_lo, -1), IFNULL(port_hi, -1)) \
+             DO UPDATE SET action = excluded.action, expires_at = excluded.expires_at, \
+                           created_by = excluded.created_by, created_at = excluded.created_at",
+            params![rule.scope, rule.subject, rule.target, lo, hi, rule.action, rule.expires_at, rule.created_by, rule.created_at],
+        )?;
+        Ok(conn.query_row(
+            &format!(
+                "SELECT {RULE_COLUMNS} FROM egress_rules WHERE scope = ?1 AND subject = ?2 AND target = ?3 \
+                 AND IFNULL(port_lo, -1) = IFNULL(?4, -1) AND IFNULL(port_hi, -1) = IFNULL(?5, -1)"
+            ),
+            params![rule.scope, rule.subject, rule.target, lo, hi],
+            rule_from,
+        )?)
+    }
+
+    pub fn egress_rules(&self) -> Result<Vec<RuleRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {RULE_COLUMNS} FROM egress_rules ORDER BY id"
+        ))?;
+        let rows = stmt.query_map([], rule_from)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn delete_egress_rule(&self, id: i64) -> Result<bool> {
+        Ok(self
+            .conn()
+            .execute("DELETE FROM egress_rules WHERE id = ?1", [id])?
+            > 0)
+    }
+
+    /// Rules of one box go with it.
+    pub fn delete_box_egress_rules(&self, box_id: &str) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM egress_rules WHERE scope = 'box' AND subject = ?1",
+            [box_id],
+        )?)
+    }
+
+    pub fn delete_expired_egress_rules(&self, now_ms: i64) -> Result<usize> {
+        Ok(self.conn().execute(
+            "DELETE FROM egress_rules WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            [now_ms],
+        )?)
+    }
+
+    /// Appends decisions in one transaction (the egress gateway batches).
+    pub fn append_egress_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO egress_audit (at, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            for r in rows {
+                stmt.execute(params![
+                    r.at,
+                    r.box_id,
+                    r.project,
+                    r.dest,
+                    r.port,
+                    r.proto,
+                    r.domain,
+                    r.decision,
+                    r.decided_by,
+                    r.request_id,
+                    r.reason
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The newest `limit` entries matching, oldest first.
+    pub fn egress_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT id, at, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
+             FROM egress_audit WHERE (?1 IS NULL OR box_id = ?1) AND (?2 IS NULL OR project = ?2) \
+             AND id > IFNULL(?3, 0) ORDER BY id DESC LIMIT ?4",
+        )?;
+        let rows = stmt.query_map(params![q.box_id, q.project, q.after, q.limit.max(1)], |r| {
+            Ok(AuditRow {
+                id: r.get(0)?,
+                at: r.get(1)?,
+                box_id: r.get(2)?,
+                project: r.get(3)?,
+                dest: r.get(4)?,
+                port: r.get::<_, i64>(5)? as u16,
+                proto: r.get::<_, i64>(6)? as u8,
+                domain: r.get(7)?,
+                decision: r.get(8)?,
+                decided_by: r.get(9)?,
+                request_id: r.get(10)?,
+                reason: r.get(11)?,
+            })
+        })?;
+        let mut out: Vec<AuditRow> = rows.collect::<rusqlite::Result<_>>()?;
+        out.reverse();
+        Ok(out)
+    }
+
+    /// `None` is a raised shield (the normal state).
+    pub fn egress_shield(&self, box_id: &str) -> Result<Option<(String, Option<i64>)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT state, until FROM egress_shield WHERE box_id = ?1",
+                [box_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn set_egress_shield(
+        &self,
+        box_id: &str,
+        state: Option<(&str, Option<i64>)>,
+    ) -> Result<()> {
+        let conn = self.conn();
+        match state {
+            None => {
+                conn.execute("DELETE FROM egress_shield WHERE box_id = ?1", [box_id])?;
+            }
+            Some((state, until)) => {
+                conn.execute(
+                    "INSERT INTO egress_shield (box_id, state, until) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (box_id) DO UPDATE SET state = excluded.state, until = excluded.until",
+                    params![box_id, state, until],
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The box using a network, if any (the egress gateway's per-connection
+    /// question: who is this?).
+    pub fn box_on_network(&self, network_id: &str) -> Result<Option<(String, String)>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT id, project FROM boxes WHERE network_id = ?1 AND state != 'destroying'",
+                [network_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?)
+    }
+}

@@ -1,0 +1,199 @@
+//! `paddock clearance`: a person's terminal for held connections. It is a
+//! varlink client of the hub like any other: one connection streams
+//! events, another lists what is pending and sends verdicts.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use paddock_clearance::ClearanceEvent;
+use paddock_clearance::varlink::{ClientError, PADDOCK, VarlinkClient, default_socket_path};
+use serde_json::{Value, json};
+use tokio::io::AsyncBufReadExt;
+
+use crate::client::render_table;
+
+#[derive(clap::Args)]
+pub struct ClearanceArgs {
+    /// The hub's socket (default: where `paddock serve` puts it).
+    #[arg(long, env = "PADDOCK_CLEARANCE_SOCKET")]
+    socket: Option<PathBuf>,
+}
+
+const HELP: &str =
+    "a N allow · A N allow for the project · o N allow once · d N deny · r refresh · q quit";
+const RECENT: usize = 5;
+
+struct Screen {
+    pending: Vec<Value>,
+    recent: Vec<String>,
+    status: String,
+    tty: bool,
+}
+
+impl Screen {
+    fn draw(&self) {
+        let mut out = String::new();
+        if self.tty {
+            out.push_str("\x1b[2J\x1b[H");
+        }
+        out.push_str(&format!(
+            "paddock clearance — {} held\n{HELP}\n\n",
+            self.pending.len()
+        ));
+        let rows: Vec<Vec<String>> = self
+            .pending
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                vec![
+                    (i + 1).to_string(),
+                    p["container"].as_str().unwrap_or("").to_owned(),
+                    p["project"].as_str().unwrap_or("").to_owned(),
+                    format!("{}:{}", p["dest"].as_str().unwrap_or(""), p["port"]),
+                    p["domain"].as_str().unwrap_or("").to_owned(),
+                    p["times_blocked"].to_string(),
+                    p["first_seen"].as_str().unwrap_or("").to_owned(),
+                ]
+            })
+            .collect();
+        out.push_str(&render_table(
+            &[
+                "#",
+                "BOX",
+                "PROJECT",
+                "DESTINATION",
+                "DOMAIN",
+                "BLOCKED",
+                "SINCE",
+            ],
+            &rows,
+        ));
+        out.push('\n');
+        if !self.recent.is_empty() {
+            out.push_str("\nrecent:\n");
+            for line in &self.recent {
+                out.push_str(&format!("  {line}\n"));
+            }
+        }
+        if !self.status.is_empty() {
+            out.push_str(&format!("\n{}\n", self.status));
+        }
+        out.push_str("> ");
+        print!("{out}");
+        let _ = std::io::stdout().flush();
+    }
+}
+
+fn describe(e: &ClearanceEvent) -> String {
+    match e.kind.as_str() {
+        "connection_blocked" if e.request_id.is_empty() => format!(
+            "{} refused {}:{} ({})",
+            e.container, e.dest, e.port, e.reason
+        ),
+        "connection_blocked" => format!("{} held {}:{}", e.container, e.dest, e.port),
+        "verdict_applied" => format!(
+            "{} {} {}:{} — {}",
+            e.container, e.action, e.dest, e.port, e.reason
+        ),
+        other => format!("{} {other} {}", e.container, e.reason),
+    }
+}
+
+async fn pending(calls: &mut VarlinkClient) -> anyhow::Result<Vec<Value>> {
+    let reply = calls
+        .call(&format!("{PADDOCK}.Pending"), json!({}))
+        .await
+        .context("cannot list held requests")?;
+    Ok(reply["requests"].as_array().cloned().unwrap_or_default())
+}
+
+/// Parses `a 2` and friends into (action, scope, 0-based index).
+fn parse_command(line: &str) -> Option<(&'static str, &'static str, usize)> {
+    let mut words = line.split_whitespace();
+    let (action, scope) = match words.next()? {
+        "a" => ("allow", "box"),
+        "A" => ("allow", "project"),
+        "o" => ("allow", "once"),
+        "d" => ("deny", "box"),
+        _ => return None,
+    };
+    let n: usize = words.next()?.parse().ok()?;
+    n.checked_sub(1).map(|i| (action, scope, i))
+}
+
+pub async fn run(args: ClearanceArgs) -> anyhow::Result<ExitCode> {
+    let path = args.socket.unwrap_or_else(default_socket_path);
+    let mut events = VarlinkClient::connect(&path).await?.subscribe().await?;
+    let mut calls = VarlinkClient::connect(&path).await?;
+    let mut screen = Screen {
+        pending: pending(&mut calls).await?,
+        recent: Vec::new(),
+        status: String::new(),
+        tty: std::io::stdout().is_terminal(),
+    };
+    screen.draw();
+    let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        tokio::select! {
+            event = events.next() => {
+                let event = match event {
+                    Ok(e) => e,
+                    Err(ClientError::Closed) => {
+                        println!("\nthe hub closed the connection");
+                        return Ok(ExitCode::FAILURE);
+                    }
+                    Err(e) => return Err(e.into()),
+                };
+                screen.recent.push(describe(&event));
+                if screen.recent.len() > RECENT {
+                    screen.recent.remove(0);
+                }
+                screen.pending = pending(&mut calls).await?;
+                screen.draw();
+            }
+            line = input.next_line() => {
+                let Some(line) = line? else { return Ok(ExitCode::SUCCESS) };
+                let line = line.trim();
+                screen.status = match line {
+                    "q" => return Ok(ExitCode::SUCCESS),
+                    "" | "r" => String::new(),
+                    _ => match parse_command(line) {
+                        None => format!("unknown command {line:?}; {HELP}"),
+                        Some((_, _, i)) if i >= screen.pending.len() => format!("no held request #{}", i + 1),
+                        Some((action, scope, i)) => {
+                            let p = &screen.pending[i];
+                            let params = json!({
+                                "container": p["container"],
+                                "request_id": p["request_id"],
+                                "dest": p["dest"],
+                                "action": action,
+                                "scope": scope,
+                            });
+                            let target = format!("{}:{}", p["dest"].as_str().unwrap_or(""), p["port"]);
+                            match calls.call(&format!("{PADDOCK}.Verdict"), params).await {
+                                Ok(_) => format!("{}ed {target} (scope {scope})", if action == "allow" { "allow" } else { "deni" }),
+                                Err(e) => format!("verdict failed: {e}"),
+                            }
+                        }
+                    },
+                };
+                screen.pending = pending(&mut calls).await?;
+                screen.draw();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_commands() {
+        assert_eq!(super::parse_command("a 2"), Some(("allow", "box", 1)));
+        assert_eq!(super::parse_command("d 1"), Some(("deny", "box", 0)));
+        assert_eq!(super::parse_command("A 1"), Some(("allow", "project", 0)));
+        assert_eq!(super::parse_command("a 0"), None);
+        assert_eq!(super::parse_command("x 1"), None);
+    }
+}
