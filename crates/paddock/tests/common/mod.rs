@@ -3,6 +3,7 @@
 //! (also when the test fails).
 #![allow(dead_code)]
 
+pub mod egress_site;
 pub mod gate_site;
 
 use std::io::{BufRead, BufReader};
@@ -272,6 +273,17 @@ impl Paddock {
         let r = self
             .http
             .post(format!("{}{path}", self.url))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        status_json(r).await
+    }
+
+    pub async fn put(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .put(format!("{}{path}", self.url))
             .json(&body)
             .send()
             .await

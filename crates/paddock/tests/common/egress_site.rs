@@ -1,0 +1,194 @@
+//! What egress tests stand on: an upstream server of the test's own, a
+//! hub subscriber, and helpers to run commands in a box without waiting.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use paddock_clearance::ClearanceEvent;
+use paddock_clearance::varlink::{EventStream, VarlinkClient};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use super::Paddock;
+
+pub const UPSTREAM_BODY: &str = "hello from upstream";
+
+/// A server the test owns: answers `GET` with 200 and a fixed body, and
+/// records the first bytes of every connection (so a test can tell whether
+/// anything reached it, and what).
+pub struct Upstream {
+    pub port: u16,
+    pub received: Arc<Mutex<Vec<Vec<u8>>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Upstream {
+    pub async fn start(bind: &str) -> Self {
+        let listener = TcpListener::bind(bind).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let log = received.clone();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let log = log.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let mut got = Vec::new();
+                    loop {
+                        let read =
+                            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+                                .await;
+                        match read {
+                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                            _ => break,
+                        }
+                        if got.starts_with(b"GET ") && got.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let body = format!("{UPSTREAM_BODY}\n");
+                            let head = format!(
+                                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                                body.len()
+                            );
+                            let _ = stream.write_all(head.as_bytes()).await;
+                            let _ = stream.write_all(body.as_bytes()).await;
+                            break;
+                        }
+                    }
+                    log.lock().unwrap().push(got);
+                });
+            }
+        });
+        Self {
+            port,
+            received,
+            task,
+        }
+    }
+
+    pub fn connections(&self) -> Vec<Vec<u8>> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A hub subscriber over the varlink socket.
+pub struct Subscriber {
+    stream: EventStream,
+}
+
+impl Subscriber {
+    pub async fn connect(p: &Paddock) -> Self {
+        let client = VarlinkClient::connect(&p.clearance_socket()).await.unwrap();
+        let stream = client.subscribe().await.unwrap();
+        Self { stream }
+    }
+
+    /// The next event satisfying `pred`, skipping others.
+    pub async fn next_where(
+        &mut self,
+        what: &str,
+        pred: impl Fn(&ClearanceEvent) -> bool,
+    ) -> ClearanceEvent {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let event = tokio::time::timeout_at(deadline, self.stream.next())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} event within 30 s"))
+                .expect("the event stream stays open");
+            if pred(&event) {
+                return event;
+            }
+        }
+    }
+}
+
+/// Waits until the hub counts `n` subscribers beyond the ones before, by
+/// asking for the pending list (a call answered after earlier connections'
+/// Subscribe calls were read is not proof; an event round trip is).
+pub async fn subscribed(p: &Paddock, sub: &mut Subscriber, box_id: &str) {
+    // A shield event is the cheapest event a test can cause.
+    let (status, _) = p
+        .put(
+            &format!("/api/v1/boxes/{box_id}/shield"),
+            json!({"state": "up"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    sub.next_where("shield_up", |e| {
+        e.kind == "shield_up" && e.container == box_id
+    })
+    .await;
+}
+
+pub async fn create_box(p: &Paddock, box_id: &str, project: &str) -> Value {
+    let (status, body) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": project, "box_id": box_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "create: {body}; log:\n{}", p.log());
+    body
+}
+
+pub async fn add_rule(p: &Paddock, rule: Value) -> Value {
+    let (status, body) = p.post("/api/v1/egress/rules", rule).await;
+    assert_eq!(status, 201, "rule: {body}");
+    body
+}
+
+/// Runs a shell command in the box through REST; returns the JSON result.
+pub fn exec_later(p: &Paddock, box_id: &str, command: &str) -> tokio::task::JoinHandle<Value> {
+    let url = format!("{}/api/v1/boxes/{box_id}/exec", p.url);
+    let http = p.http.clone();
+    let command = command.to_owned();
+    tokio::spawn(async move {
+        http.post(url)
+            .json(&json!({"command": command}))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    })
+}
+
+pub async fn exec(p: &Paddock, box_id: &str, command: &str) -> Value {
+    exec_later(p, box_id, command).await.unwrap()
+}
+
+/// The box's gateway: where its proxy, resolver and git gate listen.
+pub async fn gateway_of(p: &Paddock, box_id: &str) -> String {
+    let out = exec(p, box_id, "echo $HTTP_PROXY").await;
+    out["stdout"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .trim_start_matches("http://")
+        .trim_end_matches(":3128")
+        .to_owned()
+}
+
+pub async fn audit(p: &Paddock, box_id: &str) -> Vec<Value> {
+    let (status, body) = p
+        .get(&format!("/api/v1/egress/log?box_id={box_id}&limit=1000"))
+        .await;
+    assert_eq!(status, 200);
+    body["entries"].as_array().cloned().unwrap_or_default()
+}
+
+pub fn decisions(entries: &[Value]) -> Vec<String> {
+    entries
+        .iter()
+        .map(|e| e["decision"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
