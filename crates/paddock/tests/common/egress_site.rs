@@ -34,18 +34,26 @@ impl Upstream {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
+                let index = {
+                    let mut log = log.lock().unwrap();
+                    log.push(Vec::new());
+                    log.len() - 1
+                };
                 let log = log.clone();
                 tokio::spawn(async move {
                     let mut buf = vec![0u8; 8192];
-                    let mut got = Vec::new();
                     loop {
                         let read =
                             tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
                                 .await;
-                        match read {
-                            Ok(Ok(n)) if n > 0 => got.extend_from_slice(&buf[..n]),
+                        let got = match read {
+                            Ok(Ok(n)) if n > 0 => {
+                                let mut log = log.lock().unwrap();
+                                log[index].extend_from_slice(&buf[..n]);
+                                log[index].clone()
+                            }
                             _ => break,
-                        }
+                        };
                         if got.starts_with(b"GET ") && got.windows(4).any(|w| w == b"\r\n\r\n") {
                             let body = format!("{UPSTREAM_BODY}\n");
                             let head = format!(
@@ -57,7 +65,6 @@ impl Upstream {
                             break;
                         }
                     }
-                    log.lock().unwrap().push(got);
                 });
             }
         });
