@@ -117,22 +117,39 @@ impl Subscriber {
     }
 }
 
-/// Waits until the hub counts `n` subscribers beyond the ones before, by
-/// asking for the pending list (a call answered after earlier connections'
-/// Subscribe calls were read is not proof; an event round trip is).
+/// Returns once the subscription is certainly live: the server registers
+/// it asynchronously, so the test pokes the hub with shield events until
+/// one arrives.
 pub async fn subscribed(p: &Paddock, sub: &mut Subscriber, box_id: &str) {
-    // A shield event is the cheapest event a test can cause.
-    let (status, _) = p
-        .put(
-            &format!("/api/v1/boxes/{box_id}/shield"),
-            json!({"state": "up"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    sub.next_where("shield_up", |e| {
-        e.kind == "shield_up" && e.container == box_id
-    })
-    .await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, _) = p
+            .put(
+                &format!("/api/v1/boxes/{box_id}/shield"),
+                json!({"state": "up"}),
+            )
+            .await;
+        assert_eq!(status, 200);
+        let wait = tokio::time::timeout(Duration::from_millis(200), async {
+            loop {
+                let e = sub
+                    .stream
+                    .next()
+                    .await
+                    .expect("the event stream stays open");
+                if e.kind == "shield_up" && e.container == box_id {
+                    return;
+                }
+            }
+        });
+        if wait.await.is_ok() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the subscription never went live"
+        );
+    }
 }
 
 pub async fn create_box(p: &Paddock, box_id: &str, project: &str) -> Value {

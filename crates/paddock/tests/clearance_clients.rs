@@ -1,0 +1,368 @@
+//! The clearance surfaces through clients we did not write: Python's
+//! reference `varlink` package, a terminal driven by `pexpect` through a
+//! pseudo-terminal, and the `websockets` package; plus a subscriber of
+//! another uid, and one that never reads.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::egress_site::*;
+use common::{Options, Paddock, python};
+use serde_json::{Value, json};
+
+fn options() -> Options {
+    Options {
+        login_profile: false,
+        extra_toml: "[egress]\nhold_timeout_secs = 60\n[egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n".into(),
+        ..Options::default()
+    }
+}
+
+fn fixture() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/clearance_client.py")
+        .display()
+        .to_string()
+}
+
+/// A fixture run that prints JSON lines while the test goes on.
+struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+}
+
+impl Streaming {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(python())
+            .arg(fixture())
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Pokes the hub with shield events until this client reports one:
+    /// then its subscription is certainly live.
+    async fn until_live(&self, p: &Paddock, box_id: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (status, _) = p
+                .put(
+                    &format!("/api/v1/boxes/{box_id}/shield"),
+                    json!({"state": "up"}),
+                )
+                .await;
+            assert_eq!(status, 200);
+            while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if v["type"] == "shield_up" {
+                    return;
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the client never saw an event"
+            );
+        }
+    }
+
+    fn next_where(&self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let v = self
+                .lines
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("the Python client printed no {what} within 30 s"));
+            if pred(&v) {
+                return v;
+            }
+        }
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run_fixture(args: &[&str]) -> Value {
+    let out = Command::new(python())
+        .arg(fixture())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+async fn held_setup(p: &Paddock, box_id: &str) {
+    create_box(p, box_id, "proj").await;
+    add_rule(
+        p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn python_varlink_subscribes_and_its_verdicts_are_checked() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options());
+    held_setup(&p, "vl").await;
+    let socket = p.clearance_socket().display().to_string();
+
+    let info = run_fixture(&["varlink_info", &socket]);
+    assert_eq!(
+        info["described"],
+        json!([
+            "org.paddock.Clearance1",
+            "org.terok.Clearance1",
+            "org.varlink.service"
+        ])
+    );
+
+    let events = Streaming::start(&["varlink_subscribe", &socket]);
+    events.until_live(&p, "vl").await;
+
+    let run = exec_later(
+        &p,
+        "vl",
+        &format!("wget -q -O - http://upstream.test:{}/", upstream.port),
+    );
+    let held = events.next_where("connection_blocked", |e| {
+        e["type"] == "connection_blocked" && e["request_id"] != ""
+    });
+    let id = held["request_id"].as_str().unwrap();
+    assert_eq!(
+        (held["container"].as_str(), held["dest"].as_str()),
+        (Some("vl"), Some("upstream.test"))
+    );
+
+    let wrong = run_fixture(&[
+        "varlink_verdict",
+        &socket,
+        "someone-else",
+        id,
+        "upstream.test",
+        "allow",
+    ]);
+    assert_eq!(wrong["error"], "org.terok.Clearance1.VerdictTupleMismatch");
+    assert_eq!(wrong["parameters"]["expected_container"], "vl");
+    let wrong_dest = run_fixture(&[
+        "varlink_verdict",
+        &socket,
+        "vl",
+        id,
+        "elsewhere.test",
+        "allow",
+    ]);
+    assert_eq!(
+        wrong_dest["error"],
+        "org.terok.Clearance1.VerdictTupleMismatch"
+    );
+    let unknown = run_fixture(&[
+        "varlink_verdict",
+        &socket,
+        "vl",
+        "no-such-request",
+        "upstream.test",
+        "allow",
+    ]);
+    assert_eq!(unknown["error"], "org.terok.Clearance1.UnknownRequest");
+    let invalid = run_fixture(&[
+        "varlink_verdict",
+        &socket,
+        "vl",
+        id,
+        "upstream.test",
+        "perhaps",
+    ]);
+    assert_eq!(invalid["error"], "org.terok.Clearance1.InvalidAction");
+    assert!(!run.is_finished(), "refused verdicts change nothing");
+
+    let ok = run_fixture(&[
+        "varlink_verdict",
+        &socket,
+        "vl",
+        id,
+        "upstream.test",
+        "allow",
+    ]);
+    assert_eq!(ok["ok"], true);
+    let applied = events.next_where("verdict_applied", |e| e["type"] == "verdict_applied");
+    assert_eq!(
+        (applied["request_id"].as_str(), applied["ok"].as_bool()),
+        (Some(id), Some(true))
+    );
+    let out = run.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_peer_of_another_uid_is_refused() {
+    let p = Paddock::start(options());
+    let socket = p.clearance_socket();
+    // The test's own directory lets others through; the hub's must not.
+    std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
+    let connect_as_nobody = |path: &Path| {
+        let script = "import socket,sys\n\
+            s=socket.socket(socket.AF_UNIX)\n\
+            try:\n    s.connect(sys.argv[1])\nexcept OSError as e:\n    print('connect', e.errno); sys.exit(0)\n\
+            s.sendall(b'{\"method\":\"org.varlink.service.GetInfo\"}\\0')\n\
+            s.settimeout(10)\n\
+            try:\n    print('reply', len(s.recv(4096)))\nexcept OSError as e:\n    print('reply', 'error', e.errno)\n";
+        let out = Command::new("setpriv")
+            .args([
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+                "/usr/bin/python3",
+                "-c",
+                script,
+            ])
+            .arg(path)
+            .output()
+            .expect("setpriv (util-linux) runs");
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if said.is_empty() {
+            panic!(
+                "the client as nobody failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        said
+    };
+    // The directory (0700) keeps other users out…
+    assert_eq!(connect_as_nobody(&socket), "connect 13");
+    // …and when someone loosens it, the peer check still does.
+    let dir = socket.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o711)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let answer = connect_as_nobody(&socket);
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Closed without a reply: an end of stream, or a reset because the
+    // call it sent was never read.
+    assert!(
+        answer == "reply 0" || answer == "reply error 104",
+        "{answer}"
+    );
+    assert!(
+        p.log()
+            .contains("refused a clearance client of another user")
+    );
+    // The owner is still served.
+    let info = run_fixture(&["varlink_info", &socket.display().to_string()]);
+    assert!(info["info"]["interfaces"].as_array().unwrap().len() >= 3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscriber_that_never_reads_does_not_hold_up_another() {
+    let p = Paddock::start(options());
+    create_box(&p, "busy", "proj").await;
+    let socket = p.clearance_socket().display().to_string();
+    let silent = Streaming::start(&["silent_subscriber", &socket]);
+    silent.next_where("subscription", |v| v["subscribed"] == true);
+    let mut reader = Subscriber::connect(&p).await;
+    subscribed(&p, &mut reader, "busy").await;
+
+    // Far more than the silent peer's socket and queue can take.
+    const CHANGES: usize = 1500;
+    let states = ["block", "up"];
+    let receive = tokio::spawn(async move {
+        // Pokes from `subscribed` may still be queued: the run starts at
+        // the first block.
+        reader
+            .next_where("first change", |e| {
+                e.container == "busy" && e.action == "block"
+            })
+            .await;
+        for i in 1..CHANGES {
+            let e = reader
+                .next_where("shield change", |e| {
+                    e.kind == "shield_up" && e.container == "busy"
+                })
+                .await;
+            assert_eq!(e.action, states[i % 2], "event {i} out of order");
+        }
+    });
+    for i in 0..CHANGES {
+        let (status, _) = p
+            .put("/api/v1/boxes/busy/shield", json!({"state": states[i % 2]}))
+            .await;
+        assert_eq!(status, 200);
+    }
+    receive
+        .await
+        .expect("the reading subscriber saw every event, in order");
+    // The hub still answers new clients.
+    let info = run_fixture(&["varlink_info", &socket]);
+    assert!(info["info"]["interfaces"].is_array());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_terminal_client_allows_a_held_request() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options());
+    held_setup(&p, "tty").await;
+    let socket = p.clearance_socket().display().to_string();
+    let tui = Streaming::start(&["terminal", common::paddock_bin(), &socket]);
+    tui.next_where("ready", |v| v["ready"] == true);
+
+    let run = exec_later(
+        &p,
+        "tty",
+        &format!("wget -q -O - http://upstream.test:{}/", upstream.port),
+    );
+    tui.next_where("allowed", |v| v["allowed"] == true);
+    let out = run.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert!(out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY));
+    let exit = tui.next_where("exit", |v| v.get("exit").is_some());
+    assert_eq!(exit["exit"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn websocket_events_and_verdicts() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options());
+    held_setup(&p, "ws").await;
+    let url = format!("{}/api/v1/events", p.url.replace("http://", "ws://"));
+    let ws = Streaming::start(&["websocket", &url]);
+    ws.next_where("ready", |v| v["ready"] == true);
+    ws.until_live(&p, "ws").await;
+
+    let run = exec_later(
+        &p,
+        "ws",
+        &format!("wget -q -O - http://upstream.test:{}/", upstream.port),
+    );
+    let refused = ws.next_where("error", |v| v["type"] == "error");
+    assert_eq!(refused["error"], "VerdictTupleMismatch");
+    let result = ws.next_where("verdict_result", |v| v["type"] == "verdict_result");
+    assert_eq!(result["ok"], true);
+    let out = run.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+}
