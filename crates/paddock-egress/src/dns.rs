@@ -107,9 +107,10 @@ impl Egress {
             project: &who.project,
             now_ms: now_ms(),
         };
+        let lowered = matches!(shield, Shield::Down { .. });
         let allowed = match set.for_name_any_port(name) {
-            Some(rule) => rule.action == Action::Allow,
-            None => matches!(shield, Shield::Down { .. }),
+            Some(rule) => rule.action == Action::Allow || (lowered && rule.action == Action::Ask),
+            None => lowered,
         };
         if !allowed {
             return Err(format!("{name} is not an allowed name"));

@@ -345,10 +345,13 @@ impl Egress {
 
         let (action, by) = match name_rule.or(address_rule) {
             Some(rule) => (rule.action, format!("rule #{}", rule.id)),
-            None if matches!(shield, Shield::Down { .. }) => {
-                (Action::Allow, "shield down".to_owned())
-            }
             None => (Action::Ask, "default".to_owned()),
+        };
+        // A lowered shield asks nobody: what would be held goes through.
+        // Denials and the address checks above still stand.
+        let (action, by) = match (action, shield) {
+            (Action::Ask, Shield::Down { .. }) => (Action::Allow, "shield down".to_owned()),
+            _ => (action, by),
         };
         match action {
             Action::Allow => {

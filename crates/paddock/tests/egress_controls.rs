@@ -1,0 +1,272 @@
+//! Controlling egress: the `paddock egress` CLI, shields, and a proxy that
+//! stays up under malformed, oversized, half-sent and abandoned requests.
+//! Fault tests talk to a box's proxy from the host (the gateway address is
+//! the host's own), so they can send what no well-behaved client would.
+
+mod common;
+
+use std::time::Duration;
+
+use common::egress_site::*;
+use common::{Options, Paddock, wait_for};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+fn options(hold_timeout_secs: u64) -> Options {
+    Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nhold_timeout_secs = {hold_timeout_secs}\nmax_down_secs = 120\n\
+             [egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n"
+        ),
+        ..Options::default()
+    }
+}
+
+fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_manages_rules_shields_and_reads_the_log() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options(30));
+    create_box(&p, "cli", "proj").await;
+    let port = upstream.port.to_string();
+    let fetch = format!("wget -q -O - http://upstream.test:{port}/");
+
+    let added = p.cli(&[
+        "egress",
+        "allow",
+        "127.0.0.1/32",
+        "--project",
+        "proj",
+        "--port",
+        &port,
+    ]);
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    assert!(stdout(&added).contains("127.0.0.1/32"));
+    let out = exec(&p, "cli", &fetch).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+
+    let denied = p.cli(&["egress", "deny", "upstream.test", "--box", "cli"]);
+    assert!(denied.status.success());
+    let out = exec(&p, "cli", &fetch).await;
+    assert!(
+        out["stderr"].as_str().unwrap().contains("403"),
+        "the name rule wins: {out}"
+    );
+
+    let rules = p.cli(&["egress", "rules", "--json"]);
+    let rules: Vec<Value> = serde_json::from_slice(&rules.stdout).unwrap();
+    assert_eq!(rules.len(), 2);
+    let deny_id = rules.iter().find(|r| r["action"] == "deny").unwrap()["id"].to_string();
+    assert!(p.cli(&["egress", "rm", &deny_id]).status.success());
+    let out = exec(&p, "cli", &fetch).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+
+    // Bad input: a clear error, nothing stored.
+    for bad in [
+        vec!["egress", "allow", "not a name", "--box", "cli"],
+        vec![
+            "egress",
+            "allow",
+            "example.com",
+            "--box",
+            "cli",
+            "--port",
+            "0-9",
+        ],
+        vec!["egress", "allow", "example.com", "--box", "no-such-box"],
+    ] {
+        let out = p.cli(&bad);
+        assert!(!out.status.success(), "{bad:?} was accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("paddock: error:"));
+    }
+    let none = p.cli(&["egress", "allow", "example.com"]);
+    assert!(!none.status.success(), "a rule needs --box or --project");
+    let rules = p.cli(&["egress", "rules", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<Vec<Value>>(&rules.stdout)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    let log = p.cli(&["egress", "log", "--box", "cli"]);
+    let log = stdout(&log);
+    assert!(log.contains("allowed") && log.contains("denied"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shields_block_everything_or_stop_asking_for_a_while() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options(30));
+    create_box(&p, "sh", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "sh").await;
+    let fetch = format!("wget -q -O - http://upstream.test:{}/", upstream.port);
+
+    let down = p.cli(&["egress", "down", "--box", "sh", "--ttl", "60"]);
+    assert!(
+        down.status.success(),
+        "{}",
+        String::from_utf8_lossy(&down.stderr)
+    );
+    sub.next_where("shield_down", |e| {
+        e.kind == "shield_down" && e.container == "sh"
+    })
+    .await;
+    let out = exec(&p, "sh", &fetch).await;
+    assert_eq!(out["exit_code"], 0, "a lowered shield asks nobody: {out}");
+
+    let too_long = p.cli(&["egress", "down", "--box", "sh", "--ttl", "100000"]);
+    assert!(!too_long.status.success());
+    assert!(String::from_utf8_lossy(&too_long.stderr).contains("120"));
+
+    assert!(p.cli(&["egress", "block", "--box", "sh"]).status.success());
+    let out = exec(&p, "sh", &fetch).await;
+    assert!(out["stderr"].as_str().unwrap().contains("403"), "{out}");
+    let out = exec(&p, "sh", "nslookup upstream.test").await;
+    assert!(out["stdout"].as_str().unwrap().contains("REFUSED") || out["exit_code"] != 0);
+
+    assert!(p.cli(&["egress", "up", "--box", "sh"]).status.success());
+    let held = exec_later(&p, "sh", &fetch);
+    let e = sub
+        .next_where("held again", |e| {
+            e.kind == "connection_blocked" && !e.request_id.is_empty()
+        })
+        .await;
+    // A shield change drops what is held: it was asked under the old state.
+    assert!(p.cli(&["egress", "block", "--box", "sh"]).status.success());
+    let out = held.await.unwrap();
+    assert!(out["stderr"].as_str().unwrap().contains("403"), "{out}");
+    let (status, body) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "sh", "request_id": e.request_id, "dest": e.dest, "action": "allow"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("UnknownRequest"))
+    );
+}
+
+async fn raw_request(addr: &str, bytes: &[u8]) -> String {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    stream.write_all(bytes).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_proxy_refuses_bad_requests_and_leaks_no_held_request() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options(2));
+    create_box(&p, "fx", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    add_rule(
+        &p,
+        json!({"box_id": "fx", "target": "upstream.test", "action": "allow"}),
+    )
+    .await;
+    let proxy = format!("{}:3128", gateway_of(&p, "fx").await);
+    let good = format!(
+        "GET http://upstream.test:{}/ HTTP/1.1\r\nHost: upstream.test\r\nConnection: close\r\n\r\n",
+        upstream.port
+    );
+
+    // A client that sends half a request and then nothing stays open…
+    let mut half = TcpStream::connect(&proxy).await.unwrap();
+    half.write_all(b"GET http://upstream.test/ HTTP/1.1\r\nHo")
+        .await
+        .unwrap();
+
+    // …while garbage, origin-form requests and oversized heads are refused.
+    let garbage = raw_request(&proxy, b"\x16\x03\x01garbage\r\n\r\n").await;
+    assert!(garbage.starts_with("HTTP/1.1 400"), "{garbage:?}");
+    let origin = raw_request(
+        &proxy,
+        b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        origin.starts_with("HTTP/1.1 400") && origin.contains("absolute-form"),
+        "{origin:?}"
+    );
+    let https = raw_request(
+        &proxy,
+        b"GET https://upstream.test/ HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        https.starts_with("HTTP/1.1 400") && https.contains("CONNECT"),
+        "{https:?}"
+    );
+    let no_port = raw_request(
+        &proxy,
+        b"CONNECT upstream.test HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(no_port.starts_with("HTTP/1.1 400"), "{no_port:?}");
+    let huge = format!(
+        "GET http://upstream.test/ HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 * 1024)
+    );
+    let oversized = raw_request(&proxy, huge.as_bytes()).await;
+    assert!(
+        oversized.is_empty() || oversized.starts_with("HTTP/1.1 431"),
+        "{oversized:?}"
+    );
+
+    // Everyone else is still served.
+    let ok = raw_request(&proxy, good.as_bytes()).await;
+    assert!(
+        ok.starts_with("HTTP/1.1 200") && ok.contains(UPSTREAM_BODY),
+        "{ok:?}"
+    );
+
+    // A client that leaves while held: the request ends at the deadline.
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "fx").await;
+    let held_connect = format!("CONNECT 127.0.0.1:{} HTTP/1.1\r\n\r\n", upstream.port);
+    let mut leaving = TcpStream::connect(&proxy).await.unwrap();
+    leaving.write_all(held_connect.as_bytes()).await.unwrap();
+    let held = sub
+        .next_where("connection_blocked", |e| {
+            e.kind == "connection_blocked" && !e.request_id.is_empty()
+        })
+        .await;
+    drop(leaving);
+    sub.next_where("the deadline", |e| {
+        e.kind == "verdict_applied" && e.request_id == held.request_id
+    })
+    .await;
+    wait_for("nothing held", Duration::from_secs(10), || async {
+        let (_, pending) = p.get("/api/v1/egress/pending").await;
+        (pending["requests"] == json!([])).then_some(())
+    })
+    .await;
+    drop(half);
+    assert_eq!(
+        upstream.connections().len(),
+        1,
+        "only the good request got through"
+    );
+}
