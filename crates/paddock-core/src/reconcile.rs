@@ -43,6 +43,7 @@ impl BoxService {
             .filter_map(|(_, l)| l.get(labels::BOX).map(String::as_str))
             .collect();
 
+        let mut restored = Vec::new();
         for row in &rows {
             let _guard = self.lock_box(&row.id).await;
             let interrupted = matches!(row.state, BoxState::Creating | BoxState::Destroying);
@@ -53,19 +54,7 @@ impl BoxService {
                 self.teardown(&row.id).await?;
                 report.dropped.push(row.id.clone());
             } else {
-                // A running box gets its extensions back (listeners,
-                // firewall readers); one that cannot is torn down rather
-                // than left running unguarded.
-                if let Some(container) = &row.container_id
-                    && self.engine.container_running(container).await?
-                    && let Err(e) = self.announce_started(row, container).await
-                {
-                    tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
-                    self.teardown(&row.id).await?;
-                    report.dropped.push(row.id.clone());
-                    continue;
-                }
-                report.restored += 1;
+                restored.push(row);
             }
         }
 
@@ -89,6 +78,23 @@ impl BoxService {
             .map(|(id, _)| id.clone())
             .collect();
         report.pruned_networks = self.collect_networks(true).await?;
+
+        // Running boxes get their extensions back (listeners exist now that
+        // the networks are collected); one that cannot be guarded again is
+        // torn down rather than left running unguarded.
+        for row in restored {
+            let _guard = self.lock_box(&row.id).await;
+            if let Some(container) = &row.container_id
+                && self.engine.container_running(container).await?
+                && let Err(e) = self.announce_started(row, container).await
+            {
+                tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
+                self.teardown(&row.id).await?;
+                report.dropped.push(row.id.clone());
+                continue;
+            }
+            report.restored += 1;
+        }
 
         if self.config.reconcile.remove_unknown {
             for id in &report.unknown_containers {
