@@ -4,6 +4,7 @@
 //! ratio of medians, so machine speed cancels out. Operations alternate
 //! between paddock and the baseline to spread drift over both.
 
+mod egress_suite;
 mod git_suite;
 mod mcp;
 mod stats;
@@ -22,7 +23,7 @@ struct Args {
     image: String,
     iterations: usize,
     list_boxes: usize,
-    /// `boxes`, `git` or `all`.
+    /// `boxes`, `git`, `egress` or `all`.
     suite: String,
     git_commits: usize,
     git_pushed: usize,
@@ -64,11 +65,15 @@ struct Server {
 }
 
 impl Server {
-    fn start(args: &Args) -> anyhow::Result<Self> {
+    fn dir(&self) -> &std::path::Path {
+        self._dir.path()
+    }
+
+    fn start(args: &Args, extra_toml: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let instance = format!("test-bench-{}", std::process::id());
         let config = format!(
-            "instance = \"{instance}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n",
+            "instance = \"{instance}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n{extra_toml}",
             args.image,
             args.list_boxes + 10
         );
@@ -148,13 +153,17 @@ async fn timed_async<T>(
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    if !matches!(args.suite.as_str(), "all" | "boxes" | "git") {
-        bail!("--suite must be all, boxes or git");
+    if !matches!(args.suite.as_str(), "all" | "boxes" | "git" | "egress") {
+        bail!("--suite must be all, boxes, git or egress");
     }
-    if args.suite != "git" {
-        tokio::runtime::Runtime::new()?.block_on(boxes_suite(&args))?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    if matches!(args.suite.as_str(), "all" | "boxes") {
+        runtime.block_on(boxes_suite(&args))?;
     }
-    if args.suite != "boxes" {
+    if matches!(args.suite.as_str(), "all" | "egress") {
+        runtime.block_on(egress_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "git") {
         git_suite::run(
             &args.paddock,
             args.iterations.min(7),
@@ -166,7 +175,7 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
-    let server = Server::start(args)?;
+    let server = Server::start(args, "")?;
     let client = mcp::Client::connect(&format!("{}/mcp", server.url)).await?;
     println!(
         "paddock-bench: {} iterations, list_boxes with {} boxes, image {}",

@@ -146,7 +146,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
         &p,
         "g-b",
         &format!(
-            "wget -q -O- '{stolen}/demo.git/info/refs?service=git-upload-pack' 2>&1; echo rc=$?"
+            "wget -Y off -q -O- '{stolen}/demo.git/info/refs?service=git-upload-pack' 2>&1; echo rc=$?"
         ),
     )
     .await;
@@ -161,7 +161,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     let out = sh(
         &p,
         "g-b",
-        &format!("wget -q -T 3 -O- http://{gw}:{api_port}/healthz 2>&1; echo rc=$?"),
+        &format!("wget -Y off -q -T 3 -O- http://{gw}:{api_port}/healthz 2>&1; echo rc=$?"),
     )
     .await;
     assert!(

@@ -1,0 +1,478 @@
+//! The egress gateway, measured in one run against its baselines: a direct
+//! loopback connection and Debian's squid for tunnels, and a single
+//! subscriber for fan-out. Latencies of the clearance path are end to end,
+//! as a person's client sees them: from the box's CONNECT to the event at a
+//! varlink subscriber, and from a verdict to the first byte on the held
+//! connection.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use paddock_clearance::varlink::VarlinkClient;
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+use crate::Server;
+use crate::stats::Samples;
+
+const TUNNEL_BYTES: usize = 256 * 1024 * 1024;
+const CHUNK: usize = 256 * 1024;
+
+/// Reads everything, then answers one byte: the sender's clock stops when
+/// the last byte has arrived, not when it left.
+async fn sink(listener: TcpListener) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; CHUNK];
+            while let Ok(n) = s.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+            }
+            let _ = s.write_all(b"k").await;
+        });
+    }
+}
+
+/// One byte in, one byte out, close: the cheapest useful connection.
+async fn echo(listener: TcpListener) {
+    loop {
+        let Ok((mut s, _)) = listener.accept().await else {
+            return;
+        };
+        tokio::spawn(async move {
+            let mut b = [0u8; 1];
+            if s.read_exact(&mut b).await.is_ok() {
+                let _ = s.write_all(&b).await;
+            }
+        });
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Route {
+    Direct,
+    Proxy(SocketAddr),
+}
+
+/// Opens a connection to `target`, tunnelled through a proxy if asked.
+async fn open(route: Route, target: SocketAddr) -> anyhow::Result<TcpStream> {
+    match route {
+        Route::Direct => {
+            let s = TcpStream::connect(target).await?;
+            s.set_nodelay(true)?;
+            Ok(s)
+        }
+        Route::Proxy(proxy) => {
+            let mut s = TcpStream::connect(proxy).await?;
+            s.set_nodelay(true)?;
+            s.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
+                .await?;
+            read_head(&mut s).await.and_then(|head| {
+                if head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200") {
+                    Ok(s)
+                } else {
+                    bail!("CONNECT refused: {}", head.lines().next().unwrap_or(""))
+                }
+            })
+        }
+    }
+}
+
+/// Reads a response head byte by byte (so no tunnel byte is consumed).
+async fn read_head(s: &mut TcpStream) -> anyhow::Result<String> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).await? == 0 {
+            bail!("connection closed in the response head");
+        }
+        head.push(b[0]);
+        if head.len() > 16 * 1024 {
+            bail!("response head too long");
+        }
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+async fn throughput(route: Route, sink: SocketAddr) -> anyhow::Result<f64> {
+    let mut s = open(route, sink).await?;
+    let chunk = vec![0x5au8; CHUNK];
+    let start = Instant::now();
+    for _ in 0..TUNNEL_BYTES / CHUNK {
+        s.write_all(&chunk).await?;
+    }
+    s.shutdown().await?;
+    let mut k = [0u8; 1];
+    s.read_exact(&mut k).await?;
+    Ok(TUNNEL_BYTES as f64 / start.elapsed().as_secs_f64() / (1024.0 * 1024.0))
+}
+
+async fn connection_rate(route: Route, echo: SocketAddr, count: usize) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    for _ in 0..count {
+        let mut s = open(route, echo).await?;
+        s.write_all(b"x").await?;
+        let mut b = [0u8; 1];
+        s.read_exact(&mut b).await?;
+    }
+    Ok(count as f64 / start.elapsed().as_secs_f64())
+}
+
+struct Squid {
+    child: Child,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Squid {
+    /// Debian's squid, configured as a plain forward proxy: no cache, no
+    /// logs on the hot path, CONNECT to any port.
+    async fn start() -> anyhow::Result<Self> {
+        let bin = ["/usr/sbin/squid", "/usr/bin/squid"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| p.exists())
+            .context("squid is not installed (scripts/bench installs Debian's squid)")?;
+        let dir = tempfile::tempdir()?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )?;
+        let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
+        let conf = dir.path().join("squid.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "http_port 127.0.0.1:{port}\nhttp_access allow all\ncache deny all\n\
+                 access_log none\ncache_store_log none\ncache_log {d}/cache.log\n\
+                 pid_filename none\ncoredump_dir {d}\nshutdown_lifetime 0 seconds\n\
+                 forwarded_for delete\nvia off\n",
+                d = dir.path().display()
+            ),
+        )?;
+        let child = Command::new(bin)
+            .args(["-N", "-f"])
+            .arg(&conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting squid")?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(addr).await.is_err() {
+            if Instant::now() > deadline {
+                bail!(
+                    "squid did not start; see {}",
+                    dir.path().join("cache.log").display()
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(Self {
+            child,
+            addr,
+            _dir: dir,
+        })
+    }
+}
+
+impl Drop for Squid {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn rate_row(label: &str, ours: f64, theirs: f64, unit: &str, goal: &str) {
+    println!(
+        "{label:<44} {ours:>9.0} {unit} {theirs:>9.0} {unit} {:>6.2}x {goal:>8}",
+        ours / theirs
+    );
+}
+
+fn latency_row(label: &str, s: &Samples, goal: &str) {
+    println!(
+        "{label:<44} p50 {:>6.2} ms   p99 {:>6.2} ms   (n={}) {goal:>8}",
+        s.percentile_ms(50.0),
+        s.percentile_ms(99.0),
+        s.len()
+    );
+}
+
+async fn rest(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    body: Value,
+) -> anyhow::Result<Value> {
+    let r = http.request(method, url).json(&body).send().await?;
+    let status = r.status();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("paddock answered {status}: {v}");
+    }
+    Ok(v)
+}
+
+/// A varlink subscriber forwarding (arrival time, request id) of held
+/// requests to a channel.
+async fn subscriber(
+    socket: &Path,
+    tx: mpsc::UnboundedSender<(Instant, String, String)>,
+) -> anyhow::Result<()> {
+    let mut events = VarlinkClient::connect(socket).await?.subscribe().await?;
+    tokio::spawn(async move {
+        while let Ok(e) = events.next().await {
+            if tx.send((Instant::now(), e.kind, e.request_id)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+struct Clearance {
+    server_url: String,
+    socket: PathBuf,
+    http: reqwest::Client,
+    box_id: String,
+}
+
+impl Clearance {
+    /// Subscribes `n` clients and waits until every one has seen an event.
+    async fn subscribers(
+        &self,
+        n: usize,
+    ) -> anyhow::Result<mpsc::UnboundedReceiver<(Instant, String, String)>> {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        for _ in 0..n {
+            subscriber(&self.socket, tx.clone()).await?;
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            rest(
+                &self.http,
+                reqwest::Method::PUT,
+                format!("{}/api/v1/boxes/{}/shield", self.server_url, self.box_id),
+                json!({"state": "up"}),
+            )
+            .await?;
+            let mut seen = 0;
+            let settle = Instant::now() + Duration::from_millis(300);
+            while let Ok(Some((_, kind, _))) =
+                tokio::time::timeout_at(settle.into(), rx.recv()).await
+            {
+                if kind == "shield_up" {
+                    seen += 1;
+                }
+            }
+            if seen >= n {
+                return Ok(rx);
+            }
+            if Instant::now() > deadline {
+                bail!("only {seen} of {n} subscribers went live");
+            }
+        }
+    }
+}
+
+/// One held CONNECT: returns (block → event at each subscriber, verdict →
+/// first byte) after allowing it through `calls` (scope once, so the next
+/// round is held again).
+async fn held_round(
+    proxy: SocketAddr,
+    target: SocketAddr,
+    box_id: &str,
+    subscribers: usize,
+    rx: &mut mpsc::UnboundedReceiver<(Instant, String, String)>,
+    calls: &mut VarlinkClient,
+) -> anyhow::Result<(Vec<Duration>, Duration)> {
+    let sent = Instant::now();
+    let mut s = TcpStream::connect(proxy).await?;
+    s.set_nodelay(true)?;
+    s.write_all(format!("CONNECT {target} HTTP/1.1\r\n\r\n").as_bytes())
+        .await?;
+    let mut arrivals = Vec::new();
+    let mut request_id = String::new();
+    while arrivals.len() < subscribers {
+        let (at, kind, id) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .context("no event within 10 s")?
+            .context("subscribers ended")?;
+        if kind == "connection_blocked" && !id.is_empty() {
+            arrivals.push(at - sent);
+            request_id = id;
+        }
+    }
+    let verdict_at = Instant::now();
+    calls
+        .call(
+            "org.paddock.Clearance1.Verdict",
+            json!({"container": box_id, "request_id": request_id, "dest": target.ip().to_string(),
+                   "action": "allow", "scope": "once"}),
+        )
+        .await?;
+    let head = read_head(&mut s).await?;
+    let first_byte = verdict_at.elapsed();
+    if !head.starts_with("HTTP/1.1 200") {
+        bail!(
+            "held CONNECT answered {}",
+            head.lines().next().unwrap_or("")
+        );
+    }
+    // Drain the verdict_applied events so the next round starts clean.
+    while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(5), rx.recv()).await {}
+    Ok((arrivals, first_byte))
+}
+
+pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
+    let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
+    let http = reqwest::Client::new();
+    let box_id = "egress-bench".to_owned();
+    rest(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/v1/boxes", server.url),
+        json!({"project": "bench", "box_id": box_id}),
+    )
+    .await?;
+    // Loopback stands in for the outside: allowed outright for tunnels,
+    // held (ask) on 127.0.0.2 for the clearance path.
+    for (target, action) in [("127.0.0.1/32", "allow"), ("127.0.0.2/32", "ask")] {
+        rest(
+            &http,
+            reqwest::Method::POST,
+            format!("{}/api/v1/egress/rules", server.url),
+            json!({"project": "bench", "target": target, "action": action}),
+        )
+        .await?;
+    }
+    let out = rest(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/v1/boxes/{box_id}/exec", server.url),
+        json!({"command": "echo $HTTP_PROXY"}),
+    )
+    .await?;
+    let proxy: SocketAddr = out["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("http://")
+        .parse()
+        .context("the box's proxy address")?;
+
+    let sink_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let sink_addr = sink_listener.local_addr()?;
+    tokio::spawn(sink(sink_listener));
+    let echo_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let echo_addr = echo_listener.local_addr()?;
+    tokio::spawn(echo(echo_listener));
+    let squid = Squid::start().await?;
+
+    println!(
+        "\negress: tunnels of {} MiB, medians of {} rounds",
+        TUNNEL_BYTES >> 20,
+        args.iterations.min(7)
+    );
+    let rounds = args.iterations.clamp(3, 7);
+    let (mut ours, mut direct, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        direct.push(throughput(Route::Direct, sink_addr).await?);
+        ours.push(throughput(Route::Proxy(proxy), sink_addr).await?);
+        theirs.push(throughput(Route::Proxy(squid.addr), sink_addr).await?);
+    }
+    let (o, d, t) = (median(&mut ours), median(&mut direct), median(&mut theirs));
+    rate_row(
+        "tunnel throughput, gateway vs direct",
+        o,
+        d,
+        "MiB/s",
+        ">= 0.9x",
+    );
+    rate_row("tunnel throughput, gateway vs squid", o, t, "MiB/s", "> 1x");
+
+    const CONNECTIONS: usize = 500;
+    let (mut ours, mut direct, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..rounds {
+        direct.push(connection_rate(Route::Direct, echo_addr, CONNECTIONS).await?);
+        ours.push(connection_rate(Route::Proxy(proxy), echo_addr, CONNECTIONS).await?);
+        theirs.push(connection_rate(Route::Proxy(squid.addr), echo_addr, CONNECTIONS).await?);
+    }
+    let (o, d, t) = (median(&mut ours), median(&mut direct), median(&mut theirs));
+    rate_row(
+        "new connections/s, gateway vs direct",
+        o,
+        d,
+        "conn/s",
+        ">= 0.9x",
+    );
+    rate_row(
+        "new connections/s, gateway vs squid",
+        o,
+        t,
+        "conn/s",
+        "> 1x",
+    );
+
+    // The clearance path, on a listener at 127.0.0.2 (held by the rules).
+    let held_listener = TcpListener::bind("127.0.0.2:0").await?;
+    let held_target = held_listener.local_addr()?;
+    tokio::spawn(echo(held_listener));
+    let socket = server.dir().join("run/clearance.sock");
+    let clearance = Clearance {
+        server_url: server.url.clone(),
+        socket: socket.clone(),
+        http: http.clone(),
+        box_id: box_id.clone(),
+    };
+    let mut calls = VarlinkClient::connect(&socket).await?;
+    const HELD_ROUNDS: usize = 200;
+    let mut fanout = Vec::new();
+    for subs in [1usize, 100] {
+        let mut rx = clearance.subscribers(subs).await?;
+        let (mut to_event, mut to_byte) = (Samples::default(), Samples::default());
+        for _ in 0..HELD_ROUNDS {
+            let (arrivals, first_byte) =
+                held_round(proxy, held_target, &box_id, subs, &mut rx, &mut calls).await?;
+            for a in arrivals {
+                to_event.push(a);
+            }
+            to_byte.push(first_byte);
+        }
+        if subs == 1 {
+            latency_row("block -> event at a subscriber", &to_event, "p99<=5ms");
+            latency_row(
+                "verdict -> first byte on the held connection",
+                &to_byte,
+                "p99<=10ms",
+            );
+        }
+        fanout.push(to_event);
+    }
+    let (one, hundred) = (&fanout[0], &fanout[1]);
+    println!(
+        "{:<44} p99 {:>6.2} ms vs {:>6.2} ms = {:>5.2}x {:>8}",
+        "fan-out: 100 subscribers vs 1, block -> event",
+        hundred.percentile_ms(99.0),
+        one.percentile_ms(99.0),
+        hundred.percentile_ms(99.0) / one.percentile_ms(99.0),
+        "<= 2x"
+    );
+    drop(calls);
+    Ok(())
+}
