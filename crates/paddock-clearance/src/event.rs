@@ -71,11 +71,14 @@ impl ClearanceEvent {
     }
 }
 
-/// An event as published: serialised once, however many subscribers read it.
+/// An event as published: serialised once, however many subscribers read
+/// it, both as plain JSON (WebSocket) and as a whole varlink reply frame.
 #[derive(Debug)]
 pub struct Published {
     pub event: ClearanceEvent,
     pub json: String,
+    /// `{"parameters":{"event":…},"continues":true}` and its NUL.
+    pub varlink_frame: Vec<u8>,
 }
 
 impl Published {
@@ -83,6 +86,14 @@ impl Published {
         // A struct of strings, integers, a bool and a string map cannot fail
         // to serialise.
         let json = serde_json::to_string(&event).unwrap_or_default();
-        Self { event, json }
+        let mut varlink_frame = Vec::with_capacity(json.len() + 48);
+        varlink_frame.extend_from_slice(b"{\"parameters\":{\"event\":");
+        varlink_frame.extend_from_slice(json.as_bytes());
+        varlink_frame.extend_from_slice(b"},\"continues\":true}\0");
+        Self {
+            event,
+            json,
+            varlink_frame,
+        }
     }
 }

@@ -18,4 +18,4 @@ pub use hub::{
     CheckedVerdict, Hub, HubConfig, PendingRequest, Verdict, VerdictError, VerdictScope,
     VerdictSink,
 };
-pub use queue::Subscription;
+pub use queue::{Chunk, DirectSink, Subscription};

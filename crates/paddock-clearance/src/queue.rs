@@ -1,27 +1,59 @@
 //! One bounded queue per subscriber. Publishing never waits: when a
 //! subscriber is full its oldest event goes, so a slow reader loses its own
 //! backlog and nobody else notices.
+//!
+//! A subscriber with a socket may also attach a [`DirectSink`]: when its
+//! queue is empty and nothing is being written, the publisher writes the
+//! event's varlink frame straight to the socket without blocking, sparing a
+//! task wake-up per subscriber (what fan-out to many costs). Whatever does
+//! not fit goes through the queue, in order.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use tokio::sync::Notify;
 
 use crate::event::Published;
 
+/// A socket the publisher may write to without waiting.
+pub trait DirectSink: Send + Sync {
+    /// Writes what fits now: `Some(bytes written)`, or `None` when nothing
+    /// can be written without blocking (or the socket failed).
+    fn try_write(&self, bytes: &[u8]) -> Option<usize>;
+}
+
+#[derive(Default)]
+struct State {
+    events: VecDeque<Arc<Published>>,
+    /// An event whose frame was written directly only in part: the rest
+    /// goes first.
+    partial: Option<(Arc<Published>, usize)>,
+    /// The subscriber's task is writing; the publisher must not.
+    busy: bool,
+}
+
 pub(crate) struct SubscriberQueue {
-    events: Mutex<VecDeque<Arc<Published>>>,
+    state: Mutex<State>,
+    sink: OnceLock<Arc<dyn DirectSink>>,
     capacity: usize,
     dropped: AtomicU64,
     closed: AtomicBool,
     ready: Notify,
 }
 
+/// The bytes a subscriber's task must write next.
+pub struct Chunk {
+    pub event: Arc<Published>,
+    /// How much of the event's varlink frame is already written.
+    pub offset: usize,
+}
+
 impl SubscriberQueue {
     pub(crate) fn new(capacity: usize) -> Arc<Self> {
         Arc::new(Self {
-            events: Mutex::new(VecDeque::with_capacity(capacity.min(1024))),
+            state: Mutex::new(State::default()),
+            sink: OnceLock::new(),
             capacity: capacity.max(1),
             dropped: AtomicU64::new(0),
             closed: AtomicBool::new(false),
@@ -29,18 +61,35 @@ impl SubscriberQueue {
         })
     }
 
-    fn events(&self) -> std::sync::MutexGuard<'_, VecDeque<Arc<Published>>> {
-        self.events.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub(crate) fn push(&self, event: Arc<Published>) {
         {
-            let mut events = self.events();
-            if events.len() >= self.capacity {
-                events.pop_front();
+            let mut state = self.state();
+            if let Some(sink) = self.sink.get()
+                && !state.busy
+                && state.events.is_empty()
+                && state.partial.is_none()
+            {
+                let frame = &event.varlink_frame;
+                match sink.try_write(frame) {
+                    Some(n) if n == frame.len() => return,
+                    Some(n) if n > 0 => {
+                        state.partial = Some((event, n));
+                        drop(state);
+                        self.ready.notify_one();
+                        return;
+                    }
+                    _ => {}
+                }
+            }
+            if state.events.len() >= self.capacity {
+                state.events.pop_front();
                 self.dropped.fetch_add(1, Ordering::Relaxed);
             }
-            events.push_back(event);
+            state.events.push_back(event);
         }
         self.ready.notify_one();
     }
@@ -66,7 +115,7 @@ impl Subscription {
     /// The next event, or `None` once the hub has shut down.
     pub async fn next(&self) -> Option<Arc<Published>> {
         loop {
-            if let Some(event) = self.queue.events().pop_front() {
+            if let Some(event) = self.queue.state().events.pop_front() {
                 return Some(event);
             }
             if self.queue.closed.load(Ordering::Acquire) {
@@ -76,6 +125,42 @@ impl Subscription {
             // pushed between the check above and this await is not missed.
             self.queue.ready.notified().await;
         }
+    }
+
+    /// Lets the publisher write varlink frames straight to this socket.
+    /// Use with [`Subscription::next_chunk`] and [`Subscription::written`].
+    pub fn attach(&self, sink: Arc<dyn DirectSink>) {
+        let _ = self.queue.sink.set(sink);
+    }
+
+    /// What to write next; the publisher keeps off the socket until
+    /// [`Subscription::written`] is called.
+    pub async fn next_chunk(&self) -> Option<Chunk> {
+        loop {
+            {
+                let mut state = self.queue.state();
+                let next = match state.partial.take() {
+                    Some((event, offset)) => Some(Chunk { event, offset }),
+                    None => state
+                        .events
+                        .pop_front()
+                        .map(|event| Chunk { event, offset: 0 }),
+                };
+                if next.is_some() {
+                    state.busy = true;
+                    return next;
+                }
+            }
+            if self.queue.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            self.queue.ready.notified().await;
+        }
+    }
+
+    /// The chunk from [`Subscription::next_chunk`] is on the socket.
+    pub fn written(&self) {
+        self.queue.state().busy = false;
     }
 
     /// Events this subscriber lost because it read too slowly.

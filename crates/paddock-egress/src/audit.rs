@@ -14,6 +14,8 @@ pub struct AuditLog {
 }
 
 const BATCH: usize = 512;
+/// How long the writer waits to fill a batch: the most a crash can lose.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditLog {
     pub fn start(store: Arc<Store>) -> Self {
@@ -22,9 +24,13 @@ impl AuditLog {
             .name("egress-audit".into())
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
+                    // Gather for a moment: one commit per batch rather than
+                    // per decision keeps a busy gateway's log cheap.
                     let mut batch = vec![first];
+                    let until = std::time::Instant::now() + GATHER;
                     while batch.len() < BATCH {
-                        match rx.try_recv() {
+                        let left = until.saturating_duration_since(std::time::Instant::now());
+                        match rx.recv_timeout(left) {
                             Ok(row) => batch.push(row),
                             Err(_) => break,
                         }

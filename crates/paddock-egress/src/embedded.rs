@@ -205,6 +205,7 @@ impl BoxExtension for EmbeddedEgress {
     }
 
     fn network_down(&self, network_id: &str) {
+        self.egress.forget_network(network_id);
         if let Some((_, stop)) = lock(&self.networks).remove(network_id) {
             stop.cancel();
         }

@@ -77,6 +77,9 @@ pub struct Egress {
     shields: Mutex<HashMap<String, Shield>>,
     holds: Holds,
     audit: Mutex<AuditLog>,
+    /// network → the box on it, so a connection costs no store query.
+    /// Dropped when the box goes (its network may then serve another).
+    identities: Mutex<HashMap<String, BoxIdentity>>,
     me: std::sync::Weak<Egress>,
 }
 
@@ -111,6 +114,7 @@ impl Egress {
     ) -> Result<Arc<Self>, EgressError> {
         let egress = Arc::new_cyclic(|me| Self {
             me: me.clone(),
+            identities: Mutex::new(HashMap::new()),
             config,
             audit: Mutex::new(AuditLog::start(store.clone())),
             store,
@@ -158,8 +162,23 @@ impl Egress {
     }
 
     pub fn identify(&self, network_id: &str) -> Option<BoxIdentity> {
+        if let Some(who) = self
+            .identities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(network_id)
+        {
+            return Some(who.clone());
+        }
         match self.store.box_on_network(network_id) {
-            Ok(found) => found.map(|(box_id, project)| BoxIdentity { box_id, project }),
+            Ok(found) => {
+                let who = found.map(|(box_id, project)| BoxIdentity { box_id, project })?;
+                self.identities
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(network_id.to_owned(), who.clone());
+                Some(who)
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot tell which box a connection came from; refusing");
                 None
@@ -534,6 +553,21 @@ impl Egress {
         let gone = self.store.delete_egress_rule(id)?;
         self.reload_rules()?;
         Ok(gone)
+    }
+
+    /// The box's network no longer speaks for it.
+    pub(crate) fn forget_identity(&self, box_id: &str) {
+        self.identities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, who| who.box_id != box_id);
+    }
+
+    pub(crate) fn forget_network(&self, network_id: &str) {
+        self.identities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(network_id);
     }
 
     /// The box is gone: its held requests are refused and forgotten.

@@ -20,6 +20,7 @@ pub mod policy;
 pub mod proxy;
 mod shield;
 pub mod sni;
+mod splice;
 
 pub use address::restricted;
 pub use config::EgressConfig;

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Decision, Egress, Host};
 use crate::sni::{self, Hello};
+use crate::splice;
 
 type Body = BoxBody<Bytes, hyper::Error>;
 
@@ -177,7 +178,15 @@ async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
                 return;
             }
         };
-        tunnel(egress, who, host, port, TokioIo::new(upgraded), upstream).await;
+        // hyper gives the socket back with whatever it read past the head.
+        let (client, early) = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => (parts.io.into_inner(), parts.read_buf.to_vec()),
+            Err(_) => {
+                tracing::error!("a CONNECT upgrade is not a TCP stream; dropped");
+                return;
+            }
+        };
+        tunnel(egress, who, host, port, client, early, upstream).await;
     });
     Response::new(
         Full::new(Bytes::new())
@@ -186,17 +195,17 @@ async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
     )
 }
 
-/// Checks the ClientHello (for named hosts), then copies both ways.
+/// Checks the ClientHello (for named hosts), then joins the two sockets.
 async fn tunnel(
     egress: Arc<Egress>,
     who: BoxIdentity,
     host: Host,
     port: u16,
-    mut client: TokioIo<hyper::upgrade::Upgraded>,
+    mut client: TcpStream,
+    mut first: Vec<u8>,
     mut upstream: TcpStream,
 ) {
     if let Host::Name(name) = &host {
-        let mut first = Vec::with_capacity(1024);
         let verdict = tokio::time::timeout(HELLO_DEADLINE, async {
             loop {
                 match sni::parse(&first) {
@@ -225,13 +234,13 @@ async fn tunnel(
             egress.announce_refusal(&who, name, port, 6, name, &reason);
             return;
         }
-        if upstream.write_all(&first).await.is_err() {
-            return;
-        }
     }
-    let _ =
-        tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, 64 * 1024, 64 * 1024)
-            .await;
+    if !first.is_empty() && upstream.write_all(&first).await.is_err() {
+        return;
+    }
+    if let Err(e) = splice::tunnel(&client, &upstream).await {
+        tracing::debug!(error = %e, "tunnel ended with an error");
+    }
 }
 
 const HOP_BY_HOP: [&str; 8] = [

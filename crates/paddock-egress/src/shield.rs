@@ -124,6 +124,7 @@ impl Egress {
 
     /// The box's firewall is gone with it.
     pub fn box_gone(&self, who: &BoxIdentity, reason: &str) {
+        self.forget_identity(&who.box_id);
         self.forget_box(who, reason);
         self.shields().remove(&who.box_id);
         if let Err(e) = self.store().delete_box_egress_rules(&who.box_id) {
