@@ -231,3 +231,50 @@ async fn a_hold_without_a_verdict_is_refused_at_the_deadline() {
     assert!(upstream.connections().is_empty());
     assert!(decisions(&audit(&p, "late").await).contains(&"timeout".to_owned()));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_a_restart_rules_guards_and_holds_still_work() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let mut p = Paddock::start(options(30));
+    create_box(&p, "again", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    add_rule(&p, json!({"box_id": "again", "target": "upstream.test", "ports": upstream.port.to_string(), "action": "allow"})).await;
+    let gw = gateway_of(&p, "again").await;
+    assert!(p.stop().success());
+    p.restart();
+
+    // The rules survived; the box's guards were put back.
+    let out = exec(&p, "again", &wget(upstream.port, "kept")).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "again").await;
+    let out = exec(&p, "again", &format!("echo hi | nc -w 3 {gw} 1")).await;
+    assert_ne!(out["exit_code"], 0);
+    sub.next_where("raw block after restart", |e| {
+        e.kind == "connection_blocked" && e.request_id.is_empty() && e.port == 1
+    })
+    .await;
+    // A hold still waits for a person.
+    let run = exec_later(
+        &p,
+        "again",
+        &wget(upstream.port.wrapping_add(1).max(1), "held"),
+    );
+    let held = sub
+        .next_where("held", |e| {
+            e.kind == "connection_blocked" && !e.request_id.is_empty()
+        })
+        .await;
+    let (status, _) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "again", "request_id": held.request_id, "dest": held.dest, "action": "deny"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_ne!(run.await.unwrap()["exit_code"], 0);
+}

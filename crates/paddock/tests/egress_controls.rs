@@ -270,3 +270,43 @@ async fn the_proxy_refuses_bad_requests_and_leaks_no_held_request() {
         "only the good request got through"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_the_means_to_guard_a_box_creation_fails_closed() {
+    // paddock finds nsenter and nft on its PATH; this one has git only.
+    let bin = tempfile::tempdir().unwrap();
+    let git = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(git.trim(), bin.path().join("git")).unwrap();
+    let mut opts = options(30);
+    opts.env
+        .push(("PATH".into(), bin.path().display().to_string()));
+    let p = Paddock::start(opts);
+    let (status, body) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "bare"}),
+        )
+        .await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "setup_failed");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nsenter"),
+        "{body}"
+    );
+    let (_, list) = p.get("/api/v1/boxes").await;
+    assert_eq!(list["boxes"], json!([]), "nothing is left behind");
+    wait_for("the container to go", Duration::from_secs(20), || async {
+        p.docker_objects().0.is_empty().then_some(())
+    })
+    .await;
+}
