@@ -56,6 +56,16 @@ pub trait BoxExtension: Send + Sync {
         Box::pin(async { Ok(()) })
     }
 
+    /// Docker started or saw the end of a box's container (paddock's doing
+    /// or not).
+    fn container_changed(
+        &self,
+        _box_id: &str,
+        _project: &str,
+        _change: &paddock_docker::ContainerChange,
+    ) {
+    }
+
     /// The box is gone (destroyed, or dropped because its container went).
     fn removed(&self, _box_id: &str, _project: &str) {}
 

@@ -17,13 +17,14 @@ mod secret;
 mod service;
 mod subnet;
 pub mod validate;
+mod watch;
 
 pub use activation::{ActivationPage, SubmitOutcome};
 pub use config::CoreConfig;
 pub use error::CoreError;
 pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
-pub use paddock_docker::FileEntry;
+pub use paddock_docker::{ContainerChange, FileEntry};
 pub use reconcile::ReconcileReport;
 pub use service::{BoxService, Health};
 

@@ -7,11 +7,13 @@
 mod archive;
 mod engine;
 mod error;
+mod events;
 mod exec;
 
 pub use archive::FileEntry;
 pub use engine::{ContainerSpec, Engine, LabelledObjects};
 pub use error::EngineError;
+pub use events::{ContainerChange, ContainerEvent};
 pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
 
 pub type Result<T> = std::result::Result<T, EngineError>;

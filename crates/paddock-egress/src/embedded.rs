@@ -7,7 +7,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use paddock_clearance::EventKind;
-use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
+use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Egress};
@@ -94,9 +94,6 @@ impl EmbeddedEgress {
                 stop,
             ));
         }
-        let mut event = self.egress.event(EventKind::ContainerStarted, &who);
-        event.ok = true;
-        self.egress.hub().publish(event);
         let mut shield = self.egress.event(EventKind::ShieldUp, &who);
         shield.action = self.egress.shield_of(&who.box_id).as_str().into();
         shield.ok = true;
@@ -158,10 +155,33 @@ impl BoxExtension for EmbeddedEgress {
             box_id: box_id.to_owned(),
             project: project.to_owned(),
         };
-        let mut event = self.egress.event(EventKind::ContainerExited, &who);
-        event.reason = "the box was removed".into();
-        self.egress.hub().publish(event);
         self.egress.box_gone(&who, "the box was removed");
+    }
+
+    fn container_changed(&self, box_id: &str, project: &str, change: &ContainerChange) {
+        let who = BoxIdentity {
+            box_id: box_id.to_owned(),
+            project: project.to_owned(),
+        };
+        let event = match change {
+            ContainerChange::Started => {
+                let mut e = self.egress.event(EventKind::ContainerStarted, &who);
+                e.ok = true;
+                e
+            }
+            ContainerChange::Died { exit_code } => {
+                let reason = match exit_code {
+                    Some(code) => format!("the box's container exited with code {code}"),
+                    None => "the box's container exited".to_owned(),
+                };
+                // Nothing held for a dead box can proceed.
+                self.egress.forget_box(&who, &reason);
+                let mut e = self.egress.event(EventKind::ContainerExited, &who);
+                e.reason = reason;
+                e
+            }
+        };
+        self.egress.hub().publish(event);
     }
 
     fn network_up(&self, network_id: &str, gateway: Ipv4Addr) {

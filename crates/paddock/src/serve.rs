@@ -154,6 +154,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         maintained.maintain(reconciled, stop)
     });
 
+    let watched = boxes.clone();
+    supervisor.start("docker-events", move |stop| watched.watch_containers(stop));
+
     supervisor.start("git-gate", move |stop| async move {
         stop.cancelled().await;
         gate_stop.cancel();

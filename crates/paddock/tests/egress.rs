@@ -278,3 +278,55 @@ async fn after_a_restart_rules_guards_and_holds_still_work() {
     assert_eq!(status, 200);
     assert_ne!(run.await.unwrap()["exit_code"], 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_starts_and_deaths_are_events_and_a_dead_box_holds_nothing() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options(60));
+    create_box(&p, "first", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "first").await;
+
+    create_box(&p, "doomed", "proj").await;
+    let started = sub
+        .next_where("container_started", |e| {
+            e.kind == "container_started" && e.container == "doomed"
+        })
+        .await;
+    assert_eq!(
+        started.dossier.get("project").map(String::as_str),
+        Some("proj")
+    );
+
+    let _run = exec_later(&p, "doomed", &wget(upstream.port, "never"));
+    let held = sub
+        .next_where("held", |e| {
+            e.kind == "connection_blocked" && e.container == "doomed" && !e.request_id.is_empty()
+        })
+        .await;
+    // Killed behind paddock's back.
+    let killed = common::docker(&["kill", "paddock-doomed"]);
+    assert!(killed.status.success());
+    let exited = sub
+        .next_where("container_exited", |e| {
+            e.kind == "container_exited" && e.container == "doomed"
+        })
+        .await;
+    assert!(exited.reason.contains("137"), "{}", exited.reason);
+    let (status, body) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "doomed", "request_id": held.request_id, "dest": held.dest, "action": "allow"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("UnknownRequest"))
+    );
+    assert!(upstream.connections().is_empty());
+}
