@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Egress, now_ms};
+use crate::gateway::{BoxIdentity, Dest, Egress, now_ms};
 use crate::policy::{Action, RuleSet, normalise_name};
 use crate::shield::Shield;
 
@@ -184,10 +184,12 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
     let refuse = |reason: &str| {
         egress.record(
             &who,
-            &query.name,
-            53,
-            17,
-            &query.name,
+            Dest {
+                host: &query.name,
+                port: 53,
+                proto: 17,
+                domain: &query.name,
+            },
             "dns_refused",
             "dns",
             "",
@@ -195,10 +197,12 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
         );
         egress.announce_refusal(
             &who,
-            &query.name,
-            53,
-            17,
-            &query.name,
+            Dest {
+                host: &query.name,
+                port: 53,
+                proto: 17,
+                domain: &query.name,
+            },
             &format!("dns: {reason}"),
         );
         Some(answer(&query, RCODE_REFUSED, &[]))

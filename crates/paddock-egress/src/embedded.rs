@@ -10,7 +10,7 @@ use paddock_clearance::EventKind;
 use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment};
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Egress};
+use crate::gateway::{BoxIdentity, Dest, Egress};
 use crate::nflog::NflogSocket;
 use crate::{dns, firewall, proxy};
 
@@ -124,16 +124,27 @@ async fn report_raw_attempts(
             let reason = "a direct connection that bypassed the proxy";
             egress.record(
                 &who,
-                &dest,
-                a.port,
-                a.proto,
-                "",
+                Dest {
+                    host: &dest,
+                    port: a.port,
+                    proto: a.proto,
+                    domain: "",
+                },
                 "raw_block",
                 "firewall",
                 "",
                 reason,
             );
-            egress.announce_refusal(&who, &dest, a.port, a.proto, "", reason);
+            egress.announce_refusal(
+                &who,
+                Dest {
+                    host: &dest,
+                    port: a.port,
+                    proto: a.proto,
+                    domain: "",
+                },
+                reason,
+            );
         }
     }
 }

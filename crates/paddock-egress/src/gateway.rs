@@ -7,19 +7,15 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use paddock_clearance::{
-    CheckedVerdict, ClearanceEvent, EventKind, Hub, VerdictScope, VerdictSink,
-};
+use paddock_clearance::{CheckedVerdict, ClearanceEvent, EventKind, Hub, VerdictSink};
 use paddock_store::{AuditRow, RuleRow, Store};
 
 use crate::EgressError;
 use crate::address::restricted;
 use crate::audit::AuditLog;
 use crate::config::EgressConfig;
-use crate::hold::{HoldKey, Holds, Joined, Outcome};
-use crate::policy::{
-    Action, Cidr, PolicyError, PortRange, Rule, RuleSet, Scope, Target, normalise_name,
-};
+use crate::hold::{Holds, Outcome};
+use crate::policy::{Action, PolicyError, PortRange, Rule, RuleSet, Scope, normalise_name};
 use crate::shield::Shield;
 
 pub fn now_ms() -> i64 {
@@ -34,6 +30,18 @@ pub fn now_ms() -> i64 {
 pub struct BoxIdentity {
     pub box_id: String,
     pub project: String,
+}
+
+/// A destination as the log and events describe it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Dest<'a> {
+    /// The name or address asked for.
+    pub host: &'a str,
+    pub port: u16,
+    /// IP protocol number (6 TCP, 17 UDP).
+    pub proto: u8,
+    /// The name, when one was asked for.
+    pub domain: &'a str,
 }
 
 /// Where to: a name (resolved by us) or an address literal.
@@ -71,16 +79,16 @@ pub enum Decision {
 
 pub struct Egress {
     pub(crate) config: EgressConfig,
-    store: Arc<Store>,
-    hub: Arc<Hub>,
-    rules: RwLock<Arc<Vec<Rule>>>,
-    shields: Mutex<HashMap<String, Shield>>,
-    holds: Holds,
-    audit: Mutex<AuditLog>,
+    pub(crate) store: Arc<Store>,
+    pub(crate) hub: Arc<Hub>,
+    pub(crate) rules: RwLock<Arc<Vec<Rule>>>,
+    pub(crate) shields: Mutex<HashMap<String, Shield>>,
+    pub(crate) holds: Holds,
+    pub(crate) audit: Mutex<AuditLog>,
     /// network → the box on it, so a connection costs no store query.
     /// Dropped when the box goes (its network may then serve another).
-    identities: Mutex<HashMap<String, BoxIdentity>>,
-    me: std::sync::Weak<Egress>,
+    pub(crate) identities: Mutex<HashMap<String, BoxIdentity>>,
+    pub(crate) me: std::sync::Weak<Egress>,
 }
 
 struct Verdicts(std::sync::Weak<Egress>);
@@ -197,10 +205,7 @@ impl Egress {
     pub(crate) fn record(
         &self,
         who: &BoxIdentity,
-        dest: &str,
-        port: u16,
-        proto: u8,
-        domain: &str,
+        dest: Dest<'_>,
         decision: &str,
         decided_by: &str,
         request_id: &str,
@@ -211,10 +216,10 @@ impl Egress {
             at: now_ms(),
             box_id: who.box_id.clone(),
             project: who.project.clone(),
-            dest: dest.to_owned(),
-            port,
-            proto,
-            domain: domain.to_owned(),
+            dest: dest.host.to_owned(),
+            port: dest.port,
+            proto: dest.proto,
+            domain: dest.domain.to_owned(),
             decision: decision.to_owned(),
             decided_by: decided_by.to_owned(),
             request_id: request_id.to_owned(),
@@ -240,20 +245,12 @@ impl Egress {
 
     /// Announces a refusal that nobody can overrule from a prompt (no
     /// request_id): rule denials, raw attempts, DNS refusals.
-    pub(crate) fn announce_refusal(
-        &self,
-        who: &BoxIdentity,
-        dest: &str,
-        port: u16,
-        proto: u8,
-        domain: &str,
-        reason: &str,
-    ) {
+    pub(crate) fn announce_refusal(&self, who: &BoxIdentity, dest: Dest<'_>, reason: &str) {
         let mut e = self.event(EventKind::ConnectionBlocked, who);
-        e.dest = dest.to_owned();
-        e.port = port as i64;
-        e.proto = proto as i64;
-        e.domain = domain.to_owned();
+        e.dest = dest.host.to_owned();
+        e.port = dest.port as i64;
+        e.proto = dest.proto as i64;
+        e.domain = dest.domain.to_owned();
         e.action = "deny".into();
         e.reason = reason.to_owned();
         self.hub.publish(e);
@@ -299,8 +296,29 @@ impl Egress {
             Host::Ip(_) => "",
         };
         let deny = |reason: String, by: &str| {
-            self.record(who, &host_text, port, 6, domain, "denied", by, "", &reason);
-            self.announce_refusal(who, &host_text, port, 6, domain, &reason);
+            self.record(
+                who,
+                Dest {
+                    host: &host_text,
+                    port,
+                    proto: 6,
+                    domain,
+                },
+                "denied",
+                by,
+                "",
+                &reason,
+            );
+            self.announce_refusal(
+                who,
+                Dest {
+                    host: &host_text,
+                    port,
+                    proto: 6,
+                    domain,
+                },
+                &reason,
+            );
             Decision::Deny { reason }
         };
 
@@ -374,7 +392,19 @@ impl Egress {
         };
         match action {
             Action::Allow => {
-                self.record(who, &host_text, port, 6, domain, "allowed", &by, "", "");
+                self.record(
+                    who,
+                    Dest {
+                        host: &host_text,
+                        port,
+                        proto: 6,
+                        domain,
+                    },
+                    "allowed",
+                    &by,
+                    "",
+                    "",
+                );
                 Decision::Allow { addrs: permitted }
             }
             Action::Deny => deny(format!("denied by {by}"), &by),
@@ -383,216 +413,5 @@ impl Egress {
                 Outcome::Denied { reason, .. } => Decision::Deny { reason },
             },
         }
-    }
-
-    async fn hold(&self, who: &BoxIdentity, host: &Host, port: u16) -> Outcome {
-        let host_text = host.as_string();
-        let key = HoldKey {
-            box_id: who.box_id.clone(),
-            host: host_text.clone(),
-            port,
-        };
-        let held = match self.holds.join(key, &who.project) {
-            Joined::Existing(held) => {
-                self.hub.blocked_again(&held.request_id);
-                held
-            }
-            Joined::New(held) => {
-                let mut e = self.event(EventKind::ConnectionBlocked, who);
-                e.request_id = held.request_id.clone();
-                e.dest = host_text.clone();
-                e.port = port as i64;
-                e.proto = 6;
-                e.domain = match host {
-                    Host::Name(n) => n.clone(),
-                    Host::Ip(_) => String::new(),
-                };
-                e.action = "ask".into();
-                e.reason = "held until a person allows or denies it".into();
-                self.record(
-                    who,
-                    &host_text,
-                    port,
-                    6,
-                    &e.domain,
-                    "held",
-                    "default",
-                    &held.request_id,
-                    "",
-                );
-                self.hub.hold(e);
-                self.expire_later(who.clone(), held.request_id.clone());
-                held
-            }
-        };
-        held.wait().await
-    }
-
-    fn expire_later(&self, who: BoxIdentity, request_id: String) {
-        let timeout = self.config.hold_timeout();
-        let hub = self.hub.clone();
-        // The timer must not keep a stopped gateway alive.
-        let egress = self.me.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let Some(egress) = egress.upgrade() else {
-                return;
-            };
-            let reason = format!("no verdict within {} s", timeout.as_secs());
-            let Some(held) = egress.holds.resolve(
-                &request_id,
-                Outcome::Denied {
-                    by: "timeout".into(),
-                    reason: reason.clone(),
-                },
-            ) else {
-                return;
-            };
-            hub.withdraw(&request_id);
-            let mut e = egress.event(EventKind::VerdictApplied, &who);
-            e.request_id = request_id.clone();
-            e.dest = held.key.host.clone();
-            e.port = held.key.port as i64;
-            e.action = "deny".into();
-            e.ok = true;
-            e.reason = reason.clone();
-            hub.publish(e);
-            egress.record(
-                &who,
-                &held.key.host,
-                held.key.port,
-                6,
-                "",
-                "timeout",
-                "timeout",
-                &request_id,
-                &reason,
-            );
-        });
-    }
-
-    fn apply_verdict(&self, v: &CheckedVerdict) -> Result<(), String> {
-        let by = format!("person via {}", v.verdict.decided_by);
-        let outcome = if v.allow {
-            Outcome::Allowed { by: by.clone() }
-        } else {
-            Outcome::Denied {
-                by: by.clone(),
-                reason: format!("denied by a person ({})", v.verdict.decided_by),
-            }
-        };
-        let held = self
-            .holds
-            .resolve(&v.verdict.request_id, outcome)
-            .ok_or_else(|| "the request is no longer held".to_owned())?;
-        let who = BoxIdentity {
-            box_id: held.key.box_id.clone(),
-            project: held.project.clone(),
-        };
-        let action = if v.allow { "allow" } else { "deny" };
-        self.record(
-            &who,
-            &held.key.host,
-            held.key.port,
-            6,
-            &v.event.domain,
-            &format!("verdict_{action}"),
-            &by,
-            &held.request_id,
-            v.verdict.scope.as_str(),
-        );
-        let scope = match v.verdict.scope {
-            VerdictScope::Once => return Ok(()),
-            VerdictScope::Box => Scope::Box(who.box_id.clone()),
-            VerdictScope::Project => Scope::Project(who.project.clone()),
-        };
-        let target = match Host::parse(&held.key.host) {
-            Some(Host::Name(n)) => Target::Domain(n),
-            Some(Host::Ip(ip)) => Target::Cidr(Cidr::host(ip)),
-            None => return Ok(()),
-        };
-        let port = held.key.port;
-        self.put_rule(
-            scope,
-            target,
-            Some(PortRange { lo: port, hi: port }),
-            if v.allow { Action::Allow } else { Action::Deny },
-            v.verdict.ttl,
-            &by,
-        )
-        .map(|_| ())
-        .map_err(|e| e.to_string())
-    }
-
-    pub fn put_rule(
-        &self,
-        scope: Scope,
-        target: Target,
-        ports: Option<PortRange>,
-        action: Action,
-        ttl: Option<Duration>,
-        created_by: &str,
-    ) -> Result<Rule, EgressError> {
-        let now = now_ms();
-        let row = self.store.put_egress_rule(&RuleRow {
-            id: 0,
-            scope: scope.kind().into(),
-            subject: scope.subject().into(),
-            target: target.to_string(),
-            ports: ports.map(|p| (p.lo, p.hi)),
-            action: action.as_str().into(),
-            expires_at: ttl.map(|t| now + t.as_millis() as i64),
-            created_by: created_by.into(),
-            created_at: now,
-        })?;
-        self.reload_rules()?;
-        Ok(rule_from_row(&row)?)
-    }
-
-    pub fn delete_rule(&self, id: i64) -> Result<bool, EgressError> {
-        let gone = self.store.delete_egress_rule(id)?;
-        self.reload_rules()?;
-        Ok(gone)
-    }
-
-    /// The box's network no longer speaks for it.
-    pub(crate) fn forget_identity(&self, box_id: &str) {
-        self.identities
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .retain(|_, who| who.box_id != box_id);
-    }
-
-    pub(crate) fn forget_network(&self, network_id: &str) {
-        self.identities
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(network_id);
-    }
-
-    /// The box is gone: its held requests are refused and forgotten.
-    pub fn forget_box(&self, who: &BoxIdentity, reason: &str) {
-        for request_id in self.holds.of_box(&who.box_id) {
-            if let Some(held) = self.holds.resolve(
-                &request_id,
-                Outcome::Denied {
-                    by: "paddock".into(),
-                    reason: reason.to_owned(),
-                },
-            ) {
-                self.record(
-                    who,
-                    &held.key.host,
-                    held.key.port,
-                    6,
-                    "",
-                    "dropped",
-                    "paddock",
-                    &request_id,
-                    reason,
-                );
-            }
-        }
-        self.hub.forget_container(&who.box_id);
     }
 }

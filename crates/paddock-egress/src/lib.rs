@@ -21,6 +21,7 @@ pub mod proxy;
 mod shield;
 pub mod sni;
 mod splice;
+mod verdicts;
 
 pub use address::restricted;
 pub use config::EgressConfig;

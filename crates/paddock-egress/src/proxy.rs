@@ -18,7 +18,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Decision, Egress, Host};
+use crate::gateway::{BoxIdentity, Decision, Dest, Egress, Host};
 use crate::sni::{self, Hello};
 use crate::splice;
 
@@ -230,8 +230,29 @@ async fn tunnel(
             Hello::Incomplete => Some("no complete TLS ClientHello in time".to_owned()),
         };
         if let Some(reason) = refusal {
-            egress.record(&who, name, port, 6, name, "denied", "sni", "", &reason);
-            egress.announce_refusal(&who, name, port, 6, name, &reason);
+            egress.record(
+                &who,
+                Dest {
+                    host: name,
+                    port,
+                    proto: 6,
+                    domain: name,
+                },
+                "denied",
+                "sni",
+                "",
+                &reason,
+            );
+            egress.announce_refusal(
+                &who,
+                Dest {
+                    host: name,
+                    port,
+                    proto: 6,
+                    domain: name,
+                },
+                &reason,
+            );
             return;
         }
     }

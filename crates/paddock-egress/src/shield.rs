@@ -8,7 +8,7 @@ use std::time::Duration;
 use paddock_clearance::EventKind;
 
 use crate::EgressError;
-use crate::gateway::{BoxIdentity, Egress, now_ms};
+use crate::gateway::{BoxIdentity, Dest, Egress, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shield {
@@ -110,10 +110,12 @@ impl Egress {
         self.hub().publish(event);
         self.record(
             who,
-            "*",
-            0,
-            0,
-            "",
+            Dest {
+                host: "*",
+                port: 0,
+                proto: 0,
+                domain: "",
+            },
             &format!("shield_{}", shield.as_str()),
             by,
             "",

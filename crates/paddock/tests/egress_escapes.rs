@@ -199,13 +199,7 @@ async fn every_escape_attempt_fails_and_is_reported() {
     wait_for(
         "the ClientHello at the upstream",
         Duration::from_secs(20),
-        || async {
-            upstream
-                .connections()
-                .iter()
-                .any(|c| *c == hello)
-                .then_some(())
-        },
+        || async { upstream.connections().contains(&hello).then_some(()) },
     )
     .await;
 
