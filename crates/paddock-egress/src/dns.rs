@@ -182,29 +182,13 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
     };
     let who = egress.identify(network_id)?;
     let refuse = |reason: &str| {
-        egress.record(
-            &who,
-            Dest {
-                host: &query.name,
-                port: 53,
-                proto: 17,
-                domain: &query.name,
-            },
-            "dns_refused",
-            "dns",
-            "",
-            reason,
-        );
-        egress.announce_refusal(
-            &who,
-            Dest {
-                host: &query.name,
-                port: 53,
-                proto: 17,
-                domain: &query.name,
-            },
-            &format!("dns: {reason}"),
-        );
+        let dest = Dest {
+            host: &query.name,
+            port: 53,
+            proto: 17,
+            domain: &query.name,
+        };
+        egress.refuse(&who, dest, "dns_refused", "dns", &format!("dns: {reason}"));
         Some(answer(&query, RCODE_REFUSED, &[]))
     };
     let Some(name) = normalise_name(&query.name) else {

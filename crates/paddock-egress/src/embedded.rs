@@ -122,29 +122,13 @@ async fn report_raw_attempts(
         for a in attempts {
             let dest = a.dest.to_string();
             let reason = "a direct connection that bypassed the proxy";
-            egress.record(
-                &who,
-                Dest {
-                    host: &dest,
-                    port: a.port,
-                    proto: a.proto,
-                    domain: "",
-                },
-                "raw_block",
-                "firewall",
-                "",
-                reason,
-            );
-            egress.announce_refusal(
-                &who,
-                Dest {
-                    host: &dest,
-                    port: a.port,
-                    proto: a.proto,
-                    domain: "",
-                },
-                reason,
-            );
+            let dest = Dest {
+                host: &dest,
+                port: a.port,
+                proto: a.proto,
+                domain: "",
+            };
+            egress.refuse(&who, dest, "raw_block", "firewall", reason);
         }
     }
 }

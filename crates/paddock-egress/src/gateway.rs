@@ -245,6 +245,19 @@ impl Egress {
 
     /// Announces a refusal that nobody can overrule from a prompt (no
     /// request_id): rule denials, raw attempts, DNS refusals.
+    /// Logs a refusal nobody can overrule from a prompt and announces it.
+    pub(crate) fn refuse(
+        &self,
+        who: &BoxIdentity,
+        dest: Dest<'_>,
+        decision: &str,
+        by: &str,
+        reason: &str,
+    ) {
+        self.record(who, dest, decision, by, "", reason);
+        self.announce_refusal(who, dest, reason);
+    }
+
     pub(crate) fn announce_refusal(&self, who: &BoxIdentity, dest: Dest<'_>, reason: &str) {
         let mut e = self.event(EventKind::ConnectionBlocked, who);
         e.dest = dest.host.to_owned();
@@ -295,30 +308,14 @@ impl Egress {
             Host::Name(n) => n.as_str(),
             Host::Ip(_) => "",
         };
+        let dest = Dest {
+            host: &host_text,
+            port,
+            proto: 6,
+            domain,
+        };
         let deny = |reason: String, by: &str| {
-            self.record(
-                who,
-                Dest {
-                    host: &host_text,
-                    port,
-                    proto: 6,
-                    domain,
-                },
-                "denied",
-                by,
-                "",
-                &reason,
-            );
-            self.announce_refusal(
-                who,
-                Dest {
-                    host: &host_text,
-                    port,
-                    proto: 6,
-                    domain,
-                },
-                &reason,
-            );
+            self.refuse(who, dest, "denied", by, &reason);
             Decision::Deny { reason }
         };
 
@@ -392,19 +389,7 @@ impl Egress {
         };
         match action {
             Action::Allow => {
-                self.record(
-                    who,
-                    Dest {
-                        host: &host_text,
-                        port,
-                        proto: 6,
-                        domain,
-                    },
-                    "allowed",
-                    &by,
-                    "",
-                    "",
-                );
+                self.record(who, dest, "allowed", &by, "", "");
                 Decision::Allow { addrs: permitted }
             }
             Action::Deny => deny(format!("denied by {by}"), &by),

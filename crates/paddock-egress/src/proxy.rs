@@ -149,6 +149,34 @@ async fn dial(addrs: &[SocketAddr], timeout: Duration) -> std::io::Result<TcpStr
     Err(last)
 }
 
+fn unreachable(host: &Host, port: u16, error: &str) -> Response<Body> {
+    text(
+        StatusCode::BAD_GATEWAY,
+        format!(
+            "paddock: cannot reach {}:{port}: {error}\n",
+            host.as_string()
+        ),
+    )
+}
+
+/// The decision, then a connection to exactly the addresses it allowed;
+/// a refusal or failure comes back as the answer for the client.
+async fn decide_and_dial(
+    egress: &Egress,
+    who: &BoxIdentity,
+    host: &Host,
+    port: u16,
+) -> Result<TcpStream, Response<Body>> {
+    let addrs = match egress.decide(who, host, port).await {
+        Decision::Allow { addrs } => addrs,
+        Decision::Deny { reason } => return Err(refused(who, host, port, &reason)),
+    };
+    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
+    dial(&addrs, timeout)
+        .await
+        .map_err(|e| unreachable(host, port, &e.to_string()))
+}
+
 async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
     let Some((host, port)) = authority_of(&req, 0).filter(|(_, p)| *p != 0) else {
         return text(
@@ -156,19 +184,9 @@ async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
             "paddock: CONNECT needs host:port\n".into(),
         );
     };
-    let addrs = match egress.decide(&who, &host, port).await {
-        Decision::Allow { addrs } => addrs,
-        Decision::Deny { reason } => return refused(&who, &host, port, &reason),
-    };
-    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
-    let upstream = match dial(&addrs, timeout).await {
+    let upstream = match decide_and_dial(&egress, &who, &host, port).await {
         Ok(s) => s,
-        Err(e) => {
-            return text(
-                StatusCode::BAD_GATEWAY,
-                format!("paddock: cannot reach {}:{port}: {e}\n", host.as_string()),
-            );
-        }
+        Err(response) => return response,
     };
     tokio::spawn(async move {
         let upgraded = match hyper::upgrade::on(req).await {
@@ -230,29 +248,13 @@ async fn tunnel(
             Hello::Incomplete => Some("no complete TLS ClientHello in time".to_owned()),
         };
         if let Some(reason) = refusal {
-            egress.record(
-                &who,
-                Dest {
-                    host: name,
-                    port,
-                    proto: 6,
-                    domain: name,
-                },
-                "denied",
-                "sni",
-                "",
-                &reason,
-            );
-            egress.announce_refusal(
-                &who,
-                Dest {
-                    host: name,
-                    port,
-                    proto: 6,
-                    domain: name,
-                },
-                &reason,
-            );
+            let dest = Dest {
+                host: name,
+                port,
+                proto: 6,
+                domain: name,
+            };
+            egress.refuse(&who, dest, "denied", "sni", &reason);
             return;
         }
     }
@@ -313,21 +315,11 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
             "paddock: the request names no valid host\n".into(),
         );
     };
-    let addrs = match egress.decide(&who, &host, port).await {
-        Decision::Allow { addrs } => addrs,
-        Decision::Deny { reason } => return refused(&who, &host, port, &reason),
-    };
-    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
-    let unreachable = |e: String| {
-        text(
-            StatusCode::BAD_GATEWAY,
-            format!("paddock: cannot reach {}:{port}: {e}\n", host.as_string()),
-        )
-    };
-    let stream = match dial(&addrs, timeout).await {
+    let stream = match decide_and_dial(&egress, &who, &host, port).await {
         Ok(s) => s,
-        Err(e) => return unreachable(e.to_string()),
+        Err(response) => return response,
     };
+    let unreachable = |e: String| unreachable(&host, port, &e);
     let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
     {
         Ok(pair) => pair,

@@ -98,6 +98,7 @@ async fn the_cli_manages_rules_shields_and_reads_the_log() {
         1
     );
 
+    logged(&p, "cli", &["allowed", "denied"]).await;
     let log = p.cli(&["egress", "log", "--box", "cli"]);
     let log = stdout(&log);
     assert!(log.contains("allowed") && log.contains("denied"), "{log}");

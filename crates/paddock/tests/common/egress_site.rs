@@ -210,6 +210,23 @@ pub async fn audit(p: &Paddock, box_id: &str) -> Vec<Value> {
     body["entries"].as_array().cloned().unwrap_or_default()
 }
 
+/// Waits until the box's decision log holds every one of `expected` (the
+/// log is written in batches, a moment after the decisions).
+pub async fn logged(p: &Paddock, box_id: &str, expected: &[&str]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = decisions(&audit(p, box_id).await);
+        if expected.iter().all(|e| log.iter().any(|d| d == e)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{expected:?} not all in the log: {log:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub fn decisions(entries: &[Value]) -> Vec<String> {
     entries
         .iter()
