@@ -11,6 +11,7 @@ mod error;
 mod events;
 mod health;
 mod mcp;
+mod origin;
 mod rest;
 
 use std::sync::Arc;
@@ -63,6 +64,10 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         .merge(health::routes())
         .with_state(state.clone())
         .nest_service("/mcp", mcp::service(state, &options))
+        .layer(middleware::from_fn_with_state(
+            Arc::new(options.allowed_hosts.clone()),
+            origin::guard,
+        ))
         .layer(middleware::from_fn(log_request))
 }
 

@@ -422,3 +422,55 @@ async fn bad_varlink_input_is_refused_and_others_are_still_served() {
     assert!(info["info"]["interfaces"].is_array(), "still serving");
     drop(half);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pages_of_other_origins_and_rebound_names_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let p = Paddock::start(options());
+    let addr = p.url.trim_start_matches("http://").to_owned();
+    let ask = |host: String, origin: Option<&'static str>| {
+        let addr = addr.clone();
+        async move {
+            let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+            let origin = origin
+                .map(|o| format!("Origin: {o}\r\n"))
+                .unwrap_or_default();
+            let req = format!(
+                "GET /api/v1/events HTTP/1.1\r\nHost: {host}\r\n{origin}Connection: Upgrade\r\nUpgrade: websocket\r\n\
+                 Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            );
+            s.write_all(req.as_bytes()).await.unwrap();
+            let mut buf = vec![0u8; 512];
+            let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_owned()
+        }
+    };
+    assert!(
+        ask(addr.clone(), None).await.starts_with("HTTP/1.1 101"),
+        "a client of our own"
+    );
+    assert!(
+        ask(addr.clone(), Some("http://evil.example"))
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
+    assert!(
+        ask("evil.example".into(), Some("http://evil.example"))
+            .await
+            .starts_with("HTTP/1.1 403")
+    );
+    let rebound = reqwest::Client::new()
+        .get(format!("{}/api/v1/egress/rules", p.url))
+        .header("host", "evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rebound.status(), 403);
+}
