@@ -151,9 +151,12 @@ impl Hub {
     }
 
     pub fn publish(&self, event: ClearanceEvent) {
-        let published = Arc::new(Published::new(event));
         // Clone the list out so a push never runs under the list's lock.
         let queues: Vec<_> = lock(&self.subscribers).values().cloned().collect();
+        if queues.is_empty() {
+            return; // nobody to serialise it for
+        }
+        let published = Arc::new(Published::new(event));
         for queue in queues {
             queue.push(published.clone());
         }
