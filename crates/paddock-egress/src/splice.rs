@@ -11,7 +11,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 /// Bytes a pipe may hold; larger pipes mean fewer wake-ups per megabyte.
-const PIPE_SIZE: libc::c_int = 1 << 20;
+const PIPE_SIZE: libc::c_int = 1 << 18;
 const SPLICE_FLAGS: libc::c_uint = libc::SPLICE_F_MOVE | libc::SPLICE_F_NONBLOCK;
 
 struct Pipe {
