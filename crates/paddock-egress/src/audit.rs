@@ -53,6 +53,10 @@ impl AuditLog {
         }
     }
 
+    pub fn alive(&self) -> bool {
+        self.writer.as_ref().is_some_and(|w| !w.is_finished())
+    }
+
     /// Stores everything queued so far and stops the writer.
     pub fn close(&mut self) {
         self.tx.take();

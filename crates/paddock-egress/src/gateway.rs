@@ -231,6 +231,16 @@ impl Egress {
             .record(row);
     }
 
+    /// Down when decisions could no longer be recorded (and so must not be
+    /// taken).
+    pub fn health(&self) -> Result<(), String> {
+        if self.audit.lock().unwrap_or_else(|p| p.into_inner()).alive() {
+            Ok(())
+        } else {
+            Err("the decision log's writer has stopped".into())
+        }
+    }
+
     /// Stores every queued decision; used at shutdown.
     pub fn flush_audit(&self) {
         let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());

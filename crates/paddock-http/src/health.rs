@@ -1,4 +1,5 @@
-//! `/healthz`: 200 only when every dependency answers.
+//! `/healthz`: 200 only when every component answers: the store, Docker,
+//! the egress gateway's decision log and the clearance hub's socket.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -19,24 +20,49 @@ fn component(r: &Result<(), String>) -> Value {
     }
 }
 
+/// The hub answers when its socket accepts a connection.
+async fn clearance(socket: &std::path::Path) -> Result<(), String> {
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(1),
+        tokio::net::UnixStream::connect(socket),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(format!("{}: {e}", socket.display())),
+        Err(_) => Err("no answer within 1 s".into()),
+    }
+}
+
 async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let health = s.boxes.health().await;
-    let status = if health.is_up() {
+    let mut checks: Vec<(&str, Result<(), String>)> =
+        vec![("store", health.store), ("docker", health.docker)];
+    if let Some(egress) = &s.egress {
+        checks.push(("egress", egress.health()));
+    }
+    if let Some(socket) = &s.clearance_socket {
+        checks.push(("clearance", clearance(socket).await));
+    }
+    let down: Vec<&str> = checks
+        .iter()
+        .filter(|(_, r)| r.is_err())
+        .map(|(name, _)| *name)
+        .collect();
+    let up = down.is_empty();
+    let components: serde_json::Map<String, Value> = checks
+        .iter()
+        .map(|(name, r)| ((*name).to_owned(), component(r)))
+        .collect();
+    let body = json!({
+        "status": if up { "ok" } else { "unavailable" },
+        "down": down,
+        "components": components,
+    });
+    let status = if up {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    let mut down = Vec::new();
-    if health.store.is_err() {
-        down.push("store");
-    }
-    if health.docker.is_err() {
-        down.push("docker");
-    }
-    let body = json!({
-        "status": if health.is_up() { "ok" } else { "unavailable" },
-        "down": down,
-        "components": {"store": component(&health.store), "docker": component(&health.docker)},
-    });
     (status, Json(body))
 }

@@ -30,6 +30,7 @@ pub use error::ApiError;
 pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    pub clearance_socket: Option<Arc<std::path::PathBuf>>,
 }
 
 pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
@@ -49,12 +50,15 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
     /// The egress gateway, when enabled (rules, log, events, verdicts).
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    /// The clearance hub's socket, probed by `/healthz`.
+    pub clearance_socket: Option<std::path::PathBuf>,
 }
 
 pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
     let state = AppState {
         boxes,
         egress: options.egress.clone(),
+        clearance_socket: options.clearance_socket.clone().map(Arc::new),
     };
     Router::new()
         .merge(rest::routes())

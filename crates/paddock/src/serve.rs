@@ -185,6 +185,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             allowed_hosts,
             shutdown: shutdown.clone(),
             egress,
+            clearance_socket: Some(clearance_socket.clone()),
         },
     );
     supervisor.start("http", move |stop| async move {

@@ -12,6 +12,19 @@ async fn healthz_is_ok_when_store_and_docker_answer() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "ok");
     assert_eq!(body["down"], json!([]));
+    for component in ["store", "docker", "egress", "clearance"] {
+        assert_eq!(body["components"][component]["ok"], true, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn a_hub_that_cannot_be_reached_is_503_naming_clearance() {
+    let p = Paddock::start(Options::default());
+    // Someone removed the hub's socket: no client can reach it any more.
+    std::fs::remove_file(p.clearance_socket()).unwrap();
+    let (status, body) = p.get("/healthz").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["down"], json!(["clearance"]));
 }
 
 #[tokio::test]
