@@ -198,10 +198,6 @@ impl Egress {
         self.shields.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn held_count(&self) -> usize {
-        self.holds.len()
-    }
-
     pub(crate) fn record(
         &self,
         who: &BoxIdentity,

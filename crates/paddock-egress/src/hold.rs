@@ -103,8 +103,4 @@ impl Holds {
             .map(|(_, h)| h.request_id.clone())
             .collect()
     }
-
-    pub fn len(&self) -> usize {
-        self.maps().by_key.len()
-    }
 }
