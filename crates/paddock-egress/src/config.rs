@@ -17,6 +17,8 @@ pub struct EgressConfig {
     pub dns_port: u16,
     /// How long a held connection waits for a verdict.
     pub hold_timeout_secs: u64,
+    /// Pending requests one box may have at a time; more are refused.
+    pub max_held_per_box: usize,
     /// Upper bound on `egress down --ttl`.
     pub max_down_secs: u64,
     pub connect_timeout_secs: u64,
@@ -38,6 +40,7 @@ impl Default for EgressConfig {
             proxy_port: 3128,
             dns_port: 53,
             hold_timeout_secs: 60,
+            max_held_per_box: 32,
             max_down_secs: 3600,
             connect_timeout_secs: 10,
             hosts: HashMap::new(),

@@ -58,6 +58,8 @@ pub enum Joined {
     New(Arc<Held>),
     /// Joined one already announced.
     Existing(Arc<Held>),
+    /// The box already has as many pending requests as it may.
+    TooMany,
 }
 
 impl Holds {
@@ -65,10 +67,21 @@ impl Holds {
         self.maps.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn join(&self, key: HoldKey, project: &str) -> Joined {
+    /// Joins the pending request for `key`, or opens one if the box has
+    /// fewer than `limit` (a box must not bury a person in prompts).
+    pub fn join(&self, key: HoldKey, project: &str, limit: usize) -> Joined {
         let mut maps = self.maps();
         if let Some(held) = maps.by_key.get(&key) {
             return Joined::Existing(held.clone());
+        }
+        if maps
+            .by_key
+            .keys()
+            .filter(|k| k.box_id == key.box_id)
+            .count()
+            >= limit
+        {
+            return Joined::TooMany;
         }
         let request_id = hex::encode(rand::random::<[u8; 12]>());
         let (outcome, _) = watch::channel(None);

@@ -20,7 +20,25 @@ impl Egress {
             host: host_text.clone(),
             port,
         };
-        let held = match self.holds.join(key, &who.project) {
+        let limit = self.config.max_held_per_box.max(1);
+        let held = match self.holds.join(key, &who.project, limit) {
+            Joined::TooMany => {
+                let reason = format!("the box already waits on {limit} undecided destinations");
+                let dest = Dest {
+                    host: &host_text,
+                    port,
+                    proto: 6,
+                    domain: match host {
+                        Host::Name(n) => n,
+                        Host::Ip(_) => "",
+                    },
+                };
+                self.refuse(who, dest, "denied", "hold limit", &reason);
+                return Outcome::Denied {
+                    by: "hold limit".into(),
+                    reason,
+                };
+            }
             Joined::Existing(held) => {
                 self.hub.blocked_again(&held.request_id);
                 held

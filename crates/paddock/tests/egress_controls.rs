@@ -311,3 +311,48 @@ async fn without_the_means_to_guard_a_box_creation_fails_closed() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_cannot_bury_a_person_in_prompts() {
+    let mut opts = options(30);
+    opts.extra_toml = opts
+        .extra_toml
+        .replace("[egress]\n", "[egress]\nmax_held_per_box = 2\n");
+    let p = Paddock::start(opts);
+    create_box(&p, "noisy", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    let proxy = format!("{}:3128", gateway_of(&p, "noisy").await);
+    let mut held = Vec::new();
+    for port in [1001, 1002] {
+        let mut s = TcpStream::connect(&proxy).await.unwrap();
+        s.write_all(format!("CONNECT 127.0.0.1:{port} HTTP/1.1\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        held.push(s);
+    }
+    wait_for("two held requests", Duration::from_secs(10), || async {
+        let (_, pending) = p.get("/api/v1/egress/pending").await;
+        (pending["requests"].as_array().map(Vec::len) == Some(2)).then_some(())
+    })
+    .await;
+    let third = raw_request(
+        &proxy,
+        b"CONNECT 127.0.0.1:1003 HTTP/1.1\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(
+        third.starts_with("HTTP/1.1 403") && third.contains("2 undecided destinations"),
+        "{third:?}"
+    );
+    let (_, pending) = p.get("/api/v1/egress/pending").await;
+    assert_eq!(
+        pending["requests"].as_array().unwrap().len(),
+        2,
+        "nothing new to answer"
+    );
+    drop(held);
+}
