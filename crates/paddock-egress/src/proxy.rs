@@ -90,6 +90,9 @@ pub async fn serve(
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEAD_DEADLINE)
+                // Our own answers (the CONNECT 200, refusals) need no Date;
+                // forwarded responses keep the origin's.
+                .auto_date_header(false)
                 .max_buf_size(MAX_HEAD)
                 .serve_connection(TokioIo::new(stream), service)
                 .with_upgrades();
