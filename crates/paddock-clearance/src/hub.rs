@@ -2,6 +2,7 @@
 //! checks a verdict must pass before it reaches whoever holds the request.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, SystemTime};
@@ -223,12 +224,12 @@ impl Hub {
         };
         let pending = {
             let mut live = lock(&self.live);
-            let Some(pending) = live.get(&verdict.request_id) else {
+            let Entry::Occupied(entry) = live.entry(verdict.request_id.clone()) else {
                 return Err(VerdictError::UnknownRequest {
                     request_id: verdict.request_id.clone(),
                 });
             };
-            let e = &pending.event;
+            let e = &entry.get().event;
             if e.container != verdict.container || e.dest != verdict.dest {
                 return Err(VerdictError::VerdictTupleMismatch {
                     expected_container: e.container.clone(),
@@ -237,13 +238,7 @@ impl Hub {
                     got_dest: verdict.dest.clone(),
                 });
             }
-            live.remove(&verdict.request_id)
-        };
-        let Some(pending) = pending else {
-            // Unreachable: the entry was present under the same lock.
-            return Err(VerdictError::UnknownRequest {
-                request_id: verdict.request_id,
-            });
+            entry.remove()
         };
         let checked = CheckedVerdict {
             allow,

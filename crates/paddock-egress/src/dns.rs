@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Dest, Egress, now_ms};
-use crate::policy::{Action, RuleSet, normalise_name};
+use crate::gateway::{BoxIdentity, Dest, Egress};
+use crate::policy::{Action, normalise_name};
 use crate::shield::Shield;
 
 const TYPE_A: u16 = 1;
@@ -96,17 +96,12 @@ impl Egress {
         who: &BoxIdentity,
         name: &str,
     ) -> Result<Vec<std::net::Ipv4Addr>, String> {
-        let shield = self.shield_of(&who.box_id);
+        let policy = self.policy_of(who);
+        let shield = policy.shield;
         if shield == Shield::Block {
             return Err("the box's shield blocks all egress".into());
         }
-        let rules = self.rules();
-        let set = RuleSet {
-            rules: &rules,
-            box_id: &who.box_id,
-            project: &who.project,
-            now_ms: now_ms(),
-        };
+        let set = policy.rules(who);
         let lowered = matches!(shield, Shield::Down { .. });
         let allowed = match set.for_name_any_port(name) {
             Some(rule) => rule.action == Action::Allow || (lowered && rule.action == Action::Ask),

@@ -32,6 +32,25 @@ pub struct BoxIdentity {
     pub project: String,
 }
 
+/// What decides for one box right now: its shield and the rules as they
+/// stand (a snapshot, so one decision sees one rule set throughout).
+pub(crate) struct Policy {
+    pub shield: Shield,
+    rules: Arc<Vec<Rule>>,
+    now_ms: i64,
+}
+
+impl Policy {
+    pub fn rules<'a>(&'a self, who: &'a BoxIdentity) -> RuleSet<'a> {
+        RuleSet {
+            rules: &self.rules,
+            box_id: &who.box_id,
+            project: &who.project,
+            now_ms: self.now_ms,
+        }
+    }
+}
+
 /// A destination as the log and events describe it.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Dest<'a> {
@@ -167,6 +186,14 @@ impl Egress {
 
     pub fn rules(&self) -> Arc<Vec<Rule>> {
         self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub(crate) fn policy_of(&self, who: &BoxIdentity) -> Policy {
+        Policy {
+            shield: self.shield_of(&who.box_id),
+            rules: self.rules(),
+            now_ms: now_ms(),
+        }
     }
 
     pub fn identify(&self, network_id: &str) -> Option<BoxIdentity> {
@@ -325,17 +352,12 @@ impl Egress {
             Decision::Deny { reason }
         };
 
-        let shield = self.shield_of(&who.box_id);
+        let policy = self.policy_of(who);
+        let shield = policy.shield;
         if shield == Shield::Block {
             return deny("the box's shield blocks all egress".into(), "shield");
         }
-        let rules = self.rules();
-        let set = RuleSet {
-            rules: &rules,
-            box_id: &who.box_id,
-            project: &who.project,
-            now_ms: now_ms(),
-        };
+        let set = policy.rules(who);
         let name_rule = match host {
             Host::Name(n) => set.for_name(n, port),
             Host::Ip(_) => None,

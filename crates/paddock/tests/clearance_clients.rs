@@ -63,13 +63,7 @@ impl Streaming {
     async fn until_live(&self, p: &Paddock, box_id: &str) {
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let (status, _) = p
-                .put(
-                    &format!("/api/v1/boxes/{box_id}/shield"),
-                    json!({"state": "up"}),
-                )
-                .await;
-            assert_eq!(status, 200);
+            poke(p, box_id).await;
             while let Ok(v) = self.lines.recv_timeout(Duration::from_millis(200)) {
                 if v["type"] == "shield_up" {
                     return;

@@ -117,19 +117,24 @@ impl Subscriber {
     }
 }
 
+/// Causes one event every subscriber sees: the box's shield raised (again).
+pub async fn poke(p: &Paddock, box_id: &str) {
+    let (status, _) = p
+        .put(
+            &format!("/api/v1/boxes/{box_id}/shield"),
+            json!({"state": "up"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
 /// Returns once the subscription is certainly live: the server registers
 /// it asynchronously, so the test pokes the hub with shield events until
 /// one arrives.
 pub async fn subscribed(p: &Paddock, sub: &mut Subscriber, box_id: &str) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, _) = p
-            .put(
-                &format!("/api/v1/boxes/{box_id}/shield"),
-                json!({"state": "up"}),
-            )
-            .await;
-        assert_eq!(status, 200);
+        poke(p, box_id).await;
         let wait = tokio::time::timeout(Duration::from_millis(200), async {
             loop {
                 let e = sub
