@@ -370,7 +370,7 @@ async fn held_round(
 
 pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
     let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
-    let http = reqwest::Client::new();
+    let http = crate::http_client();
     let box_id = "egress-bench".to_owned();
     rest(
         &http,

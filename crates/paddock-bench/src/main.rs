@@ -57,6 +57,23 @@ fn parse_args() -> anyhow::Result<Args> {
 }
 
 /// A paddock under measurement, on its own data dir and instance label.
+/// The admin token every benchmarked paddock is started with.
+const BENCH_TOKEN: &str = "paddock-bench-admin-token-0123456789abcdef";
+
+/// A client that sends the bench's admin token.
+fn http_client() -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        reqwest::header::HeaderValue::from_str(&format!("Bearer {BENCH_TOKEN}"))
+            .expect("a valid header"),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("an HTTP client")
+}
+
 struct Server {
     child: Child,
     url: String,
@@ -86,6 +103,7 @@ impl Server {
             .arg("--clearance-socket")
             .arg(dir.path().join("run/clearance.sock"))
             .env("PADDOCK_LOG", "warn")
+            .env("PADDOCK_ADMIN_TOKEN", BENCH_TOKEN)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -176,7 +194,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
     let server = Server::start(args, "")?;
-    let client = mcp::Client::connect(&format!("{}/mcp", server.url)).await?;
+    let client = mcp::Client::connect(&format!("{}/mcp", server.url), BENCH_TOKEN).await?;
     println!(
         "paddock-bench: {} iterations, list_boxes with {} boxes, image {}",
         args.iterations, args.list_boxes, args.image
@@ -254,7 +272,7 @@ async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
     docker(&["rm", "-f", &name])?;
 
     // list_boxes against a full house.
-    let http = reqwest::Client::new();
+    let http = http_client();
     let mut made = Vec::new();
     for i in 0..args.list_boxes {
         let id = format!("list-{i}");

@@ -10,8 +10,13 @@ use serde_json::Value;
 pub struct Client(RunningService<rmcp::RoleClient, ()>);
 
 impl Client {
-    pub async fn connect(url: &str) -> anyhow::Result<Self> {
-        let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
+    pub async fn connect(url: &str, token: &str) -> anyhow::Result<Self> {
+        let transport = StreamableHttpClientTransport::from_config(
+            rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+                url.to_owned(),
+            )
+            .auth_header(token),
+        );
         Ok(Self(().serve(transport).await.context("MCP handshake")?))
     }
 

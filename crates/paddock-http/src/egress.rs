@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
@@ -15,7 +15,9 @@ use paddock_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::auth::{Caller, box_resource};
 use crate::{ApiError, AppState};
+use paddock_iam::Resource;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -82,10 +84,39 @@ impl From<&Rule> for RuleView {
     }
 }
 
-async fn list_rules(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// The project a rule belongs to, for listings and checks: its own for a
+/// project rule, its box's for a box rule (none if the box is gone).
+fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
+    match scope {
+        Scope::Project(p) => Some(p.clone()),
+        Scope::Box(b) => s.boxes.get(b).ok().map(|v| v.project),
+    }
+}
+
+fn rule_resource(s: &AppState, scope: &Scope) -> Resource {
+    match (scope, rule_project(s, scope)) {
+        (Scope::Box(b), Some(project)) => Resource::Box {
+            id: b.clone(),
+            project,
+        },
+        (_, Some(project)) => Resource::Project(project),
+        // A rule of a box that is gone: only an unrestricted caller.
+        (_, None) => Resource::Project(String::new()),
+    }
+}
+
+async fn list_rules(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let egress = gateway(&s)?;
     egress.reload_rules()?;
-    let rules: Vec<RuleView> = egress.rules().iter().map(RuleView::from).collect();
+    let rules: Vec<RuleView> = egress
+        .rules()
+        .iter()
+        .filter(|r| rule_project(&s, &r.scope).is_some_and(|p| caller.sees(&p)) || caller.sees(""))
+        .map(RuleView::from)
+        .collect();
     Ok(Json(json!({ "rules": rules })))
 }
 
@@ -106,6 +137,7 @@ struct NewRule {
 
 async fn add_rule(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     payload: Result<Json<NewRule>, JsonRejection>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     let egress = gateway(&s)?;
@@ -120,7 +152,10 @@ async fn add_rule(
         .map_err(EgressError::from)?;
     let scope = match (req.box_id, req.project) {
         (Some(b), None) => {
-            s.boxes.get(&b)?;
+            let view = s.boxes.get(&b)?;
+            if !caller.sees(&view.project) {
+                return Err(paddock_core::CoreError::NotFound(b).into());
+            }
             Scope::Box(b)
         }
         (None, Some(p)) => {
@@ -137,15 +172,22 @@ async fn add_rule(
         Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
         other => other.map(Duration::from_secs),
     };
-    let rule = egress.put_rule(scope, target, ports, action, ttl, "rest")?;
+    caller.check(rule_resource(&s, &scope)).await?;
+    let rule = egress.put_rule(scope, target, ports, action, ttl, caller.principal())?;
     Ok((StatusCode::CREATED, Json(RuleView::from(&rule))))
 }
 
 async fn delete_rule(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<i64>,
 ) -> Result<StatusCode, ApiError> {
-    if gateway(&s)?.delete_rule(id)? {
+    let egress = gateway(&s)?;
+    egress.reload_rules()?;
+    if let Some(rule) = egress.rules().iter().find(|r| r.id == id) {
+        caller.check(rule_resource(&s, &rule.scope)).await?;
+    }
+    if egress.delete_rule(id)? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError {
@@ -167,6 +209,7 @@ struct LogQuery {
 
 async fn log(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<LogQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let egress = gateway(&s)?;
@@ -182,6 +225,7 @@ async fn log(
         .map_err(EgressError::from)?;
     let entries: Vec<Value> = rows
         .into_iter()
+        .filter(|r| caller.sees(&r.project))
         .map(|r| {
             json!({
                 "id": r.id, "at": r.at, "box_id": r.box_id, "project": r.project,
@@ -194,12 +238,16 @@ async fn log(
     Ok(Json(json!({ "entries": entries })))
 }
 
-async fn pending(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn pending(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
     let egress = gateway(&s)?;
     let requests: Vec<Value> = egress
         .hub()
         .pending()
         .into_iter()
+        .filter(|p| caller.sees(p.event.dossier.get("project").map_or("", String::as_str)))
         .map(|p| {
             json!({
                 "container": p.event.container,
@@ -268,10 +316,15 @@ pub(crate) fn verdict_error(e: VerdictError) -> ApiError {
 
 async fn verdict(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     payload: Result<Json<VerdictRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let egress = gateway(&s)?;
-    let verdict = body(payload)?.into_verdict("rest")?;
+    let request = body(payload)?;
+    caller
+        .check(box_resource(&s, &caller, &request.container)?)
+        .await?;
+    let verdict = request.into_verdict(caller.principal())?;
     let ok = egress.hub().verdict(verdict).map_err(verdict_error)?;
     Ok(Json(json!({ "ok": ok })))
 }
@@ -286,6 +339,7 @@ struct ShieldRequest {
 
 async fn shield(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     payload: Result<Json<ShieldRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
@@ -300,7 +354,7 @@ async fn shield(
         &who,
         &req.state,
         req.ttl_secs.map(Duration::from_secs),
-        "rest",
+        caller.principal(),
     )?;
     let until = match shield {
         paddock_egress::Shield::Down { until_ms } => Some(until_ms),

@@ -1,39 +1,156 @@
 //! `/api/v1/events`: the hub's events as JSON text frames, and verdicts
 //! sent back on the same socket. Each socket is one hub subscriber with its
 //! own bounded queue, like a varlink subscriber.
+//!
+//! The credential comes in the `Authorization` header, as `?token=`, or in
+//! the first frame (`{"type":"auth","token":…}`, within a deadline): a
+//! browser treats a refused handshake as final, an in-band refusal it can
+//! show. `auth` may be sent again to refresh the credential. The socket
+//! closes when its token is revoked, and re-checks its credential
+//! periodically (expiry, revocation by another process). Every message kind
+//! is looked up in the registry; a caller sees only its projects' events.
 
-use axum::extract::State;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, State};
 use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use serde_json::json;
+use paddock_iam::registry::{self, Access};
+use paddock_iam::{Capability, Resource, Surface};
+use serde_json::{Value, json};
 
+use crate::auth::{Caller, box_resource, caller_for};
 use crate::egress::VerdictRequest;
 use crate::{ApiError, AppState};
 
 /// A verdict is a few hundred bytes; anything far larger is not one.
 const MAX_MESSAGE: usize = 64 * 1024;
+/// How long a socket without a credential has to send its `auth` frame.
+const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+/// Close code for "credential refused or gone" (private range).
+const CLOSE_UNAUTHORISED: u16 = 4401;
 
 pub(crate) async fn events(
     State(s): State<AppState>,
+    caller: Option<Extension<Caller>>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    let egress = crate::egress_gateway(&s)?.clone();
+    crate::egress_gateway(&s)?;
+    let caller = caller.map(|Extension(c)| c);
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, egress)))
+        .on_upgrade(move |socket| serve(socket, s, caller)))
 }
 
-async fn serve(socket: WebSocket, egress: std::sync::Arc<paddock_egress::Egress>) {
-    let subscription = egress.hub().subscribe();
+type Tx = SplitSink<WebSocket, Message>;
+type Rx = SplitStream<WebSocket>;
+
+async fn send(tx: &mut Tx, value: Value) -> bool {
+    tx.send(Message::Text(value.to_string().into()))
+        .await
+        .is_ok()
+}
+
+async fn close(tx: &mut Tx, reason: &str) {
+    let _ = send(
+        tx,
+        json!({"type": "error", "error": "unauthenticated", "message": reason}),
+    )
+    .await;
+    let _ = tx
+        .send(Message::Close(Some(CloseFrame {
+            code: CLOSE_UNAUTHORISED,
+            reason: "unauthenticated".into(),
+        })))
+        .await;
+}
+
+/// Authenticates a token sent in a frame, and checks it may subscribe.
+async fn admit(s: &AppState, token: Option<&str>) -> Result<Caller, String> {
+    let identity = s
+        .iam
+        .authenticate(token, Surface::WebSocket)
+        .await
+        .map_err(|e| e.to_string())?;
+    let caller = caller_for(s.iam.clone(), identity);
+    caller
+        .check_capability(Capability::EventsSubscribe, Resource::Global)
+        .await
+        .map_err(|e| e.message)?;
+    Ok(caller)
+}
+
+/// Waits for the first frame to be an `auth` frame.
+async fn first_frame_auth(s: &AppState, rx: &mut Rx) -> Result<(Caller, String), String> {
+    let frame = tokio::time::timeout(AUTH_DEADLINE, rx.next())
+        .await
+        .map_err(|_| "no credential: send {\"type\":\"auth\",\"token\":…} first".to_owned())?;
+    let Some(Ok(Message::Text(text))) = frame else {
+        return Err("expected an auth frame".into());
+    };
+    let value: Value = serde_json::from_str(&text).map_err(|_| "expected an auth frame")?;
+    let token = value["token"].as_str().filter(|_| value["type"] == "auth");
+    let token = token.ok_or("expected an auth frame")?.to_owned();
+    Ok((admit(s, Some(&token)).await?, token))
+}
+
+async fn serve(socket: WebSocket, s: AppState, caller: Option<Caller>) {
+    let Some(egress) = s.egress.clone() else {
+        return;
+    };
     let (mut tx, mut rx) = socket.split();
+    // The credential is kept only to re-check it; it is never echoed.
+    let (mut caller, mut secret) = match caller {
+        Some(c) => (c, None),
+        None => match first_frame_auth(&s, &mut rx).await {
+            Ok((c, token)) => (c, Some(token)),
+            Err(reason) => return close(&mut tx, &reason).await,
+        },
+    };
+    if !send(
+        &mut tx,
+        json!({"type": "welcome", "principal": caller.principal()}),
+    )
+    .await
+    {
+        return;
+    }
+    let subscription = egress.hub().subscribe();
+    let mut revocations = s.iam.revocations();
+    let mut recheck = tokio::time::interval(s.session_recheck);
+    recheck.tick().await;
     loop {
         tokio::select! {
             event = subscription.next() => {
                 let Some(event) = event else { break };
-                if tx.send(Message::Text(event.json.clone().into())).await.is_err() {
+                let project = event.event.dossier.get("project").map_or("", String::as_str);
+                if (project.is_empty() || caller.sees(project))
+                    && tx.send(Message::Text(event.json.clone().into())).await.is_err()
+                {
                     break;
+                }
+            }
+            revoked = revocations.recv() => {
+                if let Ok(principal) = revoked
+                    && *principal == *caller.identity.principal
+                {
+                    return close(&mut tx, "the credential was revoked").await;
+                }
+            }
+            _ = recheck.tick(), if secret.is_some() || caller.identity.expires_at.is_some() => {
+                let still = match &secret {
+                    Some(token) => admit(&s, Some(token)).await.map(|_| ()),
+                    None => match caller.identity.expires_at {
+                        Some(at) if at <= now() => Err("the credential has expired".to_owned()),
+                        _ => Ok(()),
+                    },
+                };
+                if let Err(reason) = still {
+                    return close(&mut tx, &reason).await;
                 }
             }
             incoming = rx.next() => {
@@ -41,30 +158,106 @@ async fn serve(socket: WebSocket, egress: std::sync::Arc<paddock_egress::Egress>
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Binary(_))) => {
-                        let reply = json!({"type": "error", "error": "invalid", "message": "send verdicts as JSON text"});
-                        if tx.send(Message::Text(reply.to_string().into())).await.is_err() { break }
+                        let reply = json!({"type": "error", "error": "invalid", "message": "send JSON text"});
+                        if !send(&mut tx, reply).await { break }
                         continue;
                     }
                     _ => break,
                 };
-                let reply = match serde_json::from_str::<VerdictRequest>(&text) {
-                    Err(e) => json!({"type": "error", "error": "invalid", "message": e.to_string()}),
-                    Ok(req) => {
-                        let request_id = req.request_id.clone();
-                        match req.into_verdict("websocket").map(|v| egress.hub().verdict(v)) {
-                            Ok(Ok(ok)) => json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
-                            Ok(Err(e)) => {
-                                let e = crate::egress::verdict_error(e);
-                                json!({"type": "error", "request_id": request_id, "error": e.code, "message": e.message})
-                            }
-                            Err(e) => json!({"type": "error", "request_id": request_id, "error": e.code, "message": e.message}),
-                        }
+                let reply = match message(&s, &egress, &caller, &text).await {
+                    Reply::Send(v) => v,
+                    Reply::Reauthenticated(c, token) => {
+                        caller = c;
+                        secret = Some(token);
+                        json!({"type": "welcome", "principal": caller.principal()})
                     }
+                    Reply::Close(reason) => return close(&mut tx, &reason).await,
                 };
-                if tx.send(Message::Text(reply.to_string().into())).await.is_err() {
+                if !send(&mut tx, reply).await {
                     break;
                 }
             }
         }
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+enum Reply {
+    Send(Value),
+    Reauthenticated(Caller, String),
+    Close(String),
+}
+
+fn error(request_id: Option<&str>, e: &ApiError) -> Reply {
+    Reply::Send(
+        json!({"type": "error", "request_id": request_id, "error": e.code, "message": e.message}),
+    )
+}
+
+/// One client frame: its kind (default `verdict`) must be registered.
+async fn message(
+    s: &AppState,
+    egress: &Arc<paddock_egress::Egress>,
+    caller: &Caller,
+    text: &str,
+) -> Reply {
+    let value: Value = match serde_json::from_str(text) {
+        Ok(v) => v,
+        Err(e) => return error(None, &ApiError::bad_request(e.to_string())),
+    };
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("verdict");
+    let Some(op) = registry::find(Surface::WebSocket, kind) else {
+        let e = crate::auth::forbidden(format!("{kind:?} is not a registered message kind"));
+        return error(None, &e);
+    };
+    match (op.name, op.access) {
+        ("auth", _) => {
+            let token = value["token"].as_str().map(str::to_owned);
+            match admit(s, token.as_deref()).await {
+                Ok(c) => Reply::Reauthenticated(c, token.unwrap_or_default()),
+                Err(reason) => Reply::Close(reason),
+            }
+        }
+        ("verdict", Access::Requires(capability)) => {
+            let mut request = value;
+            if let Some(o) = request.as_object_mut() {
+                o.remove("type");
+            }
+            let req: VerdictRequest = match serde_json::from_value(request) {
+                Ok(r) => r,
+                Err(e) => return error(None, &ApiError::bad_request(e.to_string())),
+            };
+            let request_id = req.request_id.clone();
+            let checked = match box_resource(s, caller, &req.container) {
+                Ok(resource) => caller.check_capability(capability, resource).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = checked {
+                return error(Some(&request_id), &e);
+            }
+            let verdict = match req.into_verdict(caller.principal()) {
+                Ok(v) => v,
+                Err(e) => return error(Some(&request_id), &e),
+            };
+            match egress.hub().verdict(verdict) {
+                Ok(ok) => Reply::Send(
+                    json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
+                ),
+                Err(e) => error(Some(&request_id), &crate::egress::verdict_error(e)),
+            }
+        }
+        _ => error(
+            None,
+            &crate::auth::forbidden(format!("{kind:?} has no handler")),
+        ),
     }
 }

@@ -6,6 +6,7 @@
 //! paths carry a bearer token.
 
 mod activate;
+mod auth;
 mod egress;
 mod error;
 mod events;
@@ -13,6 +14,7 @@ mod health;
 mod mcp;
 mod origin;
 mod rest;
+mod tokens;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,13 +26,17 @@ use axum::response::Response;
 use paddock_core::BoxService;
 use tokio_util::sync::CancellationToken;
 
+pub use auth::Caller;
 pub use error::ApiError;
+pub use mcp::tool_names as mcp_tool_names;
 
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
     pub egress: Option<Arc<paddock_egress::Egress>>,
     pub clearance_socket: Option<Arc<std::path::PathBuf>>,
+    pub iam: Arc<paddock_iam::Iam>,
+    pub session_recheck: std::time::Duration,
 }
 
 pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
@@ -52,6 +58,10 @@ pub struct HttpOptions {
     pub egress: Option<Arc<paddock_egress::Egress>>,
     /// The clearance hub's socket, probed by `/healthz`.
     pub clearance_socket: Option<std::path::PathBuf>,
+    /// Who may do what; asked on every request.
+    pub iam: Arc<paddock_iam::Iam>,
+    /// How often a long-lived socket re-checks its credential.
+    pub session_recheck: std::time::Duration,
 }
 
 pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
@@ -59,6 +69,8 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         boxes,
         egress: options.egress.clone(),
         clearance_socket: options.clearance_socket.clone().map(Arc::new),
+        iam: options.iam.clone(),
+        session_recheck: options.session_recheck,
     };
     Router::new()
         .merge(rest::routes())
@@ -66,8 +78,10 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         .route("/api/v1/events", axum::routing::get(events::events))
         .merge(activate::routes())
         .merge(health::routes())
+        .merge(tokens::routes())
         .with_state(state.clone())
-        .nest_service("/mcp", mcp::service(state, &options))
+        .nest_service("/mcp", mcp::service(state.clone(), &options))
+        .layer(middleware::from_fn_with_state(state, auth::guard))
         .layer(middleware::from_fn_with_state(
             Arc::new(options.allowed_hosts.clone()),
             origin::guard,

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use paddock_core::{BoxView, CoreError, CreateBox, CreatedBox, ExecResult};
+use rmcp::handler::server::common::Extension;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
@@ -14,6 +15,10 @@ use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use axum::http::request::Parts;
+use paddock_iam::{Access, Resource, Surface, registry};
+
+use crate::auth::{Caller, box_resource};
 use crate::{AppState, HttpOptions, error::classify};
 
 #[derive(Clone)]
@@ -68,6 +73,23 @@ pub(crate) struct Logs {
     logs: String,
 }
 
+/// What a tool acts on, for its authorisation.
+enum Target<'a> {
+    Global,
+    Project(&'a str),
+    Box(&'a str),
+}
+
+/// The names of every tool this server offers (the registry test checks
+/// each is registered).
+pub fn tool_names() -> Vec<String> {
+    BoxTools::tool_router()
+        .list_all()
+        .into_iter()
+        .map(|t| t.name.to_string())
+        .collect()
+}
+
 #[tool_router(router = tool_router)]
 impl BoxTools {
     fn new(state: AppState) -> Self {
@@ -81,6 +103,38 @@ impl BoxTools {
         &self.state.boxes
     }
 
+    /// The tool's registry entry, authorised for the caller of this HTTP
+    /// request on `resource` (a box is resolved to its project first).
+    async fn authorise(
+        &self,
+        parts: &Parts,
+        tool: &str,
+        target: Target<'_>,
+    ) -> Result<Caller, String> {
+        let caller = parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or("unauthenticated: no credential")?;
+        let Some(op) = registry::find(Surface::Mcp, tool) else {
+            return Err(format!("forbidden: {tool} is not a registered operation"));
+        };
+        let Access::Requires(capability) = op.access else {
+            return Ok(caller);
+        };
+        let resource = match target {
+            Target::Global => Resource::Global,
+            Target::Project(p) => Resource::Project(p.to_owned()),
+            Target::Box(id) => box_resource(&self.state, &caller, id)
+                .map_err(|e| format!("{}: {}", e.code, e.message))?,
+        };
+        caller
+            .check_capability(capability, resource)
+            .await
+            .map_err(|e| format!("{}: {}", e.code, e.message))?;
+        Ok(caller)
+    }
+
     #[tool(
         name = "create_box",
         description = "Create a sandboxed box for a project. If the image needs a login, the result carries activation_url: give that link to the person; they finish the login there. Never ask them for the code."
@@ -88,7 +142,10 @@ impl BoxTools {
     async fn create_box(
         &self,
         Parameters(args): Parameters<CreateBox>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<CreatedBox>, String> {
+        self.authorise(&parts, "create_box", Target::Project(&args.project))
+            .await?;
         self.boxes()
             .create(args)
             .await
@@ -103,16 +160,22 @@ impl BoxTools {
     async fn get_box(
         &self,
         Parameters(args): Parameters<BoxIdArgs>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<BoxView>, String> {
+        self.authorise(&parts, "get_box", Target::Box(&args.box_id))
+            .await?;
         self.boxes().get(&args.box_id).map(Json).map_err(tool_error)
     }
 
-    #[tool(name = "list_boxes", description = "List every box.")]
-    async fn list_boxes(&self) -> Result<Json<BoxList>, String> {
-        self.boxes()
-            .list()
-            .map(|boxes| Json(BoxList { boxes }))
-            .map_err(tool_error)
+    #[tool(name = "list_boxes", description = "List the boxes you may see.")]
+    async fn list_boxes(
+        &self,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<BoxList>, String> {
+        let caller = self.authorise(&parts, "list_boxes", Target::Global).await?;
+        let mut boxes = self.boxes().list().map_err(tool_error)?;
+        boxes.retain(|b| caller.sees(&b.project));
+        Ok(Json(BoxList { boxes }))
     }
 
     #[tool(
@@ -122,7 +185,10 @@ impl BoxTools {
     async fn destroy_box(
         &self,
         Parameters(args): Parameters<BoxIdArgs>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<Destroyed>, String> {
+        self.authorise(&parts, "destroy_box", Target::Box(&args.box_id))
+            .await?;
         self.boxes()
             .destroy(&args.box_id)
             .await
@@ -139,7 +205,13 @@ impl BoxTools {
         name = "box_logs",
         description = "The last lines of a box's console output."
     )]
-    async fn box_logs(&self, Parameters(args): Parameters<LogsArgs>) -> Result<Json<Logs>, String> {
+    async fn box_logs(
+        &self,
+        Parameters(args): Parameters<LogsArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<Logs>, String> {
+        self.authorise(&parts, "box_logs", Target::Box(&args.box_id))
+            .await?;
         self.boxes()
             .logs(&args.box_id, args.tail)
             .await
@@ -159,7 +231,10 @@ impl BoxTools {
     async fn exec_box(
         &self,
         Parameters(args): Parameters<ExecArgs>,
+        Extension(parts): Extension<Parts>,
     ) -> Result<Json<ExecResult>, String> {
+        self.authorise(&parts, "exec_box", Target::Box(&args.box_id))
+            .await?;
         self.boxes()
             .exec(&args.box_id, &args.command)
             .await

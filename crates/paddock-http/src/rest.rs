@@ -1,14 +1,16 @@
 //! REST: `/api/v1/boxes[/{id}[/exec|/logs]]`.
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
 use serde::{Deserialize, Serialize};
 
+use crate::auth::Caller;
 use crate::{ApiError, AppState};
+use paddock_iam::Resource;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -29,17 +31,25 @@ struct BoxList {
     boxes: Vec<BoxView>,
 }
 
-async fn list(State(s): State<AppState>) -> Result<Json<BoxList>, ApiError> {
-    Ok(Json(BoxList {
-        boxes: s.boxes.list()?,
-    }))
+async fn list(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<BoxList>, ApiError> {
+    let mut boxes = s.boxes.list()?;
+    boxes.retain(|b| caller.sees(&b.project));
+    Ok(Json(BoxList { boxes }))
 }
 
 async fn create(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     payload: Result<Json<CreateBox>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedBox>), ApiError> {
-    let created = s.boxes.create(body(payload)?).await?;
+    let request = body(payload)?;
+    caller
+        .check(Resource::Project(request.project.clone()))
+        .await?;
+    let created = s.boxes.create(request).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

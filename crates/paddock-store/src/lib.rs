@@ -5,6 +5,7 @@
 //! mutex); callers on the async runtime use it directly because a statement
 //! costs microseconds, far less than a hop to a blocking pool.
 
+mod api_tokens;
 mod boxes;
 mod egress;
 mod git_tokens;
@@ -15,6 +16,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
+pub use api_tokens::ApiTokenRow;
 pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;

@@ -9,6 +9,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_boxes.sql"),
     include_str!("../migrations/0002_git_tokens.sql"),
     include_str!("../migrations/0003_egress.sql"),
+    include_str!("../migrations/0004_api_tokens.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

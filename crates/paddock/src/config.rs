@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::ServeArgs;
 use crate::embedded_gate::GitConfig;
+use crate::iam::IamConfig;
 use paddock_egress::EgressConfig;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +46,7 @@ pub struct PaddockConfig {
     pub git: GitConfig,
     pub egress: EgressConfig,
     pub clearance: ClearanceConfig,
+    pub iam: IamConfig,
 }
 
 impl Default for PaddockConfig {
@@ -62,6 +64,7 @@ impl Default for PaddockConfig {
             git: GitConfig::default(),
             egress: EgressConfig::default(),
             clearance: ClearanceConfig::default(),
+            iam: IamConfig::default(),
         }
     }
 }
@@ -111,6 +114,7 @@ pub struct Resolved {
     pub egress: EgressConfig,
     pub clearance: ClearanceConfig,
     pub clearance_socket: PathBuf,
+    pub iam: IamConfig,
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -202,12 +206,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         .listen
         .parse()
         .with_context(|| format!("listen address {:?} is not IP:PORT", config.server.listen))?;
-    if !listen.ip().is_loopback() {
-        bail!(
-            "refusing to listen on {listen}: paddock has no authentication configured yet, \
-             so it only binds loopback addresses (use 127.0.0.1 and a reverse proxy or SSH tunnel)"
-        );
-    }
+    config.iam.check(listen)?;
     if !matches!(config.server.log_format.as_str(), "text" | "json") {
         bail!("server.log_format must be \"text\" or \"json\"");
     }
@@ -256,6 +255,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
             .server
             .clearance_socket
             .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
+        iam: config.iam,
     })
 }
 
@@ -298,11 +298,18 @@ mod tests {
     }
 
     #[test]
-    fn non_loopback_listen_is_refused() {
+    fn non_loopback_listen_needs_authentication_on() {
         let mut config = PaddockConfig::default();
         config.server.listen = "0.0.0.0:7878".into();
-        let err = resolve(config).err().unwrap().to_string();
+        assert!(
+            resolve(config.clone()).is_ok(),
+            "with auth on it may bind anywhere"
+        );
+        config.iam.enabled = false;
+        let err = resolve(config.clone()).err().unwrap().to_string();
         assert!(err.contains("refusing to listen"), "{err}");
+        config.server.listen = "127.0.0.1:7878".into();
+        assert!(resolve(config).is_ok(), "auth off is fine on loopback");
     }
 
     #[test]

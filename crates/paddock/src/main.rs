@@ -5,6 +5,7 @@ mod client;
 mod config;
 mod embedded_gate;
 mod gate;
+mod iam;
 mod serve;
 mod supervisor;
 
@@ -33,6 +34,8 @@ enum Command {
     Boxes(client::BoxArgs),
     /// Egress rules, the decision log and box shields.
     Egress(client::EgressArgs),
+    /// Mint, list and revoke API tokens.
+    Token(client::TokenArgs),
     /// Allow or deny held connections from a terminal.
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
@@ -88,6 +91,7 @@ fn main() -> ExitCode {
         }
         Command::Boxes(args) => in_runtime(client::run_box(args)),
         Command::Egress(args) => in_runtime(client::run_egress(args)),
+        Command::Token(args) => in_runtime(client::run_token(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
     };
     result.unwrap_or_else(|e| {

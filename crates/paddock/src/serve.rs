@@ -52,6 +52,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         egress: egress_config,
         clearance,
         clearance_socket,
+        iam: iam_config,
         ..
     } = config;
 
@@ -69,6 +70,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
     );
     let engine = Arc::new(Engine::new(docker_host));
+    let crate::iam::Built { iam, first_admin } = crate::iam::build(&iam_config, store.clone())?;
 
     // The hub and its socket come before the boxes: a box must never run
     // while nobody can be asked about its connections.
@@ -186,6 +188,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             egress,
             clearance_socket: Some(clearance_socket.clone()),
+            iam,
+            session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
         },
     );
     supervisor.start("http", move |stop| async move {
@@ -204,6 +208,14 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     tracing::info!(instance = boxes.instance(), data_dir = %data_dir.display(), "paddock serving");
     // A line on stdout for scripts and tests that start paddock on port 0.
     println!("paddock: listening on http://{bound}");
+    if let Some(token) = first_admin {
+        // Shown here once and never again: only its hash is stored, and it
+        // goes to stdout, never to the log.
+        println!(
+            "paddock: first start: admin token (shown once, keep it): {token}\n\
+             paddock: use it as PADDOCK_TOKEN, or mint narrower ones with `paddock token create`"
+        );
+    }
 
     let failure = supervisor.failure();
     tokio::select! {

@@ -342,7 +342,11 @@ async fn websocket_events_and_verdicts() {
     let upstream = Upstream::start("127.0.0.1:0").await;
     let p = Paddock::start(options());
     held_setup(&p, "ws").await;
-    let url = format!("{}/api/v1/events", p.url.replace("http://", "ws://"));
+    let url = format!(
+        "{}/api/v1/events?token={}",
+        p.url.replace("http://", "ws://"),
+        p.admin_token
+    );
     let ws = Streaming::start(&["websocket", &url]);
     ws.next_where("ready", |v| v["ready"] == true);
     ws.until_live(&p, "ws").await;

@@ -108,8 +108,9 @@ async fn a_crash_mid_create_is_finished_at_the_next_start() {
     );
     let mut p = Paddock::start(with_hooks(&log, &slow));
     let url = p.url.clone();
+    let http = p.http.clone();
     let create = tokio::spawn(async move {
-        let _ = reqwest::Client::new()
+        let _ = http
             .post(format!("{url}/api/v1/boxes"))
             .json(&json!({"project": "demo", "box_id": "h-3"}))
             .send()

@@ -20,7 +20,7 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     ]);
     let out = run_python(
         "mcp_client.py",
-        &json!({"url": format!("{}/mcp", p.url), "calls": calls}),
+        &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": calls}),
     );
 
     let tools = out["tools"].as_object().unwrap();
@@ -80,7 +80,7 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     assert_eq!(done.status(), 200);
     let out2 = run_python(
         "mcp_client.py",
-        &json!({"url": format!("{}/mcp", p.url), "calls": [
+        &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": [
             ["get_box", {"box_id": "mcp-1"}],
             ["destroy_box", {"box_id": "mcp-1"}],
             ["destroy_box", {"box_id": "mcp-1"}],
@@ -113,7 +113,7 @@ async fn docker_down_is_a_tool_error_not_a_crash() {
     });
     let out = run_python(
         "mcp_client.py",
-        &json!({"url": format!("{}/mcp", p.url), "calls": [
+        &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": [
             ["create_box", {"project": "demo"}],
             ["list_boxes", {}],
         ]}),

@@ -161,8 +161,8 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
     let mut work = Vec::new();
     for i in 0..6 {
         let url = url.clone();
+        let http = p.http.clone();
         work.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
             let _ = http
                 .post(format!("{url}/api/v1/boxes"))
                 .json(&json!({"project": "demo", "box_id": format!("new-{i}")}))
@@ -172,8 +172,9 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
     }
     for i in 0..3 {
         let url = url.clone();
+        let http = p.http.clone();
         work.push(tokio::spawn(async move {
-            let _ = reqwest::Client::new()
+            let _ = http
                 .delete(format!("{url}/api/v1/boxes/old-{i}"))
                 .send()
                 .await;

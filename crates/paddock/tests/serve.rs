@@ -41,7 +41,7 @@ fn bad_configuration_is_refused_before_anything_starts() {
             "url_pattern",
         ),
         (
-            "[server]\nlisten = \"0.0.0.0:7878\"\n",
+            "[server]\nlisten = \"0.0.0.0:7878\"\n[iam]\nenabled = false\n",
             "refusing to listen",
         ),
     ] {
@@ -79,8 +79,9 @@ async fn a_stuck_client_cannot_hold_the_shutdown() {
     half.write_all(b"POST /api/v1/boxes HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
         .unwrap();
     let url = p.url.clone();
+    let http = p.http.clone();
     let slow = tokio::spawn(async move {
-        let _ = reqwest::Client::new()
+        let _ = http
             .post(format!("{url}/api/v1/boxes/s-1/exec"))
             .json(&json!({"command": "sleep 60"}))
             .send()

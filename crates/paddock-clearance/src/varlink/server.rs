@@ -15,6 +15,7 @@ use super::service::{Outcome, dispatch};
 use super::socket::{SocketError, bind_private, effective_uid};
 use crate::hub::Hub;
 use crate::queue::{DirectSink, Subscription};
+use paddock_iam::{Capabilities, Identity};
 
 /// Requests are small; anything bigger is not a clearance client.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -63,8 +64,10 @@ impl VarlinkServer {
                     }
                 },
             };
-            match stream.peer_cred() {
-                Ok(cred) if cred.uid() == me => {}
+            // The same-uid rule stands; the uid becomes the identity the
+            // registry's checks and the audit see.
+            let caller = match stream.peer_cred() {
+                Ok(cred) if cred.uid() == me => Identity::local_user(me, Capabilities::all()),
                 Ok(cred) => {
                     tracing::warn!(
                         peer_uid = cred.uid(),
@@ -76,7 +79,7 @@ impl VarlinkServer {
                     tracing::warn!(error = %e, "cannot tell who connected to the clearance socket; refused");
                     continue;
                 }
-            }
+            };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 tracing::warn!("too many clearance clients; refused one");
                 continue;
@@ -87,7 +90,7 @@ impl VarlinkServer {
             tokio::spawn(async move {
                 tokio::select! {
                     _ = stop.cancelled() => {}
-                    _ = serve_connection(stream, hub, version) => {}
+                    _ = serve_connection(stream, hub, version, caller) => {}
                 }
                 drop(slot);
             });
@@ -96,7 +99,7 @@ impl VarlinkServer {
     }
 }
 
-async fn serve_connection(stream: UnixStream, hub: Arc<Hub>, version: String) {
+async fn serve_connection(stream: UnixStream, hub: Arc<Hub>, version: String, caller: Identity) {
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read, MAX_MESSAGE, FINISH_MESSAGE_WITHIN);
     loop {
@@ -108,7 +111,7 @@ async fn serve_connection(stream: UnixStream, hub: Arc<Hub>, version: String) {
                 return;
             }
         };
-        match dispatch(&hub, &version, &call) {
+        match dispatch(&hub, &version, &call, &caller) {
             Outcome::Reply(reply) => {
                 if call.oneway {
                     continue;

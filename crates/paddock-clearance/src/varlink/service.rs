@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::codec::{Call, Reply};
 use super::interfaces::{self, PADDOCK, SERVICE, TEROK};
 use crate::hub::{Hub, Verdict, VerdictError, VerdictScope};
+use paddock_iam::{Access, Identity, Resource, Surface, grant_decision, registry};
 
 pub(crate) enum Outcome {
     Reply(Reply),
@@ -59,11 +60,35 @@ struct ScopedVerdict {
     ttl_secs: Option<i64>,
 }
 
-pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call) -> Outcome {
+/// The registry's word on a method for this peer: unregistered methods
+/// are not found, a refused capability is `PermissionDenied`.
+fn authorised(caller: &Identity, method: &str) -> Result<(), Outcome> {
+    let Some(op) = registry::find(Surface::Varlink, method) else {
+        return Err(method_not_found(method));
+    };
+    if let Access::Requires(capability) = op.access {
+        let decision = grant_decision(caller, capability, &Resource::Global, Duration::ZERO);
+        if !decision.allow {
+            return Err(Outcome::Reply(Reply::error(
+                format!("{PADDOCK}.PermissionDenied"),
+                json!({ "reason": decision.reason }),
+            )));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Identity) -> Outcome {
     let (interface, method) = match call.method.rsplit_once('.') {
         Some(split) => split,
         None => return method_not_found(&call.method),
     };
+    if matches!(interface, SERVICE | TEROK | PADDOCK)
+        && let Err(refusal) = authorised(caller, &call.method)
+    {
+        return refusal;
+    }
+    let decided_by = format!("varlink:{}", caller.principal);
     let result = match (interface, method) {
         (SERVICE, "GetInfo") => Ok(get_info(version)),
         (SERVICE, "GetInterfaceDescription") => {
@@ -88,7 +113,7 @@ pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call) -> Outcome {
                     action: p.action,
                     scope: VerdictScope::Box,
                     ttl: None,
-                    decided_by: "varlink".into(),
+                    decided_by: decided_by.clone(),
                 },
             )
         }),
@@ -118,7 +143,7 @@ pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call) -> Outcome {
                     action: p.action,
                     scope,
                     ttl,
-                    decided_by: "varlink".into(),
+                    decided_by: decided_by.clone(),
                 },
             ))
         }),

@@ -5,7 +5,9 @@ mod boxes;
 mod egress;
 mod http;
 mod table;
+mod tokens;
 
 pub use boxes::{BoxArgs, run_box};
 pub use egress::{EgressArgs, run_egress};
 pub use table::render as render_table;
+pub use tokens::{TokenArgs, run_token};

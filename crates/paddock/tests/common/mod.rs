@@ -122,6 +122,9 @@ pub struct Paddock {
     pub dir: tempfile::TempDir,
     pub instance: String,
     pub url: String,
+    /// The admin token handed to this paddock (`PADDOCK_ADMIN_TOKEN`); the
+    /// harness's client and CLI calls use it.
+    pub admin_token: String,
     child: Option<Child>,
     pub options: Options,
     listen: String,
@@ -155,14 +158,16 @@ impl Paddock {
             ttl = options.ttl_secs,
         );
         std::fs::write(dir.path().join("paddock.toml"), config).unwrap();
+        let admin_token = format!("test-admin-{instance}-{}", "a".repeat(24));
         let mut p = Self {
             dir,
             instance,
             url: String::new(),
+            http: authorised_client(&admin_token),
+            admin_token,
             child: None,
             options,
             listen: "127.0.0.1:0".into(),
-            http: reqwest::Client::new(),
         };
         p.spawn();
         p
@@ -199,6 +204,7 @@ impl Paddock {
             .arg("--clearance-socket")
             .arg(self.clearance_socket())
             .env("PADDOCK_LOG", "debug")
+            .env("PADDOCK_ADMIN_TOKEN", &self.admin_token)
             .env_remove("PADDOCK_CONFIG")
             .stdout(Stdio::piped())
             .stderr(log);
@@ -251,7 +257,7 @@ impl Paddock {
 
     pub fn restart(&mut self) {
         // Pooled connections died with the old process.
-        self.http = reqwest::Client::new();
+        self.http = authorised_client(&self.admin_token);
         self.spawn();
     }
 
@@ -301,13 +307,37 @@ impl Paddock {
         status_json(r).await
     }
 
-    /// Runs the `paddock` CLI against this server.
+    /// Runs the `paddock` CLI against this server, as its admin.
     pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        self.cli_as(&self.admin_token, args)
+    }
+
+    pub fn cli_as(&self, token: &str, args: &[&str]) -> std::process::Output {
         Command::new(paddock_bin())
             .args(args)
             .env("PADDOCK_URL", &self.url)
+            .env("PADDOCK_TOKEN", token)
             .output()
             .unwrap()
+    }
+
+    /// A client that sends this token on every request.
+    pub fn client_as(&self, token: &str) -> reqwest::Client {
+        authorised_client(token)
+    }
+
+    /// Mints a token through the API; returns (id, secret).
+    pub async fn mint(&self, capabilities: &[&str], projects: Option<&[&str]>) -> (String, String) {
+        let mut body = serde_json::json!({"name": "test", "capabilities": capabilities});
+        if let Some(p) = projects {
+            body["projects"] = serde_json::json!(p);
+        }
+        let (status, created) = self.post("/api/v1/tokens", body).await;
+        assert_eq!(status, 201, "{created}");
+        (
+            created["token"]["id"].as_str().unwrap().to_owned(),
+            created["secret"].as_str().unwrap().to_owned(),
+        )
     }
 
     /// This instance's containers, by name, and its box networks in use,
@@ -352,6 +382,18 @@ impl Paddock {
             })
             .collect()
     }
+}
+
+pub fn authorised_client(token: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(
+        reqwest::header::AUTHORIZATION,
+        format!("Bearer {token}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
 }
 
 fn lines(bytes: &[u8]) -> Vec<String> {

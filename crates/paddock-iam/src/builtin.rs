@@ -1,0 +1,232 @@
+//! The built-in regime: API tokens in the store. A token is `pdk_` and 256
+//! random bits; only its SHA-256 is stored, the presented token is hashed
+//! and looked up by that hash, and the stored hash is compared to it in
+//! constant time, so timing reveals nothing about any stored token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use base64::Engine as _;
+use paddock_store::{ApiTokenRow, Store};
+use rand::RngCore;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::capability::Capabilities;
+use crate::error::{AuthError, IamError};
+use crate::identity::{Identity, ProjectScope, Source};
+use crate::regime::{Credential, Regime};
+
+pub const TOKEN_PREFIX: &str = "pdk_";
+/// Supplied admin tokens (`PADDOCK_ADMIN_TOKEN`) must be at least this
+/// long: 32 characters of anything is well past guessing.
+pub const MIN_SUPPLIED_LEN: usize = 32;
+
+pub fn hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill_bytes(&mut buf);
+    hex::encode(buf)
+}
+
+pub fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    format!(
+        "{TOKEN_PREFIX}{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    )
+}
+
+/// What to mint.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub name: String,
+    pub capabilities: Capabilities,
+    pub projects: ProjectScope,
+    pub ttl: Option<Duration>,
+}
+
+/// A token as listed: everything but the secret.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenInfo {
+    pub id: String,
+    pub name: String,
+    pub capabilities: Vec<String>,
+    pub projects: Option<Vec<String>>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+impl From<ApiTokenRow> for TokenInfo {
+    fn from(r: ApiTokenRow) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            capabilities: r.capabilities,
+            projects: r.projects,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+            revoked_at: r.revoked_at,
+        }
+    }
+}
+
+/// Token administration against a store; usable without a running server
+/// (`paddock token create` against the data dir).
+pub struct TokenBook {
+    store: Arc<Store>,
+}
+
+impl TokenBook {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    /// Mints a token; the secret is returned here and never again.
+    pub fn create(&self, new: &NewToken) -> Result<(TokenInfo, String), IamError> {
+        let secret = new_secret();
+        let info = self.insert(new, &secret)?;
+        Ok((info, secret))
+    }
+
+    /// Stores a token whose secret the operator chose (an initial admin
+    /// token handed in by automation); nothing happens if it is stored.
+    pub fn adopt(&self, new: &NewToken, secret: &str) -> Result<Option<TokenInfo>, IamError> {
+        if secret.len() < MIN_SUPPLIED_LEN || secret.chars().any(|c| c.is_whitespace()) {
+            return Err(IamError::Invalid(format!(
+                "a supplied token must be at least {MIN_SUPPLIED_LEN} characters without spaces"
+            )));
+        }
+        if self.store.api_token_by_hash(&hash(secret))?.is_some() {
+            return Ok(None);
+        }
+        self.insert(new, secret).map(Some)
+    }
+
+    fn insert(&self, new: &NewToken, secret: &str) -> Result<TokenInfo, IamError> {
+        if new.name.trim().is_empty() || new.name.len() > 100 {
+            return Err(IamError::Invalid(
+                "a token needs a name of 1 to 100 characters".into(),
+            ));
+        }
+        if new.capabilities == Capabilities::default() {
+            return Err(IamError::Invalid(
+                "a token needs at least one capability or role".into(),
+            ));
+        }
+        let now = crate::now();
+        let row = ApiTokenRow {
+            id: format!("tok_{}", random_hex(6)),
+            token_hash: hash(secret),
+            name: new.name.clone(),
+            capabilities: new.capabilities.names(),
+            projects: new.projects.to_list(),
+            created_at: now,
+            expires_at: new.ttl.map(|t| now + t.as_secs() as i64),
+            revoked_at: None,
+        };
+        self.store.insert_api_token(&row)?;
+        Ok(row.into())
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>, IamError> {
+        Ok(self
+            .store
+            .list_api_tokens()?
+            .into_iter()
+            .map(Into::into)
+            .collect())
+    }
+
+    /// Revokes; an unknown id is an error, revoking twice is not.
+    pub fn revoke(&self, id: &str) -> Result<TokenInfo, IamError> {
+        self.store.revoke_api_token(id, crate::now())?;
+        self.store
+            .api_token(id)?
+            .map(Into::into)
+            .ok_or_else(|| IamError::NoSuchToken(id.to_owned()))
+    }
+
+    /// First start: an empty token table gets one admin token, returned
+    /// for printing once.
+    pub fn first_admin(&self) -> Result<Option<String>, IamError> {
+        if self.store.any_api_token()? {
+            return Ok(None);
+        }
+        let (_, secret) = self.create(&NewToken {
+            name: "admin (first start)".into(),
+            capabilities: Capabilities::all(),
+            projects: ProjectScope::All,
+            ttl: None,
+        })?;
+        Ok(Some(secret))
+    }
+}
+
+pub struct TokenRegime {
+    store: Arc<Store>,
+    index: usize,
+    ttl: Duration,
+}
+
+impl TokenRegime {
+    pub fn new(store: Arc<Store>, index: usize, ttl: Duration) -> Self {
+        Self { store, index, ttl }
+    }
+}
+
+#[async_trait]
+impl Regime for TokenRegime {
+    fn name(&self) -> &'static str {
+        "tokens"
+    }
+
+    /// Every credential that is not a JWT: the store is local and cheap,
+    /// and supplied admin tokens need not carry the prefix.
+    fn claims(&self, secret: &str) -> bool {
+        !crate::looks_like_jwt(secret)
+    }
+
+    async fn authenticate(&self, credential: &Credential<'_>) -> Result<Identity, AuthError> {
+        let digest = hash(credential.secret);
+        let row = self
+            .store
+            .api_token_by_hash(&digest)
+            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(digest.as_bytes())))
+            .ok_or_else(|| AuthError::Rejected("unknown token".into()))?;
+        if row.revoked_at.is_some() {
+            return Err(AuthError::Rejected(format!("token {} was revoked", row.id)));
+        }
+        if row.expires_at.is_some_and(|at| at <= crate::now()) {
+            return Err(AuthError::Rejected(format!("token {} has expired", row.id)));
+        }
+        // Stored names the binary no longer knows grant nothing.
+        let grants = row
+            .capabilities
+            .iter()
+            .filter_map(|c| Capabilities::parse([c.as_str()]).ok())
+            .fold(Capabilities::default(), |a, b| {
+                a.iter().chain(b.iter()).collect()
+            });
+        Ok(Identity {
+            principal: format!("token:{}", row.id).into(),
+            projects: row.projects.map_or(ProjectScope::All, ProjectScope::only),
+            source: Source::Token(row.id),
+            via: credential.via,
+            expires_at: row.expires_at,
+            regime: self.index,
+            grants,
+        })
+    }
+
+    fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}

@@ -1,0 +1,30 @@
+use thiserror::Error;
+
+/// Why a caller was not let in. The text goes to the caller and the log,
+/// so it never contains the credential.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AuthError {
+    #[error("no credential: send `Authorization: Bearer <token>`")]
+    Missing,
+    #[error("credential refused: {0}")]
+    Rejected(String),
+    /// The regime could not decide (an endpoint down or slow, a key set
+    /// unreachable); a refusal, never an allow.
+    #[error("cannot verify the credential: {0}")]
+    Unavailable(String),
+}
+
+/// Why an authenticated caller may not do something.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct Denied(pub String);
+
+#[derive(Debug, Error)]
+pub enum IamError {
+    #[error(transparent)]
+    Store(#[from] paddock_store::StoreError),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("no token with id {0:?}")]
+    NoSuchToken(String),
+}

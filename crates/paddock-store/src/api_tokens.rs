@@ -1,0 +1,163 @@
+//! API tokens of the built-in IAM regime: rows keyed by id, found by hash.
+
+use rusqlite::{OptionalExtension, Row, params};
+
+use crate::{Result, Store, StoreError};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiTokenRow {
+    pub id: String,
+    pub token_hash: String,
+    pub name: String,
+    pub capabilities: Vec<String>,
+    /// `None`: every project.
+    pub projects: Option<Vec<String>>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub revoked_at: Option<i64>,
+}
+
+const COLUMNS: &str =
+    "id, token_hash, name, capabilities, projects, created_at, expires_at, revoked_at";
+
+fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
+    let capabilities: String = r.get(3)?;
+    let projects: Option<String> = r.get(4)?;
+    Ok(ApiTokenRow {
+        id: r.get(0)?,
+        token_hash: r.get(1)?,
+        name: r.get(2)?,
+        capabilities: json_list(&capabilities)?,
+        projects: projects.as_deref().map(json_list).transpose()?,
+        created_at: r.get(5)?,
+        expires_at: r.get(6)?,
+        revoked_at: r.get(7)?,
+    })
+}
+
+impl Store {
+    pub fn insert_api_token(&self, row: &ApiTokenRow) -> Result<()> {
+        let capabilities = serde_json::to_string(&row.capabilities)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let projects = row
+            .projects
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let inserted = self.conn().execute(
+            &format!("INSERT INTO api_tokens ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            params![
+                row.id,
+                row.token_hash,
+                row.name,
+                capabilities,
+                projects,
+                row.created_at,
+                row.expires_at,
+                row.revoked_at
+            ],
+        );
+        match inserted {
+            Err(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+            {
+                Err(StoreError::Duplicate(row.id.clone()))
+            }
+            other => other.map(|_| ()).map_err(Into::into),
+        }
+    }
+
+    /// The token whose hash this is, revoked or not (the caller decides).
+    pub fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM api_tokens WHERE token_hash = ?1"),
+                [token_hash],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn api_token(&self, id: &str) -> Result<Option<ApiTokenRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"),
+                [id],
+                from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn list_api_tokens(&self) -> Result<Vec<ApiTokenRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(&format!(
+            "SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, id"
+        ))?;
+        let rows = stmt.query_map([], from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Marks a token revoked; false when there is no such token or it was
+    /// revoked already (the first revocation time stays).
+    pub fn revoke_api_token(&self, id: &str, now: i64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            params![id, now],
+        )? == 1)
+    }
+
+    /// Whether any token was ever made here (revoked ones count): first
+    /// start mints an admin token only into an empty table.
+    pub fn any_api_token(&self) -> Result<bool> {
+        Ok(self
+            .conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |r| r.get(0))?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiTokenRow;
+    use crate::{Store, StoreError};
+
+    fn row(id: &str, hash: &str) -> ApiTokenRow {
+        ApiTokenRow {
+            id: id.into(),
+            token_hash: hash.into(),
+            name: "ci".into(),
+            capabilities: vec!["box:read".into()],
+            projects: Some(vec!["p".into()]),
+            created_at: 5,
+            expires_at: None,
+            revoked_at: None,
+        }
+    }
+
+    #[test]
+    fn tokens_round_trip_and_revoke_once() {
+        let s = Store::open_in_memory().unwrap();
+        assert!(!s.any_api_token().unwrap());
+        s.insert_api_token(&row("t1", "h1")).unwrap();
+        assert!(s.any_api_token().unwrap());
+        assert_eq!(s.api_token_by_hash("h1").unwrap().unwrap(), row("t1", "h1"));
+        assert!(s.api_token_by_hash("h2").unwrap().is_none());
+        assert!(matches!(
+            s.insert_api_token(&row("t2", "h1")),
+            Err(StoreError::Duplicate(_))
+        ));
+        assert!(s.revoke_api_token("t1", 9).unwrap());
+        assert!(!s.revoke_api_token("t1", 10).unwrap());
+        assert!(!s.revoke_api_token("nope", 10).unwrap());
+        assert_eq!(s.api_token("t1").unwrap().unwrap().revoked_at, Some(9));
+        assert_eq!(s.list_api_tokens().unwrap().len(), 1);
+    }
+}
