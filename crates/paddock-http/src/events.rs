@@ -30,6 +30,8 @@ use crate::{ApiError, AppState};
 const MAX_MESSAGE: usize = 64 * 1024;
 /// How long a socket without a credential has to send its `auth` frame.
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
+/// The client message kinds this socket handles (each registered).
+pub(crate) const MESSAGE_KINDS: [&str; 2] = ["auth", "verdict"];
 /// Close code for "credential refused or gone" (private range).
 const CLOSE_UNAUTHORISED: u16 = 4401;
 
@@ -215,6 +217,12 @@ async fn message(
         .get("type")
         .and_then(Value::as_str)
         .unwrap_or("verdict");
+    if !MESSAGE_KINDS.contains(&kind) {
+        let e = ApiError::bad_request(format!(
+            "unknown message type {kind:?} (known: {MESSAGE_KINDS:?})"
+        ));
+        return error(None, &e);
+    }
     let Some(op) = registry::find(Surface::WebSocket, kind) else {
         let e = crate::auth::forbidden(format!("{kind:?} is not a registered message kind"));
         return error(None, &e);

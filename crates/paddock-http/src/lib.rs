@@ -13,6 +13,8 @@ mod events;
 mod health;
 mod mcp;
 mod origin;
+#[cfg(test)]
+mod registry_tests;
 mod rest;
 mod tokens;
 

@@ -3,6 +3,7 @@
 //! (also when the test fails).
 #![allow(dead_code)]
 
+pub mod clients;
 pub mod egress_site;
 pub mod gate_site;
 
