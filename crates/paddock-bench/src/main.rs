@@ -6,6 +6,7 @@
 
 mod egress_suite;
 mod git_suite;
+mod iam_suite;
 mod mcp;
 mod stats;
 
@@ -23,7 +24,7 @@ struct Args {
     image: String,
     iterations: usize,
     list_boxes: usize,
-    /// `boxes`, `git`, `egress` or `all`.
+    /// `boxes`, `git`, `egress`, `iam` or `all`.
     suite: String,
     git_commits: usize,
     git_pushed: usize,
@@ -87,8 +88,13 @@ impl Server {
     }
 
     fn start(args: &Args, extra_toml: &str) -> anyhow::Result<Self> {
+        Self::start_with_instance(args, extra_toml, "main")
+    }
+
+    /// A second paddock in the same run needs its own instance label.
+    fn start_with_instance(args: &Args, extra_toml: &str, tag: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
-        let instance = format!("test-bench-{}", std::process::id());
+        let instance = format!("test-bench-{}-{tag}", std::process::id());
         let config = format!(
             "instance = \"{instance}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n{extra_toml}",
             args.image,
@@ -170,9 +176,13 @@ async fn timed_async<T>(
 }
 
 fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let args = parse_args()?;
-    if !matches!(args.suite.as_str(), "all" | "boxes" | "git" | "egress") {
-        bail!("--suite must be all, boxes, git or egress");
+    if !matches!(
+        args.suite.as_str(),
+        "all" | "boxes" | "git" | "egress" | "iam"
+    ) {
+        bail!("--suite must be all, boxes, git, egress or iam");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     if matches!(args.suite.as_str(), "all" | "boxes") {
@@ -180,6 +190,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite.as_str(), "all" | "egress") {
         runtime.block_on(egress_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "iam") {
+        runtime.block_on(iam_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "git") {
         git_suite::run(

@@ -200,7 +200,7 @@ impl Regime for TokenRegime {
             .api_token_by_hash(&digest)
             .map_err(|e| AuthError::Unavailable(e.to_string()))?
             .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(digest.as_bytes())))
-            .ok_or_else(|| AuthError::Rejected("unknown token".into()))?;
+            .ok_or(AuthError::Unknown)?;
         if row.revoked_at.is_some() {
             return Err(AuthError::Rejected(format!("token {} was revoked", row.id)));
         }

@@ -8,6 +8,10 @@ pub enum AuthError {
     Missing,
     #[error("credential refused: {0}")]
     Rejected(String),
+    /// A regime does not know this credential: the next one that claims
+    /// its shape may. Only when none does is it refused.
+    #[error("unknown credential")]
+    Unknown,
     /// The regime could not decide (an endpoint down or slow, a key set
     /// unreachable); a refusal, never an allow.
     #[error("cannot verify the credential: {0}")]

@@ -11,8 +11,11 @@ mod cache;
 mod capability;
 mod error;
 mod identity;
+mod introspect;
+mod oidc;
 mod regime;
 pub mod registry;
+mod remote;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,8 @@ pub use builtin::{NewToken, TokenBook, TokenInfo, TokenRegime, hash as hash_toke
 pub use capability::{Capabilities, Capability, UnknownCapability};
 pub use error::{AuthError, Denied, IamError};
 pub use identity::{Identity, ProjectScope, Resource, Source, Surface};
+pub use introspect::{IntrospectionConfig, IntrospectionRegime};
+pub use oidc::{OidcConfig, OidcRegime};
 pub use regime::{Credential, Decision, Regime, grant_decision};
 pub use registry::{Access, Operation, Target};
 
@@ -133,14 +138,14 @@ impl Iam {
         if secret.len() > 8192 {
             return Err(AuthError::Rejected("credential too long".into()));
         }
-        let regime = self
-            .regimes
-            .iter()
-            .find(|r| r.claims(secret))
-            .ok_or_else(|| {
-                AuthError::Rejected("no configured regime accepts this kind of credential".into())
-            })?;
-        regime.authenticate(&Credential { secret, via }).await
+        let credential = Credential { secret, via };
+        for regime in self.regimes.iter().filter(|r| r.claims(secret)) {
+            match regime.authenticate(&credential).await {
+                Err(AuthError::Unknown) => continue,
+                other => return other,
+            }
+        }
+        Err(AuthError::Rejected("unknown credential".into()))
     }
 
     /// Whether `identity` may use `capability` on `resource`; decisions are

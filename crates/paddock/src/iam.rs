@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use paddock_iam::{
-    Capabilities, Iam, IamSettings, NewToken, ProjectScope, Regime, TokenBook, TokenRegime,
+    Capabilities, Iam, IamSettings, IntrospectionConfig, IntrospectionRegime, NewToken, OidcConfig,
+    OidcRegime, ProjectScope, Regime, TokenBook, TokenRegime,
 };
 use paddock_store::Store;
 use serde::Deserialize;
@@ -29,6 +30,10 @@ pub struct IamConfig {
     pub admin_token_file: Option<PathBuf>,
     /// How often a WebSocket re-checks its credential.
     pub session_recheck_secs: u64,
+    /// Accept OIDC bearer JWTs from this issuer.
+    pub oidc: Option<OidcConfig>,
+    /// Ask an RFC 7662 endpoint about opaque tokens paddock did not mint.
+    pub introspection: Option<IntrospectionConfig>,
 }
 
 impl Default for IamConfig {
@@ -39,6 +44,8 @@ impl Default for IamConfig {
             mcp_may_decide_egress: false,
             admin_token_file: None,
             session_recheck_secs: 30,
+            oidc: None,
+            introspection: None,
         }
     }
 }
@@ -107,11 +114,21 @@ pub fn build(config: &IamConfig, store: Arc<Store>) -> anyhow::Result<Built> {
     } else {
         tracing::warn!("authentication is off ([iam] enabled = false): every caller is the admin");
     }
-    let regimes: Vec<Arc<dyn Regime>> = vec![Arc::new(TokenRegime::new(
-        store.clone(),
-        0,
-        Duration::from_secs(config.decision_ttl_secs),
-    ))];
+    let ttl = Duration::from_secs(config.decision_ttl_secs);
+    // Asked in this order; each knows its index.
+    let mut regimes: Vec<Arc<dyn Regime>> = vec![Arc::new(TokenRegime::new(store.clone(), 0, ttl))];
+    if let Some(oidc) = &config.oidc {
+        let regime = OidcRegime::new(oidc.clone(), regimes.len())
+            .map_err(|e| anyhow::anyhow!("invalid [iam.oidc]: {e}"))?;
+        tracing::info!(issuer = %oidc.issuer, "accepting OIDC bearer tokens");
+        regimes.push(Arc::new(regime));
+    }
+    if let Some(introspection) = &config.introspection {
+        let regime = IntrospectionRegime::new(introspection.clone(), regimes.len())
+            .map_err(|e| anyhow::anyhow!("invalid [iam.introspection]: {e}"))?;
+        tracing::info!(endpoint = %introspection.endpoint, "introspecting other tokens");
+        regimes.push(Arc::new(regime));
+    }
     let iam = Iam::new(
         IamSettings {
             enabled: config.enabled,

@@ -81,6 +81,9 @@ fn main() -> ExitCode {
     {
         return gate::run_hook_kind(kind);
     }
+    // One TLS crypto provider for every HTTPS client in the process (the
+    // CLI's, and the IAM regimes' when they reach an issuer).
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     let result = match cli.command {
         // The gate builds its own runtime: `--detach` must fork first.

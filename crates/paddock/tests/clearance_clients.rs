@@ -375,7 +375,7 @@ async fn pages_of_other_origins_and_rebound_names_are_refused() {
             .await
             .starts_with("HTTP/1.1 403")
     );
-    let rebound = reqwest::Client::new()
+    let rebound = common::http()
         .get(format!("{}/api/v1/egress/rules", p.url))
         .header("host", "evil.example")
         .send()

@@ -171,7 +171,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
 
     // Destroying A revokes its token.
     assert_eq!(p.delete("/api/v1/boxes/g-a").await.0, 204);
-    let r = reqwest::Client::new()
+    let r = common::http()
         .get(format!(
             "http://{a_origin}/demo.git/info/refs?service=git-upload-pack"
         ))

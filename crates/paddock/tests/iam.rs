@@ -43,7 +43,7 @@ fn concrete(name: &str) -> (reqwest::Method, String) {
 
 async fn call(p: &Paddock, token: Option<&str>, name: &str) -> reqwest::Response {
     let (method, path) = concrete(name);
-    let client = reqwest::Client::new();
+    let client = common::http();
     let mut request = client.request(method.clone(), format!("{}{path}", p.url));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -133,7 +133,7 @@ async fn malformed_and_oversized_credentials_are_refused_without_echo() {
         format!("Bearer {huge}"),
         "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln".to_owned(),
     ] {
-        let r = reqwest::Client::new()
+        let r = common::http()
             .get(&url)
             .header("authorization", &header)
             .send()
@@ -349,7 +349,7 @@ async fn a_websocket_with_a_bad_or_no_credential_is_closed() {
     ws.next_where("welcome", |v| v["type"] == "welcome");
     let (_, no_events) = p.mint(&["box:read"], None).await;
     let url = format!("{}?token={no_events}", ws_url(&p));
-    let refused = reqwest::Client::new()
+    let refused = common::http()
         .get(url.replace("ws://", "http://"))
         .header("connection", "upgrade")
         .header("upgrade", "websocket")

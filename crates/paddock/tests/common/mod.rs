@@ -385,7 +385,20 @@ impl Paddock {
     }
 }
 
+/// reqwest is built with rustls and no built-in crypto provider (paddock
+/// installs ring at start); a test process installs it the same way.
+fn install_tls() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A plain HTTP client (no credential).
+pub fn http() -> reqwest::Client {
+    install_tls();
+    reqwest::Client::new()
+}
+
 pub fn authorised_client(token: &str) -> reqwest::Client {
+    install_tls();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(
         reqwest::header::AUTHORIZATION,

@@ -1,0 +1,109 @@
+//! What the remote regimes share: one HTTP client (rustls with ring, the
+//! platform's roots), bounded bodies, and claims read into grants.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::capability::{Capabilities, Capability};
+use crate::error::AuthError;
+use crate::identity::ProjectScope;
+
+/// Responses larger than this are not key sets or introspection answers.
+const MAX_BODY: usize = 256 * 1024;
+
+pub(crate) fn client(timeout: Duration) -> Result<reqwest::Client, String> {
+    // Installing twice is harmless; whichever came first stays.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| format!("cannot build an HTTP client: {e}"))
+}
+
+/// Reads a JSON body, refusing big ones; every failure is `Unavailable`:
+/// the regime could not decide, so the caller is refused.
+pub(crate) async fn json(response: reqwest::Response, what: &str) -> Result<Value, AuthError> {
+    let status = response.status();
+    if !status.is_success() {
+        return Err(AuthError::Unavailable(format!(
+            "{what} answered HTTP {}",
+            status.as_u16()
+        )));
+    }
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(AuthError::Unavailable(format!(
+            "{what}: response too large"
+        )));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| AuthError::Unavailable(format!("{what}: {}", without_url(&e))))?;
+    if bytes.len() > MAX_BODY {
+        return Err(AuthError::Unavailable(format!(
+            "{what}: response too large"
+        )));
+    }
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::Unavailable(format!("{what}: not JSON ({e})")))
+}
+
+/// reqwest errors name the URL, which for introspection never carries the
+/// token, but say what failed without it anyway.
+pub(crate) fn without_url(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "cannot connect".into()
+    } else {
+        e.without_url_ref().to_string()
+    }
+}
+
+trait WithoutUrl {
+    fn without_url_ref(&self) -> String;
+}
+
+impl WithoutUrl for reqwest::Error {
+    fn without_url_ref(&self) -> String {
+        let mut text = self.to_string();
+        if let Some(url) = self.url() {
+            text = text.replace(url.as_str(), "<endpoint>");
+        }
+        text
+    }
+}
+
+/// Capabilities from a space-separated `scope` string or an array claim:
+/// capability and role names; anything else grants nothing.
+pub(crate) fn grants(claim: Option<&Value>, default: Capabilities) -> Capabilities {
+    let names: Vec<&str> = match claim {
+        Some(Value::String(s)) => s.split_whitespace().collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let mut set: Vec<Capability> = default.iter().collect();
+    for name in names {
+        if let Ok(found) = Capabilities::parse([name]) {
+            set.extend(found.iter());
+        }
+    }
+    set.into_iter().collect()
+}
+
+/// Projects from an array claim (or a space-separated string); a missing
+/// claim is every project, an empty one is none.
+pub(crate) fn projects(claim: Option<&Value>) -> ProjectScope {
+    match claim {
+        None | Some(Value::Null) => ProjectScope::All,
+        Some(Value::String(s)) => ProjectScope::only(s.split_whitespace()),
+        Some(Value::Array(a)) => ProjectScope::only(a.iter().filter_map(Value::as_str)),
+        Some(_) => ProjectScope::only(Vec::<String>::new()),
+    }
+}
