@@ -86,10 +86,12 @@ async fn rest_latency(args: &Args) -> anyhow::Result<()> {
     let off =
         Server::start_with_instance(args, &format!("{quiet}[iam]\nenabled = false\n"), "off")?;
     let http = crate::http_client();
-    for server in [&on, &off] {
+    // Container names are global: each paddock gets its own box id.
+    let servers = [(&on, "iam-bench-on"), (&off, "iam-bench-off")];
+    for (server, id) in servers {
         let created = http
             .post(format!("{}/api/v1/boxes", server.url))
-            .json(&serde_json::json!({"project": "bench", "box_id": "iam-bench"}))
+            .json(&serde_json::json!({"project": "bench", "box_id": id}))
             .send()
             .await?;
         anyhow::ensure!(
@@ -101,10 +103,10 @@ async fn rest_latency(args: &Args) -> anyhow::Result<()> {
     let requests = 3_000;
     let (mut with, mut without) = (Samples::default(), Samples::default());
     for i in 0..requests + 200 {
-        for (server, samples) in [(&on, &mut with), (&off, &mut without)] {
+        for ((server, id), samples) in servers.into_iter().zip([&mut with, &mut without]) {
             let start = Instant::now();
             let r = http
-                .get(format!("{}/api/v1/boxes/iam-bench", server.url))
+                .get(format!("{}/api/v1/boxes/{id}", server.url))
                 .send()
                 .await?;
             anyhow::ensure!(r.status() == 200, "GET: {}", r.status());
@@ -114,8 +116,8 @@ async fn rest_latency(args: &Args) -> anyhow::Result<()> {
             }
         }
     }
-    for server in [&on, &off] {
-        http.delete(format!("{}/api/v1/boxes/iam-bench", server.url))
+    for (server, id) in servers {
+        http.delete(format!("{}/api/v1/boxes/{id}", server.url))
             .send()
             .await?;
     }
