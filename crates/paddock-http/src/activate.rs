@@ -3,65 +3,29 @@
 //!
 //! Responses are `no-store` and `no-referrer`, so neither the token in the
 //! path nor the authorize URL leaks through caches or Referer headers.
+//!
+//! With sign-in set up, only a signed-in person reaches the page (the IAM
+//! guard sends others to the login) and the form carries the session's
+//! CSRF token. Without it the link itself is the credential, and a form
+//! token would add nothing an attacker holding the link could not read;
+//! cross-site posts are refused by the origin guard either way.
 
 use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Form, Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{Html, IntoResponse, Response};
+use axum::http::HeaderMap;
+use axum::http::StatusCode;
+use axum::response::Response;
 use axum::routing::get;
 use paddock_core::{CoreError, SubmitOutcome};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::error::classify;
+use crate::pages::{escape, page};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new().route("/activate/{token}", get(show).post(submit))
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(status: StatusCode, title: &str, body: &str) -> Response {
-    let html = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <title>{title} · paddock</title><style>\
-         body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}\
-         a.button,button{{display:inline-block;padding:.6rem 1rem;border-radius:.4rem;border:1px solid #335;background:#335;color:#fff;text-decoration:none;font-size:1rem}}\
-         input{{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.5rem 0}}\
-         .muted{{color:#666}} .ok{{color:#060}} .bad{{color:#a00}}</style></head>\
-         <body><h1>{title}</h1>{body}</body></html>",
-        title = escape(title)
-    );
-    let mut response = (status, Html(html)).into_response();
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
-    );
-    response
 }
 
 fn error_page(e: CoreError) -> Response {
@@ -73,7 +37,32 @@ fn error_page(e: CoreError) -> Response {
     )
 }
 
-async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Response {
+/// The session's CSRF field, when there is sign-in.
+fn csrf_field(s: &AppState, headers: &HeaderMap) -> String {
+    let csrf = s
+        .signin
+        .as_ref()
+        .zip(crate::signin::cookie(
+            headers,
+            crate::signin::SESSION_COOKIE,
+        ))
+        .and_then(|(signin, id)| signin.session(id))
+        .map(|(_, csrf)| csrf);
+    csrf.map(|c| {
+        format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            escape(&c)
+        )
+    })
+    .unwrap_or_default()
+}
+
+async fn show(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    let csrf = csrf_field(&s, &headers);
     match s.boxes.activation_page(&token).await {
         Ok(p) => page(
             StatusCode::OK,
@@ -82,7 +71,7 @@ async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Response 
                 "<p>Box <strong>{box_id}</strong> for project <strong>{project}</strong> needs you to sign in.</p>\
                  <ol><li><a class=\"button\" id=\"authorize\" href=\"{url}\" target=\"_blank\" rel=\"noopener noreferrer\">Open the sign-in page</a></li>\
                  <li>Paste the code it gives you here. It goes straight to the box and nowhere else.\
-                 <form method=\"post\"><input name=\"code\" id=\"code\" autocomplete=\"off\" required autofocus>\
+                 <form method=\"post\">{csrf}<input name=\"code\" id=\"code\" autocomplete=\"off\" required autofocus>\
                  <button type=\"submit\">Activate</button></form></li></ol>\
                  <p class=\"muted\">This link works once.</p>",
                 box_id = escape(&p.box_id),
@@ -97,10 +86,13 @@ async fn show(State(s): State<AppState>, Path(token): Path<String>) -> Response 
 #[derive(Deserialize)]
 struct CodeForm {
     code: String,
+    #[serde(default)]
+    csrf: Option<String>,
 }
 
 async fn submit(
     State(s): State<AppState>,
+    headers: HeaderMap,
     Path(token): Path<String>,
     form: Result<Form<CodeForm>, FormRejection>,
 ) -> Response {
@@ -111,6 +103,19 @@ async fn submit(
             "<p class=\"bad\">The form did not carry a code.</p>",
         );
     };
+    if let Some(signin) = &s.signin {
+        let session = crate::signin::cookie(&headers, crate::signin::SESSION_COOKIE);
+        let ok = session
+            .zip(form.csrf.as_deref())
+            .is_some_and(|(id, csrf)| signin.csrf_ok(id, csrf));
+        if !ok {
+            return page(
+                StatusCode::FORBIDDEN,
+                "Activation refused",
+                "<p class=\"bad\" id=\"result\">This form has expired or did not come from paddock. Reload the page.</p>",
+            );
+        }
+    }
     match s.boxes.submit_code(&token, &form.code).await {
         Ok(SubmitOutcome::Ready) => page(
             StatusCode::OK,
@@ -123,16 +128,5 @@ async fn submit(
             &format!("<p class=\"bad\" id=\"result\">{}</p>", escape(&message)),
         ),
         Err(e) => error_page(e),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn escape_neutralises_markup() {
-        assert_eq!(
-            super::escape("<a href=\"x\">&'"),
-            "&lt;a href=&quot;x&quot;&gt;&amp;&#39;"
-        );
     }
 }

@@ -163,7 +163,7 @@ fn resource_of(
     }
 }
 
-pub(crate) async fn guard(State(s): State<AppState>, mut request: Request, next: Next) -> Response {
+pub(crate) async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Response {
     let Some(name) = operation_name(&request) else {
         // No route matched: the router answers 404 and serves nothing.
         return next.run(request).await;
@@ -173,10 +173,31 @@ pub(crate) async fn guard(State(s): State<AppState>, mut request: Request, next:
         return forbidden(format!("{name} is not a registered operation")).into_response();
     };
     let capability = match op.access {
-        Access::Public | Access::CapabilityUrl => return next.run(request).await,
-        Access::Authenticated => None,
+        Access::Public => return next.run(request).await,
+        Access::CapabilityUrl if s.signin.is_none() => return next.run(request).await,
+        Access::CapabilityUrl | Access::Authenticated => None,
         Access::Requires(c) => Some(c),
     };
+    // With sign-in set up, pages are for signed-in people: their session
+    // is the credential (a browser sends no bearer token).
+    if op.surface == Surface::Page
+        && let Some(signin) = &s.signin
+    {
+        let session = crate::signin::cookie(request.headers(), crate::signin::SESSION_COOKIE)
+            .and_then(|id| signin.session(id));
+        let Some((identity, _)) = session else {
+            if request.method() == axum::http::Method::GET {
+                let target = request
+                    .uri()
+                    .path_and_query()
+                    .map_or("/", |p| p.as_str())
+                    .to_owned();
+                return crate::signin::to_login(&target);
+            }
+            return unauthorised(&AuthError::Rejected("sign in first".into()));
+        };
+        return admit(&s, op, request, next, identity, capability).await;
+    }
     let via = surface_of(op);
     let secret = bearer(request.headers()).map(str::to_owned).or_else(|| {
         (via == Surface::WebSocket)
@@ -194,7 +215,20 @@ pub(crate) async fn guard(State(s): State<AppState>, mut request: Request, next:
             return unauthorised(&e);
         }
     };
-    let resource = match resource_of(&s, op, request.uri().path(), &identity) {
+    admit(&s, op, request, next, identity, capability).await
+}
+
+/// Authorises an authenticated caller for the operation on the resource
+/// its path names, and passes the request on with its `Caller`.
+async fn admit(
+    s: &AppState,
+    op: &Operation,
+    mut request: Request,
+    next: Next,
+    identity: Identity,
+    capability: Option<Capability>,
+) -> Response {
+    let resource = match resource_of(s, op, request.uri().path(), &identity) {
         Ok(r) => r,
         Err(e) => return e.into_response(),
     };

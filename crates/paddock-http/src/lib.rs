@@ -13,9 +13,11 @@ mod events;
 mod health;
 mod mcp;
 mod origin;
+mod pages;
 #[cfg(test)]
 mod registry_tests;
 mod rest;
+mod signin;
 mod tokens;
 
 use std::sync::Arc;
@@ -39,6 +41,8 @@ pub(crate) struct AppState {
     pub clearance_socket: Option<Arc<std::path::PathBuf>>,
     pub iam: Arc<paddock_iam::Iam>,
     pub session_recheck: std::time::Duration,
+    pub signin: Option<Arc<paddock_iam::SignIn>>,
+    pub secure_cookies: bool,
 }
 
 pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
@@ -64,6 +68,10 @@ pub struct HttpOptions {
     pub iam: Arc<paddock_iam::Iam>,
     /// How often a long-lived socket re-checks its credential.
     pub session_recheck: std::time::Duration,
+    /// Sign-in for people, when set up: pages then need a session.
+    pub signin: Option<Arc<paddock_iam::SignIn>>,
+    /// Cookies get `Secure` (paddock is reached over https).
+    pub secure_cookies: bool,
 }
 
 pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
@@ -73,6 +81,8 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         clearance_socket: options.clearance_socket.clone().map(Arc::new),
         iam: options.iam.clone(),
         session_recheck: options.session_recheck,
+        signin: options.signin.clone(),
+        secure_cookies: options.secure_cookies,
     };
     Router::new()
         .merge(rest::routes())
@@ -81,6 +91,7 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         .merge(activate::routes())
         .merge(health::routes())
         .merge(tokens::routes())
+        .merge(signin::routes())
         .with_state(state.clone())
         .nest_service("/mcp", mcp::service(state.clone(), &options))
         .layer(middleware::from_fn_with_state(state, auth::guard))

@@ -16,6 +16,7 @@ mod oidc;
 mod regime;
 pub mod registry;
 mod remote;
+mod signin;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +31,7 @@ pub use introspect::{IntrospectionConfig, IntrospectionRegime};
 pub use oidc::{OidcConfig, OidcRegime};
 pub use regime::{Credential, Decision, Regime, grant_decision};
 pub use registry::{Access, Operation, Target};
+pub use signin::{LoginStart, NewSession, SignIn, SigninConfig, SigninError, safe_next};
 
 use cache::DecisionCache;
 

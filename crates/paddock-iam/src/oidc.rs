@@ -96,11 +96,15 @@ struct Keys {
     fetched: Instant,
 }
 
-pub struct OidcRegime {
-    config: OidcConfig,
-    defaults: Capabilities,
-    index: usize,
+/// One OIDC issuer as seen from here: its discovery document and key set,
+/// and verification of the JWTs it signs. Shared by the bearer-token
+/// regime and people's sign-in.
+pub struct Issuer {
+    issuer: String,
     http: reqwest::Client,
+    leeway_secs: u64,
+    min_refresh: Duration,
+    max_age: Duration,
     discovery: OnceCell<Arc<Discovery>>,
     keys: RwLock<Option<Keys>>,
     /// When the key set was last fetched (or tried): refetches on unknown
@@ -108,24 +112,28 @@ pub struct OidcRegime {
     last_fetch: Mutex<Option<Instant>>,
 }
 
-impl OidcRegime {
-    pub fn new(config: OidcConfig, index: usize) -> Result<Self, String> {
-        let defaults = Capabilities::parse(config.default_capabilities.iter().map(String::as_str))
-            .map_err(|e| format!("iam.oidc.default_capabilities: {e}"))?;
-        let http = remote::client(Duration::from_secs(config.timeout_secs.max(1)))?;
+impl Issuer {
+    pub fn new(
+        issuer: &str,
+        timeout: Duration,
+        leeway_secs: u64,
+        min_refresh: Duration,
+        max_age: Duration,
+    ) -> Result<Self, String> {
         Ok(Self {
-            config,
-            defaults,
-            index,
-            http,
+            issuer: issuer.to_owned(),
+            http: remote::client(timeout)?,
+            leeway_secs,
+            min_refresh,
+            max_age,
             discovery: OnceCell::new(),
             keys: RwLock::new(None),
             last_fetch: Mutex::new(None),
         })
     }
 
-    pub fn issuer(&self) -> &str {
-        &self.config.issuer
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     /// The discovery document, fetched once; a failure is retried on the
@@ -135,7 +143,7 @@ impl OidcRegime {
             .get_or_try_init(|| async {
                 let url = format!(
                     "{}/.well-known/openid-configuration",
-                    self.config.issuer.trim_end_matches('/')
+                    self.issuer.trim_end_matches('/')
                 );
                 let response = self.http.get(&url).send().await.map_err(|e| {
                     AuthError::Unavailable(format!("OIDC discovery: {}", remote::without_url(&e)))
@@ -145,10 +153,10 @@ impl OidcRegime {
                         .map_err(|e| {
                             AuthError::Unavailable(format!("OIDC discovery document: {e}"))
                         })?;
-                if doc.issuer != self.config.issuer {
+                if doc.issuer != self.issuer {
                     return Err(AuthError::Unavailable(format!(
                         "OIDC discovery names issuer {:?}, configured {:?}",
-                        doc.issuer, self.config.issuer
+                        doc.issuer, self.issuer
                     )));
                 }
                 Ok(Arc::new(doc))
@@ -191,23 +199,21 @@ impl OidcRegime {
     }
 
     async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
-        let max_age = Duration::from_secs(self.config.jwks_max_age_secs);
         if let Some(keys) = self.keys.read().await.as_ref()
-            && keys.fetched.elapsed() < max_age
+            && keys.fetched.elapsed() < self.max_age
             && let Some(key) = Self::find(&keys.set, kid, alg)
         {
             return Ok(key);
         }
         {
             let mut last = self.last_fetch.lock().await;
-            let min = Duration::from_secs(self.config.jwks_min_refresh_secs);
             let stale = self
                 .keys
                 .read()
                 .await
                 .as_ref()
-                .is_none_or(|k| k.fetched.elapsed() >= max_age);
-            if stale || last.is_none_or(|t| t.elapsed() >= min) {
+                .is_none_or(|k| k.fetched.elapsed() >= self.max_age);
+            if stale || last.is_none_or(|t| t.elapsed() >= self.min_refresh) {
                 *last = Some(Instant::now());
                 self.fetch_keys().await?;
             }
@@ -218,6 +224,70 @@ impl OidcRegime {
             .ok_or_else(|| {
                 AuthError::Rejected("signed with a key the issuer does not publish".into())
             })
+    }
+
+    /// Verifies a JWT this issuer signed for `audience`: signature with a
+    /// published key, an asymmetric algorithm, issuer, audience, expiry and
+    /// not-before. Returns its claims.
+    pub async fn verify(&self, token: &str, audience: &str) -> Result<Value, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Rejected("malformed or unsupported JWT header".into()))?;
+        if !ALLOWED.contains(&header.alg) {
+            return Err(AuthError::Rejected(format!(
+                "JWT algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let key = self.key(header.kid.as_deref(), header.alg).await?;
+        let mut validation = Validation::new(header.alg);
+        validation.set_issuer(&[&self.issuer]);
+        validation.set_audience(&[audience]);
+        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+        validation.leeway = self.leeway_secs;
+        validation.validate_nbf = true;
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation).map_err(|e| {
+            use jsonwebtoken::errors::ErrorKind;
+            AuthError::Rejected(
+                match e.kind() {
+                    ErrorKind::ExpiredSignature => "the JWT has expired",
+                    ErrorKind::ImmatureSignature => "the JWT is not valid yet",
+                    ErrorKind::InvalidAudience => "the JWT is for another audience",
+                    ErrorKind::InvalidIssuer => "the JWT is from another issuer",
+                    ErrorKind::InvalidSignature => "the JWT's signature does not verify",
+                    ErrorKind::MissingRequiredClaim(_) => "the JWT lacks a required claim",
+                    _ => "the JWT is invalid",
+                }
+                .into(),
+            )
+        })?;
+        Ok(data.claims)
+    }
+}
+
+pub struct OidcRegime {
+    config: OidcConfig,
+    issuer: Issuer,
+    defaults: Capabilities,
+    index: usize,
+}
+
+impl OidcRegime {
+    pub fn new(config: OidcConfig, index: usize) -> Result<Self, String> {
+        let defaults = Capabilities::parse(config.default_capabilities.iter().map(String::as_str))
+            .map_err(|e| format!("iam.oidc.default_capabilities: {e}"))?;
+        let issuer = Issuer::new(
+            &config.issuer,
+            Duration::from_secs(config.timeout_secs.max(1)),
+            config.leeway_secs,
+            Duration::from_secs(config.jwks_min_refresh_secs),
+            Duration::from_secs(config.jwks_max_age_secs),
+        )?;
+        Ok(Self {
+            config,
+            issuer,
+            defaults,
+            index,
+        })
     }
 }
 
@@ -236,38 +306,10 @@ impl Regime for OidcRegime {
     }
 
     async fn authenticate(&self, credential: &Credential<'_>) -> Result<Identity, AuthError> {
-        let header = jsonwebtoken::decode_header(credential.secret)
-            .map_err(|_| AuthError::Rejected("malformed or unsupported JWT header".into()))?;
-        if !ALLOWED.contains(&header.alg) {
-            return Err(AuthError::Rejected(format!(
-                "JWT algorithm {:?} is not accepted",
-                header.alg
-            )));
-        }
-        let key = self.key(header.kid.as_deref(), header.alg).await?;
-        let mut validation = Validation::new(header.alg);
-        validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
-        validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-        validation.leeway = self.config.leeway_secs;
-        validation.validate_nbf = true;
-        let data =
-            jsonwebtoken::decode::<Value>(credential.secret, &key, &validation).map_err(|e| {
-                use jsonwebtoken::errors::ErrorKind;
-                AuthError::Rejected(
-                    match e.kind() {
-                        ErrorKind::ExpiredSignature => "the JWT has expired",
-                        ErrorKind::ImmatureSignature => "the JWT is not valid yet",
-                        ErrorKind::InvalidAudience => "the JWT is for another audience",
-                        ErrorKind::InvalidIssuer => "the JWT is from another issuer",
-                        ErrorKind::InvalidSignature => "the JWT's signature does not verify",
-                        ErrorKind::MissingRequiredClaim(_) => "the JWT lacks a required claim",
-                        _ => "the JWT is invalid",
-                    }
-                    .into(),
-                )
-            })?;
-        let claims = data.claims;
+        let claims = self
+            .issuer
+            .verify(credential.secret, &self.config.audience)
+            .await?;
         let principal = claim_str(&claims, &self.config.principal_claim)
             .or_else(|| claim_str(&claims, "sub"))
             .ok_or_else(|| AuthError::Rejected("the JWT names nobody".into()))?;

@@ -150,6 +150,17 @@ pub static OPERATIONS: &[Operation] = &[
     op(Rest, "POST /mcp", Authenticated, Global),
     op(Rest, "GET /mcp", Authenticated, Global),
     op(Rest, "DELETE /mcp", Authenticated, Global),
+    op(Page, "GET /auth/login", Public, Global),
+    op(Page, "GET /auth/callback", Public, Global),
+    // Checks its session and CSRF token itself: signing out needs no capability.
+    op(Page, "POST /auth/logout", Public, Global),
+    op(Page, "GET /admin", Requires(AdminTokens), Global),
+    op(
+        Page,
+        "POST /admin/tokens/{id}/revoke",
+        Requires(AdminTokens),
+        Global,
+    ),
     op(Page, "GET /activate/{token}", CapabilityUrl, BoxInPath),
     op(Page, "POST /activate/{token}", CapabilityUrl, BoxInPath),
     op(Mcp, "create_box", Requires(BoxCreate), ProjectInBody),

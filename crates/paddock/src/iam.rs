@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use paddock_iam::{
     Capabilities, Iam, IamSettings, IntrospectionConfig, IntrospectionRegime, NewToken, OidcConfig,
-    OidcRegime, ProjectScope, Regime, TokenBook, TokenRegime,
+    OidcRegime, ProjectScope, Regime, SignIn, SigninConfig, TokenBook, TokenRegime,
 };
 use paddock_store::Store;
 use serde::Deserialize;
@@ -34,6 +34,8 @@ pub struct IamConfig {
     pub oidc: Option<OidcConfig>,
     /// Ask an RFC 7662 endpoint about opaque tokens paddock did not mint.
     pub introspection: Option<IntrospectionConfig>,
+    /// Sign-in for people (OIDC authorization code + PKCE) on the pages.
+    pub signin: Option<SigninConfig>,
 }
 
 impl Default for IamConfig {
@@ -46,6 +48,7 @@ impl Default for IamConfig {
             session_recheck_secs: 30,
             oidc: None,
             introspection: None,
+            signin: None,
         }
     }
 }
@@ -80,6 +83,19 @@ fn supplied_admin_token(config: &IamConfig) -> anyhow::Result<Option<String>> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read iam.admin_token_file {}", path.display()))?;
     Ok(Some(text.trim().to_owned()))
+}
+
+/// People's sign-in, when configured; `public_url` is where the identity
+/// provider sends them back (`/auth/callback`).
+pub fn signin(config: &IamConfig, public_url: &str) -> anyhow::Result<Option<Arc<SignIn>>> {
+    let Some(signin) = &config.signin else {
+        return Ok(None);
+    };
+    let redirect = format!("{}/auth/callback", public_url.trim_end_matches('/'));
+    let built = SignIn::new(signin.clone(), redirect)
+        .map_err(|e| anyhow::anyhow!("invalid [iam.signin]: {e}"))?;
+    tracing::info!(issuer = %signin.issuer, "people sign in through OIDC");
+    Ok(Some(Arc::new(built)))
 }
 
 pub struct Built {

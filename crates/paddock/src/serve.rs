@@ -71,6 +71,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     let engine = Arc::new(Engine::new(docker_host));
     let crate::iam::Built { iam, first_admin } = crate::iam::build(&iam_config, store.clone())?;
+    let signin = crate::iam::signin(&iam_config, &core.public_url)?;
+    let secure_cookies = core.public_url.starts_with("https://");
 
     // The hub and its socket come before the boxes: a box must never run
     // while nobody can be asked about its connections.
@@ -190,6 +192,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             clearance_socket: Some(clearance_socket.clone()),
             iam,
             session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
+            signin,
+            secure_cookies,
         },
     );
     supervisor.start("http", move |stop| async move {

@@ -6,6 +6,7 @@
 pub mod clients;
 pub mod egress_site;
 pub mod gate_site;
+pub mod issuer;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
