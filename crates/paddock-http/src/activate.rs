@@ -1,8 +1,9 @@
 //! The activation page: the only place an authorize URL is shown and the
 //! only way a login code reaches a box.
 //!
-//! Responses are `no-store` and `no-referrer`, so neither the token in the
-//! path nor the authorize URL leaks through caches or Referer headers.
+//! Responses are `no-store` and `same-origin` referrer, so neither the
+//! token in the path nor the authorize URL leaks through caches or to
+//! another site's Referer.
 //!
 //! With sign-in set up, only a signed-in person reaches the page (the IAM
 //! guard sends others to the login) and the form carries the session's

@@ -1,5 +1,11 @@
 //! Pages for people: one look, headers that keep secrets in the page
-//! (`no-store`, `no-referrer`, a strict CSP, no framing), and escaping.
+//! (`no-store`, referrers only to paddock itself, a strict CSP, no
+//! framing), and escaping.
+//!
+//! `same-origin`, not `no-referrer`: under `no-referrer` browsers send
+//! `Origin: null` with a page's own form posts, which the origin guard
+//! (rightly) refuses; `same-origin` still keeps the path — and the token
+//! in it — from every other site.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -36,7 +42,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(

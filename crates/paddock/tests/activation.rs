@@ -42,7 +42,7 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
     let page = p.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert_eq!(page.headers()["cache-control"], "no-store");
-    assert_eq!(page.headers()["referrer-policy"], "no-referrer");
+    assert_eq!(page.headers()["referrer-policy"], "same-origin");
     let html = page.text().await.unwrap();
     assert!(
         html.contains(URL_SECRET),
