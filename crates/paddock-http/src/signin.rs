@@ -45,12 +45,14 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .filter(|v| !v.is_empty())
 }
 
+fn cookie_text(name: &str, value: &str, path: &str, max_age: u64, secure: bool) -> String {
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}")
+}
+
 fn set_cookie(s: &AppState, name: &str, value: &str, path: &str, max_age: u64) -> HeaderValue {
-    let secure = if s.secure_cookies { "; Secure" } else { "" };
-    HeaderValue::from_str(&format!(
-        "{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}"
-    ))
-    .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
+    HeaderValue::from_str(&cookie_text(name, value, path, max_age, s.secure_cookies))
+        .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
 fn redirect(to: &str) -> Response {
@@ -331,5 +333,42 @@ async fn revoke(
                 escape(&e.to_string())
             ),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_http_only_lax_and_secure_behind_https() {
+        let plain = cookie_text("paddock_session", "v", "/", 60, false);
+        assert_eq!(
+            plain,
+            "paddock_session=v; Path=/; Max-Age=60; HttpOnly; SameSite=Lax"
+        );
+        assert!(cookie_text("paddock_session", "v", "/", 60, true).ends_with("; Secure"));
+    }
+
+    #[test]
+    fn cookies_are_read_from_any_cookie_header() {
+        let mut headers = HeaderMap::new();
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; paddock_session=abc"),
+        );
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, "paddock_session"), Some("abc"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "paddock"), None);
+    }
+
+    #[test]
+    fn the_way_back_after_login_is_escaped() {
+        let r = to_login("/activate/x?y=1&z=<a>");
+        assert_eq!(
+            r.headers()[header::LOCATION],
+            "/auth/login?next=/activate/x%3Fy%3D1%26z%3D%3Ca%3E"
+        );
     }
 }

@@ -130,6 +130,14 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
         .unwrap_or_else(|| panic!("no token in the helper: {a_helper}"))
         .to_owned();
     assert!(a_token.len() >= 43, "a 256-bit token: {a_token}");
+    // A box's own credential is not an API credential.
+    let api = p
+        .client_as(&a_token)
+        .get(format!("{}/api/v1/boxes", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 401, "the git token opened the control plane");
     let a_origin = sh(&p, "g-a", "echo ${PADDOCK_GIT_URL%/*}").await["stdout"]
         .as_str()
         .unwrap()

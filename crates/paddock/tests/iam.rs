@@ -547,3 +547,45 @@ async fn the_token_cli_administers_through_the_server() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown capability"));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_initial_admin_token_can_come_from_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("admin-token");
+    let supplied = "an-admin-token-from-a-file-0123456789";
+    std::fs::write(&file, format!("{supplied}\n")).unwrap();
+    let mut p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: format!("[iam]\nadmin_token_file = \"{}\"\n", file.display()),
+        // The file wins only when the environment names none.
+        env: vec![("PADDOCK_ADMIN_TOKEN".into(), String::new())],
+        ..Options::default()
+    });
+    let me = p
+        .client_as(supplied)
+        .get(format!("{}/api/v1/whoami", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    // A short one is refused at start, with the reason.
+    std::fs::write(&file, "short").unwrap();
+    p.kill9();
+    let out = std::process::Command::new(common::paddock_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(p.dir.path().join("paddock.toml"))
+        .arg("--data-dir")
+        .arg(p.dir.path().join("data"))
+        .arg("--clearance-socket")
+        .arg(p.clearance_socket())
+        .env_remove("PADDOCK_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at least 32 characters"), "{stderr}");
+    assert!(
+        !stderr.contains("short"),
+        "the token itself is not echoed: {stderr}"
+    );
+}

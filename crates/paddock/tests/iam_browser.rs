@@ -66,18 +66,34 @@ async fn a_person_signs_in_with_a_browser_and_uses_the_pages() {
     assert_eq!(refused.status(), 401, "revoked from the page");
 
     let (status, created) = p
-        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-b"}))
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-b"}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let link = common::activation_url(&created);
     let seen = browse(&["activate", &link, "ada@example.org", common::GOOD_CODE]);
-    assert!(seen["result"].as_str().unwrap().contains("Signed in"), "{seen}");
+    assert!(
+        seen["result"].as_str().unwrap().contains("Signed in"),
+        "{seen}"
+    );
     assert_eq!(p.get("/api/v1/boxes/act-b").await.1["state"], "ready");
 
     let seen = browse(&["refused", &p.url, "eve@elsewhere.example"]);
-    assert!(seen["result"].as_str().unwrap().contains("may not use this paddock"), "{seen}");
     assert!(
-        !seen["cookies"].as_array().unwrap().iter().any(|c| c["name"] == "paddock_session"),
+        seen["result"]
+            .as_str()
+            .unwrap()
+            .contains("may not use this paddock"),
+        "{seen}"
+    );
+    assert!(
+        !seen["cookies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["name"] == "paddock_session"),
         "no session for a refused person: {seen}"
     );
 }
@@ -86,11 +102,17 @@ async fn a_person_signs_in_with_a_browser_and_uses_the_pages() {
 async fn without_sign_in_the_activation_link_works_in_a_browser() {
     let p = Paddock::start(Options::default());
     let (status, created) = p
-        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "act-n"}))
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-n"}),
+        )
         .await;
     assert_eq!(status, 201, "{created}");
     let link = common::activation_url(&created);
     let seen = browse(&["activate", &link, "-", common::GOOD_CODE]);
-    assert!(seen["result"].as_str().unwrap().contains("Signed in"), "{seen}");
+    assert!(
+        seen["result"].as_str().unwrap().contains("Signed in"),
+        "{seen}"
+    );
     assert_eq!(p.get("/api/v1/boxes/act-n").await.1["state"], "ready");
 }
