@@ -90,6 +90,8 @@ error VerdictTupleMismatch (expected_container: string, expected_dest: string, g
 error InvalidAction (action: string)
 error InvalidScope (scope: string)
 error ApplyFailed (action: string, stderr: string)
+# The caller's identity lacks the capability a method needs.
+error PermissionDenied (reason: string)
 ";
 
 pub fn description(interface: &str) -> Option<&'static str> {

@@ -71,7 +71,7 @@ fn authorised(caller: &Identity, method: &str) -> Result<(), Outcome> {
         if !decision.allow {
             return Err(Outcome::Reply(Reply::error(
                 format!("{PADDOCK}.PermissionDenied"),
-                json!({ "reason": decision.reason }),
+                json!({ "reason": decision.reason.unwrap_or_default() }),
             )));
         }
     }
@@ -238,4 +238,47 @@ fn pending(hub: &Hub) -> Outcome {
         })
         .collect();
     Outcome::Reply(Reply::ok(json!({ "requests": requests })))
+}
+
+#[cfg(test)]
+mod tests {
+    use paddock_iam::Capabilities;
+
+    use super::*;
+    use crate::hub::HubConfig;
+
+    fn call(method: &str, parameters: Value) -> Call {
+        serde_json::from_value(json!({ "method": method, "parameters": parameters })).unwrap()
+    }
+
+    fn error_of(outcome: Outcome) -> Option<String> {
+        match outcome {
+            Outcome::Reply(reply) => reply.error,
+            Outcome::Subscribe => None,
+        }
+    }
+
+    /// The uid's identity goes through the registry: a peer whose grants
+    /// lack a method's capability is refused, typed, before anything runs.
+    #[test]
+    fn a_peer_without_the_capability_is_refused_per_method() {
+        let hub = Hub::new(HubConfig { queue_capacity: 4 });
+        let viewer = Identity::local_user(1000, Capabilities::parse(["viewer"]).unwrap());
+        let verdict = call(
+            "org.terok.Clearance1.Verdict",
+            json!({"container": "b", "request_id": "r", "dest": "d", "action": "allow"}),
+        );
+        assert_eq!(
+            error_of(dispatch(&hub, "v", &verdict, &viewer)).as_deref(),
+            Some("org.paddock.Clearance1.PermissionDenied")
+        );
+        let pending = call("org.paddock.Clearance1.Pending", json!({}));
+        assert_eq!(error_of(dispatch(&hub, "v", &pending, &viewer)), None);
+        let owner = Identity::local_user(1000, Capabilities::all());
+        assert_eq!(
+            error_of(dispatch(&hub, "v", &verdict, &owner)).as_deref(),
+            Some("org.terok.Clearance1.UnknownRequest"),
+            "allowed through to the hub, which knows no such request"
+        );
+    }
 }
