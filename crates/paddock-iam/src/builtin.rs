@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 
 use crate::capability::Capabilities;
 use crate::error::{AuthError, IamError};
-use crate::identity::{Identity, ProjectScope, Source};
+use crate::identity::{Identity, ProjectScope, Source, Surface};
 use crate::regime::{Credential, Regime};
 
 pub const TOKEN_PREFIX: &str = "pdk_";
@@ -61,6 +61,8 @@ pub struct TokenInfo {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When it was first used over MCP (it then decides no egress).
+    pub mcp_seen_at: Option<i64>,
 }
 
 impl From<ApiTokenRow> for TokenInfo {
@@ -73,6 +75,7 @@ impl From<ApiTokenRow> for TokenInfo {
             created_at: r.created_at,
             expires_at: r.expires_at,
             revoked_at: r.revoked_at,
+            mcp_seen_at: r.mcp_seen_at,
         }
     }
 }
@@ -130,6 +133,7 @@ impl TokenBook {
             created_at: now,
             expires_at: new.ttl.map(|t| now + t.as_secs() as i64),
             revoked_at: None,
+            mcp_seen_at: None,
         };
         self.store.insert_api_token(&row)?;
         Ok(row.into())
@@ -207,6 +211,15 @@ impl Regime for TokenRegime {
         if row.expires_at.is_some_and(|at| at <= crate::now()) {
             return Err(AuthError::Rejected(format!("token {} has expired", row.id)));
         }
+        let mut used_over_mcp = row.mcp_seen_at.is_some();
+        if credential.via == Surface::Mcp && !used_over_mcp {
+            // Remembered, so the chatbot's token cannot decide egress
+            // through another surface either.
+            self.store
+                .mark_api_token_mcp(&row.id, crate::now())
+                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+            used_over_mcp = true;
+        }
         // Stored names the binary no longer knows grant nothing.
         let grants = row
             .capabilities
@@ -223,6 +236,7 @@ impl Regime for TokenRegime {
             expires_at: row.expires_at,
             regime: self.index,
             grants,
+            used_over_mcp,
         })
     }
 

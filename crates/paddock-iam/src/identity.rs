@@ -102,6 +102,8 @@ pub struct Identity {
     pub expires_at: Option<i64>,
     pub(crate) regime: usize,
     pub(crate) grants: Capabilities,
+    /// A built-in token that was once presented over MCP: the chatbot's.
+    pub(crate) used_over_mcp: bool,
 }
 
 impl Identity {
@@ -116,6 +118,7 @@ impl Identity {
             expires_at: None,
             regime: usize::MAX,
             grants,
+            used_over_mcp: false,
         }
     }
 

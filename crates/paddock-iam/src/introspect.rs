@@ -202,6 +202,7 @@ impl Regime for IntrospectionRegime {
             expires_at,
             regime: self.index,
             grants: remote::grants(answer.get("scope"), self.defaults),
+            used_over_mcp: false,
         };
         self.remember(key, &identity);
         Ok(identity)

@@ -125,6 +125,7 @@ impl Iam {
             expires_at: None,
             regime: usize::MAX,
             grants: Capabilities::all(),
+            used_over_mcp: false,
         }
     }
 
@@ -161,13 +162,17 @@ impl Iam {
         if !self.settings.enabled {
             return Ok(());
         }
-        if identity.via == Surface::Mcp
-            && capability == Capability::EgressVerdict
-            && !self.settings.mcp_may_decide_egress
-        {
-            return Err(Denied(
-                "egress is decided by a person, not over MCP: the agent may ask, `paddock clearance` or the events socket decides".into(),
-            ));
+        if capability == Capability::EgressVerdict && !self.settings.mcp_may_decide_egress {
+            if identity.via == Surface::Mcp {
+                return Err(Denied(
+                    "egress is decided by a person, not over MCP: the agent may ask, `paddock clearance` or the events socket decides".into(),
+                ));
+            }
+            if identity.used_over_mcp {
+                return Err(Denied(
+                    "this token was used over MCP — it is the chatbot's, and egress is decided by a person; use a person's token".into(),
+                ));
+            }
         }
         if let Some(cached) =
             self.cache

@@ -324,6 +324,7 @@ impl Regime for OidcRegime {
             expires_at: claims.get("exp").and_then(Value::as_i64),
             regime: self.index,
             grants: remote::grants(claims.get(&self.config.scope_claim), self.defaults),
+            used_over_mcp: false,
         })
     }
 }

@@ -362,6 +362,7 @@ impl SignIn {
                 expires_at: None,
                 regime: usize::MAX,
                 grants: self.grants,
+                used_over_mcp: false,
             },
             s.csrf,
         ))

@@ -108,6 +108,21 @@ async fn scoped_tokens_never_administer_and_mcp_never_decides_egress() {
             .await
             .is_ok()
     );
+    // Once used over MCP the token is the chatbot's on every surface.
+    let again = iam.authenticate(Some(&admin), Surface::Rest).await.unwrap();
+    let refused = iam
+        .authorise(&again, Capability::EgressVerdict, &boxed("x"))
+        .await;
+    assert!(refused.unwrap_err().0.contains("used over MCP"));
+    assert!(
+        iam.authorise(
+            &again,
+            Capability::BoxCreate,
+            &Resource::Project("x".into())
+        )
+        .await
+        .is_ok()
+    );
 
     let (open, book) = iam_with_tokens(IamSettings {
         mcp_may_decide_egress: true,
@@ -214,6 +229,7 @@ impl Regime for Counting {
             expires_at: None,
             regime: 0,
             grants: Capabilities::all(),
+            used_over_mcp: false,
         })
     }
     async fn authorise(

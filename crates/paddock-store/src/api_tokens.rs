@@ -15,10 +15,12 @@ pub struct ApiTokenRow {
     pub created_at: i64,
     pub expires_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// When the token was first used over MCP.
+    pub mcp_seen_at: Option<i64>,
 }
 
-const COLUMNS: &str =
-    "id, token_hash, name, capabilities, projects, created_at, expires_at, revoked_at";
+const COLUMNS: &str = "id, token_hash, name, capabilities, projects, created_at, expires_at, \
+                       revoked_at, mcp_seen_at";
 
 fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| {
@@ -38,6 +40,7 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
         created_at: r.get(5)?,
         expires_at: r.get(6)?,
         revoked_at: r.get(7)?,
+        mcp_seen_at: r.get(8)?,
     })
 }
 
@@ -52,7 +55,9 @@ impl Store {
             .transpose()
             .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let inserted = self.conn().execute(
-            &format!("INSERT INTO api_tokens ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)"),
+            &format!(
+                "INSERT INTO api_tokens ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)"
+            ),
             params![
                 row.id,
                 row.token_hash,
@@ -61,7 +66,8 @@ impl Store {
                 projects,
                 row.created_at,
                 row.expires_at,
-                row.revoked_at
+                row.revoked_at,
+                row.mcp_seen_at
             ],
         );
         match inserted {
@@ -115,6 +121,15 @@ impl Store {
         )? == 1)
     }
 
+    /// Records the first use of a token over MCP (later uses change
+    /// nothing); true when this call recorded it.
+    pub fn mark_api_token_mcp(&self, id: &str, now: i64) -> Result<bool> {
+        Ok(self.conn().execute(
+            "UPDATE api_tokens SET mcp_seen_at = ?2 WHERE id = ?1 AND mcp_seen_at IS NULL",
+            params![id, now],
+        )? == 1)
+    }
+
     /// Whether any token was ever made here (revoked ones count): first
     /// start mints an admin token only into an empty table.
     pub fn any_api_token(&self) -> Result<bool> {
@@ -139,6 +154,7 @@ mod tests {
             created_at: 5,
             expires_at: None,
             revoked_at: None,
+            mcp_seen_at: None,
         }
     }
 
@@ -159,5 +175,8 @@ mod tests {
         assert!(!s.revoke_api_token("nope", 10).unwrap());
         assert_eq!(s.api_token("t1").unwrap().unwrap().revoked_at, Some(9));
         assert_eq!(s.list_api_tokens().unwrap().len(), 1);
+        assert!(s.mark_api_token_mcp("t1", 11).unwrap());
+        assert!(!s.mark_api_token_mcp("t1", 12).unwrap());
+        assert_eq!(s.api_token("t1").unwrap().unwrap().mcp_seen_at, Some(11));
     }
 }

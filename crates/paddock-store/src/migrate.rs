@@ -10,6 +10,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0002_git_tokens.sql"),
     include_str!("../migrations/0003_egress.sql"),
     include_str!("../migrations/0004_api_tokens.sql"),
+    include_str!("../migrations/0005_api_token_mcp.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -589,3 +589,43 @@ async fn an_initial_admin_token_can_come_from_a_file() {
         "the token itself is not echoed: {stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_token_the_chatbot_uses_over_mcp_decides_no_egress_anywhere() {
+    let p = Paddock::start(options());
+    let (chatbot_id, chatbot) = p.mint(&["admin"], None).await;
+    let (_, person) = p.mint(&["admin"], None).await;
+    let verdict = json!({"container": "b", "request_id": "r", "dest": "d", "action": "allow"});
+    let verdict_as = |token: String| {
+        let verdict = verdict.clone();
+        let url = format!("{}/api/v1/egress/verdicts", p.url);
+        async move {
+            let r = common::authorised_client(&token)
+                .post(url)
+                .json(&verdict)
+                .send()
+                .await
+                .unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    // Before MCP, an admin token may decide (the hub knows no such request).
+    assert_eq!(verdict_as(chatbot.clone()).await.0, 404);
+    let out = run_python(
+        "mcp_client.py",
+        &json!({"url": format!("{}/mcp", p.url), "token": chatbot, "calls": [["list_boxes", {}]]}),
+    );
+    assert_eq!(out["results"][0]["is_error"], false, "{out}");
+    let (status, body) = verdict_as(chatbot.clone()).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("used over MCP"), "{body}");
+    assert_eq!(
+        verdict_as(person).await.0,
+        404,
+        "a person's token still decides"
+    );
+    let listed = p.cli(&["token", "ls"]);
+    let table = String::from_utf8_lossy(&listed.stdout);
+    let row = table.lines().find(|l| l.starts_with(&chatbot_id)).unwrap();
+    assert!(row.contains("used over MCP"), "{table}");
+}

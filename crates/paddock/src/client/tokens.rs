@@ -106,10 +106,10 @@ fn print_list(tokens: &[Value], json: bool) {
                 } else {
                     text(&t["projects"])
                 },
-                if t["revoked_at"].is_null() {
-                    "active".into()
-                } else {
-                    "revoked".into()
+                match (t["revoked_at"].is_null(), t["mcp_seen_at"].is_null()) {
+                    (false, _) => "revoked".into(),
+                    (true, false) => "active, used over MCP".into(),
+                    (true, true) => "active".into(),
                 },
             ]
         })
