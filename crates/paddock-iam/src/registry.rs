@@ -161,8 +161,9 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(AdminTokens),
         Global,
     ),
-    op(Page, "GET /activate/{token}", CapabilityUrl, BoxInPath),
-    op(Page, "POST /activate/{token}", CapabilityUrl, BoxInPath),
+    // The token in the path names the box and is its own credential.
+    op(Page, "GET /activate/{token}", CapabilityUrl, Global),
+    op(Page, "POST /activate/{token}", CapabilityUrl, Global),
     op(Mcp, "create_box", Requires(BoxCreate), ProjectInBody),
     op(Mcp, "get_box", Requires(BoxRead), BoxInBody),
     op(Mcp, "list_boxes", Requires(BoxRead), Listing),
