@@ -4,6 +4,11 @@
 //! token's `exp`, whichever is first. An endpoint that is down, slow or
 //! answers garbage is a refusal. Optionally the token must have been issued
 //! to one client id (`require_client_id`), whatever its scope says.
+//!
+//! The endpoint is spared two ways: tokens it called inactive are
+//! remembered (in a map of their own, so a spray of made-up tokens cannot
+//! push the good answers out), and after it fails, tokens not in the cache
+//! are refused for `BACKOFF` without asking it again.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,6 +25,10 @@ use crate::regime::{Credential, Regime};
 use crate::remote;
 
 const MAX_CACHED: usize = 10_000;
+/// How long an inactive answer is remembered (at most `cache_ttl_secs`).
+const REMEMBER_INACTIVE: Duration = Duration::from_secs(30);
+/// After a failure, how long the endpoint is left alone.
+const BACKOFF: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -65,6 +74,10 @@ pub struct IntrospectionRegime {
     index: usize,
     http: reqwest::Client,
     cache: Mutex<HashMap<String, Cached>>,
+    /// Hashes of tokens the endpoint called inactive, until when.
+    inactive: Mutex<HashMap<String, Instant>>,
+    /// When the endpoint last failed.
+    failed_at: Mutex<Option<Instant>>,
 }
 
 impl IntrospectionRegime {
@@ -99,6 +112,8 @@ impl IntrospectionRegime {
             index,
             http,
             cache: Mutex::new(HashMap::new()),
+            inactive: Mutex::new(HashMap::new()),
+            failed_at: Mutex::new(None),
         })
     }
 
@@ -133,6 +148,44 @@ impl IntrospectionRegime {
                 until: Instant::now() + ttl,
             },
         );
+    }
+
+    fn known_inactive(&self, key: &str) -> bool {
+        let inactive = self.inactive.lock().unwrap_or_else(|p| p.into_inner());
+        inactive
+            .get(key)
+            .is_some_and(|until| *until > Instant::now())
+    }
+
+    fn remember_inactive(&self, key: String) {
+        let ttl = REMEMBER_INACTIVE.min(Duration::from_secs(self.config.cache_ttl_secs));
+        let mut inactive = self.inactive.lock().unwrap_or_else(|p| p.into_inner());
+        if inactive.len() >= MAX_CACHED {
+            let now = Instant::now();
+            inactive.retain(|_, until| *until > now);
+            if inactive.len() >= MAX_CACHED {
+                inactive.clear();
+            }
+        }
+        inactive.insert(key, Instant::now() + ttl);
+    }
+
+    /// Asks the endpoint, unless it failed less than `BACKOFF` ago.
+    async fn ask(&self, token: &str) -> Result<Value, AuthError> {
+        let failed_at = *self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = failed_at.filter(|at| at.elapsed() < BACKOFF) {
+            return Err(AuthError::Unavailable(format!(
+                "the introspection endpoint failed {} ms ago; not asking again yet",
+                at.elapsed().as_millis()
+            )));
+        }
+        let answer = self.introspect(token).await;
+        let mut failed = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        *failed = match &answer {
+            Err(AuthError::Unavailable(_)) => Some(Instant::now()),
+            _ => None,
+        };
+        answer
     }
 
     async fn introspect(&self, token: &str) -> Result<Value, AuthError> {
@@ -170,8 +223,12 @@ impl Regime for IntrospectionRegime {
             identity.via = credential.via;
             return Ok(identity);
         }
-        let answer = self.introspect(credential.secret).await?;
+        if self.known_inactive(&key) {
+            return Err(AuthError::Rejected("the token is not active".into()));
+        }
+        let answer = self.ask(credential.secret).await?;
         if answer.get("active") != Some(&Value::Bool(true)) {
+            self.remember_inactive(key);
             return Err(AuthError::Rejected("the token is not active".into()));
         }
         if let Some(required) = &self.config.require_client_id

@@ -209,6 +209,13 @@ async fn introspected_tokens_are_pinned_cached_and_refused_when_the_endpoint_fai
         status(&p, "never-issued", "GET", "/api/v1/boxes").await,
         401
     );
+    // An inactive answer is remembered: asking again spares the endpoint.
+    let asked = issuer.stat("introspections").await;
+    assert_eq!(
+        status(&p, "never-issued", "GET", "/api/v1/boxes").await,
+        401
+    );
+    assert_eq!(issuer.stat("introspections").await, asked);
 
     // Cached for its TTL: a second request does not reach the endpoint…
     assert_eq!(
@@ -260,7 +267,27 @@ async fn introspected_tokens_are_pinned_cached_and_refused_when_the_endpoint_fai
             "{mode} took {:?}",
             started.elapsed()
         );
+        if mode == "down" {
+            // Right after a failure the endpoint is left alone for a moment.
+            let asked = issuer.stat("introspections").await;
+            assert_eq!(status(&p, "opaque-x", "GET", "/api/v1/boxes").await, 401);
+            assert_eq!(issuer.stat("introspections").await, asked, "backed off");
+        }
         issuer.control(json!({"op": "mode", "mode": "ok"})).await;
+        // Once the back-off is over a good token gets through again (so the
+        // next mode really reaches the endpoint).
+        let probe = format!("probe-after-{mode}");
+        issuer
+            .control(json!({"op": "opaque", "token": probe, "answer": answer("agent-cli")}))
+            .await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while status(&p, &probe, "GET", "/api/v1/boxes").await != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the endpoint was never asked again"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
     let log = p.log();
     assert!(
