@@ -1,6 +1,7 @@
 //! The gateway as a box extension: listeners on every box network's
 //! gateway address, the box's environment and resolver pointed at them,
-//! and the firewall applied in the box's namespace once it runs.
+//! the host-side fence of each box network in place before a box can start
+//! on it, and the firewall applied in the box's namespace once it runs.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -11,8 +12,21 @@ use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChang
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Dest, Egress};
+use crate::host_guard::HostGuard;
 use crate::nflog::NflogSocket;
 use crate::{dns, firewall, proxy};
+
+/// The host-side fence of box networks.
+pub enum HostFence {
+    /// `[egress] firewall = false`: no fences at all.
+    Off,
+    Ready(Arc<HostGuard>),
+    /// The table could not be made: every box fails closed with this.
+    Failed(String),
+}
+
+/// Whether a network's fence is up (None while it is being put up).
+type FenceState = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
 
 pub struct EmbeddedEgress {
     egress: Arc<Egress>,
@@ -20,6 +34,8 @@ pub struct EmbeddedEgress {
     extra_ports: Vec<u16>,
     networks: Mutex<HashMap<String, (Ipv4Addr, CancellationToken)>>,
     guards: Mutex<HashMap<String, CancellationToken>>,
+    host: HostFence,
+    fences: Mutex<HashMap<String, FenceState>>,
     stop: CancellationToken,
 }
 
@@ -28,14 +44,44 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl EmbeddedEgress {
-    pub fn new(egress: Arc<Egress>, extra_ports: Vec<u16>, stop: CancellationToken) -> Arc<Self> {
+    pub fn new(
+        egress: Arc<Egress>,
+        extra_ports: Vec<u16>,
+        host: HostFence,
+        stop: CancellationToken,
+    ) -> Arc<Self> {
         Arc::new(Self {
             egress,
             extra_ports,
             networks: Mutex::new(HashMap::new()),
             guards: Mutex::new(HashMap::new()),
+            host,
+            fences: Mutex::new(HashMap::new()),
             stop,
         })
+    }
+
+    /// Waits for the box network's host-side fence; a box never starts on
+    /// an unfenced network.
+    async fn fenced(&self, network_id: &str, gateway: Ipv4Addr) -> Result<(), String> {
+        let guard = match &self.host {
+            HostFence::Off => return Ok(()),
+            HostFence::Failed(reason) => return Err(reason.clone()),
+            HostFence::Ready(guard) => guard,
+        };
+        let state = lock(&self.fences).get(network_id).cloned();
+        let Some(mut state) = state else {
+            // Not announced through network_up (yet): fence it here.
+            return guard
+                .add_network(network_id, gateway)
+                .await
+                .map_err(|e| e.to_string());
+        };
+        let outcome = state
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| "the box network's fence was abandoned".to_owned())?;
+        outcome.clone().unwrap_or_else(|| Err("no fence".into()))
     }
 
     pub fn egress(&self) -> &Arc<Egress> {
@@ -135,7 +181,10 @@ async fn report_raw_attempts(
 
 impl BoxExtension for EmbeddedEgress {
     fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
-        Box::pin(async move { Ok(self.equipment(setup)) })
+        Box::pin(async move {
+            self.fenced(setup.network_id, setup.gateway).await?;
+            Ok(self.equipment(setup))
+        })
     }
 
     fn started<'a>(&'a self, started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), String>> {
@@ -183,6 +232,18 @@ impl BoxExtension for EmbeddedEgress {
         if lock(&self.networks).contains_key(network_id) {
             return;
         }
+        if let HostFence::Ready(guard) = &self.host {
+            let (tx, rx) = tokio::sync::watch::channel(None);
+            lock(&self.fences).insert(network_id.to_owned(), rx);
+            let (guard, id) = (guard.clone(), network_id.to_owned());
+            tokio::spawn(async move {
+                let done = guard.add_network(&id, gateway).await.map_err(|e| {
+                    tracing::error!(network_id = %id, error = %e, "cannot fence a box network; its boxes will not start");
+                    e.to_string()
+                });
+                let _ = tx.send(Some(done));
+            });
+        }
         let config = self.egress.config();
         let proxy_addr = SocketAddr::from((gateway, config.proxy_port));
         let dns_addr = SocketAddr::from((gateway, config.dns_port));
@@ -221,8 +282,13 @@ impl BoxExtension for EmbeddedEgress {
 
     fn network_down(&self, network_id: &str) {
         self.egress.forget_network(network_id);
-        if let Some((_, stop)) = lock(&self.networks).remove(network_id) {
+        lock(&self.fences).remove(network_id);
+        if let Some((gateway, stop)) = lock(&self.networks).remove(network_id) {
             stop.cancel();
+            if let HostFence::Ready(guard) = &self.host {
+                let (guard, id) = (guard.clone(), network_id.to_owned());
+                tokio::spawn(async move { guard.remove_network(&id, gateway).await });
+            }
         }
     }
 }

@@ -41,18 +41,43 @@ pub fn ruleset(gateway: Ipv4Addr, tcp_ports: &[u16], group: u16) -> String {
 
 /// Applies the ruleset in the network namespace of `pid`.
 pub async fn apply(pid: u32, ruleset: &str) -> Result<(), EgressError> {
-    let netns = format!("--net=/proc/{pid}/ns/net");
-    let mut child = tokio::process::Command::new("nsenter")
-        .args([netns.as_str(), "--", "nft", "-f", "-"])
+    run_nft(Some(pid), ruleset).await
+}
+
+/// `nft -f -` with `ruleset` on stdin: in the network namespace of `pid`
+/// (through nsenter), or in paddock's own (the host's) without one.
+pub(crate) async fn run_nft(pid: Option<u32>, ruleset: &str) -> Result<(), EgressError> {
+    let mut command = match pid {
+        Some(pid) => {
+            let mut c = tokio::process::Command::new("nsenter");
+            c.args([
+                format!("--net=/proc/{pid}/ns/net").as_str(),
+                "--",
+                "nft",
+                "-f",
+                "-",
+            ]);
+            c
+        }
+        None => {
+            let mut c = tokio::process::Command::new("nft");
+            c.args(["-f", "-"]);
+            c
+        }
+    };
+    let mut child = command
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| {
-            EgressError::Firewall(format!(
-                "cannot run nsenter (util-linux) to reach the box's network namespace: {e}"
-            ))
+            EgressError::Firewall(match pid {
+                Some(_) => format!(
+                    "cannot run nsenter (util-linux) to reach the box's network namespace: {e}"
+                ),
+                None => format!("cannot run nft (Debian package nftables): {e}"),
+            })
         })?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(ruleset.as_bytes()).await?;
@@ -71,7 +96,12 @@ pub async fn apply(pid: u32, ruleset: &str) -> Result<(), EgressError> {
         ""
     };
     Err(EgressError::Firewall(format!(
-        "cannot apply the box's firewall: {stderr}{hint}"
+        "cannot apply {}: {stderr}{hint}",
+        if pid.is_some() {
+            "the box's firewall"
+        } else {
+            "the host-side guard of box networks"
+        }
     )))
 }
 

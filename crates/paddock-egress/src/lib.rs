@@ -15,6 +15,7 @@ mod embedded;
 pub mod firewall;
 mod gateway;
 mod hold;
+pub mod host_guard;
 pub mod nflog;
 pub mod policy;
 pub mod proxy;
@@ -25,7 +26,7 @@ mod verdicts;
 
 pub use address::restricted;
 pub use config::EgressConfig;
-pub use embedded::EmbeddedEgress;
+pub use embedded::{EmbeddedEgress, HostFence};
 pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};
 pub use policy::{Action, PolicyError, PortRange, Rule, Scope, Target};
 pub use shield::Shield;

@@ -12,7 +12,8 @@ use paddock_clearance::varlink::VarlinkServer;
 use paddock_clearance::{Hub, HubConfig};
 use paddock_core::BoxService;
 use paddock_docker::Engine;
-use paddock_egress::{Egress, EmbeddedEgress};
+use paddock_egress::host_guard::HostGuard;
+use paddock_egress::{Egress, EmbeddedEgress, HostFence};
 use paddock_store::Store;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
@@ -85,6 +86,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let gate_stop = tokio_util::sync::CancellationToken::new();
     let egress_stop = tokio_util::sync::CancellationToken::new();
     let mut extensions: Vec<Arc<dyn paddock_core::BoxExtension>> = Vec::new();
+    let mut host_guard: Option<Arc<HostGuard>> = None;
     let egress = if egress_config.enabled {
         let egress = Egress::new(egress_config, store.clone(), hub.clone())
             .context("cannot start the egress gateway")?;
@@ -93,9 +95,31 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             Vec::new()
         };
+        let fence = if egress.config().firewall {
+            let mut tcp_ports = vec![egress.config().proxy_port];
+            tcp_ports.extend(&extra_ports);
+            let guard = Arc::new(HostGuard::new(
+                &core.instance,
+                tcp_ports,
+                egress.config().dns_port,
+            ));
+            match guard.install().await {
+                Ok(()) => {
+                    host_guard = Some(guard.clone());
+                    HostFence::Ready(guard)
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot fence box networks on the host; boxes will not be created");
+                    HostFence::Failed(e.to_string())
+                }
+            }
+        } else {
+            HostFence::Off
+        };
         extensions.push(EmbeddedEgress::new(
             egress.clone(),
             extra_ports,
+            fence,
             egress_stop.clone(),
         ));
         Some(egress)
@@ -179,6 +203,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         egress_stop.cancel();
         if let Some(egress) = stopping_egress {
             egress.flush_audit();
+        }
+        if let Some(guard) = host_guard {
+            guard.uninstall().await;
         }
     });
 

@@ -448,8 +448,17 @@ async fn status_json(r: reqwest::Response) -> (u16, Value) {
     (status, value)
 }
 
-/// Removes every Docker object of one instance.
+/// Removes every Docker object of one instance, and its host-side fence
+/// table (left behind when the paddock was killed).
 pub fn sweep(instance: &str) {
+    let _ = Command::new("nft")
+        .args([
+            "delete",
+            "table",
+            "inet",
+            &paddock_egress::host_guard::table_name(instance),
+        ])
+        .output();
     let filter = format!("label=paddock.instance={instance}");
     let ids = docker(&["ps", "-aq", "--filter", &filter]);
     for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {

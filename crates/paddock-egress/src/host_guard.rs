@@ -1,0 +1,155 @@
+//! The host side of a box's fence. The firewall in a box's own network
+//! namespace can only be applied once its container runs, so for the first
+//! milliseconds of a box's life only Docker's `internal` network stands
+//! between it and every host service listening on its gateway. This closes
+//! that window: one nftables table per paddock instance in the host's own
+//! namespace accepts, from box bridges, only the gateway's listeners (proxy,
+//! DNS, gate) and drops the rest. A network's entries are added when it
+//! joins the pool — before any box can start on it — and removed with it.
+//!
+//! The table is made fresh at start (whatever a crashed predecessor left is
+//! replaced) and deleted at a clean stop. Its name carries the instance, so
+//! a sweeper can find a test instance's table.
+
+use std::net::Ipv4Addr;
+
+use crate::EgressError;
+use crate::firewall::run_nft;
+
+/// The host table of one paddock instance (`paddock_<instance>`, other
+/// characters than letters, digits and `_` written `_`).
+pub fn table_name(instance: &str) -> String {
+    let safe: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("paddock_{safe}")
+}
+
+/// Docker's name for a bridge network's interface.
+fn bridge(network_id: &str) -> String {
+    format!("br-{}", network_id.get(..12).unwrap_or(network_id))
+}
+
+pub struct HostGuard {
+    table: String,
+    tcp_ports: Vec<u16>,
+    dns_port: u16,
+}
+
+impl HostGuard {
+    pub fn new(instance: &str, tcp_ports: Vec<u16>, dns_port: u16) -> Self {
+        Self {
+            table: table_name(instance),
+            tcp_ports,
+            dns_port,
+        }
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    fn install_ruleset(&self) -> String {
+        let t = &self.table;
+        format!(
+            "table inet {t}\n\
+             delete table inet {t}\n\
+             table inet {t} {{\n\
+             \x20 set boxnets {{ type ifname; }}\n\
+             \x20 set allowed {{ type ifname . ipv4_addr . inet_proto . inet_service; }}\n\
+             \x20 chain input {{\n\
+             \x20   type filter hook input priority -10; policy accept;\n\
+             \x20   iifname != @boxnets accept\n\
+             \x20   ct state established,related accept\n\
+             \x20   iifname . ip daddr . meta l4proto . th dport @allowed accept\n\
+             \x20   counter drop\n\
+             \x20 }}\n\
+             }}\n"
+        )
+    }
+
+    fn elements(&self, network_id: &str, gateway: Ipv4Addr) -> (String, String) {
+        let br = bridge(network_id);
+        let mut allowed: Vec<String> = self
+            .tcp_ports
+            .iter()
+            .map(|p| format!("\"{br}\" . {gateway} . tcp . {p}"))
+            .collect();
+        allowed.push(format!("\"{br}\" . {gateway} . udp . {}", self.dns_port));
+        allowed.push(format!("\"{br}\" . {gateway} . tcp . {}", self.dns_port));
+        (
+            format!("{{ \"{br}\" }}"),
+            format!("{{ {} }}", allowed.join(", ")),
+        )
+    }
+
+    /// Makes the table fresh (replacing one a crashed paddock left).
+    pub async fn install(&self) -> Result<(), EgressError> {
+        run_nft(None, &self.install_ruleset()).await
+    }
+
+    /// Fences a box network: its bridge reaches only the listeners.
+    pub async fn add_network(
+        &self,
+        network_id: &str,
+        gateway: Ipv4Addr,
+    ) -> Result<(), EgressError> {
+        let (net, allowed) = self.elements(network_id, gateway);
+        let t = &self.table;
+        run_nft(
+            None,
+            &format!(
+                "add element inet {t} allowed {allowed}\nadd element inet {t} boxnets {net}\n"
+            ),
+        )
+        .await
+    }
+
+    /// Forgets a removed network (its bridge is gone; nothing to fence).
+    pub async fn remove_network(&self, network_id: &str, gateway: Ipv4Addr) {
+        let (net, allowed) = self.elements(network_id, gateway);
+        let t = &self.table;
+        let rules = format!(
+            "delete element inet {t} boxnets {net}\ndelete element inet {t} allowed {allowed}\n"
+        );
+        if let Err(e) = run_nft(None, &rules).await {
+            tracing::debug!(error = %e, network_id, "host guard: network entries already gone");
+        }
+    }
+
+    /// Deletes the table (clean stop).
+    pub async fn uninstall(&self) {
+        let t = &self.table;
+        if let Err(e) = run_nft(None, &format!("table inet {t}\ndelete table inet {t}\n")).await {
+            tracing::warn!(error = %e, table = %t, "cannot remove the host guard table");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_rules_follow_the_instance_and_the_listeners() {
+        assert_eq!(table_name("test-12-3"), "paddock_test_12_3");
+        let guard = HostGuard::new("i", vec![3128, 9418], 53);
+        assert!(
+            guard
+                .install_ruleset()
+                .contains("iifname != @boxnets accept")
+        );
+        let (net, allowed) = guard.elements("0123456789abcdef", Ipv4Addr::new(10, 1, 2, 1));
+        assert_eq!(net, "{ \"br-0123456789ab\" }");
+        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 3128"));
+        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . udp . 53"));
+        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 9418"));
+    }
+}

@@ -1,0 +1,118 @@
+//! The host-side fence of box networks: before a box's own firewall is
+//! applied (a box's first milliseconds), the host's table for this paddock
+//! already lets its bridge reach only the gateway's listeners. Shown by
+//! taking the box's own firewall away and trying again; and the table is
+//! gone after a clean stop.
+
+mod common;
+
+use std::process::Command;
+
+use common::egress_site::*;
+use common::{Options, Paddock, docker};
+
+fn nft(args: &[&str]) -> std::process::Output {
+    Command::new("nft").args(args).output().expect("nft runs")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
+    let host_service = Upstream::start("0.0.0.0:0").await;
+    let mut p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    create_box(&p, "fenced", "proj").await;
+    let gw = gateway_of(&p, "fenced").await;
+    let table = paddock_egress::host_guard::table_name(&p.instance);
+    let listed = nft(&["list", "table", "inet", &table]);
+    assert!(listed.status.success(), "the instance's host table exists");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&format!("{gw} . tcp . 3128")), "{listed}");
+
+    // Take the box's own firewall away, as in its first milliseconds.
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "paddock-fenced"]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+    let removed = Command::new("nsenter")
+        .args([
+            &format!("--net=/proc/{pid}/ns/net"),
+            "--",
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "paddock",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+
+    let out = exec(
+        &p,
+        "fenced",
+        &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
+    )
+    .await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(
+        host_service.connections().is_empty(),
+        "the host service was reached without the box's own firewall"
+    );
+    // The listeners stay reachable: the proxy answers.
+    let out = exec(
+        &p,
+        "fenced",
+        &format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 3 {gw} 3128"),
+    )
+    .await;
+    assert!(
+        out["stdout"].as_str().unwrap().starts_with("HTTP/1."),
+        "{out}"
+    );
+
+    // And it is the fence that held: without it the host service is reached.
+    let net = docker(&[
+        "inspect",
+        "-f",
+        "{{range .NetworkSettings.Networks}}{{.NetworkID}}{{end}}",
+        "paddock-fenced",
+    ]);
+    let bridge = format!("br-{}", &String::from_utf8_lossy(&net.stdout).trim()[..12]);
+    let opened = nft(&[
+        "delete",
+        "element",
+        "inet",
+        &table,
+        "boxnets",
+        &format!("{{ \"{bridge}\" }}"),
+    ]);
+    assert!(
+        opened.status.success(),
+        "{}",
+        String::from_utf8_lossy(&opened.stderr)
+    );
+    let out = exec(
+        &p,
+        "fenced",
+        &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    common::wait_for(
+        "the host service to see the box",
+        std::time::Duration::from_secs(10),
+        || {
+            let seen = !host_service.connections().is_empty();
+            async move { seen.then_some(()) }
+        },
+    )
+    .await;
+
+    // A clean stop takes the table away.
+    assert!(p.stop().success());
+    assert!(!nft(&["list", "table", "inet", &table]).status.success());
+}
