@@ -14,6 +14,10 @@ pub enum EventKind {
     ShieldUp,
     ShieldDown,
     ShieldDisengaged,
+    /// paddock's own: an egress rule was added or removed (terok's
+    /// clients skip types they do not know).
+    RuleAdded,
+    RuleRemoved,
 }
 
 impl EventKind {
@@ -26,6 +30,8 @@ impl EventKind {
             Self::ShieldUp => "shield_up",
             Self::ShieldDown => "shield_down",
             Self::ShieldDisengaged => "shield_disengaged",
+            Self::RuleAdded => "rule_added",
+            Self::RuleRemoved => "rule_removed",
         }
     }
 }

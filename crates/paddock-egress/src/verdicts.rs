@@ -198,13 +198,59 @@ impl Egress {
             created_at: now,
         })?;
         self.reload_rules()?;
-        Ok(rule_from_row(&row)?)
+        let rule = rule_from_row(&row)?;
+        self.announce_rule(
+            EventKind::RuleAdded,
+            &rule,
+            &format!("rule #{} by {created_by}", rule.id),
+        );
+        Ok(rule)
     }
 
-    pub fn delete_rule(&self, id: i64) -> Result<bool, EgressError> {
+    /// Removes a rule; `by` is who did (for the event).
+    pub fn delete_rule(&self, id: i64, by: &str) -> Result<bool, EgressError> {
+        let before = self.rules().iter().find(|r| r.id == id).cloned();
         let gone = self.store.delete_egress_rule(id)?;
         self.reload_rules()?;
+        if let (true, Some(rule)) = (gone, before) {
+            self.announce_rule(
+                EventKind::RuleRemoved,
+                &rule,
+                &format!("rule #{id} removed by {by}"),
+            );
+        }
         Ok(gone)
+    }
+
+    /// Every rule change is an event: the box (for a box rule) or the
+    /// project it applies to, its target, first port and action.
+    fn announce_rule(&self, kind: EventKind, rule: &Rule, reason: &str) {
+        let (box_id, project) = match &rule.scope {
+            Scope::Box(b) => (b.clone(), self.project_of_box(b).unwrap_or_default()),
+            Scope::Project(p) => (String::new(), p.clone()),
+        };
+        let who = BoxIdentity { box_id, project };
+        let mut e = self.event(kind, &who);
+        e.dest = rule.target.to_string();
+        e.domain = match &rule.target {
+            Target::Cidr(_) => String::new(),
+            other => other.to_string(),
+        };
+        e.port = rule.ports.map_or(0, |p| i64::from(p.lo));
+        e.action = rule.action.as_str().to_owned();
+        e.ok = true;
+        e.reason = reason.to_owned();
+        self.hub().publish(e);
+    }
+
+    /// The project of a box this gateway has seen (from its network).
+    fn project_of_box(&self, box_id: &str) -> Option<String> {
+        self.identities
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .find(|who| who.box_id == box_id)
+            .map(|who| who.project.clone())
     }
 
     /// The box's network no longer speaks for it.

@@ -187,7 +187,7 @@ async fn delete_rule(
     if let Some(rule) = egress.rules().iter().find(|r| r.id == id) {
         caller.check(rule_resource(&s, &rule.scope)).await?;
     }
-    if egress.delete_rule(id)? {
+    if egress.delete_rule(id, caller.principal())? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError {

@@ -130,7 +130,8 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<Caller>) {
             event = subscription.next() => {
                 let Some(event) = event else { break };
                 let project = event.event.dossier.get("project").map_or("", String::as_str);
-                if (project.is_empty() || caller.sees(project))
+                // An event of no known project is for callers of every project.
+                if caller.sees(project)
                     && tx.send(Message::Text(event.json.clone().into())).await.is_err()
                 {
                     break;

@@ -33,6 +33,8 @@ async fn the_cli_manages_rules_shields_and_reads_the_log() {
     let upstream = Upstream::start("127.0.0.1:0").await;
     let p = Paddock::start(options(30));
     create_box(&p, "cli", "proj").await;
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "cli").await;
     let port = upstream.port.to_string();
     let fetch = format!("wget -q -O - http://upstream.test:{port}/");
 
@@ -51,11 +53,37 @@ async fn the_cli_manages_rules_shields_and_reads_the_log() {
         String::from_utf8_lossy(&added.stderr)
     );
     assert!(stdout(&added).contains("127.0.0.1/32"));
+    // Every rule change is an event.
+    let event = sub
+        .next_where("the project rule's event", |e| e.kind == "rule_added")
+        .await;
+    assert_eq!(
+        (event.dest.as_str(), event.action.as_str()),
+        ("127.0.0.1/32", "allow")
+    );
+    assert_eq!(event.port, i64::from(upstream.port));
+    assert_eq!(event.dossier["project"], "proj");
+    assert!(
+        event.reason.contains("token:"),
+        "who added it: {}",
+        event.reason
+    );
     let out = exec(&p, "cli", &fetch).await;
     assert_eq!(out["exit_code"], 0, "{out}");
 
     let denied = p.cli(&["egress", "deny", "upstream.test", "--box", "cli"]);
     assert!(denied.status.success());
+    let event = sub
+        .next_where("the box rule's event", |e| e.kind == "rule_added")
+        .await;
+    assert_eq!(
+        (event.container.as_str(), event.action.as_str()),
+        ("cli", "deny")
+    );
+    assert_eq!(
+        (event.domain.as_str(), event.dossier["project"].as_str()),
+        ("upstream.test", "proj")
+    );
     let out = exec(&p, "cli", &fetch).await;
     assert!(
         out["stderr"].as_str().unwrap().contains("403"),
@@ -67,6 +95,20 @@ async fn the_cli_manages_rules_shields_and_reads_the_log() {
     assert_eq!(rules.len(), 2);
     let deny_id = rules.iter().find(|r| r["action"] == "deny").unwrap()["id"].to_string();
     assert!(p.cli(&["egress", "rm", &deny_id]).status.success());
+    let event = sub
+        .next_where("the removal's event", |e| e.kind == "rule_removed")
+        .await;
+    assert_eq!(
+        (event.container.as_str(), event.dest.as_str()),
+        ("cli", "upstream.test")
+    );
+    assert!(
+        event
+            .reason
+            .contains(&format!("rule #{deny_id} removed by token:")),
+        "{}",
+        event.reason
+    );
     let out = exec(&p, "cli", &fetch).await;
     assert_eq!(out["exit_code"], 0, "{out}");
 
