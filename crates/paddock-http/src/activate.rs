@@ -38,32 +38,12 @@ fn error_page(e: CoreError) -> Response {
     )
 }
 
-/// The session's CSRF field, when there is sign-in.
-fn csrf_field(s: &AppState, headers: &HeaderMap) -> String {
-    let csrf = s
-        .signin
-        .as_ref()
-        .zip(crate::signin::cookie(
-            headers,
-            crate::signin::SESSION_COOKIE,
-        ))
-        .and_then(|(signin, id)| signin.session(id))
-        .map(|(_, csrf)| csrf);
-    csrf.map(|c| {
-        format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            escape(&c)
-        )
-    })
-    .unwrap_or_default()
-}
-
 async fn show(
     State(s): State<AppState>,
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Response {
-    let csrf = csrf_field(&s, &headers);
+    let csrf = crate::signin::csrf_field(&s, &headers);
     match s.boxes.activation_page(&token).await {
         Ok(p) => page(
             StatusCode::OK,
@@ -104,18 +84,14 @@ async fn submit(
             "<p class=\"bad\">The form did not carry a code.</p>",
         );
     };
-    if let Some(signin) = &s.signin {
-        let session = crate::signin::cookie(&headers, crate::signin::SESSION_COOKIE);
-        let ok = session
-            .zip(form.csrf.as_deref())
-            .is_some_and(|(id, csrf)| signin.csrf_ok(id, csrf));
-        if !ok {
-            return page(
-                StatusCode::FORBIDDEN,
-                "Activation refused",
-                "<p class=\"bad\" id=\"result\">This form has expired or did not come from paddock. Reload the page.</p>",
-            );
-        }
+    if s.signin.is_some()
+        && crate::signin::session_form(&s, &headers, form.csrf.as_deref()).is_none()
+    {
+        return page(
+            StatusCode::FORBIDDEN,
+            "Activation refused",
+            "<p class=\"bad\" id=\"result\">This form has expired or did not come from paddock. Reload the page.</p>",
+        );
     }
     match s.boxes.submit_code(&token, &form.code).await {
         Ok(SubmitOutcome::Ready) => page(

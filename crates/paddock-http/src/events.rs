@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Extension, State};
+use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -22,7 +23,7 @@ use paddock_iam::registry::{self, Access};
 use paddock_iam::{Capability, Resource, Surface};
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, box_resource, caller_for};
+use crate::auth::{Caller, bearer, box_resource, caller_for, query_token};
 use crate::egress::VerdictRequest;
 use crate::{ApiError, AppState};
 
@@ -38,10 +39,19 @@ const CLOSE_UNAUTHORISED: u16 = 4401;
 pub(crate) async fn events(
     State(s): State<AppState>,
     caller: Option<Extension<Caller>>,
+    headers: HeaderMap,
+    uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     crate::egress_gateway(&s)?;
-    let caller = caller.map(|Extension(c)| c);
+    // Admitted at the handshake: keep the credential it came with, so the
+    // socket can re-check it like one admitted in-band.
+    let caller = caller.map(|Extension(c)| {
+        let secret = bearer(&headers)
+            .map(str::to_owned)
+            .or_else(|| query_token(uri.query()));
+        (c, secret)
+    });
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
@@ -100,14 +110,14 @@ async fn first_frame_auth(s: &AppState, rx: &mut Rx) -> Result<(Caller, String),
     Ok((admit(s, Some(&token)).await?, token))
 }
 
-async fn serve(socket: WebSocket, s: AppState, caller: Option<Caller>) {
+async fn serve(socket: WebSocket, s: AppState, caller: Option<(Caller, Option<String>)>) {
     let Some(egress) = s.egress.clone() else {
         return;
     };
     let (mut tx, mut rx) = socket.split();
     // The credential is kept only to re-check it; it is never echoed.
     let (mut caller, mut secret) = match caller {
-        Some(c) => (c, None),
+        Some(admitted) => admitted,
         None => match first_frame_auth(&s, &mut rx).await {
             Ok((c, token)) => (c, Some(token)),
             Err(reason) => return close(&mut tx, &reason).await,
@@ -144,15 +154,12 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<Caller>) {
                     return close(&mut tx, "the credential was revoked").await;
                 }
             }
-            _ = recheck.tick(), if secret.is_some() || caller.identity.expires_at.is_some() => {
-                let still = match &secret {
-                    Some(token) => admit(&s, Some(token)).await.map(|_| ()),
-                    None => match caller.identity.expires_at {
-                        Some(at) if at <= now() => Err("the credential has expired".to_owned()),
-                        _ => Ok(()),
-                    },
-                };
-                if let Err(reason) = still {
+            // Every credential is re-checked (expiry, revocation elsewhere);
+            // only with IAM off is there none.
+            _ = recheck.tick(), if secret.is_some() => {
+                if let Some(token) = &secret
+                    && let Err(reason) = admit(&s, Some(token)).await
+                {
                     return close(&mut tx, &reason).await;
                 }
             }
@@ -182,13 +189,6 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<Caller>) {
             }
         }
     }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 enum Reply {

@@ -198,16 +198,24 @@ struct CsrfForm {
     csrf: String,
 }
 
-/// A form post of a signed-in person: its session and matching CSRF token.
+/// The session id of a signed-in person's form post whose CSRF token is
+/// that session's; `None` for anything else. Every session form uses it.
+pub(crate) fn session_form<'a>(
+    s: &AppState,
+    headers: &'a HeaderMap,
+    csrf: Option<&str>,
+) -> Option<&'a str> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    signin(s)?.csrf_ok(id, csrf?).then_some(id)
+}
+
 fn form_session<'a>(
     s: &AppState,
     headers: &'a HeaderMap,
     form: &Result<Form<CsrfForm>, FormRejection>,
 ) -> Option<&'a str> {
-    let signin = signin(s)?;
-    let id = cookie(headers, SESSION_COOKIE)?;
-    let Ok(Form(form)) = form else { return None };
-    signin.csrf_ok(id, &form.csrf).then_some(id)
+    let csrf = form.as_ref().ok().map(|Form(f)| f.csrf.as_str());
+    session_form(s, headers, csrf)
 }
 
 fn csrf_refused() -> Response {
@@ -246,13 +254,20 @@ async fn logout(
     r
 }
 
-/// The CSRF token for forms on this page: the session's.
-fn csrf_of(s: &AppState, headers: &HeaderMap) -> String {
-    signin(s)
+/// The hidden CSRF field for a page's forms: the session's token (empty
+/// without sign-in or a session).
+pub(crate) fn csrf_field(s: &AppState, headers: &HeaderMap) -> String {
+    let csrf = signin(s)
         .zip(cookie(headers, SESSION_COOKIE))
         .and_then(|(signin, id)| signin.session(id))
-        .map(|(_, csrf)| csrf)
-        .unwrap_or_default()
+        .map(|(_, csrf)| csrf);
+    csrf.map(|c| {
+        format!(
+            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+            escape(&c)
+        )
+    })
+    .unwrap_or_default()
 }
 
 async fn admin(
@@ -260,7 +275,7 @@ async fn admin(
     Extension(caller): Extension<Caller>,
     headers: HeaderMap,
 ) -> Response {
-    let csrf = escape(&csrf_of(&s, &headers));
+    let csrf = csrf_field(&s, &headers);
     let mut boxes = String::new();
     for b in s.boxes.list().unwrap_or_default() {
         if caller.sees(&b.project) {
@@ -283,8 +298,7 @@ async fn admin(
             "revoked".to_owned()
         } else {
             format!(
-                "<form method=\"post\" action=\"/admin/tokens/{id}/revoke\">\
-                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                "<form method=\"post\" action=\"/admin/tokens/{id}/revoke\">{csrf}\
                  <button type=\"submit\" id=\"revoke-{id}\">Revoke</button></form>",
                 id = escape(&t.id)
             )
@@ -301,7 +315,7 @@ async fn admin(
         "paddock",
         &format!(
             "<p>Signed in as <strong id=\"who\">{who}</strong>.</p>\
-             <form method=\"post\" action=\"/auth/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+             <form method=\"post\" action=\"/auth/logout\">{csrf}\
              <button type=\"submit\" id=\"logout\">Sign out</button></form>\
              <h2>Boxes</h2><table>{boxes}</table><h2>Tokens</h2><table>{tokens}</table>",
             who = escape(caller.principal()),

@@ -54,29 +54,19 @@ pub(crate) async fn json(response: reqwest::Response, what: &str) -> Result<Valu
         .map_err(|e| AuthError::Unavailable(format!("{what}: not JSON ({e})")))
 }
 
-/// reqwest errors name the URL, which for introspection never carries the
-/// token, but say what failed without it anyway.
+/// What failed, without the endpoint's URL (reqwest errors name it; it
+/// never carries the token, but the log need not repeat it either).
 pub(crate) fn without_url(e: &reqwest::Error) -> String {
     if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "cannot connect".into()
-    } else {
-        e.without_url_ref().to_string()
+        return "timed out".into();
     }
-}
-
-trait WithoutUrl {
-    fn without_url_ref(&self) -> String;
-}
-
-impl WithoutUrl for reqwest::Error {
-    fn without_url_ref(&self) -> String {
-        let mut text = self.to_string();
-        if let Some(url) = self.url() {
-            text = text.replace(url.as_str(), "<endpoint>");
-        }
-        text
+    if e.is_connect() {
+        return "cannot connect".into();
+    }
+    let text = e.to_string();
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), "<endpoint>"),
+        None => text,
     }
 }
 

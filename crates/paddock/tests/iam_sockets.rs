@@ -91,3 +91,29 @@ async fn a_websocket_with_a_bad_or_no_credential_is_closed() {
         .unwrap();
     assert_eq!(refused.status(), 403, "a token without events:subscribe");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_socket_admitted_at_the_handshake_rechecks_its_credential() {
+    let p = Paddock::start(Options {
+        extra_toml: "[iam]\nsession_recheck_secs = 1\n".into(),
+        ..options()
+    });
+    let (id, token) = p.mint(&["viewer"], None).await;
+    let url = format!("{}?token={token}", ws_url(&p));
+    let ws = Streaming::start(&["ws_session", &url, "[]"]);
+    ws.next_where("welcome", |v| v["type"] == "welcome");
+    // Revoked by another process (against the store): no broadcast reaches
+    // the socket, its periodic re-check does.
+    let out = std::process::Command::new(common::paddock_bin())
+        .args(["token", "revoke", &id, "--data-dir"])
+        .arg(p.dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let closed = ws.next_where("the close", |v| v.get("closed").is_some());
+    assert_eq!(closed["closed"], 4401);
+}

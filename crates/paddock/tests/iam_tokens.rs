@@ -40,23 +40,14 @@ fn serve_lines(child: &mut std::process::Child) -> Vec<String> {
             let _ = tx.send(line);
         }
     });
-    let mut lines = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while let Ok(line) =
-        rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-    {
-        let done = line.contains("listening on") && lines.is_empty();
+    // The listening line comes first; the admin token, when there is one,
+    // is printed by the same thread right after it.
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("paddock announced it was listening");
+    let mut lines = vec![first];
+    while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
         lines.push(line);
-        if !done && lines.len() >= 3 {
-            break;
-        }
-        if done {
-            // The token lines, if any, follow at once.
-            while let Ok(line) = rx.recv_timeout(Duration::from_millis(500)) {
-                lines.push(line);
-            }
-            break;
-        }
     }
     lines
 }
