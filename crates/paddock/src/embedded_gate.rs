@@ -144,6 +144,9 @@ impl EmbeddedGate {
         let settings = [
             (format!("credential.{origin}.helper"), helper),
             (format!("url.{origin}/.insteadOf"), "paddock:".to_owned()),
+            // git >= 2.46 sends the token with its first request instead of
+            // after a 401 (older git ignores the key).
+            (format!("http.{origin}.proactiveAuth"), "basic".to_owned()),
         ];
         let mut env = vec![
             format!("PADDOCK_GIT_URL={url}"),

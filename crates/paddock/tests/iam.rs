@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{Options, Paddock, run_python};
+use common::{Options, Paddock, all_capabilities_but as all_but, run_python};
 use paddock_iam::{Access, Capability, Surface, registry};
 use serde_json::{Value, json};
 
@@ -15,15 +15,6 @@ fn options() -> Options {
         login_profile: false,
         ..Options::default()
     }
-}
-
-/// Every capability name but one: the token that is one short.
-fn all_but(c: Capability) -> Vec<&'static str> {
-    Capability::ALL
-        .into_iter()
-        .filter(|x| *x != c)
-        .map(Capability::as_str)
-        .collect()
 }
 
 /// A concrete request for a registered route: path parameters name things

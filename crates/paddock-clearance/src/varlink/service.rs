@@ -258,6 +258,41 @@ mod tests {
         }
     }
 
+    /// Generated from the registry: every varlink method that needs a
+    /// capability refuses an identity one capability short, and lets the
+    /// full one past the check (what happens next is the method's own).
+    #[test]
+    fn every_registered_method_refuses_an_identity_without_its_capability() {
+        let hub = Hub::new(HubConfig { queue_capacity: 4 });
+        let denied = Some("org.paddock.Clearance1.PermissionDenied".to_owned());
+        let mut checked = 0;
+        for op in registry::of(Surface::Varlink) {
+            let request = call(op.name, json!({}));
+            let Access::Requires(capability) = op.access else {
+                let nobody = Identity::local_user(1000, Capabilities::parse([]).unwrap());
+                let outcome = dispatch(&hub, "v", &request, &nobody);
+                assert_ne!(error_of(outcome), denied, "{} needs nothing", op.name);
+                continue;
+            };
+            let short = Identity::local_user(1000, Capabilities::all().without(capability));
+            assert_eq!(
+                error_of(dispatch(&hub, "v", &request, &short)),
+                denied,
+                "{} without {capability}",
+                op.name
+            );
+            let full = Identity::local_user(1000, Capabilities::all());
+            assert_ne!(
+                error_of(dispatch(&hub, "v", &request, &full)),
+                denied,
+                "{} with every capability",
+                op.name
+            );
+            checked += 1;
+        }
+        assert!(checked >= 4, "only {checked} methods need a capability");
+    }
+
     /// The uid's identity goes through the registry: a peer whose grants
     /// lack a method's capability is refused, typed, before anything runs.
     #[test]

@@ -8,6 +8,15 @@ pub mod egress_site;
 pub mod gate_site;
 pub mod issuer;
 
+/// Every capability name but one: what a token one capability short holds.
+pub fn all_capabilities_but(c: paddock_iam::Capability) -> Vec<&'static str> {
+    paddock_iam::Capability::ALL
+        .into_iter()
+        .filter(|x| *x != c)
+        .map(paddock_iam::Capability::as_str)
+        .collect()
+}
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
