@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Options, Paddock, all_capabilities_but as all_but, run_python};
-use paddock_iam::{Access, Capability, Surface, registry};
+use paddock_iam::{Access, Surface, registry};
 use serde_json::{Value, json};
 
 fn options() -> Options {
