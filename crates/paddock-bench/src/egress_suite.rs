@@ -6,7 +6,7 @@
 //! connection.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -15,10 +15,10 @@ use paddock_clearance::varlink::VarlinkClient;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 
 use crate::Server;
 use crate::stats::Samples;
+use crate::subscribers::{Arrivals, Subscribers, bare_fanout};
 
 const TUNNEL_BYTES: usize = 256 * 1024 * 1024;
 const CHUNK: usize = 256 * 1024;
@@ -233,47 +233,6 @@ async fn rest(
     Ok(v)
 }
 
-/// A varlink subscriber forwarding (arrival time, type, request id) of
-/// every event. It reads raw frames and picks the two fields out by hand:
-/// a hundred of these share the machine with paddock, and the figure
-/// should be the hub's delivery, not the harness's JSON parsing.
-async fn subscriber(
-    socket: &Path,
-    tx: mpsc::UnboundedSender<(Instant, String, String)>,
-) -> anyhow::Result<()> {
-    let mut stream = tokio::net::UnixStream::connect(socket).await?;
-    stream
-        .write_all(b"{\"method\":\"org.terok.Clearance1.Subscribe\",\"more\":true}\0")
-        .await?;
-    tokio::spawn(async move {
-        let mut buf = Vec::with_capacity(64 * 1024);
-        loop {
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(_) => {}
-            }
-            let at = Instant::now();
-            while let Some(end) = buf.iter().position(|&b| b == 0) {
-                let frame = String::from_utf8_lossy(&buf[..end]).into_owned();
-                buf.drain(..=end);
-                let field = |name: &str| {
-                    let key = format!("\"{name}\":\"");
-                    frame
-                        .find(&key)
-                        .map(|i| &frame[i + key.len()..])
-                        .and_then(|rest| rest.split('"').next())
-                        .unwrap_or("")
-                        .to_owned()
-                };
-                if tx.send((at, field("type"), field("request_id"))).is_err() {
-                    return;
-                }
-            }
-        }
-    });
-    Ok(())
-}
-
 struct Clearance {
     server_url: String,
     socket: PathBuf,
@@ -283,14 +242,8 @@ struct Clearance {
 
 impl Clearance {
     /// Subscribes `n` clients and waits until every one has seen an event.
-    async fn subscribers(
-        &self,
-        n: usize,
-    ) -> anyhow::Result<mpsc::UnboundedReceiver<(Instant, String, String)>> {
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        for _ in 0..n {
-            subscriber(&self.socket, tx.clone()).await?;
-        }
+    async fn subscribers(&self, n: usize) -> anyhow::Result<(Subscribers, Arrivals)> {
+        let (subscribers, mut rx) = Subscribers::start(&self.socket, n)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             rest(
@@ -310,7 +263,7 @@ impl Clearance {
                 }
             }
             if seen >= n {
-                return Ok(rx);
+                return Ok((subscribers, rx));
             }
             if Instant::now() > deadline {
                 bail!("only {seen} of {n} subscribers went live");
@@ -327,7 +280,7 @@ async fn held_round(
     target: SocketAddr,
     box_id: &str,
     subscribers: usize,
-    rx: &mut mpsc::UnboundedReceiver<(Instant, String, String)>,
+    rx: &mut Arrivals,
     calls: &mut VarlinkClient,
 ) -> anyhow::Result<(Vec<Duration>, Duration)> {
     let sent = Instant::now();
@@ -473,7 +426,7 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
     const HELD_ROUNDS: usize = 500;
     let mut fanout = Vec::new();
     for subs in [1usize, 100] {
-        let mut rx = clearance.subscribers(subs).await?;
+        let (_subscribers, mut rx) = clearance.subscribers(subs).await?;
         let (mut to_event, mut to_byte) = (Samples::default(), Samples::default());
         for _ in 0..HELD_ROUNDS {
             let (arrivals, first_byte) =
@@ -501,6 +454,18 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
         one.percentile_ms(99.0),
         hundred.percentile_ms(99.0) / one.percentile_ms(99.0),
         "<= 2x"
+    );
+    // What 99 more subscribers cost here before any hub is involved.
+    let bare_one = bare_fanout(server.dir(), 1, HELD_ROUNDS).await?;
+    let bare_hundred = bare_fanout(server.dir(), 100, HELD_ROUNDS).await?;
+    let added = |many: &Samples, one: &Samples| many.percentile_ms(99.0) - one.percentile_ms(99.0);
+    println!(
+        "{:<44} p99 {:>6.2} ms vs {:>6.2} ms: 99 more add {:.2} ms (the hub's: {:.2} ms)",
+        "fan-out floor: bare writes, 100 sockets vs 1",
+        bare_hundred.percentile_ms(99.0),
+        bare_one.percentile_ms(99.0),
+        added(&bare_hundred, &bare_one),
+        added(hundred, one),
     );
     drop(calls);
     Ok(())

@@ -9,6 +9,7 @@ mod git_suite;
 mod iam_suite;
 mod mcp;
 mod stats;
+mod subscribers;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

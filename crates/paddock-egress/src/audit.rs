@@ -25,18 +25,16 @@ impl AuditLog {
             .spawn(move || {
                 while let Ok(first) = rx.recv() {
                     // Gather for a moment: one commit per batch rather than
-                    // per decision keeps a busy gateway's log cheap.
-                    let mut batch = vec![first];
-                    let until = std::time::Instant::now() + GATHER;
-                    while batch.len() < BATCH {
-                        let left = until.saturating_duration_since(std::time::Instant::now());
-                        match rx.recv_timeout(left) {
-                            Ok(row) => batch.push(row),
-                            Err(_) => break,
+                    // per decision keeps a busy gateway's log cheap. Asleep,
+                    // not waiting on the channel, so a decision made
+                    // meanwhile wakes nobody: the hot path only queues.
+                    std::thread::sleep(GATHER);
+                    let mut queued = vec![first];
+                    queued.extend(rx.try_iter());
+                    for batch in queued.chunks(BATCH) {
+                        if let Err(e) = store.append_egress_audit(batch) {
+                            tracing::error!(error = %e, lost = batch.len(), "cannot store egress decisions");
                         }
-                    }
-                    if let Err(e) = store.append_egress_audit(&batch) {
-                        tracing::error!(error = %e, lost = batch.len(), "cannot store egress decisions");
                     }
                 }
             })
