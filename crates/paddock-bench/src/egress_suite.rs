@@ -372,11 +372,14 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
         args.iterations.min(7)
     );
     let rounds = args.iterations.clamp(3, 7);
-    let (mut ours, mut direct, mut theirs) = (Vec::new(), Vec::new(), Vec::new());
+    let bare_relay = crate::relay::start(sink_addr)?;
+    let (mut ours, mut direct, mut theirs, mut bare) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         direct.push(throughput(Route::Direct, sink_addr).await?);
         ours.push(throughput(Route::Proxy(proxy), sink_addr).await?);
         theirs.push(throughput(Route::Proxy(squid.addr), sink_addr).await?);
+        bare.push(throughput(Route::Direct, bare_relay).await?);
     }
     let (o, d, t) = (median(&mut ours), median(&mut direct), median(&mut theirs));
     rate_row(
@@ -387,6 +390,10 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
         ">= 0.9x",
     );
     rate_row("tunnel throughput, gateway vs squid", o, t, "MiB/s", "> 1x");
+    // The floor of any relay here: one more TCP hop, nothing else.
+    let b = median(&mut bare);
+    rate_row("  floor: bare splice relay vs direct", b, d, "MiB/s", "");
+    rate_row("  gateway vs bare splice relay", o, b, "MiB/s", "");
 
     const CONNECTIONS: usize = 500;
     let (mut ours, mut direct, mut theirs) = (Vec::new(), Vec::new(), Vec::new());

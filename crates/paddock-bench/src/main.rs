@@ -8,6 +8,7 @@ mod egress_suite;
 mod git_suite;
 mod iam_suite;
 mod mcp;
+mod relay;
 mod stats;
 mod subscribers;
 

@@ -1,0 +1,75 @@
+//! The barest relay there is, for the floor of one proxy hop on this
+//! machine: for each connection, two threads splicing socket → pipe →
+//! socket with blocking calls, no policy, no runtime. What it loses
+//! against a direct connection is what the extra TCP hop costs here,
+//! whoever relays.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+/// Accepts connections on loopback and relays each to `target`.
+pub fn start(target: SocketAddr) -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { return };
+            let Ok(upstream) = TcpStream::connect(target) else {
+                continue;
+            };
+            let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
+                continue;
+            };
+            std::thread::spawn(move || pump(&client, &upstream));
+            std::thread::spawn(move || pump(&upstream2, &client2));
+        }
+    });
+    Ok(addr)
+}
+
+fn pump(from: &TcpStream, to: &TcpStream) {
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 fills two descriptors, owned at once below.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    // SAFETY: fresh descriptors from pipe2.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SAFETY: fcntl on our own descriptor.
+    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 18) };
+    loop {
+        // SAFETY: plain descriptors, null offsets (a socket and a pipe).
+        let n = unsafe {
+            libc::splice(
+                from.as_raw_fd(),
+                std::ptr::null_mut(),
+                write.as_raw_fd(),
+                std::ptr::null_mut(),
+                1 << 18,
+                libc::SPLICE_F_MOVE,
+            )
+        };
+        if n <= 0 {
+            let _ = to.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        let mut left = n as usize;
+        while left > 0 {
+            // SAFETY: as above.
+            let m = unsafe {
+                libc::splice(
+                    read.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    to.as_raw_fd(),
+                    std::ptr::null_mut(),
+                    left,
+                    libc::SPLICE_F_MOVE,
+                )
+            };
+            if m <= 0 {
+                return;
+            }
+            left -= m as usize;
+        }
+    }
+}
