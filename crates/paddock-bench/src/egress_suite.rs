@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::Server;
 use crate::stats::Samples;
 use crate::subscribers::{Arrivals, Subscribers, bare_fanout};
+use crate::{Server, relay};
 
 const TUNNEL_BYTES: usize = 256 * 1024 * 1024;
 const CHUNK: usize = 256 * 1024;
@@ -372,14 +372,16 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
         args.iterations.min(7)
     );
     let rounds = args.iterations.clamp(3, 7);
-    let bare_relay = crate::relay::start(sink_addr)?;
-    let (mut ours, mut direct, mut theirs, mut bare) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let bare_relay = relay::start(sink_addr, relay::Mode::Splice)?;
+    let copy_relay = relay::start(sink_addr, relay::Mode::Copy)?;
+    let (mut ours, mut direct, mut theirs, mut bare, mut copied) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for _ in 0..rounds {
         direct.push(throughput(Route::Direct, sink_addr).await?);
         ours.push(throughput(Route::Proxy(proxy), sink_addr).await?);
         theirs.push(throughput(Route::Proxy(squid.addr), sink_addr).await?);
         bare.push(throughput(Route::Direct, bare_relay).await?);
+        copied.push(throughput(Route::Direct, copy_relay).await?);
     }
     let (o, d, t) = (median(&mut ours), median(&mut direct), median(&mut theirs));
     rate_row(
@@ -394,6 +396,8 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
     let b = median(&mut bare);
     rate_row("  floor: bare splice relay vs direct", b, d, "MiB/s", "");
     rate_row("  gateway vs bare splice relay", o, b, "MiB/s", "");
+    let c = median(&mut copied);
+    rate_row("  gateway vs bare read/write relay", o, c, "MiB/s", "");
 
     const CONNECTIONS: usize = 500;
     let (mut ours, mut direct, mut theirs) = (Vec::new(), Vec::new(), Vec::new());

@@ -1,14 +1,21 @@
-//! The barest relay there is, for the floor of one proxy hop on this
-//! machine: for each connection, two threads splicing socket → pipe →
-//! socket with blocking calls, no policy, no runtime. What it loses
-//! against a direct connection is what the extra TCP hop costs here,
-//! whoever relays.
+//! The barest relays there are, for the floor of one proxy hop on this
+//! machine: for each connection, two threads moving bytes with blocking
+//! calls, no policy, no runtime — by splice(2) (no copy through user
+//! space, as the gateway) or by a plain read/write copy. What the splice
+//! relay loses against a direct connection is what the extra TCP hop
+//! costs here, whoever relays.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+#[derive(Clone, Copy)]
+pub enum Mode {
+    Splice,
+    Copy,
+}
+
 /// Accepts connections on loopback and relays each to `target`.
-pub fn start(target: SocketAddr) -> std::io::Result<SocketAddr> {
+pub fn start(target: SocketAddr, mode: Mode) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     std::thread::spawn(move || {
@@ -20,6 +27,10 @@ pub fn start(target: SocketAddr) -> std::io::Result<SocketAddr> {
             let (Ok(client2), Ok(upstream2)) = (client.try_clone(), upstream.try_clone()) else {
                 continue;
             };
+            let pump = match mode {
+                Mode::Splice => splice_pump,
+                Mode::Copy => copy_pump,
+            };
             std::thread::spawn(move || pump(&client, &upstream));
             std::thread::spawn(move || pump(&upstream2, &client2));
         }
@@ -27,7 +38,25 @@ pub fn start(target: SocketAddr) -> std::io::Result<SocketAddr> {
     Ok(addr)
 }
 
-fn pump(from: &TcpStream, to: &TcpStream) {
+fn copy_pump(mut from: &TcpStream, mut to: &TcpStream) {
+    use std::io::{Read, Write};
+    let mut buf = vec![0u8; 1 << 18];
+    loop {
+        match from.read(&mut buf) {
+            Ok(0) | Err(_) => {
+                let _ = to.shutdown(std::net::Shutdown::Write);
+                return;
+            }
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn splice_pump(from: &TcpStream, to: &TcpStream) {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills two descriptors, owned at once below.
     if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {

@@ -2,6 +2,7 @@
 //! stdin, its stdout's headers become the response's and the rest streams
 //! back. Bodies are capped and stalls cut off, so no worker waits forever.
 
+use std::os::fd::AsRawFd;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -24,6 +25,14 @@ pub(crate) struct CgiCall {
 }
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
+/// Pipe capacity towards and from the backend: a pack streams through in
+/// fewer, larger turns (the default 64 KiB wakes both ends every 16 pages).
+const PIPE_BYTES: libc::c_int = 1 << 20;
+
+fn widen_pipe(fd: std::os::fd::RawFd) {
+    // SAFETY: fcntl on a pipe we own; failing leaves the default size.
+    unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
+}
 
 /// `prefix` is the part of the body the gate already read; it goes first.
 pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Response<Body> {
@@ -48,6 +57,8 @@ pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Respons
     };
     let mut stdin = child.stdin.take().expect("piped");
     let stdout = child.stdout.take().expect("piped");
+    widen_pipe(stdin.as_raw_fd());
+    widen_pipe(stdout.as_raw_fd());
     let mut stderr = child.stderr.take().expect("piped");
 
     // Feed the body in the background; the answer may start before the
