@@ -5,7 +5,9 @@
 //! nothing the cache starts over (a miss only costs asking the regime).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher, RandomState};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+use foldhash::fast::RandomState;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,7 +52,7 @@ impl DecisionCache {
     pub fn new(max_ttl: Duration) -> Self {
         Self {
             max_ttl,
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
             buckets: Mutex::new((HashMap::new(), 0)),
         }
     }
