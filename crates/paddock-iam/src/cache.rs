@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-
-use foldhash::fast::RandomState;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use foldhash::fast::RandomState;
 
 use crate::capability::Capability;
 use crate::identity::{Resource, Surface};
