@@ -8,6 +8,8 @@
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
+const PIPE_BYTES: usize = 1 << 18;
+
 #[derive(Clone, Copy)]
 pub enum Mode {
     Splice,
@@ -40,7 +42,7 @@ pub fn start(target: SocketAddr, mode: Mode) -> std::io::Result<SocketAddr> {
 
 fn copy_pump(mut from: &TcpStream, mut to: &TcpStream) {
     use std::io::{Read, Write};
-    let mut buf = vec![0u8; 1 << 18];
+    let mut buf = vec![0u8; PIPE_BYTES];
     loop {
         match from.read(&mut buf) {
             Ok(0) | Err(_) => {
@@ -56,6 +58,21 @@ fn copy_pump(mut from: &TcpStream, mut to: &TcpStream) {
     }
 }
 
+/// One blocking splice(2) between a socket and a pipe.
+fn splice(from: RawFd, to: RawFd, len: usize) -> isize {
+    // SAFETY: plain descriptors, null offsets (a socket and a pipe).
+    unsafe {
+        libc::splice(
+            from,
+            std::ptr::null_mut(),
+            to,
+            std::ptr::null_mut(),
+            len,
+            libc::SPLICE_F_MOVE,
+        )
+    }
+}
+
 fn splice_pump(from: &TcpStream, to: &TcpStream) {
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 fills two descriptors, owned at once below.
@@ -65,36 +82,22 @@ fn splice_pump(from: &TcpStream, to: &TcpStream) {
     // SAFETY: fresh descriptors from pipe2.
     let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
     // SAFETY: fcntl on our own descriptor.
-    unsafe { libc::fcntl(write.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 18) };
+    unsafe {
+        libc::fcntl(
+            write.as_raw_fd(),
+            libc::F_SETPIPE_SZ,
+            PIPE_BYTES as libc::c_int,
+        )
+    };
     loop {
-        // SAFETY: plain descriptors, null offsets (a socket and a pipe).
-        let n = unsafe {
-            libc::splice(
-                from.as_raw_fd(),
-                std::ptr::null_mut(),
-                write.as_raw_fd(),
-                std::ptr::null_mut(),
-                1 << 18,
-                libc::SPLICE_F_MOVE,
-            )
-        };
+        let n = splice(from.as_raw_fd(), write.as_raw_fd(), PIPE_BYTES);
         if n <= 0 {
             let _ = to.shutdown(std::net::Shutdown::Write);
             return;
         }
         let mut left = n as usize;
         while left > 0 {
-            // SAFETY: as above.
-            let m = unsafe {
-                libc::splice(
-                    read.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    to.as_raw_fd(),
-                    std::ptr::null_mut(),
-                    left,
-                    libc::SPLICE_F_MOVE,
-                )
-            };
+            let m = splice(read.as_raw_fd(), to.as_raw_fd(), left);
             if m <= 0 {
                 return;
             }

@@ -210,15 +210,12 @@ pub async fn bare_fanout(dir: &Path, n: usize, rounds: usize) -> anyhow::Result<
     let path = dir.join(format!("bare-{n}.sock"));
     let _ = std::fs::remove_file(&path);
     let listener = UnixListener::bind(&path)?;
-    let accept = std::thread::spawn(move || {
-        (0..n)
-            .map(|_| listener.accept().map(|(s, _)| s))
-            .collect::<std::io::Result<Vec<_>>>()
-    });
+    // The listener's backlog (128) holds the subscribers' connections until
+    // they are accepted here.
     let (subscribers, mut arrivals) = Subscribers::start(&path, n)?;
-    let mut sockets = accept
-        .join()
-        .map_err(|_| anyhow::anyhow!("accept thread"))??;
+    let mut sockets = (0..n)
+        .map(|_| listener.accept().map(|(s, _)| s))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let mut samples = Samples::default();
     for round in 0..rounds {
         let frame = format!(
