@@ -2,6 +2,7 @@
 //! same run: clone and fetch of a ~10k-commit history, and a 1k-commit push.
 
 use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
@@ -110,7 +111,11 @@ struct Servers {
 impl Drop for Servers {
     fn drop(&mut self) {
         let _ = Command::new("kill").arg(self.gate_pid.to_string()).status();
-        let _ = self.daemon.kill();
+        // `git daemon` runs `git-daemon` as its child: end the group.
+        let _ = Command::new("kill")
+            .arg("--")
+            .arg(format!("-{}", self.daemon.id()))
+            .status();
         let _ = self.daemon.wait();
     }
 }
@@ -159,6 +164,7 @@ fn start(paddock: &str, base: &Path, work: &Path) -> anyhow::Result<Servers> {
         .arg(base)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
+        .process_group(0)
         .spawn()?;
     wait_listening(gp)?;
     wait_listening(dp)?;

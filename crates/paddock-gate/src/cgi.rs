@@ -13,15 +13,80 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::hooks_dir::SpareLink;
 use crate::server::{Body, text};
+use crate::spare::HooksGuard;
 
 pub(crate) struct CgiCall {
     pub program: String,
     pub args: Vec<String>,
     pub env: Vec<(String, String)>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Limits {
     pub max_body: u64,
     /// Longest wait for the next chunk of the request, or of the answer.
     pub stall: Duration,
+}
+
+/// The request as the CGI sees it: the meta-variables taken from its
+/// line and headers (printable ASCII, short, or left out).
+#[derive(Debug, Clone)]
+pub(crate) struct CgiRequest {
+    pub method: String,
+    pub query: String,
+    pub content_type: Option<String>,
+    pub content_length: Option<String>,
+    pub content_encoding: Option<String>,
+    pub protocol: Option<String>,
+}
+
+/// What git's client declares for a push's POST.
+const RECEIVE_PACK_REQUEST: &str = "application/x-git-receive-pack-request";
+
+impl CgiRequest {
+    pub fn of(req: &hyper::http::request::Parts) -> Self {
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)))
+                .map(str::to_owned)
+        };
+        Self {
+            method: req.method.as_str().to_owned(),
+            query: req.uri.query().unwrap_or("").to_owned(),
+            content_type: header("content-type"),
+            content_length: header("content-length").filter(|v| v.parse::<u64>().is_ok()),
+            content_encoding: header("content-encoding"),
+            protocol: header("git-protocol"),
+        }
+    }
+
+    /// The POST a spare is started for. Without a length `http-backend`
+    /// hands its stdin straight to `receive-pack`, which reads the
+    /// request to its end whatever its size.
+    pub fn spare_post(protocol: Option<String>) -> Self {
+        Self {
+            method: "POST".into(),
+            query: String::new(),
+            content_type: Some(RECEIVE_PACK_REQUEST.into()),
+            content_length: None,
+            content_encoding: None,
+            protocol,
+        }
+    }
+
+    /// Whether a spare started by `spare_post` serves this request as a
+    /// fresh backend would.
+    pub fn fits_spare(&self) -> bool {
+        self.method == "POST"
+            && self.query.is_empty()
+            && self.content_type.as_deref() == Some(RECEIVE_PACK_REQUEST)
+            && self.content_encoding.is_none()
+    }
 }
 
 const MAX_HEADER_BYTES: usize = 64 * 1024;
@@ -34,36 +99,93 @@ fn widen_pipe(fd: std::os::fd::RawFd) {
     unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_BYTES) };
 }
 
+/// A started backend, not yet given its request.
+pub(crate) struct Backend {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+    /// A spare's hook link, kept until the output ends.
+    hooks: Option<HooksGuard>,
+}
+
+impl Backend {
+    /// Starts `program` with exactly `env`; its stderr goes to the debug log.
+    pub(crate) fn spawn(
+        program: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> std::io::Result<Self> {
+        let mut child = tokio::process::Command::new(program)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let (Some(stdin), Some(stdout), Some(mut stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(std::io::Error::other("backend pipes missing"));
+        };
+        widen_pipe(stdin.as_raw_fd());
+        widen_pipe(stdout.as_raw_fd());
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
+            if !buf.is_empty() {
+                tracing::debug!(stderr = %String::from_utf8_lossy(&buf).trim(), "git http-backend");
+            }
+        });
+        Ok(Self {
+            child,
+            stdin,
+            stdout,
+            hooks: None,
+        })
+    }
+
+    /// Ties `link` to this backend's output (see `HooksGuard`).
+    pub(crate) fn keep_hooks(&mut self, link: SpareLink) {
+        self.hooks = Some(HooksGuard::new(link, &self.stdout));
+    }
+
+    pub(crate) fn hooks(&self) -> Option<&HooksGuard> {
+        self.hooks.as_ref()
+    }
+}
+
 /// `prefix` is the part of the body the gate already read; it goes first.
 pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Response<Body> {
-    let mut child = match tokio::process::Command::new(&call.program)
-        .args(&call.args)
-        .env_clear()
-        .envs(call.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-    {
-        Ok(child) => child,
+    match Backend::spawn(&call.program, &call.args, &call.env) {
+        Ok(backend) => serve(backend, call.limits, prefix, body).await,
         Err(e) => {
             tracing::error!(program = %call.program, error = %e, "cannot start git http-backend");
-            return text(
+            text(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "git backend unavailable\n",
-            );
+            )
         }
-    };
-    let mut stdin = child.stdin.take().expect("piped");
-    let stdout = child.stdout.take().expect("piped");
-    widen_pipe(stdin.as_raw_fd());
-    widen_pipe(stdout.as_raw_fd());
-    let mut stderr = child.stderr.take().expect("piped");
+    }
+}
 
+/// Gives a started backend its request and streams back its answer.
+pub(crate) async fn serve(
+    backend: Backend,
+    limits: Limits,
+    prefix: Bytes,
+    body: Incoming,
+) -> Response<Body> {
+    let Backend {
+        child,
+        mut stdin,
+        stdout,
+        hooks,
+    } = backend;
     // Feed the body in the background; the answer may start before the
     // request has ended (upload-pack negotiates as it reads).
-    let (max_body, stall) = (call.max_body, call.stall);
+    let Limits { max_body, stall } = limits;
     let feeder = tokio::spawn(async move {
         let mut body = body;
         let mut sent = prefix.len() as u64;
@@ -90,14 +212,6 @@ pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Respons
             }
         }
     });
-    tokio::spawn(async move {
-        let mut buf = Vec::new();
-        let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut buf).await;
-        if !buf.is_empty() {
-            tracing::debug!(stderr = %String::from_utf8_lossy(&buf).trim(), "git http-backend");
-        }
-    });
-
     let mut reader = BufReader::new(stdout);
     let head = tokio::time::timeout(stall, read_head(&mut reader)).await;
     let (status, headers) = match head {
@@ -126,14 +240,17 @@ pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Respons
         response = response.header(name, value);
     }
     let stream = futures_util::stream::unfold(
-        (reader, child, feeder, false),
-        move |(mut reader, mut child, feeder, done)| async move {
+        (reader, child, feeder, hooks, false),
+        move |(mut reader, mut child, feeder, hooks, done)| async move {
             if done {
                 return None;
             }
             let mut buf = vec![0u8; 64 * 1024];
             match tokio::time::timeout(stall, reader.read(&mut buf)).await {
                 Ok(Ok(0)) => {
+                    if let Some(hooks) = hooks {
+                        hooks.release_at_eof();
+                    }
                     let _ = child.wait().await;
                     let _ = feeder.await;
                     None
@@ -142,10 +259,10 @@ pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Respons
                     buf.truncate(n);
                     Some((
                         Ok(Frame::data(Bytes::from(buf))),
-                        (reader, child, feeder, false),
+                        (reader, child, feeder, hooks, false),
                     ))
                 }
-                Ok(Err(e)) => Some((Err(e), (reader, child, feeder, true))),
+                Ok(Err(e)) => Some((Err(e), (reader, child, feeder, hooks, true))),
                 Err(_) => {
                     let _ = child.kill().await;
                     Some((
@@ -153,7 +270,7 @@ pub(crate) async fn run(call: CgiCall, prefix: Bytes, body: Incoming) -> Respons
                             std::io::ErrorKind::TimedOut,
                             "git backend stalled",
                         )),
-                        (reader, child, feeder, true),
+                        (reader, child, feeder, hooks, true),
                     ))
                 }
             }

@@ -9,10 +9,12 @@
 mod cgi;
 mod commands;
 mod hook;
+mod hooks_dir;
 mod policy;
 mod repos;
 mod request;
 mod server;
+mod spare;
 mod tokens;
 
 pub use hook::{HookKind, run_hook};

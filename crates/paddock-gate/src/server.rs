@@ -17,10 +17,12 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::cgi::{self, CgiCall};
+use crate::cgi::{self, CgiCall, CgiRequest};
 use crate::commands;
 use crate::hook::{ENV_AUDIT, ENV_POLICY, ENV_PRINCIPAL, ENV_PROJECT};
+use crate::hooks_dir::HooksDir;
 use crate::request::{self, Endpoint, GitRequest};
+use crate::spare::{Spare, SpareKey, SpareSlot};
 use crate::tokens::{Grant, TokenAuthority};
 use crate::{GateError, PushPolicy};
 
@@ -76,101 +78,7 @@ pub struct Gate {
     /// How to start the CGI: `git-http-backend` itself when git's exec path
     /// has it (one exec per request instead of two), else `git http-backend`.
     backend: (String, Vec<String>),
-    hooks: tempfile_dir::HooksDir,
-}
-
-mod tempfile_dir {
-    //! The hooks directory: links to the paddock binary, which knows from
-    //! its name which hook it is (no shell in between). Three sets, so a
-    //! push runs only the hooks it needs: `full` (policy or refusals to
-    //! audit, plus accepted updates to audit), `pre` (policy, no audit),
-    //! `none` (admin, no audit).
-    //!
-    //! The directory's name is derived from the user and the binary, so
-    //! every gate process of one binary shares it (an inetd gate is one
-    //! process per connection) and a killed process leaves nothing new
-    //! behind. Because the name is predictable, an existing directory is
-    //! used only if it is ours, private, and its links point at our binary.
-
-    use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    use std::path::{Path, PathBuf};
-
-    use crate::hook::HookKind;
-
-    const SETS: [(&str, &[HookKind]); 3] = [
-        ("full", &[HookKind::PreReceive, HookKind::PostReceive]),
-        ("pre", &[HookKind::PreReceive]),
-        ("none", &[]),
-    ];
-
-    pub struct HooksDir(PathBuf);
-
-    fn refuse(what: &Path, why: &str) -> std::io::Error {
-        std::io::Error::new(
-            std::io::ErrorKind::PermissionDenied,
-            format!("refusing hooks directory {}: {why}", what.display()),
-        )
-    }
-
-    fn private_dir(dir: &Path) -> std::io::Result<()> {
-        match std::fs::create_dir(dir) {
-            Ok(()) => std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        let meta = std::fs::symlink_metadata(dir)?;
-        // SAFETY: geteuid has no preconditions.
-        let me = unsafe { libc::geteuid() };
-        if !meta.is_dir() || meta.uid() != me || meta.mode() & 0o077 != 0 {
-            return Err(refuse(dir, "not a private directory of this user"));
-        }
-        Ok(())
-    }
-
-    fn link(target: &Path, at: &Path) -> std::io::Result<()> {
-        match std::os::unix::fs::symlink(target, at) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(e),
-        }
-        if std::fs::read_link(at)? != target {
-            return Err(refuse(at, "a hook link points elsewhere"));
-        }
-        Ok(())
-    }
-
-    impl HooksDir {
-        pub fn create(command: &Path, under: Option<&Path>) -> std::io::Result<Self> {
-            let parent = under.map_or_else(std::env::temp_dir, Path::to_path_buf);
-            let tag = hex::encode(&crate::tokens::hash_token(&command.display().to_string())[..6]);
-            // SAFETY: geteuid has no preconditions.
-            let dir = parent.join(format!("paddock-gate-hooks-{}-{tag}", unsafe {
-                libc::geteuid()
-            }));
-            private_dir(&dir)?;
-            for (set, kinds) in SETS {
-                let set = dir.join(set);
-                private_dir(&set)?;
-                for kind in kinds {
-                    link(command, &set.join(kind.name()))?;
-                }
-            }
-            Ok(Self(dir))
-        }
-
-        pub fn path(&self) -> &Path {
-            &self.0
-        }
-
-        /// The hook set a push needs.
-        pub fn set(&self, policy: bool, audit: bool) -> PathBuf {
-            self.0.join(match (policy, audit) {
-                (_, true) => "full",
-                (true, false) => "pre",
-                (false, false) => "none",
-            })
-        }
-    }
+    hooks: HooksDir,
 }
 
 /// What `git receive-pack --stateless-rpc` sends for a flush packet alone.
@@ -220,8 +128,7 @@ impl Gate {
             .filter(|b| b.is_dir())
             .ok_or_else(|| GateError::BasePath(config.base_path.display().to_string()))?;
         let backend = find_backend(&config.git);
-        let hooks =
-            tempfile_dir::HooksDir::create(&config.hook_command, config.hooks_parent.as_deref())?;
+        let hooks = HooksDir::create(&config.hook_command, config.hooks_parent.as_deref())?;
         Ok(Arc::new(Self {
             config,
             base,
@@ -250,12 +157,14 @@ impl Gate {
         text(StatusCode::NOT_FOUND, "repository not found\n")
     }
 
-    /// Answers one request; `tokens` decides who may see what.
-    pub async fn handle(
+    /// Answers one request; `tokens` decides who may see what, `spare`
+    /// is the connection's spare backend for a push.
+    async fn handle(
         &self,
         req: Request<Incoming>,
         remote: Option<SocketAddr>,
         tokens: &dyn TokenAuthority,
+        spare: &Arc<SpareSlot>,
     ) -> Response<Body> {
         let Some(git) = request::parse(req.method().as_str(), req.uri().path(), req.uri().query())
         else {
@@ -339,15 +248,83 @@ impl Gate {
             }
             prefix = read;
         }
-        let env = self.cgi_env(&parts, &git, &principal, policy, remote, &hooks);
+        let described = CgiRequest::of(&parts);
+        let limits = cgi::Limits {
+            max_body: self.config.max_body_bytes,
+            stall: self.config.stall_timeout,
+        };
+        let key = SpareKey {
+            project: git.project.clone(),
+            principal: principal.clone(),
+            protocol: described.protocol.clone(),
+        };
+        // Taken whatever happens next: a spare that does not fit this
+        // POST would not fit a later one either.
+        let spared = (git.endpoint == Endpoint::ReceivePack)
+            .then(|| spare.take(&key))
+            .flatten();
+        if described.fits_spare()
+            && let Some(backend) = spared
+        {
+            if let Some(guard) = backend.hooks()
+                && let Err(e) = guard.point(&hooks)
+            {
+                // The link still names the set with the hooks: slower, not
+                // laxer.
+                tracing::warn!(error = %e, "cannot re-point a spare's hooks");
+            }
+            tracing::debug!(project = %git.project, "push served by the spare backend");
+            return cgi::serve(backend, limits, prefix, body).await;
+        }
+        let env = self.cgi_env(&described, &git, &principal, policy, remote, &hooks);
         let call = CgiCall {
             program: self.backend.0.clone(),
             args: self.backend.1.clone(),
             env,
-            max_body: self.config.max_body_bytes,
-            stall: self.config.stall_timeout,
+            limits,
         };
-        cgi::run(call, prefix, body).await
+        let response = cgi::run(call, prefix, body).await;
+        if git.service == Some(Endpoint::ReceivePack) && response.status() == StatusCode::OK {
+            self.start_spare(spare, key, &git, &principal, policy, remote);
+        }
+        response
+    }
+
+    /// Starts the backend for the POST that follows a push's
+    /// advertisement (see `spare`).
+    fn start_spare(
+        &self,
+        slot: &Arc<SpareSlot>,
+        key: SpareKey,
+        git: &GitRequest,
+        principal: &str,
+        policy: Option<&PushPolicy>,
+        remote: Option<SocketAddr>,
+    ) {
+        let post = GitRequest {
+            project: git.project.clone(),
+            endpoint: Endpoint::ReceivePack,
+            service: None,
+        };
+        let described = CgiRequest::spare_post(key.protocol.clone());
+        let hooks = self
+            .hooks
+            .set(policy.is_some(), self.config.audit_log.is_some());
+        let link = match self.hooks.spare_link(&hooks) {
+            Ok(link) => link,
+            Err(e) => {
+                tracing::debug!(error = %e, "no spare backend: cannot link its hooks");
+                return;
+            }
+        };
+        let env = self.cgi_env(&described, &post, principal, policy, remote, link.path());
+        match cgi::Backend::spawn(&self.backend.0, &self.backend.1, &env) {
+            Ok(mut backend) => {
+                backend.keep_hooks(link);
+                slot.put(Spare { key, backend });
+            }
+            Err(e) => tracing::debug!(error = %e, "no spare backend"),
+        }
     }
 
     /// Reads the body until its command list is complete (or 64 KiB).
@@ -370,20 +347,13 @@ impl Gate {
 
     fn cgi_env(
         &self,
-        req: &hyper::http::request::Parts,
+        req: &CgiRequest,
         git: &GitRequest,
         principal: &str,
         policy: Option<&PushPolicy>,
         remote: Option<SocketAddr>,
         hooks: &Path,
     ) -> Vec<(String, String)> {
-        let header = |name: header::HeaderName| {
-            req.headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .filter(|v| v.len() <= 256 && v.bytes().all(|b| (0x20..0x7f).contains(&b)))
-                .map(str::to_owned)
-        };
         let mut env = vec![
             (
                 "PATH".to_owned(),
@@ -393,11 +363,8 @@ impl Gate {
             ("GIT_PROJECT_ROOT".into(), self.base.display().to_string()),
             ("GIT_HTTP_EXPORT_ALL".into(), "1".into()),
             ("PATH_INFO".into(), git.path_info()),
-            ("REQUEST_METHOD".into(), req.method.as_str().to_owned()),
-            (
-                "QUERY_STRING".into(),
-                req.uri.query().unwrap_or("").to_owned(),
-            ),
+            ("REQUEST_METHOD".into(), req.method.clone()),
+            ("QUERY_STRING".into(), req.query.clone()),
             ("REMOTE_USER".into(), principal.to_owned()),
             (
                 "REMOTE_ADDR".into(),
@@ -411,17 +378,15 @@ impl Gate {
             (ENV_PROJECT.into(), git.project.clone()),
             (ENV_PRINCIPAL.into(), principal.to_owned()),
         ];
-        if let Some(v) = header(header::CONTENT_TYPE) {
-            env.push(("CONTENT_TYPE".into(), v));
-        }
-        if let Some(v) = header(header::CONTENT_LENGTH).filter(|v| v.parse::<u64>().is_ok()) {
-            env.push(("CONTENT_LENGTH".into(), v));
-        }
-        if let Some(v) = header(header::CONTENT_ENCODING) {
-            env.push(("HTTP_CONTENT_ENCODING".into(), v));
-        }
-        if let Some(v) = header(header::HeaderName::from_static("git-protocol")) {
-            env.push(("GIT_PROTOCOL".into(), v));
+        for (name, value) in [
+            ("CONTENT_TYPE", &req.content_type),
+            ("CONTENT_LENGTH", &req.content_length),
+            ("HTTP_CONTENT_ENCODING", &req.content_encoding),
+            ("GIT_PROTOCOL", &req.protocol),
+        ] {
+            if let Some(value) = value {
+                env.push((name.into(), value.clone()));
+            }
         }
         if let Some(policy) = policy {
             env.push((
@@ -444,10 +409,12 @@ impl Gate {
     ) where
         IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let spare = Arc::new(SpareSlot::default());
         let service = service_fn(move |req| {
             let gate = self.clone();
             let tokens = tokens.clone();
-            async move { Ok::<_, Infallible>(gate.handle(req, remote, tokens.as_ref()).await) }
+            let spare = spare.clone();
+            async move { Ok::<_, Infallible>(gate.handle(req, remote, tokens.as_ref(), &spare).await) }
         });
         let served = http1::Builder::new()
             .timer(TokioTimer::new())
