@@ -104,6 +104,10 @@ pub struct SpareLink(PathBuf);
 
 static SPARE_LINKS: AtomicU64 = AtomicU64::new(0);
 
+/// Far past any push (and past how long a dropped spare's output is
+/// watched for its end).
+const STALE_SPARE_LINK: std::time::Duration = std::time::Duration::from_secs(2 * 3600);
+
 fn process_gone(pid: &str) -> bool {
     let Ok(pid) = pid.parse::<libc::pid_t>() else {
         return false;
@@ -121,6 +125,8 @@ impl HooksDir {
 
     /// Removes the links of gate processes that died without removing
     /// their own (the directory is shared by every gate of this binary).
+    /// Only old ones: a `receive-pack` orphaned by a gate that died may
+    /// still be running through its link.
     fn sweep_spares(&self) {
         let Ok(entries) = std::fs::read_dir(self.spares()) else {
             return;
@@ -128,7 +134,12 @@ impl HooksDir {
         for entry in entries.flatten() {
             let name = entry.file_name();
             let pid = name.to_string_lossy();
-            if pid.split('-').next().is_some_and(process_gone) {
+            let old = std::fs::symlink_metadata(entry.path())
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_SPARE_LINK);
+            if old && pid.split('-').next().is_some_and(process_gone) {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
@@ -158,10 +169,11 @@ impl SpareLink {
         std::os::unix::fs::symlink(set, &next)?;
         std::fs::rename(&next, &self.0)
     }
-}
 
-impl Drop for SpareLink {
-    fn drop(&mut self) {
+    /// Only ever called once nothing can run a hook through the link: a
+    /// link merely dropped stays (and is swept when old and its process
+    /// is gone), since a missing link would mean no hooks at all.
+    pub fn remove(self) {
         let _ = std::fs::remove_file(&self.0);
     }
 }

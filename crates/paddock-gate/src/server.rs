@@ -400,6 +400,12 @@ impl Gate {
         env
     }
 
+    /// Lets the spare backends this process dropped end, up to `limit`:
+    /// for a process about to exit, so their hook links do not outlive it.
+    pub async fn settle(&self, limit: Duration) {
+        crate::spare::settle(limit).await;
+    }
+
     /// Serves one connection (HTTP/1.1, keep-alive) to its end.
     pub async fn serve_connection<IO>(
         self: Arc<Self>,

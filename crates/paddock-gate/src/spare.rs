@@ -91,8 +91,8 @@ impl SpareSlot {
 /// hooks at all, and `receive-pack` outlives a killed `http-backend`
 /// (when the client goes away mid-push, say). It holds the output pipe to
 /// its end, so the link goes only once that pipe has no writer left; if
-/// that cannot be watched, the link stays (it is swept when this process
-/// is gone).
+/// that cannot be watched (no runtime, the process exiting), the link
+/// stays, to be swept long after this process is gone.
 pub(crate) struct HooksGuard {
     link: Option<SpareLink>,
     /// A second handle on the output pipe's read end, watched for its end
@@ -125,41 +125,53 @@ impl HooksGuard {
     /// The output was read to its end: nothing can run a hook any more.
     pub fn release_at_eof(mut self) {
         self.output = None;
-        self.link = None;
+        if let Some(link) = self.link.take() {
+            link.remove();
+        }
     }
 }
 
 impl Drop for HooksGuard {
     fn drop(&mut self) {
+        // Whatever path does not reach the output's end leaves the link.
         let (Some(link), Some(output)) = (self.link.take(), self.output.take()) else {
             return;
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
-            std::mem::forget(link);
             return;
         };
-        runtime.spawn(async move {
-            let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(output) else {
-                std::mem::forget(link);
-                return;
-            };
-            let mut buf = vec![0u8; 16 * 1024];
-            // An hour is far past any push; a writer still there then is
-            // left with its link.
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
-            loop {
-                match tokio::time::timeout_at(deadline, pipe.read(&mut buf)).await {
-                    Ok(Ok(0)) => break,
-                    Ok(Ok(_)) => {}
-                    Ok(Err(_)) | Err(_) => {
-                        std::mem::forget(link);
-                        return;
+        DRAINS.spawn_on(
+            async move {
+                let Ok(mut pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(output) else {
+                    return;
+                };
+                let mut buf = vec![0u8; 16 * 1024];
+                // An hour is far past any push; a writer still there then is
+                // left with its link.
+                let deadline = tokio::time::Instant::now() + Duration::from_secs(3600);
+                loop {
+                    match tokio::time::timeout_at(deadline, pipe.read(&mut buf)).await {
+                        Ok(Ok(0)) => return link.remove(),
+                        Ok(Ok(_)) => {}
+                        Ok(Err(_)) | Err(_) => return,
                     }
                 }
-            }
-            drop(link);
-        });
+            },
+            &runtime,
+        );
     }
+}
+
+/// The watches of dropped spares' outputs, so a process about to exit (an
+/// inetd gate after its one connection) can let them finish.
+static DRAINS: std::sync::LazyLock<tokio_util::task::TaskTracker> =
+    std::sync::LazyLock::new(tokio_util::task::TaskTracker::new);
+
+/// Waits up to `limit` for every dropped spare to end and its link to go.
+pub async fn settle(limit: Duration) {
+    DRAINS.close();
+    let _ = tokio::time::timeout(limit, DRAINS.wait()).await;
+    DRAINS.reopen();
 }
 
 #[cfg(test)]

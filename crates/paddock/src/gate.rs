@@ -205,7 +205,9 @@ async fn serve_stdin(gate: Arc<Gate>, tokens: Arc<dyn TokenAuthority>) -> anyhow
             tcp.set_nonblocking(true)?;
             let _ = tcp.set_nodelay(true);
             let stream = tokio::net::TcpStream::from_std(tcp)?;
-            gate.serve_connection(stream, Some(remote), tokens).await;
+            gate.clone()
+                .serve_connection(stream, Some(remote), tokens)
+                .await;
         }
         Err(_) => {
             // SAFETY: the same fd, now as a unix stream.
@@ -213,9 +215,12 @@ async fn serve_stdin(gate: Arc<Gate>, tokens: Arc<dyn TokenAuthority>) -> anyhow
             unix.set_nonblocking(true)
                 .context("fd 0 is not a socket (run under inetd or systemd Accept=yes)")?;
             let stream = tokio::net::UnixStream::from_std(unix)?;
-            gate.serve_connection(stream, None, tokens).await;
+            gate.clone().serve_connection(stream, None, tokens).await;
         }
     }
+    // A spare backend the connection left unused ends as soon as it sees
+    // its input close; let it, so its hook link goes with it.
+    gate.settle(std::time::Duration::from_secs(10)).await;
     Ok(())
 }
 

@@ -213,3 +213,38 @@ fn a_spare_backend_refuses_what_the_policy_refuses() {
         "refs/heads/main"
     );
 }
+
+/// An inetd gate exits after its one connection; the spare it started for
+/// a push that never came ends first, and takes its link with it.
+#[test]
+fn an_inetd_gate_leaves_no_spare_behind() {
+    use std::os::fd::OwnedFd;
+    let site = Site::new();
+    let repo = site.path("base/alpha.git");
+    let (mut mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
+    let mut child = Command::new(common::paddock_bin())
+        .args(site.base_args())
+        .arg("--inetd")
+        .env("TMPDIR", site.dir.path())
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    mine.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        mine,
+        "GET /alpha.git/info/refs?service=git-receive-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\nConnection: close\r\n\r\n",
+        basic(ALPHA)
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = mine.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(child.wait().unwrap().success(), "one connection, then exit");
+    assert!(spare_links(&site).is_empty(), "{:?}", spare_links(&site));
+    wait_for("the spare's receive-pack to end", || {
+        working_in(&repo).is_empty()
+    });
+}
