@@ -323,7 +323,11 @@ impl Gate {
                 backend.keep_hooks(link);
                 slot.put(Spare { key, backend });
             }
-            Err(e) => tracing::debug!(error = %e, "no spare backend"),
+            Err(e) => {
+                // Nothing was started that could follow the link.
+                link.remove();
+                tracing::debug!(error = %e, "no spare backend");
+            }
         }
     }
 
