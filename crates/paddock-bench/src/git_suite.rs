@@ -1,5 +1,8 @@
 //! The git gate against `git daemon` serving the same repository, in the
 //! same run: clone and fetch of a ~10k-commit history, and a 1k-commit push.
+//! Beside them, for reference, git's documented smart-HTTP set-up (`git
+//! http-backend` under Debian's lighttpd, mod_cgi), which pays the same
+//! HTTP client as the gate does.
 
 use std::io::Write;
 use std::os::unix::process::CommandExt;
@@ -106,10 +109,71 @@ struct Servers {
     daemon: Child,
     gate_url: String,
     daemon_url: String,
+    /// None where lighttpd is not installed.
+    lighttpd: Option<(Child, String)>,
+}
+
+const LIGHTTPD: &str = "/usr/sbin/lighttpd";
+
+/// git-http-backend(1)'s lighttpd example, plus pushes without auth (the
+/// gate's bench token is checked; this reference checks nothing).
+fn start_lighttpd(base: &Path, work: &Path) -> anyhow::Result<Option<(Child, String)>> {
+    if !Path::new(LIGHTTPD).is_file() {
+        return Ok(None);
+    }
+    let backend = Path::new(&git(work, &["--exec-path"])?).join("git-http-backend");
+    let root = work.join("www");
+    std::fs::create_dir_all(&root)?;
+    let port = free_port()?;
+    let conf = work.join("lighttpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"server.document-root = "{root}"
+server.bind = "127.0.0.1"
+server.port = {port}
+server.modules = ("mod_alias", "mod_cgi", "mod_setenv")
+server.errorlog = "{work}/lighttpd.log"
+alias.url = ("/git" => "{backend}")
+$HTTP["url"] =~ "^/git" {{
+    cgi.assign = ("" => "")
+    setenv.add-environment = (
+        "GIT_PROJECT_ROOT" => "{base}",
+        "GIT_HTTP_EXPORT_ALL" => "",
+        "GIT_CONFIG_COUNT" => "1",
+        "GIT_CONFIG_KEY_0" => "http.receivepack",
+        "GIT_CONFIG_VALUE_0" => "true",
+    )
+}}
+"#,
+            root = root.display(),
+            work = work.display(),
+            backend = backend.display(),
+            base = base.display(),
+        ),
+    )?;
+    let child = Command::new(LIGHTTPD)
+        .arg("-D")
+        .arg("-f")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    wait_listening(port)?;
+    Ok(Some((
+        child,
+        // A user name as the gate gets one: git sends Basic auth up front
+        // (`http.proactiveAuth`) instead of prompting; lighttpd ignores it.
+        format!("http://bench:@127.0.0.1:{port}/git/bench.git"),
+    )))
 }
 
 impl Drop for Servers {
     fn drop(&mut self) {
+        if let Some((lighttpd, _)) = &mut self.lighttpd {
+            let _ = lighttpd.kill();
+            let _ = lighttpd.wait();
+        }
         let _ = Command::new("kill").arg(self.gate_pid.to_string()).status();
         // `git daemon` runs `git-daemon` as its child: end the group.
         let _ = Command::new("kill")
@@ -166,14 +230,17 @@ fn start(paddock: &str, base: &Path, work: &Path) -> anyhow::Result<Servers> {
         .stderr(Stdio::null())
         .process_group(0)
         .spawn()?;
-    wait_listening(gp)?;
-    wait_listening(dp)?;
-    Ok(Servers {
+    let mut servers = Servers {
         gate_pid,
         daemon,
         gate_url: format!("http://{TOKEN}:@127.0.0.1:{gp}/bench.git"),
         daemon_url: format!("git://127.0.0.1:{dp}/bench.git"),
-    })
+        lighttpd: None,
+    };
+    wait_listening(gp)?;
+    wait_listening(dp)?;
+    servers.lighttpd = start_lighttpd(base, work)?;
+    Ok(servers)
 }
 
 fn timed(f: impl FnOnce() -> anyhow::Result<String>) -> anyhow::Result<std::time::Duration> {
@@ -224,12 +291,20 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
     let servers = start(paddock, &base, work)?;
     let servers = &servers;
 
-    // Index 0: the gate; 1: git daemon.
-    let mut clone: [Samples; 2] = Default::default();
-    let mut fetch: [Samples; 2] = Default::default();
-    let mut push: [Samples; 2] = Default::default();
+    // Index 0: the gate; 1: git daemon; 2: lighttpd + git http-backend.
+    let mut sides = vec![
+        (servers.gate_url.as_str(), 0),
+        (servers.daemon_url.as_str(), 1),
+    ];
+    if let Some((_, url)) = &servers.lighttpd {
+        sides.push((url.as_str(), 2));
+    }
+    let sides = &sides;
+    let mut clone: [Samples; 3] = Default::default();
+    let mut fetch: [Samples; 3] = Default::default();
+    let mut push: [Samples; 3] = Default::default();
     for i in 0..=iterations {
-        for (url, side) in [(&servers.gate_url, 0), (&servers.daemon_url, 1)] {
+        for &(url, side) in sides {
             let dest = work.join(format!("clone-{i}-{side}"));
             let t = timed(|| {
                 git(
@@ -279,7 +354,7 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
         // but the last `pushed` commits. A push is short, so each iteration
         // takes a few of them, alternating sides, for a steadier median.
         for round in 0..PUSHES_PER_ITERATION {
-            for (url, side) in [(&servers.gate_url, 0), (&servers.daemon_url, 1)] {
+            for &(url, side) in sides {
                 let branch = format!("refs/heads/agent/bench-{i}-{round}-{side}");
                 let tp = timed(|| {
                     git(
@@ -324,5 +399,21 @@ pub fn run(paddock: &str, iterations: usize, commits: usize, pushed: usize) -> a
         &push[1],
         "<= 1.20",
     );
+    if servers.lighttpd.is_none() {
+        println!("(no {LIGHTTPD}: the reference set-up is left out)");
+        return Ok(());
+    }
+    println!(
+        "{:<44} {:>12} {:>14} {:>16}",
+        "reference: http-backend under lighttpd", "lighttpd", "gate/lighttpd", "lighttpd/daemon"
+    );
+    for (label, samples) in [("clone --bare", &clone), ("fetch", &fetch), ("push", &push)] {
+        let [gate, daemon, lighttpd] = samples.each_ref().map(|s| s.percentile_ms(50.0));
+        println!(
+            "{label:<44} {lighttpd:>9.1} ms {:>13.2}x {:>15.2}x",
+            gate / lighttpd,
+            lighttpd / daemon
+        );
+    }
     Ok(())
 }
