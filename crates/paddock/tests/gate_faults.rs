@@ -211,11 +211,7 @@ fn inetd_mode_through_systemd_socket_activate() {
     let first = lines.next().unwrap().unwrap();
     assert!(first.contains("Listening"), "{first}");
     std::thread::spawn(move || for _ in lines {});
-    let work = site.path("work");
-    std::fs::create_dir(&work).unwrap();
-    let url = format!("http://{ALPHA}@127.0.0.1:{port}/alpha.git");
-    ok(git(&work, &["clone", "-q", &url, "a"]));
-    let a = work.join("a");
+    let a = site.checkout(&format!("http://{ALPHA}@127.0.0.1:{port}/alpha.git"));
     ok(git(
         &a,
         &["commit", "-q", "--allow-empty", "-m", "via inetd"],
@@ -232,18 +228,9 @@ fn inetd_mode_through_systemd_socket_activate() {
 
 #[test]
 fn inetd_mode_over_a_socketpair() {
-    use std::os::fd::OwnedFd;
     let site = Site::new();
     let (mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let mut child = Command::new(paddock_bin())
-        .args(site.base_args())
-        .arg("--inetd")
-        .env("TMPDIR", site.dir.path())
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = site.inetd(theirs);
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{ALPHA}:"));
     let mut mine = mine;

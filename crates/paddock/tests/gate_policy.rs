@@ -10,13 +10,7 @@ use common::gate_site::*;
 fn clone_fetch_and_push_under_the_default_policy() {
     let site = Site::new();
     let gate = Daemon::start(&site, &[]);
-    let work = site.path("work");
-    std::fs::create_dir(&work).unwrap();
-    ok(git(
-        &work,
-        &["clone", "-q", &gate.url(Some(ALPHA), "alpha"), "a"],
-    ));
-    let a = work.join("a");
+    let a = site.checkout(&gate.url(Some(ALPHA), "alpha"));
     assert_eq!(ok(git(&a, &["log", "--format=%s"])), "first");
 
     // Someone with the admin token moves main on; the box fetches it.
@@ -117,13 +111,7 @@ fn clone_fetch_and_push_under_the_default_policy() {
 fn force_and_delete_with_backups_when_allowed() {
     let site = Site::new();
     let gate = Daemon::start(&site, &["--force", "backup", "--delete", "backup"]);
-    let work = site.path("work");
-    std::fs::create_dir(&work).unwrap();
-    ok(git(
-        &work,
-        &["clone", "-q", &gate.url(Some(ALPHA), "alpha"), "a"],
-    ));
-    let a = work.join("a");
+    let a = site.checkout(&gate.url(Some(ALPHA), "alpha"));
     ok(git(&a, &["commit", "-q", "--allow-empty", "-m", "v1"]));
     ok(git(&a, &["push", "-q", "origin", "HEAD:agent/x"]));
     let v1 = ok(git(&a, &["rev-parse", "HEAD"]));
@@ -247,13 +235,7 @@ fn the_policy_holds_without_an_audit_log() {
     args.drain(at..at + 2);
     let gate = Daemon::launch(&site, args, &[]);
 
-    let work = site.path("work");
-    std::fs::create_dir(&work).unwrap();
-    ok(git(
-        &work,
-        &["clone", "-q", &gate.url(Some(ALPHA), "alpha"), "a"],
-    ));
-    let a = work.join("a");
+    let a = site.checkout(&gate.url(Some(ALPHA), "alpha"));
     ok(git(&a, &["commit", "-q", "--allow-empty", "-m", "new"]));
     ok(git(&a, &["push", "-q", "origin", "HEAD:agent/new"]));
     let main = git(&a, &["push", "origin", "HEAD:main"]);

@@ -18,23 +18,37 @@ fn basic(token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{token}:x"))
 }
 
-/// Asks for a push's advertisement on `conn` and reads the answer to its
-/// end (hyper sends it chunked), leaving the connection open.
-fn advertise(conn: &mut TcpStream, token: &str) {
+/// A connection that has had a push's advertisement (read to its end;
+/// hyper sends it chunked) and stays open for the POST.
+fn advertised(gate: &Daemon) -> TcpStream {
+    let mut conn = TcpStream::connect(&gate.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     write!(
         conn,
         "GET /alpha.git/info/refs?service=git-receive-pack HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {}\r\n\r\n",
-        basic(token)
+        basic(ALPHA)
     )
     .unwrap();
+    let answer = read_chunked(&mut conn);
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    conn
+}
+
+/// Reads one chunked answer to its last chunk.
+fn read_chunked(conn: &mut TcpStream) -> Vec<u8> {
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     while !answer.ends_with(b"\r\n0\r\n\r\n") {
         let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "advertisement cut short");
+        assert!(
+            n > 0,
+            "answer cut short: {:?}",
+            String::from_utf8_lossy(&answer)
+        );
         answer.extend_from_slice(&buf[..n]);
     }
-    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    answer
 }
 
 fn spare_links(site: &Site) -> Vec<PathBuf> {
@@ -78,13 +92,7 @@ fn pkt(line: &str) -> Vec<u8> {
 /// A push's POST body creating `refs/heads/sneaky`, which is not an agent
 /// branch: the pre-receive hook must refuse it.
 fn sneaky_push(site: &Site, gate: &Daemon) -> Vec<u8> {
-    let work = site.path("work");
-    std::fs::create_dir(&work).unwrap();
-    ok(git(
-        &work,
-        &["clone", "-q", &gate.url(Some(ALPHA), "alpha"), "a"],
-    ));
-    let a = work.join("a");
+    let a = site.checkout(&gate.url(Some(ALPHA), "alpha"));
     ok(git(&a, &["commit", "-q", "--allow-empty", "-m", "sneaky"]));
     let old = ok(git(&a, &["rev-parse", "origin/main"]));
     let new = ok(git(&a, &["rev-parse", "HEAD"]));
@@ -126,10 +134,7 @@ fn an_unused_spare_ends_with_its_connection() {
     let gate = Daemon::start(&site, &[]);
     let repo = site.path("base/alpha.git");
 
-    let mut conn = TcpStream::connect(&gate.addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    advertise(&mut conn, ALPHA);
+    let conn = advertised(&gate);
     assert_eq!(spare_links(&site).len(), 1, "the spare's hook link");
     wait_for("the spare's receive-pack", || !working_in(&repo).is_empty());
 
@@ -154,10 +159,7 @@ fn a_push_whose_client_hangs_up_still_meets_the_policy() {
     let gate = Daemon::start(&site, &[]);
     let repo = site.path("base/alpha.git");
     let body = sneaky_push(&site, &gate);
-    let mut conn = TcpStream::connect(&gate.addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    advertise(&mut conn, ALPHA);
+    let mut conn = advertised(&gate);
     post(&mut conn, &body);
     drop(conn);
 
@@ -189,19 +191,10 @@ fn a_spare_backend_refuses_what_the_policy_refuses() {
     let gate = Daemon::start(&site, &[]);
     let repo = site.path("base/alpha.git");
     let body = sneaky_push(&site, &gate);
-    let mut conn = TcpStream::connect(&gate.addr).unwrap();
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    advertise(&mut conn, ALPHA);
+    let mut conn = advertised(&gate);
     assert_eq!(spare_links(&site).len(), 1, "a spare waits for the POST");
     post(&mut conn, &body);
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !answer.ends_with(b"\r\n0\r\n\r\n") {
-        let n = conn.read(&mut buf).unwrap();
-        assert!(n > 0, "answer cut short");
-        answer.extend_from_slice(&buf[..n]);
-    }
+    let answer = read_chunked(&mut conn);
     let answer = String::from_utf8_lossy(&answer);
     assert!(
         answer.contains("ng refs/heads/sneaky pre-receive hook declined"),
@@ -218,19 +211,10 @@ fn a_spare_backend_refuses_what_the_policy_refuses() {
 /// a push that never came ends first, and takes its link with it.
 #[test]
 fn an_inetd_gate_leaves_no_spare_behind() {
-    use std::os::fd::OwnedFd;
     let site = Site::new();
     let repo = site.path("base/alpha.git");
     let (mut mine, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
-    let mut child = Command::new(common::paddock_bin())
-        .args(site.base_args())
-        .arg("--inetd")
-        .env("TMPDIR", site.dir.path())
-        .stdin(Stdio::from(OwnedFd::from(theirs)))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = site.inetd(theirs);
     mine.set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
     write!(

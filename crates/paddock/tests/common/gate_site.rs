@@ -103,6 +103,27 @@ impl Site {
         ]
     }
 
+    /// Clones `url` into `work/a` (a box's checkout) and returns its path.
+    pub fn checkout(&self, url: &str) -> PathBuf {
+        let work = self.path("work");
+        std::fs::create_dir(&work).unwrap();
+        ok(git(&work, &["clone", "-q", url, "a"]));
+        work.join("a")
+    }
+
+    /// `paddock gate --inetd` serving the one connection `conn`.
+    pub fn inetd(&self, conn: std::os::unix::net::UnixStream) -> std::process::Child {
+        Command::new(paddock_bin())
+            .args(self.base_args())
+            .arg("--inetd")
+            .env("TMPDIR", self.dir.path())
+            .stdin(Stdio::from(std::os::fd::OwnedFd::from(conn)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    }
+
     pub fn audit(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.path("audit.jsonl"))
             .unwrap_or_default()
