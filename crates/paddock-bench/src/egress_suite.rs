@@ -135,6 +135,9 @@ async fn connection_rate(route: Route, echo: SocketAddr, count: usize) -> anyhow
 struct Squid {
     child: Child,
     addr: SocketAddr,
+    /// squid's service name: it names the shared-memory segments squid
+    /// leaves in /dev/shm when killed, so they can be removed.
+    service: String,
     _dir: tempfile::TempDir,
 }
 
@@ -164,8 +167,9 @@ impl Squid {
                 d = dir.path().display()
             ),
         )?;
+        let service = format!("paddockbench{}", std::process::id());
         let child = Command::new(bin)
-            .args(["-N", "-f"])
+            .args(["-N", "-n", &service, "-f"])
             .arg(&conf)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -185,6 +189,7 @@ impl Squid {
         Ok(Self {
             child,
             addr,
+            service,
             _dir: dir,
         })
     }
@@ -194,6 +199,16 @@ impl Drop for Squid {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let prefix = format!("{}-", self.service);
+        for entry in std::fs::read_dir("/dev/shm")
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if entry.file_name().to_string_lossy().starts_with(&prefix) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
     }
 }
 
