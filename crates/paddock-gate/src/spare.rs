@@ -60,8 +60,9 @@ impl SpareSlot {
         let old = self.lock().replace((id, spare));
         drop(old);
         let slot = Arc::downgrade(self);
+        let expiry = tokio::time::Instant::now() + SPARE_TTL;
         tokio::spawn(async move {
-            tokio::time::sleep(SPARE_TTL).await;
+            tokio::time::sleep_until(expiry).await;
             if let Some(slot) = slot.upgrade() {
                 let mut inner = slot.lock();
                 if inner.as_ref().is_some_and(|(held, _)| *held == id) {
@@ -261,5 +262,31 @@ mod tests {
             backend: spawn(),
         });
         assert!(slot.take(&key).is_some());
+    }
+
+    /// Paused time: the timer is the spare's own, nothing else waits.
+    #[tokio::test(start_paused = true)]
+    async fn a_spare_not_taken_in_time_is_dropped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let hooks = HooksDir::create(Path::new("/bin/true"), Some(tmp.path())).unwrap();
+        let key = SpareKey {
+            project: "alpha".into(),
+            principal: "token:1".into(),
+            protocol: None,
+        };
+        let slot = Arc::new(SpareSlot::default());
+        let mut backend = Backend::spawn("/bin/cat", &[], &[]).unwrap();
+        backend.keep_hooks(hooks.spare_link(&hooks.set(true, false)).unwrap());
+        slot.put(Spare { key, backend });
+        tokio::time::advance(SPARE_TTL - Duration::from_secs(1)).await;
+        assert!(slot.lock().is_some(), "still waiting for its POST");
+        tokio::time::advance(Duration::from_secs(2)).await;
+        for _ in 0..100 {
+            if slot.lock().is_none() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the spare outlived its wait");
     }
 }
