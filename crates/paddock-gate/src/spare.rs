@@ -189,8 +189,7 @@ mod tests {
     /// until the test lets it go (through a FIFO).
     #[tokio::test]
     async fn a_spare_link_outlives_every_writer_of_the_output() {
-        let tmp = tempfile::tempdir().unwrap();
-        let hooks = HooksDir::create(Path::new("/bin/true"), Some(tmp.path())).unwrap();
+        let Fixture { tmp, hooks } = Fixture::new();
         let link = hooks.spare_link(&hooks.set(true, false)).unwrap();
         let at = link.path().to_owned();
         let fifo = tmp.path().join("go");
@@ -232,52 +231,61 @@ mod tests {
         }
     }
 
-    #[tokio::test]
-    async fn a_spare_is_taken_only_by_its_own_key() {
-        let tmp = tempfile::tempdir().unwrap();
-        let hooks = HooksDir::create(Path::new("/bin/true"), Some(tmp.path())).unwrap();
-        let key = SpareKey {
+    /// A hooks directory, and spares that are `cat` (reads until its
+    /// input closes, like receive-pack) tied to a link in it.
+    struct Fixture {
+        tmp: tempfile::TempDir,
+        hooks: HooksDir,
+    }
+
+    impl Fixture {
+        fn new() -> Self {
+            let tmp = tempfile::tempdir().unwrap();
+            let hooks = HooksDir::create(Path::new("/bin/true"), Some(tmp.path())).unwrap();
+            Self { tmp, hooks }
+        }
+
+        fn spare(&self, key: &SpareKey) -> Spare {
+            let mut backend = Backend::spawn("/bin/cat", &[], &[]).unwrap();
+            let set = self.hooks.set(true, false);
+            backend.keep_hooks(self.hooks.spare_link(&set).unwrap());
+            Spare {
+                key: key.clone(),
+                backend,
+            }
+        }
+    }
+
+    fn alpha_key() -> SpareKey {
+        SpareKey {
             project: "alpha".into(),
             principal: "token:1".into(),
             protocol: None,
-        };
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spare_is_taken_only_by_its_own_key() {
+        let fixture = Fixture::new();
+        let key = alpha_key();
         let slot = Arc::new(SpareSlot::default());
-        let spawn = || {
-            let mut backend = Backend::spawn("/bin/cat", &[], &[]).unwrap();
-            backend.keep_hooks(hooks.spare_link(&hooks.set(true, false)).unwrap());
-            backend
-        };
-        slot.put(Spare {
-            key: key.clone(),
-            backend: spawn(),
-        });
+        slot.put(fixture.spare(&key));
         let other = SpareKey {
             principal: "token:2".into(),
             ..key.clone()
         };
         assert!(slot.take(&other).is_none(), "another principal's");
         assert!(slot.take(&key).is_none(), "dropped by the mismatch");
-        slot.put(Spare {
-            key: key.clone(),
-            backend: spawn(),
-        });
+        slot.put(fixture.spare(&key));
         assert!(slot.take(&key).is_some());
     }
 
     /// Paused time: the timer is the spare's own, nothing else waits.
     #[tokio::test(start_paused = true)]
     async fn a_spare_not_taken_in_time_is_dropped() {
-        let tmp = tempfile::tempdir().unwrap();
-        let hooks = HooksDir::create(Path::new("/bin/true"), Some(tmp.path())).unwrap();
-        let key = SpareKey {
-            project: "alpha".into(),
-            principal: "token:1".into(),
-            protocol: None,
-        };
+        let fixture = Fixture::new();
         let slot = Arc::new(SpareSlot::default());
-        let mut backend = Backend::spawn("/bin/cat", &[], &[]).unwrap();
-        backend.keep_hooks(hooks.spare_link(&hooks.set(true, false)).unwrap());
-        slot.put(Spare { key, backend });
+        slot.put(fixture.spare(&alpha_key()));
         tokio::time::advance(SPARE_TTL - Duration::from_secs(1)).await;
         assert!(slot.lock().is_some(), "still waiting for its POST");
         tokio::time::advance(Duration::from_secs(2)).await;
