@@ -160,6 +160,9 @@ fn a_push_whose_client_hangs_up_still_meets_the_policy() {
     let repo = site.path("base/alpha.git");
     let body = sneaky_push(&site, &gate);
     let mut conn = advertised(&gate);
+    // The spare is up before the push goes in, so "no receive-pack left"
+    // below means the one that got the push has ended.
+    wait_for("the spare's receive-pack", || !working_in(&repo).is_empty());
     post(&mut conn, &body);
     drop(conn);
 
