@@ -31,6 +31,12 @@ pub enum CoreError {
     Extension(String),
     #[error("command did not finish within {0} seconds")]
     ExecTimeout(u64),
+    /// The image's own command ended as the box started: a box needs a
+    /// main process that keeps running.
+    #[error(
+        "the image's command exited with code {0} as soon as the box started; a box needs a command that keeps running (set [boxes] command, e.g. [\"sleep\", \"infinity\"], or use an image whose command does not exit)"
+    )]
+    BoxExited(i64),
 }
 
 impl From<EngineError> for CoreError {

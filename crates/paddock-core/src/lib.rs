@@ -26,6 +26,6 @@ pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
 pub use paddock_docker::{ContainerChange, FileEntry};
 pub use reconcile::ReconcileReport;
-pub use service::{BoxService, Health};
+pub use service::{BoxService, Health, resolve_instance};
 
 pub type Result<T> = std::result::Result<T, CoreError>;

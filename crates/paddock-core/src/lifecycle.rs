@@ -169,7 +169,19 @@ impl BoxService {
     }
 
     /// Tells the extensions the box runs; the first refusal fails the box.
+    /// A box whose main process ended meanwhile fails with that cause, in
+    /// the user's terms, rather than with whatever step noticed it.
     pub(crate) async fn announce_started(&self, row: &BoxRow, container: &str) -> Result<()> {
+        match self.guard_started(row, container).await {
+            Ok(()) => Ok(()),
+            Err(err) => match self.engine.exit_code(container).await {
+                Ok(Some(code)) => Err(CoreError::BoxExited(code)),
+                _ => Err(err),
+            },
+        }
+    }
+
+    async fn guard_started(&self, row: &BoxRow, container: &str) -> Result<()> {
         if self.extensions.is_empty() {
             return Ok(());
         }

@@ -41,6 +41,23 @@ impl Health {
     }
 }
 
+/// The instance this paddock is: the configured one, or else the one
+/// generated on its store's first start and kept there. Everything named
+/// after the instance (labels, the host fence's table) must take it from
+/// here, never from the configuration alone: two paddocks at their
+/// defaults share an empty configured instance, never a store.
+pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
+    if !configured.is_empty() {
+        return Ok(configured.to_owned());
+    }
+    Ok(store.meta_or_insert("instance", || {
+        format!(
+            "p{}",
+            &crate::secret::hash_token(&crate::secret::new_token())[..12]
+        )
+    })?)
+}
+
 impl BoxService {
     pub fn new(
         store: Arc<Store>,
@@ -52,16 +69,7 @@ impl BoxService {
         let subnets = SubnetPool::parse(&config.boxes.subnet_pool, config.boxes.subnet_prefix)
             .map_err(CoreError::Invalid)?;
         let networks = NetworkPool::new(subnets, config.boxes.spare_networks);
-        let instance = if config.instance.is_empty() {
-            store.meta_or_insert("instance", || {
-                format!(
-                    "p{}",
-                    &crate::secret::hash_token(&crate::secret::new_token())[..12]
-                )
-            })?
-        } else {
-            config.instance.clone()
-        };
+        let instance = resolve_instance(&store, &config.instance)?;
         Ok(Arc::new(Self {
             store,
             engine,

@@ -211,6 +211,21 @@ impl Engine {
         }
     }
 
+    /// The exit code of a container whose main process has ended; `None`
+    /// while it runs (or has not been started).
+    pub async fn exit_code(&self, container: &str) -> Result<Option<i64>> {
+        let c = self
+            .client()
+            .await?
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await?;
+        Ok(c.state.and_then(|s| {
+            let ended =
+                s.running == Some(false) && s.finished_at.is_some_and(|f| !f.starts_with("0001-"));
+            if ended { s.exit_code } else { None }
+        }))
+    }
+
     /// The last `tail` lines of the container's output, both streams.
     pub async fn logs(&self, container: &str, tail: u32) -> Result<String> {
         let options = LogsOptionsBuilder::default()

@@ -17,6 +17,7 @@ use crate::nflog::NflogSocket;
 use crate::{dns, firewall, proxy};
 
 /// The host-side fence of box networks.
+#[derive(Clone)]
 pub enum HostFence {
     /// `[egress] firewall = false`: no fences at all.
     Off,
@@ -70,18 +71,23 @@ impl EmbeddedEgress {
             HostFence::Ready(guard) => guard,
         };
         let state = lock(&self.fences).get(network_id).cloned();
-        let Some(mut state) = state else {
-            // Not announced through network_up (yet): fence it here.
-            return guard
-                .add_network(network_id, gateway)
+        if let Some(mut state) = state {
+            let outcome = state
+                .wait_for(Option::is_some)
                 .await
-                .map_err(|e| e.to_string());
-        };
-        let outcome = state
-            .wait_for(Option::is_some)
+                .map_err(|_| "the box network's fence was abandoned".to_owned())?;
+            outcome.clone().unwrap_or_else(|| Err("no fence".into()))?;
+        }
+        // Fenced when it joined the pool is not enough: the entry must be
+        // in place now, as the box is about to start on it.
+        let all: Vec<(String, Ipv4Addr)> = lock(&self.networks)
+            .iter()
+            .map(|(id, (gw, _))| (id.clone(), *gw))
+            .collect();
+        guard
+            .ensure_network(network_id, gateway, &all)
             .await
-            .map_err(|_| "the box network's fence was abandoned".to_owned())?;
-        outcome.clone().unwrap_or_else(|| Err("no fence".into()))
+            .map_err(|e| e.to_string())
     }
 
     pub fn egress(&self) -> &Arc<Egress> {

@@ -30,7 +30,6 @@ pub fn ruleset(gateway: Ipv4Addr, tcp_ports: &[u16], group: u16) -> String {
          \x20   ct state established,related accept\n\
          \x20   ip daddr {gateway} tcp dport {{ {ports} }} accept\n\
          \x20   ip daddr {gateway} udp dport 53 accept\n\
-         \x20   ip daddr {gateway} tcp dport 53 accept\n\
          \x20   limit rate 100/second burst 200 packets log prefix \"paddock\" group {group}\n\
          \x20   meta l4proto tcp reject with tcp reset\n\
          \x20   reject\n\
@@ -87,10 +86,16 @@ pub(crate) async fn run_nft(pid: Option<u32>, ruleset: &str) -> Result<(), Egres
         return Ok(());
     }
     let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    if pid.is_some() && stderr.contains("/ns/net") {
+        // nsenter could not open the namespace: the process is gone.
+        return Err(EgressError::BoxExited);
+    }
+    // nft itself missing was reported when spawning failed; "No such file
+    // or directory" from nft means a table or set it was told of is gone.
     let hint = if stderr.contains("Operation not permitted") || stderr.contains("Permission denied")
     {
         "; paddock needs root, or CAP_SYS_ADMIN and CAP_NET_ADMIN, to guard boxes"
-    } else if stderr.contains("No such file") || stderr.contains("failed to execute") {
+    } else if pid.is_some() && stderr.contains("failed to execute") {
         "; install nft (Debian package nftables)"
     } else {
         ""
@@ -115,5 +120,9 @@ mod tests {
         assert!(rules.contains("ip daddr 10.213.0.1 tcp dport { 3128, 9418 } accept"));
         assert!(rules.contains("policy drop"));
         assert!(rules.contains("group 7"));
+        assert!(
+            !rules.contains("tcp dport 53"),
+            "DNS is served over UDP only; TCP 53 must not reach the host"
+        );
     }
 }

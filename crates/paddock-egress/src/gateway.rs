@@ -108,6 +108,8 @@ pub struct Egress {
     /// Dropped when the box goes (its network may then serve another).
     pub(crate) identities: Mutex<HashMap<String, BoxIdentity>>,
     pub(crate) me: std::sync::Weak<Egress>,
+    /// The host-side fence, as far as health is concerned.
+    fence: std::sync::OnceLock<crate::HostFence>,
 }
 
 struct Verdicts(std::sync::Weak<Egress>);
@@ -149,6 +151,7 @@ impl Egress {
             rules: RwLock::new(Arc::new(Vec::new())),
             shields: Mutex::new(HashMap::new()),
             holds: Holds::default(),
+            fence: std::sync::OnceLock::new(),
         });
         egress.reload_rules()?;
         hub.set_sink(Arc::new(Verdicts(Arc::downgrade(&egress))));
@@ -254,13 +257,24 @@ impl Egress {
             .record(row);
     }
 
+    /// Lets health look at the host-side fence of box networks.
+    pub fn watch_fence(&self, fence: crate::HostFence) {
+        let _ = self.fence.set(fence);
+    }
+
     /// Down when decisions could no longer be recorded (and so must not be
-    /// taken).
-    pub fn health(&self) -> Result<(), String> {
-        if self.audit.lock().unwrap_or_else(|p| p.into_inner()).alive() {
-            Ok(())
-        } else {
-            Err("the decision log's writer has stopped".into())
+    /// taken), or when box networks are not fenced on the host (checked in
+    /// the kernel, not remembered: another process may have removed it).
+    pub async fn health(&self) -> Result<(), String> {
+        if !self.audit.lock().unwrap_or_else(|p| p.into_inner()).alive() {
+            return Err("the decision log's writer has stopped".into());
+        }
+        match self.fence.get() {
+            Some(crate::HostFence::Ready(guard)) => guard.verify().await.map_err(|e| e.to_string()),
+            Some(crate::HostFence::Failed(reason)) => Err(format!(
+                "box networks are not fenced on the host, so no box starts: {reason}"
+            )),
+            Some(crate::HostFence::Off) | None => Ok(()),
         }
     }
 

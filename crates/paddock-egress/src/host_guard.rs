@@ -41,6 +41,8 @@ pub struct HostGuard {
     table: String,
     tcp_ports: Vec<u16>,
     dns_port: u16,
+    /// Rebuilding a table that vanished is done by one caller at a time.
+    rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl HostGuard {
@@ -49,6 +51,7 @@ impl HostGuard {
             table: table_name(instance),
             tcp_ports,
             dns_port,
+            rebuilding: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -82,8 +85,9 @@ impl HostGuard {
             .iter()
             .map(|p| format!("\"{br}\" . {gateway} . tcp . {p}"))
             .collect();
+        // DNS is served over UDP only: TCP to the DNS port would reach
+        // whatever else listens there on the host.
         allowed.push(format!("\"{br}\" . {gateway} . udp . {}", self.dns_port));
-        allowed.push(format!("\"{br}\" . {gateway} . tcp . {}", self.dns_port));
         (
             format!("{{ \"{br}\" }}"),
             format!("{{ {} }}", allowed.join(", ")),
@@ -110,6 +114,53 @@ impl HostGuard {
             ),
         )
         .await
+    }
+
+    /// Makes sure a network's entries are in place right now, and that the
+    /// table holding them still exists: a spare network counts as fenced
+    /// only once this succeeded, whatever happened to the table since the
+    /// network joined the pool (another process may have deleted it). A
+    /// vanished table is rebuilt with every network in `all`.
+    pub async fn ensure_network(
+        &self,
+        network_id: &str,
+        gateway: Ipv4Addr,
+        all: &[(String, Ipv4Addr)],
+    ) -> Result<(), EgressError> {
+        if self.verify().await.is_ok() {
+            // `add element` of an element already there changes nothing.
+            return self.add_network(network_id, gateway).await;
+        }
+        let _one = self.rebuilding.lock().await;
+        if self.verify().await.is_err() {
+            tracing::warn!(table = %self.table, "the host fence's table was gone; rebuilding it");
+            let mut script = self.install_ruleset();
+            for (id, gw) in all
+                .iter()
+                .map(|(id, gw)| (id.as_str(), *gw))
+                .chain([(network_id, gateway)])
+            {
+                let (net, allowed) = self.elements(id, gw);
+                let t = &self.table;
+                script.push_str(&format!(
+                    "add element inet {t} allowed {allowed}\nadd element inet {t} boxnets {net}\n"
+                ));
+            }
+            run_nft(None, &script).await?;
+        }
+        self.add_network(network_id, gateway).await
+    }
+
+    /// Whether the table and its filtering chain are in place.
+    pub async fn verify(&self) -> Result<(), EgressError> {
+        let t = &self.table;
+        run_nft(None, &format!("list chain inet {t} input\n"))
+            .await
+            .map_err(|e| {
+                EgressError::Firewall(format!(
+                    "the host fence of box networks (nftables table inet {t}) is not in place: {e}"
+                ))
+            })
     }
 
     /// Forgets a removed network (its bridge is gone; nothing to fence).
@@ -150,6 +201,10 @@ mod tests {
         assert_eq!(net, "{ \"br-0123456789ab\" }");
         assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 3128"));
         assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . udp . 53"));
+        assert!(
+            !allowed.contains(". tcp . 53"),
+            "DNS is not served over TCP, so TCP 53 is not let through"
+        );
         assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 9418"));
     }
 }

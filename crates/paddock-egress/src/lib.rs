@@ -43,4 +43,8 @@ pub enum EgressError {
     Io(#[from] std::io::Error),
     #[error("egress firewall: {0}")]
     Firewall(String),
+    /// The box's main process ended before its firewall could be applied
+    /// (its namespace is gone with it).
+    #[error("the box's main process has exited")]
+    BoxExited,
 }

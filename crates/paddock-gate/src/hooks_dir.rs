@@ -1,17 +1,31 @@
-//! The hooks directory: links to the paddock binary, which knows from
-//! its name which hook it is (no shell in between). Three sets, so a
-//! push runs only the hooks it needs: `full` (policy or refusals to
-//! audit, plus accepted updates to audit), `pre` (policy, no audit),
-//! `none` (admin, no audit).
+//! The hooks directory: links through which git runs the paddock binary,
+//! which knows from its name which hook it is (no shell in between). Three
+//! sets, so a push runs only the hooks it needs: `full` (policy or
+//! refusals to audit, plus accepted updates to audit), `pre` (policy, no
+//! audit), `none` (admin, no audit).
 //!
-//! The directory's name is derived from the user and the binary, so
-//! every gate process of one binary shares it (an inetd gate is one
-//! process per connection) and a killed process leaves nothing new
-//! behind. Because the name is predictable, an existing directory is
-//! used only if it is ours, private, and its links point at our binary.
+//! The links do not name the binary's path. git skips a hook it cannot
+//! run, silently, so a link to a path that a rebuild or an upgrade moved
+//! or replaced would let every push through unchecked. Instead each gate
+//! process keeps its own program open on a fixed descriptor
+//! ([`HOOK_FD`], inherited by `http-backend`, `receive-pack` and the hook
+//! they start), and the links point at `/proc/self/fd/<HOOK_FD>`: the hook
+//! runs the very program the gate runs, whatever became of its path. And a
+//! push is refused unless its hooks are runnable right before it starts
+//! ([`HooksDir::runnable`]): the policy never fails open.
+//!
+//! The directory's name is derived from the user and the program, so
+//! every gate process shares it (an inetd gate is one process per
+//! connection) and a killed process leaves nothing new behind. Because the
+//! name is predictable, an existing directory is used only if it is ours,
+//! private, and its links point where ours do.
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hook::HookKind;
@@ -21,6 +35,97 @@ const SETS: [(&str, &[HookKind]); 3] = [
     ("pre", &[HookKind::PreReceive]),
     ("none", &[]),
 ];
+
+/// The descriptor on which a gate process keeps the hooks' program open.
+/// High, so that nothing the process opens before the gate starts takes
+/// it (descriptors are handed out lowest first), and fixed, so that the
+/// links shared by every gate process name it.
+pub const HOOK_FD: i32 = 1015;
+
+/// Where every hook link points.
+fn hook_target() -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{HOOK_FD}"))
+}
+
+fn pin_error(why: String) -> std::io::Error {
+    std::io::Error::other(format!("cannot keep the git hooks' program open: {why}"))
+}
+
+/// Opens `command` on [`HOOK_FD`] (without close-on-exec, so git's
+/// processes inherit it). Once per process: a second gate in the same
+/// process must run the same program.
+fn pin(command: &Path) -> std::io::Result<()> {
+    static PINNED: Mutex<Option<(u64, u64)>> = Mutex::new(None);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(command)
+        .map_err(|e| pin_error(format!("{}: {e}", command.display())))?;
+    let meta = file.metadata()?;
+    if !meta.is_file() || meta.mode() & 0o111 == 0 {
+        return Err(pin_error(format!(
+            "{} is not an executable file",
+            command.display()
+        )));
+    }
+    let id = (meta.dev(), meta.ino());
+    let mut pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(have) = *pinned {
+        return if have == id {
+            Ok(())
+        } else {
+            Err(pin_error(
+                "this process already runs its git hooks with another program".into(),
+            ))
+        };
+    }
+    raise_fd_limit_past(HOOK_FD)?;
+    // SAFETY: F_GETFD only reads the descriptor's flags.
+    if unsafe { libc::fcntl(HOOK_FD, libc::F_GETFD) } != -1 {
+        // Inherited (a gate started by a gate): fine if it is the same
+        // program, never clobbered otherwise.
+        let held = std::fs::metadata(hook_target())?;
+        if (held.dev(), held.ino()) != id {
+            return Err(pin_error(format!("descriptor {HOOK_FD} is already in use")));
+        }
+    } else {
+        // SAFETY: both descriptors are valid; dup2 leaves the new one
+        // without close-on-exec, which is the point.
+        if unsafe { libc::dup2(file.as_raw_fd(), HOOK_FD) } == -1 {
+            return Err(pin_error(std::io::Error::last_os_error().to_string()));
+        }
+    }
+    *pinned = Some(id);
+    Ok(())
+}
+
+/// A soft limit on open files at or below `fd` would forbid it.
+fn raise_fd_limit_past(fd: i32) -> std::io::Result<()> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct it is given.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let need = fd as libc::rlim_t + 1;
+    if limit.rlim_cur >= need {
+        return Ok(());
+    }
+    if limit.rlim_max < need {
+        return Err(pin_error(format!(
+            "the open-file limit ({}) is below {need}",
+            limit.rlim_max
+        )));
+    }
+    limit.rlim_cur = limit.rlim_max.min(65536);
+    // SAFETY: setrlimit reads the struct it is given.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 pub struct HooksDir(PathBuf);
 
@@ -59,19 +164,24 @@ fn link(target: &Path, at: &Path) -> std::io::Result<()> {
 }
 
 impl HooksDir {
+    /// `command` is the program the hooks run (`/proc/self/exe` for
+    /// paddock: the binary this process runs, even when its path now
+    /// names another file or none).
     pub fn create(command: &Path, under: Option<&Path>) -> std::io::Result<Self> {
+        pin(command)?;
         let parent = under.map_or_else(std::env::temp_dir, Path::to_path_buf);
         let tag = hex::encode(&crate::tokens::hash_token(&command.display().to_string())[..6]);
         // SAFETY: geteuid has no preconditions.
-        let dir = parent.join(format!("paddock-gate-hooks-{}-{tag}", unsafe {
+        let dir = parent.join(format!("paddock-gate-hooks-{}-fd-{tag}", unsafe {
             libc::geteuid()
         }));
         private_dir(&dir)?;
+        let target = hook_target();
         for (set, kinds) in SETS {
             let set = dir.join(set);
             private_dir(&set)?;
             for kind in kinds {
-                link(command, &set.join(kind.name()))?;
+                link(&target, &set.join(kind.name()))?;
             }
         }
         private_dir(&dir.join("spare"))?;
@@ -91,6 +201,47 @@ impl HooksDir {
             (true, false) => "pre",
             (false, false) => "none",
         })
+    }
+
+    /// Whether git would run every hook of `set` right now, checked the
+    /// way git checks (`access(X_OK)` through the link, in a process that
+    /// holds the same descriptor). A push whose hooks git would skip must
+    /// not start.
+    pub fn runnable(&self, set: &Path) -> Result<(), String> {
+        let kinds = SETS
+            .iter()
+            .find(|(name, _)| {
+                set.file_name()
+                    .is_some_and(|n| n.as_bytes() == name.as_bytes())
+            })
+            .map(|(_, kinds)| *kinds)
+            .ok_or_else(|| format!("{} is not a hook set", set.display()))?;
+        let target = hook_target();
+        for kind in kinds {
+            let hook = set.join(kind.name());
+            match std::fs::read_link(&hook) {
+                Ok(points) if points == target => {}
+                Ok(points) => {
+                    return Err(format!(
+                        "the {} hook points at {} instead of the gate's program",
+                        kind.name(),
+                        points.display()
+                    ));
+                }
+                Err(e) => return Err(format!("the {} hook is missing: {e}", kind.name())),
+            }
+            let path = CString::new(hook.as_os_str().as_bytes())
+                .map_err(|_| "a hook path holds a NUL byte".to_owned())?;
+            // SAFETY: access reads a NUL-terminated path.
+            if unsafe { libc::access(path.as_ptr(), libc::X_OK) } != 0 {
+                return Err(format!(
+                    "the {} hook cannot be executed: {}",
+                    kind.name(),
+                    std::io::Error::last_os_error()
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

@@ -200,6 +200,16 @@ impl Gate {
             return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
+        // A push whose policy hooks git would skip must not begin: say so
+        // in the advertisement, where git shows it ("remote error: …").
+        if git.service == Some(Endpoint::ReceivePack) {
+            let hooks = self
+                .hooks
+                .set(policy.is_some(), self.config.audit_log.is_some());
+            if let Err(why) = self.hooks.runnable(&hooks) {
+                return self.hooks_broken(&git.project, &why, true);
+            }
+        }
         // A push that only creates allowed branches needs no hook when
         // nothing is audited: decide that from its command list, and spare
         // receive-pack the hook process. Anything else runs the hooks,
@@ -248,6 +258,13 @@ impl Gate {
             }
             prefix = read;
         }
+        // Checked again for the POST itself (the advertisement may have
+        // been long ago): no push runs without its hooks.
+        if git.endpoint == Endpoint::ReceivePack
+            && let Err(why) = self.hooks.runnable(&hooks)
+        {
+            return self.hooks_broken(&git.project, &why, false);
+        }
         let described = CgiRequest::of(&parts);
         let limits = cgi::Limits {
             max_body: self.config.max_body_bytes,
@@ -288,6 +305,47 @@ impl Gate {
             self.start_spare(spare, key, &git, &principal, policy, remote);
         }
         response
+    }
+
+    /// Refuses a push whose policy hooks cannot run. To the advertisement
+    /// request, git's own error packet (shown as `remote error: …`);
+    /// to the POST, a 503.
+    fn hooks_broken(&self, project: &str, why: &str, advertisement: bool) -> Response<Body> {
+        tracing::error!(
+            project,
+            reason = why,
+            "refusing a push: its policy hooks cannot run"
+        );
+        let message = format!(
+            "paddock git gate: pushes are refused because the push policy cannot run ({why}); restart the gate"
+        );
+        if !advertisement {
+            return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{message}\n"));
+        }
+        let mut body = Vec::new();
+        for line in [
+            "# service=git-receive-pack\n".to_owned(),
+            format!("ERR {message}\n"),
+        ] {
+            body.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
+            body.extend_from_slice(line.as_bytes());
+            if line.starts_with('#') {
+                body.extend_from_slice(b"0000");
+            }
+        }
+        Response::builder()
+            .status(StatusCode::OK)
+            .header(header::CACHE_CONTROL, "no-cache")
+            .header(
+                header::CONTENT_TYPE,
+                "application/x-git-receive-pack-advertisement",
+            )
+            .body(
+                Full::new(Bytes::from(body))
+                    .map_err(|e| match e {})
+                    .boxed_unsync(),
+            )
+            .unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, &message))
     }
 
     /// Starts the backend for the POST that follows a push's

@@ -38,6 +38,7 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
         CoreError::ActivationInvalid => (StatusCode::NOT_FOUND, "activation_invalid"),
         CoreError::ExecTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "exec_timeout"),
         CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, "setup_failed"),
+        CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, "box_exited"),
     }
 }
 

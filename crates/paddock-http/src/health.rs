@@ -39,7 +39,7 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let mut checks: Vec<(&str, Result<(), String>)> =
         vec![("store", health.store), ("docker", health.docker)];
     if let Some(egress) = &s.egress {
-        checks.push(("egress", egress.health()));
+        checks.push(("egress", egress.health().await));
     }
     if let Some(socket) = &s.clearance_socket {
         checks.push(("clearance", clearance(socket).await));

@@ -51,6 +51,15 @@ impl Capability {
         }
     }
 
+    /// Capabilities that let through something a box would send: a
+    /// person's to use, never the chatbot's (see `Iam::authorise`).
+    pub fn decides_egress(self) -> bool {
+        matches!(
+            self,
+            Self::EgressVerdict | Self::EgressRules | Self::EgressShield
+        )
+    }
+
     /// Capabilities over paddock itself rather than over projects: a
     /// caller limited to some projects never has them.
     pub fn needs_every_project(self) -> bool {

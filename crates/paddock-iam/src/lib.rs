@@ -162,16 +162,16 @@ impl Iam {
         if !self.settings.enabled {
             return Ok(());
         }
-        if capability == Capability::EgressVerdict && !self.settings.mcp_may_decide_egress {
+        if capability.decides_egress() && !self.settings.mcp_may_decide_egress {
             if identity.via == Surface::Mcp {
-                return Err(Denied(
-                    "egress is decided by a person, not over MCP: the agent may ask, `paddock clearance` or the events socket decides".into(),
-                ));
+                return Err(Denied(format!(
+                    "{capability} is a person's, not to be used over MCP: the agent may ask, `paddock clearance` or the events socket decides"
+                )));
             }
             if identity.used_over_mcp {
-                return Err(Denied(
-                    "this token was used over MCP — it is the chatbot's, and egress is decided by a person; use a person's token".into(),
-                ));
+                return Err(Denied(format!(
+                    "this token was used over MCP — it is the chatbot's, and {capability} is a person's; use a person's token"
+                )));
             }
         }
         if let Some(cached) =

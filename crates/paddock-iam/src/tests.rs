@@ -77,6 +77,44 @@ async fn a_token_authenticates_and_is_held_to_its_capabilities_and_projects() {
     assert!(!wrong.to_string().contains("pdk_nope"));
 }
 
+/// Every capability on every surface, for an admin token once it has been
+/// used over MCP: whatever would let a box's traffic through (a verdict, a
+/// rule, a lowered shield) is refused; everything else still works.
+#[tokio::test]
+async fn a_token_used_over_mcp_decides_no_egress_on_any_surface() {
+    let (iam, book) = iam_with_tokens(IamSettings::default());
+    let (_, admin) = book.create(&new_token(&["admin"], None)).unwrap();
+    iam.authenticate(Some(&admin), Surface::Mcp).await.unwrap();
+    let deciding = [
+        Capability::EgressVerdict,
+        Capability::EgressRules,
+        Capability::EgressShield,
+    ];
+    for surface in [
+        Surface::Rest,
+        Surface::Mcp,
+        Surface::WebSocket,
+        Surface::Varlink,
+        Surface::Page,
+    ] {
+        let id = iam.authenticate(Some(&admin), surface).await.unwrap();
+        for capability in Capability::ALL {
+            let resource = if capability.needs_every_project() {
+                Resource::Global
+            } else {
+                boxed("x")
+            };
+            let got = iam.authorise(&id, capability, &resource).await;
+            assert_eq!(
+                got.is_err(),
+                deciding.contains(&capability),
+                "{capability} over {surface:?}: {got:?}"
+            );
+            assert_eq!(capability.decides_egress(), deciding.contains(&capability));
+        }
+    }
+}
+
 #[tokio::test]
 async fn scoped_tokens_never_administer_and_mcp_never_decides_egress() {
     let (iam, book) = iam_with_tokens(IamSettings::default());

@@ -76,7 +76,9 @@ fn gate(args: &GateArgs) -> anyhow::Result<(Arc<Gate>, Arc<dyn TokenAuthority>)>
     policy.force = args.force;
     policy.delete = args.delete;
     let exe =
-        std::env::current_exe().context("cannot find the paddock binary for the git hooks")?;
+        // The program this process runs, whatever became of its path
+        // since (see paddock_gate's hooks directory).
+        std::path::PathBuf::from("/proc/self/exe");
     let mut config = GateConfig::new(args.base_path.clone(), exe);
     config.policy = policy;
     config.audit_log = args.audit_log.clone();
@@ -91,7 +93,9 @@ fn gate(args: &GateArgs) -> anyhow::Result<(Arc<Gate>, Arc<dyn TokenAuthority>)>
 }
 
 fn init_logging() {
+    use std::io::IsTerminal;
     let _ = tracing_subscriber::fmt()
+        .with_ansi(std::io::stderr().is_terminal())
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PADDOCK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),

@@ -28,8 +28,11 @@ const RECONCILE_AT_START: Duration = Duration::from_secs(30);
 fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("PADDOCK_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,paddock=info"));
+    use std::io::IsTerminal;
+    // Colour only for a person at a terminal: a file or a pipe gets text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     if format == "json" {
         builder.json().init();
@@ -70,6 +73,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Arc::new(
         Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
     );
+    // Before anything is named after the instance (the host fence's table
+    // above all): at their defaults, two paddocks differ only here.
+    core.instance = paddock_core::resolve_instance(&store, &core.instance)
+        .context("cannot read the instance id from the store")?;
     let engine = Arc::new(Engine::new(docker_host));
     let crate::iam::Built { iam, first_admin } = crate::iam::build(&iam_config, store.clone())?;
     let signin = crate::iam::signin(&iam_config, &core.public_url)?;
@@ -116,6 +123,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         } else {
             HostFence::Off
         };
+        egress.watch_fence(fence.clone());
         extensions.push(EmbeddedEgress::new(
             egress.clone(),
             extra_ports,
@@ -135,7 +143,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         std::fs::create_dir_all(&base)
             .with_context(|| format!("cannot create the git base path {}", base.display()))?;
         let exe =
-            std::env::current_exe().context("cannot find the paddock binary for the git hooks")?;
+            // The program this process runs, whatever became of its path
+        // since (see paddock_gate's hooks directory).
+        std::path::PathBuf::from("/proc/self/exe");
         let mut gate_config = paddock_gate::GateConfig::new(base, exe);
         gate_config.policy = git.push.clone();
         gate_config.audit_log = Some(data_dir.join("git-audit.jsonl"));

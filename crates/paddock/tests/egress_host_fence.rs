@@ -118,3 +118,110 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
     assert!(p.stop().success());
     assert!(!nft(&["list", "table", "inet", &table]).status.success());
 }
+
+/// Two paddocks at their defaults on one machine (no instance configured):
+/// each has a fence of its own, so stopping one leaves the other's boxes
+/// fenced, and the other's health looks at its fence in the kernel.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_default_instances_keep_their_own_fences() {
+    let host_service = Upstream::start("0.0.0.0:0").await;
+    let defaults = Options {
+        login_profile: false,
+        default_instance: true,
+        ..Options::default()
+    };
+    let first = Paddock::start(defaults.clone());
+    let mut second = Paddock::start(defaults);
+    assert_ne!(
+        first.instance, second.instance,
+        "each store made its own instance"
+    );
+    let first_table = paddock_egress::host_guard::table_name(&first.instance);
+    let second_table = paddock_egress::host_guard::table_name(&second.instance);
+    assert_ne!(first_table, second_table);
+    assert!(
+        nft(&["list", "table", "inet", &first_table])
+            .status
+            .success()
+    );
+    assert!(
+        nft(&["list", "table", "inet", &second_table])
+            .status
+            .success()
+    );
+
+    create_box(&first, "fenced-a", "proj").await;
+    create_box(&second, "fenced-b", "proj").await;
+    assert!(second.stop().success());
+    assert!(
+        !nft(&["list", "table", "inet", &second_table])
+            .status
+            .success(),
+        "a clean stop removes its own table"
+    );
+    let (status, health) = first.get("/healthz").await;
+    assert_eq!(status, 200, "{health}");
+
+    // The first one's box is still fenced on the host: without its own
+    // firewall, it still cannot reach a host service.
+    let gw = gateway_of(&first, "fenced-a").await;
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "paddock-fenced-a"]);
+    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
+    let removed = Command::new("nsenter")
+        .args([
+            &format!("--net=/proc/{pid}/ns/net"),
+            "--",
+            "nft",
+            "delete",
+            "table",
+            "inet",
+            "paddock",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let out = exec(
+        &first,
+        "fenced-a",
+        &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
+    )
+    .await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(
+        host_service.connections().is_empty(),
+        "the host service was reached"
+    );
+
+    // Health is read from the kernel: a table someone removed is reported,
+    // and the next box puts it back before it starts.
+    assert!(
+        nft(&["delete", "table", "inet", &first_table])
+            .status
+            .success()
+    );
+    let (status, health) = first.get("/healthz").await;
+    assert_eq!(status, 503, "{health}");
+    assert!(health["down"].to_string().contains("egress"), "{health}");
+    assert!(
+        health["components"]["egress"]["error"]
+            .as_str()
+            .unwrap()
+            .contains(&first_table),
+        "{health}"
+    );
+    create_box(&first, "fenced-c", "proj").await;
+    let listed = nft(&["list", "table", "inet", &first_table]);
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    let gw_c = gateway_of(&first, "fenced-c").await;
+    assert!(listed.contains(&format!("{gw_c} . tcp . 3128")), "{listed}");
+    assert!(
+        listed.contains(&format!("{gw} . tcp . 3128")),
+        "the others are back too: {listed}"
+    );
+    let (status, health) = first.get("/healthz").await;
+    assert_eq!(status, 200, "{health}");
+}

@@ -308,3 +308,62 @@ fn the_push_probe_is_answered_after_authentication() {
         "refs/heads/main"
     );
 }
+
+/// git skips a hook it cannot run, silently; a rebuild or a package upgrade
+/// moving the binary under a running gate must not turn the policy off.
+#[test]
+fn the_policy_holds_when_the_binary_is_moved_and_replaced_under_the_gate() {
+    let site = Site::new();
+    let bin = own_copy_of_paddock(&site.path("bin"));
+    let gate = Daemon::launch_bin(&site, &bin, site.base_args(), &[]);
+    let a = site.checkout(&gate.url(Some(ALPHA), "alpha"));
+    ok(git(
+        &a,
+        &["commit", "-q", "--allow-empty", "-m", "agent work"],
+    ));
+
+    upgrade_under_it(&bin);
+    let refused = git(&a, &["push", "origin", "HEAD:main"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("refs/heads/main is not writable from here"),
+        "the policy ran: {}",
+        stderr(&refused)
+    );
+    let deleted = git(&a, &["push", "origin", ":main"]);
+    assert!(!deleted.status.success(), "{}", stderr(&deleted));
+    ok(git(
+        &a,
+        &["push", "-q", "origin", "HEAD:agent/after-upgrade"],
+    ));
+    let refusals = site
+        .audit()
+        .into_iter()
+        .filter(|r| r["ref"] == "refs/heads/main" && r["outcome"] == "refused")
+        .count();
+    assert_eq!(refusals, 2, "{:?}", site.audit());
+
+    // Should git ever be unable to run the hooks, no push starts at all.
+    let hooks = std::fs::read_dir(site.dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("paddock-gate-hooks-")
+        })
+        .expect("the gate's hooks directory");
+    std::fs::remove_file(hooks.join("full/pre-receive")).unwrap();
+    let refused = git(&a, &["push", "origin", "HEAD:main"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("the push policy cannot run"),
+        "{}",
+        stderr(&refused)
+    );
+    let main = ok(git(&a, &["ls-remote", "origin", "refs/heads/main"]));
+    let before = ok(git(&a, &["rev-parse", "origin/main"]));
+    assert!(main.starts_with(&before), "main did not move: {main}");
+}

@@ -215,3 +215,46 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     );
     assert!(!audit.contains(&a_token));
 }
+
+/// The embedded gate keeps its push policy when the binary of the running
+/// server is moved and replaced (an upgrade), with no restart.
+#[tokio::test]
+async fn the_embedded_gate_keeps_its_policy_across_an_upgrade_of_the_binary() {
+    let image = git_image();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let bin = common::gate_site::own_copy_of_paddock(bin_dir.path());
+    let p = Paddock::start(Options {
+        login_profile: false,
+        binary: Some(bin.clone()),
+        ..Options::default()
+    });
+    let (s, b) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "g-up", "image": image}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let out = sh(&p, "g-up", &format!(
+        "cd /tmp && git clone -q \"$PADDOCK_GIT_URL\" w 2>/tmp/clone.err || cat /tmp/clone.err; cd w && {ID} commit -q --allow-empty -m work && echo ready"
+    )).await;
+    assert_eq!(out["stdout"], "ready\n", "{out}");
+
+    common::gate_site::upgrade_under_it(&bin);
+    let out = sh(&p, "g-up", "cd /tmp/w && git push origin HEAD:main 2>&1").await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(
+        out["stdout"]
+            .as_str()
+            .unwrap()
+            .contains("refs/heads/main is not writable from here"),
+        "the policy ran: {out}"
+    );
+    let out = sh(
+        &p,
+        "g-up",
+        "cd /tmp/w && git push -q origin HEAD:agent/up 2>&1 && echo pushed",
+    )
+    .await;
+    assert_eq!(out["stdout"], "pushed\n", "{out}");
+}

@@ -301,6 +301,33 @@ async fn the_token_the_chatbot_uses_over_mcp_decides_no_egress_anywhere() {
     let (status, body) = verdict_as(chatbot.clone()).await;
     assert_eq!(status, 403, "{body}");
     assert!(body.contains("used over MCP"), "{body}");
+    // Nor may it let traffic through another way: an allow rule, a lowered
+    // shield (refused before the box is even looked up).
+    let chatbot_client = common::authorised_client(&chatbot);
+    let rule = chatbot_client
+        .post(format!("{}/api/v1/egress/rules", p.url))
+        .json(&json!({"target": "example.com", "action": "allow", "project": "demo"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        rule.status().as_u16(),
+        403,
+        "{}",
+        rule.text().await.unwrap()
+    );
+    let shield = chatbot_client
+        .put(format!("{}/api/v1/boxes/nobox/shield", p.url))
+        .json(&json!({"state": "down", "ttl_secs": 60}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        shield.status().as_u16(),
+        403,
+        "{}",
+        shield.text().await.unwrap()
+    );
     assert_eq!(
         verdict_as(person).await.0,
         404,

@@ -146,12 +146,17 @@ impl Daemon {
 
     /// Starts the gate with `args` (a `Site::base_args`, possibly trimmed)
     /// plus the daemon flags and `extra`.
-    pub fn launch(site: &Site, mut args: Vec<String>, extra: &[&str]) -> Self {
+    pub fn launch(site: &Site, args: Vec<String>, extra: &[&str]) -> Self {
+        Self::launch_bin(site, Path::new(paddock_bin()), args, extra)
+    }
+
+    /// As `launch`, running the paddock binary at `bin`.
+    pub fn launch_bin(site: &Site, bin: &Path, mut args: Vec<String>, extra: &[&str]) -> Self {
         args.extend(["--detach", "--port", "0", "--admin-token", ADMIN].map(String::from));
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push("--pid-file".into());
         args.push(site.path("gate.pid").display().to_string());
-        let out = Command::new(paddock_bin())
+        let out = Command::new(bin)
             .args(&args)
             .env("TMPDIR", site.dir.path())
             .stderr(Stdio::null())
@@ -215,4 +220,25 @@ pub fn get(addr: &str, path: &str, auth: Option<&str>) -> (u16, String) {
         addr,
         &format!("GET {path} HTTP/1.1\r\nHost: x\r\n{auth}Connection: close\r\n\r\n"),
     )
+}
+
+/// Copies the paddock binary to `dir/paddock`, so a test may move or
+/// replace it under a running process, as an upgrade does.
+pub fn own_copy_of_paddock(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let bin = dir.join("paddock");
+    std::fs::copy(paddock_bin(), &bin).unwrap();
+    bin
+}
+
+/// What an upgrade does to a running program's file: moves it away, puts
+/// another program in its place, then deletes the old one. The new one
+/// here accepts every push, were it ever run as a hook.
+pub fn upgrade_under_it(bin: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let old = bin.with_extension("old");
+    std::fs::rename(bin, &old).unwrap();
+    std::fs::write(bin, "#!/bin/sh\nexit 0\n").unwrap();
+    std::fs::set_permissions(bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::remove_file(&old).unwrap();
 }

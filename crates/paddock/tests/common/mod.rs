@@ -114,6 +114,12 @@ pub struct Options {
     pub docker_host: Option<String>,
     pub login_profile: bool,
     pub env: Vec<(String, String)>,
+    /// Run this paddock binary instead of the one cargo built (a copy a
+    /// test may move or replace under the running server).
+    pub binary: Option<PathBuf>,
+    /// Leave `instance` out of the configuration, as a user at the
+    /// defaults does; the harness learns the generated one from the log.
+    pub default_instance: bool,
 }
 
 impl Default for Options {
@@ -125,6 +131,8 @@ impl Default for Options {
             docker_host: None,
             login_profile: true,
             env: Vec::new(),
+            binary: None,
+            default_instance: false,
         }
     }
 }
@@ -160,8 +168,13 @@ impl Paddock {
         } else {
             String::new()
         };
+        let named = if options.default_instance {
+            String::new()
+        } else {
+            format!("instance = \"{instance}\"\n")
+        };
         let config = format!(
-            "instance = \"{instance}\"\n{extra}\n[boxes]\ndefault_image = \"{image}\"\nmax_boxes = {max}\n\
+            "{named}{extra}\n[boxes]\ndefault_image = \"{image}\"\nmax_boxes = {max}\n\
              memory_mib = 256\ncpus = 0.5\npids_limit = 64\n\
              [activation]\nttl_secs = {ttl}\nreap_interval_secs = 1\nurl_timeout_secs = 10\n{profile}",
             extra = options.extra_toml,
@@ -204,7 +217,12 @@ impl Paddock {
             .append(true)
             .open(self.log_path())
             .unwrap();
-        let mut cmd = Command::new(paddock_bin());
+        let bin = self
+            .options
+            .binary
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(paddock_bin()));
+        let mut cmd = Command::new(bin);
         cmd.arg("serve")
             .arg("--config")
             .arg(self.dir.path().join("paddock.toml"))
@@ -246,6 +264,26 @@ impl Paddock {
         // and clients hold it.
         self.listen = self.url.trim_start_matches("http://").to_owned();
         self.child = Some(child);
+        if self.options.default_instance {
+            self.instance = self.logged_instance();
+        }
+    }
+
+    /// The instance the server says it is ("paddock serving instance=…").
+    fn logged_instance(&self) -> String {
+        let log = self.log();
+        let line = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("paddock serving"))
+            .unwrap_or_else(|| panic!("no serving line in the log:\n{log}"));
+        let plain: String = strip_ansi(line);
+        plain
+            .split("instance=")
+            .nth(1)
+            .and_then(|rest| rest.split_whitespace().next())
+            .map(|v| v.trim_matches('"').to_owned())
+            .unwrap_or_else(|| panic!("no instance in {plain:?}"))
     }
 
     /// SIGKILL, no chance to clean up.
@@ -585,4 +623,22 @@ pub fn git_image() -> &'static str {
         assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
     });
     GIT_IMAGE
+}
+
+/// Text without terminal colour sequences (ESC [ … m).
+pub fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
