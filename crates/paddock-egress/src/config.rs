@@ -25,6 +25,9 @@ pub struct EgressConfig {
     /// Names resolved without DNS (air-gapped sites, and tests that need a
     /// name for a server of their own).
     pub hosts: HashMap<String, Vec<IpAddr>>,
+    /// DNS servers paddock asks (`ip` or `ip:port`), once a name is
+    /// allowed; empty: the host's `/etc/resolv.conf`.
+    pub resolvers: Vec<String>,
     /// NFLOG group used inside every box's network namespace.
     pub nflog_group: u16,
     /// Apply the firewall in each box's namespace (needs root or
@@ -44,6 +47,7 @@ impl Default for EgressConfig {
             max_down_secs: 3600,
             connect_timeout_secs: 10,
             hosts: HashMap::new(),
+            resolvers: Vec::new(),
             nflog_group: 7,
             firewall: true,
         }

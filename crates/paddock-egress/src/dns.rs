@@ -164,9 +164,23 @@ pub async fn serve(
 }
 
 async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec<u8>> {
+    let who = egress.identify(network_id)?;
     let Some(query) = parse_query(packet) else {
-        // A header we can read gets FORMERR; noise gets nothing.
-        if packet.len() >= 12 && packet[2] & 0x80 == 0 {
+        // A header we can read gets FORMERR; noise gets nothing. Either is
+        // a refusal, and on the record.
+        let formerr = packet.len() >= 12 && packet[2] & 0x80 == 0;
+        let reason = if formerr {
+            "not a standard query with one question (answered FORMERR)"
+        } else {
+            "not a DNS query (not answered)"
+        };
+        egress.record_malformed(
+            &who,
+            "",
+            "dns",
+            &format!("{reason}, {} bytes", packet.len()),
+        );
+        if formerr {
             let mut reply = packet[..12].to_vec();
             reply[2] |= 0x80;
             reply[3] = (reply[3] & 0xf0) | RCODE_FORMERR;
@@ -175,7 +189,6 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
         }
         return None;
     };
-    let who = egress.identify(network_id)?;
     let refuse = |reason: &str| {
         let dest = Dest {
             host: &query.name,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use paddock_clearance::{CheckedVerdict, ClearanceEvent, EventKind, Hub, VerdictSink};
 use paddock_store::{AuditRow, RuleRow, Store};
@@ -110,6 +110,7 @@ pub struct Egress {
     pub(crate) me: std::sync::Weak<Egress>,
     /// The host-side fence, as far as health is concerned.
     fence: std::sync::OnceLock<crate::HostFence>,
+    resolver: crate::resolver::Resolver,
 }
 
 struct Verdicts(std::sync::Weak<Egress>);
@@ -141,7 +142,9 @@ impl Egress {
         store: Arc<Store>,
         hub: Arc<Hub>,
     ) -> Result<Arc<Self>, EgressError> {
+        let resolver = crate::resolver::Resolver::new(&config.resolvers, config.hosts.clone())?;
         let egress = Arc::new_cyclic(|me| Self {
+            resolver,
             me: me.clone(),
             identities: Mutex::new(HashMap::new()),
             config,
@@ -257,6 +260,20 @@ impl Egress {
             .record(row);
     }
 
+    /// Records a request that could not even be read as a destination
+    /// (a malformed proxy request or DNS query): refused, and on the record
+    /// like every other refusal.
+    pub(crate) fn record_malformed(&self, who: &BoxIdentity, target: &str, by: &str, reason: &str) {
+        let target: String = target.chars().take(256).collect();
+        let dest = Dest {
+            host: &target,
+            port: 0,
+            proto: if by == "dns" { 17 } else { 6 },
+            domain: "",
+        };
+        self.record(who, dest, "malformed", by, "", reason);
+    }
+
     /// Lets health look at the host-side fence of box networks.
     pub fn watch_fence(&self, fence: crate::HostFence) {
         let _ = self.fence.set(fence);
@@ -323,32 +340,20 @@ impl Egress {
         }
     }
 
+    /// Only for names already allowed: asking is telling (see `resolver`).
     pub(crate) async fn resolve_name(&self, name: &str) -> Result<Vec<IpAddr>, String> {
-        {
-            {
-                if let Some(fixed) = self.config.hosts.get(name) {
-                    return Ok(fixed.clone());
-                }
-                let lookup = tokio::net::lookup_host((name, 0));
-                match tokio::time::timeout(Duration::from_secs(5), lookup).await {
-                    Ok(Ok(addrs)) => {
-                        let mut ips: Vec<IpAddr> = addrs.map(|a| a.ip()).collect();
-                        ips.dedup();
-                        if ips.is_empty() {
-                            Err(format!("{name} has no addresses"))
-                        } else {
-                            Ok(ips)
-                        }
-                    }
-                    Ok(Err(e)) => Err(format!("cannot resolve {name}: {e}")),
-                    Err(_) => Err(format!("resolving {name} timed out")),
-                }
-            }
-        }
+        self.resolver.resolve(name).await
     }
 
     /// Decides a TCP connection, holding it for a person when the rules say
     /// `ask`. Every outcome is logged.
+    ///
+    /// A name is resolved only once it is allowed — by a name rule, a
+    /// lowered shield or a person — never to decide whether to ask: the
+    /// lookup itself would carry the name to whoever serves its domain.
+    /// The addresses it resolves to are then checked like any others.
+    /// Names fixed by `[egress.hosts]` ask nobody to resolve, so for them
+    /// (and for address literals) address rules decide as well.
     pub async fn decide(&self, who: &BoxIdentity, host: &Host, port: u16) -> Decision {
         let host_text = host.as_string();
         let domain = match host {
@@ -382,43 +387,44 @@ impl Egress {
                 &format!("rule #{}", rule.id),
             );
         }
+        if let Host::Name(name) = host
+            && !self.resolver.is_fixed(name)
+        {
+            let cleared = match (name_rule.map(|r| (r.action, r.id)), shield) {
+                (Some((Action::Allow, id)), _) => Some(format!("rule #{id}")),
+                (_, Shield::Down { .. }) => Some("shield down".to_owned()),
+                _ => None,
+            };
+            let by = match cleared {
+                Some(by) => by,
+                None => match self.hold(who, host, port).await {
+                    Outcome::Allowed { by } => by,
+                    Outcome::Denied { reason, .. } => return Decision::Deny { reason },
+                },
+            };
+            let ips = match self.resolve(host).await {
+                Ok(ips) => ips,
+                Err(reason) => return deny(reason, "resolver"),
+            };
+            return match permitted(&set, ips, port) {
+                Ok((addrs, _)) => {
+                    if !by.starts_with("person") {
+                        self.record(who, dest, "allowed", &by, "", "");
+                    }
+                    Decision::Allow { addrs }
+                }
+                Err((reason, by)) => deny(reason, &by),
+            };
+        }
 
         let ips = match self.resolve(host).await {
             Ok(ips) => ips,
             Err(reason) => return deny(reason, "resolver"),
         };
-        let mut permitted = Vec::new();
-        let mut address_rule = None;
-        let mut refusal = None;
-        for ip in ips {
-            let rule = set.for_address(ip, port);
-            match (rule, restricted(ip)) {
-                (Some(r), _) if r.action == Action::Deny => {
-                    refusal.get_or_insert((
-                        format!("{ip} is denied by {}", r.describe()),
-                        format!("rule #{}", r.id),
-                    ));
-                }
-                (None, Some(why)) => {
-                    refusal.get_or_insert((
-                        format!("{ip} is {why}; a CIDR rule must name it"),
-                        "default".to_owned(),
-                    ));
-                }
-                (rule, _) => {
-                    if address_rule.is_none() {
-                        address_rule = rule;
-                    }
-                    permitted.push(SocketAddr::new(ip, port));
-                }
-            }
-        }
-        if permitted.is_empty() {
-            let (reason, by) =
-                refusal.unwrap_or_else(|| ("no address to connect to".into(), "default".into()));
-            return deny(reason, &by);
-        }
-
+        let (addrs, address_rule) = match permitted(&set, ips, port) {
+            Ok(found) => found,
+            Err((reason, by)) => return deny(reason, &by),
+        };
         let (action, by) = match name_rule.or(address_rule) {
             Some(rule) => (rule.action, format!("rule #{}", rule.id)),
             None => (Action::Ask, "default".to_owned()),
@@ -432,13 +438,54 @@ impl Egress {
         match action {
             Action::Allow => {
                 self.record(who, dest, "allowed", &by, "", "");
-                Decision::Allow { addrs: permitted }
+                Decision::Allow { addrs }
             }
             Action::Deny => deny(format!("denied by {by}"), &by),
             Action::Ask => match self.hold(who, host, port).await {
-                Outcome::Allowed { .. } => Decision::Allow { addrs: permitted },
+                Outcome::Allowed { .. } => Decision::Allow { addrs },
                 Outcome::Denied { reason, .. } => Decision::Deny { reason },
             },
         }
     }
+}
+
+/// The addresses among `ips` that may be dialled, with the address rule
+/// that let the first through; or why none may (reason, decided by).
+fn permitted<'r>(
+    set: &RuleSet<'r>,
+    ips: Vec<IpAddr>,
+    port: u16,
+) -> Result<(Vec<SocketAddr>, Option<&'r Rule>), (String, String)> {
+    let mut addrs = Vec::new();
+    let mut address_rule = None;
+    let mut refusal = None;
+    for ip in ips {
+        let rule = set.for_address(ip, port);
+        match (rule, restricted(ip)) {
+            (Some(r), _) if r.action == Action::Deny => {
+                refusal.get_or_insert((
+                    format!("{ip} is denied by {}", r.describe()),
+                    format!("rule #{}", r.id),
+                ));
+            }
+            (None, Some(why)) => {
+                refusal.get_or_insert((
+                    format!("{ip} is {why}; a CIDR rule must name it"),
+                    "default".to_owned(),
+                ));
+            }
+            (rule, _) => {
+                if address_rule.is_none() {
+                    address_rule = rule;
+                }
+                addrs.push(SocketAddr::new(ip, port));
+            }
+        }
+    }
+    if addrs.is_empty() {
+        return Err(
+            refusal.unwrap_or_else(|| ("no address to connect to".into(), "default".into()))
+        );
+    }
+    Ok((addrs, address_rule))
 }

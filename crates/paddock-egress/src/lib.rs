@@ -19,6 +19,7 @@ pub mod host_guard;
 pub mod nflog;
 pub mod policy;
 pub mod proxy;
+mod resolver;
 mod shield;
 pub mod sni;
 mod splice;

@@ -82,6 +82,7 @@ pub async fn serve(
         let network_id = network_id.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
+            let (gateway, network) = (egress.clone(), network_id.clone());
             let service = hyper::service::service_fn(move |req| {
                 let egress = egress.clone();
                 let network_id = network_id.clone();
@@ -100,6 +101,13 @@ pub async fn serve(
                 _ = stop.cancelled() => {}
                 served = conn => if let Err(e) = served {
                     tracing::debug!(%peer, error = %e, "egress proxy connection ended");
+                    // hyper answered a head it could not parse with its own
+                    // 400: a refusal like any other, so on the record.
+                    if (e.is_parse() || e.is_parse_too_large())
+                        && let Some(who) = gateway.identify(&network)
+                    {
+                        gateway.record_malformed(&who, "", "proxy", &format!("unreadable request: {e}"));
+                    }
                 }
             }
         });
@@ -126,10 +134,33 @@ async fn handle(
     }
 }
 
-fn authority_of(req: &Request<Incoming>, default_port: u16) -> Option<(Host, u16)> {
-    let authority = req.uri().authority()?;
+/// The host and port a request names. A port that is there but is no
+/// port (out of range, not a number, zero) makes no authority at all —
+/// never the default port in its place.
+fn authority_of(uri: &hyper::Uri, default_port: u16) -> Option<(Host, u16)> {
+    let authority = uri.authority()?;
     let host = Host::parse(authority.host())?;
-    Some((host, authority.port_u16().unwrap_or(default_port)))
+    let after_userinfo = authority.as_str().rsplit('@').next()?;
+    let port = match after_userinfo.strip_prefix(authority.host())? {
+        "" | ":" => default_port,
+        written => written
+            .strip_prefix(':')?
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)?,
+    };
+    Some((host, port))
+}
+
+/// A request the proxy cannot serve: answered 400, and recorded.
+fn malformed(
+    egress: &Egress,
+    who: &BoxIdentity,
+    req: &Request<Incoming>,
+    reason: &str,
+) -> Response<Body> {
+    egress.record_malformed(who, &req.uri().to_string(), "proxy", reason);
+    text(StatusCode::BAD_REQUEST, format!("paddock: {reason}\n"))
 }
 
 async fn dial(addrs: &[SocketAddr], timeout: Duration) -> std::io::Result<TcpStream> {
@@ -181,11 +212,8 @@ async fn decide_and_dial(
 }
 
 async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
-    let Some((host, port)) = authority_of(&req, 0).filter(|(_, p)| *p != 0) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "paddock: CONNECT needs host:port\n".into(),
-        );
+    let Some((host, port)) = authority_of(req.uri(), 0).filter(|(_, p)| *p != 0) else {
+        return malformed(&egress, &who, &req, "CONNECT needs host:port");
     };
     let upstream = match decide_and_dial(&egress, &who, &host, port).await {
         Ok(s) => s,
@@ -300,22 +328,28 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
     match req.uri().scheme_str() {
         Some("http") => {}
         Some(_) => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "paddock: use CONNECT for anything but plain http\n".into(),
+            return malformed(
+                &egress,
+                &who,
+                &req,
+                "use CONNECT for anything but plain http",
             );
         }
         None => {
-            return text(
-                StatusCode::BAD_REQUEST,
-                "paddock: this is an egress proxy; send absolute-form requests (http://host/…) or CONNECT\n".into(),
+            return malformed(
+                &egress,
+                &who,
+                &req,
+                "this is an egress proxy; send absolute-form requests (http://host/…) or CONNECT",
             );
         }
     }
-    let Some((host, port)) = authority_of(&req, 80) else {
-        return text(
-            StatusCode::BAD_REQUEST,
-            "paddock: the request names no valid host\n".into(),
+    let Some((host, port)) = authority_of(req.uri(), 80) else {
+        return malformed(
+            &egress,
+            &who,
+            &req,
+            "the request names no valid host and port",
         );
     };
     let stream = match decide_and_dial(&egress, &who, &host, port).await {
@@ -346,6 +380,7 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
     parts.uri = match path.parse() {
         Ok(uri) => uri,
         Err(_) => {
+            egress.record_malformed(&who, &host.as_string(), "proxy", "bad request path");
             return text(
                 StatusCode::BAD_REQUEST,
                 "paddock: bad request path\n".into(),
@@ -365,5 +400,44 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
             Response::from_parts(parts, body.boxed())
         }
         Err(e) => unreachable(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn of(uri: &str, default_port: u16) -> Option<(String, u16)> {
+        authority_of(&uri.parse().unwrap(), default_port).map(|(h, p)| (h.as_string(), p))
+    }
+
+    #[test]
+    fn a_port_that_is_written_must_be_a_port() {
+        assert_eq!(
+            of("http://example.com/", 80),
+            Some(("example.com".into(), 80))
+        );
+        assert_eq!(
+            of("http://example.com:8080/", 80),
+            Some(("example.com".into(), 8080))
+        );
+        assert_eq!(
+            of("http://u:p@example.com:81/", 80),
+            Some(("example.com".into(), 81))
+        );
+        assert_eq!(of("http://[::1]:81/", 80), Some(("::1".into(), 81)));
+        assert_eq!(
+            of("http://example.com:/", 80),
+            Some(("example.com".into(), 80))
+        );
+        assert_eq!(
+            of("http://example.com:99999/", 80),
+            None,
+            "never port 80 instead"
+        );
+        assert_eq!(of("http://example.com:65536/", 80), None);
+        assert_eq!(of("http://example.com:0/", 80), None);
+        assert_eq!(of("example.com:443", 0), Some(("example.com".into(), 443)));
+        assert_eq!(of("example.com:70000", 0), None);
     }
 }

@@ -75,7 +75,7 @@ fn backup(update: &Update) -> Option<String> {
     git(&["update-ref", &name, &update.old, ZERO], true).then_some(name)
 }
 
-fn audit(path: Option<&Path>, record: serde_json::Value) {
+pub(crate) fn audit(path: Option<&Path>, record: serde_json::Value) {
     let Some(path) = path else { return };
     let line = format!("{record}\n");
     let written = std::fs::OpenOptions::new()

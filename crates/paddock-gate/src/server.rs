@@ -166,15 +166,34 @@ impl Gate {
         tokens: &dyn TokenAuthority,
         spare: &Arc<SpareSlot>,
     ) -> Response<Body> {
-        let Some(git) = request::parse(req.method().as_str(), req.uri().path(), req.uri().query())
-        else {
+        let path = req.uri().path();
+        let Some(git) = request::parse(req.method().as_str(), path, req.uri().query()) else {
+            self.record_refusal(
+                "",
+                "",
+                path,
+                StatusCode::NOT_FOUND,
+                "not a git smart-HTTP request",
+            );
             return Self::not_found();
         };
         let auth = req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok());
-        let Some(grant) = request::basic_token(auth).and_then(|t| tokens.grant(&t)) else {
+        let presented = request::basic_token(auth);
+        let Some(grant) = presented.as_ref().and_then(|t| tokens.grant(t)) else {
+            // git's first request carries no token unless told to: only a
+            // token that was sent and refused is worth a record.
+            if presented.is_some() {
+                self.record_refusal(
+                    "",
+                    &git.project,
+                    path,
+                    StatusCode::UNAUTHORIZED,
+                    "unknown token",
+                );
+            }
             return Self::unauthorized();
         };
         let (principal, policy) = match &grant {
@@ -183,12 +202,26 @@ impl Gate {
                 // Another project's repository is "not found": its existence
                 // is none of this token's business.
                 if *project != git.project {
+                    self.record_refusal(
+                        principal,
+                        &git.project,
+                        path,
+                        StatusCode::NOT_FOUND,
+                        &format!("the token is for project {project}"),
+                    );
                     return Self::not_found();
                 }
                 (principal.clone(), Some(&self.config.policy))
             }
         };
         if request::repository(&self.base, &git.project).is_none() {
+            self.record_refusal(
+                &principal,
+                &git.project,
+                path,
+                StatusCode::NOT_FOUND,
+                "no such repository",
+            );
             return Self::not_found();
         }
         let declared = req
@@ -197,6 +230,13 @@ impl Gate {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.config.max_body_bytes) {
+            self.record_refusal(
+                &principal,
+                &git.project,
+                path,
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large",
+            );
             return text(StatusCode::PAYLOAD_TOO_LARGE, "request body too large\n");
         }
         tracing::debug!(project = %git.project, %principal, push = git.is_push(), "git request");
@@ -207,6 +247,13 @@ impl Gate {
                 .hooks
                 .set(policy.is_some(), self.config.audit_log.is_some());
             if let Err(why) = self.hooks.runnable(&hooks) {
+                self.record_refusal(
+                    &principal,
+                    &git.project,
+                    path,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &why,
+                );
                 return self.hooks_broken(&git.project, &why, true);
             }
         }
@@ -263,6 +310,13 @@ impl Gate {
         if git.endpoint == Endpoint::ReceivePack
             && let Err(why) = self.hooks.runnable(&hooks)
         {
+            self.record_refusal(
+                &principal,
+                &git.project,
+                parts.uri.path(),
+                StatusCode::SERVICE_UNAVAILABLE,
+                &why,
+            );
             return self.hooks_broken(&git.project, &why, false);
         }
         let described = CgiRequest::of(&parts);
@@ -305,6 +359,30 @@ impl Gate {
             self.start_spare(spare, key, &git, &principal, policy, remote);
         }
         response
+    }
+
+    /// A request refused before git saw it, on the audit log beside the
+    /// push decisions (nothing is refused off the record).
+    fn record_refusal(
+        &self,
+        principal: &str,
+        project: &str,
+        path: &str,
+        status: StatusCode,
+        reason: &str,
+    ) {
+        let path: String = path.chars().take(256).collect();
+        let now = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap_or_default();
+        crate::hook::audit(
+            self.config.audit_log.as_deref(),
+            serde_json::json!({
+                "time": now, "project": project, "principal": principal,
+                "request": path, "outcome": "refused", "status": status.as_u16(),
+                "reason": reason,
+            }),
+        );
     }
 
     /// Refuses a push whose policy hooks cannot run. To the advertisement

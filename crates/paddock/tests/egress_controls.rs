@@ -268,6 +268,45 @@ async fn the_proxy_refuses_bad_requests_and_leaks_no_held_request() {
     )
     .await;
     assert!(no_port.starts_with("HTTP/1.1 400"), "{no_port:?}");
+    // A port that is no port is refused, never taken for port 80.
+    for bad in ["99999", "65536", "0", "x"] {
+        let request = format!(
+            "GET http://upstream.test:{bad}/ HTTP/1.1\r\nHost: upstream.test\r\nConnection: close\r\n\r\n"
+        );
+        let answer = raw_request(&proxy, request.as_bytes()).await;
+        assert!(answer.starts_with("HTTP/1.1 400"), "port {bad}: {answer:?}");
+    }
+    // A DNS query that is no standard query gets FORMERR.
+    let dns = tokio::net::UdpSocket::bind("0.0.0.0:0").await.unwrap();
+    let gw = proxy.trim_end_matches(":3128").to_owned();
+    dns.send_to(
+        &[0x12, 0x34, 0x01, 0x00, 0, 2, 0, 0, 0, 0, 0, 0],
+        format!("{gw}:53"),
+    )
+    .await
+    .unwrap();
+    let mut reply = [0u8; 512];
+    let (len, _) = tokio::time::timeout(Duration::from_secs(5), dns.recv_from(&mut reply))
+        .await
+        .expect("FORMERR comes back")
+        .unwrap();
+    assert!(len >= 12 && reply[3] & 0x0f == 1, "{:?}", &reply[..len]);
+    // Every one of those refusals is on the record, with its reason.
+    wait_for(
+        "the refusals in the log",
+        Duration::from_secs(10),
+        || async {
+            let entries = audit(&p, "fx").await;
+            let malformed: Vec<&Value> = entries
+                .iter()
+                .filter(|e| e["decision"] == "malformed")
+                .collect();
+            let by = |who: &str| malformed.iter().filter(|e| e["decided_by"] == who).count();
+            (by("proxy") >= 8 && by("dns") >= 1 && malformed.iter().all(|e| e["reason"] != ""))
+                .then_some(())
+        },
+    )
+    .await;
     let huge = format!(
         "GET http://upstream.test/ HTTP/1.1\r\nX-Big: {}\r\n\r\n",
         "a".repeat(64 * 1024)

@@ -203,6 +203,37 @@ fn tokens_decide_who_sees_what() {
         200
     );
     assert_eq!(get(&gate.addr, refs, Some(ADMIN)).0, 200);
+    assert_eq!(
+        get(
+            &gate.addr,
+            "/gamma.git/info/refs?service=git-upload-pack",
+            Some(ADMIN)
+        )
+        .0,
+        404
+    );
+    // Each refusal is on the record with its reason (a request with no
+    // token at all is git's usual first try, and is not).
+    let refusals: Vec<(u64, String)> = site
+        .audit()
+        .iter()
+        .filter(|r| r["outcome"] == "refused")
+        .map(|r| {
+            (
+                r["status"].as_u64().unwrap(),
+                r["reason"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refusals,
+        vec![
+            (401, "unknown token".to_owned()),
+            (404, "the token is for project beta".to_owned()),
+            (404, "the token is for project beta".to_owned()),
+            (404, "no such repository".to_owned()),
+        ]
+    );
 
     // git itself: no credentials → it is asked for some (and cannot prompt).
     let denied = git(site.dir.path(), &["ls-remote", &gate.url(None, "alpha")]);
