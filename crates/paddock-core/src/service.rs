@@ -140,10 +140,21 @@ impl BoxService {
     /// Runs `command` with `/bin/sh -c` in the box.
     pub async fn exec(&self, id: &str, command: &str) -> Result<ExecResult> {
         validate::command(command)?;
+        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+        self.run_in_box(id, argv).await
+    }
+
+    /// Runs `argv` in the box as it is, with no shell: each word arrives
+    /// as the program sees it, as `docker exec` does.
+    pub async fn exec_argv(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
+        validate::argv(&argv)?;
+        self.run_in_box(id, argv).await
+    }
+
+    async fn run_in_box(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
         let container = self.live_container(id)?;
         let limit = self.config.boxes.exec_output_limit;
         let timeout = self.config.boxes.exec_timeout_secs;
-        let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
         let out = tokio::time::timeout(
             Duration::from_secs(timeout),
             self.engine.exec(&container, argv, limit),

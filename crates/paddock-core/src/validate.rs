@@ -90,6 +90,34 @@ pub fn command(value: &str) -> Result<(), CoreError> {
     Ok(())
 }
 
+/// A command given word by word: at least a program, the same caps as a
+/// command line (in total), no NUL anywhere.
+pub fn argv(words: &[String]) -> Result<(), CoreError> {
+    match words.first() {
+        None => return Err(CoreError::Invalid("argv is empty".into())),
+        Some(program) if program.is_empty() => {
+            return Err(CoreError::Invalid("argv names no program".into()));
+        }
+        Some(_) => {}
+    }
+    if words.len() > MAX_ARGV_WORDS {
+        return Err(CoreError::Invalid(format!(
+            "argv has more than {MAX_ARGV_WORDS} words"
+        )));
+    }
+    if words.iter().map(String::len).sum::<usize>() > MAX_COMMAND {
+        return Err(CoreError::Invalid(format!(
+            "argv is longer than {MAX_COMMAND} bytes"
+        )));
+    }
+    if words.iter().any(|w| w.contains('\0')) {
+        return Err(CoreError::Invalid("argv contains a NUL byte".into()));
+    }
+    Ok(())
+}
+
+const MAX_ARGV_WORDS: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,10 +68,15 @@ async fn destroy(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Either a shell command line (`command`, run with `/bin/sh -c`) or the
+/// words of a command (`argv`, run as they are) — exactly one.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExecRequest {
-    command: String,
+    #[serde(default)]
+    command: Option<String>,
+    #[serde(default)]
+    argv: Option<Vec<String>>,
 }
 
 async fn exec(
@@ -80,7 +85,16 @@ async fn exec(
     payload: Result<Json<ExecRequest>, JsonRejection>,
 ) -> Result<Json<ExecResult>, ApiError> {
     let req = body(payload)?;
-    Ok(Json(s.boxes.exec(&id, &req.command).await?))
+    let result = match (req.command, req.argv) {
+        (Some(command), None) => s.boxes.exec(&id, &command).await?,
+        (None, Some(argv)) => s.boxes.exec_argv(&id, argv).await?,
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of command (a shell command line) or argv (the words of a command)",
+            ));
+        }
+    };
+    Ok(Json(result))
 }
 
 #[derive(Deserialize)]

@@ -51,14 +51,73 @@ async fn lifecycle_over_the_cli() {
     let got: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(got["state"], "pending_activation");
 
-    let out = p.cli(&["box", "exec", "cli-1", "--", "echo", "hello;", "exit", "4"]);
-    let (stdout, _) = text(&out);
-    assert_eq!(stdout, "hello\n");
+    // The words arrive as words, as with `docker exec`: no shell joins
+    // them or reads their quotes.
+    let out = p.cli(&[
+        "box",
+        "exec",
+        "cli-1",
+        "--",
+        "printf",
+        "%s|",
+        "one",
+        "two three",
+        "$HOME;",
+    ]);
+    assert_eq!(text(&out).0, "one|two three|$HOME;|");
+    let out = p.cli(&[
+        "box",
+        "exec",
+        "cli-1",
+        "--",
+        "sh",
+        "-c",
+        "echo a; echo b >&2; exit 4",
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!((stdout.as_str(), stderr.as_str()), ("a\n", "b\n"));
     assert_eq!(
         out.status.code(),
         Some(4),
         "the box's exit code is the CLI's"
     );
+    // Over REST, `command` stays a shell command line; `argv` is words;
+    // both or neither is refused.
+    let (status, out) = p
+        .post(
+            "/api/v1/boxes/cli-1/exec",
+            serde_json::json!({"command": "echo $((1+2))"}),
+        )
+        .await;
+    assert_eq!(
+        (status, out["stdout"].as_str()),
+        (200, Some("3\n")),
+        "{out}"
+    );
+    let (status, out) = p
+        .post(
+            "/api/v1/boxes/cli-1/exec",
+            serde_json::json!({"argv": ["echo", "$((1+2))"]}),
+        )
+        .await;
+    assert_eq!(
+        (status, out["stdout"].as_str()),
+        (200, Some("$((1+2))\n")),
+        "{out}"
+    );
+    for bad in [
+        serde_json::json!({"command": "true", "argv": ["true"]}),
+        serde_json::json!({}),
+        serde_json::json!({"argv": []}),
+        serde_json::json!({"argv": ["echo", "nul\u{0}"]}),
+    ] {
+        let (status, out) = p.post("/api/v1/boxes/cli-1/exec", bad.clone()).await;
+        assert_eq!(
+            (status, out["error"]["code"].as_str()),
+            (400, Some("invalid")),
+            "{bad}: {out}"
+        );
+    }
 
     let out = p.cli(&["box", "logs", "cli-1", "--tail", "10"]);
     assert!(out.status.success(), "{}", text(&out).1);

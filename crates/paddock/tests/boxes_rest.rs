@@ -178,6 +178,50 @@ async fn an_image_that_does_not_exist_fails_cleanly() {
     assert_eq!(p.docker_objects(), (vec![], vec![]));
 }
 
+/// An image whose command ends at once (a shell image's `sh` with no
+/// terminal) makes no box, and the error says why in the user's terms —
+/// not which step happened to notice, and no hint about nft.
+#[tokio::test]
+async fn an_image_whose_command_exits_fails_with_that_cause() {
+    const EXITS: &str = "paddock-test-exits:test";
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        format!(
+            "FROM {}\nCMD [\"/bin/sh\", \"-c\", \"exit 3\"]\n",
+            common::test_image()
+        ),
+    )
+    .unwrap();
+    let built = common::docker(&["build", "-q", "-t", EXITS, ctx.path().to_str().unwrap()]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    let (status, err) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "quits", "image": EXITS}),
+        )
+        .await;
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("box_exited")),
+        "{err}"
+    );
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(message.contains("exited with code 3"), "{message}");
+    assert!(!message.contains("nft"), "{message}");
+    let (status, _) = p.get("/api/v1/boxes/quits").await;
+    assert_eq!(status, 404);
+    assert_eq!(p.docker_objects(), (vec![], vec![]));
+}
+
 /// Docker's default address pools hold ~30 bridge networks; paddock carves
 /// its own subnets so a network per box scales past that.
 #[tokio::test]

@@ -110,6 +110,18 @@ async fn every_escape_attempt_fails_and_is_reported() {
     assert!(failed(&out), "{out}");
     sub.next_where("UDP block", raw_block(&gw, 5353, 17)).await;
 
+    // TCP to the DNS port: paddock serves DNS over UDP only, so whatever
+    // else listens on TCP 53 of the gateway (here the test's own listener)
+    // must not hear from the box.
+    let dns_tcp = Upstream::start(&format!("{gw}:53")).await;
+    let out = exec(&p, "jail", &format!("echo hi | nc -w 3 {gw} 53")).await;
+    assert!(failed(&out), "{out}");
+    sub.next_where("TCP 53 block", raw_block(&gw, 53, 6)).await;
+    assert!(
+        dns_tcp.connections().is_empty(),
+        "a listener on TCP 53 of the gateway heard from the box"
+    );
+
     // Another box.
     let inspect = docker(&[
         "inspect",

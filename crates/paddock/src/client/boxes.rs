@@ -48,7 +48,8 @@ enum BoxCommand {
     /// Run a command in a box; exits with the command's exit code.
     Exec {
         id: String,
-        /// Command line, run with /bin/sh -c.
+        /// The command and its arguments, run as given (no shell; for one,
+        /// say `-- sh -c '…'`).
         #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
         command: Vec<String>,
         #[arg(long)]
@@ -157,7 +158,7 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             }
         }
         BoxCommand::Exec { id, command, json } => {
-            let body = json!({"command": command.join(" ")});
+            let body = json!({ "argv": command });
             let out: Value = client
                 .call(
                     Method::POST,
