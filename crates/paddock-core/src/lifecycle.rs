@@ -17,6 +17,17 @@ use crate::hooks::{self, HookBox};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
 use crate::{BoxService, CoreError, Result, labels, validate};
 
+/// What becomes of a torn-down box's network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NetworkAfter {
+    /// Back to the pool: the box ran on it.
+    Recycle,
+    /// Removed: the box never came up on it (a failed or interrupted
+    /// create, a box whose guards could not be restored), and the network
+    /// may be why.
+    Discard,
+}
+
 impl BoxService {
     pub async fn create(&self, req: CreateBox) -> Result<CreatedBox> {
         validate::project(&req.project)?;
@@ -249,7 +260,7 @@ impl BoxService {
             self.store.delete_box(id)?;
             return Ok(());
         }
-        self.teardown(id).await
+        self.teardown(id, NetworkAfter::Discard).await
     }
 
     /// Destroys a box: container, network, hook state, row.
@@ -259,7 +270,7 @@ impl BoxService {
         if self.store.get_box(id)?.is_none() {
             return Err(CoreError::NotFound(id.to_owned()));
         }
-        self.teardown(id).await?;
+        self.teardown(id, NetworkAfter::Recycle).await?;
         tracing::info!(box_id = %id, "box destroyed");
         drop(_guard);
         self.forget_lock(id);
@@ -269,7 +280,7 @@ impl BoxService {
     /// Removes whatever exists of a box, idempotently. The caller holds the
     /// box's lock (or is the single-threaded start-up reconcile). On error
     /// the row stays in `destroying`, so the work is finished later.
-    pub(crate) async fn teardown(&self, id: &str) -> Result<()> {
+    pub(crate) async fn teardown(&self, id: &str, network_after: NetworkAfter) -> Result<()> {
         let Some(row) = self.store.get_box(id)? else {
             return Ok(());
         };
@@ -287,7 +298,10 @@ impl BoxService {
             ext.removed(&row.id, &row.project);
         }
         if let Some(network) = row.network_id.clone() {
-            self.release_network(network).await?;
+            match network_after {
+                NetworkAfter::Recycle => self.release_network(network).await?,
+                NetworkAfter::Discard => self.discard_network(&network).await?,
+            }
         }
         self.run_destroy_hooks(&row).await;
         self.store.delete_box(id)?;

@@ -43,6 +43,9 @@ pub(crate) struct NetworkPool {
     ledger: Mutex<Ledger>,
     /// Host address on each known network.
     gateways: Mutex<HashMap<String, Ipv4Addr>>,
+    /// Networks this process has announced to the extensions (their
+    /// listeners and fences exist). Only these may become spares.
+    announced: Mutex<HashSet<String>>,
     target: usize,
     pub(crate) wanted: Notify,
 }
@@ -54,6 +57,7 @@ impl NetworkPool {
             cursor: AtomicU32::new(0),
             ledger: Mutex::new(Ledger::default()),
             gateways: Mutex::new(HashMap::new()),
+            announced: Mutex::new(HashSet::new()),
             target,
             wanted: Notify::new(),
         }
@@ -65,6 +69,10 @@ impl NetworkPool {
 
     fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
         self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn announced(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.announced.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Keeps `network` if the pool has room, else hands it back for
@@ -122,9 +130,7 @@ impl BoxService {
             match created {
                 Ok(id) => {
                     self.networks.gateways().insert(id.clone(), gateway);
-                    for ext in &self.extensions {
-                        ext.network_up(&id, gateway);
-                    }
+                    self.announce(&id, gateway);
                     return Ok(Made { id, name });
                 }
                 Err(e) => {
@@ -171,8 +177,28 @@ impl BoxService {
         Ok(made.id)
     }
 
-    /// Returns an emptied box network to the pool, or removes it.
+    fn announce(&self, network: &str, gateway: Ipv4Addr) {
+        for ext in &self.extensions {
+            ext.network_up(network, gateway);
+        }
+        self.networks.announced().insert(network.to_owned());
+    }
+
+    /// Returns an emptied box network to the pool, or removes it. A
+    /// network this process has not announced (a box of a previous run,
+    /// torn down at start) is announced first, which also proves it still
+    /// exists; one that is gone is simply forgotten.
     pub(crate) async fn release_network(&self, network: String) -> Result<()> {
+        if !self.networks.announced().contains(&network) {
+            match self.engine.network_addresses(&network).await {
+                Err(EngineError::NotFound(_)) => {
+                    self.forget_network(&network);
+                    return Ok(());
+                }
+                Err(e) => return Err(e.into()),
+                Ok(_) => self.register_network(&network).await?,
+            }
+        }
         let surplus =
             NetworkPool::give_back(&mut self.networks.ledger(), self.networks.target, network);
         if let Some(surplus) = surplus {
@@ -181,13 +207,26 @@ impl BoxService {
         Ok(())
     }
 
+    /// Removes a box's network rather than pooling it: after a failed
+    /// create the network itself may be what failed, and a pool that hands
+    /// it out again fails every create after.
+    pub(crate) async fn discard_network(&self, network: &str) -> Result<()> {
+        self.remove_network(network).await
+    }
+
     async fn remove_network(&self, network: &str) -> Result<()> {
         self.engine.remove_network(network).await?;
+        self.forget_network(network);
+        Ok(())
+    }
+
+    fn forget_network(&self, network: &str) {
         self.networks.gateways().remove(network);
+        self.networks.announced().remove(network);
+        self.networks.ledger().spares.retain(|n| n != network);
         for ext in &self.extensions {
             ext.network_down(network);
         }
-        Ok(())
     }
 
     /// The host's address on a box network.
@@ -207,9 +246,7 @@ impl BoxService {
     /// Tells the extensions about a network found rather than made.
     pub(crate) async fn register_network(&self, network: &str) -> Result<()> {
         let gw = self.gateway_of(network).await?;
-        for ext in &self.extensions {
-            ext.network_up(network, gw);
-        }
+        self.announce(network, gw);
         Ok(())
     }
 

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use paddock_store::BoxState;
 use serde::Serialize;
 
+use crate::lifecycle::NetworkAfter;
 use crate::networks::{ROLE, ROLE_BOX_NETWORK};
 use crate::{BoxService, Result, labels};
 
@@ -46,15 +47,20 @@ impl BoxService {
         let mut restored = Vec::new();
         for row in &rows {
             let _guard = self.lock_box(&row.id).await;
-            let interrupted = matches!(row.state, BoxState::Creating | BoxState::Destroying);
-            if interrupted {
-                self.teardown(&row.id).await?;
-                report.finished.push(row.id.clone());
-            } else if !with_container.contains(row.id.as_str()) {
-                self.teardown(&row.id).await?;
-                report.dropped.push(row.id.clone());
-            } else {
-                restored.push(row);
+            match row.state {
+                BoxState::Creating => {
+                    self.teardown(&row.id, NetworkAfter::Discard).await?;
+                    report.finished.push(row.id.clone());
+                }
+                BoxState::Destroying => {
+                    self.teardown(&row.id, NetworkAfter::Recycle).await?;
+                    report.finished.push(row.id.clone());
+                }
+                _ if !with_container.contains(row.id.as_str()) => {
+                    self.teardown(&row.id, NetworkAfter::Recycle).await?;
+                    report.dropped.push(row.id.clone());
+                }
+                _ => restored.push(row),
             }
         }
 
@@ -89,7 +95,7 @@ impl BoxService {
                 && let Err(e) = self.announce_started(row, container).await
             {
                 tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
-                self.teardown(&row.id).await?;
+                self.teardown(&row.id, NetworkAfter::Discard).await?;
                 report.dropped.push(row.id.clone());
                 continue;
             }

@@ -239,3 +239,91 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
         );
     }
 }
+
+/// Round after round of SIGKILL in the middle of concurrent creates and
+/// destroys, then a restart: on the quiet server every create succeeds.
+/// The pool hands out only networks the extensions have equipped (the
+/// egress listeners and fence are there) and that still exist, and a
+/// network that failed a create leaves the pool.
+#[tokio::test]
+async fn after_sigkill_mid_work_every_later_create_succeeds() {
+    let mut p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    let mut serial = 0;
+    for round in 0..3 {
+        for i in 0..4 {
+            let id = format!("keep-{round}-{i}");
+            let (s, b) = p
+                .post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
+                .await;
+            assert_eq!(s, 201, "round {round}: {b}");
+        }
+        let url = p.url.clone();
+        let mut work = Vec::new();
+        for i in 0..8 {
+            let (url, http) = (url.clone(), p.http.clone());
+            work.push(tokio::spawn(async move {
+                let _ = http
+                    .post(format!("{url}/api/v1/boxes"))
+                    .json(&json!({"project": "demo", "box_id": format!("busy-{round}-{i}")}))
+                    .send()
+                    .await;
+            }));
+        }
+        for i in 0..4 {
+            let (url, http) = (url.clone(), p.http.clone());
+            work.push(tokio::spawn(async move {
+                let _ = http
+                    .delete(format!("{url}/api/v1/boxes/keep-{round}-{i}"))
+                    .send()
+                    .await;
+            }));
+        }
+        wait_for("a create to reach docker", Duration::from_secs(30), || {
+            let (containers, _) = p.docker_objects();
+            async move {
+                containers
+                    .iter()
+                    .any(|c| c.starts_with(&format!("paddock-busy-{round}-")))
+                    .then_some(())
+            }
+        })
+        .await;
+        p.kill9();
+        for w in work {
+            let _ = w.await;
+        }
+        p.restart();
+
+        // Quiet now: more creates than the pool keeps spare, so recycled
+        // networks are handed out too; each must make a guarded box.
+        for _ in 0..6 {
+            serial += 1;
+            let id = format!("after-{serial}");
+            let (s, b) = p
+                .post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
+                .await;
+            assert_eq!(s, 201, "round {round}, create {id}: {b}");
+            let (s, out) = p
+                .post(
+                    &format!("/api/v1/boxes/{id}/exec"),
+                    json!({"command": "echo ok"}),
+                )
+                .await;
+            assert_eq!(
+                (s, out["stdout"].clone()),
+                (200, Value::from("ok\n")),
+                "{id}"
+            );
+        }
+        // Keep the machine's load bounded: destroy all but a few.
+        let (_, list) = p.get("/api/v1/boxes").await;
+        for b in list["boxes"].as_array().unwrap() {
+            let id = b["box_id"].as_str().unwrap();
+            let (s, _) = p.delete(&format!("/api/v1/boxes/{id}")).await;
+            assert_eq!(s, 204, "{id}");
+        }
+    }
+}
