@@ -37,7 +37,12 @@ impl BoxService {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = stop.cancelled() => return,
+                _ = stop.cancelled() => {
+                    // A clean stop leaves no idle network behind: spares
+                    // would pile up across instances that never return.
+                    self.drop_spares().await;
+                    return;
+                }
                 _ = self.networks.wanted.notified() => {
                     if reconciled {
                         self.refill_networks().await;

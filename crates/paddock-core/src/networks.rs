@@ -250,6 +250,16 @@ impl BoxService {
         Ok(())
     }
 
+    /// Removes every spare network (a clean stop).
+    pub(crate) async fn drop_spares(&self) {
+        let spares = std::mem::take(&mut self.networks.ledger().spares);
+        for network in spares {
+            if let Err(e) = self.remove_network(&network).await {
+                tracing::warn!(network, error = %e, "cannot remove a spare box network");
+            }
+        }
+    }
+
     /// Tops the pool up to its target. Called by the maintenance loop.
     pub(crate) async fn refill_networks(&self) {
         for _ in 0..self.networks.missing() {

@@ -175,7 +175,7 @@ impl HostGuard {
         }
     }
 
-    /// Deletes the table (clean stop).
+    /// Deletes the table (clean stop, purge); a table already gone is fine.
     pub async fn uninstall(&self) {
         let t = &self.table;
         if let Err(e) = run_nft(None, &format!("table inet {t}\ndelete table inet {t}\n")).await {

@@ -6,6 +6,7 @@ mod config;
 mod embedded_gate;
 mod gate;
 mod iam;
+mod purge;
 mod serve;
 mod supervisor;
 
@@ -40,6 +41,9 @@ enum Command {
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
     Gate(gate::GateArgs),
+    /// Remove what a stopped instance with no boxes leaves on the machine:
+    /// its idle box networks, host fence table and git hook directories.
+    Purge(ServeArgs),
     /// Run by the git gate's hooks inside `git receive-pack`.
     #[command(name = "gate-hook", hide = true)]
     GateHook(gate::HookArgs),
@@ -96,6 +100,7 @@ fn main() -> ExitCode {
         Command::Egress(args) => in_runtime(client::run_egress(args)),
         Command::Token(args) => in_runtime(client::run_token(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
+        Command::Purge(args) => in_runtime(purge::run(args)),
     };
     result.unwrap_or_else(|e| {
         eprintln!("paddock: error: {e:#}");

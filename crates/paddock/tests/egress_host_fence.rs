@@ -225,3 +225,63 @@ async fn two_default_instances_keep_their_own_fences() {
     let (status, health) = first.get("/healthz").await;
     assert_eq!(status, 200, "{health}");
 }
+
+/// What an instance leaves behind once it has no box goes with `paddock
+/// purge`; a clean stop already leaves no idle network.
+#[tokio::test(flavor = "multi_thread")]
+async fn purge_removes_what_an_instance_without_boxes_left() {
+    let mut p = Paddock::start(Options {
+        login_profile: false,
+        default_instance: true,
+        ..Options::default()
+    });
+    create_box(&p, "purged", "proj").await;
+    let table = paddock_egress::host_guard::table_name(&p.instance);
+    let data = p.dir.path().join("data");
+    let purge = |p: &Paddock| {
+        Command::new(common::paddock_bin())
+            .args(["purge", "--config"])
+            .arg(p.dir.path().join("paddock.toml"))
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--clearance-socket")
+            .arg(p.clearance_socket())
+            .output()
+            .unwrap()
+    };
+    let refused = purge(&p);
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("is running"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    assert!(p.stop().success());
+    let refused = purge(&p);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("still has 1 box"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    p.restart();
+    assert_eq!(p.delete("/api/v1/boxes/purged").await.0, 204);
+    assert!(p.stop().success());
+    assert_eq!(p.idle_networks(), 0, "a clean stop leaves no idle network");
+
+    let done = purge(&p);
+    assert!(
+        done.status.success(),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
+    assert!(!nft(&["list", "table", "inet", &table]).status.success());
+    assert_eq!(p.docker_objects(), (vec![], vec![]));
+    assert_eq!(p.idle_networks(), 0);
+    let left: Vec<String> = std::fs::read_dir(&data)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("paddock-gate-hooks-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
