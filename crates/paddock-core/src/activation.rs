@@ -34,6 +34,48 @@ pub struct ActivationPage {
     pub authorize_url: String,
 }
 
+/// What an activation link leads to now: the form while it is unused;
+/// once its code was sent, how the login is going (the person who sent it
+/// may need to see what the login waits for).
+#[derive(Debug, Clone)]
+pub enum ActivationStatus {
+    Open(ActivationPage),
+    /// The code went in; the login runs.
+    Waiting {
+        box_id: String,
+        project: String,
+    },
+    Ready {
+        box_id: String,
+        project: String,
+    },
+    Failed {
+        box_id: String,
+        project: String,
+        message: String,
+    },
+}
+
+impl ActivationStatus {
+    pub fn box_id(&self) -> &str {
+        match self {
+            Self::Open(p) => &p.box_id,
+            Self::Waiting { box_id, .. }
+            | Self::Ready { box_id, .. }
+            | Self::Failed { box_id, .. } => box_id,
+        }
+    }
+
+    pub fn project(&self) -> &str {
+        match self {
+            Self::Open(p) => &p.project,
+            Self::Waiting { project, .. }
+            | Self::Ready { project, .. }
+            | Self::Failed { project, .. } => project,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
     Ready,
@@ -75,7 +117,13 @@ impl BoxService {
         container: &str,
         profile: &ImageProfile,
     ) -> Result<String> {
-        self.launch_login(box_id, container, profile).await?;
+        let project = self
+            .store
+            .get_box(box_id)?
+            .map(|r| r.project)
+            .unwrap_or_default();
+        self.launch_login(box_id, &project, container, profile)
+            .await?;
         let token = new_token();
         let expires = now_ms() + (self.config.activation.ttl_secs as i64) * 1000;
         self.store
@@ -96,11 +144,38 @@ impl BoxService {
     async fn launch_login(
         &self,
         box_id: &str,
+        project: &str,
         container: &str,
         profile: &ImageProfile,
     ) -> Result<()> {
         let pattern = regex::Regex::new(&profile.url_pattern)
             .map_err(|e| CoreError::Activation(format!("bad url_pattern: {e}")))?;
+        // What the login needs is reachable before it runs: some logins
+        // reach their provider before printing anything.
+        for ext in &self.extensions {
+            ext.login_started(crate::LoginStarted {
+                box_id,
+                project,
+                image: &profile.image,
+                destinations: &profile.login_destinations,
+            });
+        }
+        let launched = self.run_login(box_id, container, profile, &pattern).await;
+        if launched.is_err() {
+            for ext in &self.extensions {
+                ext.login_ended(box_id);
+            }
+        }
+        launched
+    }
+
+    async fn run_login(
+        &self,
+        box_id: &str,
+        container: &str,
+        profile: &ImageProfile,
+        pattern: &regex::Regex,
+    ) -> Result<()> {
         let exec = self
             .engine
             .exec_interactive(container, profile.login_command.clone(), Vec::new())
@@ -156,11 +231,14 @@ impl BoxService {
             },
         );
         tokio::spawn(watch_login(
-            self.store.clone(),
-            self.engine.clone(),
-            self.logins.0.clone(),
-            box_id.to_owned(),
-            exec_id,
+            Watched {
+                store: self.store.clone(),
+                engine: self.engine.clone(),
+                logins: self.logins.0.clone(),
+                extensions: self.extensions.clone(),
+                box_id: box_id.to_owned(),
+                exec_id,
+            },
             output,
             code,
             tx,
@@ -197,7 +275,8 @@ impl BoxService {
                     .container_id
                     .clone()
                     .ok_or(CoreError::ActivationInvalid)?;
-                self.launch_login(&box_id, &container, &profile).await?;
+                self.launch_login(&box_id, &row.project, &container, &profile)
+                    .await?;
                 self.logins
                     .map()
                     .get(&box_id)
@@ -209,6 +288,37 @@ impl BoxService {
             box_id,
             project: row.project,
             authorize_url,
+        })
+    }
+
+    /// Where a link stands: its page while unused, else how its login is
+    /// going. Unknown and expired links are invalid either way.
+    pub async fn activation_status(&self, token: &str) -> Result<ActivationStatus> {
+        if token.is_empty() || token.len() > 128 {
+            return Err(CoreError::ActivationInvalid);
+        }
+        let found = self
+            .store
+            .find_activation(&hash_token(token))?
+            .filter(|a| a.expires_at > now_ms())
+            .ok_or(CoreError::ActivationInvalid)?;
+        if !found.used {
+            return Ok(ActivationStatus::Open(self.activation_page(token).await?));
+        }
+        let row = self
+            .store
+            .get_box(&found.box_id)?
+            .ok_or(CoreError::ActivationInvalid)?;
+        let (box_id, project) = (row.id, row.project);
+        Ok(match row.state {
+            BoxState::Ready => ActivationStatus::Ready { box_id, project },
+            BoxState::Failed => ActivationStatus::Failed {
+                box_id,
+                project,
+                message: row.error.unwrap_or_default(),
+            },
+            BoxState::PendingActivation => ActivationStatus::Waiting { box_id, project },
+            BoxState::Creating | BoxState::Destroying => return Err(CoreError::ActivationInvalid),
         })
     }
 
@@ -291,18 +401,31 @@ impl BoxService {
     }
 }
 
-/// Follows a login command to its end and records how it went.
-#[allow(clippy::too_many_arguments)]
-async fn watch_login(
+/// What the watcher of one login works with.
+struct Watched {
     store: Arc<Store>,
     engine: Arc<Engine>,
     logins: Arc<Mutex<HashMap<String, LiveLogin>>>,
+    extensions: Vec<Arc<dyn crate::BoxExtension>>,
     box_id: String,
     exec_id: String,
+}
+
+/// Follows a login command to its end and records how it went.
+async fn watch_login(
+    watched: Watched,
     mut output: paddock_docker::OutputStream,
     code: Arc<Mutex<Option<String>>>,
     outcome: watch::Sender<Option<SubmitOutcome>>,
 ) {
+    let Watched {
+        store,
+        engine,
+        logins,
+        extensions,
+        box_id,
+        exec_id,
+    } = watched;
     let mut tail = String::new();
     while let Some(chunk) = output.next().await {
         match chunk {
@@ -320,6 +443,9 @@ async fn watch_login(
         }
     }
     let exit = exit_code(&engine, &exec_id).await;
+    for ext in &extensions {
+        ext.login_ended(&box_id);
+    }
     let secret = code
         .lock()
         .unwrap_or_else(|p| p.into_inner())

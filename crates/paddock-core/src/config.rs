@@ -117,6 +117,11 @@ pub struct ImageProfile {
     /// Regex matching the authorize URL the login command prints.
     #[serde(default = "default_url_pattern")]
     pub url_pattern: String,
+    /// What the login itself must reach (`host` or `host:port`, e.g. the
+    /// identity provider's token endpoint): allowed for the box while its
+    /// login runs, and no longer.
+    #[serde(default)]
+    pub login_destinations: Vec<String>,
 }
 
 fn default_url_pattern() -> String {

@@ -32,6 +32,18 @@ pub struct Equipment {
     pub dns: Vec<Ipv4Addr>,
 }
 
+/// A login under way in a box, as its extensions hear of it.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginStarted<'a> {
+    pub box_id: &'a str,
+    pub project: &'a str,
+    /// The image whose profile runs the login (who allowed what it needs).
+    pub image: &'a str,
+    /// `host` or `host:port` the login must reach (the profile's
+    /// `login_destinations`).
+    pub destinations: &'a [String],
+}
+
 /// A box whose container has just started (or was found running at start).
 #[derive(Debug, Clone, Copy)]
 pub struct BoxStarted<'a> {
@@ -68,6 +80,13 @@ pub trait BoxExtension: Send + Sync {
 
     /// The box is gone (destroyed, or dropped because its container went).
     fn removed(&self, _box_id: &str, _project: &str) {}
+
+    /// The box's login command started; `login.destinations` (its
+    /// profile's) are what the login itself needs to reach.
+    fn login_started(&self, _login: LoginStarted<'_>) {}
+
+    /// The box's login command ended, however it went.
+    fn login_ended(&self, _box_id: &str) {}
 
     /// A box network joined paddock's pool (made, or found at start).
     fn network_up(&self, network_id: &str, gateway: Ipv4Addr);

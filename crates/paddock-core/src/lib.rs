@@ -19,10 +19,10 @@ mod subnet;
 pub mod validate;
 mod watch;
 
-pub use activation::{ActivationPage, SubmitOutcome};
+pub use activation::{ActivationPage, ActivationStatus, SubmitOutcome};
 pub use config::CoreConfig;
 pub use error::CoreError;
-pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment};
+pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, LoginStarted};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
 pub use paddock_docker::{ContainerChange, FileEntry};
 pub use reconcile::ReconcileReport;

@@ -8,12 +8,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use paddock_clearance::EventKind;
-use paddock_core::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment};
+use paddock_core::{
+    BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, LoginStarted,
+};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Dest, Egress};
 use crate::host_guard::HostGuard;
 use crate::nflog::NflogSocket;
+use crate::policy::{Action, PortRange, Scope, Target};
 use crate::{dns, firewall, proxy};
 
 /// The host-side fence of box networks.
@@ -37,6 +40,8 @@ pub struct EmbeddedEgress {
     guards: Mutex<HashMap<String, CancellationToken>>,
     host: HostFence,
     fences: Mutex<HashMap<String, FenceState>>,
+    /// Rules a login profile put in place for a login under way, by box.
+    login_rules: Mutex<HashMap<String, Vec<i64>>>,
     stop: CancellationToken,
 }
 
@@ -58,6 +63,7 @@ impl EmbeddedEgress {
             guards: Mutex::new(HashMap::new()),
             host,
             fences: Mutex::new(HashMap::new()),
+            login_rules: Mutex::new(HashMap::new()),
             stop,
         })
     }
@@ -185,6 +191,30 @@ async fn report_raw_attempts(
     }
 }
 
+/// `host` or `host:port` of a login profile, as a rule's target and ports.
+fn login_destination(text: &str) -> Result<(Target, Option<PortRange>), crate::EgressError> {
+    let (host, port) = match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
+            let port: u16 = port.parse().map_err(|_| {
+                crate::EgressError::Invalid(format!("login destination {text:?}: bad port"))
+            })?;
+            (host, Some(PortRange { lo: port, hi: port }))
+        }
+        _ => (text, None),
+    };
+    Ok((host.parse()?, port))
+}
+
+impl EmbeddedEgress {
+    fn drop_rules(&self, ids: Vec<i64>) {
+        for id in ids {
+            if let Err(e) = self.egress.delete_rule(id, "paddock (the login ended)") {
+                tracing::error!(rule = id, error = %e, "cannot remove a login's rule");
+            }
+        }
+    }
+}
+
 impl BoxExtension for EmbeddedEgress {
     fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
         Box::pin(async move {
@@ -197,7 +227,40 @@ impl BoxExtension for EmbeddedEgress {
         Box::pin(self.guard(started))
     }
 
+    fn login_started(&self, login: LoginStarted<'_>) {
+        let by = format!("profile:{}", login.image);
+        let mut ids = Vec::new();
+        for destination in login.destinations {
+            let made = login_destination(destination).and_then(|(target, ports)| {
+                self.egress.put_rule(
+                    Scope::Box(login.box_id.to_owned()),
+                    target,
+                    ports,
+                    Action::Allow,
+                    None,
+                    &by,
+                )
+            });
+            match made {
+                Ok(rule) => ids.push(rule.id),
+                Err(e) => {
+                    tracing::error!(box_id = login.box_id, destination, error = %e, "cannot allow a login destination");
+                }
+            }
+        }
+        if let Some(old) = lock(&self.login_rules).insert(login.box_id.to_owned(), ids) {
+            self.drop_rules(old);
+        }
+    }
+
+    fn login_ended(&self, box_id: &str) {
+        if let Some(ids) = lock(&self.login_rules).remove(box_id) {
+            self.drop_rules(ids);
+        }
+    }
+
     fn removed(&self, box_id: &str, project: &str) {
+        self.login_ended(box_id);
         if let Some(stop) = lock(&self.guards).remove(box_id) {
             stop.cancel();
         }

@@ -390,8 +390,8 @@ impl Egress {
         if let Host::Name(name) = host
             && !self.resolver.is_fixed(name)
         {
-            let cleared = match (name_rule.map(|r| (r.action, r.id)), shield) {
-                (Some((Action::Allow, id)), _) => Some(format!("rule #{id}")),
+            let cleared = match (name_rule, shield) {
+                (Some(rule), _) if rule.action == Action::Allow => Some(decided_by(rule)),
                 (_, Shield::Down { .. }) => Some("shield down".to_owned()),
                 _ => None,
             };
@@ -426,7 +426,7 @@ impl Egress {
             Err((reason, by)) => return deny(reason, &by),
         };
         let (action, by) = match name_rule.or(address_rule) {
-            Some(rule) => (rule.action, format!("rule #{}", rule.id)),
+            Some(rule) => (rule.action, decided_by(rule)),
             None => (Action::Ask, "default".to_owned()),
         };
         // A lowered shield asks nobody: what would be held goes through.
@@ -446,6 +446,16 @@ impl Egress {
                 Outcome::Denied { reason, .. } => Decision::Deny { reason },
             },
         }
+    }
+}
+
+/// Who a rule's decision is credited to: the rule, or the login profile
+/// that put it there for the length of a login.
+fn decided_by(rule: &Rule) -> String {
+    if rule.created_by.starts_with("profile:") {
+        rule.created_by.clone()
+    } else {
+        format!("rule #{}", rule.id)
     }
 }
 

@@ -164,6 +164,14 @@ pub static OPERATIONS: &[Operation] = &[
     // The token in the path names the box and is its own credential.
     op(Page, "GET /activate/{token}", CapabilityUrl, Global),
     op(Page, "POST /activate/{token}", CapabilityUrl, Global),
+    // The handler decides: a signed-in person with egress:verdict on the
+    // link's box, never the link alone.
+    op(
+        Page,
+        "POST /activate/{token}/verdict",
+        CapabilityUrl,
+        Global,
+    ),
     op(Mcp, "create_box", Requires(BoxCreate), ProjectInBody),
     op(Mcp, "get_box", Requires(BoxRead), BoxInBody),
     op(Mcp, "list_boxes", Requires(BoxRead), Listing),

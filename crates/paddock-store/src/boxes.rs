@@ -274,10 +274,12 @@ impl Store {
     }
 
     /// Boxes still waiting for activation that were created before `cutoff`.
+    /// Boxes whose activation did not end in `ready` (still pending, or
+    /// failed) and that were made before `cutoff`: the reaper's.
     pub fn boxes_pending_since(&self, cutoff: i64) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE state = 'pending_activation' AND created_at < ?1",
+            "SELECT id FROM boxes WHERE state IN ('pending_activation', 'failed') AND created_at < ?1",
         )?;
         let ids = stmt
             .query_map([cutoff], |r| r.get(0))?

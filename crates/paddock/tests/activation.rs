@@ -83,8 +83,16 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
         .await
         .unwrap();
     assert_eq!(again.status(), 404);
+    // Spent, the link only tells how its login went (until it expires):
+    // no form, no authorize URL.
     let again = p.http.get(&url).send().await.unwrap();
-    assert_eq!(again.status(), 404);
+    assert_eq!(again.status(), 200);
+    let html = again.text().await.unwrap();
+    assert!(html.contains("Box activated"), "{html}");
+    assert!(
+        !html.contains(URL_SECRET) && !html.contains("name=\"code\""),
+        "{html}"
+    );
 
     // Nothing secret in any REST answer or in the server's (debug) log.
     let (_, list) = p.get("/api/v1/boxes").await;
@@ -194,4 +202,217 @@ async fn a_restart_relaunches_the_login_behind_the_same_link() {
     assert_eq!(r.status(), 200);
     let (_, got) = p.get("/api/v1/boxes/act-4").await;
     assert_eq!(got["state"], "ready");
+}
+
+/// A profile whose login trades its code over the network (the fake login
+/// fetches `http://idp.test:<port>/token` through the box's proxy).
+fn networked_login(upstream_port: u16, destinations: &str) -> Options {
+    let image = common::test_image();
+    Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
+             [[profiles]]\nimage = \"{image}\"\n\
+             login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{upstream_port}/token exec /usr/local/bin/fake-login\"]\n\
+             url_pattern = 'https://auth\\.paddock\\.test/\\S+'\nlogin_destinations = [{destinations}]\n"
+        ),
+        ..Options::default()
+    }
+}
+
+/// The loopback address the stand-in provider answers on is refused unless
+/// a CIDR rule names it; `ask` makes it wait for a person like any host.
+async fn ask_for_loopback(p: &Paddock) {
+    let (s, b) = p
+        .post(
+            "/api/v1/egress/rules",
+            json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{b}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_login_held_on_the_network_shows_what_it_waits_for() {
+    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(networked_login(idp.port, ""));
+    ask_for_loopback(&p).await;
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-net"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let url = common::activation_url(&created);
+
+    // The code goes in; the page comes back as soon as the login's token
+    // exchange is held, and names it — with the command a person can run,
+    // and no button (the link alone decides nothing).
+    let answer = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.headers()["refresh"], "3");
+    let html = answer.text().await.unwrap();
+    assert!(html.contains("waiting for a connection"), "{html}");
+    assert!(html.contains(&format!("idp.test:{}", idp.port)), "{html}");
+    assert!(
+        html.contains(&format!(
+            "paddock egress allow idp.test --port {} --box act-net",
+            idp.port
+        )),
+        "{html}"
+    );
+    assert!(
+        !html.contains("value=\"allow\""),
+        "no verdict without a signed-in person: {html}"
+    );
+    let forged = p
+        .http
+        .post(format!("{url}/verdict"))
+        .form(&[("request_id", "x"), ("action", "allow")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403, "the link alone decides nothing");
+
+    // A person allows it elsewhere; the login completes and the page says so.
+    let (_, pending) = p.get("/api/v1/egress/pending").await;
+    let held = pending["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["container"] == "act-net")
+        .cloned()
+        .unwrap_or_else(|| panic!("{pending}"));
+    let (s, b) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "act-net", "request_id": held["request_id"], "dest": held["dest"], "action": "allow", "scope": "once"}),
+        )
+        .await;
+    assert_eq!(s, 200, "{b}");
+    common::wait_for(
+        "the box to be ready",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, got) = p.get("/api/v1/boxes/act-net").await;
+            (got["state"] == "ready").then_some(())
+        },
+    )
+    .await;
+    let html = p.http.get(&url).send().await.unwrap().text().await.unwrap();
+    assert!(html.contains("Box activated"), "{html}");
+    assert_eq!(
+        idp.connections().len(),
+        1,
+        "the token exchange reached the provider"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_profile_allows_what_its_login_needs_while_it_runs() {
+    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(networked_login(
+        idp.port,
+        &format!("\"127.0.0.1:{}\"", idp.port),
+    ));
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-prof"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let (_, rules) = p.get("/api/v1/egress/rules").await;
+    let image = common::test_image();
+    let by_profile = |rules: &serde_json::Value| {
+        rules["rules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["created_by"] == format!("profile:{image}"))
+            .count()
+    };
+    assert_eq!(
+        by_profile(&rules),
+        1,
+        "allowed while the login runs: {rules}"
+    );
+
+    let url = common::activation_url(&created);
+    let done = p
+        .http
+        .post(&url)
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
+    let status = done.status();
+    let html = done.text().await.unwrap();
+    assert_eq!(status, 200, "{html}");
+    assert!(html.contains("Box activated"), "{html}");
+    assert_eq!(idp.connections().len(), 1);
+
+    // Recorded as the profile's decision; gone once the login ended.
+    common::wait_for(
+        "the profile's decision in the log",
+        std::time::Duration::from_secs(10),
+        || async {
+            let (_, log) = p.get("/api/v1/egress/log?box_id=act-prof").await;
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| {
+                    e["decision"] == "allowed" && e["decided_by"] == format!("profile:{image}")
+                })
+                .then_some(())
+        },
+    )
+    .await;
+    let (_, rules) = p.get("/api/v1/egress/rules").await;
+    assert_eq!(
+        by_profile(&rules),
+        0,
+        "removed when the login ended: {rules}"
+    );
+}
+
+#[tokio::test]
+async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
+    let p = Paddock::start(Options {
+        ttl_secs: 2,
+        ..Options::default()
+    });
+    let (_, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "act-fail"}),
+        )
+        .await;
+    let url = common::activation_url(&created);
+    let done = p
+        .http
+        .post(&url)
+        .form(&[("code", "wrong")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(done.status(), 422);
+    common::wait_for(
+        "the failed box to be reaped",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (status, _) = p.get("/api/v1/boxes/act-fail").await;
+            (status == 404).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(p.docker_objects(), (vec![], vec![]));
 }

@@ -342,3 +342,124 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
     assert_eq!(done.status(), 200);
     assert_eq!(p.get("/api/v1/boxes/act-s").await.1["state"], "ready");
 }
+
+/// A login held on the network is decided from its activation page by a
+/// signed-in person whose capabilities allow verdicts; a signed-in viewer
+/// sees what it waits for and cannot decide.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_signed_in_person_decides_what_a_login_waits_for() {
+    let issuer = Issuer::start();
+    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let image = common::test_image();
+    let profile = format!(
+        "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
+         [[profiles]]\nimage = \"{image}\"\n\
+         login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{}/token exec /usr/local/bin/fake-login\"]\n\
+         url_pattern = 'https://auth\\.paddock\\.test/\\S+'\n",
+        idp.port
+    );
+    for (capabilities, decides) in [("[\"admin\"]", true), ("[\"viewer\"]", false)] {
+        let p = Paddock::start(Options {
+            login_profile: false,
+            extra_toml: format!(
+                "{}capabilities = {capabilities}\n{profile}",
+                signin_toml(&issuer)
+            ),
+            ..Options::default()
+        });
+        let (s, b) = p
+            .post(
+                "/api/v1/egress/rules",
+                json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"}),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+        let (status, created) = p
+            .post(
+                "/api/v1/boxes",
+                json!({"project": "demo", "box_id": "act-d"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{created}");
+        let url = common::activation_url(&created);
+        let path = url.trim_start_matches(&p.url).to_owned();
+        let (session, _) = sign_in(&p, "ada@example.org", &path).await.unwrap();
+        let http = raw();
+        let html = http
+            .get(&url)
+            .header(COOKIE, &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let csrf = csrf_of(&html);
+        let sent = http
+            .post(&url)
+            .header(COOKIE, &session)
+            .form(&[("code", common::GOOD_CODE), ("csrf", csrf.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            sent.status(),
+            303,
+            "back to the page once the login is held"
+        );
+        let html = http
+            .get(&url)
+            .header(COOKIE, &session)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(html.contains(&format!("idp.test:{}", idp.port)), "{html}");
+        assert_eq!(html.contains("value=\"allow\""), decides, "{html}");
+        let (_, pending) = p.get("/api/v1/egress/pending").await;
+        let request_id = pending["requests"][0]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let verdict = http
+            .post(format!("{url}/verdict"))
+            .header(COOKIE, &session)
+            .form(&[
+                ("request_id", request_id.as_str()),
+                ("action", "allow"),
+                ("csrf", csrf.as_str()),
+            ])
+            .send()
+            .await
+            .unwrap();
+        if !decides {
+            assert_eq!(verdict.status(), 403, "a viewer cannot decide");
+            continue;
+        }
+        assert_eq!(verdict.status(), 303);
+        common::wait_for(
+            "the box to be ready",
+            std::time::Duration::from_secs(20),
+            || async {
+                let (_, got) = p.get("/api/v1/boxes/act-d").await;
+                (got["state"] == "ready").then_some(())
+            },
+        )
+        .await;
+        let (_, log) = p.get("/api/v1/egress/log?box_id=act-d").await;
+        assert!(
+            log["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["decision"] == "verdict_allow"
+                    && e["decided_by"]
+                        .as_str()
+                        .unwrap()
+                        .contains("ada@example.org via the activation page")),
+            "{log}"
+        );
+    }
+}
