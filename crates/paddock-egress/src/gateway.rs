@@ -397,7 +397,15 @@ impl Egress {
             };
             let by = match cleared {
                 Some(by) => by,
-                None => match self.hold(who, host, port).await {
+                None => match self
+                    .hold(
+                        who,
+                        host,
+                        port,
+                        &name_rule.map_or("default".to_owned(), decided_by),
+                    )
+                    .await
+                {
                     Outcome::Allowed { by } => by,
                     Outcome::Denied { reason, .. } => return Decision::Deny { reason },
                 },
@@ -441,7 +449,7 @@ impl Egress {
                 Decision::Allow { addrs }
             }
             Action::Deny => deny(format!("denied by {by}"), &by),
-            Action::Ask => match self.hold(who, host, port).await {
+            Action::Ask => match self.hold(who, host, port, &by).await {
                 Outcome::Allowed { .. } => Decision::Allow { addrs },
                 Outcome::Denied { reason, .. } => Decision::Deny { reason },
             },

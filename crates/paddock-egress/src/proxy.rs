@@ -42,14 +42,28 @@ fn text(status: StatusCode, body: String) -> Response<Body> {
     res
 }
 
-fn refused(who: &BoxIdentity, host: &Host, port: u16, reason: &str) -> Response<Body> {
+fn refused(
+    who: &BoxIdentity,
+    host: &Host,
+    port: u16,
+    reason: &str,
+    blocked: bool,
+) -> Response<Body> {
     let host = host.as_string();
+    // Under a blocking shield no rule helps: the shield must come up.
+    let remedy = if blocked {
+        format!("paddock egress up --box {}", who.box_id)
+    } else {
+        format!(
+            "paddock egress allow {host} --port {port} --box {}",
+            who.box_id
+        )
+    };
     let mut res = text(
         StatusCode::FORBIDDEN,
         format!(
             "paddock refused this connection to {host}:{port}: {reason}.\n\
-             To ask for it, have a person run: paddock egress allow {host} --port {port} --box {}\n",
-            who.box_id
+             To ask for it, have a person run: {remedy}\n"
         ),
     );
     res.headers_mut()
@@ -203,7 +217,10 @@ async fn decide_and_dial(
 ) -> Result<TcpStream, Response<Body>> {
     let addrs = match egress.decide(who, host, port).await {
         Decision::Allow { addrs } => addrs,
-        Decision::Deny { reason } => return Err(refused(who, host, port, &reason)),
+        Decision::Deny { reason } => {
+            let blocked = egress.shield_of(&who.box_id) == crate::Shield::Block;
+            return Err(refused(who, host, port, &reason, blocked));
+        }
     };
     let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
     dial(&addrs, timeout)

@@ -13,7 +13,15 @@ use crate::policy::{Action, Cidr, PortRange, Rule, Scope, Target};
 use paddock_store::RuleRow;
 
 impl Egress {
-    pub(crate) async fn hold(&self, who: &BoxIdentity, host: &Host, port: u16) -> Outcome {
+    /// Holds a connection until a verdict; `by` is what made it `ask` (a
+    /// rule, or the default for destinations no rule names).
+    pub(crate) async fn hold(
+        &self,
+        who: &BoxIdentity,
+        host: &Host,
+        port: u16,
+        by: &str,
+    ) -> Outcome {
         let host_text = host.as_string();
         let key = HoldKey {
             box_id: who.box_id.clone(),
@@ -64,7 +72,7 @@ impl Egress {
                         domain: &e.domain,
                     },
                     "held",
-                    "default",
+                    by,
                     &held.request_id,
                     "",
                 );

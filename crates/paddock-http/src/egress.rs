@@ -139,7 +139,7 @@ async fn add_rule(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
     payload: Result<Json<NewRule>, JsonRejection>,
-) -> Result<(StatusCode, Json<RuleView>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), ApiError> {
     let egress = gateway(&s)?;
     let req = body(payload)?;
     let target: Target = req.target.parse().map_err(EgressError::from)?;
@@ -173,8 +173,19 @@ async fn add_rule(
         other => other.map(Duration::from_secs),
     };
     caller.check(rule_resource(&s, &scope)).await?;
+    // A rule for the same target and ports replaces the one there: say so
+    // when that changes what happens (an allow over a deny, say).
+    let replaced = egress
+        .rules()
+        .iter()
+        .find(|r| r.scope == scope && r.target == target && r.ports == ports && r.action != action)
+        .map(|r| r.action.as_str());
     let rule = egress.put_rule(scope, target, ports, action, ttl, caller.principal())?;
-    Ok((StatusCode::CREATED, Json(RuleView::from(&rule))))
+    let mut view = serde_json::to_value(RuleView::from(&rule)).unwrap_or_default();
+    if let (Some(replaced), Some(fields)) = (replaced, view.as_object_mut()) {
+        fields.insert("replaced_action".into(), replaced.into());
+    }
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 async fn delete_rule(

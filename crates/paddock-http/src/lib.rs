@@ -92,6 +92,7 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         .merge(health::routes())
         .merge(tokens::routes())
         .merge(signin::routes())
+        .fallback(no_such_route)
         .with_state(state.clone())
         .nest_service("/mcp", mcp::service(state.clone(), &options))
         .layer(middleware::from_fn_with_state(state, auth::guard))
@@ -99,7 +100,31 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
             Arc::new(options.allowed_hosts.clone()),
             origin::guard,
         ))
+        .layer(middleware::from_fn(mcp_session_end))
         .layer(middleware::from_fn(log_request))
+}
+
+/// A client ending its MCP session (DELETE) is told 200: the official
+/// Python SDK takes anything else — rmcp's 202 included — for a failure,
+/// and says so on every close.
+async fn mcp_session_end(request: Request, next: Next) -> Response {
+    let ends_session =
+        request.method() == axum::http::Method::DELETE && request.uri().path().starts_with("/mcp");
+    let mut response = next.run(request).await;
+    if ends_session && response.status() == axum::http::StatusCode::ACCEPTED {
+        *response.status_mut() = axum::http::StatusCode::OK;
+    }
+    response
+}
+
+/// Every answer of the API is JSON, a miss included. The path is not
+/// echoed (an activation path carries its token).
+async fn no_such_route() -> error::ApiError {
+    error::ApiError {
+        status: axum::http::StatusCode::NOT_FOUND,
+        code: "not_found",
+        message: "no such route; see the README for the API's paths".into(),
+    }
 }
 
 async fn log_request(request: Request, next: Next) -> Response {

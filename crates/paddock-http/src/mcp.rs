@@ -246,9 +246,14 @@ impl BoxTools {
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for BoxTools {
     fn get_info(&self) -> ServerConfig {
-        ServerConfig::new(ServerCapabilities::builder().enable_tools().build()).with_instructions(
-            "paddock runs sandboxed boxes for coding agents. Create a box per task, run commands with exec_box, destroy it when done.",
-        )
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(rmcp::model::Implementation::new(
+                "paddock",
+                env!("CARGO_PKG_VERSION"),
+            ))
+            .with_instructions(
+                "paddock runs sandboxed boxes for coding agents. Create a box per task, run commands with exec_box, destroy it when done.",
+            )
     }
 }
 

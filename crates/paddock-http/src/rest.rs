@@ -7,6 +7,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use crate::auth::Caller;
 use crate::{ApiError, AppState};
@@ -28,7 +29,20 @@ fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
 
 #[derive(Serialize)]
 struct BoxList {
-    boxes: Vec<BoxView>,
+    boxes: Vec<Value>,
+}
+
+/// A box as REST shows it: its view, and its shield when egress is on.
+fn with_shield(s: &AppState, view: &BoxView) -> Value {
+    let mut value = serde_json::to_value(view).unwrap_or_default();
+    if let (Some(egress), Some(fields)) = (&s.egress, value.as_object_mut()) {
+        let shield = egress.shield_of(&view.box_id);
+        fields.insert("shield".into(), shield.as_str().into());
+        if let paddock_egress::Shield::Down { until_ms } = shield {
+            fields.insert("shield_until_ms".into(), until_ms.into());
+        }
+    }
+    value
 }
 
 async fn list(
@@ -37,6 +51,7 @@ async fn list(
 ) -> Result<Json<BoxList>, ApiError> {
     let mut boxes = s.boxes.list()?;
     boxes.retain(|b| caller.sees(&b.project));
+    let boxes = boxes.iter().map(|b| with_shield(&s, b)).collect();
     Ok(Json(BoxList { boxes }))
 }
 
@@ -56,8 +71,8 @@ async fn create(
 async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<BoxView>, ApiError> {
-    Ok(Json(s.boxes.get(&id)?))
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(with_shield(&s, &s.boxes.get(&id)?)))
 }
 
 async fn destroy(

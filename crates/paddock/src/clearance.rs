@@ -8,7 +8,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use paddock_clearance::ClearanceEvent;
-use paddock_clearance::varlink::{ClientError, PADDOCK, VarlinkClient, default_socket_path};
+use paddock_clearance::varlink::{
+    ClientError, EventStream, PADDOCK, VarlinkClient, default_socket_path,
+};
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt;
 
@@ -123,41 +125,104 @@ fn parse_command(line: &str) -> Option<(&'static str, &'static str, usize)> {
     n.checked_sub(1).map(|i| (action, scope, i))
 }
 
+/// How a session with the hub ended.
+enum Ended {
+    Quit,
+    /// The hub went away (paddock stopped or restarted).
+    Lost,
+}
+
+type Input = tokio::io::Lines<tokio::io::BufReader<tokio::io::Stdin>>;
+
+async fn connect(path: &std::path::Path) -> Result<(EventStream, VarlinkClient), ClientError> {
+    let events = VarlinkClient::connect(path).await?.subscribe().await?;
+    let calls = VarlinkClient::connect(path).await?;
+    Ok((events, calls))
+}
+
 pub async fn run(args: ClearanceArgs) -> anyhow::Result<ExitCode> {
     let path = args.socket.unwrap_or_else(default_socket_path);
-    let mut events = VarlinkClient::connect(&path).await?.subscribe().await?;
-    let mut calls = VarlinkClient::connect(&path).await?;
+    // The first connection must work: a wrong path is an error, not a wait.
+    let (mut events, mut calls) = connect(&path).await?;
     let mut screen = Screen {
-        pending: pending(&mut calls).await?,
+        pending: Vec::new(),
         recent: Vec::new(),
         status: String::new(),
         tty: std::io::stdout().is_terminal(),
     };
-    screen.draw();
     let mut input = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    loop {
+        match session(&mut events, &mut calls, &mut screen, &mut input).await? {
+            Ended::Quit => return Ok(ExitCode::SUCCESS),
+            Ended::Lost => {}
+        }
+        // Said at once, and the hub is looked for until it is back.
+        screen.pending.clear();
+        screen.status = format!(
+            "the hub at {} went away (paddock serve stopped?); reconnecting…",
+            path.display()
+        );
+        screen.draw();
+        let mut wait = std::time::Duration::from_millis(250);
+        loop {
+            tokio::select! {
+                line = input.next_line() => match line? {
+                    None => return Ok(ExitCode::SUCCESS),
+                    Some(l) if l.trim() == "q" => return Ok(ExitCode::SUCCESS),
+                    Some(_) => {
+                        screen.status = "not connected to the hub; reconnecting… (q quits)".into();
+                        screen.draw();
+                    }
+                },
+                () = tokio::time::sleep(wait) => {
+                    if let Ok(pair) = connect(&path).await {
+                        (events, calls) = pair;
+                        screen.status = "reconnected to the hub".into();
+                        break;
+                    }
+                    wait = (wait * 2).min(std::time::Duration::from_secs(5));
+                }
+            }
+        }
+    }
+}
+
+/// One connection's worth: events and commands until the person quits or
+/// the hub goes away.
+async fn session(
+    events: &mut EventStream,
+    calls: &mut VarlinkClient,
+    screen: &mut Screen,
+    input: &mut Input,
+) -> anyhow::Result<Ended> {
+    match pending(calls).await {
+        Ok(p) => screen.pending = p,
+        Err(_) => return Ok(Ended::Lost),
+    }
+    screen.draw();
     loop {
         tokio::select! {
             event = events.next() => {
                 let event = match event {
                     Ok(e) => e,
-                    Err(ClientError::Closed) => {
-                        println!("\nthe hub closed the connection");
-                        return Ok(ExitCode::FAILURE);
-                    }
+                    Err(ClientError::Closed) => return Ok(Ended::Lost),
                     Err(e) => return Err(e.into()),
                 };
                 screen.recent.push(describe(&event));
                 if screen.recent.len() > RECENT {
                     screen.recent.remove(0);
                 }
-                screen.pending = pending(&mut calls).await?;
+                match pending(calls).await {
+                    Ok(p) => screen.pending = p,
+                    Err(_) => return Ok(Ended::Lost),
+                }
                 screen.draw();
             }
             line = input.next_line() => {
-                let Some(line) = line? else { return Ok(ExitCode::SUCCESS) };
+                let Some(line) = line? else { return Ok(Ended::Quit) };
                 let line = line.trim();
                 screen.status = match line {
-                    "q" => return Ok(ExitCode::SUCCESS),
+                    "q" => return Ok(Ended::Quit),
                     "" | "r" => String::new(),
                     _ => match parse_command(line) {
                         None => format!("unknown command {line:?}; {HELP}"),
@@ -174,12 +239,16 @@ pub async fn run(args: ClearanceArgs) -> anyhow::Result<ExitCode> {
                             let target = format!("{}:{}", p["dest"].as_str().unwrap_or(""), p["port"]);
                             match calls.call(&format!("{PADDOCK}.Verdict"), params).await {
                                 Ok(_) => format!("{}ed {target} (scope {scope})", if action == "allow" { "allow" } else { "deni" }),
+                                Err(ClientError::Closed) => return Ok(Ended::Lost),
                                 Err(e) => format!("verdict failed: {e}"),
                             }
                         }
                     },
                 };
-                screen.pending = pending(&mut calls).await?;
+                match pending(calls).await {
+                    Ok(p) => screen.pending = p,
+                    Err(_) => return Ok(Ended::Lost),
+                }
                 screen.draw();
             }
         }

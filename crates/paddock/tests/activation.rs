@@ -313,6 +313,19 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
         1,
         "the token exchange reached the provider"
     );
+    // The hold is credited to the rule that made it `ask`.
+    let (_, log) = p.get("/api/v1/egress/log?box_id=act-net").await;
+    let held = log["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["decision"] == "held")
+        .cloned()
+        .unwrap_or_else(|| panic!("{log}"));
+    assert!(
+        held["decided_by"].as_str().unwrap().starts_with("rule #"),
+        "{held}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

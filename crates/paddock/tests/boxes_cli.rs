@@ -147,7 +147,67 @@ fn an_unreachable_paddock_is_a_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("cannot reach paddock at http://127.0.0.1:9"),
+        stderr.contains("cannot reach paddock at http://127.0.0.1:9")
+            && stderr.contains("is `paddock serve` running there?"),
         "{stderr}"
+    );
+
+    // A URL without a scheme is named as the mistake it is.
+    let out = std::process::Command::new(common::paddock_bin())
+        .args(["box", "ls", "--url", "127.0.0.1:7878"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("must start with http:// or https://"),
+        "{stderr}"
+    );
+
+    // `egress up` and `block` take no --ttl; `down` says what it is for.
+    let help = std::process::Command::new(common::paddock_bin())
+        .args(["egress", "up", "--help"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&help.stdout).contains("--ttl"));
+    let help = std::process::Command::new(common::paddock_bin())
+        .args(["egress", "down", "--help"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--ttl"));
+    // No env value is shown, set or empty.
+    let help = std::process::Command::new(common::paddock_bin())
+        .args(["box", "ls", "--help"])
+        .env("PADDOCK_URL", "")
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&help.stdout).contains("PADDOCK_URL="),
+        "{}",
+        String::from_utf8_lossy(&help.stdout)
+    );
+}
+
+#[tokio::test]
+async fn the_cli_says_what_a_token_is_and_the_api_answers_json_to_a_miss() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    let out = std::process::Command::new(common::paddock_bin())
+        .args(["box", "ls"])
+        .env("PADDOCK_URL", &p.url)
+        .env_remove("PADDOCK_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--token or PADDOCK_TOKEN"), "{stderr}");
+
+    let (status, body) = p.get("/api/v1/no-such-thing").await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{body}"
     );
 }

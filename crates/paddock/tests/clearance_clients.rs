@@ -229,7 +229,7 @@ async fn a_subscriber_that_never_reads_does_not_hold_up_another() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_terminal_client_allows_a_held_request() {
     let upstream = Upstream::start("127.0.0.1:0").await;
-    let p = Paddock::start(options());
+    let mut p = Paddock::start(options());
     held_setup(&p, "tty").await;
     let socket = p.clearance_socket().display().to_string();
     let tui = Streaming::start(&["terminal", common::paddock_bin(), &socket]);
@@ -244,6 +244,10 @@ async fn the_terminal_client_allows_a_held_request() {
     let out = run.await.unwrap();
     assert_eq!(out["exit_code"], 0, "{out}");
     assert!(out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY));
+    assert!(p.stop().success());
+    tui.next_where("lost", |v| v["lost"] == true);
+    p.restart();
+    tui.next_where("reconnected", |v| v["reconnected"] == true);
     let exit = tui.next_where("exit", |v| v.get("exit").is_some());
     assert_eq!(exit["exit"], 0);
 }
@@ -382,4 +386,27 @@ async fn pages_of_other_origins_and_rebound_names_are_refused() {
         .await
         .unwrap();
     assert_eq!(rebound.status(), 403);
+}
+
+#[test]
+fn a_missing_hub_socket_is_one_clear_error() {
+    let out = std::process::Command::new(common::paddock_bin())
+        .args([
+            "clearance",
+            "--socket",
+            "/nonexistent/paddock/clearance.sock",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot reach the clearance hub at /nonexistent"),
+        "{stderr}"
+    );
+    assert_eq!(
+        stderr.matches("os error 2").count(),
+        1,
+        "said once: {stderr}"
+    );
 }

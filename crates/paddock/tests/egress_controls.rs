@@ -140,10 +140,29 @@ async fn the_cli_manages_rules_shields_and_reads_the_log() {
         1
     );
 
+    // An allow over a deny for the same target says that it replaces it.
+    assert!(
+        p.cli(&["egress", "deny", "example.com", "--box", "cli"])
+            .status
+            .success()
+    );
+    let replaced = p.cli(&["egress", "allow", "example.com", "--box", "cli"]);
+    assert!(
+        stdout(&replaced).contains("replaces the deny rule"),
+        "{}",
+        stdout(&replaced)
+    );
+
     logged(&p, "cli", &["allowed", "denied"]).await;
     let log = p.cli(&["egress", "log", "--box", "cli"]);
     let log = stdout(&log);
     assert!(log.contains("allowed") && log.contains("denied"), "{log}");
+    // Times a person reads, not epoch milliseconds.
+    let year = time::OffsetDateTime::now_utc().year().to_string();
+    assert!(
+        log.contains("AT (UTC)") && log.contains(&format!("{year}-")),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -180,6 +199,27 @@ async fn shields_block_everything_or_stop_asking_for_a_while() {
     assert!(p.cli(&["egress", "block", "--box", "sh"]).status.success());
     let out = exec(&p, "sh", &fetch).await;
     assert!(out["stderr"].as_str().unwrap().contains("403"), "{out}");
+    // Under a blocking shield the remedy is the shield, not a rule.
+    let proxy = format!("{}:3128", gateway_of(&p, "sh").await);
+    let request = format!(
+        "GET http://upstream.test:{}/ HTTP/1.1\r\nHost: upstream.test\r\nConnection: close\r\n\r\n",
+        upstream.port
+    );
+    let answer = raw_request(&proxy, request.as_bytes()).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 403")
+            && answer.contains("paddock egress up --box sh")
+            && !answer.contains("egress allow"),
+        "{answer}"
+    );
+    let (_, got) = p.get("/api/v1/boxes/sh").await;
+    assert_eq!(got["shield"], "block", "box get shows the shield: {got}");
+    let listed = p.cli(&["box", "ls"]);
+    assert!(
+        stdout(&listed).contains("SHIELD") && stdout(&listed).contains("block"),
+        "{}",
+        stdout(&listed)
+    );
     let out = exec(&p, "sh", "nslookup upstream.test").await;
     assert!(out["stdout"].as_str().unwrap().contains("REFUSED") || out["exit_code"] != 0);
 

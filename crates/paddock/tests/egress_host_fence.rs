@@ -136,6 +136,10 @@ async fn two_default_instances_keep_their_own_fences() {
         first.instance, second.instance,
         "each store made its own instance"
     );
+    assert!(
+        !first.log().contains('\u{1b}'),
+        "a log file gets no colour codes"
+    );
     let first_table = paddock_egress::host_guard::table_name(&first.instance);
     let second_table = paddock_egress::host_guard::table_name(&second.instance);
     assert_ne!(first_table, second_table);

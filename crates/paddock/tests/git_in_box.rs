@@ -198,6 +198,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
         .collect();
     let summary: Vec<(&str, &str, &str)> = records
         .iter()
+        .filter(|r| r.get("ref").is_some())
         .map(|r| {
             (
                 r["principal"].as_str().unwrap(),
@@ -213,6 +214,18 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
             ("g-a", "refs/heads/main", "refused")
         ]
     );
+    // So are the requests refused before git: B asking for A's project,
+    // A's token tried from B's network.
+    let refusals: Vec<(u64, &str)> = records
+        .iter()
+        .filter(|r| r.get("ref").is_none())
+        .map(|r| (r["status"].as_u64().unwrap(), r["reason"].as_str().unwrap()))
+        .collect();
+    assert!(
+        refusals.contains(&(404, "the token is for project other")),
+        "{refusals:?}"
+    );
+    assert!(refusals.contains(&(401, "unknown token")), "{refusals:?}");
     assert!(!audit.contains(&a_token));
 }
 

@@ -23,6 +23,17 @@ async fn lifecycle_through_the_python_mcp_sdk() {
         &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": calls}),
     );
 
+    // It introduces itself as paddock, and ends its session as the SDK
+    // expects (no "Session termination failed" on close).
+    assert_eq!(out["server"]["name"], "paddock", "{}", out["server"]);
+    assert_eq!(out["server"]["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        out["warnings"],
+        json!([]),
+        "the SDK warned: {}",
+        out["warnings"]
+    );
+
     let tools = out["tools"].as_object().unwrap();
     let mut names: Vec<&str> = tools.keys().map(String::as_str).collect();
     names.sort();

@@ -13,10 +13,12 @@ use crate::event::ClearanceEvent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("cannot reach the clearance hub at {path}: {source}")]
+    // Not a `source`: the reason is already in the message, and a chain
+    // would print it twice.
+    #[error("cannot reach the clearance hub at {path}: {reason}")]
     Connect {
         path: String,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error("{0}")]
     Frame(#[from] FrameError),
@@ -35,9 +37,9 @@ impl VarlinkClient {
     pub async fn connect(path: &Path) -> Result<Self, ClientError> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|source| ClientError::Connect {
+            .map_err(|reason| ClientError::Connect {
                 path: path.display().to_string(),
-                source,
+                reason,
             })?;
         let (read, writer) = stream.into_split();
         Ok(Self {

@@ -77,6 +77,7 @@ fn box_rows(boxes: &[Value]) -> String {
                 text(&b["box_id"]),
                 text(&b["project"]),
                 text(&b["state"]),
+                b["shield"].as_str().unwrap_or("-").to_owned(),
                 text(&b["image"]),
                 text(&b["created_at"]),
                 text(&b["description"]),
@@ -84,7 +85,15 @@ fn box_rows(boxes: &[Value]) -> String {
         })
         .collect();
     table::render(
-        &["ID", "PROJECT", "STATE", "IMAGE", "CREATED", "DESCRIPTION"],
+        &[
+            "ID",
+            "PROJECT",
+            "STATE",
+            "SHIELD",
+            "IMAGE",
+            "CREATED",
+            "DESCRIPTION",
+        ],
         &rows,
     )
 }

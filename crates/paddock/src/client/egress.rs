@@ -47,9 +47,18 @@ struct RuleArgs {
 
 #[derive(clap::Args)]
 struct ShieldArgs {
+    /// The box whose shield changes.
     #[arg(long = "box")]
     box_id: String,
-    /// For `down`: seconds until the shield goes back up (capped by the server).
+}
+
+#[derive(clap::Args)]
+struct DownArgs {
+    /// The box whose shield goes down.
+    #[arg(long = "box")]
+    box_id: String,
+    /// Seconds until the shield goes back up by itself (default 3600,
+    /// capped by the server's `max_down_secs`).
     #[arg(long)]
     ttl: Option<u64>,
 }
@@ -83,7 +92,7 @@ enum EgressCommand {
     /// Raise a box's shield: the rules decide again.
     Up(ShieldArgs),
     /// Lower a box's shield for a while: every public destination allowed.
-    Down(ShieldArgs),
+    Down(DownArgs),
     /// Block all of a box's egress.
     Block(ShieldArgs),
 }
@@ -129,20 +138,58 @@ async fn add_rule(client: &Client, action: &str, args: RuleArgs) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&rule)?);
     } else {
         println!("{}", rule_rows(std::slice::from_ref(&rule)));
+        if let Some(replaced) = rule["replaced_action"].as_str() {
+            println!(
+                "(this replaces the {replaced} rule #{} for the same target and ports)",
+                text(&rule["id"])
+            );
+        }
     }
     Ok(())
 }
 
-async fn set_shield(client: &Client, state: &str, args: ShieldArgs) -> anyhow::Result<()> {
-    let body = json!({"state": state, "ttl_secs": args.ttl});
+/// Milliseconds since the epoch as a UTC time a person reads.
+fn when(ms: &Value) -> String {
+    ms.as_i64()
+        .and_then(|ms| {
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+        })
+        .and_then(|t| {
+            t.format(time::macros::format_description!(
+                "[year]-[month]-[day] [hour]:[minute]:[second]Z"
+            ))
+            .ok()
+        })
+        .unwrap_or_else(|| text(ms))
+}
+
+async fn set_shield(
+    client: &Client,
+    state: &str,
+    box_id: &str,
+    ttl: Option<u64>,
+) -> anyhow::Result<()> {
+    let body = json!({"state": state, "ttl_secs": ttl});
     let out: Value = client
         .call(
             Method::PUT,
-            &format!("/api/v1/boxes/{}/shield", path_id(&args.box_id)),
+            &format!("/api/v1/boxes/{}/shield", path_id(box_id)),
             Some(&body),
         )
         .await?;
-    println!("box {}: shield {}", args.box_id, text(&out["state"]));
+    match out["until_ms"].as_i64() {
+        Some(_) => println!(
+            "box {box_id}: shield {} until {}{}",
+            text(&out["state"]),
+            when(&out["until_ms"]),
+            if ttl.is_none() {
+                " (the default hour; --ttl to choose)"
+            } else {
+                ""
+            }
+        ),
+        None => println!("box {box_id}: shield {}", text(&out["state"])),
+    }
     Ok(())
 }
 
@@ -193,7 +240,7 @@ pub async fn run_egress(args: EgressArgs) -> anyhow::Result<ExitCode> {
                     .iter()
                     .map(|e| {
                         vec![
-                            text(&e["at"]),
+                            when(&e["at"]),
                             text(&e["box_id"]),
                             format!("{}:{}", text(&e["dest"]), text(&e["port"])),
                             text(&e["decision"]),
@@ -205,15 +252,15 @@ pub async fn run_egress(args: EgressArgs) -> anyhow::Result<ExitCode> {
                 println!(
                     "{}",
                     table::render(
-                        &["AT(ms)", "BOX", "DESTINATION", "DECISION", "BY", "REASON"],
+                        &["AT (UTC)", "BOX", "DESTINATION", "DECISION", "BY", "REASON"],
                         &rows
                     )
                 );
             }
         }
-        EgressCommand::Up(a) => set_shield(&client, "up", a).await?,
-        EgressCommand::Down(a) => set_shield(&client, "down", a).await?,
-        EgressCommand::Block(a) => set_shield(&client, "block", a).await?,
+        EgressCommand::Up(a) => set_shield(&client, "up", &a.box_id, None).await?,
+        EgressCommand::Down(a) => set_shield(&client, "down", &a.box_id, a.ttl).await?,
+        EgressCommand::Block(a) => set_shield(&client, "block", &a.box_id, None).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -7,10 +7,11 @@ use serde_json::Value;
 
 #[derive(clap::Args, Clone)]
 pub struct Connection {
-    /// paddock's address.
+    /// paddock's address (http:// or https://).
     #[arg(
         long,
         env = "PADDOCK_URL",
+        hide_env_values = true,
         default_value = "http://127.0.0.1:7878",
         global = true
     )]
@@ -28,6 +29,12 @@ pub struct Client {
 
 impl Client {
     pub fn new(conn: &Connection) -> anyhow::Result<Self> {
+        let url = conn.url.trim();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(anyhow!(
+                "--url / PADDOCK_URL must start with http:// or https:// (got {url:?}), e.g. http://127.0.0.1:7878"
+            ));
+        }
         Ok(Self {
             http: reqwest::Client::builder()
                 .build()
@@ -51,10 +58,16 @@ impl Client {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| anyhow!("cannot reach paddock at {}: {e}", self.base))?;
+        let response = request.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow!(
+                    "cannot reach paddock at {}: is `paddock serve` running there? (--url / PADDOCK_URL)",
+                    self.base
+                )
+            } else {
+                anyhow!("cannot reach paddock at {}: {e}", self.base)
+            }
+        })?;
         let status = response.status();
         let bytes = response.bytes().await.context("reading the response")?;
         if !status.is_success() {
@@ -62,6 +75,11 @@ impl Client {
                 .ok()
                 .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+                return Err(anyhow!(
+                    "{message} (HTTP 401): give an API token with --token or PADDOCK_TOKEN (`paddock serve` printed the first one)"
+                ));
+            }
             return Err(anyhow!("{message} (HTTP {})", status.as_u16()));
         }
         let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
