@@ -467,13 +467,16 @@ fn decided_by(rule: &Rule) -> String {
     }
 }
 
+/// Addresses that may be dialled, and the address rule that let the first
+/// through (if a rule did).
+type Permitted<'r> = (Vec<SocketAddr>, Option<&'r Rule>);
+
+/// Why no address may be dialled: the reason, and who decided.
+type Refusal = (String, String);
+
 /// The addresses among `ips` that may be dialled, with the address rule
-/// that let the first through; or why none may (reason, decided by).
-fn permitted<'r>(
-    set: &RuleSet<'r>,
-    ips: Vec<IpAddr>,
-    port: u16,
-) -> Result<(Vec<SocketAddr>, Option<&'r Rule>), (String, String)> {
+/// that let the first through; or why none may.
+fn permitted<'r>(set: &RuleSet<'r>, ips: Vec<IpAddr>, port: u16) -> Result<Permitted<'r>, Refusal> {
     let mut addrs = Vec::new();
     let mut address_rule = None;
     let mut refusal = None;

@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// Address for HTTP (default 127.0.0.1:7878).
     #[arg(long, env = "PADDOCK_LISTEN")]
     listen: Option<String>,
-    /// Base URL put in activation links (default http://<listen>).
+    /// Base URL put in activation links (default: http:// and the listen address).
     #[arg(long, env = "PADDOCK_PUBLIC_URL")]
     public_url: Option<String>,
     /// Docker engine address (default: DOCKER_HOST or the local socket).
