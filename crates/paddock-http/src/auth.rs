@@ -14,6 +14,7 @@ use paddock_core::CoreError;
 use paddock_iam::registry::{self, Access, Target};
 use paddock_iam::{AuthError, Capability, Iam, Identity, Operation, Resource, Surface};
 
+use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
 
 /// The authenticated caller of one request.
@@ -61,7 +62,7 @@ impl Caller {
 pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
     ApiError {
         status: StatusCode::FORBIDDEN,
-        code: "forbidden",
+        code: ErrorCode::Forbidden,
         message: message.into(),
     }
 }
@@ -69,7 +70,7 @@ pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
 pub(crate) fn unauthorised(e: &AuthError) -> Response {
     let mut response = ApiError {
         status: StatusCode::UNAUTHORIZED,
-        code: "unauthenticated",
+        code: ErrorCode::Unauthenticated,
         message: e.to_string(),
     }
     .into_response();

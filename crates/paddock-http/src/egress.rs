@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, box_resource};
+use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
 use paddock_iam::Resource;
 
@@ -43,7 +44,7 @@ impl From<EgressError> for ApiError {
                 tracing::warn!(error = %other, "egress request failed");
                 ApiError {
                     status: StatusCode::INTERNAL_SERVER_ERROR,
-                    code: "egress_error",
+                    code: ErrorCode::EgressError,
                     message: other.to_string(),
                 }
             }
@@ -203,7 +204,7 @@ async fn delete_rule(
     } else {
         Err(ApiError {
             status: StatusCode::NOT_FOUND,
-            code: "not_found",
+            code: ErrorCode::NotFound,
             message: format!("no egress rule #{id}"),
         })
     }
@@ -313,10 +314,12 @@ impl VerdictRequest {
 
 pub(crate) fn verdict_error(e: VerdictError) -> ApiError {
     let (status, code) = match &e {
-        VerdictError::UnknownRequest { .. } => (StatusCode::NOT_FOUND, "UnknownRequest"),
-        VerdictError::VerdictTupleMismatch { .. } => (StatusCode::CONFLICT, "VerdictTupleMismatch"),
-        VerdictError::InvalidAction { .. } => (StatusCode::BAD_REQUEST, "InvalidAction"),
-        VerdictError::ApplyFailed { .. } => (StatusCode::BAD_GATEWAY, "ApplyFailed"),
+        VerdictError::UnknownRequest { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownRequest),
+        VerdictError::VerdictTupleMismatch { .. } => {
+            (StatusCode::CONFLICT, ErrorCode::VerdictTupleMismatch)
+        }
+        VerdictError::InvalidAction { .. } => (StatusCode::BAD_REQUEST, ErrorCode::InvalidAction),
+        VerdictError::ApplyFailed { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::ApplyFailed),
     };
     ApiError {
         status,

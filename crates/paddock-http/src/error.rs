@@ -1,4 +1,8 @@
-//! One error body for every JSON endpoint: `{"error": {"code", "message"}}`.
+//! One error body for every JSON endpoint: `{"error": {"code", "message"}}`,
+//! and one table of the codes — REST, MCP (a tool error starts with its
+//! code) and the event WebSocket all speak it. The clearance varlink socket
+//! keeps terok's error names on `org.terok.Clearance1`, so terok's clients
+//! work unchanged.
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -6,39 +10,133 @@ use axum::response::{IntoResponse, Response};
 use paddock_core::CoreError;
 use serde_json::json;
 
-#[derive(Debug)]
-pub struct ApiError {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
+/// Every error code paddock answers with. Stable: scripts match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    NotFound,
+    Invalid,
+    Conflict,
+    LimitReached,
+    EngineUnavailable,
+    EngineError,
+    StoreError,
+    HookFailed,
+    ActivationFailed,
+    ActivationInvalid,
+    ExecTimeout,
+    SetupFailed,
+    BoxExited,
+    Unauthenticated,
+    Forbidden,
+    EgressDisabled,
+    EgressError,
+    TokensDisabled,
+    UnknownRequest,
+    VerdictTupleMismatch,
+    InvalidAction,
+    ApplyFailed,
 }
 
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        Self {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid",
-            message: message.into(),
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 22] = [
+        Self::NotFound,
+        Self::Invalid,
+        Self::Conflict,
+        Self::LimitReached,
+        Self::EngineUnavailable,
+        Self::EngineError,
+        Self::StoreError,
+        Self::HookFailed,
+        Self::ActivationFailed,
+        Self::ActivationInvalid,
+        Self::ExecTimeout,
+        Self::SetupFailed,
+        Self::BoxExited,
+        Self::Unauthenticated,
+        Self::Forbidden,
+        Self::EgressDisabled,
+        Self::EgressError,
+        Self::TokensDisabled,
+        Self::UnknownRequest,
+        Self::VerdictTupleMismatch,
+        Self::InvalidAction,
+        Self::ApplyFailed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Invalid => "invalid",
+            Self::Conflict => "conflict",
+            Self::LimitReached => "limit_reached",
+            Self::EngineUnavailable => "engine_unavailable",
+            Self::EngineError => "engine_error",
+            Self::StoreError => "store_error",
+            Self::HookFailed => "hook_failed",
+            Self::ActivationFailed => "activation_failed",
+            Self::ActivationInvalid => "activation_invalid",
+            Self::ExecTimeout => "exec_timeout",
+            Self::SetupFailed => "setup_failed",
+            Self::BoxExited => "box_exited",
+            Self::Unauthenticated => "unauthenticated",
+            Self::Forbidden => "forbidden",
+            Self::EgressDisabled => "egress_disabled",
+            Self::EgressError => "egress_error",
+            Self::TokensDisabled => "tokens_disabled",
+            Self::UnknownRequest => "unknown_request",
+            Self::VerdictTupleMismatch => "verdict_tuple_mismatch",
+            Self::InvalidAction => "invalid_action",
+            Self::ApplyFailed => "apply_failed",
         }
     }
 }
 
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, ErrorCode::Invalid, message)
+    }
+}
+
 /// Status and stable machine-readable code for each core error.
-pub(crate) fn classify(e: &CoreError) -> (StatusCode, &'static str) {
+pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
     match e {
-        CoreError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-        CoreError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-        CoreError::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-        CoreError::LimitReached(_) => (StatusCode::TOO_MANY_REQUESTS, "limit_reached"),
-        CoreError::EngineUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "engine_unavailable"),
-        CoreError::Engine(_) => (StatusCode::BAD_GATEWAY, "engine_error"),
-        CoreError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
-        CoreError::Hook { .. } => (StatusCode::BAD_GATEWAY, "hook_failed"),
-        CoreError::Activation(_) => (StatusCode::BAD_GATEWAY, "activation_failed"),
-        CoreError::ActivationInvalid => (StatusCode::NOT_FOUND, "activation_invalid"),
-        CoreError::ExecTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, "exec_timeout"),
-        CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, "setup_failed"),
-        CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, "box_exited"),
+        CoreError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+        CoreError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::Invalid),
+        CoreError::Conflict(_) => (StatusCode::CONFLICT, ErrorCode::Conflict),
+        CoreError::LimitReached(_) => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::LimitReached),
+        CoreError::EngineUnavailable(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::EngineUnavailable,
+        ),
+        CoreError::Engine(_) => (StatusCode::BAD_GATEWAY, ErrorCode::EngineError),
+        CoreError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError),
+        CoreError::Hook { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::HookFailed),
+        CoreError::Activation(_) => (StatusCode::BAD_GATEWAY, ErrorCode::ActivationFailed),
+        CoreError::ActivationInvalid => (StatusCode::NOT_FOUND, ErrorCode::ActivationInvalid),
+        CoreError::ExecTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::ExecTimeout),
+        CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, ErrorCode::SetupFailed),
+        CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BoxExited),
     }
 }
 
@@ -46,7 +144,7 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> Self {
         let (status, code) = classify(&e);
         if status.is_server_error() {
-            tracing::warn!(code, error = %e, "request failed");
+            tracing::warn!(code = code.as_str(), error = %e, "request failed");
         }
         Self {
             status,
@@ -58,7 +156,29 @@ impl From<CoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let body = json!({"error": {"code": self.code.as_str(), "message": self.message}});
         (self.status, Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    /// Every code is snake_case, and the README lists each one.
+    #[test]
+    fn every_code_is_snake_case_and_documented() {
+        let readme = include_str!("../../../README.md");
+        for code in ErrorCode::ALL {
+            let name = code.as_str();
+            assert!(
+                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{name}"
+            );
+            assert!(
+                readme.contains(&format!("`{name}`")),
+                "README does not list {name}"
+            );
+        }
     }
 }

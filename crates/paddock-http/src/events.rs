@@ -25,6 +25,7 @@ use serde_json::{Value, json};
 
 use crate::auth::{Caller, bearer, box_resource, caller_for, query_token};
 use crate::egress::VerdictRequest;
+use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
 
 /// A verdict is a few hundred bytes; anything far larger is not one.
@@ -70,7 +71,7 @@ async fn send(tx: &mut Tx, value: Value) -> bool {
 async fn close(tx: &mut Tx, reason: &str) {
     let _ = send(
         tx,
-        json!({"type": "error", "error": "unauthenticated", "message": reason}),
+        json!({"type": "error", "error": ErrorCode::Unauthenticated.as_str(), "message": reason}),
     )
     .await;
     let _ = tx
@@ -168,7 +169,7 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<(Caller, Option<St
                     Some(Ok(Message::Text(t))) => t,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                     Some(Ok(Message::Binary(_))) => {
-                        let reply = json!({"type": "error", "error": "invalid", "message": "send JSON text"});
+                        let reply = json!({"type": "error", "error": ErrorCode::Invalid.as_str(), "message": "send JSON text"});
                         if !send(&mut tx, reply).await { break }
                         continue;
                     }
@@ -199,7 +200,7 @@ enum Reply {
 
 fn error(request_id: Option<&str>, e: &ApiError) -> Reply {
     Reply::Send(
-        json!({"type": "error", "request_id": request_id, "error": e.code, "message": e.message}),
+        json!({"type": "error", "request_id": request_id, "error": e.code.as_str(), "message": e.message}),
     )
 }
 

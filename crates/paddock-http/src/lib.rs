@@ -31,7 +31,7 @@ use paddock_core::BoxService;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::Caller;
-pub use error::ApiError;
+pub use error::{ApiError, ErrorCode};
 pub use mcp::tool_names as mcp_tool_names;
 
 #[derive(Clone)]
@@ -48,7 +48,7 @@ pub(crate) struct AppState {
 pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
     s.egress.as_ref().ok_or_else(|| ApiError {
         status: axum::http::StatusCode::NOT_FOUND,
-        code: "egress_disabled",
+        code: error::ErrorCode::EgressDisabled,
         message: "the egress gateway is disabled in this paddock".into(),
     })
 }
@@ -122,7 +122,7 @@ async fn mcp_session_end(request: Request, next: Next) -> Response {
 async fn no_such_route() -> error::ApiError {
     error::ApiError {
         status: axum::http::StatusCode::NOT_FOUND,
-        code: "not_found",
+        code: error::ErrorCode::NotFound,
         message: "no such route; see the README for the API's paths".into(),
     }
 }

@@ -30,7 +30,7 @@ pub(crate) struct BoxTools {
 fn tool_error(e: CoreError) -> String {
     let (status, code) = classify(&e);
     if status.is_server_error() {
-        tracing::warn!(code, error = %e, "MCP tool failed");
+        tracing::warn!(code = code.as_str(), error = %e, "MCP tool failed");
     }
     format!("{code}: {e}")
 }

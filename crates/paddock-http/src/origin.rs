@@ -9,6 +9,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::ApiError;
+use crate::error::ErrorCode;
 
 /// `host` or `host:port` split into its parts (IPv6 in brackets).
 fn split_authority(authority: &str) -> (&str, Option<&str>) {
@@ -37,7 +38,7 @@ pub(crate) fn host_allowed(authority: &str, allowed: &[String]) -> bool {
 fn forbidden(message: &str) -> Response {
     ApiError {
         status: StatusCode::FORBIDDEN,
-        code: "forbidden",
+        code: ErrorCode::Forbidden,
         message: message.to_owned(),
     }
     .into_response()

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
+use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -22,9 +23,9 @@ pub(crate) fn routes() -> Router<AppState> {
 impl From<IamError> for ApiError {
     fn from(e: IamError) -> Self {
         let (status, code) = match &e {
-            IamError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid"),
-            IamError::NoSuchToken(_) => (StatusCode::NOT_FOUND, "not_found"),
-            IamError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, "store_error"),
+            IamError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::Invalid),
+            IamError::NoSuchToken(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
+            IamError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError),
         };
         Self {
             status,
@@ -37,7 +38,7 @@ impl From<IamError> for ApiError {
 fn book(s: &AppState) -> Result<&TokenBook, ApiError> {
     s.iam.tokens().ok_or_else(|| ApiError {
         status: StatusCode::NOT_FOUND,
-        code: "tokens_disabled",
+        code: ErrorCode::TokensDisabled,
         message: "built-in tokens are not enabled in this paddock".into(),
     })
 }

@@ -1,9 +1,7 @@
 //! Activation end to end: the page, the code on the box's stdin, and no
 //! secret anywhere else.
 
-mod common;
-
-use common::{GOOD_CODE, Options, Paddock, URL_SECRET};
+use crate::common::{GOOD_CODE, Options, Paddock, URL_SECRET};
 use serde_json::json;
 
 fn md5(text: &str) -> String {
@@ -35,7 +33,7 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["state"], "pending_activation");
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     assert!(url.starts_with(&format!("{}/activate/", p.url)), "{url}");
     assert!(!created.to_string().contains(URL_SECRET));
 
@@ -114,7 +112,7 @@ async fn a_wrong_code_fails_the_box_without_echoing_the_code() {
             json!({"project": "demo", "box_id": "act-2"}),
         )
         .await;
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     let wrong = "wrong-c0de-xyz";
     let done = p
         .http
@@ -154,7 +152,7 @@ async fn bad_links_and_codes_are_refused_without_spending_the_link() {
             json!({"project": "demo", "box_id": "act-3"}),
         )
         .await;
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     for code in ["", "two\nlines"] {
         let r = p
             .http
@@ -187,7 +185,7 @@ async fn a_restart_relaunches_the_login_behind_the_same_link() {
             json!({"project": "demo", "box_id": "act-4"}),
         )
         .await;
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     p.kill9();
     p.restart();
     let page = p.http.get(&url).send().await.unwrap();
@@ -207,7 +205,7 @@ async fn a_restart_relaunches_the_login_behind_the_same_link() {
 /// A profile whose login trades its code over the network (the fake login
 /// fetches `http://idp.test:<port>/token` through the box's proxy).
 fn networked_login(upstream_port: u16, destinations: &str) -> Options {
-    let image = common::test_image();
+    let image = crate::common::test_image();
     Options {
         login_profile: false,
         extra_toml: format!(
@@ -234,7 +232,7 @@ async fn ask_for_loopback(p: &Paddock) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_held_on_the_network_shows_what_it_waits_for() {
-    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let idp = crate::common::egress_site::Upstream::start("127.0.0.1:0").await;
     let p = Paddock::start(networked_login(idp.port, ""));
     ask_for_loopback(&p).await;
     let (status, created) = p
@@ -244,7 +242,7 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
 
     // The code goes in; the page comes back as soon as the login's token
     // exchange is held, and names it — with the command a person can run,
@@ -297,7 +295,7 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    common::wait_for(
+    crate::common::wait_for(
         "the box to be ready",
         std::time::Duration::from_secs(20),
         || async {
@@ -330,7 +328,7 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_profile_allows_what_its_login_needs_while_it_runs() {
-    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let idp = crate::common::egress_site::Upstream::start("127.0.0.1:0").await;
     let p = Paddock::start(networked_login(
         idp.port,
         &format!("\"127.0.0.1:{}\"", idp.port),
@@ -343,7 +341,7 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
         .await;
     assert_eq!(status, 201, "{created}");
     let (_, rules) = p.get("/api/v1/egress/rules").await;
-    let image = common::test_image();
+    let image = crate::common::test_image();
     let by_profile = |rules: &serde_json::Value| {
         rules["rules"]
             .as_array()
@@ -358,7 +356,7 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
         "allowed while the login runs: {rules}"
     );
 
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     let done = p
         .http
         .post(&url)
@@ -373,7 +371,7 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
     assert_eq!(idp.connections().len(), 1);
 
     // Recorded as the profile's decision; gone once the login ended.
-    common::wait_for(
+    crate::common::wait_for(
         "the profile's decision in the log",
         std::time::Duration::from_secs(10),
         || async {
@@ -409,7 +407,7 @@ async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
             json!({"project": "demo", "box_id": "act-fail"}),
         )
         .await;
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     let done = p
         .http
         .post(&url)
@@ -418,7 +416,7 @@ async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
         .await
         .unwrap();
     assert_eq!(done.status(), 422);
-    common::wait_for(
+    crate::common::wait_for(
         "the failed box to be reaped",
         std::time::Duration::from_secs(20),
         || async {

@@ -1,8 +1,6 @@
 //! The `paddock box` CLI as a client of a running paddock.
 
-mod common;
-
-use common::{Options, Paddock};
+use crate::common::{Options, Paddock};
 
 fn text(o: &std::process::Output) -> (String, String) {
     (
@@ -140,7 +138,7 @@ async fn lifecycle_over_the_cli() {
 
 #[test]
 fn an_unreachable_paddock_is_a_clear_error() {
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["box", "ls", "--url", "http://127.0.0.1:9"])
         .output()
         .unwrap();
@@ -153,7 +151,7 @@ fn an_unreachable_paddock_is_a_clear_error() {
     );
 
     // A URL without a scheme is named as the mistake it is.
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["box", "ls", "--url", "127.0.0.1:7878"])
         .output()
         .unwrap();
@@ -165,18 +163,18 @@ fn an_unreachable_paddock_is_a_clear_error() {
     );
 
     // `egress up` and `block` take no --ttl; `down` says what it is for.
-    let help = std::process::Command::new(common::paddock_bin())
+    let help = std::process::Command::new(crate::common::paddock_bin())
         .args(["egress", "up", "--help"])
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("--ttl"));
-    let help = std::process::Command::new(common::paddock_bin())
+    let help = std::process::Command::new(crate::common::paddock_bin())
         .args(["egress", "down", "--help"])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&help.stdout).contains("--ttl"));
     // No env value is shown, set or empty.
-    let help = std::process::Command::new(common::paddock_bin())
+    let help = std::process::Command::new(crate::common::paddock_bin())
         .args(["box", "ls", "--help"])
         .env("PADDOCK_URL", "")
         .output()
@@ -194,7 +192,7 @@ async fn the_cli_says_what_a_token_is_and_the_api_answers_json_to_a_miss() {
         login_profile: false,
         ..Options::default()
     });
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["box", "ls"])
         .env("PADDOCK_URL", &p.url)
         .env_remove("PADDOCK_TOKEN")

@@ -1,8 +1,6 @@
 //! The box lifecycle through REST, against a real Docker engine.
 
-mod common;
-
-use common::{Options, Paddock, docker};
+use crate::common::{Options, Paddock, docker};
 use serde_json::json;
 
 #[tokio::test]
@@ -56,7 +54,7 @@ async fn lifecycle_over_rest() {
         inspect.trim(),
         "rest-1 demo 268435456 500000000 64 [ALL] [] [no-new-privileges:true]"
     );
-    let network = common::network_of("paddock-rest-1");
+    let network = crate::common::network_of("paddock-rest-1");
     let internal = docker(&["network", "inspect", "-f", "{{.Internal}}", &network]);
     assert_eq!(String::from_utf8_lossy(&internal.stdout).trim(), "true");
 
@@ -189,11 +187,11 @@ async fn an_image_whose_command_exits_fails_with_that_cause() {
         ctx.path().join("Dockerfile"),
         format!(
             "FROM {}\nCMD [\"/bin/sh\", \"-c\", \"exit 3\"]\n",
-            common::test_image()
+            crate::common::test_image()
         ),
     )
     .unwrap();
-    let built = common::docker(&["build", "-q", "-t", EXITS, ctx.path().to_str().unwrap()]);
+    let built = crate::common::docker(&["build", "-q", "-t", EXITS, ctx.path().to_str().unwrap()]);
     assert!(
         built.status.success(),
         "{}",
@@ -242,7 +240,7 @@ async fn more_boxes_than_dockers_default_pools_hold() {
     }
     let (containers, networks) = p.docker_objects();
     assert_eq!((containers.len(), networks.len()), (40, 40));
-    let network = common::network_of("paddock-many-39");
+    let network = crate::common::network_of("paddock-many-39");
     let subnet = docker(&[
         "network",
         "inspect",

@@ -3,16 +3,14 @@
 //! pseudo-terminal, and the `websockets` package; plus a subscriber of
 //! another uid, and one that never reads.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::clients::{Streaming, run_fixture};
-use common::egress_site::*;
-use common::{Options, Paddock};
+use crate::common::clients::{Streaming, run_fixture};
+use crate::common::egress_site::*;
+use crate::common::{Options, Paddock};
 use serde_json::{Value, json};
 
 fn options() -> Options {
@@ -232,7 +230,7 @@ async fn the_terminal_client_allows_a_held_request() {
     let mut p = Paddock::start(options());
     held_setup(&p, "tty").await;
     let socket = p.clearance_socket().display().to_string();
-    let tui = Streaming::start(&["terminal", common::paddock_bin(), &socket]);
+    let tui = Streaming::start(&["terminal", crate::common::paddock_bin(), &socket]);
     tui.next_where("ready", |v| v["ready"] == true);
 
     let run = exec_later(
@@ -272,7 +270,7 @@ async fn websocket_events_and_verdicts() {
         &format!("wget -q -O - http://upstream.test:{}/", upstream.port),
     );
     let refused = ws.next_where("error", |v| v["type"] == "error");
-    assert_eq!(refused["error"], "VerdictTupleMismatch");
+    assert_eq!(refused["error"], "verdict_tuple_mismatch");
     let result = ws.next_where("verdict_result", |v| v["type"] == "verdict_result");
     assert_eq!(result["ok"], true);
     let out = run.await.unwrap();
@@ -379,7 +377,7 @@ async fn pages_of_other_origins_and_rebound_names_are_refused() {
             .await
             .starts_with("HTTP/1.1 403")
     );
-    let rebound = common::http()
+    let rebound = crate::common::http()
         .get(format!("{}/api/v1/egress/rules", p.url))
         .header("host", "evil.example")
         .send()
@@ -390,7 +388,7 @@ async fn pages_of_other_origins_and_rebound_names_are_refused() {
 
 #[test]
 fn a_missing_hub_socket_is_one_clear_error() {
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args([
             "clearance",
             "--socket",

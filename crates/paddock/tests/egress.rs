@@ -3,12 +3,10 @@
 //! test starts on loopback; a CIDR rule makes loopback behave like the
 //! outside (ask), as the defaults refuse it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::egress_site::*;
-use common::{Options, Paddock, wait_for};
+use crate::common::egress_site::*;
+use crate::common::{Options, Paddock, wait_for};
 use serde_json::json;
 
 fn options(hold_timeout_secs: u64) -> Options {
@@ -102,7 +100,7 @@ async fn held_connections_proceed_on_allow_and_are_refused_on_deny() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("UnknownRequest"))
+        (404, Some("unknown_request"))
     );
 
     logged(
@@ -308,7 +306,7 @@ async fn docker_starts_and_deaths_are_events_and_a_dead_box_holds_nothing() {
         })
         .await;
     // Killed behind paddock's back.
-    let killed = common::docker(&["kill", "paddock-doomed"]);
+    let killed = crate::common::docker(&["kill", "paddock-doomed"]);
     assert!(killed.status.success());
     let exited = sub
         .next_where("container_exited", |e| {
@@ -324,7 +322,7 @@ async fn docker_starts_and_deaths_are_events_and_a_dead_box_holds_nothing() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("UnknownRequest"))
+        (404, Some("unknown_request"))
     );
     assert!(upstream.connections().is_empty());
 }

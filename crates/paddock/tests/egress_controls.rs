@@ -3,12 +3,10 @@
 //! Fault tests talk to a box's proxy from the host (the gateway address is
 //! the host's own), so they can send what no well-behaved client would.
 
-mod common;
-
 use std::time::Duration;
 
-use common::egress_site::*;
-use common::{Options, Paddock, wait_for};
+use crate::common::egress_site::*;
+use crate::common::{Options, Paddock, wait_for};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -242,7 +240,7 @@ async fn shields_block_everything_or_stop_asking_for_a_while() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("UnknownRequest"))
+        (404, Some("unknown_request"))
     );
 }
 

@@ -4,11 +4,9 @@
 //! nothing serves (another box's port, a documentation IPv6 address) are
 //! never left by a packet: the box's firewall rejects it in its namespace.
 
-mod common;
-
+use crate::common::egress_site::*;
+use crate::common::{Options, Paddock, docker, wait_for};
 use base64::Engine as _;
-use common::egress_site::*;
-use common::{Options, Paddock, docker, wait_for};
 use paddock_clearance::ClearanceEvent;
 use serde_json::{Value, json};
 use std::time::Duration;

@@ -4,12 +4,10 @@
 //! taking the box's own firewall away and trying again; and the table is
 //! gone after a clean stop.
 
-mod common;
-
 use std::process::Command;
 
-use common::egress_site::*;
-use common::{Options, Paddock, docker};
+use crate::common::egress_site::*;
+use crate::common::{Options, Paddock, docker};
 
 fn nft(args: &[&str]) -> std::process::Output {
     Command::new("nft").args(args).output().expect("nft runs")
@@ -104,7 +102,7 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
     )
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
-    common::wait_for(
+    crate::common::wait_for(
         "the host service to see the box",
         std::time::Duration::from_secs(10),
         || {
@@ -243,7 +241,7 @@ async fn purge_removes_what_an_instance_without_boxes_left() {
     let table = paddock_egress::host_guard::table_name(&p.instance);
     let data = p.dir.path().join("data");
     let purge = |p: &Paddock| {
-        Command::new(common::paddock_bin())
+        Command::new(crate::common::paddock_bin())
             .args(["purge", "--config"])
             .arg(p.dir.path().join("paddock.toml"))
             .arg("--data-dir")

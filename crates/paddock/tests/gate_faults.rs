@@ -1,15 +1,13 @@
 //! The standalone git gate with real git: inetd mode, and requests and
 //! backends that misbehave.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::gate_site::*;
-use common::paddock_bin;
+use crate::common::gate_site::*;
+use crate::common::paddock_bin;
 
 #[test]
 fn nothing_outside_the_smart_http_endpoints_is_served() {

@@ -1,10 +1,8 @@
 //! The standalone git gate with real git: tokens and the push policy.
 
-mod common;
-
 use std::time::Duration;
 
-use common::gate_site::*;
+use crate::common::gate_site::*;
 
 #[test]
 fn clone_fetch_and_push_under_the_default_policy() {
@@ -246,7 +244,7 @@ fn tokens_decide_who_sees_what() {
     // The token file changes while the gate runs.
     let new = "tok-alpha-new-eeeeeeeeeeeeeeeeeeee";
     site.write_tokens(&[(new, "alpha")]);
-    common::wait_for_sync("the new token", Duration::from_secs(10), || {
+    crate::common::wait_for_sync("the new token", Duration::from_secs(10), || {
         get(&gate.addr, refs, Some(new)).0 == 200
     });
     assert_eq!(

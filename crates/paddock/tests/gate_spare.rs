@@ -3,16 +3,14 @@
 //! hangs up, and it ends with its connection. Real git, real gate, raw
 //! HTTP where git would not misbehave on purpose.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::gate_site::*;
 use base64::Engine as _;
-use common::gate_site::*;
 
 fn basic(token: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(format!("{token}:x"))

@@ -1,10 +1,8 @@
 //! The embedded git gate, used by real git inside real boxes.
 
-mod common;
-
 use std::process::Command;
 
-use common::{Options, Paddock, git_image};
+use crate::common::{Options, Paddock, git_image};
 use serde_json::{Value, json};
 
 fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
@@ -179,7 +177,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
 
     // Destroying A revokes its token.
     assert_eq!(p.delete("/api/v1/boxes/g-a").await.0, 204);
-    let r = common::http()
+    let r = crate::common::http()
         .get(format!(
             "http://{a_origin}/demo.git/info/refs?service=git-upload-pack"
         ))
@@ -235,7 +233,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
 async fn the_embedded_gate_keeps_its_policy_across_an_upgrade_of_the_binary() {
     let image = git_image();
     let bin_dir = tempfile::tempdir().unwrap();
-    let bin = common::gate_site::own_copy_of_paddock(bin_dir.path());
+    let bin = crate::common::gate_site::own_copy_of_paddock(bin_dir.path());
     let p = Paddock::start(Options {
         login_profile: false,
         binary: Some(bin.clone()),
@@ -253,7 +251,7 @@ async fn the_embedded_gate_keeps_its_policy_across_an_upgrade_of_the_binary() {
     )).await;
     assert_eq!(out["stdout"], "ready\n", "{out}");
 
-    common::gate_site::upgrade_under_it(&bin);
+    crate::common::gate_site::upgrade_under_it(&bin);
     let out = sh(&p, "g-up", "cd /tmp/w && git push origin HEAD:main 2>&1").await;
     assert_ne!(out["exit_code"], 0, "{out}");
     assert!(

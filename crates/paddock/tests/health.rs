@@ -1,8 +1,6 @@
 //! `/healthz` and behaviour while the Docker engine is down.
 
-mod common;
-
-use common::{Options, Paddock};
+use crate::common::{Options, Paddock};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,11 +1,9 @@
 //! `box.create` / `box.destroy` hooks with a real hook command.
 
-mod common;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::{Options, Paddock, wait_for};
+use crate::common::{Options, Paddock, wait_for};
 use serde_json::{Value, json};
 
 fn hook_script() -> String {
@@ -60,7 +58,7 @@ async fn files_are_injected_and_state_is_replayed_on_destroy() {
     assert_eq!(reqs[0]["event"], "box.create");
     assert_eq!(
         reqs[0]["box"],
-        json!({"image": common::TEST_IMAGE, "box_id": "h-1", "description": "d", "project": "demo"})
+        json!({"image": crate::common::TEST_IMAGE, "box_id": "h-1", "description": "d", "project": "demo"})
     );
     assert_eq!(reqs[0]["state"], Value::Null);
 

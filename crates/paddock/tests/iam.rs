@@ -4,9 +4,7 @@
 //! credentials, project scoping and the chatbot's token. Sockets are in
 //! `iam_sockets.rs`, the token lifecycle in `iam_tokens.rs`.
 
-mod common;
-
-use common::{Options, Paddock, all_capabilities_but as all_but, run_python};
+use crate::common::{Options, Paddock, all_capabilities_but as all_but, run_python};
 use paddock_iam::{Access, Surface, registry};
 use serde_json::{Value, json};
 
@@ -31,7 +29,7 @@ fn concrete(name: &str) -> (reqwest::Method, String) {
 
 async fn call(p: &Paddock, token: Option<&str>, name: &str) -> reqwest::Response {
     let (method, path) = concrete(name);
-    let client = common::http();
+    let client = crate::common::http();
     let mut request = client.request(method.clone(), format!("{}{path}", p.url));
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -121,7 +119,7 @@ async fn malformed_and_oversized_credentials_are_refused_without_echo() {
         format!("Bearer {huge}"),
         "Bearer eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.c2ln".to_owned(),
     ] {
-        let r = common::http()
+        let r = crate::common::http()
             .get(&url)
             .header("authorization", &header)
             .send()
@@ -178,7 +176,7 @@ async fn every_mcp_tool_refuses_a_token_without_its_capability() {
         assert!(!text.starts_with("forbidden"), "{}: {text}", op.name);
     }
     // Without a credential the transport itself refuses: the SDK fails.
-    let out = std::process::Command::new(common::python())
+    let out = std::process::Command::new(crate::common::python())
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mcp_client.py"))
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -282,7 +280,7 @@ async fn the_token_the_chatbot_uses_over_mcp_decides_no_egress_anywhere() {
         let verdict = verdict.clone();
         let url = format!("{}/api/v1/egress/verdicts", p.url);
         async move {
-            let r = common::authorised_client(&token)
+            let r = crate::common::authorised_client(&token)
                 .post(url)
                 .json(&verdict)
                 .send()
@@ -303,7 +301,7 @@ async fn the_token_the_chatbot_uses_over_mcp_decides_no_egress_anywhere() {
     assert!(body.contains("used over MCP"), "{body}");
     // Nor may it let traffic through another way: an allow rule, a lowered
     // shield (refused before the box is even looked up).
-    let chatbot_client = common::authorised_client(&chatbot);
+    let chatbot_client = crate::common::authorised_client(&chatbot);
     let rule = chatbot_client
         .post(format!("{}/api/v1/egress/rules", p.url))
         .json(&json!({"target": "example.com", "action": "allow", "project": "demo"}))

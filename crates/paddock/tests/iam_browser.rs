@@ -6,12 +6,10 @@
 //! the refusal and gets no session. Without sign-in, the activation link
 //! alone works in a real browser too.
 
-mod common;
-
 use std::process::Command;
 
-use common::issuer::Issuer;
-use common::{Options, Paddock, python};
+use crate::common::issuer::Issuer;
+use crate::common::{Options, Paddock, python};
 use serde_json::{Value, json};
 
 fn signin_toml(issuer: &Issuer) -> String {
@@ -72,8 +70,13 @@ async fn a_person_signs_in_with_a_browser_and_uses_the_pages() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let link = common::activation_url(&created);
-    let seen = browse(&["activate", &link, "ada@example.org", common::GOOD_CODE]);
+    let link = crate::common::activation_url(&created);
+    let seen = browse(&[
+        "activate",
+        &link,
+        "ada@example.org",
+        crate::common::GOOD_CODE,
+    ]);
     assert!(
         seen["result"].as_str().unwrap().contains("Signed in"),
         "{seen}"
@@ -108,8 +111,8 @@ async fn without_sign_in_the_activation_link_works_in_a_browser() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let link = common::activation_url(&created);
-    let seen = browse(&["activate", &link, "-", common::GOOD_CODE]);
+    let link = crate::common::activation_url(&created);
+    let seen = browse(&["activate", &link, "-", crate::common::GOOD_CODE]);
     assert!(
         seen["result"].as_str().unwrap().contains("Signed in"),
         "{seen}"

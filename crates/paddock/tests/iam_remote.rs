@@ -4,12 +4,10 @@
 //! introspection with client pinning, its cache TTL, and an endpoint that
 //! is down, slow or garbled — each a refusal.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::issuer::Issuer;
-use common::{Options, Paddock};
+use crate::common::issuer::Issuer;
+use crate::common::{Options, Paddock};
 use serde_json::{Value, json};
 
 fn paddock_for(issuer: &Issuer) -> Paddock {
@@ -28,7 +26,7 @@ fn paddock_for(issuer: &Issuer) -> Paddock {
 }
 
 async fn status(p: &Paddock, token: &str, method: &str, path: &str) -> u16 {
-    let client = common::http();
+    let client = crate::common::http();
     let request = match method {
         "POST" => client
             .post(format!("{}{path}", p.url))

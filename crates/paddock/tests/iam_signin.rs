@@ -4,10 +4,8 @@
 //! CSRF on every form, sign-out; and the activation page behind it. The
 //! whole flow in a real browser is `tests/iam_browser.rs`.
 
-mod common;
-
-use common::issuer::Issuer;
-use common::{Options, Paddock};
+use crate::common::issuer::Issuer;
+use crate::common::{Options, Paddock};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
 use serde_json::json;
 
@@ -300,7 +298,7 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
         )
         .await;
     assert_eq!(status, 201, "{created}");
-    let url = common::activation_url(&created);
+    let url = crate::common::activation_url(&created);
     let path = url.trim_start_matches(&p.url).to_owned();
     let http = raw();
     let r = http.get(&url).send().await.unwrap();
@@ -308,7 +306,7 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
     assert!(location(&r).starts_with("/auth/login?next=/activate/"));
     let post = http
         .post(&url)
-        .form(&[("code", common::GOOD_CODE)])
+        .form(&[("code", crate::common::GOOD_CODE)])
         .send()
         .await
         .unwrap();
@@ -327,7 +325,7 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
     let forged = http
         .post(&url)
         .header(COOKIE, &session)
-        .form(&[("code", common::GOOD_CODE), ("csrf", "forged")])
+        .form(&[("code", crate::common::GOOD_CODE), ("csrf", "forged")])
         .send()
         .await
         .unwrap();
@@ -335,7 +333,7 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
     let done = http
         .post(&url)
         .header(COOKIE, &session)
-        .form(&[("code", common::GOOD_CODE), ("csrf", csrf.as_str())])
+        .form(&[("code", crate::common::GOOD_CODE), ("csrf", csrf.as_str())])
         .send()
         .await
         .unwrap();
@@ -349,8 +347,8 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
 #[tokio::test(flavor = "multi_thread")]
 async fn a_signed_in_person_decides_what_a_login_waits_for() {
     let issuer = Issuer::start();
-    let idp = common::egress_site::Upstream::start("127.0.0.1:0").await;
-    let image = common::test_image();
+    let idp = crate::common::egress_site::Upstream::start("127.0.0.1:0").await;
+    let image = crate::common::test_image();
     let profile = format!(
         "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
          [[profiles]]\nimage = \"{image}\"\n\
@@ -381,7 +379,7 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
             )
             .await;
         assert_eq!(status, 201, "{created}");
-        let url = common::activation_url(&created);
+        let url = crate::common::activation_url(&created);
         let path = url.trim_start_matches(&p.url).to_owned();
         let (session, _) = sign_in(&p, "ada@example.org", &path).await.unwrap();
         let http = raw();
@@ -398,7 +396,7 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
         let sent = http
             .post(&url)
             .header(COOKIE, &session)
-            .form(&[("code", common::GOOD_CODE), ("csrf", csrf.as_str())])
+            .form(&[("code", crate::common::GOOD_CODE), ("csrf", csrf.as_str())])
             .send()
             .await
             .unwrap();
@@ -439,7 +437,7 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
             continue;
         }
         assert_eq!(verdict.status(), 303);
-        common::wait_for(
+        crate::common::wait_for(
             "the box to be ready",
             std::time::Duration::from_secs(20),
             || async {

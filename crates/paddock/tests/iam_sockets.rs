@@ -2,10 +2,8 @@
 //! query string, a refresh mid-session, message kinds checked one by one,
 //! and the socket closed when its token is revoked or never valid.
 
-mod common;
-
-use common::clients::Streaming;
-use common::{Options, Paddock, all_capabilities_but};
+use crate::common::clients::Streaming;
+use crate::common::{Options, Paddock, all_capabilities_but};
 use paddock_iam::{Access, Surface, registry};
 use serde_json::json;
 
@@ -81,7 +79,7 @@ async fn a_websocket_with_a_bad_or_no_credential_is_closed() {
     ws.next_where("welcome", |v| v["type"] == "welcome");
     let (_, no_events) = p.mint(&["box:read"], None).await;
     let url = format!("{}?token={no_events}", ws_url(&p));
-    let refused = common::http()
+    let refused = crate::common::http()
         .get(url.replace("ws://", "http://"))
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
@@ -105,7 +103,7 @@ async fn a_socket_admitted_at_the_handshake_rechecks_its_credential() {
     ws.next_where("welcome", |v| v["type"] == "welcome");
     // Revoked by another process (against the store): no broadcast reaches
     // the socket, its periodic re-check does.
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["token", "revoke", &id, "--data-dir"])
         .arg(p.dir.path().join("data"))
         .output()

@@ -3,11 +3,9 @@
 //! against the data dir while paddock serves, and the token CLI through the
 //! server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Options, Paddock};
+use crate::common::{Options, Paddock};
 use serde_json::Value;
 
 fn options() -> Options {
@@ -22,7 +20,7 @@ struct Sweep(String);
 
 impl Drop for Sweep {
     fn drop(&mut self) {
-        common::sweep(&self.0);
+        crate::common::sweep(&self.0);
     }
 }
 
@@ -65,7 +63,7 @@ async fn first_start_prints_an_admin_token_once_and_tokens_work_offline() {
     )
     .unwrap();
     let start = || {
-        let mut child = std::process::Command::new(common::paddock_bin())
+        let mut child = std::process::Command::new(crate::common::paddock_bin())
             .args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(&config)
             .arg("--data-dir")
@@ -97,7 +95,7 @@ async fn first_start_prints_an_admin_token_once_and_tokens_work_offline() {
         .unwrap_or_else(|| panic!("no admin token printed: {lines:?}"))
         .trim()
         .to_owned();
-    let whoami = common::authorised_client(&token)
+    let whoami = crate::common::authorised_client(&token)
         .get(format!("{url}/api/v1/whoami"))
         .send()
         .await
@@ -107,7 +105,7 @@ async fn first_start_prints_an_admin_token_once_and_tokens_work_offline() {
     assert!(!log.contains(&token), "the admin token reached the log");
 
     // Offline, against the data dir, while it runs: the new token works.
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args([
             "token",
             "create",
@@ -130,13 +128,13 @@ async fn first_start_prints_an_admin_token_once_and_tokens_work_offline() {
     );
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ci = created["secret"].as_str().unwrap().to_owned();
-    let listed = common::authorised_client(&ci)
+    let listed = crate::common::authorised_client(&ci)
         .get(format!("{url}/api/v1/boxes"))
         .send()
         .await
         .unwrap();
     assert_eq!(listed.status(), 200);
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["token", "ls", "--data-dir"])
         .arg(&data)
         .output()
@@ -159,7 +157,7 @@ async fn first_start_prints_an_admin_token_once_and_tokens_work_offline() {
         .strip_prefix("paddock: listening on ")
         .unwrap()
         .to_owned();
-    let again = common::authorised_client(&token)
+    let again = crate::common::authorised_client(&token)
         .get(format!("{url}/api/v1/whoami"))
         .send()
         .await
@@ -218,7 +216,7 @@ async fn an_initial_admin_token_can_come_from_a_file() {
     // A short one is refused at start, with the reason.
     std::fs::write(&file, "short").unwrap();
     p.kill9();
-    let out = std::process::Command::new(common::paddock_bin())
+    let out = std::process::Command::new(crate::common::paddock_bin())
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(p.dir.path().join("paddock.toml"))
         .arg("--data-dir")

@@ -1,8 +1,6 @@
 //! MCP through the official Python SDK, a client we did not write.
 
-mod common;
-
-use common::{GOOD_CODE, Options, Paddock, URL_SECRET, run_python};
+use crate::common::{GOOD_CODE, Options, Paddock, URL_SECRET, run_python};
 use serde_json::json;
 
 #[tokio::test]

@@ -1,10 +1,8 @@
 //! Reaper, restore and reconcile, including after SIGKILL.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{GOOD_CODE, Options, Paddock, docker, wait_for};
+use crate::common::{GOOD_CODE, Options, Paddock, docker, wait_for};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -21,7 +19,7 @@ async fn boxes_nobody_activates_are_reaped() {
         .await;
     let r = p
         .http
-        .post(common::activation_url(&keep))
+        .post(crate::common::activation_url(&keep))
         .form(&[("code", GOOD_CODE)])
         .send()
         .await
@@ -86,7 +84,7 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
         &format!("paddock.instance={}", p.instance),
         "--label",
         "paddock.box=stray",
-        common::TEST_IMAGE,
+        crate::common::TEST_IMAGE,
     ]);
     assert!(
         run.status.success(),

@@ -1,13 +1,11 @@
 //! `paddock serve` as a process: a failed start leaves nothing running, and
 //! a stuck client cannot hold the shutdown.
 
-mod common;
-
 use std::io::Write;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Options, Paddock, paddock_bin};
+use crate::common::{Options, Paddock, paddock_bin};
 use serde_json::json;
 
 #[test]
@@ -87,11 +85,11 @@ async fn a_stuck_client_cannot_hold_the_shutdown() {
             .send()
             .await;
     });
-    common::wait_for(
+    crate::common::wait_for(
         "the exec to be running",
         Duration::from_secs(20),
         || async {
-            let out = common::docker(&["top", "paddock-s-1"]);
+            let out = crate::common::docker(&["top", "paddock-s-1"]);
             String::from_utf8_lossy(&out.stdout)
                 .contains("sleep 60")
                 .then_some(())

@@ -1,7 +1,6 @@
 //! Test harness: a real `paddock serve` process against the real Docker
 //! engine, with its own data dir and instance label, cleaned up on drop
 //! (also when the test fails).
-#![allow(dead_code)]
 
 pub mod clients;
 pub mod egress_site;
@@ -308,10 +307,6 @@ impl Paddock {
         // Pooled connections died with the old process.
         self.http = authorised_client(&self.admin_token);
         self.spawn();
-    }
-
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {

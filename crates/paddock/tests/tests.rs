@@ -1,0 +1,30 @@
+//! The integration tests: the real `paddock` binary against the real
+//! Docker engine, git, SQLite and clients we did not write. One test binary
+//! (as ripgrep's `tests/tests.rs`): it links once, and what the modules
+//! share — the test images, the Python venv's clients — is built once.
+
+mod common;
+
+mod activation;
+mod boxes_cli;
+mod boxes_rest;
+mod clearance_clients;
+mod egress;
+mod egress_controls;
+mod egress_escapes;
+mod egress_host_fence;
+mod gate_faults;
+mod gate_policy;
+mod gate_spare;
+mod git_in_box;
+mod health;
+mod hooks;
+mod iam;
+mod iam_browser;
+mod iam_remote;
+mod iam_signin;
+mod iam_sockets;
+mod iam_tokens;
+mod mcp;
+mod restore;
+mod serve;
