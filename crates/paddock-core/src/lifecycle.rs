@@ -185,10 +185,26 @@ impl BoxService {
     pub(crate) async fn announce_started(&self, row: &BoxRow, container: &str) -> Result<()> {
         match self.guard_started(row, container).await {
             Ok(()) => Ok(()),
-            Err(err) => match self.engine.exit_code(container).await {
-                Ok(Some(code)) => Err(CoreError::BoxExited(code)),
-                _ => Err(err),
+            Err(err) => match self.exited_meanwhile(container).await {
+                Some(code) => Err(CoreError::BoxExited(code)),
+                None => Err(err),
             },
+        }
+    }
+
+    /// The exit code of a container whose main process ended, looking for
+    /// a moment: the engine records an exit a little after the process's
+    /// namespace is gone, which is often what made the guard fail.
+    async fn exited_meanwhile(&self, container: &str) -> Option<i64> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        loop {
+            match self.engine.exit_code(container).await {
+                Ok(Some(code)) => return Some(code),
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                _ => return None,
+            }
         }
     }
 

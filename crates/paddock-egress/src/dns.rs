@@ -96,6 +96,9 @@ impl Egress {
         who: &BoxIdentity,
         name: &str,
     ) -> Result<Vec<std::net::Ipv4Addr>, String> {
+        if let Some(why) = self.audit_failure() {
+            return Err(format!("paddock cannot record decisions right now ({why})"));
+        }
         let policy = self.policy_of(who);
         let shield = policy.shield;
         if shield == Shield::Block {

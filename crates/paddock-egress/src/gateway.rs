@@ -274,6 +274,15 @@ impl Egress {
         self.record(who, dest, "malformed", by, "", reason);
     }
 
+    /// Why decisions cannot be recorded right now (and so must not be
+    /// taken); `None` while they can.
+    pub(crate) fn audit_failure(&self) -> Option<String> {
+        self.audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .failure()
+    }
+
     /// Lets health look at the host-side fence of box networks.
     pub fn watch_fence(&self, fence: crate::HostFence) {
         let _ = self.fence.set(fence);
@@ -283,8 +292,10 @@ impl Egress {
     /// taken), or when box networks are not fenced on the host (checked in
     /// the kernel, not remembered: another process may have removed it).
     pub async fn health(&self) -> Result<(), String> {
-        if !self.audit.lock().unwrap_or_else(|p| p.into_inner()).alive() {
-            return Err("the decision log's writer has stopped".into());
+        if let Some(why) = self.audit_failure() {
+            return Err(format!(
+                "the decision log cannot be written ({why}); connections are refused until it can"
+            ));
         }
         match self.fence.get() {
             Some(crate::HostFence::Ready(guard)) => guard.verify().await.map_err(|e| e.to_string()),
@@ -371,6 +382,14 @@ impl Egress {
             Decision::Deny { reason }
         };
 
+        // Nothing is decided off the record: while the log cannot be
+        // written, nothing goes through (fail closed).
+        if let Some(why) = self.audit_failure() {
+            return deny(
+                format!("paddock cannot record decisions right now ({why})"),
+                "decision log",
+            );
+        }
         let policy = self.policy_of(who);
         let shield = policy.shield;
         if shield == Shield::Block {

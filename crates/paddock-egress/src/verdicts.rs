@@ -130,6 +130,21 @@ impl Egress {
     }
 
     pub(crate) fn apply_verdict(&self, v: &CheckedVerdict) -> Result<(), String> {
+        if v.allow
+            && let Some(why) = self.audit_failure()
+        {
+            // An allow that cannot be recorded is not given: the held
+            // connection is refused (fail closed), and the person told.
+            let reason = format!("paddock cannot record decisions right now ({why})");
+            self.holds.resolve(
+                &v.verdict.request_id,
+                Outcome::Denied {
+                    by: "decision log".into(),
+                    reason: reason.clone(),
+                },
+            );
+            return Err(format!("{reason}; the connection was refused instead"));
+        }
         let by = format!("person via {}", v.verdict.decided_by);
         let outcome = if v.allow {
             Outcome::Allowed { by: by.clone() }
