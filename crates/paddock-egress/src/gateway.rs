@@ -202,29 +202,15 @@ impl Egress {
         }
     }
 
+    /// The box holding the network a connection came in on: bound when
+    /// the box was equipped (or found running at start), unbound when the
+    /// network is released. No store query on a connection's path.
     pub fn identify(&self, network_id: &str) -> Option<BoxIdentity> {
-        if let Some(who) = self
-            .identities
+        self.identities
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .get(network_id)
-        {
-            return Some(who.clone());
-        }
-        match self.store.box_on_network(network_id) {
-            Ok(found) => {
-                let who = found.map(|(box_id, project)| BoxIdentity { box_id, project })?;
-                self.identities
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(network_id.to_owned(), who.clone());
-                Some(who)
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot tell which box a connection came from; refusing");
-                None
-            }
-        }
+            .cloned()
     }
 
     pub(crate) fn shields(&self) -> std::sync::MutexGuard<'_, HashMap<String, Shield>> {

@@ -37,6 +37,16 @@ fn bridge(network_id: &str) -> String {
     format!("br-{}", network_id.get(..12).unwrap_or(network_id))
 }
 
+/// The host-side fence of box networks.
+#[derive(Clone)]
+pub enum HostFence {
+    /// `[egress] firewall = false`: no fences at all.
+    Off,
+    Ready(std::sync::Arc<HostGuard>),
+    /// The table could not be made: every box fails closed with this.
+    Failed(String),
+}
+
 pub struct HostGuard {
     table: String,
     tcp_ports: Vec<u16>,

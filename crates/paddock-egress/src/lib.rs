@@ -9,9 +9,9 @@
 
 mod address;
 mod audit;
+mod boxes;
 mod config;
 pub mod dns;
-mod embedded;
 pub mod firewall;
 mod gateway;
 mod hold;
@@ -27,8 +27,8 @@ mod verdicts;
 
 pub use address::restricted;
 pub use config::EgressConfig;
-pub use embedded::{EmbeddedEgress, HostFence};
 pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};
+pub use host_guard::HostFence;
 pub use policy::{Action, PolicyError, PortRange, Rule, Scope, Target};
 pub use shield::Shield;
 

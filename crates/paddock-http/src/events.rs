@@ -10,7 +10,6 @@
 //! periodically (expiry, revocation by another process). Every message kind
 //! is looked up in the registry; a caller sees only its projects' events.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
@@ -44,7 +43,6 @@ pub(crate) async fn events(
     uri: Uri,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    crate::egress_gateway(&s)?;
     // Admitted at the handshake: keep the credential it came with, so the
     // socket can re-check it like one admitted in-band.
     let caller = caller.map(|Extension(c)| {
@@ -112,9 +110,7 @@ async fn first_frame_auth(s: &AppState, rx: &mut Rx) -> Result<(Caller, String),
 }
 
 async fn serve(socket: WebSocket, s: AppState, caller: Option<(Caller, Option<String>)>) {
-    let Some(egress) = s.egress.clone() else {
-        return;
-    };
+    let hub = s.hub.clone();
     let (mut tx, mut rx) = socket.split();
     // The credential is kept only to re-check it; it is never echoed.
     let (mut caller, mut secret) = match caller {
@@ -132,7 +128,7 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<(Caller, Option<St
     {
         return;
     }
-    let subscription = egress.hub().subscribe();
+    let subscription = hub.subscribe();
     let mut revocations = s.iam.revocations();
     let mut recheck = tokio::time::interval(s.session_recheck);
     recheck.tick().await;
@@ -175,7 +171,7 @@ async fn serve(socket: WebSocket, s: AppState, caller: Option<(Caller, Option<St
                     }
                     _ => break,
                 };
-                let reply = match message(&s, &egress, &caller, &text).await {
+                let reply = match message(&s, &caller, &text).await {
                     Reply::Send(v) => v,
                     Reply::Reauthenticated(c, token) => {
                         caller = c;
@@ -205,12 +201,7 @@ fn error(request_id: Option<&str>, e: &ApiError) -> Reply {
 }
 
 /// One client frame: its kind (default `verdict`) must be registered.
-async fn message(
-    s: &AppState,
-    egress: &Arc<paddock_egress::Egress>,
-    caller: &Caller,
-    text: &str,
-) -> Reply {
+async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
     let value: Value = match serde_json::from_str(text) {
         Ok(v) => v,
         Err(e) => return error(None, &ApiError::bad_request(e.to_string())),
@@ -258,7 +249,7 @@ async fn message(
                 Ok(v) => v,
                 Err(e) => return error(Some(&request_id), &e),
             };
-            match egress.hub().verdict(verdict) {
+            match s.hub.verdict(verdict) {
                 Ok(ok) => Reply::Send(
                     json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
                 ),

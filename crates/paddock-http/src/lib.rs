@@ -38,6 +38,8 @@ pub use mcp::tool_names as mcp_tool_names;
 pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    /// The clearance hub: events and verdicts, with or without egress.
+    pub hub: Arc<paddock_clearance::Hub>,
     pub clearance_socket: Option<Arc<std::path::PathBuf>>,
     pub iam: Arc<paddock_iam::Iam>,
     pub session_recheck: std::time::Duration,
@@ -60,8 +62,11 @@ pub struct HttpOptions {
     pub allowed_hosts: Vec<String>,
     /// Cancelled at shutdown, ending MCP sessions.
     pub shutdown: CancellationToken,
-    /// The egress gateway, when enabled (rules, log, events, verdicts).
+    /// The egress gateway, when enabled (rules, log, shields).
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    /// The clearance hub (events and verdicts are served from it whether
+    /// or not egress is enabled, as its varlink socket is).
+    pub hub: Arc<paddock_clearance::Hub>,
     /// The clearance hub's socket, probed by `/healthz`.
     pub clearance_socket: Option<std::path::PathBuf>,
     /// Who may do what; asked on every request.
@@ -78,6 +83,7 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
     let state = AppState {
         boxes,
         egress: options.egress.clone(),
+        hub: options.hub.clone(),
         clearance_socket: options.clearance_socket.clone().map(Arc::new),
         iam: options.iam.clone(),
         session_recheck: options.session_recheck,

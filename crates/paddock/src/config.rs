@@ -13,7 +13,7 @@ use paddock_core::config::{
 use serde::Deserialize;
 
 use crate::ServeArgs;
-use crate::embedded_gate::GitConfig;
+use crate::extensions::gate::GitConfig;
 use crate::iam::IamConfig;
 use paddock_egress::EgressConfig;
 

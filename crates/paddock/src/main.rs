@@ -3,7 +3,7 @@
 mod clearance;
 mod client;
 mod config;
-mod embedded_gate;
+mod extensions;
 mod gate;
 mod iam;
 mod purge;

@@ -13,14 +13,15 @@ use paddock_clearance::{Hub, HubConfig};
 use paddock_core::BoxService;
 use paddock_docker::Engine;
 use paddock_egress::host_guard::HostGuard;
-use paddock_egress::{Egress, EmbeddedEgress, HostFence};
+use paddock_egress::{Egress, HostFence};
 use paddock_store::Store;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
 use crate::config::{self, Resolved};
-use crate::embedded_gate::EmbeddedGate;
+use crate::extensions::egress::EmbeddedEgress;
+use crate::extensions::gate::EmbeddedGate;
 use crate::supervisor::Supervisor;
 
 const RECONCILE_AT_START: Duration = Duration::from_secs(30);
@@ -226,6 +227,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             allowed_hosts,
             shutdown: shutdown.clone(),
             egress,
+            hub: hub.clone(),
             clearance_socket: Some(clearance_socket.clone()),
             iam,
             session_recheck: Duration::from_secs(iam_config.session_recheck_secs),

@@ -158,3 +158,26 @@ async fn every_registered_message_kind_refuses_a_token_without_its_capability() 
     }
     assert!(checked >= 1, "no message kind needs a capability");
 }
+
+/// The event WebSocket is the hub's, as its varlink socket is: served with
+/// egress switched off too (a verdict then meets no held request).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_event_socket_is_served_without_egress() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: "[egress]\nenabled = false\n".into(),
+        ..Options::default()
+    });
+    let steps = json!([
+        {"type": "auth", "token": p.admin_token},
+        {"container": "x", "request_id": "r", "dest": "d", "action": "allow"},
+    ]);
+    let ws = Streaming::start(&["ws_session", &ws_url(&p), &steps.to_string()]);
+    let welcome = ws.next_where("welcome", |v| v["type"] == "welcome");
+    assert!(
+        welcome["principal"].as_str().unwrap().starts_with("token:"),
+        "{welcome}"
+    );
+    let answer = ws.next_where("an error", |v| v["type"] == "error");
+    assert_eq!(answer["error"], "unknown_request", "{answer}");
+}

@@ -1,4 +1,5 @@
-//! The gateway as a box extension: listeners on every box network's
+//! The egress gateway as a box extension (beside the git gate's in
+//! `gate.rs`): the gateway's listeners on every box network's
 //! gateway address, the box's environment and resolver pointed at them,
 //! the host-side fence of each box network in place before a box can start
 //! on it, and the firewall applied in the box's namespace once it runs.
@@ -7,27 +8,16 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
-use paddock_clearance::EventKind;
 use paddock_core::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, LoginStarted,
 };
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Dest, Egress};
-use crate::host_guard::HostGuard;
-use crate::nflog::NflogSocket;
-use crate::policy::{Action, PortRange, Scope, Target};
-use crate::{dns, firewall, proxy};
-
-/// The host-side fence of box networks.
-#[derive(Clone)]
-pub enum HostFence {
-    /// `[egress] firewall = false`: no fences at all.
-    Off,
-    Ready(Arc<HostGuard>),
-    /// The table could not be made: every box fails closed with this.
-    Failed(String),
-}
+use paddock_egress::host_guard::HostFence;
+use paddock_egress::nflog::NflogSocket;
+use paddock_egress::{
+    Action, BoxIdentity, Egress, EgressError, PortRange, Scope, Target, dns, firewall, proxy,
+};
 
 /// Whether a network's fence is up (None while it is being put up).
 type FenceState = tokio::sync::watch::Receiver<Option<Result<(), String>>>;
@@ -96,10 +86,6 @@ impl EmbeddedEgress {
             .map_err(|e| e.to_string())
     }
 
-    pub fn egress(&self) -> &Arc<Egress> {
-        &self.egress
-    }
-
     fn equipment(&self, setup: BoxSetup<'_>) -> Equipment {
         let proxy = format!(
             "http://{}:{}",
@@ -152,10 +138,8 @@ impl EmbeddedEgress {
                 stop,
             ));
         }
-        let mut shield = self.egress.event(EventKind::ShieldUp, &who);
-        shield.action = self.egress.shield_of(&who.box_id).as_str().into();
-        shield.ok = true;
-        self.egress.hub().publish(shield);
+        self.egress.bind_network(started.network_id, who.clone());
+        self.egress.box_guarded(&who);
         Ok(())
     }
 }
@@ -178,25 +162,17 @@ async fn report_raw_attempts(
             },
         };
         for a in attempts {
-            let dest = a.dest.to_string();
-            let reason = "a direct connection that bypassed the proxy";
-            let dest = Dest {
-                host: &dest,
-                port: a.port,
-                proto: a.proto,
-                domain: "",
-            };
-            egress.refuse(&who, dest, "raw_block", "firewall", reason);
+            egress.raw_attempt(&who, a.dest, a.port, a.proto);
         }
     }
 }
 
 /// `host` or `host:port` of a login profile, as a rule's target and ports.
-fn login_destination(text: &str) -> Result<(Target, Option<PortRange>), crate::EgressError> {
+fn login_destination(text: &str) -> Result<(Target, Option<PortRange>), EgressError> {
     let (host, port) = match text.rsplit_once(':') {
         Some((host, port)) if !host.contains(':') || host.ends_with(']') => {
             let port: u16 = port.parse().map_err(|_| {
-                crate::EgressError::Invalid(format!("login destination {text:?}: bad port"))
+                EgressError::Invalid(format!("login destination {text:?}: bad port"))
             })?;
             (host, Some(PortRange { lo: port, hi: port }))
         }
@@ -219,6 +195,15 @@ impl BoxExtension for EmbeddedEgress {
     fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
         Box::pin(async move {
             self.fenced(setup.network_id, setup.gateway).await?;
+            // The network speaks for this box from now on, before its
+            // container can say anything.
+            self.egress.bind_network(
+                setup.network_id,
+                BoxIdentity {
+                    box_id: setup.box_id.to_owned(),
+                    project: setup.project.to_owned(),
+                },
+            );
             Ok(self.equipment(setup))
         })
     }
@@ -276,25 +261,10 @@ impl BoxExtension for EmbeddedEgress {
             box_id: box_id.to_owned(),
             project: project.to_owned(),
         };
-        let event = match change {
-            ContainerChange::Started => {
-                let mut e = self.egress.event(EventKind::ContainerStarted, &who);
-                e.ok = true;
-                e
-            }
-            ContainerChange::Died { exit_code } => {
-                let reason = match exit_code {
-                    Some(code) => format!("the box's container exited with code {code}"),
-                    None => "the box's container exited".to_owned(),
-                };
-                // Nothing held for a dead box can proceed.
-                self.egress.forget_box(&who, &reason);
-                let mut e = self.egress.event(EventKind::ContainerExited, &who);
-                e.reason = reason;
-                e
-            }
-        };
-        self.egress.hub().publish(event);
+        match change {
+            ContainerChange::Started => self.egress.container_started(&who),
+            ContainerChange::Died { exit_code } => self.egress.container_exited(&who, *exit_code),
+        }
     }
 
     fn network_up(&self, network_id: &str, gateway: Ipv4Addr) {
@@ -350,7 +320,7 @@ impl BoxExtension for EmbeddedEgress {
     }
 
     fn network_down(&self, network_id: &str) {
-        self.egress.forget_network(network_id);
+        self.egress.unbind_network(network_id);
         lock(&self.fences).remove(network_id);
         if let Some((gateway, stop)) = lock(&self.networks).remove(network_id) {
             stop.cancel();
