@@ -4,6 +4,16 @@
 use crate::common::{GOOD_CODE, Options, Paddock, URL_SECRET};
 use serde_json::json;
 
+/// Posts a code to an activation link, as the page's form does.
+async fn send_code(p: &Paddock, url: &str, code: &str) -> reqwest::Response {
+    p.http
+        .post(url)
+        .form(&[("code", code)])
+        .send()
+        .await
+        .unwrap()
+}
+
 fn md5(text: &str) -> String {
     let out = std::process::Command::new("md5sum")
         .stdin(std::process::Stdio::piped())
@@ -48,13 +58,7 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
     );
     assert!(html.contains("https://auth.paddock.test/oauth/authorize?client_id=demo&amp;state="));
 
-    let done = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let done = send_code(&p, &url, GOOD_CODE).await;
     assert_eq!(done.status(), 200);
     assert!(done.text().await.unwrap().contains("Signed in"));
 
@@ -73,13 +77,7 @@ async fn code_goes_from_the_page_to_the_box_and_nowhere_else() {
     );
 
     // Single use.
-    let again = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let again = send_code(&p, &url, GOOD_CODE).await;
     assert_eq!(again.status(), 404);
     // Spent, the link only tells how its login went (until it expires):
     // no form, no authorize URL.
@@ -114,13 +112,7 @@ async fn a_wrong_code_fails_the_box_without_echoing_the_code() {
         .await;
     let url = crate::common::activation_url(&created);
     let wrong = "wrong-c0de-xyz";
-    let done = p
-        .http
-        .post(&url)
-        .form(&[("code", wrong)])
-        .send()
-        .await
-        .unwrap();
+    let done = send_code(&p, &url, wrong).await;
     assert_eq!(done.status(), 422);
     let html = done.text().await.unwrap();
     assert!(html.contains("exited with 1"), "{html}");
@@ -154,25 +146,13 @@ async fn bad_links_and_codes_are_refused_without_spending_the_link() {
         .await;
     let url = crate::common::activation_url(&created);
     for code in ["", "two\nlines"] {
-        let r = p
-            .http
-            .post(&url)
-            .form(&[("code", code)])
-            .send()
-            .await
-            .unwrap();
+        let r = send_code(&p, &url, code).await;
         assert_eq!(r.status(), 400, "{code:?}");
     }
     let r = p.http.post(&url).body("no form here").send().await.unwrap();
     assert_eq!(r.status(), 400);
     // The link still works after the refusals.
-    let r = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let r = send_code(&p, &url, GOOD_CODE).await;
     assert_eq!(r.status(), 200);
 }
 
@@ -190,13 +170,7 @@ async fn a_restart_relaunches_the_login_behind_the_same_link() {
     p.restart();
     let page = p.http.get(&url).send().await.unwrap();
     assert_eq!(page.status(), 200);
-    let r = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let r = send_code(&p, &url, GOOD_CODE).await;
     assert_eq!(r.status(), 200);
     let (_, got) = p.get("/api/v1/boxes/act-4").await;
     assert_eq!(got["state"], "ready");
@@ -205,15 +179,9 @@ async fn a_restart_relaunches_the_login_behind_the_same_link() {
 /// A profile whose login trades its code over the network (the fake login
 /// fetches `http://idp.test:<port>/token` through the box's proxy).
 fn networked_login(upstream_port: u16, destinations: &str) -> Options {
-    let image = crate::common::test_image();
     Options {
         login_profile: false,
-        extra_toml: format!(
-            "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
-             [[profiles]]\nimage = \"{image}\"\n\
-             login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{upstream_port}/token exec /usr/local/bin/fake-login\"]\n\
-             url_pattern = 'https://auth\\.paddock\\.test/\\S+'\nlogin_destinations = [{destinations}]\n"
-        ),
+        extra_toml: crate::common::networked_login_toml(upstream_port, destinations),
         ..Options::default()
     }
 }
@@ -247,13 +215,7 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
     // The code goes in; the page comes back as soon as the login's token
     // exchange is held, and names it — with the command a person can run,
     // and no button (the link alone decides nothing).
-    let answer = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let answer = send_code(&p, &url, GOOD_CODE).await;
     assert_eq!(answer.status(), 200);
     assert_eq!(answer.headers()["refresh"], "3");
     let html = answer.text().await.unwrap();
@@ -295,15 +257,7 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
         )
         .await;
     assert_eq!(s, 200, "{b}");
-    crate::common::wait_for(
-        "the box to be ready",
-        std::time::Duration::from_secs(20),
-        || async {
-            let (_, got) = p.get("/api/v1/boxes/act-net").await;
-            (got["state"] == "ready").then_some(())
-        },
-    )
-    .await;
+    crate::common::wait_for_state(&p, "act-net", "ready").await;
     let html = p.http.get(&url).send().await.unwrap().text().await.unwrap();
     assert!(html.contains("Box activated"), "{html}");
     assert_eq!(
@@ -357,13 +311,7 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
     );
 
     let url = crate::common::activation_url(&created);
-    let done = p
-        .http
-        .post(&url)
-        .form(&[("code", GOOD_CODE)])
-        .send()
-        .await
-        .unwrap();
+    let done = send_code(&p, &url, GOOD_CODE).await;
     let status = done.status();
     let html = done.text().await.unwrap();
     assert_eq!(status, 200, "{html}");
@@ -408,13 +356,7 @@ async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
         )
         .await;
     let url = crate::common::activation_url(&created);
-    let done = p
-        .http
-        .post(&url)
-        .form(&[("code", "wrong")])
-        .send()
-        .await
-        .unwrap();
+    let done = send_code(&p, &url, "wrong").await;
     assert_eq!(done.status(), 422);
     crate::common::wait_for(
         "the failed box to be reaped",

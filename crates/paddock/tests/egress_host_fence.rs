@@ -13,23 +13,10 @@ fn nft(args: &[&str]) -> std::process::Output {
     Command::new("nft").args(args).output().expect("nft runs")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
-    let host_service = Upstream::start("0.0.0.0:0").await;
-    let mut p = Paddock::start(Options {
-        login_profile: false,
-        ..Options::default()
-    });
-    create_box(&p, "fenced", "proj").await;
-    let gw = gateway_of(&p, "fenced").await;
-    let table = paddock_egress::host_guard::table_name(&p.instance);
-    let listed = nft(&["list", "table", "inet", &table]);
-    assert!(listed.status.success(), "the instance's host table exists");
-    let listed = String::from_utf8_lossy(&listed.stdout);
-    assert!(listed.contains(&format!("{gw} . tcp . 3128")), "{listed}");
-
-    // Take the box's own firewall away, as in its first milliseconds.
-    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "paddock-fenced"]);
+/// Deletes the firewall in a box's own namespace, as it is in the box's
+/// first milliseconds, so only the host's fence stands.
+fn drop_own_firewall(container: &str) {
+    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", container]);
     let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
     let removed = Command::new("nsenter")
         .args([
@@ -48,10 +35,13 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
         "{}",
         String::from_utf8_lossy(&removed.stderr)
     );
+}
 
+/// The box cannot reach a service on the host beside the listeners.
+async fn assert_fenced(p: &Paddock, box_id: &str, gw: &str, host_service: &Upstream) {
     let out = exec(
-        &p,
-        "fenced",
+        p,
+        box_id,
         &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
     )
     .await;
@@ -60,6 +50,26 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
         host_service.connections().is_empty(),
         "the host service was reached without the box's own firewall"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
+    let host_service = Upstream::start("0.0.0.0:0").await;
+    let mut p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    create_box(&p, "fenced", "proj").await;
+    let gw = gateway_of(&p, "fenced").await;
+    let table = paddock_egress::host_guard::table_name(&p.instance);
+    let listed = nft(&["list", "table", "inet", &table]);
+    assert!(listed.status.success(), "the instance's host table exists");
+    let listed = String::from_utf8_lossy(&listed.stdout);
+    assert!(listed.contains(&format!("{gw} . tcp . 3128")), "{listed}");
+
+    // Take the box's own firewall away, as in its first milliseconds.
+    drop_own_firewall("paddock-fenced");
+    assert_fenced(&p, "fenced", &gw, &host_service).await;
     // The listeners stay reachable: the proxy answers (its 400 for an
     // origin-form request). wget, not nc: busybox nc half-closes after its
     // input, and the proxy drops a client that hangs up on its request.
@@ -167,36 +177,8 @@ async fn two_default_instances_keep_their_own_fences() {
     // The first one's box is still fenced on the host: without its own
     // firewall, it still cannot reach a host service.
     let gw = gateway_of(&first, "fenced-a").await;
-    let pid = docker(&["inspect", "-f", "{{.State.Pid}}", "paddock-fenced-a"]);
-    let pid = String::from_utf8_lossy(&pid.stdout).trim().to_owned();
-    let removed = Command::new("nsenter")
-        .args([
-            &format!("--net=/proc/{pid}/ns/net"),
-            "--",
-            "nft",
-            "delete",
-            "table",
-            "inet",
-            "paddock",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        removed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&removed.stderr)
-    );
-    let out = exec(
-        &first,
-        "fenced-a",
-        &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
-    )
-    .await;
-    assert_ne!(out["exit_code"], 0, "{out}");
-    assert!(
-        host_service.connections().is_empty(),
-        "the host service was reached"
-    );
+    drop_own_firewall("paddock-fenced-a");
+    assert_fenced(&first, "fenced-a", &gw, &host_service).await;
 
     // Health is read from the kernel: a table someone removed is reported,
     // and the next box puts it back before it starts.

@@ -348,14 +348,7 @@ async fn the_activation_page_is_for_signed_in_people_and_its_form_needs_their_to
 async fn a_signed_in_person_decides_what_a_login_waits_for() {
     let issuer = Issuer::start();
     let idp = crate::common::egress_site::Upstream::start("127.0.0.1:0").await;
-    let image = crate::common::test_image();
-    let profile = format!(
-        "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
-         [[profiles]]\nimage = \"{image}\"\n\
-         login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{}/token exec /usr/local/bin/fake-login\"]\n\
-         url_pattern = 'https://auth\\.paddock\\.test/\\S+'\n",
-        idp.port
-    );
+    let profile = crate::common::networked_login_toml(idp.port, "");
     for (capabilities, decides) in [("[\"admin\"]", true), ("[\"viewer\"]", false)] {
         let p = Paddock::start(Options {
             login_profile: false,
@@ -437,15 +430,7 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
             continue;
         }
         assert_eq!(verdict.status(), 303);
-        crate::common::wait_for(
-            "the box to be ready",
-            std::time::Duration::from_secs(20),
-            || async {
-                let (_, got) = p.get("/api/v1/boxes/act-d").await;
-                (got["state"] == "ready").then_some(())
-            },
-        )
-        .await;
+        crate::common::wait_for_state(&p, "act-d", "ready").await;
         let (_, log) = p.get("/api/v1/egress/log?box_id=act-d").await;
         assert!(
             log["entries"]

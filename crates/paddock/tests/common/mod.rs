@@ -637,3 +637,31 @@ pub fn strip_ansi(s: &str) -> String {
     }
     out
 }
+
+/// Configuration for a login that trades its code over the network, as a
+/// real agent's does: the fake login fetches
+/// `http://idp.test:<port>/token` (the test's own server on loopback)
+/// through the box's proxy. `destinations` is the profile's
+/// `login_destinations` list, as TOML items.
+pub fn networked_login_toml(idp_port: u16, destinations: &str) -> String {
+    let image = test_image();
+    format!(
+        "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
+         [[profiles]]\nimage = \"{image}\"\n\
+         login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{idp_port}/token exec /usr/local/bin/fake-login\"]\n\
+         url_pattern = 'https://auth\\.paddock\\.test/\\S+'\nlogin_destinations = [{destinations}]\n"
+    )
+}
+
+/// Waits (with a deadline) until the box is in `state`.
+pub async fn wait_for_state(p: &Paddock, box_id: &str, state: &str) {
+    wait_for(
+        &format!("box {box_id} to be {state}"),
+        Duration::from_secs(20),
+        || async {
+            let (_, got) = p.get(&format!("/api/v1/boxes/{box_id}")).await;
+            (got["state"] == state).then_some(())
+        },
+    )
+    .await;
+}
