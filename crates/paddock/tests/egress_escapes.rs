@@ -1,4 +1,4 @@
-//! Every escape in design.md §5, tried from inside a real box; each must
+//! Every escape of ARCHITECTURE.md's list, tried from inside a real box; each must
 //! fail, and each that reaches paddock must be reported. The only servers
 //! are the test's own, on loopback or the box's gateway; addresses that
 //! nothing serves (another box's port, a documentation IPv6 address) are
