@@ -1,11 +1,14 @@
-//! The hub proper: subscribers, the live map of held requests, and the
-//! checks a verdict must pass before it reaches whoever holds the request.
+//! The hub proper: subscribers, the one map of held requests, and the
+//! checks a verdict must pass before it ends a request. A held request has
+//! one owner — this map — and ends exactly once: by a verdict, by being
+//! withdrawn (deadline, box gone, shield changed), never left behind.
 
 use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, SystemTime};
+
+use tokio::sync::{oneshot, watch};
 
 use crate::event::{ClearanceEvent, EventKind, Published};
 use crate::queue::{SubscriberQueue, Subscription, Unsubscribe};
@@ -95,11 +98,78 @@ pub enum VerdictError {
     ApplyFailed { action: String, stderr: String },
 }
 
-/// Whoever holds requests. Called with the hub's checks passed and the
-/// request already out of the live map, so it runs at most once per request.
-/// Must not block: it runs on the surface's task.
-pub trait VerdictSink: Send + Sync {
-    fn apply(&self, verdict: &CheckedVerdict) -> Result<(), String>;
+/// How a held request ended, as its [`Ticket`]s see it.
+#[derive(Debug, Clone)]
+pub enum Ending {
+    /// A person decided. The holder applies the verdict's scope and
+    /// answers through `ack`; the verdict's sender waits for that answer.
+    Decided {
+        verdict: Box<CheckedVerdict>,
+        ack: Ack,
+    },
+    /// Nobody decided: the deadline passed, the box went, its shield
+    /// changed.
+    Withdrawn { by: String, reason: String },
+}
+
+/// The holder's answer to a verdict: whether its scope could be applied.
+/// Taken once; a holder that is gone answers nothing, which the verdict's
+/// sender hears as a failure.
+#[derive(Debug, Clone, Default)]
+pub struct Ack(Arc<Mutex<Option<AckSender>>>);
+
+/// Where the holder's answer goes.
+type AckSender = oneshot::Sender<Result<(), String>>;
+
+impl Ack {
+    /// Answers the verdict; only the first answer counts.
+    pub fn answer(&self, applied: Result<(), String>) {
+        if let Some(tx) = lock(&self.0).take() {
+            let _ = tx.send(applied);
+        }
+    }
+}
+
+/// One waiter's hold on a request. Every attempt on the same destination
+/// holds the same request; the one that opened it is `fresh` and answers
+/// for it (records it, enforces its deadline, applies its verdict).
+pub struct Ticket {
+    pub request_id: String,
+    pub fresh: bool,
+    ending: watch::Receiver<Option<Ending>>,
+}
+
+impl Ticket {
+    /// Another waiter on the same request (never the fresh one).
+    pub fn another(&self) -> Ticket {
+        Ticket {
+            request_id: self.request_id.clone(),
+            fresh: false,
+            ending: self.ending.clone(),
+        }
+    }
+
+    /// Waits for the request to end. A hub dropped meanwhile withdraws it.
+    pub async fn ending(&mut self) -> Ending {
+        match self.ending.wait_for(Option::is_some).await {
+            Ok(ending) => ending.clone().unwrap_or_else(gone),
+            Err(_) => gone(),
+        }
+    }
+}
+
+fn gone() -> Ending {
+    Ending::Withdrawn {
+        by: "paddock".into(),
+        reason: "the clearance hub stopped".into(),
+    }
+}
+
+/// What asking to hold a request gave.
+pub enum Hold {
+    Held(Ticket),
+    /// The box already waits on as many undecided requests as it may.
+    TooMany,
 }
 
 #[derive(Debug, Clone)]
@@ -109,12 +179,37 @@ pub struct PendingRequest {
     pub times_blocked: u64,
 }
 
+/// Attempts of one box on one destination share one request.
+type HoldKey = (String, String, i64);
+
+struct Live {
+    pending: PendingRequest,
+    ending: watch::Sender<Option<Ending>>,
+}
+
+#[derive(Default)]
+struct Held {
+    by_request: HashMap<String, Live>,
+    by_key: HashMap<HoldKey, String>,
+}
+
+impl Held {
+    fn remove(&mut self, request_id: &str) -> Option<Live> {
+        let live = self.by_request.remove(request_id)?;
+        let e = &live.pending.event;
+        self.by_key
+            .remove(&(e.container.clone(), e.dest.clone(), e.port));
+        Some(live)
+    }
+}
+
+/// The hub: subscribers, and the one place a held request lives — from
+/// [`Hub::hold`] until a verdict, a withdrawal or the deadline ends it.
 pub struct Hub {
     config: HubConfig,
     next_subscriber: AtomicU64,
     subscribers: Mutex<HashMap<u64, Arc<SubscriberQueue>>>,
-    live: Mutex<HashMap<String, PendingRequest>>,
-    sink: OnceLock<Arc<dyn VerdictSink>>,
+    held: Mutex<Held>,
     me: Weak<Hub>,
 }
 
@@ -128,15 +223,9 @@ impl Hub {
             config,
             next_subscriber: AtomicU64::new(1),
             subscribers: Mutex::new(HashMap::new()),
-            live: Mutex::new(HashMap::new()),
-            sink: OnceLock::new(),
+            held: Mutex::new(Held::default()),
             me: me.clone(),
         })
-    }
-
-    /// Only the first sink counts: one component holds requests.
-    pub fn set_sink(&self, sink: Arc<dyn VerdictSink>) {
-        let _ = self.sink.set(sink);
     }
 
     pub fn subscribe(&self) -> Subscription {
@@ -163,56 +252,98 @@ impl Hub {
         }
     }
 
-    /// Announces a held request and remembers its triple for the verdict.
-    pub fn hold(&self, event: ClearanceEvent) {
-        lock(&self.live).insert(
-            event.request_id.clone(),
-            PendingRequest {
-                event: event.clone(),
-                first_seen: SystemTime::now(),
-                times_blocked: 1,
+    /// Holds a request for the event's (box, dest, port), or joins the one
+    /// already held; a new one gets a fresh `request_id`, is announced, and
+    /// counts against the box's `limit` of undecided requests.
+    pub fn hold(&self, mut event: ClearanceEvent, limit: usize) -> Hold {
+        let key = (event.container.clone(), event.dest.clone(), event.port);
+        let mut held = lock(&self.held);
+        if let Some(id) = held.by_key.get(&key).cloned()
+            && let Some(live) = held.by_request.get_mut(&id)
+        {
+            live.pending.times_blocked += 1;
+            return Hold::Held(Ticket {
+                request_id: id,
+                fresh: false,
+                ending: live.ending.subscribe(),
+            });
+        }
+        let of_box = held
+            .by_key
+            .keys()
+            .filter(|(container, _, _)| *container == key.0)
+            .count();
+        if of_box >= limit {
+            return Hold::TooMany;
+        }
+        let request_id = hex::encode(rand::random::<[u8; 12]>());
+        event.request_id = request_id.clone();
+        let (ending, rx) = watch::channel(None);
+        held.by_key.insert(key, request_id.clone());
+        held.by_request.insert(
+            request_id.clone(),
+            Live {
+                pending: PendingRequest {
+                    event: event.clone(),
+                    first_seen: SystemTime::now(),
+                    times_blocked: 1,
+                },
+                ending,
             },
         );
+        drop(held);
         self.publish(event);
+        Hold::Held(Ticket {
+            request_id,
+            fresh: true,
+            ending: rx,
+        })
     }
 
-    /// Another attempt joined a request that is already held.
-    pub fn blocked_again(&self, request_id: &str) {
-        if let Some(p) = lock(&self.live).get_mut(request_id) {
-            p.times_blocked += 1;
-        }
+    /// Ends a held request undecided (its deadline, say); `None` if it had
+    /// already ended. A verdict citing it is then `UnknownRequest`.
+    pub fn withdraw(&self, request_id: &str, by: &str, reason: &str) -> Option<PendingRequest> {
+        let live = lock(&self.held).remove(request_id)?;
+        live.ending.send_replace(Some(Ending::Withdrawn {
+            by: by.to_owned(),
+            reason: reason.to_owned(),
+        }));
+        Some(live.pending)
     }
 
-    /// The holder gave up on a request (deadline, or the box went): a
-    /// verdict citing it is now `UnknownRequest`.
-    pub fn withdraw(&self, request_id: &str) -> bool {
-        lock(&self.live).remove(request_id).is_some()
-    }
-
-    /// Drops every held request of a box (it exited, or its shield changed).
-    pub fn forget_container(&self, container: &str) -> Vec<String> {
-        let mut live = lock(&self.live);
-        let gone: Vec<String> = live
+    /// Ends every held request of a box (it exited, went, or its shield
+    /// changed).
+    pub fn withdraw_container(
+        &self,
+        container: &str,
+        by: &str,
+        reason: &str,
+    ) -> Vec<PendingRequest> {
+        let ids: Vec<String> = lock(&self.held)
+            .by_request
             .iter()
-            .filter(|(_, p)| p.event.container == container)
+            .filter(|(_, l)| l.pending.event.container == container)
             .map(|(id, _)| id.clone())
             .collect();
-        for id in &gone {
-            live.remove(id);
-        }
-        gone
+        ids.iter()
+            .filter_map(|id| self.withdraw(id, by, reason))
+            .collect()
     }
 
     pub fn pending(&self) -> Vec<PendingRequest> {
-        let mut all: Vec<_> = lock(&self.live).values().cloned().collect();
+        let mut all: Vec<_> = lock(&self.held)
+            .by_request
+            .values()
+            .map(|l| l.pending.clone())
+            .collect();
         all.sort_by_key(|p| p.first_seen);
         all
     }
 
-    /// Checks a verdict against what was emitted and hands it to the sink.
-    /// Returns whether the sink applied it; the outcome is also published as
-    /// `verdict_applied`.
-    pub fn verdict(&self, verdict: Verdict) -> Result<bool, VerdictError> {
+    /// Checks a verdict against what was emitted, ends the request with
+    /// it, and waits for its holder to apply it. Returns whether it was
+    /// applied; the outcome is also published as `verdict_applied`.
+    pub async fn verdict(&self, verdict: Verdict) -> Result<bool, VerdictError> {
         let allow = match verdict.action.as_str() {
             "allow" => true,
             "deny" => false,
@@ -222,14 +353,15 @@ impl Hub {
                 });
             }
         };
-        let pending = {
-            let mut live = lock(&self.live);
-            let Entry::Occupied(entry) = live.entry(verdict.request_id.clone()) else {
+        let (ack_tx, ack_rx) = oneshot::channel();
+        let checked = {
+            let mut held = lock(&self.held);
+            let Some(live) = held.by_request.get(&verdict.request_id) else {
                 return Err(VerdictError::UnknownRequest {
                     request_id: verdict.request_id.clone(),
                 });
             };
-            let e = &entry.get().event;
+            let e = &live.pending.event;
             if e.container != verdict.container || e.dest != verdict.dest {
                 return Err(VerdictError::VerdictTupleMismatch {
                     expected_container: e.container.clone(),
@@ -238,16 +370,29 @@ impl Hub {
                     got_dest: verdict.dest.clone(),
                 });
             }
-            entry.remove()
+            let Some(live) = held.remove(&verdict.request_id) else {
+                return Err(VerdictError::UnknownRequest {
+                    request_id: verdict.request_id.clone(),
+                });
+            };
+            let checked = CheckedVerdict {
+                allow,
+                verdict,
+                event: live.pending.event,
+            };
+            live.ending.send_replace(Some(Ending::Decided {
+                verdict: Box::new(checked.clone()),
+                ack: Ack(Arc::new(Mutex::new(Some(ack_tx)))),
+            }));
+            checked
         };
-        let checked = CheckedVerdict {
-            allow,
-            verdict,
-            event: pending.event,
-        };
-        let outcome = match self.sink.get() {
-            Some(sink) => sink.apply(&checked),
-            None => Err("nothing holds requests in this hub".to_owned()),
+        let outcome = match tokio::time::timeout(ACK_WITHIN, ack_rx).await {
+            Ok(Ok(applied)) => applied,
+            Ok(Err(_)) => Err("nothing holds the request any more".to_owned()),
+            Err(_) => Err(format!(
+                "the verdict was not applied within {} s",
+                ACK_WITHIN.as_secs()
+            )),
         };
         let mut applied = ClearanceEvent::new(EventKind::VerdictApplied, &checked.event.container);
         applied.request_id = checked.verdict.request_id.clone();
@@ -283,6 +428,10 @@ impl Hub {
         }
     }
 }
+
+/// How long a verdict waits for its holder to apply it (a rule written to
+/// the store); far more than that takes.
+const ACK_WITHIN: Duration = Duration::from_secs(10);
 
 impl Unsubscribe for Hub {
     fn unsubscribe(&self, id: u64) {

@@ -3,10 +3,11 @@
 //! the hub itself emitted.
 //!
 //! The hub knows nothing of proxies or firewalls. Whoever holds connections
-//! (the egress gateway) publishes events here and registers a
-//! [`VerdictSink`] that the hub calls once a verdict has passed its checks.
-//! Surfaces (varlink here, WebSocket in `paddock-http`) only subscribe and
-//! forward verdicts.
+//! (the egress gateway) asks it to [`Hub::hold`] a request and waits on the
+//! [`Ticket`] it gets; a verdict that passed the hub's checks, or a
+//! withdrawal, ends the request there — the one place it lives. Surfaces
+//! (varlink here, WebSocket in `paddock-http`) only subscribe and forward
+//! verdicts.
 
 mod event;
 mod hub;
@@ -15,7 +16,7 @@ pub mod varlink;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
-    CheckedVerdict, Hub, HubConfig, PendingRequest, Verdict, VerdictError, VerdictScope,
-    VerdictSink,
+    Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, Ticket, Verdict,
+    VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};

@@ -1,35 +1,18 @@
 //! The hub through its public API and over a real unix socket.
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use paddock_clearance::varlink::{ClientError, VarlinkClient, VarlinkServer};
 use paddock_clearance::{
-    CheckedVerdict, ClearanceEvent, EventKind, Hub, HubConfig, Verdict, VerdictError, VerdictScope,
-    VerdictSink,
+    ClearanceEvent, Ending, EventKind, Hold, Hub, HubConfig, Ticket, Verdict, VerdictError,
+    VerdictScope,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Default)]
-struct Recorder {
-    applied: Mutex<Vec<(String, bool)>>,
-}
-
-impl VerdictSink for Recorder {
-    fn apply(&self, v: &CheckedVerdict) -> Result<(), String> {
-        self.applied
-            .lock()
-            .unwrap()
-            .push((v.verdict.request_id.clone(), v.allow));
-        Ok(())
-    }
-}
-
-fn blocked(container: &str, request_id: &str, dest: &str) -> ClearanceEvent {
+fn blocked(container: &str, dest: &str) -> ClearanceEvent {
     let mut e = ClearanceEvent::new(EventKind::ConnectionBlocked, container)
         .with_dossier("proj", &format!("paddock-{container}"));
-    e.request_id = request_id.into();
     e.dest = dest.into();
     e.port = 443;
     e.proto = 6;
@@ -49,56 +32,199 @@ fn verdict(container: &str, request_id: &str, dest: &str, action: &str) -> Verdi
     }
 }
 
+fn ticket(hub: &Hub, container: &str, dest: &str) -> Ticket {
+    match hub.hold(blocked(container, dest), 32) {
+        Hold::Held(t) => t,
+        Hold::TooMany => panic!("over the limit"),
+    }
+}
+
+/// Stands in for the gateway: waits on the ticket and answers a verdict
+/// with `applied`.
+fn holder(mut t: Ticket, applied: Result<(), String>) -> tokio::task::JoinHandle<Ending> {
+    tokio::spawn(async move {
+        let ending = t.ending().await;
+        if let Ending::Decided { ack, .. } = &ending {
+            ack.answer(applied);
+        }
+        ending
+    })
+}
+
 #[tokio::test]
 async fn a_verdict_must_cite_the_emitted_triple_and_counts_once() {
     let hub = Hub::new(HubConfig::default());
-    let sink = Arc::new(Recorder::default());
-    hub.set_sink(sink.clone());
-    hub.hold(blocked("box-a", "r1", "example.com"));
+    let t = ticket(&hub, "box-a", "example.com");
+    let id = t.request_id.clone();
+    assert!(t.fresh);
+    let held = holder(t, Ok(()));
 
-    let wrong = hub.verdict(verdict("box-b", "r1", "example.com", "allow"));
+    let wrong = hub
+        .verdict(verdict("box-b", &id, "example.com", "allow"))
+        .await;
     assert!(matches!(
         wrong,
         Err(VerdictError::VerdictTupleMismatch { ref expected_container, .. }) if expected_container == "box-a"
     ));
     assert!(matches!(
-        hub.verdict(verdict("box-a", "r1", "example.com", "maybe")),
+        hub.verdict(verdict("box-a", &id, "example.com", "maybe"))
+            .await,
         Err(VerdictError::InvalidAction { .. })
     ));
     assert!(matches!(
-        hub.verdict(verdict("box-a", "r2", "example.com", "allow")),
+        hub.verdict(verdict("box-a", "r2", "example.com", "allow"))
+            .await,
         Err(VerdictError::UnknownRequest { .. })
     ));
-    assert!(
-        sink.applied.lock().unwrap().is_empty(),
-        "refusals change nothing"
-    );
+    assert_eq!(hub.pending().len(), 1, "refusals change nothing");
 
     assert_eq!(
-        hub.verdict(verdict("box-a", "r1", "example.com", "deny")),
+        hub.verdict(verdict("box-a", &id, "example.com", "deny"))
+            .await,
         Ok(true)
     );
     assert!(matches!(
-        hub.verdict(verdict("box-a", "r1", "example.com", "allow")),
+        hub.verdict(verdict("box-a", &id, "example.com", "allow"))
+            .await,
         Err(VerdictError::UnknownRequest { .. })
     ));
-    assert_eq!(
-        *sink.applied.lock().unwrap(),
-        vec![("r1".to_owned(), false)]
-    );
+    match held.await.unwrap() {
+        Ending::Decided { verdict, .. } => assert!(!verdict.allow),
+        other => panic!("{other:?}"),
+    }
+    assert!(hub.pending().is_empty());
 }
 
 #[tokio::test]
-async fn forgetting_a_box_drops_its_requests() {
+async fn attempts_on_one_destination_share_a_request_and_a_box_has_a_limit() {
     let hub = Hub::new(HubConfig::default());
-    hub.hold(blocked("box-a", "r1", "a.example"));
-    hub.hold(blocked("box-b", "r2", "b.example"));
-    assert_eq!(hub.forget_container("box-a"), vec!["r1".to_owned()]);
+    let first = ticket(&hub, "box-a", "a.example");
+    let again = ticket(&hub, "box-a", "a.example");
+    assert!(first.fresh && !again.fresh);
+    assert_eq!(first.request_id, again.request_id);
+    assert_eq!(hub.pending()[0].times_blocked, 2);
+    assert!(matches!(
+        hub.hold(blocked("box-a", "b.example"), 1),
+        Hold::TooMany
+    ));
+    assert!(matches!(
+        hub.hold(blocked("box-b", "b.example"), 1),
+        Hold::Held(_)
+    ));
+    // Both waiters see the one ending.
+    let (one, two) = (holder(first, Ok(())), holder(again, Ok(())));
+    let id = hub
+        .pending()
+        .iter()
+        .find(|p| p.event.container == "box-a")
+        .unwrap()
+        .event
+        .request_id
+        .clone();
+    hub.verdict(verdict("box-a", &id, "a.example", "allow"))
+        .await
+        .unwrap();
+    for waiter in [one, two] {
+        assert!(matches!(waiter.await.unwrap(), Ending::Decided { .. }));
+    }
+}
+
+#[tokio::test]
+async fn every_ending_ends_a_request_once_and_leaves_nothing() {
+    let hub = Hub::new(HubConfig::default());
+    // The deadline (the holder withdraws it).
+    let t = ticket(&hub, "box-a", "a.example");
+    let id = t.request_id.clone();
+    let waiter = holder(t, Ok(()));
+    assert!(
+        hub.withdraw(&id, "timeout", "no verdict within 1 s")
+            .is_some()
+    );
+    assert!(hub.withdraw(&id, "timeout", "again").is_none(), "once");
+    assert!(matches!(waiter.await.unwrap(), Ending::Withdrawn { ref by, .. } if by == "timeout"));
+    // The box went, or its shield changed: all of its requests, no other's.
+    let gone = [
+        ticket(&hub, "box-a", "b.example"),
+        ticket(&hub, "box-a", "c.example"),
+    ];
+    let kept = ticket(&hub, "box-b", "b.example");
+    let waiters: Vec<_> = gone.into_iter().map(|t| holder(t, Ok(()))).collect();
+    assert_eq!(
+        hub.withdraw_container("box-a", "paddock", "the box exited")
+            .len(),
+        2
+    );
+    for w in waiters {
+        assert!(
+            matches!(w.await.unwrap(), Ending::Withdrawn { ref reason, .. } if reason == "the box exited")
+        );
+    }
     assert_eq!(hub.pending().len(), 1);
     assert!(matches!(
-        hub.verdict(verdict("box-a", "r1", "a.example", "allow")),
+        hub.verdict(verdict("box-a", &id, "a.example", "allow"))
+            .await,
         Err(VerdictError::UnknownRequest { .. })
     ));
+    // A holder that cannot apply the verdict's scope: the sender hears it.
+    let kept_id = kept.request_id.clone();
+    let _waiter = holder(kept, Err("the store is read-only".into()));
+    assert!(matches!(
+        hub.verdict(verdict("box-b", &kept_id, "b.example", "allow")).await,
+        Err(VerdictError::ApplyFailed { ref stderr, .. }) if stderr.contains("read-only")
+    ));
+    // Nobody holds it any more: the sender hears that too.
+    let orphan = ticket(&hub, "box-c", "c.example");
+    let orphan_id = orphan.request_id.clone();
+    drop(orphan);
+    assert!(matches!(
+        hub.verdict(verdict("box-c", &orphan_id, "c.example", "allow"))
+            .await,
+        Err(VerdictError::ApplyFailed { .. })
+    ));
+    assert!(hub.pending().is_empty(), "nothing left behind");
+}
+
+/// Verdict, deadline and box exit racing for one request: exactly one
+/// wins, every waiter sees that one, and nothing is left behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn endings_racing_for_one_request_end_it_once() {
+    for round in 0..200 {
+        let hub = Hub::new(HubConfig::default());
+        let t = ticket(&hub, "box", "race.example");
+        let id = t.request_id.clone();
+        let waiter = holder(t, Ok(()));
+        let (h1, h2, h3) = (hub.clone(), hub.clone(), hub.clone());
+        let (i1, i2) = (id.clone(), id.clone());
+        let by_verdict = tokio::spawn(async move {
+            h1.verdict(verdict("box", &i1, "race.example", "allow"))
+                .await
+                .is_ok()
+        });
+        let by_deadline =
+            tokio::spawn(async move { h2.withdraw(&i2, "timeout", "deadline").is_some() });
+        let by_exit =
+            tokio::spawn(
+                async move { !h3.withdraw_container("box", "paddock", "exited").is_empty() },
+            );
+        let wins = [
+            by_verdict.await.unwrap(),
+            by_deadline.await.unwrap(),
+            by_exit.await.unwrap(),
+        ];
+        assert_eq!(
+            wins.iter().filter(|w| **w).count(),
+            1,
+            "round {round}: {wins:?}"
+        );
+        let ending = waiter.await.unwrap();
+        match (&ending, wins) {
+            (Ending::Decided { .. }, [true, false, false]) => {}
+            (Ending::Withdrawn { by, .. }, [false, true, false]) if by == "timeout" => {}
+            (Ending::Withdrawn { by, .. }, [false, false, true]) if by == "paddock" => {}
+            other => panic!("round {round}: {other:?}"),
+        }
+        assert!(hub.pending().is_empty());
+    }
 }
 
 #[tokio::test]
@@ -107,7 +233,9 @@ async fn a_slow_subscriber_loses_its_oldest_events_and_nobody_else_waits() {
     let slow = hub.subscribe();
     let fast = hub.subscribe();
     for i in 0..10 {
-        hub.publish(blocked("box", &format!("r{i}"), "x"));
+        let mut e = blocked("box", "x");
+        e.request_id = format!("r{i}");
+        hub.publish(e);
         let got = tokio::time::timeout(Duration::from_secs(1), fast.next())
             .await
             .unwrap()
@@ -130,7 +258,6 @@ async fn varlink_subscribe_and_verdict_over_a_unix_socket() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("hub/clearance.sock");
     let hub = Hub::new(HubConfig::default());
-    hub.set_sink(Arc::new(Recorder::default()));
     let server = VarlinkServer::bind(&path, hub.clone(), "test").unwrap();
     let stop = CancellationToken::new();
     let served = tokio::spawn(server.serve(stop.clone()));
@@ -150,11 +277,13 @@ async fn varlink_subscribe_and_verdict_over_a_unix_socket() {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    hub.hold(blocked("box-a", "r1", "example.com"));
+    let t = ticket(&hub, "box-a", "example.com");
+    let r1 = t.request_id.clone();
+    let _held = holder(t, Ok(()));
     let event = events.next().await.unwrap();
     assert_eq!(
         (event.kind.as_str(), event.request_id.as_str()),
-        ("connection_blocked", "r1")
+        ("connection_blocked", r1.as_str())
     );
 
     let mut calls = VarlinkClient::connect(&path).await.unwrap();
@@ -166,7 +295,7 @@ async fn varlink_subscribe_and_verdict_over_a_unix_socket() {
     let refused = calls
         .call(
             "org.terok.Clearance1.Verdict",
-            json!({"container": "box-b", "request_id": "r1", "dest": "example.com", "action": "allow"}),
+            json!({"container": "box-b", "request_id": r1, "dest": "example.com", "action": "allow"}),
         )
         .await;
     assert!(
@@ -184,7 +313,7 @@ async fn varlink_subscribe_and_verdict_over_a_unix_socket() {
     let ok = calls
         .call(
             "org.paddock.Clearance1.Verdict",
-            json!({"container": "box-a", "request_id": "r1", "dest": "example.com", "action": "allow", "scope": "once"}),
+            json!({"container": "box-a", "request_id": r1, "dest": "example.com", "action": "allow", "scope": "once"}),
         )
         .await
         .unwrap();

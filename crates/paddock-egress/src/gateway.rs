@@ -7,14 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use paddock_clearance::{CheckedVerdict, ClearanceEvent, EventKind, Hub, VerdictSink};
+use paddock_clearance::{ClearanceEvent, EventKind, Hub};
 use paddock_store::{AuditRow, RuleRow, Store};
 
 use crate::EgressError;
 use crate::address::restricted;
 use crate::audit::AuditLog;
 use crate::config::EgressConfig;
-use crate::hold::{Holds, Outcome};
+use crate::hold::Outcome;
 use crate::policy::{Action, PolicyError, PortRange, Rule, RuleSet, Scope, normalise_name};
 use crate::shield::Shield;
 
@@ -102,26 +102,13 @@ pub struct Egress {
     pub(crate) hub: Arc<Hub>,
     pub(crate) rules: RwLock<Arc<Vec<Rule>>>,
     pub(crate) shields: Mutex<HashMap<String, Shield>>,
-    pub(crate) holds: Holds,
     pub(crate) audit: Mutex<AuditLog>,
     /// network → the box on it, so a connection costs no store query.
     /// Dropped when the box goes (its network may then serve another).
     pub(crate) identities: Mutex<HashMap<String, BoxIdentity>>,
-    pub(crate) me: std::sync::Weak<Egress>,
     /// The host-side fence, as far as health is concerned.
     fence: std::sync::OnceLock<crate::HostFence>,
     resolver: crate::resolver::Resolver,
-}
-
-struct Verdicts(std::sync::Weak<Egress>);
-
-impl VerdictSink for Verdicts {
-    fn apply(&self, verdict: &CheckedVerdict) -> Result<(), String> {
-        match self.0.upgrade() {
-            Some(egress) => egress.apply_verdict(verdict),
-            None => Err("the egress gateway has stopped".into()),
-        }
-    }
 }
 
 pub(crate) fn rule_from_row(row: &RuleRow) -> Result<Rule, PolicyError> {
@@ -143,9 +130,8 @@ impl Egress {
         hub: Arc<Hub>,
     ) -> Result<Arc<Self>, EgressError> {
         let resolver = crate::resolver::Resolver::new(&config.resolvers, config.hosts.clone())?;
-        let egress = Arc::new_cyclic(|me| Self {
+        let egress = Arc::new(Self {
             resolver,
-            me: me.clone(),
             identities: Mutex::new(HashMap::new()),
             config,
             audit: Mutex::new(AuditLog::start(store.clone())),
@@ -153,11 +139,9 @@ impl Egress {
             hub: hub.clone(),
             rules: RwLock::new(Arc::new(Vec::new())),
             shields: Mutex::new(HashMap::new()),
-            holds: Holds::default(),
             fence: std::sync::OnceLock::new(),
         });
         egress.reload_rules()?;
-        hub.set_sink(Arc::new(Verdicts(Arc::downgrade(&egress))));
         Ok(egress)
     }
 
@@ -351,7 +335,7 @@ impl Egress {
     /// The addresses it resolves to are then checked like any others.
     /// Names fixed by `[egress.hosts]` ask nobody to resolve, so for them
     /// (and for address literals) address rules decide as well.
-    pub async fn decide(&self, who: &BoxIdentity, host: &Host, port: u16) -> Decision {
+    pub async fn decide(self: &Arc<Self>, who: &BoxIdentity, host: &Host, port: u16) -> Decision {
         let host_text = host.as_string();
         let domain = match host {
             Host::Name(n) => n.as_str(),

@@ -210,7 +210,7 @@ fn unreachable(host: &Host, port: u16, error: &str) -> Response<Body> {
 /// The decision, then a connection to exactly the addresses it allowed;
 /// a refusal or failure comes back as the answer for the client.
 async fn decide_and_dial(
-    egress: &Egress,
+    egress: &Arc<Egress>,
     who: &BoxIdentity,
     host: &Host,
     port: u16,

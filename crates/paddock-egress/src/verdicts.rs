@@ -1,179 +1,190 @@
 //! Held requests and what ends them: a person's verdict (which may leave a
 //! rule behind), the deadline, a shield change or the box going away.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_clearance::{CheckedVerdict, EventKind, VerdictScope};
+use paddock_clearance::{CheckedVerdict, Ending, EventKind, Hold, Ticket, VerdictScope};
 
 use crate::EgressError;
 use crate::gateway::rule_from_row;
 use crate::gateway::{BoxIdentity, Dest, Egress, Host, now_ms};
-use crate::hold::{HoldKey, Joined, Outcome};
+use crate::hold::Outcome;
 use crate::policy::{Action, Cidr, PortRange, Rule, Scope, Target};
 use paddock_store::RuleRow;
 
+/// The held request a connection waits on, as the owner of its ticket
+/// remembers it.
+struct Request {
+    who: BoxIdentity,
+    host: String,
+    domain: String,
+    port: u16,
+    request_id: String,
+}
+
 impl Egress {
     /// Holds a connection until a verdict; `by` is what made it `ask` (a
-    /// rule, or the default for destinations no rule names).
+    /// rule, or the default for destinations no rule names). The hub owns
+    /// the request; the attempt that opened it also spawns the request's
+    /// owner (its deadline, its record, its verdict's scope).
     pub(crate) async fn hold(
-        &self,
+        self: &Arc<Self>,
         who: &BoxIdentity,
         host: &Host,
         port: u16,
         by: &str,
     ) -> Outcome {
         let host_text = host.as_string();
-        let key = HoldKey {
-            box_id: who.box_id.clone(),
-            host: host_text.clone(),
-            port,
+        let domain = match host {
+            Host::Name(n) => n.clone(),
+            Host::Ip(_) => String::new(),
         };
+        let dest = Dest {
+            host: &host_text,
+            port,
+            proto: 6,
+            domain: &domain,
+        };
+        let mut e = self.event(EventKind::ConnectionBlocked, who);
+        e.dest = host_text.clone();
+        e.port = port as i64;
+        e.proto = 6;
+        e.domain = domain.clone();
+        e.action = "ask".into();
+        e.reason = "held until a person allows or denies it".into();
         let limit = self.config.max_held_per_box.max(1);
-        let held = match self.holds.join(key, &who.project, limit) {
-            Joined::TooMany => {
+        let mut ticket = match self.hub.hold(e, limit) {
+            Hold::Held(ticket) => ticket,
+            Hold::TooMany => {
                 let reason = format!("the box already waits on {limit} undecided destinations");
-                let dest = Dest {
-                    host: &host_text,
-                    port,
-                    proto: 6,
-                    domain: match host {
-                        Host::Name(n) => n,
-                        Host::Ip(_) => "",
-                    },
-                };
                 self.refuse(who, dest, "denied", "hold limit", &reason);
                 return Outcome::Denied {
                     by: "hold limit".into(),
                     reason,
                 };
             }
-            Joined::Existing(held) => {
-                self.hub.blocked_again(&held.request_id);
-                held
-            }
-            Joined::New(held) => {
-                let mut e = self.event(EventKind::ConnectionBlocked, who);
-                e.request_id = held.request_id.clone();
-                e.dest = host_text.clone();
-                e.port = port as i64;
-                e.proto = 6;
-                e.domain = match host {
-                    Host::Name(n) => n.clone(),
-                    Host::Ip(_) => String::new(),
-                };
-                e.action = "ask".into();
-                e.reason = "held until a person allows or denies it".into();
-                self.record(
-                    who,
-                    Dest {
-                        host: &host_text,
-                        port,
-                        proto: 6,
-                        domain: &e.domain,
-                    },
-                    "held",
-                    by,
-                    &held.request_id,
-                    "",
-                );
-                self.hub.hold(e);
-                self.expire_later(who.clone(), held.request_id.clone());
-                held
-            }
         };
-        held.wait().await
+        if ticket.fresh {
+            self.record(who, dest, "held", by, &ticket.request_id, "");
+            let request = Request {
+                who: who.clone(),
+                host: host_text.clone(),
+                domain: domain.clone(),
+                port,
+                request_id: ticket.request_id.clone(),
+            };
+            self.own(request, ticket.another());
+        }
+        match ticket.ending().await {
+            Ending::Decided { verdict, .. } if verdict.allow => match self.audit_failure() {
+                // An allow that cannot be recorded is not given.
+                Some(why) => Outcome::Denied {
+                    by: "decision log".into(),
+                    reason: format!("paddock cannot record decisions right now ({why})"),
+                },
+                None => Outcome::Allowed {
+                    by: format!("person via {}", verdict.verdict.decided_by),
+                },
+            },
+            Ending::Decided { verdict, .. } => Outcome::Denied {
+                by: format!("person via {}", verdict.verdict.decided_by),
+                reason: format!("denied by a person ({})", verdict.verdict.decided_by),
+            },
+            Ending::Withdrawn { by, reason } => Outcome::Denied { by, reason },
+        }
     }
 
-    fn expire_later(&self, who: BoxIdentity, request_id: String) {
-        let timeout = self.config.hold_timeout();
+    /// The request's owner: ends it at its deadline unless something else
+    /// ends it first, then records how it ended and applies a verdict's
+    /// scope. It holds the gateway weakly: a stopped gateway keeps nothing
+    /// alive.
+    fn own(self: &Arc<Self>, request: Request, mut ticket: Ticket) {
+        let gateway = Arc::downgrade(self);
         let hub = self.hub.clone();
-        // The timer must not keep a stopped gateway alive.
-        let egress = self.me.clone();
+        let timeout = self.config.hold_timeout();
         tokio::spawn(async move {
-            tokio::time::sleep(timeout).await;
-            let Some(egress) = egress.upgrade() else {
-                return;
+            let ending = tokio::select! {
+                ending = ticket.ending() => ending,
+                () = tokio::time::sleep(timeout) => {
+                    let reason = format!("no verdict within {} s", timeout.as_secs());
+                    match hub.withdraw(&request.request_id, "timeout", &reason) {
+                        Some(_) => Ending::Withdrawn { by: "timeout".into(), reason },
+                        // A verdict or a withdrawal got there first.
+                        None => ticket.ending().await,
+                    }
+                }
             };
-            let reason = format!("no verdict within {} s", timeout.as_secs());
-            let Some(held) = egress.holds.resolve(
-                &request_id,
-                Outcome::Denied {
-                    by: "timeout".into(),
-                    reason: reason.clone(),
-                },
-            ) else {
-                return;
-            };
-            hub.withdraw(&request_id);
-            let mut e = egress.event(EventKind::VerdictApplied, &who);
-            e.request_id = request_id.clone();
-            e.dest = held.key.host.clone();
-            e.port = held.key.port as i64;
-            e.action = "deny".into();
-            e.ok = true;
-            e.reason = reason.clone();
-            hub.publish(e);
-            egress.record(
-                &who,
-                Dest {
-                    host: &held.key.host,
-                    port: held.key.port,
-                    proto: 6,
-                    domain: "",
-                },
-                "timeout",
-                "timeout",
-                &request_id,
-                &reason,
-            );
+            match gateway.upgrade() {
+                Some(egress) => egress.settle(&request, ending),
+                None => {
+                    if let Ending::Decided { ack, .. } = ending {
+                        ack.answer(Err("the egress gateway has stopped".into()));
+                    }
+                }
+            }
         });
     }
 
-    pub(crate) fn apply_verdict(&self, v: &CheckedVerdict) -> Result<(), String> {
+    /// Records how a request ended; a verdict's scope becomes a rule, and
+    /// the verdict's sender hears whether it could.
+    fn settle(&self, request: &Request, ending: Ending) {
+        let dest = Dest {
+            host: &request.host,
+            port: request.port,
+            proto: 6,
+            domain: &request.domain,
+        };
+        let who = &request.who;
+        match ending {
+            Ending::Decided { verdict, ack } => {
+                ack.answer(self.apply_verdict(who, dest, &verdict));
+            }
+            Ending::Withdrawn { by, reason } if by == "timeout" => {
+                let mut e = self.event(EventKind::VerdictApplied, who);
+                e.request_id = request.request_id.clone();
+                e.dest = request.host.clone();
+                e.port = request.port as i64;
+                e.action = "deny".into();
+                e.ok = true;
+                e.reason = reason.clone();
+                self.hub.publish(e);
+                self.record(
+                    who,
+                    dest,
+                    "timeout",
+                    "timeout",
+                    &request.request_id,
+                    &reason,
+                );
+            }
+            Ending::Withdrawn { by, reason } => {
+                self.record(who, dest, "dropped", &by, &request.request_id, &reason);
+            }
+        }
+    }
+
+    fn apply_verdict(
+        &self,
+        who: &BoxIdentity,
+        dest: Dest<'_>,
+        v: &CheckedVerdict,
+    ) -> Result<(), String> {
         if v.allow
             && let Some(why) = self.audit_failure()
         {
-            // An allow that cannot be recorded is not given: the held
-            // connection is refused (fail closed), and the person told.
-            let reason = format!("paddock cannot record decisions right now ({why})");
-            self.holds.resolve(
-                &v.verdict.request_id,
-                Outcome::Denied {
-                    by: "decision log".into(),
-                    reason: reason.clone(),
-                },
-            );
-            return Err(format!("{reason}; the connection was refused instead"));
+            return Err(format!(
+                "paddock cannot record decisions right now ({why}); the connection was refused instead"
+            ));
         }
         let by = format!("person via {}", v.verdict.decided_by);
-        let outcome = if v.allow {
-            Outcome::Allowed { by: by.clone() }
-        } else {
-            Outcome::Denied {
-                by: by.clone(),
-                reason: format!("denied by a person ({})", v.verdict.decided_by),
-            }
-        };
-        let held = self
-            .holds
-            .resolve(&v.verdict.request_id, outcome)
-            .ok_or_else(|| "the request is no longer held".to_owned())?;
-        let who = BoxIdentity {
-            box_id: held.key.box_id.clone(),
-            project: held.project.clone(),
-        };
         let action = if v.allow { "allow" } else { "deny" };
         self.record(
-            &who,
-            Dest {
-                host: &held.key.host,
-                port: held.key.port,
-                proto: 6,
-                domain: &v.event.domain,
-            },
+            who,
+            dest,
             &format!("verdict_{action}"),
             &by,
-            &held.request_id,
+            &v.verdict.request_id,
             v.verdict.scope.as_str(),
         );
         let scope = match v.verdict.scope {
@@ -181,16 +192,18 @@ impl Egress {
             VerdictScope::Box => Scope::Box(who.box_id.clone()),
             VerdictScope::Project => Scope::Project(who.project.clone()),
         };
-        let target = match Host::parse(&held.key.host) {
+        let target = match Host::parse(dest.host) {
             Some(Host::Name(n)) => Target::Domain(n),
             Some(Host::Ip(ip)) => Target::Cidr(Cidr::host(ip)),
             None => return Ok(()),
         };
-        let port = held.key.port;
         self.put_rule(
             scope,
             target,
-            Some(PortRange { lo: port, hi: port }),
+            Some(PortRange {
+                lo: dest.port,
+                hi: dest.port,
+            }),
             if v.allow { Action::Allow } else { Action::Deny },
             v.verdict.ttl,
             &by,
@@ -291,31 +304,9 @@ impl Egress {
             .remove(network_id);
     }
 
-    /// The box is gone: its held requests are refused and forgotten.
+    /// The box is gone, or its shield changed: what it holds is refused
+    /// (each request's owner records it).
     pub fn forget_box(&self, who: &BoxIdentity, reason: &str) {
-        for request_id in self.holds.of_box(&who.box_id) {
-            if let Some(held) = self.holds.resolve(
-                &request_id,
-                Outcome::Denied {
-                    by: "paddock".into(),
-                    reason: reason.to_owned(),
-                },
-            ) {
-                self.record(
-                    who,
-                    Dest {
-                        host: &held.key.host,
-                        port: held.key.port,
-                        proto: 6,
-                        domain: "",
-                    },
-                    "dropped",
-                    "paddock",
-                    &request_id,
-                    reason,
-                );
-            }
-        }
-        self.hub.forget_container(&who.box_id);
+        self.hub.withdraw_container(&who.box_id, "paddock", reason);
     }
 }

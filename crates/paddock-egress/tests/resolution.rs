@@ -134,6 +134,7 @@ async fn a_name_is_resolved_once_a_person_allows_it() {
         ttl: None,
         decided_by: "test".into(),
     })
+    .await
     .unwrap();
     match decided.await.unwrap() {
         Decision::Allow { addrs } => {

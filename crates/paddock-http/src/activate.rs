@@ -315,15 +315,18 @@ async fn verdict(
             "<p class=\"bad\" id=\"result\">That connection is no longer held (decided elsewhere, or its deadline passed).</p>",
         );
     };
-    let decided = s.hub.verdict(Verdict {
-        container: box_id,
-        request_id: held.event.request_id.clone(),
-        dest: held.event.dest.clone(),
-        action: form.action.clone(),
-        scope: VerdictScope::Once,
-        ttl: None,
-        decided_by: format!("{} via the activation page", caller.identity.principal),
-    });
+    let decided = s
+        .hub
+        .verdict(Verdict {
+            container: box_id,
+            request_id: held.event.request_id.clone(),
+            dest: held.event.dest.clone(),
+            action: form.action.clone(),
+            scope: VerdictScope::Once,
+            ttl: None,
+            decided_by: format!("{} via the activation page", caller.identity.principal),
+        })
+        .await;
     match decided {
         Ok(_) => Redirect::to(&format!("/activate/{token}")).into_response(),
         Err(e) => page(

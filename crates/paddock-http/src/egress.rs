@@ -254,9 +254,8 @@ async fn pending(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
-    let egress = gateway(&s)?;
-    let requests: Vec<Value> = egress
-        .hub()
+    let requests: Vec<Value> = s
+        .hub
         .pending()
         .into_iter()
         .filter(|p| caller.sees(p.event.dossier.get("project").map_or("", String::as_str)))
@@ -333,13 +332,12 @@ async fn verdict(
     Extension(caller): Extension<Caller>,
     payload: Result<Json<VerdictRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let egress = gateway(&s)?;
     let request = body(payload)?;
     caller
         .check(box_resource(&s, &caller, &request.container)?)
         .await?;
     let verdict = request.into_verdict(caller.principal())?;
-    let ok = egress.hub().verdict(verdict).map_err(verdict_error)?;
+    let ok = s.hub.verdict(verdict).await.map_err(verdict_error)?;
     Ok(Json(json!({ "ok": ok })))
 }
 

@@ -249,7 +249,7 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
                 Ok(v) => v,
                 Err(e) => return error(Some(&request_id), &e),
             };
-            match s.hub.verdict(verdict) {
+            match s.hub.verdict(verdict).await {
                 Ok(ok) => Reply::Send(
                     json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
                 ),

@@ -111,7 +111,7 @@ async fn serve_connection(stream: UnixStream, hub: Arc<Hub>, version: String, ca
                 return;
             }
         };
-        match dispatch(&hub, &version, &call, &caller) {
+        match dispatch(&hub, &version, &call, &caller).await {
             Outcome::Reply(reply) => {
                 if call.oneway {
                     continue;

@@ -78,7 +78,7 @@ fn authorised(caller: &Identity, method: &str) -> Result<(), Outcome> {
     Ok(())
 }
 
-pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Identity) -> Outcome {
+pub(crate) async fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Identity) -> Outcome {
     let (interface, method) = match call.method.rsplit_once('.') {
         Some(split) => split,
         None => return method_not_found(&call.method),
@@ -102,8 +102,8 @@ pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Identity)
             format!("{SERVICE}.ExpectedMore"),
             json!({}),
         ))),
-        (TEROK, "Verdict") => parse::<TerokVerdict>(call).map(|p| {
-            verdict(
+        (TEROK, "Verdict") => match parse::<TerokVerdict>(call) {
+            Ok(p) => Ok(verdict(
                 hub,
                 TEROK,
                 Verdict {
@@ -116,41 +116,46 @@ pub(crate) fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Identity)
                     decided_by: decided_by.clone(),
                 },
             )
-        }),
+            .await),
+            Err(refusal) => Err(refusal),
+        },
         (PADDOCK, "Pending") => Ok(pending(hub)),
-        (PADDOCK, "Verdict") => parse::<ScopedVerdict>(call).and_then(|p| {
-            let scope = match p.scope.as_deref() {
-                None => VerdictScope::Box,
-                Some(s) => VerdictScope::parse(s).ok_or_else(|| {
-                    Outcome::Reply(Reply::error(
-                        format!("{PADDOCK}.InvalidScope"),
-                        json!({ "scope": s }),
-                    ))
-                })?,
-            };
-            let ttl = match p.ttl_secs {
-                None => None,
-                Some(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-                Some(_) => return Err(invalid_parameter("ttl_secs")),
-            };
-            Ok(verdict(
-                hub,
-                PADDOCK,
-                Verdict {
-                    container: p.container,
-                    request_id: p.request_id,
-                    dest: p.dest,
-                    action: p.action,
-                    scope,
-                    ttl,
-                    decided_by: decided_by.clone(),
-                },
-            ))
-        }),
+        (PADDOCK, "Verdict") => match scoped(call, &decided_by) {
+            Ok(v) => Ok(verdict(hub, PADDOCK, v).await),
+            Err(refusal) => Err(refusal),
+        },
         (SERVICE | TEROK | PADDOCK, _) => Ok(method_not_found(&call.method)),
         _ => Ok(interface_not_found(interface)),
     };
     result.unwrap_or_else(|refusal| refusal)
+}
+
+/// `org.paddock.Clearance1.Verdict`'s parameters, checked.
+fn scoped(call: &Call, decided_by: &str) -> Result<Verdict, Outcome> {
+    let p = parse::<ScopedVerdict>(call)?;
+    let scope = match p.scope.as_deref() {
+        None => VerdictScope::Box,
+        Some(s) => VerdictScope::parse(s).ok_or_else(|| {
+            Outcome::Reply(Reply::error(
+                format!("{PADDOCK}.InvalidScope"),
+                json!({ "scope": s }),
+            ))
+        })?,
+    };
+    let ttl = match p.ttl_secs {
+        None => None,
+        Some(n) if n > 0 => Some(Duration::from_secs(n as u64)),
+        Some(_) => return Err(invalid_parameter("ttl_secs")),
+    };
+    Ok(Verdict {
+        container: p.container,
+        request_id: p.request_id,
+        dest: p.dest,
+        action: p.action,
+        scope,
+        ttl,
+        decided_by: decided_by.to_owned(),
+    })
 }
 
 fn get_info(version: &str) -> Outcome {
@@ -177,8 +182,8 @@ fn interface_not_found(interface: &str) -> Outcome {
     ))
 }
 
-fn verdict(hub: &Hub, interface: &str, verdict: Verdict) -> Outcome {
-    Outcome::Reply(match hub.verdict(verdict) {
+async fn verdict(hub: &Hub, interface: &str, verdict: Verdict) -> Outcome {
+    Outcome::Reply(match hub.verdict(verdict).await {
         Ok(ok) => Reply::ok(json!({ "ok": ok })),
         Err(e) => error_reply(interface, e),
     })
@@ -261,8 +266,8 @@ mod tests {
     /// Generated from the registry: every varlink method that needs a
     /// capability refuses an identity one capability short, and lets the
     /// full one past the check (what happens next is the method's own).
-    #[test]
-    fn every_registered_method_refuses_an_identity_without_its_capability() {
+    #[tokio::test]
+    async fn every_registered_method_refuses_an_identity_without_its_capability() {
         let hub = Hub::new(HubConfig { queue_capacity: 4 });
         let denied = Some("org.paddock.Clearance1.PermissionDenied".to_owned());
         let mut checked = 0;
@@ -270,20 +275,20 @@ mod tests {
             let request = call(op.name, json!({}));
             let Access::Requires(capability) = op.access else {
                 let nobody = Identity::local_user(1000, Capabilities::parse([]).unwrap());
-                let outcome = dispatch(&hub, "v", &request, &nobody);
+                let outcome = dispatch(&hub, "v", &request, &nobody).await;
                 assert_ne!(error_of(outcome), denied, "{} needs nothing", op.name);
                 continue;
             };
             let short = Identity::local_user(1000, Capabilities::all().without(capability));
             assert_eq!(
-                error_of(dispatch(&hub, "v", &request, &short)),
+                error_of(dispatch(&hub, "v", &request, &short).await),
                 denied,
                 "{} without {capability}",
                 op.name
             );
             let full = Identity::local_user(1000, Capabilities::all());
             assert_ne!(
-                error_of(dispatch(&hub, "v", &request, &full)),
+                error_of(dispatch(&hub, "v", &request, &full).await),
                 denied,
                 "{} with every capability",
                 op.name
@@ -295,8 +300,8 @@ mod tests {
 
     /// The uid's identity goes through the registry: a peer whose grants
     /// lack a method's capability is refused, typed, before anything runs.
-    #[test]
-    fn a_peer_without_the_capability_is_refused_per_method() {
+    #[tokio::test]
+    async fn a_peer_without_the_capability_is_refused_per_method() {
         let hub = Hub::new(HubConfig { queue_capacity: 4 });
         let viewer = Identity::local_user(1000, Capabilities::parse(["viewer"]).unwrap());
         let verdict = call(
@@ -304,14 +309,14 @@ mod tests {
             json!({"container": "b", "request_id": "r", "dest": "d", "action": "allow"}),
         );
         assert_eq!(
-            error_of(dispatch(&hub, "v", &verdict, &viewer)).as_deref(),
+            error_of(dispatch(&hub, "v", &verdict, &viewer).await).as_deref(),
             Some("org.paddock.Clearance1.PermissionDenied")
         );
         let pending = call("org.paddock.Clearance1.Pending", json!({}));
-        assert_eq!(error_of(dispatch(&hub, "v", &pending, &viewer)), None);
+        assert_eq!(error_of(dispatch(&hub, "v", &pending, &viewer).await), None);
         let owner = Identity::local_user(1000, Capabilities::all());
         assert_eq!(
-            error_of(dispatch(&hub, "v", &verdict, &owner)).as_deref(),
+            error_of(dispatch(&hub, "v", &verdict, &owner).await).as_deref(),
             Some("org.terok.Clearance1.UnknownRequest"),
             "allowed through to the hub, which knows no such request"
         );
