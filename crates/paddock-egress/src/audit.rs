@@ -16,6 +16,47 @@ use std::time::Duration;
 
 use paddock_store::{AuditRow, Store};
 
+/// What was decided, as the log records it. The names are the log's public
+/// vocabulary (the REST log, `paddock egress log`): they never change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditDecision {
+    Allowed,
+    Denied,
+    Held,
+    VerdictAllow,
+    VerdictDeny,
+    Timeout,
+    /// A held request withdrawn: the box went, or its shield changed.
+    Dropped,
+    RawBlock,
+    DnsRefused,
+    /// A request or query that could not even be read.
+    Malformed,
+    ShieldUp,
+    ShieldDown,
+    ShieldBlock,
+}
+
+impl AuditDecision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "allowed",
+            Self::Denied => "denied",
+            Self::Held => "held",
+            Self::VerdictAllow => "verdict_allow",
+            Self::VerdictDeny => "verdict_deny",
+            Self::Timeout => "timeout",
+            Self::Dropped => "dropped",
+            Self::RawBlock => "raw_block",
+            Self::DnsRefused => "dns_refused",
+            Self::Malformed => "malformed",
+            Self::ShieldUp => "shield_up",
+            Self::ShieldDown => "shield_down",
+            Self::ShieldBlock => "shield_block",
+        }
+    }
+}
+
 /// Why the log cannot be written right now, if it cannot.
 type Failure = Arc<Mutex<Option<String>>>;
 

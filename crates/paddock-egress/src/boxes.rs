@@ -7,6 +7,7 @@ use std::net::IpAddr;
 
 use paddock_clearance::EventKind;
 
+use crate::audit::AuditDecision;
 use crate::gateway::{BoxIdentity, Dest, Egress};
 
 impl Egress {
@@ -63,7 +64,7 @@ impl Egress {
         self.refuse(
             who,
             dest,
-            "raw_block",
+            AuditDecision::RawBlock,
             "firewall",
             "a direct connection that bypassed the proxy",
         );

@@ -199,7 +199,13 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
             proto: 17,
             domain: &query.name,
         };
-        egress.refuse(&who, dest, "dns_refused", "dns", &format!("dns: {reason}"));
+        egress.refuse(
+            &who,
+            dest,
+            crate::audit::AuditDecision::DnsRefused,
+            "dns",
+            &format!("dns: {reason}"),
+        );
         Some(answer(&query, RCODE_REFUSED, &[]))
     };
     let Some(name) = normalise_name(&query.name) else {

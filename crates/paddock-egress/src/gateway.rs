@@ -12,7 +12,7 @@ use paddock_store::{AuditRow, RuleRow, Store};
 
 use crate::EgressError;
 use crate::address::restricted;
-use crate::audit::AuditLog;
+use crate::audit::{AuditDecision, AuditLog};
 use crate::config::EgressConfig;
 use crate::hold::Outcome;
 use crate::policy::{Action, PolicyError, PortRange, Rule, RuleSet, Scope, normalise_name};
@@ -205,7 +205,7 @@ impl Egress {
         &self,
         who: &BoxIdentity,
         dest: Dest<'_>,
-        decision: &str,
+        decision: AuditDecision,
         decided_by: &str,
         request_id: &str,
         reason: &str,
@@ -219,7 +219,7 @@ impl Egress {
             port: dest.port,
             proto: dest.proto,
             domain: dest.domain.to_owned(),
-            decision: decision.to_owned(),
+            decision: decision.as_str().to_owned(),
             decided_by: decided_by.to_owned(),
             request_id: request_id.to_owned(),
             reason: reason.to_owned(),
@@ -241,7 +241,7 @@ impl Egress {
             proto: if by == "dns" { 17 } else { 6 },
             domain: "",
         };
-        self.record(who, dest, "malformed", by, "", reason);
+        self.record(who, dest, AuditDecision::Malformed, by, "", reason);
     }
 
     /// Why decisions cannot be recorded right now (and so must not be
@@ -295,7 +295,7 @@ impl Egress {
         &self,
         who: &BoxIdentity,
         dest: Dest<'_>,
-        decision: &str,
+        decision: AuditDecision,
         by: &str,
         reason: &str,
     ) {
@@ -348,7 +348,7 @@ impl Egress {
             domain,
         };
         let deny = |reason: String, by: &str| {
-            self.refuse(who, dest, "denied", by, &reason);
+            self.refuse(who, dest, AuditDecision::Denied, by, &reason);
             Decision::Deny { reason }
         };
 
@@ -406,7 +406,7 @@ impl Egress {
             return match permitted(&set, ips, port) {
                 Ok((addrs, _)) => {
                     if !by.starts_with("person") {
-                        self.record(who, dest, "allowed", &by, "", "");
+                        self.record(who, dest, AuditDecision::Allowed, &by, "", "");
                     }
                     Decision::Allow { addrs }
                 }
@@ -434,7 +434,7 @@ impl Egress {
         };
         match action {
             Action::Allow => {
-                self.record(who, dest, "allowed", &by, "", "");
+                self.record(who, dest, AuditDecision::Allowed, &by, "", "");
                 Decision::Allow { addrs }
             }
             Action::Deny => deny(format!("denied by {by}"), &by),

@@ -302,7 +302,13 @@ async fn tunnel(
                 proto: 6,
                 domain: name,
             };
-            egress.refuse(&who, dest, "denied", "sni", &reason);
+            egress.refuse(
+                &who,
+                dest,
+                crate::audit::AuditDecision::Denied,
+                "sni",
+                &reason,
+            );
             return;
         }
     }

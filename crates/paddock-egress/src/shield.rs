@@ -8,6 +8,7 @@ use std::time::Duration;
 use paddock_clearance::EventKind;
 
 use crate::EgressError;
+use crate::audit::AuditDecision;
 use crate::gateway::{BoxIdentity, Dest, Egress, now_ms};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +117,11 @@ impl Egress {
                 proto: 0,
                 domain: "",
             },
-            &format!("shield_{}", shield.as_str()),
+            match shield {
+                Shield::Up => AuditDecision::ShieldUp,
+                Shield::Down { .. } => AuditDecision::ShieldDown,
+                Shield::Block => AuditDecision::ShieldBlock,
+            },
             by,
             "",
             "",

@@ -7,6 +7,7 @@ use std::time::Duration;
 use paddock_clearance::{CheckedVerdict, Ending, EventKind, Hold, Ticket, VerdictScope};
 
 use crate::EgressError;
+use crate::audit::AuditDecision;
 use crate::gateway::rule_from_row;
 use crate::gateway::{BoxIdentity, Dest, Egress, Host, now_ms};
 use crate::hold::Outcome;
@@ -58,7 +59,7 @@ impl Egress {
             Hold::Held(ticket) => ticket,
             Hold::TooMany => {
                 let reason = format!("the box already waits on {limit} undecided destinations");
-                self.refuse(who, dest, "denied", "hold limit", &reason);
+                self.refuse(who, dest, AuditDecision::Denied, "hold limit", &reason);
                 return Outcome::Denied {
                     by: "hold limit".into(),
                     reason,
@@ -66,7 +67,7 @@ impl Egress {
             }
         };
         if ticket.fresh {
-            self.record(who, dest, "held", by, &ticket.request_id, "");
+            self.record(who, dest, AuditDecision::Held, by, &ticket.request_id, "");
             let request = Request {
                 who: who.clone(),
                 host: host_text.clone(),
@@ -152,14 +153,21 @@ impl Egress {
                 self.record(
                     who,
                     dest,
-                    "timeout",
+                    AuditDecision::Timeout,
                     "timeout",
                     &request.request_id,
                     &reason,
                 );
             }
             Ending::Withdrawn { by, reason } => {
-                self.record(who, dest, "dropped", &by, &request.request_id, &reason);
+                self.record(
+                    who,
+                    dest,
+                    AuditDecision::Dropped,
+                    &by,
+                    &request.request_id,
+                    &reason,
+                );
             }
         }
     }
@@ -178,11 +186,15 @@ impl Egress {
             ));
         }
         let by = format!("person via {}", v.verdict.decided_by);
-        let action = if v.allow { "allow" } else { "deny" };
+        let decision = if v.allow {
+            AuditDecision::VerdictAllow
+        } else {
+            AuditDecision::VerdictDeny
+        };
         self.record(
             who,
             dest,
-            &format!("verdict_{action}"),
+            decision,
             &by,
             &v.verdict.request_id,
             v.verdict.scope.as_str(),
