@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, box_resource};
-use crate::error::ErrorCode;
+use crate::error::{ErrorCode, json_body as body};
 use crate::{ApiError, AppState};
 use paddock_iam::Resource;
 
@@ -50,12 +50,6 @@ impl From<EgressError> for ApiError {
             }
         }
     }
-}
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    payload
-        .map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 #[derive(Serialize)]

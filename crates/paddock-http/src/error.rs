@@ -118,6 +118,15 @@ impl ApiError {
     }
 }
 
+/// A JSON body, or the `invalid` error saying what is wrong with it.
+pub(crate) fn json_body<T>(
+    payload: Result<axum::Json<T>, axum::extract::rejection::JsonRejection>,
+) -> Result<T, ApiError> {
+    payload
+        .map(|axum::Json(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
 /// Status and stable machine-readable code for each core error.
 pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
     match e {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::Caller;
+use crate::error::json_body as body;
 use crate::{ApiError, AppState};
 use paddock_iam::Resource;
 
@@ -19,12 +20,6 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/api/v1/boxes/{id}", get(get_one).delete(destroy))
         .route("/api/v1/boxes/{id}/exec", post(exec))
         .route("/api/v1/boxes/{id}/logs", get(logs))
-}
-
-fn body<T>(payload: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
-    payload
-        .map(|Json(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 #[derive(Serialize)]

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::http::{Client, Connection};
 use super::table;
+use super::table::cell as text;
 
 #[derive(clap::Args)]
 pub struct BoxArgs {
@@ -63,10 +64,6 @@ enum BoxCommand {
     },
     /// Destroy a box.
     Rm { id: String },
-}
-
-fn text(v: &Value) -> String {
-    v.as_str().unwrap_or("").to_owned()
 }
 
 fn box_rows(boxes: &[Value]) -> String {

@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 use super::boxes::path_id;
 use super::http::{Client, Connection};
 use super::table;
+use super::table::cell as text;
 
 #[derive(clap::Args)]
 pub struct EgressArgs {
@@ -95,14 +96,6 @@ enum EgressCommand {
     Down(DownArgs),
     /// Block all of a box's egress.
     Block(ShieldArgs),
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => String::new(),
-        other => other.to_string(),
-    }
 }
 
 fn rule_rows(rules: &[Value]) -> String {
