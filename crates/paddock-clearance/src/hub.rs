@@ -179,6 +179,48 @@ pub struct PendingRequest {
     pub times_blocked: u64,
 }
 
+/// A held request as every surface shows it (varlink's `Pending`, REST's
+/// pending list, the terminal client): one shape, one set of names.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingView {
+    pub container: String,
+    pub request_id: String,
+    pub dest: String,
+    pub port: i64,
+    pub proto: i64,
+    pub domain: String,
+    pub project: String,
+    /// When it was first held: RFC 3339, UTC…
+    pub first_seen: String,
+    /// …and in milliseconds since the epoch.
+    pub first_seen_ms: i64,
+    pub times_blocked: u64,
+}
+
+impl From<&PendingRequest> for PendingView {
+    fn from(p: &PendingRequest) -> Self {
+        let first_seen_ms = p
+            .first_seen
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        Self {
+            container: p.event.container.clone(),
+            request_id: p.event.request_id.clone(),
+            dest: p.event.dest.clone(),
+            port: p.event.port,
+            proto: p.event.proto,
+            domain: p.event.domain.clone(),
+            project: p.event.dossier.get("project").cloned().unwrap_or_default(),
+            first_seen: time::OffsetDateTime::from(p.first_seen)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            first_seen_ms,
+            times_blocked: p.times_blocked,
+        }
+    }
+}
+
 /// Attempts of one box on one destination share one request.
 type HoldKey = (String, String, i64);
 

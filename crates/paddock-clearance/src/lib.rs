@@ -16,7 +16,7 @@ pub mod varlink;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
-    Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, Ticket, Verdict,
-    VerdictError, VerdictScope,
+    Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, PendingView, Ticket,
+    Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};

@@ -292,6 +292,17 @@ async fn varlink_subscribe_and_verdict_over_a_unix_socket() {
         .await
         .unwrap();
     assert_eq!(pending["requests"][0]["times_blocked"], 1);
+    // One shape on every surface (REST serves the same PendingView).
+    let view: paddock_clearance::PendingView =
+        serde_json::from_value(pending["requests"][0].clone()).unwrap();
+    assert_eq!(
+        (view.container.as_str(), view.port, view.proto),
+        ("box-a", 443, 6)
+    );
+    assert!(
+        view.first_seen_ms > 0 && view.first_seen.ends_with('Z'),
+        "{view:?}"
+    );
     let refused = calls
         .call(
             "org.terok.Clearance1.Verdict",

@@ -9,7 +9,7 @@ use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
-use paddock_clearance::{Verdict, VerdictError, VerdictScope};
+use paddock_clearance::{PendingView, Verdict, VerdictError, VerdictScope};
 use paddock_egress::{Action, BoxIdentity, Egress, EgressError, PortRange, Rule, Scope, Target};
 use paddock_store::AuditQuery;
 use serde::{Deserialize, Serialize};
@@ -248,23 +248,12 @@ async fn pending(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
-    let requests: Vec<Value> = s
+    let requests: Vec<PendingView> = s
         .hub
         .pending()
-        .into_iter()
-        .filter(|p| caller.sees(p.event.dossier.get("project").map_or("", String::as_str)))
-        .map(|p| {
-            json!({
-                "container": p.event.container,
-                "request_id": p.event.request_id,
-                "dest": p.event.dest,
-                "port": p.event.port,
-                "domain": p.event.domain,
-                "project": p.event.dossier.get("project"),
-                "first_seen_ms": p.first_seen.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0),
-                "times_blocked": p.times_blocked,
-            })
-        })
+        .iter()
+        .map(PendingView::from)
+        .filter(|p| caller.sees(&p.project))
         .collect();
     Ok(Json(json!({ "requests": requests })))
 }

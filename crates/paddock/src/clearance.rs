@@ -7,11 +7,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use paddock_clearance::ClearanceEvent;
 use paddock_clearance::varlink::{
     ClientError, EventStream, PADDOCK, VarlinkClient, default_socket_path,
 };
-use serde_json::{Value, json};
+use paddock_clearance::{ClearanceEvent, PendingView};
+use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
 use crate::client::render_table;
@@ -28,7 +28,7 @@ const HELP: &str =
 const RECENT: usize = 5;
 
 struct Screen {
-    pending: Vec<Value>,
+    pending: Vec<PendingView>,
     recent: Vec<String>,
     status: String,
     tty: bool,
@@ -51,12 +51,12 @@ impl Screen {
             .map(|(i, p)| {
                 vec![
                     (i + 1).to_string(),
-                    p["container"].as_str().unwrap_or("").to_owned(),
-                    p["project"].as_str().unwrap_or("").to_owned(),
-                    format!("{}:{}", p["dest"].as_str().unwrap_or(""), p["port"]),
-                    p["domain"].as_str().unwrap_or("").to_owned(),
-                    p["times_blocked"].to_string(),
-                    p["first_seen"].as_str().unwrap_or("").to_owned(),
+                    p.container.clone(),
+                    p.project.clone(),
+                    format!("{}:{}", p.dest, p.port),
+                    p.domain.clone(),
+                    p.times_blocked.to_string(),
+                    p.first_seen.clone(),
                 ]
             })
             .collect();
@@ -103,12 +103,12 @@ fn describe(e: &ClearanceEvent) -> String {
     }
 }
 
-async fn pending(calls: &mut VarlinkClient) -> anyhow::Result<Vec<Value>> {
-    let reply = calls
+async fn pending(calls: &mut VarlinkClient) -> anyhow::Result<Vec<PendingView>> {
+    let mut reply = calls
         .call(&format!("{PADDOCK}.Pending"), json!({}))
         .await
         .context("cannot list held requests")?;
-    Ok(reply["requests"].as_array().cloned().unwrap_or_default())
+    serde_json::from_value(reply["requests"].take()).context("the hub's pending list is garbled")
 }
 
 /// Parses `a 2` and friends into (action, scope, 0-based index).
@@ -230,13 +230,13 @@ async fn session(
                         Some((action, scope, i)) => {
                             let p = &screen.pending[i];
                             let params = json!({
-                                "container": p["container"],
-                                "request_id": p["request_id"],
-                                "dest": p["dest"],
+                                "container": p.container,
+                                "request_id": p.request_id,
+                                "dest": p.dest,
                                 "action": action,
                                 "scope": scope,
                             });
-                            let target = format!("{}:{}", p["dest"].as_str().unwrap_or(""), p["port"]);
+                            let target = format!("{}:{}", p.dest, p.port);
                             match calls.call(&format!("{PADDOCK}.Verdict"), params).await {
                                 Ok(_) => format!("{}ed {target} (scope {scope})", if action == "allow" { "allow" } else { "deni" }),
                                 Err(ClientError::Closed) => return Ok(Ended::Lost),

@@ -250,6 +250,12 @@ async fn a_login_held_on_the_network_shows_what_it_waits_for() {
         .find(|r| r["container"] == "act-net")
         .cloned()
         .unwrap_or_else(|| panic!("{pending}"));
+    let view: paddock_clearance::PendingView = serde_json::from_value(held.clone()).unwrap();
+    assert_eq!(
+        (view.proto, view.domain.as_str()),
+        (6, "idp.test"),
+        "{held}"
+    );
     let (s, b) = p
         .post(
             "/api/v1/egress/verdicts",

@@ -75,6 +75,7 @@ type PendingRequest (
   domain: string,
   project: string,
   first_seen: string,
+  first_seen_ms: int,
   times_blocked: int
 )
 

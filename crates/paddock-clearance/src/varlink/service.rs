@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::codec::{Call, Reply};
 use super::interfaces::{self, PADDOCK, SERVICE, TEROK};
-use crate::hub::{Hub, Verdict, VerdictError, VerdictScope};
+use crate::hub::{Hub, PendingView, Verdict, VerdictError, VerdictScope};
 use paddock_iam::{Access, Identity, Resource, Surface, grant_decision, registry};
 
 pub(crate) enum Outcome {
@@ -222,26 +222,7 @@ pub(crate) fn error_reply(interface: &str, error: VerdictError) -> Reply {
 }
 
 fn pending(hub: &Hub) -> Outcome {
-    let requests: Vec<Value> = hub
-        .pending()
-        .into_iter()
-        .map(|p| {
-            let first_seen = time::OffsetDateTime::from(p.first_seen)
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default();
-            json!({
-                "container": p.event.container,
-                "request_id": p.event.request_id,
-                "dest": p.event.dest,
-                "port": p.event.port,
-                "proto": p.event.proto,
-                "domain": p.event.domain,
-                "project": p.event.dossier.get("project").cloned().unwrap_or_default(),
-                "first_seen": first_seen,
-                "times_blocked": p.times_blocked,
-            })
-        })
-        .collect();
+    let requests: Vec<PendingView> = hub.pending().iter().map(PendingView::from).collect();
     Outcome::Reply(Reply::ok(json!({ "requests": requests })))
 }
 
@@ -252,7 +233,7 @@ mod tests {
     use super::*;
     use crate::hub::HubConfig;
 
-    fn call(method: &str, parameters: Value) -> Call {
+    fn call(method: &str, parameters: serde_json::Value) -> Call {
         serde_json::from_value(json!({ "method": method, "parameters": parameters })).unwrap()
     }
 
