@@ -351,8 +351,10 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
 
 #[tokio::test]
 async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
+    // Long enough that the code always arrives first, even on a loaded
+    // machine; short enough to wait for.
     let p = Paddock::start(Options {
-        ttl_secs: 2,
+        ttl_secs: 8,
         ..Options::default()
     });
     let (_, created) = p
@@ -364,9 +366,11 @@ async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
     let url = crate::common::activation_url(&created);
     let done = send_code(&p, &url, "wrong").await;
     assert_eq!(done.status(), 422);
+    let (_, got) = p.get("/api/v1/boxes/act-fail").await;
+    assert_eq!(got["state"], "failed", "{got}");
     crate::common::wait_for(
         "the failed box to be reaped",
-        std::time::Duration::from_secs(20),
+        std::time::Duration::from_secs(40),
         || async {
             let (status, _) = p.get("/api/v1/boxes/act-fail").await;
             (status == 404).then_some(())

@@ -7,8 +7,10 @@ use serde_json::{Value, json};
 
 #[tokio::test]
 async fn boxes_nobody_activates_are_reaped() {
+    // Long enough that the activation always arrives first, even on a
+    // loaded machine; short enough to wait for.
     let p = Paddock::start(Options {
-        ttl_secs: 2,
+        ttl_secs: 8,
         ..Options::default()
     });
     let (_, keep) = p
@@ -34,7 +36,7 @@ async fn boxes_nobody_activates_are_reaped() {
     assert_eq!(s, 201);
     wait_for(
         "the idle box to be reaped",
-        Duration::from_secs(20),
+        Duration::from_secs(40),
         || async { (p.get("/api/v1/boxes/idle").await.0 == 404).then_some(()) },
     )
     .await;
