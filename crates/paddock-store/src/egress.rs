@@ -213,17 +213,4 @@ impl Store {
         }
         Ok(())
     }
-
-    /// The box using a network, if any (the egress gateway's per-connection
-    /// question: who is this?).
-    pub fn box_on_network(&self, network_id: &str) -> Result<Option<(String, String)>> {
-        Ok(self
-            .conn()
-            .query_row(
-                "SELECT id, project FROM boxes WHERE network_id = ?1 AND state != 'destroying'",
-                [network_id],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?)
-    }
 }
