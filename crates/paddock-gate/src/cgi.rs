@@ -13,8 +13,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Response, StatusCode};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
+use crate::answers::{Body, text};
 use crate::hooks_dir::SpareLink;
-use crate::server::{Body, text};
 use crate::spare::HooksGuard;
 
 pub(crate) struct CgiCall {

@@ -6,6 +6,7 @@
 //! the three smart-HTTP endpoints; everything else is 404. `git
 //! http-backend` then serves it with `GIT_PROJECT_ROOT` set to the base.
 
+mod answers;
 mod cgi;
 mod commands;
 mod hook;

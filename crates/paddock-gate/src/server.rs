@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -17,6 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::answers::{self, Body, text};
 use crate::cgi::{self, CgiCall, CgiRequest};
 use crate::commands;
 use crate::hook::{ENV_AUDIT, ENV_POLICY, ENV_PRINCIPAL, ENV_PROJECT};
@@ -25,20 +26,6 @@ use crate::request::{self, Endpoint, GitRequest};
 use crate::spare::{Spare, SpareKey, SpareSlot};
 use crate::tokens::{Grant, TokenAuthority};
 use crate::{GateError, PushPolicy};
-
-pub(crate) type Body = http_body_util::combinators::UnsyncBoxBody<Bytes, std::io::Error>;
-
-pub(crate) fn text(status: StatusCode, body: &str) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .body(
-            Full::new(Bytes::from(body.to_owned()))
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static response")
-}
 
 #[derive(Debug, Clone)]
 pub struct GateConfig {
@@ -81,28 +68,6 @@ pub struct Gate {
     hooks: HooksDir,
 }
 
-/// What `git receive-pack --stateless-rpc` sends for a flush packet alone.
-fn empty_push_result() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::EXPIRES, "Fri, 01 Jan 1980 00:00:00 GMT")
-        .header(header::PRAGMA, "no-cache")
-        .header(
-            header::CACHE_CONTROL,
-            "no-cache, max-age=0, must-revalidate",
-        )
-        .header(
-            header::CONTENT_TYPE,
-            "application/x-git-receive-pack-result",
-        )
-        .body(
-            Full::new(Bytes::new())
-                .map_err(|e| match e {})
-                .boxed_unsync(),
-        )
-        .expect("static response")
-}
-
 fn find_backend(git: &str) -> (String, Vec<String>) {
     let exec_path = std::process::Command::new(git)
         .arg("--exec-path")
@@ -141,22 +106,6 @@ impl Gate {
         &self.base
     }
 
-    fn unauthorized() -> Response<Body> {
-        let mut r = text(
-            StatusCode::UNAUTHORIZED,
-            "a token is required (HTTP Basic, token as the user name)\n",
-        );
-        r.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"paddock git gate\""),
-        );
-        r
-    }
-
-    fn not_found() -> Response<Body> {
-        text(StatusCode::NOT_FOUND, "repository not found\n")
-    }
-
     /// Answers one request; `tokens` decides who may see what, `spare`
     /// is the connection's spare backend for a push.
     async fn handle(
@@ -168,14 +117,15 @@ impl Gate {
     ) -> Response<Body> {
         let path = req.uri().path();
         let Some(git) = request::parse(req.method().as_str(), path, req.uri().query()) else {
-            self.record_refusal(
+            answers::record_refusal(
+                self.config.audit_log.as_deref(),
                 "",
                 "",
                 path,
                 StatusCode::NOT_FOUND,
                 "not a git smart-HTTP request",
             );
-            return Self::not_found();
+            return answers::not_found();
         };
         let auth = req
             .headers()
@@ -186,7 +136,8 @@ impl Gate {
             // git's first request carries no token unless told to: only a
             // token that was sent and refused is worth a record.
             if presented.is_some() {
-                self.record_refusal(
+                answers::record_refusal(
+                    self.config.audit_log.as_deref(),
                     "",
                     &git.project,
                     path,
@@ -194,7 +145,7 @@ impl Gate {
                     "unknown token",
                 );
             }
-            return Self::unauthorized();
+            return answers::unauthorized();
         };
         let (principal, policy) = match &grant {
             Grant::Admin => ("admin".to_owned(), None),
@@ -202,27 +153,29 @@ impl Gate {
                 // Another project's repository is "not found": its existence
                 // is none of this token's business.
                 if *project != git.project {
-                    self.record_refusal(
+                    answers::record_refusal(
+                        self.config.audit_log.as_deref(),
                         principal,
                         &git.project,
                         path,
                         StatusCode::NOT_FOUND,
                         &format!("the token is for project {project}"),
                     );
-                    return Self::not_found();
+                    return answers::not_found();
                 }
                 (principal.clone(), Some(&self.config.policy))
             }
         };
         if request::repository(&self.base, &git.project).is_none() {
-            self.record_refusal(
+            answers::record_refusal(
+                self.config.audit_log.as_deref(),
                 &principal,
                 &git.project,
                 path,
                 StatusCode::NOT_FOUND,
                 "no such repository",
             );
-            return Self::not_found();
+            return answers::not_found();
         }
         let declared = req
             .headers()
@@ -230,7 +183,8 @@ impl Gate {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|n| n > self.config.max_body_bytes) {
-            self.record_refusal(
+            answers::record_refusal(
+                self.config.audit_log.as_deref(),
                 &principal,
                 &git.project,
                 path,
@@ -247,14 +201,15 @@ impl Gate {
                 .hooks
                 .set(policy.is_some(), self.config.audit_log.is_some());
             if let Err(why) = self.hooks.runnable(&hooks) {
-                self.record_refusal(
+                answers::record_refusal(
+                    self.config.audit_log.as_deref(),
                     &principal,
                     &git.project,
                     path,
                     StatusCode::SERVICE_UNAVAILABLE,
                     &why,
                 );
-                return self.hooks_broken(&git.project, &why, true);
+                return answers::hooks_broken(&git.project, &why, true);
             }
         }
         // A push that only creates allowed branches needs no hook when
@@ -281,7 +236,7 @@ impl Gate {
                 Err(status) => return text(status, "request body unusable\n"),
             };
             if read.as_ref() == b"0000" {
-                return empty_push_result();
+                return answers::empty_push_result();
             }
             return text(StatusCode::BAD_REQUEST, "malformed push request\n");
         }
@@ -310,14 +265,15 @@ impl Gate {
         if git.endpoint == Endpoint::ReceivePack
             && let Err(why) = self.hooks.runnable(&hooks)
         {
-            self.record_refusal(
+            answers::record_refusal(
+                self.config.audit_log.as_deref(),
                 &principal,
                 &git.project,
                 parts.uri.path(),
                 StatusCode::SERVICE_UNAVAILABLE,
                 &why,
             );
-            return self.hooks_broken(&git.project, &why, false);
+            return answers::hooks_broken(&git.project, &why, false);
         }
         let described = CgiRequest::of(&parts);
         let limits = cgi::Limits {
@@ -359,71 +315,6 @@ impl Gate {
             self.start_spare(spare, key, &git, &principal, policy, remote);
         }
         response
-    }
-
-    /// A request refused before git saw it, on the audit log beside the
-    /// push decisions (nothing is refused off the record).
-    fn record_refusal(
-        &self,
-        principal: &str,
-        project: &str,
-        path: &str,
-        status: StatusCode,
-        reason: &str,
-    ) {
-        let path: String = path.chars().take(256).collect();
-        let now = time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default();
-        crate::hook::audit(
-            self.config.audit_log.as_deref(),
-            serde_json::json!({
-                "time": now, "project": project, "principal": principal,
-                "request": path, "outcome": "refused", "status": status.as_u16(),
-                "reason": reason,
-            }),
-        );
-    }
-
-    /// Refuses a push whose policy hooks cannot run. To the advertisement
-    /// request, git's own error packet (shown as `remote error: …`);
-    /// to the POST, a 503.
-    fn hooks_broken(&self, project: &str, why: &str, advertisement: bool) -> Response<Body> {
-        tracing::error!(
-            project,
-            reason = why,
-            "refusing a push: its policy hooks cannot run"
-        );
-        let message = format!(
-            "paddock git gate: pushes are refused because the push policy cannot run ({why}); restart the gate"
-        );
-        if !advertisement {
-            return text(StatusCode::SERVICE_UNAVAILABLE, &format!("{message}\n"));
-        }
-        let mut body = Vec::new();
-        for line in [
-            "# service=git-receive-pack\n".to_owned(),
-            format!("ERR {message}\n"),
-        ] {
-            body.extend_from_slice(format!("{:04x}", line.len() + 4).as_bytes());
-            body.extend_from_slice(line.as_bytes());
-            if line.starts_with('#') {
-                body.extend_from_slice(b"0000");
-            }
-        }
-        Response::builder()
-            .status(StatusCode::OK)
-            .header(header::CACHE_CONTROL, "no-cache")
-            .header(
-                header::CONTENT_TYPE,
-                "application/x-git-receive-pack-advertisement",
-            )
-            .body(
-                Full::new(Bytes::from(body))
-                    .map_err(|e| match e {})
-                    .boxed_unsync(),
-            )
-            .unwrap_or_else(|_| text(StatusCode::SERVICE_UNAVAILABLE, &message))
     }
 
     /// Starts the backend for the POST that follows a push's
