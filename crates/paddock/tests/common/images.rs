@@ -1,0 +1,106 @@
+//! The box images the tests build offline from this machine's own files
+//! (busybox from Debian's busybox-static, Debian's git), and the fake
+//! login's configurations.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use super::{docker, fixtures};
+
+pub const TEST_IMAGE: &str = "paddock-test-box:test";
+/// `bin/` with Debian's static busybox and a link per applet, and `tmp/`.
+fn busybox_rootfs(root: &Path) {
+    let bin = root.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::copy("/bin/busybox", bin.join("busybox"))
+        .expect("/bin/busybox exists (Debian package busybox-static)");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+    }
+}
+
+/// Builds the busybox test image once per test binary (offline: busybox
+/// comes from Debian's busybox-static on this machine).
+pub fn test_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        busybox_rootfs(ctx.path());
+        for f in ["Dockerfile", "fake-login"] {
+            std::fs::copy(fixtures().join("box-image").join(f), ctx.path().join(f)).unwrap();
+        }
+        let out = docker(&[
+            "build",
+            "-q",
+            "-t",
+            TEST_IMAGE,
+            ctx.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    TEST_IMAGE
+}
+
+pub const GIT_IMAGE: &str = "paddock-test-git:test";
+
+/// A box image with Debian's git (and the shared libraries it loads) on top
+/// of busybox, built offline from this machine's own files.
+pub fn git_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        let root = ctx.path().join("rootfs");
+        busybox_rootfs(&root);
+        let programs = ["/usr/bin/git", "/usr/lib/git-core/git", "/usr/lib/git-core/git-remote-http"];
+        let ldd = Command::new("ldd").args(programs).output().unwrap();
+        let mut files: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
+        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+            let path = match line.split("=>").nth(1) {
+                Some(rest) => rest.split_whitespace().next(),
+                None => line.split_whitespace().next().filter(|p| p.starts_with('/') && !p.ends_with(':')),
+            };
+            if let Some(p) = path.filter(|p| p.starts_with('/')) {
+                files.push(p.to_owned());
+            }
+        }
+        files.sort();
+        files.dedup();
+        for f in files {
+            let dest = root.join(f.trim_start_matches('/'));
+            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+            std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("copying {f}: {e}"));
+        }
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            "FROM scratch\nCOPY rootfs /\nENV PATH=/usr/bin:/bin HOME=/tmp\nCMD [\"/bin/sleep\", \"2147483647\"]\n",
+        )
+        .unwrap();
+        let out = docker(&["build", "-q", "-t", GIT_IMAGE, ctx.path().to_str().unwrap()]);
+        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    GIT_IMAGE
+}
+
+/// Configuration for a login that trades its code over the network, as a
+/// real agent's does: the fake login fetches
+/// `http://idp.test:<port>/token` (the test's own server on loopback)
+/// through the box's proxy. `destinations` is the profile's
+/// `login_destinations` list, as TOML items.
+pub fn networked_login_toml(idp_port: u16, destinations: &str) -> String {
+    let image = test_image();
+    format!(
+        "[egress]\nhold_timeout_secs = 30\n[egress.hosts]\n\"idp.test\" = [\"127.0.0.1\"]\n\
+         [[profiles]]\nimage = \"{image}\"\n\
+         login_command = [\"/bin/sh\", \"-c\", \"FAKE_LOGIN_TOKEN_URL=http://idp.test:{idp_port}/token exec /usr/local/bin/fake-login\"]\n\
+         url_pattern = 'https://auth\\.paddock\\.test/\\S+'\nlogin_destinations = [{destinations}]\n"
+    )
+}
