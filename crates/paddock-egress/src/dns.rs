@@ -180,7 +180,7 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
         egress.record_malformed(
             &who,
             "",
-            "dns",
+            ("dns", 17),
             &format!("{reason}, {} bytes", packet.len()),
         );
         if formerr {

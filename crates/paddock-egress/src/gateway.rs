@@ -233,12 +233,19 @@ impl Egress {
     /// Records a request that could not even be read as a destination
     /// (a malformed proxy request or DNS query): refused, and on the record
     /// like every other refusal.
-    pub(crate) fn record_malformed(&self, who: &BoxIdentity, target: &str, by: &str, reason: &str) {
+    /// `by` is the listener that refused it, `proto` its protocol.
+    pub(crate) fn record_malformed(
+        &self,
+        who: &BoxIdentity,
+        target: &str,
+        (by, proto): (&str, u8),
+        reason: &str,
+    ) {
         let target: String = target.chars().take(256).collect();
         let dest = Dest {
             host: &target,
             port: 0,
-            proto: if by == "dns" { 17 } else { 6 },
+            proto,
             domain: "",
         };
         self.record(who, dest, AuditDecision::Malformed, by, "", reason);
@@ -384,8 +391,9 @@ impl Egress {
                 (_, Shield::Down { .. }) => Some("shield down".to_owned()),
                 _ => None,
             };
+            // A person's allow is on the record already (as their verdict).
             let by = match cleared {
-                Some(by) => by,
+                Some(by) => Some(by),
                 None => match self
                     .hold(
                         who,
@@ -395,8 +403,8 @@ impl Egress {
                     )
                     .await
                 {
-                    Outcome::Allowed { by } => by,
-                    Outcome::Denied { reason, .. } => return Decision::Deny { reason },
+                    Outcome::Allowed => None,
+                    Outcome::Denied { reason } => return Decision::Deny { reason },
                 },
             };
             let ips = match self.resolve(host).await {
@@ -405,7 +413,7 @@ impl Egress {
             };
             return match permitted(&set, ips, port) {
                 Ok((addrs, _)) => {
-                    if !by.starts_with("person") {
+                    if let Some(by) = by {
                         self.record(who, dest, AuditDecision::Allowed, &by, "", "");
                     }
                     Decision::Allow { addrs }
@@ -439,8 +447,8 @@ impl Egress {
             }
             Action::Deny => deny(format!("denied by {by}"), &by),
             Action::Ask => match self.hold(who, host, port, &by).await {
-                Outcome::Allowed { .. } => Decision::Allow { addrs },
-                Outcome::Denied { reason, .. } => Decision::Deny { reason },
+                Outcome::Allowed => Decision::Allow { addrs },
+                Outcome::Denied { reason } => Decision::Deny { reason },
             },
         }
     }

@@ -1,8 +1,9 @@
 //! How a held connection ended, for the connection that waited on it.
-//! (The request itself lives in the clearance hub, its one owner.)
+//! (The request itself lives in the clearance hub, its one owner; who
+//! decided is on the record, written by the request's owner.)
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Allowed { by: String },
-    Denied { by: String, reason: String },
+    Allowed,
+    Denied { reason: String },
 }

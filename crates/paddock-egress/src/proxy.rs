@@ -120,7 +120,7 @@ pub async fn serve(
                     if (e.is_parse() || e.is_parse_too_large())
                         && let Some(who) = gateway.identify(&network)
                     {
-                        gateway.record_malformed(&who, "", "proxy", &format!("unreadable request: {e}"));
+                        gateway.record_malformed(&who, "", ("proxy", 6), &format!("unreadable request: {e}"));
                     }
                 }
             }
@@ -173,7 +173,7 @@ fn malformed(
     req: &Request<Incoming>,
     reason: &str,
 ) -> Response<Body> {
-    egress.record_malformed(who, &req.uri().to_string(), "proxy", reason);
+    egress.record_malformed(who, &req.uri().to_string(), ("proxy", 6), reason);
     text(StatusCode::BAD_REQUEST, format!("paddock: {reason}\n"))
 }
 
@@ -403,7 +403,7 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
     parts.uri = match path.parse() {
         Ok(uri) => uri,
         Err(_) => {
-            egress.record_malformed(&who, &host.as_string(), "proxy", "bad request path");
+            egress.record_malformed(&who, &host.as_string(), ("proxy", 6), "bad request path");
             return text(
                 StatusCode::BAD_REQUEST,
                 "paddock: bad request path\n".into(),

@@ -60,10 +60,7 @@ impl Egress {
             Hold::TooMany => {
                 let reason = format!("the box already waits on {limit} undecided destinations");
                 self.refuse(who, dest, AuditDecision::Denied, "hold limit", &reason);
-                return Outcome::Denied {
-                    by: "hold limit".into(),
-                    reason,
-                };
+                return Outcome::Denied { reason };
             }
         };
         if ticket.fresh {
@@ -81,18 +78,14 @@ impl Egress {
             Ending::Decided { verdict, .. } if verdict.allow => match self.audit_failure() {
                 // An allow that cannot be recorded is not given.
                 Some(why) => Outcome::Denied {
-                    by: "decision log".into(),
                     reason: format!("paddock cannot record decisions right now ({why})"),
                 },
-                None => Outcome::Allowed {
-                    by: format!("person via {}", verdict.verdict.decided_by),
-                },
+                None => Outcome::Allowed,
             },
             Ending::Decided { verdict, .. } => Outcome::Denied {
-                by: format!("person via {}", verdict.verdict.decided_by),
                 reason: format!("denied by a person ({})", verdict.verdict.decided_by),
             },
-            Ending::Withdrawn { by, reason } => Outcome::Denied { by, reason },
+            Ending::Withdrawn { reason, .. } => Outcome::Denied { reason },
         }
     }
 
@@ -105,19 +98,20 @@ impl Egress {
         let hub = self.hub.clone();
         let timeout = self.config.hold_timeout();
         tokio::spawn(async move {
-            let ending = tokio::select! {
-                ending = ticket.ending() => ending,
+            // Whether this task ended it at the deadline (it alone knows).
+            let (ending, timed_out) = tokio::select! {
+                ending = ticket.ending() => (ending, false),
                 () = tokio::time::sleep(timeout) => {
                     let reason = format!("no verdict within {} s", timeout.as_secs());
                     match hub.withdraw(&request.request_id, "timeout", &reason) {
-                        Some(_) => Ending::Withdrawn { by: "timeout".into(), reason },
+                        Some(_) => (Ending::Withdrawn { by: "timeout".into(), reason }, true),
                         // A verdict or a withdrawal got there first.
-                        None => ticket.ending().await,
+                        None => (ticket.ending().await, false),
                     }
                 }
             };
             match gateway.upgrade() {
-                Some(egress) => egress.settle(&request, ending),
+                Some(egress) => egress.settle(&request, ending, timed_out),
                 None => {
                     if let Ending::Decided { ack, .. } = ending {
                         ack.answer(Err("the egress gateway has stopped".into()));
@@ -129,7 +123,7 @@ impl Egress {
 
     /// Records how a request ended; a verdict's scope becomes a rule, and
     /// the verdict's sender hears whether it could.
-    fn settle(&self, request: &Request, ending: Ending) {
+    fn settle(&self, request: &Request, ending: Ending, timed_out: bool) {
         let dest = Dest {
             host: &request.host,
             port: request.port,
@@ -141,7 +135,7 @@ impl Egress {
             Ending::Decided { verdict, ack } => {
                 ack.answer(self.apply_verdict(who, dest, &verdict));
             }
-            Ending::Withdrawn { by, reason } if by == "timeout" => {
+            Ending::Withdrawn { reason, .. } if timed_out => {
                 let mut e = self.event(EventKind::VerdictApplied, who);
                 e.request_id = request.request_id.clone();
                 e.dest = request.host.clone();
