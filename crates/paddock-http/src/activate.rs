@@ -189,10 +189,7 @@ struct CodeForm {
 }
 
 /// Resolves once the box has a connection held that it did not have.
-async fn a_hold_of(subscription: Option<paddock_clearance::Subscription>, box_id: String) {
-    let Some(subscription) = subscription else {
-        return std::future::pending().await;
-    };
+async fn a_hold_of(subscription: paddock_clearance::Subscription, box_id: String) {
     while let Some(published) = subscription.next().await {
         let e = &published.event;
         if e.kind == EventKind::ConnectionBlocked.as_str()
@@ -233,7 +230,7 @@ async fn submit(
         Err(e) => return error_page(e),
     };
     // Subscribed before the code goes in, so no hold is missed.
-    let holds = Some(s.hub.subscribe());
+    let holds = s.hub.subscribe();
     let submitted = s.boxes.submit_code(&token, &form.code);
     let outcome = tokio::select! {
         outcome = submitted => outcome,
@@ -299,12 +296,12 @@ async fn verdict(
         Err(e) => return error_page(e),
     };
     let (box_id, project) = (status.box_id().to_owned(), status.project().to_owned());
-    if !may_decide(&s, caller.as_deref(), &box_id, &project).await {
-        return refused("Your sign-in does not allow egress verdicts for this box.");
-    }
     let Some(Extension(caller)) = caller else {
         return refused("Only a signed-in person decides here.");
     };
+    if !may_decide(&s, Some(&caller), &box_id, &project).await {
+        return refused("Your sign-in does not allow egress verdicts for this box.");
+    }
     let Some(held) = held_for(&s, &box_id)
         .into_iter()
         .find(|p| p.event.request_id == form.request_id)
