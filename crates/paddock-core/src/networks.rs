@@ -196,7 +196,10 @@ impl BoxService {
                     return Ok(());
                 }
                 Err(e) => return Err(e.into()),
-                Ok(_) => self.register_network(&network).await?,
+                Ok((subnet, gateway)) => {
+                    let gw = self.remember_gateway(&network, subnet, gateway)?;
+                    self.announce(&network, gw);
+                }
             }
         }
         let surplus =
@@ -235,6 +238,16 @@ impl BoxService {
             return Ok(*gw);
         }
         let (subnet, gateway) = self.engine.network_addresses(network).await?;
+        self.remember_gateway(network, subnet, gateway)
+    }
+
+    /// The host's address on a network, from what the engine said of it.
+    fn remember_gateway(
+        &self,
+        network: &str,
+        subnet: Option<String>,
+        gateway: Option<String>,
+    ) -> Result<Ipv4Addr> {
         let gw = gateway
             .and_then(|g| g.parse().ok())
             .or_else(|| subnet.as_deref().and_then(subnet::first_host))
