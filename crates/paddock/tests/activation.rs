@@ -1,6 +1,7 @@
 //! Activation end to end: the page, the code on the box's stdin, and no
 //! secret anywhere else.
 
+use crate::common::egress_site::{add_rule, create_box};
 use crate::common::{GOOD_CODE, Options, Paddock, URL_SECRET};
 use serde_json::json;
 
@@ -188,28 +189,16 @@ fn networked_login(upstream_port: u16, destinations: &str) -> Options {
 
 /// The loopback address the stand-in provider answers on is refused unless
 /// a CIDR rule names it; `ask` makes it wait for a person like any host.
-async fn ask_for_loopback(p: &Paddock) {
-    let (s, b) = p
-        .post(
-            "/api/v1/egress/rules",
-            json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"}),
-        )
-        .await;
-    assert_eq!(s, 201, "{b}");
+fn ask_for_loopback() -> serde_json::Value {
+    json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"})
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_login_held_on_the_network_shows_what_it_waits_for() {
     let idp = crate::common::egress_site::Upstream::start("127.0.0.1:0").await;
     let p = Paddock::start(networked_login(idp.port, ""));
-    ask_for_loopback(&p).await;
-    let (status, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": "act-net"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    add_rule(&p, ask_for_loopback()).await;
+    let created = create_box(&p, "act-net", "demo").await;
     let url = crate::common::activation_url(&created);
 
     // The code goes in; the page comes back as soon as the login's token
@@ -293,13 +282,7 @@ async fn a_profile_allows_what_its_login_needs_while_it_runs() {
         idp.port,
         &format!("\"127.0.0.1:{}\"", idp.port),
     ));
-    let (status, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": "act-prof"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
+    let created = create_box(&p, "act-prof", "demo").await;
     let (_, rules) = p.get("/api/v1/egress/rules").await;
     let image = crate::common::test_image();
     let by_profile = |rules: &serde_json::Value| {
@@ -357,12 +340,7 @@ async fn a_failed_activation_is_reaped_like_an_unactivated_box() {
         ttl_secs: 8,
         ..Options::default()
     });
-    let (_, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": "act-fail"}),
-        )
-        .await;
+    let created = create_box(&p, "act-fail", "demo").await;
     let url = crate::common::activation_url(&created);
     let done = send_code(&p, &url, "wrong").await;
     assert_eq!(done.status(), 422);

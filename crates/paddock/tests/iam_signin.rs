@@ -4,6 +4,7 @@
 //! CSRF on every form, sign-out; and the activation page behind it. The
 //! whole flow in a real browser is `tests/iam_browser.rs`.
 
+use crate::common::egress_site::{add_rule, create_box};
 use crate::common::issuer::Issuer;
 use crate::common::{Options, Paddock};
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -358,20 +359,12 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
             ),
             ..Options::default()
         });
-        let (s, b) = p
-            .post(
-                "/api/v1/egress/rules",
-                json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"}),
-            )
-            .await;
-        assert_eq!(s, 201, "{b}");
-        let (status, created) = p
-            .post(
-                "/api/v1/boxes",
-                json!({"project": "demo", "box_id": "act-d"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{created}");
+        add_rule(
+            &p,
+            json!({"project": "demo", "target": "127.0.0.1/32", "action": "ask"}),
+        )
+        .await;
+        let created = create_box(&p, "act-d", "demo").await;
         let url = crate::common::activation_url(&created);
         let path = url.trim_start_matches(&p.url).to_owned();
         let (session, _) = sign_in(&p, "ada@example.org", &path).await.unwrap();

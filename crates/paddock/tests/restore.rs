@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use crate::common::egress_site::{create_box, exec};
 use crate::common::{GOOD_CODE, Options, Paddock, docker, wait_for};
 use serde_json::{Value, json};
 
@@ -138,6 +139,33 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
     );
 }
 
+/// Creates and destroys sent at once, each on its own task; their answers
+/// do not matter (the server is killed under them).
+fn in_flight(
+    p: &Paddock,
+    creates: &[String],
+    destroys: &[String],
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let mut work = Vec::new();
+    for id in creates {
+        let (url, http, id) = (p.url.clone(), p.http.clone(), id.clone());
+        work.push(tokio::spawn(async move {
+            let _ = http
+                .post(format!("{url}/api/v1/boxes"))
+                .json(&json!({"project": "demo", "box_id": id}))
+                .send()
+                .await;
+        }));
+    }
+    for id in destroys {
+        let (url, http, id) = (p.url.clone(), p.http.clone(), id.clone());
+        work.push(tokio::spawn(async move {
+            let _ = http.delete(format!("{url}/api/v1/boxes/{id}")).send().await;
+        }));
+    }
+    work
+}
+
 /// Creates and destroys in flight when paddock is SIGKILLed: after the
 /// restart, store and Docker agree.
 #[tokio::test]
@@ -157,29 +185,9 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
             201
         );
     }
-    let url = p.url.clone();
-    let mut work = Vec::new();
-    for i in 0..6 {
-        let url = url.clone();
-        let http = p.http.clone();
-        work.push(tokio::spawn(async move {
-            let _ = http
-                .post(format!("{url}/api/v1/boxes"))
-                .json(&json!({"project": "demo", "box_id": format!("new-{i}")}))
-                .send()
-                .await;
-        }));
-    }
-    for i in 0..3 {
-        let url = url.clone();
-        let http = p.http.clone();
-        work.push(tokio::spawn(async move {
-            let _ = http
-                .delete(format!("{url}/api/v1/boxes/old-{i}"))
-                .send()
-                .await;
-        }));
-    }
+    let creates: Vec<String> = (0..6).map(|i| format!("new-{i}")).collect();
+    let destroys: Vec<String> = (0..3).map(|i| format!("old-{i}")).collect();
+    let work = in_flight(&p, &creates, &destroys);
     // Kill once Docker is visibly mid-way: some new container exists.
     wait_for("a create to reach docker", Duration::from_secs(30), || {
         let (containers, _) = p.docker_objects();
@@ -253,34 +261,12 @@ async fn after_sigkill_mid_work_every_later_create_succeeds() {
     });
     let mut serial = 0;
     for round in 0..3 {
-        for i in 0..4 {
-            let id = format!("keep-{round}-{i}");
-            let (s, b) = p
-                .post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
-                .await;
-            assert_eq!(s, 201, "round {round}: {b}");
+        let destroys: Vec<String> = (0..4).map(|i| format!("keep-{round}-{i}")).collect();
+        for id in &destroys {
+            create_box(&p, id, "demo").await;
         }
-        let url = p.url.clone();
-        let mut work = Vec::new();
-        for i in 0..8 {
-            let (url, http) = (url.clone(), p.http.clone());
-            work.push(tokio::spawn(async move {
-                let _ = http
-                    .post(format!("{url}/api/v1/boxes"))
-                    .json(&json!({"project": "demo", "box_id": format!("busy-{round}-{i}")}))
-                    .send()
-                    .await;
-            }));
-        }
-        for i in 0..4 {
-            let (url, http) = (url.clone(), p.http.clone());
-            work.push(tokio::spawn(async move {
-                let _ = http
-                    .delete(format!("{url}/api/v1/boxes/keep-{round}-{i}"))
-                    .send()
-                    .await;
-            }));
-        }
+        let creates: Vec<String> = (0..8).map(|i| format!("busy-{round}-{i}")).collect();
+        let work = in_flight(&p, &creates, &destroys);
         wait_for("a create to reach docker", Duration::from_secs(30), || {
             let (containers, _) = p.docker_objects();
             async move {
@@ -302,21 +288,9 @@ async fn after_sigkill_mid_work_every_later_create_succeeds() {
         for _ in 0..6 {
             serial += 1;
             let id = format!("after-{serial}");
-            let (s, b) = p
-                .post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
-                .await;
-            assert_eq!(s, 201, "round {round}, create {id}: {b}");
-            let (s, out) = p
-                .post(
-                    &format!("/api/v1/boxes/{id}/exec"),
-                    json!({"command": "echo ok"}),
-                )
-                .await;
-            assert_eq!(
-                (s, out["stdout"].clone()),
-                (200, Value::from("ok\n")),
-                "{id}"
-            );
+            create_box(&p, &id, "demo").await;
+            let out = exec(&p, &id, "echo ok").await;
+            assert_eq!(out["stdout"], "ok\n", "round {round}, {id}: {out}");
         }
         // Keep the machine's load bounded: destroy all but a few.
         let (_, list) = p.get("/api/v1/boxes").await;
