@@ -17,12 +17,10 @@
 //! anyone else sees the command a person can run. The link alone never
 //! decides: `create_box` hands it to the chatbot.
 
-use axum::Router;
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::routing::{get, post};
 use paddock_clearance::{EventKind, PendingRequest, Verdict, VerdictScope};
 use paddock_core::{ActivationStatus, CoreError, SubmitOutcome};
 use paddock_iam::{Capability, Resource};
@@ -32,14 +30,16 @@ use crate::AppState;
 use crate::auth::Caller;
 use crate::error::classify;
 use crate::pages::{escape, page};
+use crate::routes::Routes;
 
 /// How often a page showing a login under way reloads itself.
 const REFRESH_SECS: &str = "3";
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/activate/{token}", get(show).post(submit))
-        .route("/activate/{token}/verdict", post(verdict))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
+        .bind("GET /activate/{token}", show)
+        .bind("POST /activate/{token}", submit)
+        .bind("POST /activate/{token}/verdict", verdict)
 }
 
 fn error_page(e: CoreError) -> Response {

@@ -1,37 +1,53 @@
-//! Per-request IAM for HTTP: find the operation in the registry, take the
-//! credential, authenticate, authorise the capability on the resource the
-//! path names, and hand the handler a [`Caller`]. Handlers whose resource
-//! is in the body finish the check with [`Caller::check`]; listings filter
-//! with [`Caller::sees`]. Nothing here knows what any token may do.
+//! Per-request IAM for HTTP: the guard each route was bound with takes the
+//! credential, authenticates, authorises its operation's capability on the
+//! resource the path names, and hands the handler a [`Caller`]. Handlers
+//! whose resource is in the body finish the check with [`Caller::check`],
+//! which resolves the operation's target in [`resolve`], the one place
+//! that does; listings filter with [`Caller::sees`]. Nothing here knows
+//! what any token may do.
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::Request;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use paddock_core::CoreError;
-use paddock_iam::registry::{self, Access, Target};
+use paddock_egress::Scope;
+use paddock_iam::registry::{Access, Target};
 use paddock_iam::{AuthError, Capability, Iam, Identity, Operation, Resource, Surface};
 
 use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
 
-/// The authenticated caller of one request.
+/// The authenticated caller of one request, and the registered operation
+/// it is performing.
 #[derive(Clone)]
 pub struct Caller {
     pub identity: Identity,
     iam: Arc<Iam>,
-    capability: Option<Capability>,
+    op: &'static Operation,
 }
 
 impl Caller {
-    /// Authorises the operation's capability on a resource named in the
-    /// body (a project to create in, the box of a verdict, …).
-    pub async fn check(&self, resource: Resource) -> Result<(), ApiError> {
-        let Some(capability) = self.capability else {
+    /// The same caller performing another registered operation: an MCP
+    /// tool called over the transport, a WebSocket message on its socket.
+    pub(crate) fn acting_as(&self, op: &'static Operation) -> Caller {
+        Caller {
+            identity: self.identity.clone(),
+            iam: self.iam.clone(),
+            op,
+        }
+    }
+
+    /// Authorises the operation on what its request names (a project to
+    /// create in, the box of a verdict, a rule's scope …), resolved by
+    /// [`resolve`]. Operations that need only authentication pass.
+    pub(crate) async fn check(&self, s: &AppState, named: Named<'_>) -> Result<(), ApiError> {
+        let Access::Requires(capability) = self.op.access else {
             return Ok(());
         };
+        let resource = resolve(s, &self.identity, self.op, named)?;
         self.check_capability(capability, resource).await
     }
 
@@ -52,6 +68,12 @@ impl Caller {
     /// Whether a listing may show something of this project.
     pub fn sees(&self, project: &str) -> bool {
         !self.iam.enabled() || self.identity.may_see(project)
+    }
+
+    /// Whether the caller may see every project (and so what belongs to
+    /// none).
+    pub fn sees_every_project(&self) -> bool {
+        !self.iam.enabled() || self.identity.projects.is_all()
     }
 
     pub fn principal(&self) -> &str {
@@ -104,24 +126,6 @@ pub(crate) fn query_token(query: Option<&str>) -> Option<String> {
     })
 }
 
-fn operation_name(request: &Request) -> Option<String> {
-    // HEAD is GET without a body, and is registered as GET.
-    let method = match request.method().as_str() {
-        "HEAD" => "GET",
-        m => m,
-    };
-    let path = request.uri().path();
-    if path == "/mcp" || path.starts_with("/mcp/") {
-        return Some(format!("{method} /mcp"));
-    }
-    let matched = request.extensions().get::<MatchedPath>()?;
-    Some(format!("{method} {}", matched.as_str()))
-}
-
-fn find_operation(name: &str) -> Option<&'static Operation> {
-    registry::find(Surface::Rest, name).or_else(|| registry::find(Surface::Page, name))
-}
-
 /// The surface a credential arriving at this operation is used on.
 fn surface_of(op: &Operation) -> Surface {
     if op.name.ends_with(" /mcp") {
@@ -138,47 +142,82 @@ fn box_id_in_path(path: &str) -> Option<&str> {
     path.strip_prefix("/api/v1/boxes/")?.split('/').next()
 }
 
-fn resource_of(
+/// What a request names for its operation's [`Target`]: the path's or
+/// body's box, the body's project, a rule's scope.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Named<'a> {
+    /// Nothing more than the operation (global and listing targets).
+    Nothing,
+    Box(&'a str),
+    Project(&'a str),
+    /// The scope of a rule being added or removed.
+    Rule(&'a Scope),
+}
+
+/// The one place a registry [`Target`] becomes the [`Resource`] a
+/// capability is checked on. A box the caller may not see does not exist
+/// for it; an unknown box is left to the handler (or the hub) to refuse;
+/// a rule of a box that is gone is for unrestricted callers only. A
+/// handler naming something its operation's target does not name is a
+/// bug, refused rather than authorised on less.
+pub(crate) fn resolve(
     s: &AppState,
-    op: &Operation,
-    path: &str,
     identity: &Identity,
+    op: &Operation,
+    named: Named<'_>,
 ) -> Result<Resource, ApiError> {
-    if op.target != Target::BoxInPath {
-        return Ok(Resource::Global);
-    }
-    let Some(id) = box_id_in_path(path) else {
-        return Ok(Resource::Global);
-    };
-    match s.boxes.get(id) {
-        // A box of a project the caller may not see does not exist for it.
+    let box_resource = |id: &str| match s.boxes.get(id) {
         Ok(view) if !identity.may_see(&view.project) => {
-            Err(CoreError::NotFound(id.to_owned()).into())
+            Err(ApiError::from(CoreError::NotFound(id.to_owned())))
         }
         Ok(view) => Ok(Resource::Box {
             id: id.to_owned(),
             project: view.project,
         }),
-        // Unknown ids reach the handler, which answers 404 itself.
         Err(_) => Ok(Resource::Global),
+    };
+    match (op.target, named) {
+        (Target::Global | Target::Listing, Named::Nothing) => Ok(Resource::Global),
+        (Target::BoxInPath | Target::BoxInBody, Named::Box(id)) => box_resource(id),
+        // A box path that matched no id (it cannot: the route has one).
+        (Target::BoxInPath, Named::Nothing) => Ok(Resource::Global),
+        (Target::ProjectInBody, Named::Project(p)) => Ok(Resource::Project(p.to_owned())),
+        (Target::RuleInBody | Target::RuleInPath, Named::Rule(Scope::Project(p))) => {
+            Ok(Resource::Project(p.clone()))
+        }
+        (Target::RuleInBody | Target::RuleInPath, Named::Rule(Scope::Box(id))) => {
+            match s.boxes.get(id) {
+                Ok(view) => Ok(Resource::Box {
+                    id: id.clone(),
+                    project: view.project,
+                }),
+                Err(_) => Ok(Resource::EveryProject),
+            }
+        }
+        (target, named) => {
+            tracing::error!(operation = op.name, ?target, ?named, "a handler named the wrong kind of resource");
+            Err(forbidden(format!(
+                "{} cannot be authorised on what the request names",
+                op.name
+            )))
+        }
     }
 }
 
-pub(crate) async fn guard(State(s): State<AppState>, request: Request, next: Next) -> Response {
-    let Some(name) = operation_name(&request) else {
-        // No route matched: the router answers 404 and serves nothing.
-        return next.run(request).await;
-    };
-    let Some(op) = find_operation(&name) else {
-        tracing::warn!(operation = %name, "refused an unregistered operation");
-        return forbidden(format!("{name} is not a registered operation")).into_response();
-    };
-    let capability = match op.access {
+/// The guard in front of every handler, built for its operation when the
+/// route is bound ([`crate::routes::Routes::bind`]).
+pub(crate) async fn guard(
+    s: AppState,
+    op: &'static Operation,
+    request: Request,
+    next: Next,
+) -> Response {
+    let name = op.name;
+    match op.access {
         Access::Public => return next.run(request).await,
         Access::CapabilityUrl if s.signin.is_none() => return next.run(request).await,
-        Access::CapabilityUrl | Access::Authenticated => None,
-        Access::Requires(c) => Some(c),
-    };
+        Access::CapabilityUrl | Access::Authenticated | Access::Requires(_) => {}
+    }
     // With sign-in set up, pages are for signed-in people: their session
     // is the credential (a browser sends no bearer token).
     if op.surface == Surface::Page
@@ -197,7 +236,7 @@ pub(crate) async fn guard(State(s): State<AppState>, request: Request, next: Nex
             }
             return unauthorised(&AuthError::Rejected("sign in first".into()));
         };
-        return admit(&s, op, request, next, identity, capability).await;
+        return admit(&s, op, request, next, identity).await;
     }
     let via = surface_of(op);
     let secret = bearer(request.headers()).map(str::to_owned).or_else(|| {
@@ -216,31 +255,37 @@ pub(crate) async fn guard(State(s): State<AppState>, request: Request, next: Nex
             return unauthorised(&e);
         }
     };
-    admit(&s, op, request, next, identity, capability).await
+    admit(&s, op, request, next, identity).await
 }
 
 /// Authorises an authenticated caller for the operation on the resource
 /// its path names, and passes the request on with its `Caller`.
 async fn admit(
     s: &AppState,
-    op: &Operation,
+    op: &'static Operation,
     mut request: Request,
     next: Next,
     identity: Identity,
-    capability: Option<Capability>,
 ) -> Response {
-    let resource = match resource_of(s, op, request.uri().path(), &identity) {
-        Ok(r) => r,
-        Err(e) => return e.into_response(),
+    let named = match op.target {
+        Target::BoxInPath => box_id_in_path(request.uri().path()).map_or(Named::Nothing, Named::Box),
+        _ => Named::Nothing,
     };
     let caller = Caller {
         identity,
         iam: s.iam.clone(),
-        capability,
+        op,
     };
-    if let Some(capability) = capability
-        && let Err(e) = caller.check_capability(capability, resource).await
-    {
+    // Targets in the body are checked by the handler, which reads it; the
+    // capability itself is checked here, on paddock as a whole.
+    let checked = match op.target {
+        Target::Global | Target::Listing | Target::BoxInPath => caller.check(s, named).await,
+        _ => match op.access {
+            Access::Requires(c) => caller.check_capability(c, Resource::Global).await,
+            _ => Ok(()),
+        },
+    };
+    if let Err(e) = checked {
         return e.into_response();
     }
     request.extensions_mut().insert(caller);
@@ -248,23 +293,6 @@ async fn admit(
 }
 
 /// Builds a caller for a WebSocket that authenticated in-band.
-pub(crate) fn caller_for(iam: Arc<Iam>, identity: Identity) -> Caller {
-    Caller {
-        identity,
-        iam,
-        capability: None,
-    }
-}
-
-/// The resource of a box named in a body: a box the caller may not see is
-/// not found; an unknown id is left for the handler (or the hub) to refuse.
-pub(crate) fn box_resource(s: &AppState, caller: &Caller, id: &str) -> Result<Resource, ApiError> {
-    match s.boxes.get(id) {
-        Ok(view) if !caller.sees(&view.project) => Err(CoreError::NotFound(id.to_owned()).into()),
-        Ok(view) => Ok(Resource::Box {
-            id: id.to_owned(),
-            project: view.project,
-        }),
-        Err(_) => Ok(Resource::Global),
-    }
+pub(crate) fn caller_for(iam: Arc<Iam>, identity: Identity, op: &'static Operation) -> Caller {
+    Caller { identity, iam, op }
 }

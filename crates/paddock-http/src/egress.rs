@@ -7,27 +7,27 @@ use std::time::Duration;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get, post, put};
-use axum::{Json, Router};
+use axum::Json;
 use paddock_clearance::{PendingView, Verdict, VerdictError, VerdictScope};
 use paddock_egress::{Action, BoxIdentity, Egress, EgressError, PortRange, Rule, Scope, Target};
 use paddock_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, box_resource};
+use crate::auth::{Caller, Named};
+use crate::routes::Routes;
 use crate::error::{ErrorCode, json_body as body};
 use crate::{ApiError, AppState};
-use paddock_iam::Resource;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/egress/rules", get(list_rules).post(add_rule))
-        .route("/api/v1/egress/rules/{id}", delete(delete_rule))
-        .route("/api/v1/egress/log", get(log))
-        .route("/api/v1/egress/pending", get(pending))
-        .route("/api/v1/egress/verdicts", post(verdict))
-        .route("/api/v1/boxes/{id}/shield", put(shield))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
+        .bind("GET /api/v1/egress/rules", list_rules)
+        .bind("POST /api/v1/egress/rules", add_rule)
+        .bind("DELETE /api/v1/egress/rules/{id}", delete_rule)
+        .bind("GET /api/v1/egress/log", log)
+        .bind("GET /api/v1/egress/pending", pending)
+        .bind("POST /api/v1/egress/verdicts", verdict)
+        .bind("PUT /api/v1/boxes/{id}/shield", shield)
 }
 
 fn gateway(s: &AppState) -> Result<&Arc<Egress>, ApiError> {
@@ -88,18 +88,6 @@ fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
     }
 }
 
-fn rule_resource(s: &AppState, scope: &Scope) -> Resource {
-    match (scope, rule_project(s, scope)) {
-        (Scope::Box(b), Some(project)) => Resource::Box {
-            id: b.clone(),
-            project,
-        },
-        (_, Some(project)) => Resource::Project(project),
-        // A rule of a box that is gone: only an unrestricted caller.
-        (_, None) => Resource::Project(String::new()),
-    }
-}
-
 async fn list_rules(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -109,7 +97,10 @@ async fn list_rules(
     let rules: Vec<RuleView> = egress
         .rules()
         .iter()
-        .filter(|r| rule_project(&s, &r.scope).is_some_and(|p| caller.sees(&p)) || caller.sees(""))
+        .filter(|r| {
+            rule_project(&s, &r.scope).is_some_and(|p| caller.sees(&p))
+                || caller.sees_every_project()
+        })
         .map(RuleView::from)
         .collect();
     Ok(Json(json!({ "rules": rules })))
@@ -167,7 +158,7 @@ async fn add_rule(
         Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
         other => other.map(Duration::from_secs),
     };
-    caller.check(rule_resource(&s, &scope)).await?;
+    caller.check(&s, Named::Rule(&scope)).await?;
     // A rule for the same target and ports replaces the one there: say so
     // when that changes what happens (an allow over a deny, say).
     let replaced = egress
@@ -191,7 +182,7 @@ async fn delete_rule(
     let egress = gateway(&s)?;
     egress.reload_rules()?;
     if let Some(rule) = egress.rules().iter().find(|r| r.id == id) {
-        caller.check(rule_resource(&s, &rule.scope)).await?;
+        caller.check(&s, Named::Rule(&rule.scope)).await?;
     }
     if egress.delete_rule(id, caller.principal())? {
         Ok(StatusCode::NO_CONTENT)
@@ -316,9 +307,7 @@ async fn verdict(
     payload: Result<Json<VerdictRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let request = body(payload)?;
-    caller
-        .check(box_resource(&s, &caller, &request.container)?)
-        .await?;
+    caller.check(&s, Named::Box(&request.container)).await?;
     let verdict = request.into_verdict(caller.principal())?;
     let ok = s.hub.verdict(verdict).await.map_err(verdict_error)?;
     Ok(Json(json!({ "ok": ok })))

@@ -18,11 +18,11 @@ use axum::http::{HeaderMap, Uri};
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use paddock_iam::registry::{self, Access};
-use paddock_iam::{Capability, Resource, Surface};
+use paddock_iam::Surface;
+use paddock_iam::registry;
 use serde_json::{Value, json};
 
-use crate::auth::{Caller, bearer, box_resource, caller_for, query_token};
+use crate::auth::{Caller, Named, bearer, caller_for, query_token};
 use crate::egress::VerdictRequest;
 use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
@@ -33,6 +33,8 @@ const MAX_MESSAGE: usize = 64 * 1024;
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 /// The client message kinds this socket handles (each registered).
 pub(crate) const MESSAGE_KINDS: [&str; 2] = ["auth", "verdict"];
+/// The operation of subscribing to the socket.
+const SUBSCRIBE: &str = "GET /api/v1/events";
 /// Close code for "credential refused or gone" (private range).
 const CLOSE_UNAUTHORISED: u16 = 4401;
 
@@ -87,9 +89,10 @@ async fn admit(s: &AppState, token: Option<&str>) -> Result<Caller, String> {
         .authenticate(token, Surface::WebSocket)
         .await
         .map_err(|e| e.to_string())?;
-    let caller = caller_for(s.iam.clone(), identity);
+    let subscribe = registry::bind(Surface::Rest, SUBSCRIBE).map_err(|e| e.to_string())?;
+    let caller = caller_for(s.iam.clone(), identity, subscribe);
     caller
-        .check_capability(Capability::EventsSubscribe, Resource::Global)
+        .check(s, Named::Nothing)
         .await
         .map_err(|e| e.message)?;
     Ok(caller)
@@ -216,19 +219,20 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
         ));
         return error(None, &e);
     }
-    let Some(op) = registry::find(Surface::WebSocket, kind) else {
-        let e = crate::auth::forbidden(format!("{kind:?} is not a registered message kind"));
-        return error(None, &e);
+    // Every kind was checked against the registry at start-up.
+    let op = match registry::bind(Surface::WebSocket, kind) {
+        Ok(op) => op,
+        Err(e) => return error(None, &crate::auth::forbidden(e.to_string())),
     };
-    match (op.name, op.access) {
-        ("auth", _) => {
+    match op.name {
+        "auth" => {
             let token = value["token"].as_str().map(str::to_owned);
             match admit(s, token.as_deref()).await {
                 Ok(c) => Reply::Reauthenticated(c, token.unwrap_or_default()),
                 Err(reason) => Reply::Close(reason),
             }
         }
-        ("verdict", Access::Requires(capability)) => {
+        "verdict" => {
             let mut request = value;
             if let Some(o) = request.as_object_mut() {
                 o.remove("type");
@@ -238,10 +242,10 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
                 Err(e) => return error(None, &ApiError::bad_request(e.to_string())),
             };
             let request_id = req.request_id.clone();
-            let checked = match box_resource(s, caller, &req.container) {
-                Ok(resource) => caller.check_capability(capability, resource).await,
-                Err(e) => Err(e),
-            };
+            let checked = caller
+                .acting_as(op)
+                .check(s, Named::Box(&req.container))
+                .await;
             if let Err(e) = checked {
                 return error(Some(&request_id), &e);
             }

@@ -3,14 +3,14 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{Value, json};
 
 use crate::AppState;
+use crate::routes::Routes;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new().route("/healthz", get(healthz))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes.bind("GET /healthz", healthz)
 }
 
 fn component(r: &Result<(), String>) -> Value {

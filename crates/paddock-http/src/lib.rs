@@ -17,6 +17,7 @@ mod pages;
 #[cfg(test)]
 mod registry_tests;
 mod rest;
+mod routes;
 mod signin;
 mod tokens;
 
@@ -28,6 +29,7 @@ use axum::extract::{MatchedPath, Request};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use paddock_core::BoxService;
+use paddock_iam::Surface;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::Caller;
@@ -79,7 +81,13 @@ pub struct HttpOptions {
     pub secure_cookies: bool,
 }
 
-pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
+/// The HTTP surface. Fails when a handler and the operation registry
+/// disagree (a route, tool or message kind without its operation, or an
+/// operation nothing serves): paddock does not start half-guarded.
+pub fn router(
+    boxes: Arc<BoxService>,
+    options: HttpOptions,
+) -> Result<Router, paddock_iam::RegistryError> {
     let state = AppState {
         boxes,
         egress: options.egress.clone(),
@@ -90,24 +98,37 @@ pub fn router(boxes: Arc<BoxService>, options: HttpOptions) -> Router {
         signin: options.signin.clone(),
         secure_cookies: options.secure_cookies,
     };
-    Router::new()
-        .merge(rest::routes())
-        .merge(egress::routes())
-        .route("/api/v1/events", axum::routing::get(events::events))
-        .merge(activate::routes())
-        .merge(health::routes())
-        .merge(tokens::routes())
-        .merge(signin::routes())
+    paddock_iam::registry::check_served(
+        &[Surface::Mcp],
+        mcp::tool_names().iter().map(|t| (Surface::Mcp, t.as_str())),
+    )?;
+    paddock_iam::registry::check_served(
+        &[Surface::WebSocket],
+        events::MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
+    )?;
+    let mut routes = routes::Routes::new(state.clone())
+        .bind("GET /api/v1/events", events::events)
+        .bind_mcp(mcp::service(state.clone(), &options));
+    for module in [
+        rest::routes,
+        egress::routes,
+        activate::routes,
+        health::routes,
+        tokens::routes,
+        signin::routes,
+    ] {
+        routes = module(routes);
+    }
+    Ok(routes
+        .finish()?
         .fallback(no_such_route)
-        .with_state(state.clone())
-        .nest_service("/mcp", mcp::service(state.clone(), &options))
-        .layer(middleware::from_fn_with_state(state, auth::guard))
+        .with_state(state)
         .layer(middleware::from_fn_with_state(
             Arc::new(options.allowed_hosts.clone()),
             origin::guard,
         ))
         .layer(middleware::from_fn(mcp_session_end))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn(log_request)))
 }
 
 /// A client ending its MCP session (DELETE) is told 200: the official

@@ -16,9 +16,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use axum::http::request::Parts;
-use paddock_iam::{Access, Resource, Surface, registry};
+use paddock_iam::{Surface, registry};
 
-use crate::auth::{Caller, box_resource};
+use crate::auth::{Caller, Named};
 use crate::{AppState, HttpOptions, error::classify};
 
 #[derive(Clone)]
@@ -73,15 +73,8 @@ pub(crate) struct Logs {
     logs: String,
 }
 
-/// What a tool acts on, for its authorisation.
-enum Target<'a> {
-    Global,
-    Project(&'a str),
-    Box(&'a str),
-}
-
-/// The names of every tool this server offers (the registry test checks
-/// each is registered).
+/// The names of every tool this server offers, checked against the
+/// registry when the router is built.
 pub fn tool_names() -> Vec<String> {
     BoxTools::tool_router()
         .list_all()
@@ -103,33 +96,23 @@ impl BoxTools {
         &self.state.boxes
     }
 
-    /// The tool's registry entry, authorised for the caller of this HTTP
-    /// request on `resource` (a box is resolved to its project first).
+    /// The caller of this HTTP request, performing the tool's registered
+    /// operation, authorised on what the tool's arguments name.
     async fn authorise(
         &self,
         parts: &Parts,
         tool: &str,
-        target: Target<'_>,
+        named: Named<'_>,
     ) -> Result<Caller, String> {
         let caller = parts
             .extensions
             .get::<Caller>()
-            .cloned()
             .ok_or("unauthenticated: no credential")?;
-        let Some(op) = registry::find(Surface::Mcp, tool) else {
-            return Err(format!("forbidden: {tool} is not a registered operation"));
-        };
-        let Access::Requires(capability) = op.access else {
-            return Ok(caller);
-        };
-        let resource = match target {
-            Target::Global => Resource::Global,
-            Target::Project(p) => Resource::Project(p.to_owned()),
-            Target::Box(id) => box_resource(&self.state, &caller, id)
-                .map_err(|e| format!("{}: {}", e.code, e.message))?,
-        };
+        // Every tool was checked against the registry at start-up.
+        let op = registry::bind(Surface::Mcp, tool).map_err(|e| format!("forbidden: {e}"))?;
+        let caller = caller.acting_as(op);
         caller
-            .check_capability(capability, resource)
+            .check(&self.state, named)
             .await
             .map_err(|e| format!("{}: {}", e.code, e.message))?;
         Ok(caller)
@@ -144,7 +127,7 @@ impl BoxTools {
         Parameters(args): Parameters<CreateBox>,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<CreatedBox>, String> {
-        self.authorise(&parts, "create_box", Target::Project(&args.project))
+        self.authorise(&parts, "create_box", Named::Project(&args.project))
             .await?;
         self.boxes()
             .create(args)
@@ -162,7 +145,7 @@ impl BoxTools {
         Parameters(args): Parameters<BoxIdArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<BoxView>, String> {
-        self.authorise(&parts, "get_box", Target::Box(&args.box_id))
+        self.authorise(&parts, "get_box", Named::Box(&args.box_id))
             .await?;
         self.boxes().get(&args.box_id).map(Json).map_err(tool_error)
     }
@@ -172,7 +155,7 @@ impl BoxTools {
         &self,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<BoxList>, String> {
-        let caller = self.authorise(&parts, "list_boxes", Target::Global).await?;
+        let caller = self.authorise(&parts, "list_boxes", Named::Nothing).await?;
         let mut boxes = self.boxes().list().map_err(tool_error)?;
         boxes.retain(|b| caller.sees(&b.project));
         Ok(Json(BoxList { boxes }))
@@ -187,7 +170,7 @@ impl BoxTools {
         Parameters(args): Parameters<BoxIdArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<Destroyed>, String> {
-        self.authorise(&parts, "destroy_box", Target::Box(&args.box_id))
+        self.authorise(&parts, "destroy_box", Named::Box(&args.box_id))
             .await?;
         self.boxes()
             .destroy(&args.box_id)
@@ -210,7 +193,7 @@ impl BoxTools {
         Parameters(args): Parameters<LogsArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<Logs>, String> {
-        self.authorise(&parts, "box_logs", Target::Box(&args.box_id))
+        self.authorise(&parts, "box_logs", Named::Box(&args.box_id))
             .await?;
         self.boxes()
             .logs(&args.box_id, args.tail)
@@ -233,7 +216,7 @@ impl BoxTools {
         Parameters(args): Parameters<ExecArgs>,
         Extension(parts): Extension<Parts>,
     ) -> Result<Json<ExecResult>, String> {
-        self.authorise(&parts, "exec_box", Target::Box(&args.box_id))
+        self.authorise(&parts, "exec_box", Named::Box(&args.box_id))
             .await?;
         self.boxes()
             .exec(&args.box_id, &args.command)

@@ -1,111 +1,162 @@
-//! Every operation this crate serves is in the IAM registry, and the
-//! registry names nothing that is not served. A route, tool or message
-//! kind added without an entry fails here (and would be refused at
-//! runtime).
+//! The HTTP surface and the operation registry cannot disagree: the router
+//! is built only when every REST route, page, MCP tool and WebSocket
+//! message kind is bound to its operation and every operation is served.
+//! These tests build the real router and break it on purpose.
 
-use std::collections::BTreeSet;
+use std::sync::Arc;
 
-use paddock_iam::{Surface, registry};
+use paddock_iam::{Iam, IamSettings, RegistryError};
+use tokio_util::sync::CancellationToken;
 
-/// `METHOD /path` of every `.route("/path", get(..).post(..))` in this
-/// crate's sources, read from the files themselves so a new module is
-/// covered without being listed.
-fn served_routes() -> BTreeSet<String> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let mut routes = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_none_or(|e| e != "rs") || path.ends_with("registry_tests.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).unwrap();
-        for (at, _) in text.match_indices(".route(") {
-            let call = &text[at + ".route(".len()..];
-            let mut depth = 1;
-            let end = call
-                .char_indices()
-                .find(|&(_, c)| {
-                    depth += match c {
-                        '(' => 1,
-                        ')' => -1,
-                        _ => 0,
-                    };
-                    depth == 0
-                })
-                .map(|(i, _)| i)
-                .expect("a closed .route( call");
-            let call = &call[..end];
-            let route = call.split('"').nth(1).expect("a literal path");
-            let handlers = &call[call.find(',').expect("a method router")..];
-            let mut found = false;
-            for method in ["get", "post", "put", "delete", "patch"] {
-                for (i, _) in handlers.match_indices(&format!("{method}(")) {
-                    let before = handlers[..i].chars().last().unwrap_or(' ');
-                    if !before.is_alphanumeric() && before != '_' {
-                        routes.insert(format!("{} {route}", method.to_uppercase()));
-                        found = true;
-                    }
-                }
-            }
-            assert!(found, "no method found for {route} in {}", path.display());
+use crate::routes::Routes;
+use crate::{AppState, HttpOptions};
+
+fn options() -> HttpOptions {
+    HttpOptions {
+        allowed_hosts: vec!["localhost".into()],
+        shutdown: CancellationToken::new(),
+        egress: None,
+        hub: paddock_clearance::Hub::new(paddock_clearance::HubConfig { queue_capacity: 8 }),
+        clearance_socket: None,
+        iam: Arc::new(Iam::new(IamSettings::default(), Vec::new(), None)),
+        session_recheck: std::time::Duration::from_secs(60),
+        signin: None,
+        secure_cookies: false,
+    }
+}
+
+fn boxes() -> Arc<paddock_core::BoxService> {
+    let store = Arc::new(paddock_store::Store::open_in_memory().unwrap());
+    // Never asked: nothing here reaches Docker.
+    let engine = Arc::new(paddock_docker::Engine::new(Some(
+        "unix:///nonexistent/docker.sock".into(),
+    )));
+    paddock_core::BoxService::new(store, engine, Default::default(), Vec::new()).unwrap()
+}
+
+fn state() -> AppState {
+    let options = options();
+    AppState {
+        boxes: boxes(),
+        egress: None,
+        hub: options.hub,
+        clearance_socket: None,
+        iam: options.iam,
+        session_recheck: options.session_recheck,
+        signin: None,
+        secure_cookies: false,
+    }
+}
+
+type Module = fn(Routes) -> Routes;
+
+/// Every module's routes, as `router` binds them, but without the ones
+/// `skip` names.
+fn all_routes_but(state: AppState, skip: &str) -> Routes {
+    let mut routes = Routes::new(state.clone());
+    if skip != "events" {
+        routes = routes.bind("GET /api/v1/events", crate::events::events);
+    }
+    if skip != "mcp" {
+        routes = routes.bind_mcp(crate::mcp::service(state, &options()));
+    }
+    let modules: [(&str, Module); 6] = [
+        ("rest", crate::rest::routes),
+        ("egress", crate::egress::routes),
+        ("activate", crate::activate::routes),
+        ("health", crate::health::routes),
+        ("tokens", crate::tokens::routes),
+        ("signin", crate::signin::routes),
+    ];
+    for (name, module) in modules {
+        if name != skip {
+            routes = module(routes);
         }
     }
     routes
 }
 
-#[test]
-fn every_route_is_registered_and_every_registered_route_is_served() {
-    let served = served_routes();
-    assert!(served.len() >= 20, "the scan found the routes: {served:?}");
-    for route in &served {
+async fn ok() -> &'static str {
+    "ok"
+}
+
+#[tokio::test]
+async fn the_router_serves_exactly_the_registered_operations() {
+    let _router = crate::router(boxes(), options()).expect("every operation bound once");
+    let _routes = all_routes_but(state(), "")
+        .finish()
+        .expect("the same, built here");
+}
+
+#[tokio::test]
+async fn a_route_the_registry_does_not_name_stops_the_router() {
+    let err = all_routes_but(state(), "")
+        .bind("GET /api/v1/debug", ok)
+        .finish()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::Unregistered {
+            surface: "http",
+            name: "GET /api/v1/debug".into()
+        }
+    );
+    // A registered path under a method it is not registered for is not it.
+    let err = all_routes_but(state(), "")
+        .bind("PATCH /api/v1/boxes", ok)
+        .finish()
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Unregistered { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn an_operation_nothing_serves_stops_the_router() {
+    for (skip, unserved) in [
+        ("health", "GET /healthz"),
+        ("events", "GET /api/v1/events"),
+        ("mcp", "POST /mcp"),
+        ("activate", "GET /activate/{token}"),
+    ] {
+        let err = all_routes_but(state(), skip).finish().unwrap_err();
+        let RegistryError::Unbound { name, .. } = err else {
+            panic!("without {skip}: {err}");
+        };
+        // The first operation of the registry left unserved is named.
         assert!(
-            registry::find(Surface::Rest, route).is_some()
-                || registry::find(Surface::Page, route).is_some(),
-            "{route} is served but not in the registry"
-        );
-    }
-    for op in registry::of(Surface::Rest).chain(registry::of(Surface::Page)) {
-        assert!(
-            served.contains(op.name) || op.name.ends_with(" /mcp"),
-            "{} is registered but not served",
-            op.name
+            name == unserved || skip == "mcp" && name.ends_with(" /mcp"),
+            "without {skip}: {name}"
         );
     }
 }
 
+#[tokio::test]
+async fn a_handler_bound_twice_stops_the_router() {
+    let err = all_routes_but(state(), "")
+        .bind("GET /healthz", ok)
+        .finish()
+        .unwrap_err();
+    assert_eq!(
+        err,
+        RegistryError::BoundTwice {
+            surface: "rest",
+            name: "GET /healthz".into()
+        }
+    );
+}
+
 #[test]
-fn every_mcp_tool_is_registered_and_nothing_else() {
+fn mcp_tools_and_message_kinds_are_checked_against_the_registry() {
+    use paddock_iam::{Surface, registry};
     let tools = crate::mcp::tool_names();
-    assert_eq!(tools.len(), 6);
-    for tool in &tools {
-        assert!(
-            registry::find(Surface::Mcp, tool).is_some(),
-            "tool {tool} is not registered"
-        );
-    }
-    for op in registry::of(Surface::Mcp) {
-        assert!(
-            tools.iter().any(|t| t == op.name),
-            "{} is registered but no tool",
-            op.name
-        );
-    }
-}
-
-#[test]
-fn every_websocket_message_kind_is_registered_and_nothing_else() {
-    let kinds = crate::events::MESSAGE_KINDS;
-    for kind in kinds {
-        assert!(
-            registry::find(Surface::WebSocket, kind).is_some(),
-            "{kind} is not registered"
-        );
-    }
-    for op in registry::of(Surface::WebSocket) {
-        assert!(
-            kinds.contains(&op.name),
-            "{} is registered but not handled",
-            op.name
-        );
-    }
+    assert_eq!(tools.len(), 6, "{tools:?}");
+    registry::check_served(
+        &[Surface::Mcp],
+        tools.iter().map(|t| (Surface::Mcp, t.as_str())),
+    )
+    .unwrap();
+    registry::check_served(
+        &[Surface::WebSocket],
+        crate::events::MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
+    )
+    .unwrap();
 }

@@ -3,23 +3,24 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Named};
+use crate::routes::Routes;
 use crate::error::json_body as body;
 use crate::{ApiError, AppState};
-use paddock_iam::Resource;
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/boxes", get(list).post(create))
-        .route("/api/v1/boxes/{id}", get(get_one).delete(destroy))
-        .route("/api/v1/boxes/{id}/exec", post(exec))
-        .route("/api/v1/boxes/{id}/logs", get(logs))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
+        .bind("GET /api/v1/boxes", list)
+        .bind("POST /api/v1/boxes", create)
+        .bind("GET /api/v1/boxes/{id}", get_one)
+        .bind("DELETE /api/v1/boxes/{id}", destroy)
+        .bind("POST /api/v1/boxes/{id}/exec", exec)
+        .bind("GET /api/v1/boxes/{id}/logs", logs)
 }
 
 #[derive(Serialize)]
@@ -56,9 +57,7 @@ async fn create(
     payload: Result<Json<CreateBox>, JsonRejection>,
 ) -> Result<(StatusCode, Json<CreatedBox>), ApiError> {
     let request = body(payload)?;
-    caller
-        .check(Resource::Project(request.project.clone()))
-        .await?;
+    caller.check(&s, Named::Project(&request.project)).await?;
     let created = s.boxes.create(request).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }

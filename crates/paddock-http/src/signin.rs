@@ -7,29 +7,28 @@
 
 use std::sync::Arc;
 
-use axum::Router;
 use axum::extract::rejection::{FormRejection, QueryRejection};
 use axum::extract::{Extension, Form, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use paddock_iam::{SignIn, SigninError, safe_next};
 use serde::Deserialize;
 
 use crate::AppState;
 use crate::auth::Caller;
 use crate::pages::{escape, page};
+use crate::routes::Routes;
 
 pub(crate) const SESSION_COOKIE: &str = "paddock_session";
 const LOGIN_COOKIE: &str = "paddock_login";
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/auth/login", get(login))
-        .route("/auth/callback", get(callback))
-        .route("/auth/logout", post(logout))
-        .route("/admin", get(admin))
-        .route("/admin/tokens/{id}/revoke", post(revoke))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
+        .bind("GET /auth/login", login)
+        .bind("GET /auth/callback", callback)
+        .bind("POST /auth/logout", logout)
+        .bind("GET /admin", admin)
+        .bind("POST /admin/tokens/{id}/revoke", revoke)
 }
 
 /// The value of one cookie of the request.

@@ -3,21 +3,22 @@
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use paddock_iam::{Capabilities, IamError, NewToken, ProjectScope, TokenBook};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::auth::Caller;
 use crate::error::ErrorCode;
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
-pub(crate) fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/tokens", get(list).post(create))
-        .route("/api/v1/tokens/{id}", delete(revoke))
+pub(crate) fn routes(routes: Routes) -> Routes {
+    routes
+        .bind("GET /api/v1/whoami", whoami)
+        .bind("GET /api/v1/tokens", list)
+        .bind("POST /api/v1/tokens", create)
+        .bind("DELETE /api/v1/tokens/{id}", revoke)
 }
 
 impl From<IamError> for ApiError {

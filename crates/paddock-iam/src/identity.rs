@@ -137,12 +137,16 @@ pub enum Resource {
         id: String,
         project: String,
     },
+    /// Something that belongs to no project a restricted credential could
+    /// name (a rule of a box that is gone): only a credential for every
+    /// project may act on it.
+    EveryProject,
 }
 
 impl Resource {
     pub fn project(&self) -> Option<&str> {
         match self {
-            Self::Global => None,
+            Self::Global | Self::EveryProject => None,
             Self::Project(p) | Self::Box { project: p, .. } => Some(p),
         }
     }

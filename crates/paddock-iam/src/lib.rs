@@ -30,7 +30,7 @@ pub use identity::{Identity, ProjectScope, Resource, Source, Surface};
 pub use introspect::{IntrospectionConfig, IntrospectionRegime};
 pub use oidc::{OidcConfig, OidcRegime};
 pub use regime::{Credential, Decision, Regime, grant_decision};
-pub use registry::{Access, Operation, Target};
+pub use registry::{Access, Operation, RegistryError, Target};
 pub use signin::{LoginStart, NewSession, SignIn, SigninConfig, SigninError, safe_next};
 
 use cache::DecisionCache;

@@ -101,6 +101,15 @@ pub fn grant_decision(
             ttl,
         );
     }
+    if *resource == Resource::EveryProject && !identity.projects.is_all() {
+        return Decision::deny(
+            format!(
+                "{} may act only on its own projects, and this belongs to none",
+                identity.principal
+            ),
+            ttl,
+        );
+    }
     if let Some(project) = resource.project()
         && !identity.projects.contains(project)
     {

@@ -1,7 +1,10 @@
 //! The operation registry: every REST route, page, MCP tool, WebSocket
 //! message kind and varlink method, with the capability it needs and where
-//! its resource comes from. It is the only place that says so; a surface
-//! looks its operation up here per request and refuses what is missing.
+//! its resource comes from. It is the only place that says so. Each surface
+//! binds its handlers to their operations when it is built and calls
+//! [`check_served`]: a handler with no operation, or an operation with no
+//! handler, stops paddock from starting rather than being found by a
+//! caller.
 
 use crate::capability::Capability;
 use crate::identity::Surface;
@@ -36,6 +39,21 @@ pub enum Target {
     RuleInBody,
     /// `{id}` in the path is an egress rule.
     RuleInPath,
+}
+
+/// Why a surface cannot start: what it serves and what the registry names
+/// disagree.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error("the {surface} surface serves {name:?}, which the operation registry does not name")]
+    Unregistered { surface: &'static str, name: String },
+    #[error("the operation registry names {name:?} on the {surface} surface, but nothing serves it")]
+    Unbound {
+        surface: &'static str,
+        name: &'static str,
+    },
+    #[error("the {surface} surface binds {name:?} twice")]
+    BoundTwice { surface: &'static str, name: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,9 +249,97 @@ pub fn of(surface: Surface) -> impl Iterator<Item = &'static Operation> {
     OPERATIONS.iter().filter(move |o| o.surface == surface)
 }
 
+/// The operation a handler is bound to: refuses a name the registry does
+/// not know.
+pub fn bind(surface: Surface, name: &str) -> Result<&'static Operation, RegistryError> {
+    find(surface, name).ok_or_else(|| RegistryError::Unregistered {
+        surface: surface.as_str(),
+        name: name.to_owned(),
+    })
+}
+
+/// Checks what a server binds against the registry: every served name is
+/// registered and bound once, and every operation of `surfaces` is served.
+pub fn check_served<'a>(
+    surfaces: &[Surface],
+    served: impl IntoIterator<Item = (Surface, &'a str)>,
+) -> Result<(), RegistryError> {
+    let mut bound: Vec<&'static Operation> = Vec::new();
+    for (surface, name) in served {
+        let op = bind(surface, name)?;
+        if bound.iter().any(|b| std::ptr::eq(*b, op)) {
+            return Err(RegistryError::BoundTwice {
+                surface: surface.as_str(),
+                name: name.to_owned(),
+            });
+        }
+        bound.push(op);
+    }
+    for surface in surfaces {
+        if let Some(op) = of(*surface).find(|op| !bound.iter().any(|b| std::ptr::eq(*b, *op))) {
+            return Err(RegistryError::Unbound {
+                surface: surface.as_str(),
+                name: op.name,
+            });
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn names(surface: Surface) -> Vec<(Surface, &'static str)> {
+        of(surface).map(|op| (surface, op.name)).collect()
+    }
+
+    #[test]
+    fn a_surface_serving_exactly_its_operations_passes() {
+        for surface in [Rest, Mcp, WebSocket, Varlink, Page] {
+            check_served(&[surface], names(surface)).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_unregistered_handler_stops_the_surface() {
+        let mut served = names(Mcp);
+        served.push((Mcp, "format_disk"));
+        assert_eq!(
+            check_served(&[Mcp], served),
+            Err(RegistryError::Unregistered {
+                surface: "mcp",
+                name: "format_disk".into()
+            })
+        );
+        // A name registered on another surface is not this surface's.
+        let err = check_served(&[Mcp], [(Mcp, "GET /healthz")]).unwrap_err();
+        assert!(matches!(err, RegistryError::Unregistered { .. }), "{err}");
+    }
+
+    #[test]
+    fn an_unbound_operation_stops_the_surface() {
+        let served: Vec<_> = names(Varlink)
+            .into_iter()
+            .filter(|(_, n)| *n != "org.terok.Clearance1.Verdict")
+            .collect();
+        assert_eq!(
+            check_served(&[Varlink], served),
+            Err(RegistryError::Unbound {
+                surface: "varlink",
+                name: "org.terok.Clearance1.Verdict"
+            })
+        );
+    }
+
+    #[test]
+    fn a_handler_bound_twice_stops_the_surface() {
+        let mut served = names(WebSocket);
+        served.push((WebSocket, "verdict"));
+        let err = check_served(&[WebSocket], served).unwrap_err();
+        assert!(matches!(err, RegistryError::BoundTwice { .. }), "{err}");
+        assert!(err.to_string().contains("\"verdict\""), "{err}");
+    }
 
     #[test]
     fn names_are_unique_per_surface() {

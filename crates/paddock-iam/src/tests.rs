@@ -77,6 +77,33 @@ async fn a_token_authenticates_and_is_held_to_its_capabilities_and_projects() {
     assert!(!wrong.to_string().contains("pdk_nope"));
 }
 
+/// What belongs to no project (a rule of a box that is gone) is for a
+/// credential of every project only; a project-restricted one cannot reach
+/// it by naming nothing.
+#[tokio::test]
+async fn what_belongs_to_no_project_needs_every_project() {
+    let (iam, book) = iam_with_tokens(IamSettings::default());
+    let (_, restricted) = book
+        .create(&new_token(&["operator"], Some(&["alpha"])))
+        .unwrap();
+    let (_, everywhere) = book.create(&new_token(&["operator"], None)).unwrap();
+    for (secret, allowed) in [(restricted, false), (everywhere, true)] {
+        let id = iam
+            .authenticate(Some(&secret), Surface::Rest)
+            .await
+            .unwrap();
+        let decided = iam
+            .authorise(&id, Capability::EgressRules, &Resource::EveryProject)
+            .await;
+        assert_eq!(decided.is_ok(), allowed, "{decided:?}");
+        assert!(
+            iam.authorise(&id, Capability::EgressRules, &Resource::Project("alpha".into()))
+                .await
+                .is_ok()
+        );
+    }
+}
+
 /// Every capability on every surface, for an admin token once it has been
 /// used over MCP: whatever would let a box's traffic through (a verdict, a
 /// rule, a lowered shield) is refused; everything else still works.

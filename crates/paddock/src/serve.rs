@@ -161,6 +161,33 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     let boxes = BoxService::new(store, engine, core, extensions)?;
 
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let app = paddock_http::router(
+        boxes.clone(),
+        paddock_http::HttpOptions {
+            allowed_hosts,
+            shutdown: shutdown.clone(),
+            egress: egress.clone(),
+            hub: hub.clone(),
+            clearance_socket: Some(clearance_socket.clone()),
+            iam,
+            session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
+            signin,
+            secure_cookies,
+        },
+    );
+    // A handler without its operation, or an operation nothing serves, is
+    // found here, before any box is touched.
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            if let Some(guard) = &host_guard {
+                guard.uninstall().await;
+            }
+            return Err(e).context("the HTTP surface disagrees with the operation registry");
+        }
+    };
+
     let reconciled = match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
         Ok(Ok(report)) => {
             tracing::info!(
@@ -220,21 +247,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         }
     });
 
-    let shutdown = tokio_util::sync::CancellationToken::new();
-    let app = paddock_http::router(
-        boxes.clone(),
-        paddock_http::HttpOptions {
-            allowed_hosts,
-            shutdown: shutdown.clone(),
-            egress,
-            hub: hub.clone(),
-            clearance_socket: Some(clearance_socket.clone()),
-            iam,
-            session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
-            signin,
-            secure_cookies,
-        },
-    );
     supervisor.start("http", move |stop| async move {
         let graceful = stop.clone();
         let served = axum::serve(listener, app)

@@ -35,6 +35,12 @@ pub struct VarlinkServer {
 impl VarlinkServer {
     /// Binds now, so a bad path or a running hub is an error at start-up.
     pub fn bind(path: &Path, hub: Arc<Hub>, version: &str) -> Result<Self, SocketError> {
+        paddock_iam::registry::check_served(
+            &[paddock_iam::Surface::Varlink],
+            super::interfaces::methods()
+                .iter()
+                .map(|m| (paddock_iam::Surface::Varlink, m.as_str())),
+        )?;
         Ok(Self {
             listener: bind_private(path)?,
             path: path.to_owned(),

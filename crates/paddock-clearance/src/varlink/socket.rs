@@ -26,6 +26,10 @@ pub enum SocketError {
     InUse(PathBuf),
     #[error("{0} exists and is not a socket; refusing to replace it")]
     NotASocket(PathBuf),
+    /// An interface method without its registry operation, or the other
+    /// way round: the socket does not open half-guarded.
+    #[error(transparent)]
+    Registry(#[from] paddock_iam::RegistryError),
 }
 
 pub fn effective_uid() -> u32 {
