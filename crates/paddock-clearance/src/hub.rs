@@ -5,7 +5,8 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
+use parking_lot::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{oneshot, watch};
@@ -255,8 +256,8 @@ pub struct Hub {
     me: Weak<Hub>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl Hub {
@@ -318,7 +319,7 @@ impl Hub {
         if of_box >= limit {
             return Hold::TooMany;
         }
-        let request_id = hex::encode(rand::random::<[u8; 12]>());
+        let request_id = paddock_secret::random_id(12);
         event.request_id = request_id.clone();
         let (ending, rx) = watch::channel(None);
         held.by_key.insert(key, request_id.clone());

@@ -7,7 +7,8 @@
 
 use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -18,7 +19,7 @@ use tokio::sync::watch;
 
 use crate::config::ImageProfile;
 use crate::model::now_ms;
-use crate::secret::{hash_token, new_token, scrub};
+use paddock_secret::{hash as hash_token, mint as new_token, scrub};
 use crate::{BoxService, CoreError, Result};
 
 const MAX_CODE: usize = 4096;
@@ -99,8 +100,8 @@ struct LiveLogin {
 pub(crate) struct Logins(Arc<Mutex<HashMap<String, LiveLogin>>>);
 
 impl Logins {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<String, LiveLogin>> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    fn map(&self) -> parking_lot::MutexGuard<'_, HashMap<String, LiveLogin>> {
+        self.0.lock()
     }
 
     pub(crate) fn forget(&self, box_id: &str) {
@@ -300,7 +301,7 @@ impl BoxService {
         let found = self
             .store
             .find_activation(&hash_token(token))?
-            .filter(|a| a.expires_at > now_ms())
+            .filter(|a| a.expires_at_ms > now_ms())
             .ok_or(CoreError::ActivationInvalid)?;
         if !found.used {
             return Ok(ActivationStatus::Open(self.activation_page(token).await?));
@@ -332,7 +333,7 @@ impl BoxService {
             .store
             .find_activation(&hash)?
             .ok_or(CoreError::ActivationInvalid)?;
-        if row.used || row.expires_at <= now_ms() {
+        if row.used || row.expires_at_ms <= now_ms() {
             return Err(CoreError::ActivationInvalid);
         }
         Ok((row.box_id, hash))
@@ -361,7 +362,7 @@ impl BoxService {
         if !self.store.consume_activation(&hash)? {
             return Err(CoreError::ActivationInvalid);
         }
-        *slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(code.to_owned());
+        *slot.lock() = Some(code.to_owned());
         let mut input = input;
         let line = format!("{code}\n");
         if let Err(e) = async {
@@ -448,7 +449,6 @@ async fn watch_login(
     }
     let secret = code
         .lock()
-        .unwrap_or_else(|p| p.into_inner())
         .clone()
         .unwrap_or_default();
     let result = match exit {
@@ -499,7 +499,7 @@ async fn watch_login(
     }
     {
         // Only our own entry: a relaunched login may have replaced it.
-        let mut logins = logins.lock().unwrap_or_else(|p| p.into_inner());
+        let mut logins = logins.lock();
         if logins
             .get(&box_id)
             .is_some_and(|l| Arc::ptr_eq(&l.code, &code))

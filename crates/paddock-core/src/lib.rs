@@ -13,7 +13,6 @@ mod maintenance;
 mod model;
 mod networks;
 mod reconcile;
-mod secret;
 mod service;
 mod subnet;
 pub mod validate;

@@ -43,10 +43,7 @@ impl BoxService {
                 validate::box_id(&id)?;
                 id
             }
-            None => format!(
-                "box-{}",
-                &crate::secret::hash_token(&crate::secret::new_token())[..10]
-            ),
+            None => format!("box-{}", paddock_secret::random_id(5)),
         };
 
         let _guard = self.lock_box(&id).await;
@@ -61,8 +58,8 @@ impl BoxService {
             network_id: None,
             error: None,
             hook_state: Value::Object(Default::default()),
-            created_at: now,
-            updated_at: now,
+            created_at_ms: now,
+            updated_at_ms: now,
         };
         let max = self.config.boxes.max_boxes;
         match self.store.insert_box_within_limit(&row, max) {

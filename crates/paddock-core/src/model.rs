@@ -39,7 +39,7 @@ pub struct BoxView {
 impl From<&BoxRow> for BoxView {
     fn from(row: &BoxRow) -> Self {
         let created =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.created_at) * 1_000_000)
+            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.created_at_ms) * 1_000_000)
                 .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Self {
             box_id: row.id.clone(),
@@ -74,9 +74,4 @@ pub struct ExecResult {
     pub truncated: bool,
 }
 
-pub(crate) fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use paddock_store::clock::now_ms;

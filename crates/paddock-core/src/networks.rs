@@ -16,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use paddock_docker::EngineError;
@@ -63,16 +63,16 @@ impl NetworkPool {
         }
     }
 
-    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
-        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    fn ledger(&self) -> parking_lot::MutexGuard<'_, Ledger> {
+        self.ledger.lock()
     }
 
-    fn gateways(&self) -> std::sync::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
-        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    fn gateways(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Ipv4Addr>> {
+        self.gateways.lock()
     }
 
-    fn announced(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
-        self.announced.lock().unwrap_or_else(|p| p.into_inner())
+    fn announced(&self) -> parking_lot::MutexGuard<'_, HashSet<String>> {
+        self.announced.lock()
     }
 
     /// Keeps `network` if the pool has room, else hands it back for
@@ -115,8 +115,7 @@ impl BoxService {
             let index = self.networks.cursor.fetch_add(1, Ordering::Relaxed) % pool.len();
             let subnet = pool.nth(index);
             let gateway = pool.gateway(index);
-            let suffix = crate::secret::hash_token(&crate::secret::new_token());
-            let name = format!("paddock-net-{}", &suffix[..12]);
+            let name = format!("paddock-net-{}", paddock_secret::random_id(6));
             self.networks.ledger().making.insert(name.clone());
             let created = self
                 .engine

@@ -1,7 +1,8 @@
 //! [`BoxService`]: the one door to boxes for every front-end.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use paddock_docker::Engine;
@@ -51,10 +52,7 @@ pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
         return Ok(configured.to_owned());
     }
     Ok(store.meta_or_insert("instance", || {
-        format!(
-            "p{}",
-            &crate::secret::hash_token(&crate::secret::new_token())[..12]
-        )
+        format!("p{}", paddock_secret::random_id(6))
     })?)
 }
 
@@ -92,14 +90,14 @@ impl BoxService {
 
     pub(crate) async fn lock_box(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+            let mut locks = self.locks.lock();
             locks.entry(id.to_owned()).or_default().clone()
         };
         lock.lock_owned().await
     }
 
     pub(crate) fn forget_lock(&self, id: &str) {
-        let mut locks = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        let mut locks = self.locks.lock();
         if locks.get(id).is_some_and(|l| Arc::strong_count(l) == 1) {
             locks.remove(id);
         }

@@ -10,7 +10,8 @@
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -76,8 +77,8 @@ const RETRY: Duration = Duration::from_millis(250);
 /// but refusals, so this is far more than an outage produces.
 const MAX_KEPT: usize = 100_000;
 
-fn lock(failure: &Failure) -> std::sync::MutexGuard<'_, Option<String>> {
-    failure.lock().unwrap_or_else(|p| p.into_inner())
+fn lock(failure: &Failure) -> parking_lot::MutexGuard<'_, Option<String>> {
+    failure.lock()
 }
 
 /// Stores what is kept, batch by batch; stops at the first failure, which

@@ -15,7 +15,6 @@ impl Egress {
     pub fn bind_network(&self, network_id: &str, who: BoxIdentity) {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .insert(network_id.to_owned(), who);
     }
 

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use parking_lot::{Mutex, RwLock};
 
 use paddock_clearance::{ClearanceEvent, EventKind, Hub};
 use paddock_store::{AuditRow, RuleRow, Store};
@@ -18,12 +18,7 @@ use crate::hold::Outcome;
 use crate::policy::{Action, PolicyError, PortRange, Rule, RuleSet, Scope, normalise_name};
 use crate::shield::Shield;
 
-pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+pub use paddock_store::clock::now_ms;
 
 /// Who is asking: the box holding the network the connection came in on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,7 +113,7 @@ pub(crate) fn rule_from_row(row: &RuleRow) -> Result<Rule, PolicyError> {
         target: row.target.parse()?,
         ports: row.ports.map(|(lo, hi)| PortRange { lo, hi }),
         action: row.action.parse()?,
-        expires_at: row.expires_at,
+        expires_at: row.expires_at_ms,
         created_by: row.created_by.clone(),
     })
 }
@@ -170,12 +165,12 @@ impl Egress {
                 }
             }
         }
-        *self.rules.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(rules);
+        *self.rules.write() = Arc::new(rules);
         Ok(())
     }
 
     pub fn rules(&self) -> Arc<Vec<Rule>> {
-        self.rules.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.rules.read().clone()
     }
 
     pub(crate) fn policy_of(&self, who: &BoxIdentity) -> Policy {
@@ -192,13 +187,12 @@ impl Egress {
     pub fn identify(&self, network_id: &str) -> Option<BoxIdentity> {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get(network_id)
             .cloned()
     }
 
-    pub(crate) fn shields(&self) -> std::sync::MutexGuard<'_, HashMap<String, Shield>> {
-        self.shields.lock().unwrap_or_else(|p| p.into_inner())
+    pub(crate) fn shields(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Shield>> {
+        self.shields.lock()
     }
 
     pub(crate) fn record(
@@ -212,7 +206,7 @@ impl Egress {
     ) {
         let row = AuditRow {
             id: 0,
-            at: now_ms(),
+            at_ms: now_ms(),
             box_id: who.box_id.clone(),
             project: who.project.clone(),
             dest: dest.host.to_owned(),
@@ -226,7 +220,6 @@ impl Egress {
         };
         self.audit
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .record(row);
     }
 
@@ -256,7 +249,6 @@ impl Egress {
     pub(crate) fn audit_failure(&self) -> Option<String> {
         self.audit
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .failure()
     }
 
@@ -285,7 +277,7 @@ impl Egress {
 
     /// Stores every queued decision; used at shutdown.
     pub fn flush_audit(&self) {
-        let mut audit = self.audit.lock().unwrap_or_else(|p| p.into_inner());
+        let mut audit = self.audit.lock();
         audit.close();
         *audit = AuditLog::start(self.store.clone());
     }

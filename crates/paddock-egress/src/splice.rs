@@ -24,12 +24,12 @@ struct Pipe {
 /// Empty pipes kept from ended tunnels: a tunnel's set-up then costs no
 /// pipe2/fcntl/close calls, which are most of what a short connection
 /// spends here. Only a pipe known to be empty comes back.
-static SPARE_PIPES: std::sync::Mutex<Vec<(OwnedFd, OwnedFd)>> = std::sync::Mutex::new(Vec::new());
+static SPARE_PIPES: parking_lot::Mutex<Vec<(OwnedFd, OwnedFd)>> = parking_lot::Mutex::new(Vec::new());
 const MAX_SPARE_PIPES: usize = 64;
 
 impl Pipe {
     fn new() -> io::Result<Self> {
-        let spare = SPARE_PIPES.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let spare = SPARE_PIPES.lock().pop();
         if let Some((read, write)) = spare {
             return Ok(Self {
                 read,
@@ -59,7 +59,7 @@ impl Pipe {
         if self.held != 0 {
             return;
         }
-        let mut spare = SPARE_PIPES.lock().unwrap_or_else(|p| p.into_inner());
+        let mut spare = SPARE_PIPES.lock();
         if spare.len() < MAX_SPARE_PIPES {
             spare.push((self.read, self.write));
         }
@@ -147,7 +147,7 @@ mod tests {
             one_tunnel().await;
         }
         assert!(
-            !SPARE_PIPES.lock().unwrap().is_empty(),
+            !SPARE_PIPES.lock().is_empty(),
             "ended tunnels keep their pipes"
         );
     }

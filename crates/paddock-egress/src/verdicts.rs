@@ -235,9 +235,9 @@ impl Egress {
             target: target.to_string(),
             ports: ports.map(|p| (p.lo, p.hi)),
             action: action.as_str().into(),
-            expires_at: ttl.map(|t| now + t.as_millis() as i64),
+            expires_at_ms: ttl.map(|t| now + t.as_millis() as i64),
             created_by: created_by.into(),
-            created_at: now,
+            created_at_ms: now,
         })?;
         self.reload_rules()?;
         let rule = rule_from_row(&row)?;
@@ -289,7 +289,6 @@ impl Egress {
     fn project_of_box(&self, box_id: &str) -> Option<String> {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .values()
             .find(|who| who.box_id == box_id)
             .map(|who| who.project.clone())
@@ -299,14 +298,12 @@ impl Egress {
     pub(crate) fn forget_identity(&self, box_id: &str) {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .retain(|_, who| who.box_id != box_id);
     }
 
     pub(crate) fn forget_network(&self, network_id: &str) {
         self.identities
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .remove(network_id);
     }
 

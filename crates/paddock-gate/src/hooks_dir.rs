@@ -25,7 +25,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hook::HookKind;
@@ -69,7 +69,7 @@ fn pin(command: &Path) -> std::io::Result<()> {
         )));
     }
     let id = (meta.dev(), meta.ino());
-    let mut pinned = PINNED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut pinned = PINNED.lock();
     if let Some(have) = *pinned {
         return if have == id {
             Ok(())

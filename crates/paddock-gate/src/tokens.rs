@@ -6,11 +6,10 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 /// What a valid token opens.
@@ -26,9 +25,7 @@ pub trait TokenAuthority: Send + Sync {
     fn grant(&self, token: &str) -> Option<Grant>;
 }
 
-pub fn hash_token(token: &str) -> [u8; 32] {
-    Sha256::digest(token.as_bytes()).into()
-}
+pub use paddock_secret::digest as hash_token;
 
 /// Raw tokens in a file shorter than this are ignored: they cannot be the
 /// ≥128 random bits a token must be.
@@ -117,7 +114,7 @@ impl TokenAuthority for TokenFile {
         {
             return Some(Grant::Admin);
         }
-        let mut loaded = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut loaded = self.state.lock();
         self.reload_if_changed(&mut loaded);
         loaded.tokens.get(&hash).map(|project| Grant::Project {
             project: project.clone(),

@@ -225,7 +225,7 @@ async fn log(
         .filter(|r| caller.sees(&r.project))
         .map(|r| {
             json!({
-                "id": r.id, "at": r.at, "box_id": r.box_id, "project": r.project,
+                "id": r.id, "at": r.at_ms, "box_id": r.box_id, "project": r.project,
                 "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
                 "decision": r.decision, "decided_by": r.decided_by,
                 "request_id": r.request_id, "reason": r.reason,

@@ -7,10 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use base64::Engine as _;
 use paddock_store::{ApiTokenRow, Store};
-use rand::RngCore;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::capability::Capabilities;
@@ -23,23 +20,10 @@ pub const TOKEN_PREFIX: &str = "pdk_";
 /// long: 32 characters of anything is well past guessing.
 pub const MIN_SUPPLIED_LEN: usize = 32;
 
-pub fn hash(token: &str) -> String {
-    hex::encode(Sha256::digest(token.as_bytes()))
-}
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
+pub use paddock_secret::hash;
 
 pub fn new_secret() -> String {
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    format!(
-        "{TOKEN_PREFIX}{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    paddock_secret::mint_prefixed(TOKEN_PREFIX)
 }
 
 /// What to mint.
@@ -72,10 +56,10 @@ impl From<ApiTokenRow> for TokenInfo {
             name: r.name,
             capabilities: r.capabilities,
             projects: r.projects,
-            created_at: r.created_at,
-            expires_at: r.expires_at,
-            revoked_at: r.revoked_at,
-            mcp_seen_at: r.mcp_seen_at,
+            created_at: r.created_at_secs,
+            expires_at: r.expires_at_secs,
+            revoked_at: r.revoked_at_secs,
+            mcp_seen_at: r.mcp_seen_at_secs,
         }
     }
 }
@@ -125,15 +109,15 @@ impl TokenBook {
         }
         let now = crate::now();
         let row = ApiTokenRow {
-            id: format!("tok_{}", random_hex(6)),
+            id: format!("tok_{}", paddock_secret::random_id(6)),
             token_hash: hash(secret),
             name: new.name.clone(),
             capabilities: new.capabilities.names(),
             projects: new.projects.to_list(),
-            created_at: now,
-            expires_at: new.ttl.map(|t| now + t.as_secs() as i64),
-            revoked_at: None,
-            mcp_seen_at: None,
+            created_at_secs: now,
+            expires_at_secs: new.ttl.map(|t| now + t.as_secs() as i64),
+            revoked_at_secs: None,
+            mcp_seen_at_secs: None,
         };
         self.store.insert_api_token(&row)?;
         Ok(row.into())
@@ -205,13 +189,13 @@ impl Regime for TokenRegime {
             .map_err(|e| AuthError::Unavailable(e.to_string()))?
             .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(digest.as_bytes())))
             .ok_or(AuthError::Unknown)?;
-        if row.revoked_at.is_some() {
+        if row.revoked_at_secs.is_some() {
             return Err(AuthError::Rejected(format!("token {} was revoked", row.id)));
         }
-        if row.expires_at.is_some_and(|at| at <= crate::now()) {
+        if row.expires_at_secs.is_some_and(|at| at <= crate::now()) {
             return Err(AuthError::Rejected(format!("token {} has expired", row.id)));
         }
-        let mut used_over_mcp = row.mcp_seen_at.is_some();
+        let mut used_over_mcp = row.mcp_seen_at_secs.is_some();
         if credential.via == Surface::Mcp && !used_over_mcp {
             // Remembered, so the chatbot's token cannot decide egress
             // through another surface either.
@@ -233,7 +217,7 @@ impl Regime for TokenRegime {
             projects: row.projects.map_or(ProjectScope::All, ProjectScope::only),
             source: Source::Token(row.id),
             via: credential.via,
-            expires_at: row.expires_at,
+            expires_at: row.expires_at_secs,
             regime: self.index,
             grants,
             used_over_mcp,

@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;
@@ -72,8 +73,8 @@ impl DecisionCache {
         h.finish()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, (HashMap<u64, Vec<Entry>>, usize)> {
-        self.buckets.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, (HashMap<u64, Vec<Entry>>, usize)> {
+        self.buckets.lock()
     }
 
     pub fn get(

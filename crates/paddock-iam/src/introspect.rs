@@ -11,7 +11,7 @@
 //! are refused for `BACKOFF` without asking it again.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -118,7 +118,7 @@ impl IntrospectionRegime {
     }
 
     fn cached(&self, key: &str) -> Option<Identity> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let cache = self.cache.lock();
         cache
             .get(key)
             .filter(|c| c.until > Instant::now())
@@ -133,7 +133,7 @@ impl IntrospectionRegime {
         if ttl.is_zero() {
             return;
         }
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        let mut cache = self.cache.lock();
         if cache.len() >= MAX_CACHED {
             let now = Instant::now();
             cache.retain(|_, c| c.until > now);
@@ -151,7 +151,7 @@ impl IntrospectionRegime {
     }
 
     fn known_inactive(&self, key: &str) -> bool {
-        let inactive = self.inactive.lock().unwrap_or_else(|p| p.into_inner());
+        let inactive = self.inactive.lock();
         inactive
             .get(key)
             .is_some_and(|until| *until > Instant::now())
@@ -159,7 +159,7 @@ impl IntrospectionRegime {
 
     fn remember_inactive(&self, key: String) {
         let ttl = REMEMBER_INACTIVE.min(Duration::from_secs(self.config.cache_ttl_secs));
-        let mut inactive = self.inactive.lock().unwrap_or_else(|p| p.into_inner());
+        let mut inactive = self.inactive.lock();
         if inactive.len() >= MAX_CACHED {
             let now = Instant::now();
             inactive.retain(|_, until| *until > now);
@@ -172,7 +172,7 @@ impl IntrospectionRegime {
 
     /// Asks the endpoint, unless it failed less than `BACKOFF` ago.
     async fn ask(&self, token: &str) -> Result<Value, AuthError> {
-        let failed_at = *self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        let failed_at = *self.failed_at.lock();
         if let Some(at) = failed_at.filter(|at| at.elapsed() < BACKOFF) {
             return Err(AuthError::Unavailable(format!(
                 "the introspection endpoint failed {} ms ago; not asking again yet",
@@ -180,7 +180,7 @@ impl IntrospectionRegime {
             )));
         }
         let answer = self.introspect(token).await;
-        let mut failed = self.failed_at.lock().unwrap_or_else(|p| p.into_inner());
+        let mut failed = self.failed_at.lock();
         *failed = match &answer {
             Err(AuthError::Unavailable(_)) => Some(Instant::now()),
             _ => None,

@@ -35,12 +35,7 @@ pub use signin::{LoginStart, NewSession, SignIn, SigninConfig, SigninError, safe
 
 use cache::DecisionCache;
 
-pub(crate) fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use paddock_store::clock::now_secs as now;
 
 /// Three base64url segments separated by dots: a JWS compact JWT.
 pub(crate) fn looks_like_jwt(secret: &str) -> bool {

@@ -9,14 +9,11 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
-use rand::RngCore;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::builtin::hash;
@@ -120,11 +117,7 @@ pub struct SignIn {
     sessions: Mutex<HashMap<String, Session>>,
 }
 
-fn random(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::rng().fill_bytes(&mut buf);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}
+use paddock_secret::mint as random;
 
 /// Only paths of this paddock: `/x`, never `//host` or `/\host`.
 pub fn safe_next(next: &str) -> String {
@@ -136,8 +129,8 @@ pub fn safe_next(next: &str) -> String {
     if ok { next.to_owned() } else { "/admin".into() }
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl SignIn {
@@ -195,9 +188,8 @@ impl SignIn {
             .authorization_endpoint
             .clone()
             .ok_or_else(|| SigninError::Unavailable("no authorization_endpoint".into()))?;
-        let (state, nonce, verifier) = (random(32), random(32), random(32));
-        let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(Sha256::digest(verifier.as_bytes()));
+        let (state, nonce, verifier) = (random(), random(), random());
+        let challenge = paddock_secret::pkce_challenge(&verifier);
         {
             let mut pending = lock(&self.pending);
             pending.retain(|_, p| p.started.elapsed() < LOGIN_WINDOW);
@@ -307,7 +299,7 @@ impl SignIn {
                 "{email} may not use this paddock"
             )));
         }
-        let id = random(32);
+        let id = random();
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| s.until > Instant::now());
         if sessions.len() >= MAX_SESSIONS {
@@ -319,7 +311,7 @@ impl SignIn {
             hash(&id),
             Session {
                 email: email.clone(),
-                csrf: random(32),
+                csrf: random(),
                 until: Instant::now() + self.session_ttl(),
             },
         );

@@ -12,15 +12,15 @@ pub struct ApiTokenRow {
     pub capabilities: Vec<String>,
     /// `None`: every project.
     pub projects: Option<Vec<String>>,
-    pub created_at: i64,
-    pub expires_at: Option<i64>,
-    pub revoked_at: Option<i64>,
+    pub created_at_secs: i64,
+    pub expires_at_secs: Option<i64>,
+    pub revoked_at_secs: Option<i64>,
     /// When the token was first used over MCP.
-    pub mcp_seen_at: Option<i64>,
+    pub mcp_seen_at_secs: Option<i64>,
 }
 
-const COLUMNS: &str = "id, token_hash, name, capabilities, projects, created_at, expires_at, \
-                       revoked_at, mcp_seen_at";
+const COLUMNS: &str = "id, token_hash, name, capabilities, projects, created_at_secs, expires_at_secs, \
+                       revoked_at_secs, mcp_seen_at_secs";
 
 fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
     serde_json::from_str(text).map_err(|e| {
@@ -37,10 +37,10 @@ fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
         name: r.get(2)?,
         capabilities: json_list(&capabilities)?,
         projects: projects.as_deref().map(json_list).transpose()?,
-        created_at: r.get(5)?,
-        expires_at: r.get(6)?,
-        revoked_at: r.get(7)?,
-        mcp_seen_at: r.get(8)?,
+        created_at_secs: r.get(5)?,
+        expires_at_secs: r.get(6)?,
+        revoked_at_secs: r.get(7)?,
+        mcp_seen_at_secs: r.get(8)?,
     })
 }
 
@@ -64,10 +64,10 @@ impl Store {
                 row.name,
                 capabilities,
                 projects,
-                row.created_at,
-                row.expires_at,
-                row.revoked_at,
-                row.mcp_seen_at
+                row.created_at_secs,
+                row.expires_at_secs,
+                row.revoked_at_secs,
+                row.mcp_seen_at_secs
             ],
         );
         match inserted {
@@ -106,7 +106,7 @@ impl Store {
     pub fn list_api_tokens(&self) -> Result<Vec<ApiTokenRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM api_tokens ORDER BY created_at, id"
+            "SELECT {COLUMNS} FROM api_tokens ORDER BY created_at_secs, id"
         ))?;
         let rows = stmt.query_map([], from_row)?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
@@ -116,7 +116,7 @@ impl Store {
     /// revoked already (the first revocation time stays).
     pub fn revoke_api_token(&self, id: &str, now: i64) -> Result<bool> {
         Ok(self.conn().execute(
-            "UPDATE api_tokens SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+            "UPDATE api_tokens SET revoked_at_secs = ?2 WHERE id = ?1 AND revoked_at_secs IS NULL",
             params![id, now],
         )? == 1)
     }
@@ -125,7 +125,7 @@ impl Store {
     /// nothing); true when this call recorded it.
     pub fn mark_api_token_mcp(&self, id: &str, now: i64) -> Result<bool> {
         Ok(self.conn().execute(
-            "UPDATE api_tokens SET mcp_seen_at = ?2 WHERE id = ?1 AND mcp_seen_at IS NULL",
+            "UPDATE api_tokens SET mcp_seen_at_secs = ?2 WHERE id = ?1 AND mcp_seen_at_secs IS NULL",
             params![id, now],
         )? == 1)
     }
@@ -151,10 +151,10 @@ mod tests {
             name: "ci".into(),
             capabilities: vec!["box:read".into()],
             projects: Some(vec!["p".into()]),
-            created_at: 5,
-            expires_at: None,
-            revoked_at: None,
-            mcp_seen_at: None,
+            created_at_secs: 5,
+            expires_at_secs: None,
+            revoked_at_secs: None,
+            mcp_seen_at_secs: None,
         }
     }
 
@@ -173,10 +173,10 @@ mod tests {
         assert!(s.revoke_api_token("t1", 9).unwrap());
         assert!(!s.revoke_api_token("t1", 10).unwrap());
         assert!(!s.revoke_api_token("nope", 10).unwrap());
-        assert_eq!(s.api_token("t1").unwrap().unwrap().revoked_at, Some(9));
+        assert_eq!(s.api_token("t1").unwrap().unwrap().revoked_at_secs, Some(9));
         assert_eq!(s.list_api_tokens().unwrap().len(), 1);
         assert!(s.mark_api_token_mcp("t1", 11).unwrap());
         assert!(!s.mark_api_token_mcp("t1", 12).unwrap());
-        assert_eq!(s.api_token("t1").unwrap().unwrap().mcp_seen_at, Some(11));
+        assert_eq!(s.api_token("t1").unwrap().unwrap().mcp_seen_at_secs, Some(11));
     }
 }

@@ -54,19 +54,19 @@ pub struct BoxRow {
     /// Opaque per-hook state, replayed to `box.destroy` hooks.
     pub hook_state: serde_json::Value,
     /// Unix milliseconds.
-    pub created_at: i64,
-    pub updated_at: i64,
+    pub created_at_ms: i64,
+    pub updated_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ActivationRow {
     pub box_id: String,
-    pub expires_at: i64,
+    pub expires_at_ms: i64,
     pub used: bool,
 }
 
 const BOX_COLUMNS: &str = "id, project, image, description, state, container_id, network_id, \
-                           error, hook_state, created_at, updated_at";
+                           error, hook_state, created_at_ms, updated_at_ms";
 
 fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
     let state: String = row.get(4)?;
@@ -88,8 +88,8 @@ fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, S
         network_id: row.get(6)?,
         error: row.get(7)?,
         hook_state,
-        created_at: row.get(9)?,
-        updated_at: row.get(10)?,
+        created_at_ms: row.get(9)?,
+        updated_at_ms: row.get(10)?,
     }))
 }
 
@@ -123,8 +123,8 @@ impl Store {
                 b.network_id,
                 b.error,
                 b.hook_state.to_string(),
-                b.created_at,
-                b.updated_at,
+                b.created_at_ms,
+                b.updated_at_ms,
                 limit
             ],
         );
@@ -154,7 +154,7 @@ impl Store {
     pub fn list_boxes(&self) -> Result<Vec<BoxRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {BOX_COLUMNS} FROM boxes ORDER BY created_at, id"
+            "SELECT {BOX_COLUMNS} FROM boxes ORDER BY created_at_ms, id"
         ))?;
         let rows = stmt.query_map([], box_from_row)?;
         let mut out = Vec::new();
@@ -180,7 +180,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE boxes SET state = ?2, error = ?3, updated_at = ?4 WHERE id = ?1",
+            "UPDATE boxes SET state = ?2, error = ?3, updated_at_ms = ?4 WHERE id = ?1",
             params![id, state.as_str(), error, now],
         )?;
         Ok(n == 1)
@@ -198,7 +198,7 @@ impl Store {
         now: i64,
     ) -> Result<bool> {
         let n = self.conn().execute(
-            "UPDATE boxes SET state = ?3, error = ?4, updated_at = ?5 WHERE id = ?1 AND state = ?2",
+            "UPDATE boxes SET state = ?3, error = ?4, updated_at_ms = ?5 WHERE id = ?1 AND state = ?2",
             params![id, from.as_str(), to.as_str(), error, now],
         )?;
         Ok(n == 1)
@@ -236,12 +236,12 @@ impl Store {
     }
 
     /// Replaces any earlier activation token of the box.
-    pub fn put_activation(&self, box_id: &str, token_hash: &str, expires_at: i64) -> Result<()> {
+    pub fn put_activation(&self, box_id: &str, token_hash: &str, expires_at_ms: i64) -> Result<()> {
         let conn = self.conn();
         conn.execute("DELETE FROM activations WHERE box_id = ?1", [box_id])?;
         conn.execute(
-            "INSERT INTO activations (token_hash, box_id, expires_at) VALUES (?1, ?2, ?3)",
-            params![token_hash, box_id, expires_at],
+            "INSERT INTO activations (token_hash, box_id, expires_at_ms) VALUES (?1, ?2, ?3)",
+            params![token_hash, box_id, expires_at_ms],
         )?;
         Ok(())
     }
@@ -250,12 +250,12 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT box_id, expires_at, used FROM activations WHERE token_hash = ?1",
+                "SELECT box_id, expires_at_ms, used FROM activations WHERE token_hash = ?1",
                 [token_hash],
                 |r| {
                     Ok(ActivationRow {
                         box_id: r.get(0)?,
-                        expires_at: r.get(1)?,
+                        expires_at_ms: r.get(1)?,
                         used: r.get::<_, i64>(2)? != 0,
                     })
                 },
@@ -279,7 +279,7 @@ impl Store {
     pub fn boxes_pending_since(&self, cutoff: i64) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE state IN ('pending_activation', 'failed') AND created_at < ?1",
+            "SELECT id FROM boxes WHERE state IN ('pending_activation', 'failed') AND created_at_ms < ?1",
         )?;
         let ids = stmt
             .query_map([cutoff], |r| r.get(0))?
@@ -303,8 +303,8 @@ mod tests {
             network_id: None,
             error: None,
             hook_state: serde_json::json!({}),
-            created_at: 1,
-            updated_at: 1,
+            created_at_ms: 1,
+            updated_at_ms: 1,
         }
     }
 

@@ -16,15 +16,15 @@ pub struct RuleRow {
     /// `allow`, `deny` or `ask`.
     pub action: String,
     /// Unix milliseconds; `None` never expires.
-    pub expires_at: Option<i64>,
+    pub expires_at_ms: Option<i64>,
     pub created_by: String,
-    pub created_at: i64,
+    pub created_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
     pub id: i64,
-    pub at: i64,
+    pub at_ms: i64,
     pub box_id: String,
     pub project: String,
     pub dest: String,
@@ -56,14 +56,14 @@ fn rule_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
         target: r.get(3)?,
         ports: lo.zip(hi).map(|(lo, hi)| (lo as u16, hi as u16)),
         action: r.get(6)?,
-        expires_at: r.get(7)?,
+        expires_at_ms: r.get(7)?,
         created_by: r.get(8)?,
-        created_at: r.get(9)?,
+        created_at_ms: r.get(9)?,
     })
 }
 
 const RULE_COLUMNS: &str =
-    "id, scope, subject, target, port_lo, port_hi, action, expires_at, created_by, created_at";
+    "id, scope, subject, target, port_lo, port_hi, action, expires_at_ms, created_by, created_at_ms";
 
 impl Store {
     /// Adds a rule, or replaces the action and lifetime of the rule with the
@@ -75,12 +75,12 @@ impl Store {
             None => (None, None),
         };
         conn.execute(
-            "INSERT INTO egress_rules (scope, subject, target, port_lo, port_hi, action, expires_at, created_by, created_at) \
+            "INSERT INTO egress_rules (scope, subject, target, port_lo, port_hi, action, expires_at_ms, created_by, created_at_ms) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
              ON CONFLICT (scope, subject, target, IFNULL(port_lo, -1), IFNULL(port_hi, -1)) \
-             DO UPDATE SET action = excluded.action, expires_at = excluded.expires_at, \
-                           created_by = excluded.created_by, created_at = excluded.created_at",
-            params![rule.scope, rule.subject, rule.target, lo, hi, rule.action, rule.expires_at, rule.created_by, rule.created_at],
+             DO UPDATE SET action = excluded.action, expires_at_ms = excluded.expires_at_ms, \
+                           created_by = excluded.created_by, created_at_ms = excluded.created_at_ms",
+            params![rule.scope, rule.subject, rule.target, lo, hi, rule.action, rule.expires_at_ms, rule.created_by, rule.created_at_ms],
         )?;
         Ok(conn.query_row(
             &format!(
@@ -118,7 +118,7 @@ impl Store {
 
     pub fn delete_expired_egress_rules(&self, now_ms: i64) -> Result<usize> {
         Ok(self.conn().execute(
-            "DELETE FROM egress_rules WHERE expires_at IS NOT NULL AND expires_at <= ?1",
+            "DELETE FROM egress_rules WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
             [now_ms],
         )?)
     }
@@ -129,12 +129,12 @@ impl Store {
         let tx = conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "INSERT INTO egress_audit (at, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
+                "INSERT INTO egress_audit (at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
             )?;
             for r in rows {
                 stmt.execute(params![
-                    r.at,
+                    r.at_ms,
                     r.box_id,
                     r.project,
                     r.dest,
@@ -156,14 +156,14 @@ impl Store {
     pub fn egress_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT id, at, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
+            "SELECT id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
              FROM egress_audit WHERE (?1 IS NULL OR box_id = ?1) AND (?2 IS NULL OR project = ?2) \
              AND id > IFNULL(?3, 0) ORDER BY id DESC LIMIT ?4",
         )?;
         let rows = stmt.query_map(params![q.box_id, q.project, q.after, q.limit.max(1)], |r| {
             Ok(AuditRow {
                 id: r.get(0)?,
-                at: r.get(1)?,
+                at_ms: r.get(1)?,
                 box_id: r.get(2)?,
                 project: r.get(3)?,
                 dest: r.get(4)?,
@@ -186,7 +186,7 @@ impl Store {
         Ok(self
             .conn()
             .query_row(
-                "SELECT state, until FROM egress_shield WHERE box_id = ?1",
+                "SELECT state, until_ms FROM egress_shield WHERE box_id = ?1",
                 [box_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
@@ -203,11 +203,11 @@ impl Store {
             None => {
                 conn.execute("DELETE FROM egress_shield WHERE box_id = ?1", [box_id])?;
             }
-            Some((state, until)) => {
+            Some((state, until_ms)) => {
                 conn.execute(
-                    "INSERT INTO egress_shield (box_id, state, until) VALUES (?1, ?2, ?3) \
-                     ON CONFLICT (box_id) DO UPDATE SET state = excluded.state, until = excluded.until",
-                    params![box_id, state, until],
+                    "INSERT INTO egress_shield (box_id, state, until_ms) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (box_id) DO UPDATE SET state = excluded.state, until_ms = excluded.until_ms",
+                    params![box_id, state, until_ms],
                 )?;
             }
         }

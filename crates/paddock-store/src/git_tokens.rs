@@ -66,8 +66,8 @@ mod tests {
             network_id: Some("net-1".into()),
             error: None,
             hook_state: serde_json::json!({}),
-            created_at: 0,
-            updated_at: 0,
+            created_at_ms: 0,
+            updated_at_ms: 0,
         })
         .unwrap();
         s.put_git_token("b", "p", "h").unwrap();

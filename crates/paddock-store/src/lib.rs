@@ -9,10 +9,11 @@ mod api_tokens;
 mod boxes;
 mod egress;
 mod git_tokens;
+pub mod clock;
 mod migrate;
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use parking_lot::{Mutex, MutexGuard};
 
 use rusqlite::Connection;
 
@@ -73,11 +74,11 @@ impl Store {
         })
     }
 
-    /// A poisoned lock only means another thread panicked mid-statement;
-    /// SQLite's own transaction rolled that statement back, so the
-    /// connection is still consistent and we keep using it.
+    /// The lock does not poison: a thread that panicked mid-statement had
+    /// that statement rolled back by SQLite, so the connection is still
+    /// consistent and the next caller keeps using it.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(|p| p.into_inner())
+        self.conn.lock()
     }
 
     /// Cheap liveness probe for `/healthz`.

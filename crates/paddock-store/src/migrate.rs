@@ -11,6 +11,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_egress.sql"),
     include_str!("../migrations/0004_api_tokens.sql"),
     include_str!("../migrations/0005_api_token_mcp.sql"),
+    include_str!("../migrations/0006_time_units.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
@@ -26,4 +27,44 @@ pub(crate) fn run(conn: &mut Connection) -> Result<()> {
         tx.commit()?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A store written before the columns said their units keeps every
+    /// value under the new names.
+    #[test]
+    fn time_columns_are_renamed_with_their_values() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "INSERT INTO boxes (id, project, image, state, created_at, updated_at) \
+                 VALUES ('b1', 'p', 'img', 'running', 1000, 2000);
+             INSERT INTO egress_audit (at, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
+                 VALUES (3000, 'b1', 'p', '1.2.3.4', 443, 6, '', 'allow', 'rule', '', '');
+             INSERT INTO egress_shield (box_id, state, until) VALUES ('b1', 'down', 4000);
+             INSERT INTO api_tokens (id, token_hash, name, capabilities, created_at, expires_at) \
+                 VALUES ('t1', 'h', 'n', 'box:read', 5, 6);",
+        )
+        .unwrap();
+        run(&mut conn).unwrap();
+        let row: (i64, i64, i64, i64, i64, i64) = conn
+            .query_row(
+                "SELECT b.created_at_ms, b.updated_at_ms, a.at_ms, s.until_ms, t.created_at_secs, t.expires_at_secs \
+                 FROM boxes b, egress_audit a, egress_shield s, api_tokens t",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
+            )
+            .unwrap();
+        assert_eq!(row, (1000, 2000, 3000, 4000, 5, 6));
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
 }

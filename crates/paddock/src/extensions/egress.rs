@@ -6,7 +6,8 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 
 use paddock_core::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, LoginStarted,
@@ -35,8 +36,8 @@ pub struct EmbeddedEgress {
     stop: CancellationToken,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
+    m.lock()
 }
 
 impl EmbeddedEgress {

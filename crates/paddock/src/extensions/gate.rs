@@ -5,10 +5,11 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use parking_lot::Mutex;
 
 use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment};
-use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository, hash_token};
+use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository};
 use paddock_store::Store;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -65,7 +66,7 @@ struct NetworkTokens {
 
 impl TokenAuthority for NetworkTokens {
     fn grant(&self, token: &str) -> Option<Grant> {
-        let hash = hex::encode(hash_token(token));
+        let hash = paddock_secret::hash(token);
         match self.store.git_grant(&hash, &self.network_id) {
             Ok(grant) => grant.map(|g| Grant::Project {
                 project: g.project,
@@ -101,14 +102,8 @@ impl EmbeddedGate {
         })
     }
 
-    fn listeners(&self) -> std::sync::MutexGuard<'_, HashMap<String, CancellationToken>> {
-        self.listeners.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn new_token() -> String {
-        use base64::Engine as _;
-        let bytes: [u8; 32] = rand::random();
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    fn listeners(&self) -> parking_lot::MutexGuard<'_, HashMap<String, CancellationToken>> {
+        self.listeners.lock()
     }
 
     async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, String> {
@@ -126,12 +121,12 @@ impl EmbeddedGate {
                 );
             }
         }
-        let token = Self::new_token();
+        let token = paddock_secret::mint();
         self.store
             .put_git_token(
                 setup.box_id,
                 setup.project,
-                &hex::encode(hash_token(&token)),
+                &paddock_secret::hash(&token),
             )
             .map_err(|e| e.to_string())?;
         let origin = format!("http://{}:{}", setup.gateway, self.port);
