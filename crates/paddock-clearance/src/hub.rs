@@ -3,10 +3,10 @@
 //! one owner — this map — and ends exactly once: by a verdict, by being
 //! withdrawn (deadline, box gone, shield changed), never left behind.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use parking_lot::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::{oneshot, watch};
@@ -14,9 +14,12 @@ use tokio::sync::{oneshot, watch};
 use crate::event::{ClearanceEvent, EventKind, Published};
 use crate::queue::{SubscriberQueue, Subscription, Unsubscribe};
 
-#[derive(Debug, Clone)]
+/// The hub's settings: `[clearance]` in paddock.toml, read as they are.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HubConfig {
-    /// Events each subscriber may have waiting before its oldest are dropped.
+    /// Events each subscriber may have waiting before its oldest are
+    /// dropped (at least 1).
     pub queue_capacity: usize,
 }
 
@@ -273,7 +276,7 @@ impl Hub {
 
     pub fn subscribe(&self) -> Subscription {
         let id = self.next_subscriber.fetch_add(1, Ordering::Relaxed);
-        let queue = SubscriberQueue::new(self.config.queue_capacity);
+        let queue = SubscriberQueue::new(self.config.queue_capacity.max(1));
         lock(&self.subscribers).insert(id, queue.clone());
         let hub: Weak<dyn Unsubscribe> = self.me.clone();
         Subscription { queue, id, hub }

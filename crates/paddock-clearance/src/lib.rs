@@ -12,6 +12,7 @@
 mod event;
 mod hub;
 mod queue;
+mod request;
 pub mod varlink;
 
 pub use event::{ClearanceEvent, EventKind, Published};
@@ -20,3 +21,4 @@ pub use hub::{
     Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
+pub use request::{VerdictRequest, VerdictRequestError};

@@ -8,10 +8,10 @@
 //! task wake-up per subscriber (what fan-out to many costs). Whatever does
 //! not fit goes through the queue, in order.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use parking_lot::Mutex;
 
 use tokio::sync::Notify;
 

@@ -5,10 +5,10 @@
 //! page → here → the command's stdin. Neither is logged, stored, or returned
 //! to MCP or REST; failure messages are scrubbed of the code.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -19,8 +19,8 @@ use tokio::sync::watch;
 
 use crate::config::ImageProfile;
 use crate::model::now_ms;
-use paddock_secret::{hash as hash_token, mint as new_token, scrub};
 use crate::{BoxService, CoreError, Result};
+use paddock_secret::{hash as hash_token, mint as new_token, scrub};
 
 const MAX_CODE: usize = 4096;
 /// Output kept while looking for the URL, and as the failure message.
@@ -447,10 +447,7 @@ async fn watch_login(
     for ext in &extensions {
         ext.login_ended(&box_id);
     }
-    let secret = code
-        .lock()
-        .clone()
-        .unwrap_or_default();
+    let secret = code.lock().clone().unwrap_or_default();
     let result = match exit {
         Some(0) if !secret.is_empty() => SubmitOutcome::Ready,
         Some(0) => SubmitOutcome::Failed("the login command exited before a code was sent".into()),

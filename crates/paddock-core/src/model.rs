@@ -38,9 +38,10 @@ pub struct BoxView {
 
 impl From<&BoxRow> for BoxView {
     fn from(row: &BoxRow) -> Self {
-        let created =
-            time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(row.created_at_ms) * 1_000_000)
-                .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+        let created = time::OffsetDateTime::from_unix_timestamp_nanos(
+            i128::from(row.created_at_ms) * 1_000_000,
+        )
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Self {
             box_id: row.id.clone(),
             project: row.project.clone(),

@@ -14,9 +14,9 @@
 //! collector (`collect_networks`) can tell a true orphan — say, one Docker
 //! finished making after paddock was killed — from one in use.
 
+use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use paddock_docker::EngineError;

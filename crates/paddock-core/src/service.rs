@@ -1,8 +1,8 @@
 //! [`BoxService`]: the one door to boxes for every front-end.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::Duration;
 
 use paddock_docker::Engine;
@@ -51,9 +51,7 @@ pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
     if !configured.is_empty() {
         return Ok(configured.to_owned());
     }
-    Ok(store.meta_or_insert("instance", || {
-        format!("p{}", paddock_secret::random_id(6))
-    })?)
+    Ok(store.meta_or_insert("instance", || format!("p{}", paddock_secret::random_id(6)))?)
 }
 
 impl BoxService {

@@ -8,10 +8,10 @@
 //! connections and `/healthz` names the log. Once a write succeeds again,
 //! everything kept is stored and decisions resume, with no restart.
 
-use std::collections::VecDeque;
-use std::sync::mpsc::{self, TryRecvError};
-use std::sync::Arc;
 use parking_lot::Mutex;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::mpsc::{self, TryRecvError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 

@@ -13,9 +13,7 @@ use crate::gateway::{BoxIdentity, Dest, Egress};
 impl Egress {
     /// Connections arriving on `network_id` are `who`'s from now on.
     pub fn bind_network(&self, network_id: &str, who: BoxIdentity) {
-        self.identities
-            .lock()
-            .insert(network_id.to_owned(), who);
+        self.identities.lock().insert(network_id.to_owned(), who);
     }
 
     /// The network no longer speaks for any box.
@@ -54,12 +52,7 @@ impl Egress {
     /// recorded and announced.
     pub fn raw_attempt(&self, who: &BoxIdentity, dest: IpAddr, port: u16, proto: u8) {
         let host = dest.to_string();
-        let dest = Dest {
-            host: &host,
-            port,
-            proto,
-            domain: "",
-        };
+        let dest = Dest::raw(&host, port, proto);
         self.refuse(
             who,
             dest,

@@ -9,8 +9,8 @@ use std::time::Duration;
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
-use crate::gateway::{BoxIdentity, Dest, Egress};
-use crate::policy::{Action, normalise_name};
+use crate::gateway::{BoxIdentity, Dest, Egress, NameClearance, address_verdict, clear_name};
+use crate::policy::normalise_name;
 use crate::shield::Shield;
 
 const TYPE_A: u16 = 1;
@@ -105,25 +105,20 @@ impl Egress {
             return Err("the box's shield blocks all egress".into());
         }
         let set = policy.rules(who);
-        let lowered = matches!(shield, Shield::Down { .. });
-        let allowed = match set.for_name_any_port(name) {
-            Some(rule) => rule.action == Action::Allow || (lowered && rule.action == Action::Ask),
-            None => lowered,
-        };
-        if !allowed {
-            return Err(format!("{name} is not an allowed name"));
+        match clear_name(set.for_name_any_port(name), &shield) {
+            NameClearance::Cleared { .. } => {}
+            NameClearance::Denied(_) | NameClearance::Undecided => {
+                return Err(format!("{name} is not an allowed name"));
+            }
         }
         let ips = self.resolve_name(name).await?;
         Ok(ips
             .into_iter()
             .filter(|ip| {
-                match set
+                let rule = set
                     .for_address(*ip, 0)
-                    .or_else(|| set.for_address_any_port(*ip))
-                {
-                    Some(rule) => rule.action != Action::Deny,
-                    None => crate::address::restricted(*ip).is_none(),
-                }
+                    .or_else(|| set.for_address_any_port(*ip));
+                address_verdict(rule, *ip).is_ok()
             })
             .filter_map(|ip| match ip {
                 IpAddr::V4(v4) => Some(v4),
@@ -193,12 +188,7 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
         return None;
     };
     let refuse = |reason: &str| {
-        let dest = Dest {
-            host: &query.name,
-            port: 53,
-            proto: 17,
-            domain: &query.name,
-        };
+        let dest = Dest::dns(&query.name);
         egress.refuse(
             &who,
             dest,

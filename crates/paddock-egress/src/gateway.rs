@@ -2,10 +2,10 @@
 //! and, when allowed, exactly which addresses may be dialled (resolved once,
 //! checked, then used as is, so a second lookup cannot rebind the name).
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
-use parking_lot::{Mutex, RwLock};
 
 use paddock_clearance::{ClearanceEvent, EventKind, Hub};
 use paddock_store::{AuditRow, RuleRow, Store};
@@ -56,6 +56,44 @@ pub(crate) struct Dest<'a> {
     pub proto: u8,
     /// The name, when one was asked for.
     pub domain: &'a str,
+}
+
+impl<'a> Dest<'a> {
+    /// A TCP connection to `host` (a name or an address), naming `domain`
+    /// when a name was asked for.
+    pub fn tcp(host: &'a str, port: u16, domain: &'a str) -> Self {
+        Self {
+            host,
+            port,
+            proto: 6,
+            domain,
+        }
+    }
+
+    /// A DNS question for `name`.
+    pub fn dns(name: &'a str) -> Self {
+        Self {
+            host: name,
+            port: 53,
+            proto: 17,
+            domain: name,
+        }
+    }
+
+    /// A packet of any protocol to an address, no name known.
+    pub fn raw(host: &'a str, port: u16, proto: u8) -> Self {
+        Self {
+            host,
+            port,
+            proto,
+            domain: "",
+        }
+    }
+
+    /// Every destination at once (a shield change).
+    pub fn everywhere() -> Self {
+        Self::raw("*", 0, 0)
+    }
 }
 
 /// Where to: a name (resolved by us) or an address literal.
@@ -185,10 +223,7 @@ impl Egress {
     /// the box was equipped (or found running at start), unbound when the
     /// network is released. No store query on a connection's path.
     pub fn identify(&self, network_id: &str) -> Option<BoxIdentity> {
-        self.identities
-            .lock()
-            .get(network_id)
-            .cloned()
+        self.identities.lock().get(network_id).cloned()
     }
 
     pub(crate) fn shields(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Shield>> {
@@ -218,9 +253,7 @@ impl Egress {
             request_id: request_id.to_owned(),
             reason: reason.to_owned(),
         };
-        self.audit
-            .lock()
-            .record(row);
+        self.audit.lock().record(row);
     }
 
     /// Records a request that could not even be read as a destination
@@ -235,21 +268,14 @@ impl Egress {
         reason: &str,
     ) {
         let target: String = target.chars().take(256).collect();
-        let dest = Dest {
-            host: &target,
-            port: 0,
-            proto,
-            domain: "",
-        };
+        let dest = Dest::raw(&target, 0, proto);
         self.record(who, dest, AuditDecision::Malformed, by, "", reason);
     }
 
     /// Why decisions cannot be recorded right now (and so must not be
     /// taken); `None` while they can.
     pub(crate) fn audit_failure(&self) -> Option<String> {
-        self.audit
-            .lock()
-            .failure()
+        self.audit.lock().failure()
     }
 
     /// Lets health look at the host-side fence of box networks.
@@ -303,14 +329,26 @@ impl Egress {
     }
 
     pub(crate) fn announce_refusal(&self, who: &BoxIdentity, dest: Dest<'_>, reason: &str) {
+        self.hub.publish(self.blocked(who, dest, "deny", reason));
+    }
+
+    /// The `connection_blocked` event of a destination: `deny` for a
+    /// refusal, `ask` for a connection held for a person.
+    pub(crate) fn blocked(
+        &self,
+        who: &BoxIdentity,
+        dest: Dest<'_>,
+        action: &str,
+        reason: &str,
+    ) -> ClearanceEvent {
         let mut e = self.event(EventKind::ConnectionBlocked, who);
         e.dest = dest.host.to_owned();
-        e.port = dest.port as i64;
-        e.proto = dest.proto as i64;
+        e.port = i64::from(dest.port);
+        e.proto = i64::from(dest.proto);
         e.domain = dest.domain.to_owned();
-        e.action = "deny".into();
+        e.action = action.to_owned();
         e.reason = reason.to_owned();
-        self.hub.publish(e);
+        e
     }
 
     async fn resolve(&self, host: &Host) -> Result<Vec<IpAddr>, String> {
@@ -340,12 +378,7 @@ impl Egress {
             Host::Name(n) => n.as_str(),
             Host::Ip(_) => "",
         };
-        let dest = Dest {
-            host: &host_text,
-            port,
-            proto: 6,
-            domain,
-        };
+        let dest = Dest::tcp(&host_text, port, domain);
         let deny = |reason: String, by: &str| {
             self.refuse(who, dest, AuditDecision::Denied, by, &reason);
             Decision::Deny { reason }
@@ -369,7 +402,8 @@ impl Egress {
             Host::Name(n) => set.for_name(n, port),
             Host::Ip(_) => None,
         };
-        if let Some(rule) = name_rule.filter(|r| r.action == Action::Deny) {
+        let clearance = clear_name(name_rule, &shield);
+        if let NameClearance::Denied(rule) = clearance {
             return deny(
                 format!("denied by {}", rule.describe()),
                 &format!("rule #{}", rule.id),
@@ -378,15 +412,10 @@ impl Egress {
         if let Host::Name(name) = host
             && !self.resolver.is_fixed(name)
         {
-            let cleared = match (name_rule, shield) {
-                (Some(rule), _) if rule.action == Action::Allow => Some(decided_by(rule)),
-                (_, Shield::Down { .. }) => Some("shield down".to_owned()),
-                _ => None,
-            };
             // A person's allow is on the record already (as their verdict).
-            let by = match cleared {
-                Some(by) => Some(by),
-                None => match self
+            let by = match clearance {
+                NameClearance::Cleared { by } => Some(by),
+                _ => match self
                     .hold(
                         who,
                         host,
@@ -448,6 +477,48 @@ impl Egress {
 
 /// Who a rule's decision is credited to: the rule, or the login profile
 /// that put it there for the length of a login.
+/// What the rules and the shield say about a name before anything is
+/// resolved — the one decision the proxy and the DNS responder share, so
+/// a box cannot learn an address it could not connect to, nor the other
+/// way round. A blocked shield is refused before this is asked.
+pub(crate) enum NameClearance<'r> {
+    Denied(&'r Rule),
+    /// Allowed by a rule or a lowered shield; `by` is who to credit.
+    Cleared {
+        by: String,
+    },
+    /// Only a person can say (the proxy holds; DNS refuses).
+    Undecided,
+}
+
+pub(crate) fn clear_name<'r>(rule: Option<&'r Rule>, shield: &Shield) -> NameClearance<'r> {
+    match (rule, shield) {
+        (Some(r), _) if r.action == Action::Deny => NameClearance::Denied(r),
+        (Some(r), _) if r.action == Action::Allow => NameClearance::Cleared { by: decided_by(r) },
+        (_, Shield::Down { .. }) => NameClearance::Cleared {
+            by: "shield down".to_owned(),
+        },
+        _ => NameClearance::Undecided,
+    }
+}
+
+/// Whether an address may be reached given the address rule that matches
+/// it: a deny rule refuses it, and so does the lack of a rule for a
+/// restricted address (loopback, private, metadata …).
+pub(crate) fn address_verdict(rule: Option<&Rule>, ip: IpAddr) -> Result<(), Refusal> {
+    match (rule, restricted(ip)) {
+        (Some(r), _) if r.action == Action::Deny => Err((
+            format!("{ip} is denied by {}", r.describe()),
+            format!("rule #{}", r.id),
+        )),
+        (None, Some(why)) => Err((
+            format!("{ip} is {why}; a CIDR rule must name it"),
+            "default".to_owned(),
+        )),
+        _ => Ok(()),
+    }
+}
+
 fn decided_by(rule: &Rule) -> String {
     if rule.created_by.starts_with("profile:") {
         rule.created_by.clone()
@@ -471,20 +542,11 @@ fn permitted<'r>(set: &RuleSet<'r>, ips: Vec<IpAddr>, port: u16) -> Result<Permi
     let mut refusal = None;
     for ip in ips {
         let rule = set.for_address(ip, port);
-        match (rule, restricted(ip)) {
-            (Some(r), _) if r.action == Action::Deny => {
-                refusal.get_or_insert((
-                    format!("{ip} is denied by {}", r.describe()),
-                    format!("rule #{}", r.id),
-                ));
+        match address_verdict(rule, ip) {
+            Err(why) => {
+                refusal.get_or_insert(why);
             }
-            (None, Some(why)) => {
-                refusal.get_or_insert((
-                    format!("{ip} is {why}; a CIDR rule must name it"),
-                    "default".to_owned(),
-                ));
-            }
-            (rule, _) => {
+            Ok(()) => {
                 if address_rule.is_none() {
                     address_rule = rule;
                 }

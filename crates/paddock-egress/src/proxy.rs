@@ -296,12 +296,7 @@ async fn tunnel(
             Hello::Incomplete => Some("no complete TLS ClientHello in time".to_owned()),
         };
         if let Some(reason) = refusal {
-            let dest = Dest {
-                host: name,
-                port,
-                proto: 6,
-                domain: name,
-            };
+            let dest = Dest::tcp(name, port, name);
             egress.refuse(
                 &who,
                 dest,

@@ -111,12 +111,7 @@ impl Egress {
         self.hub().publish(event);
         self.record(
             who,
-            Dest {
-                host: "*",
-                port: 0,
-                proto: 0,
-                domain: "",
-            },
+            Dest::everywhere(),
             match shield {
                 Shield::Up => AuditDecision::ShieldUp,
                 Shield::Down { .. } => AuditDecision::ShieldDown,

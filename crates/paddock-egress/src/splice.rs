@@ -24,7 +24,8 @@ struct Pipe {
 /// Empty pipes kept from ended tunnels: a tunnel's set-up then costs no
 /// pipe2/fcntl/close calls, which are most of what a short connection
 /// spends here. Only a pipe known to be empty comes back.
-static SPARE_PIPES: parking_lot::Mutex<Vec<(OwnedFd, OwnedFd)>> = parking_lot::Mutex::new(Vec::new());
+static SPARE_PIPES: parking_lot::Mutex<Vec<(OwnedFd, OwnedFd)>> =
+    parking_lot::Mutex::new(Vec::new());
 const MAX_SPARE_PIPES: usize = 64;
 
 impl Pipe {

@@ -41,19 +41,8 @@ impl Egress {
             Host::Name(n) => n.clone(),
             Host::Ip(_) => String::new(),
         };
-        let dest = Dest {
-            host: &host_text,
-            port,
-            proto: 6,
-            domain: &domain,
-        };
-        let mut e = self.event(EventKind::ConnectionBlocked, who);
-        e.dest = host_text.clone();
-        e.port = port as i64;
-        e.proto = 6;
-        e.domain = domain.clone();
-        e.action = "ask".into();
-        e.reason = "held until a person allows or denies it".into();
+        let dest = Dest::tcp(&host_text, port, &domain);
+        let e = self.blocked(who, dest, "ask", "held until a person allows or denies it");
         let limit = self.config.max_held_per_box.max(1);
         let mut ticket = match self.hub.hold(e, limit) {
             Hold::Held(ticket) => ticket,
@@ -124,12 +113,7 @@ impl Egress {
     /// Records how a request ended; a verdict's scope becomes a rule, and
     /// the verdict's sender hears whether it could.
     fn settle(&self, request: &Request, ending: Ending, timed_out: bool) {
-        let dest = Dest {
-            host: &request.host,
-            port: request.port,
-            proto: 6,
-            domain: &request.domain,
-        };
+        let dest = Dest::tcp(&request.host, request.port, &request.domain);
         let who = &request.who;
         match ending {
             Ending::Decided { verdict, ack } => {
@@ -296,15 +280,11 @@ impl Egress {
 
     /// The box's network no longer speaks for it.
     pub(crate) fn forget_identity(&self, box_id: &str) {
-        self.identities
-            .lock()
-            .retain(|_, who| who.box_id != box_id);
+        self.identities.lock().retain(|_, who| who.box_id != box_id);
     }
 
     pub(crate) fn forget_network(&self, network_id: &str) {
-        self.identities
-            .lock()
-            .remove(network_id);
+        self.identities.lock().remove(network_id);
     }
 
     /// The box is gone, or its shield changed: what it holds is refused

@@ -20,12 +20,12 @@
 //! name is predictable, an existing directory is used only if it is ours,
 //! private, and its links point where ours do.
 
+use parking_lot::Mutex;
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use parking_lot::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hook::HookKind;

@@ -4,9 +4,9 @@
 //! client sent and finds that hash in a map, so timing says nothing about
 //! any stored token; the admin token's digest is compared in constant time.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use parking_lot::Mutex;
 use std::time::SystemTime;
 
 use serde::Deserialize;

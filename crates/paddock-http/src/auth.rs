@@ -195,7 +195,12 @@ pub(crate) fn resolve(
             }
         }
         (target, named) => {
-            tracing::error!(operation = op.name, ?target, ?named, "a handler named the wrong kind of resource");
+            tracing::error!(
+                operation = op.name,
+                ?target,
+                ?named,
+                "a handler named the wrong kind of resource"
+            );
             Err(forbidden(format!(
                 "{} cannot be authorised on what the request names",
                 op.name
@@ -268,7 +273,9 @@ async fn admit(
     identity: Identity,
 ) -> Response {
     let named = match op.target {
-        Target::BoxInPath => box_id_in_path(request.uri().path()).map_or(Named::Nothing, Named::Box),
+        Target::BoxInPath => {
+            box_id_in_path(request.uri().path()).map_or(Named::Nothing, Named::Box)
+        }
         _ => Named::Nothing,
     };
     let caller = Caller {

@@ -4,19 +4,19 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
-use paddock_clearance::{PendingView, Verdict, VerdictError, VerdictScope};
+use paddock_clearance::{PendingView, VerdictError, VerdictRequest, VerdictRequestError};
 use paddock_egress::{Action, BoxIdentity, Egress, EgressError, PortRange, Rule, Scope, Target};
 use paddock_store::AuditQuery;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Named};
-use crate::routes::Routes;
 use crate::error::{ErrorCode, json_body as body};
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes(routes: Routes) -> Routes {
@@ -249,40 +249,9 @@ async fn pending(
     Ok(Json(json!({ "requests": requests })))
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct VerdictRequest {
-    pub container: String,
-    pub request_id: String,
-    pub dest: String,
-    pub action: String,
-    #[serde(default)]
-    pub scope: Option<String>,
-    #[serde(default)]
-    pub ttl_secs: Option<u64>,
-}
-
-impl VerdictRequest {
-    pub(crate) fn into_verdict(self, decided_by: &str) -> Result<Verdict, ApiError> {
-        let scope = match self.scope.as_deref() {
-            None => VerdictScope::Box,
-            Some(s) => VerdictScope::parse(s).ok_or_else(|| {
-                ApiError::bad_request(format!("scope must be once, box or project, not {s:?}"))
-            })?,
-        };
-        Ok(Verdict {
-            container: self.container,
-            request_id: self.request_id,
-            dest: self.dest,
-            action: self.action,
-            scope,
-            ttl: match self.ttl_secs {
-                Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
-                other => other.map(Duration::from_secs),
-            },
-            decided_by: decided_by.to_owned(),
-        })
-    }
+/// A verdict request refused before it reached the hub: a bad scope or TTL.
+pub(crate) fn request_error(e: VerdictRequestError) -> ApiError {
+    ApiError::bad_request(e.to_string())
 }
 
 pub(crate) fn verdict_error(e: VerdictError) -> ApiError {
@@ -308,7 +277,9 @@ async fn verdict(
 ) -> Result<Json<Value>, ApiError> {
     let request = body(payload)?;
     caller.check(&s, Named::Box(&request.container)).await?;
-    let verdict = request.into_verdict(caller.principal())?;
+    let verdict = request
+        .into_verdict(caller.principal())
+        .map_err(request_error)?;
     let ok = s.hub.verdict(verdict).await.map_err(verdict_error)?;
     Ok(Json(json!({ "ok": ok })))
 }

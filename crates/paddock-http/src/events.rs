@@ -23,9 +23,9 @@ use paddock_iam::registry;
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Named, bearer, caller_for, query_token};
-use crate::egress::VerdictRequest;
 use crate::error::ErrorCode;
 use crate::{ApiError, AppState};
+use paddock_clearance::VerdictRequest;
 
 /// A verdict is a few hundred bytes; anything far larger is not one.
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -251,7 +251,7 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
             }
             let verdict = match req.into_verdict(caller.principal()) {
                 Ok(v) => v,
-                Err(e) => return error(Some(&request_id), &e),
+                Err(e) => return error(Some(&request_id), &crate::egress::request_error(e)),
             };
             match s.hub.verdict(verdict).await {
                 Ok(ok) => Reply::Send(

@@ -1,9 +1,9 @@
 //! `/healthz`: 200 only when every component answers: the store, Docker,
 //! the egress gateway's decision log and the clearance hub's socket.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde_json::{Value, json};
 
 use crate::AppState;

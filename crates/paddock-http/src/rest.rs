@@ -1,16 +1,16 @@
 //! REST: `/api/v1/boxes[/{id}[/exec|/logs]]`.
 
+use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
 use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{Caller, Named};
-use crate::routes::Routes;
 use crate::error::json_body as body;
+use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes(routes: Routes) -> Routes {

@@ -1,9 +1,9 @@
 //! REST for the built-in tokens (`admin:tokens`) and `whoami`.
 
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use paddock_iam::{Capabilities, IamError, NewToken, ProjectScope, TokenBook};
 use serde::Deserialize;
 use serde_json::{Value, json};

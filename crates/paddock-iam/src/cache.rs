@@ -4,10 +4,10 @@
 //! nothing. Bounded: when full, expired entries go, and if that frees
 //! nothing the cache starts over (a miss only costs asking the regime).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::Arc;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use foldhash::fast::RandomState;

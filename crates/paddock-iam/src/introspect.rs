@@ -10,8 +10,8 @@
 //! push the good answers out), and after it fails, tokens not in the cache
 //! are refused for `BACKOFF` without asking it again.
 
-use std::collections::HashMap;
 use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;

@@ -47,7 +47,9 @@ pub enum Target {
 pub enum RegistryError {
     #[error("the {surface} surface serves {name:?}, which the operation registry does not name")]
     Unregistered { surface: &'static str, name: String },
-    #[error("the operation registry names {name:?} on the {surface} surface, but nothing serves it")]
+    #[error(
+        "the operation registry names {name:?} on the {surface} surface, but nothing serves it"
+    )]
     Unbound {
         surface: &'static str,
         name: &'static str,

@@ -7,9 +7,9 @@
 //! Sessions live in memory: a restart signs everyone out, which is the safe
 //! direction.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::path::PathBuf;
-use parking_lot::Mutex;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;

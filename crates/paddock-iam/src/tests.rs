@@ -97,9 +97,13 @@ async fn what_belongs_to_no_project_needs_every_project() {
             .await;
         assert_eq!(decided.is_ok(), allowed, "{decided:?}");
         assert!(
-            iam.authorise(&id, Capability::EgressRules, &Resource::Project("alpha".into()))
-                .await
-                .is_ok()
+            iam.authorise(
+                &id,
+                Capability::EgressRules,
+                &Resource::Project("alpha".into())
+            )
+            .await
+            .is_ok()
         );
     }
 }

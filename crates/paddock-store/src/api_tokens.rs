@@ -177,6 +177,9 @@ mod tests {
         assert_eq!(s.list_api_tokens().unwrap().len(), 1);
         assert!(s.mark_api_token_mcp("t1", 11).unwrap());
         assert!(!s.mark_api_token_mcp("t1", 12).unwrap());
-        assert_eq!(s.api_token("t1").unwrap().unwrap().mcp_seen_at_secs, Some(11));
+        assert_eq!(
+            s.api_token("t1").unwrap().unwrap().mcp_seen_at_secs,
+            Some(11)
+        );
     }
 }

@@ -62,8 +62,7 @@ fn rule_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
     })
 }
 
-const RULE_COLUMNS: &str =
-    "id, scope, subject, target, port_lo, port_hi, action, expires_at_ms, created_by, created_at_ms";
+const RULE_COLUMNS: &str = "id, scope, subject, target, port_lo, port_hi, action, expires_at_ms, created_by, created_at_ms";
 
 impl Store {
     /// Adds a rule, or replaces the action and lifetime of the rule with the

@@ -7,13 +7,13 @@
 
 mod api_tokens;
 mod boxes;
+pub mod clock;
 mod egress;
 mod git_tokens;
-pub mod clock;
 mod migrate;
 
-use std::path::Path;
 use parking_lot::{Mutex, MutexGuard};
+use std::path::Path;
 
 use rusqlite::Connection;
 

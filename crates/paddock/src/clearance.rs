@@ -10,7 +10,7 @@ use anyhow::Context;
 use paddock_clearance::varlink::{
     ClientError, EventStream, PADDOCK, VarlinkClient, default_socket_path,
 };
-use paddock_clearance::{ClearanceEvent, PendingView};
+use paddock_clearance::{ClearanceEvent, PendingView, VerdictRequest};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -229,13 +229,14 @@ async fn session(
                         Some((_, _, i)) if i >= screen.pending.len() => format!("no held request #{}", i + 1),
                         Some((action, scope, i)) => {
                             let p = &screen.pending[i];
-                            let params = json!({
-                                "container": p.container,
-                                "request_id": p.request_id,
-                                "dest": p.dest,
-                                "action": action,
-                                "scope": scope,
-                            });
+                            let params = serde_json::to_value(VerdictRequest {
+                                container: p.container.clone(),
+                                request_id: p.request_id.clone(),
+                                dest: p.dest.clone(),
+                                action: action.into(),
+                                scope: Some(scope.into()),
+                                ttl_secs: None,
+                            })?;
                             let target = format!("{}:{}", p.dest, p.port);
                             match calls.call(&format!("{PADDOCK}.Verdict"), params).await {
                                 Ok(_) => format!("{}ed {target} (scope {scope})", if action == "allow" { "allow" } else { "deni" }),

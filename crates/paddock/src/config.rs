@@ -15,22 +15,8 @@ use serde::Deserialize;
 use crate::ServeArgs;
 use crate::extensions::gate::GitConfig;
 use crate::iam::IamConfig;
+use paddock_clearance::HubConfig as ClearanceConfig;
 use paddock_egress::EgressConfig;
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClearanceConfig {
-    /// Events a subscriber may have waiting before its oldest are dropped.
-    pub queue_capacity: usize,
-}
-
-impl Default for ClearanceConfig {
-    fn default() -> Self {
-        Self {
-            queue_capacity: 128,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]

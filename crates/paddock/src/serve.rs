@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use paddock_clearance::Hub;
 use paddock_clearance::varlink::VarlinkServer;
-use paddock_clearance::{Hub, HubConfig};
 use paddock_core::BoxService;
 use paddock_docker::Engine;
 use paddock_egress::host_guard::HostGuard;
@@ -85,9 +85,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The hub and its socket come before the boxes: a box must never run
     // while nobody can be asked about its connections.
-    let hub = Hub::new(HubConfig {
-        queue_capacity: clearance.queue_capacity.max(1),
-    });
+    let hub = Hub::new(clearance);
     let varlink = VarlinkServer::bind(&clearance_socket, hub.clone(), env!("CARGO_PKG_VERSION"))
         .context("cannot open the clearance socket")?;
 

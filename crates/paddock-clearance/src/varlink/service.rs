@@ -9,6 +9,7 @@ use serde_json::json;
 use super::codec::{Call, Reply};
 use super::interfaces::{self, PADDOCK, SERVICE, TEROK};
 use crate::hub::{Hub, PendingView, Verdict, VerdictError, VerdictScope};
+use crate::request::{VerdictRequest, VerdictRequestError};
 use paddock_iam::{Access, Identity, Resource, Surface, grant_decision, registry};
 
 pub(crate) enum Outcome {
@@ -46,18 +47,6 @@ struct TerokVerdict {
     request_id: String,
     dest: String,
     action: String,
-}
-
-#[derive(Deserialize)]
-struct ScopedVerdict {
-    container: String,
-    request_id: String,
-    dest: String,
-    action: String,
-    #[serde(default)]
-    scope: Option<String>,
-    #[serde(default)]
-    ttl_secs: Option<i64>,
 }
 
 /// The registry's word on a method for this peer: unregistered methods
@@ -132,30 +121,15 @@ pub(crate) async fn dispatch(hub: &Hub, version: &str, call: &Call, caller: &Ide
 
 /// `org.paddock.Clearance1.Verdict`'s parameters, checked.
 fn scoped(call: &Call, decided_by: &str) -> Result<Verdict, Outcome> {
-    let p = parse::<ScopedVerdict>(call)?;
-    let scope = match p.scope.as_deref() {
-        None => VerdictScope::Box,
-        Some(s) => VerdictScope::parse(s).ok_or_else(|| {
-            Outcome::Reply(Reply::error(
+    parse::<VerdictRequest>(call)?
+        .into_verdict(decided_by)
+        .map_err(|e| match e {
+            VerdictRequestError::InvalidScope(scope) => Outcome::Reply(Reply::error(
                 format!("{PADDOCK}.InvalidScope"),
-                json!({ "scope": s }),
-            ))
-        })?,
-    };
-    let ttl = match p.ttl_secs {
-        None => None,
-        Some(n) if n > 0 => Some(Duration::from_secs(n as u64)),
-        Some(_) => return Err(invalid_parameter("ttl_secs")),
-    };
-    Ok(Verdict {
-        container: p.container,
-        request_id: p.request_id,
-        dest: p.dest,
-        action: p.action,
-        scope,
-        ttl,
-        decided_by: decided_by.to_owned(),
-    })
+                json!({ "scope": scope }),
+            )),
+            VerdictRequestError::InvalidTtl(_) => invalid_parameter("ttl_secs"),
+        })
 }
 
 fn get_info(version: &str) -> Outcome {

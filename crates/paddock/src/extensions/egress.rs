@@ -4,10 +4,10 @@
 //! the host-side fence of each box network in place before a box can start
 //! on it, and the firewall applied in the box's namespace once it runs.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use parking_lot::Mutex;
 
 use paddock_core::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, LoginStarted,

@@ -2,11 +2,11 @@
 //! gateway address, a token per box for its own project's repository, and
 //! git in the box set up (through its environment) to use both.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
-use parking_lot::Mutex;
 
 use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment};
 use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository};
@@ -123,11 +123,7 @@ impl EmbeddedGate {
         }
         let token = paddock_secret::mint();
         self.store
-            .put_git_token(
-                setup.box_id,
-                setup.project,
-                &paddock_secret::hash(&token),
-            )
+            .put_git_token(setup.box_id, setup.project, &paddock_secret::hash(&token))
             .map_err(|e| e.to_string())?;
         let origin = format!("http://{}:{}", setup.gateway, self.port);
         let url = format!("{origin}/{}.git", setup.project);
