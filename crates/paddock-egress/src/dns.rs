@@ -2,8 +2,12 @@
 //! the box's rules allow, with addresses that pass the same checks as the
 //! proxy's, and refuses (and reports) every other query.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+
+use hickory_proto::op::{Edns, Message, MessageType, Metadata, OpCode, ResponseCode};
+use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::{RData, Record, RecordType};
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
@@ -13,80 +17,80 @@ use crate::gateway::{BoxIdentity, Dest, Egress, NameClearance, address_verdict, 
 use crate::policy::normalise_name;
 use crate::shield::Shield;
 
-const TYPE_A: u16 = 1;
-const RCODE_FORMERR: u8 = 1;
-const RCODE_REFUSED: u8 = 5;
 const ANSWER_TTL: u32 = 30;
 
-#[derive(Debug, PartialEq, Eq)]
-pub struct Query<'a> {
-    pub id: u16,
-    pub recursion_desired: bool,
+/// A standard query with one question, as the box sent it.
+#[derive(Debug, Clone)]
+pub struct Query {
+    /// The name asked for, without the root's dot, as ASCII (labels that
+    /// are not letters, digits and hyphens come escaped, and are then no
+    /// valid name).
     pub name: String,
-    pub qtype: u16,
-    /// The question section as received, echoed in the answer.
-    pub question: &'a [u8],
+    pub record_type: RecordType,
+    request: Message,
 }
 
 /// Parses a standard query with one question; anything else is `None`.
-pub fn parse_query(packet: &[u8]) -> Option<Query<'_>> {
-    if packet.len() < 12 {
+/// The parsing is hickory-proto's: a box reaches this with any bytes it
+/// likes, and the field's hardened codec is the one to meet them.
+pub fn parse_query(packet: &[u8]) -> Option<Query> {
+    let request = Message::from_vec(packet).ok()?;
+    let header = &request.metadata;
+    if header.message_type != MessageType::Query
+        || header.op_code != OpCode::Query
+        || request.queries.len() != 1
+    {
         return None;
     }
-    let id = u16::from_be_bytes([packet[0], packet[1]]);
-    let flags = u16::from_be_bytes([packet[2], packet[3]]);
-    let qdcount = u16::from_be_bytes([packet[4], packet[5]]);
-    let is_query = flags & 0x8000 == 0 && (flags >> 11) & 0xf == 0;
-    if !is_query || qdcount != 1 {
-        return None;
-    }
-    let mut pos = 12;
-    let mut labels = Vec::new();
-    loop {
-        let len = *packet.get(pos)? as usize;
-        pos += 1;
-        if len == 0 {
-            break;
-        }
-        if len > 63 {
-            return None; // compression pointers have no place in a question
-        }
-        let label = packet.get(pos..pos + len)?;
-        labels.push(std::str::from_utf8(label).ok()?.to_owned());
-        pos += len;
-    }
-    let qtype = u16::from_be_bytes([*packet.get(pos)?, *packet.get(pos + 1)?]);
-    packet.get(pos + 2..pos + 4)?; // class
-    let question = &packet[12..pos + 4];
+    let question = &request.queries[0];
+    let name = question.name.to_ascii();
     Some(Query {
-        id,
-        recursion_desired: flags & 0x0100 != 0,
-        name: labels.join("."),
-        qtype,
-        question,
+        name: name.strip_suffix('.').unwrap_or(&name).to_owned(),
+        record_type: question.query_type,
+        request,
     })
 }
 
-pub fn answer(query: &Query<'_>, rcode: u8, addrs: &[std::net::Ipv4Addr]) -> Vec<u8> {
-    let answers = if query.qtype == TYPE_A { addrs } else { &[] };
-    let mut out = Vec::with_capacity(12 + query.question.len() + answers.len() * 16);
-    out.extend_from_slice(&query.id.to_be_bytes());
-    let flags: u16 =
-        0x8000 | 0x0080 | if query.recursion_desired { 0x0100 } else { 0 } | rcode as u16;
-    out.extend_from_slice(&flags.to_be_bytes());
-    out.extend_from_slice(&1u16.to_be_bytes());
-    out.extend_from_slice(&(answers.len() as u16).to_be_bytes());
-    out.extend_from_slice(&[0, 0, 0, 0]);
-    out.extend_from_slice(query.question);
-    for addr in answers {
-        out.extend_from_slice(&[0xc0, 12]); // the name in the question
-        out.extend_from_slice(&TYPE_A.to_be_bytes());
-        out.extend_from_slice(&1u16.to_be_bytes());
-        out.extend_from_slice(&ANSWER_TTL.to_be_bytes());
-        out.extend_from_slice(&4u16.to_be_bytes());
-        out.extend_from_slice(&addr.octets());
+/// The answer to `query`: `response_code`, and for an `A` question the
+/// addresses as its records (other types get none: the box connects
+/// through the proxy over IPv4).
+pub fn answer(query: &Query, response_code: ResponseCode, addrs: &[Ipv4Addr]) -> Vec<u8> {
+    let request = &query.request;
+    let mut response = Message::response(request.metadata.id, OpCode::Query);
+    response.metadata = Metadata::response_from_request(&request.metadata);
+    response.metadata.recursion_available = true;
+    response.metadata.response_code = response_code;
+    response.add_queries(request.queries.iter().cloned());
+    if query.record_type == RecordType::A && response_code == ResponseCode::NoError {
+        let name = request.queries[0].name.clone();
+        response.add_answers(
+            addrs
+                .iter()
+                .map(|ip| Record::from_rdata(name.clone(), ANSWER_TTL, RData::A(A(*ip)))),
+        );
     }
-    out
+    // A query that speaks EDNS gets an answer that does (RFC 6891 6.1.1).
+    if request.edns.is_some() {
+        response.set_edns(Edns::new());
+    }
+    response.to_vec().unwrap_or_else(|_| {
+        Message::error_msg(request.metadata.id, OpCode::Query, ResponseCode::ServFail)
+            .to_vec()
+            .unwrap_or_default()
+    })
+}
+
+/// FORMERR for a message whose header can be read but which is no
+/// standard query with one question; `None` for noise (no header, or a
+/// response rather than a query).
+fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
+    if packet.len() < 12 || packet[2] & 0x80 != 0 {
+        return None;
+    }
+    let id = u16::from_be_bytes([packet[0], packet[1]]);
+    Message::error_msg(id, OpCode::Query, ResponseCode::FormErr)
+        .to_vec()
+        .ok()
 }
 
 impl Egress {
@@ -95,7 +99,7 @@ impl Egress {
         &self,
         who: &BoxIdentity,
         name: &str,
-    ) -> Result<Vec<std::net::Ipv4Addr>, String> {
+    ) -> Result<Vec<Ipv4Addr>, String> {
         if let Some(why) = self.audit_failure() {
             return Err(format!("paddock cannot record decisions right now ({why})"));
         }
@@ -166,8 +170,8 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
     let Some(query) = parse_query(packet) else {
         // A header we can read gets FORMERR; noise gets nothing. Either is
         // a refusal, and on the record.
-        let formerr = packet.len() >= 12 && packet[2] & 0x80 == 0;
-        let reason = if formerr {
+        let reply = format_error(packet);
+        let reason = if reply.is_some() {
             "not a standard query with one question (answered FORMERR)"
         } else {
             "not a DNS query (not answered)"
@@ -178,14 +182,7 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
             ("dns", 17),
             &format!("{reason}, {} bytes", packet.len()),
         );
-        if formerr {
-            let mut reply = packet[..12].to_vec();
-            reply[2] |= 0x80;
-            reply[3] = (reply[3] & 0xf0) | RCODE_FORMERR;
-            reply[4..12].fill(0);
-            return Some(reply);
-        }
-        return None;
+        return reply;
     };
     let refuse = |reason: &str| {
         let dest = Dest::dns(&query.name);
@@ -196,13 +193,13 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
             "dns",
             &format!("dns: {reason}"),
         );
-        Some(answer(&query, RCODE_REFUSED, &[]))
+        Some(answer(&query, ResponseCode::Refused, &[]))
     };
     let Some(name) = normalise_name(&query.name) else {
         return refuse("not a valid name");
     };
     match egress.resolve_for_box(&who, &name).await {
-        Ok(addrs) => Some(answer(&query, 0, &addrs)),
+        Ok(addrs) => Some(answer(&query, ResponseCode::NoError, &addrs)),
         Err(reason) => refuse(&reason),
     }
 }
@@ -211,43 +208,88 @@ async fn respond(egress: &Egress, network_id: &str, packet: &[u8]) -> Option<Vec
 mod tests {
     use super::*;
 
-    fn query(name: &str, qtype: u16) -> Vec<u8> {
-        let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
-        for label in name.split('.') {
-            q.push(label.len() as u8);
-            q.extend_from_slice(label.as_bytes());
+    /// A query as a stub resolver sends it, built by hickory-proto.
+    fn query(name: &str, record_type: RecordType, edns: bool) -> Vec<u8> {
+        let mut m = Message::new(0x1234, MessageType::Query, OpCode::Query);
+        m.metadata.recursion_desired = true;
+        m.add_query(hickory_proto::op::Query::query(
+            name.parse().unwrap(),
+            record_type,
+        ));
+        if edns {
+            m.set_edns(Edns::new());
         }
-        q.push(0);
-        q.extend_from_slice(&qtype.to_be_bytes());
-        q.extend_from_slice(&1u16.to_be_bytes());
-        q
+        m.to_vec().unwrap()
     }
 
     #[test]
     fn parses_and_answers_a_query() {
-        let packet = query("Example.com", TYPE_A);
+        // Case does not matter to DNS; the name comes out in lower case.
+        let packet = query("Example.com.", RecordType::A, false);
         let q = parse_query(&packet).unwrap();
         assert_eq!(
-            (q.id, q.name.as_str(), q.qtype),
-            (0x1234, "Example.com", TYPE_A)
+            (q.name.as_str(), q.record_type),
+            ("example.com", RecordType::A)
         );
-        let a = answer(&q, 0, &["1.2.3.4".parse().unwrap()]);
-        assert_eq!(&a[..2], &[0x12, 0x34]);
-        assert_eq!(a[3] & 0x0f, 0);
-        assert_eq!(u16::from_be_bytes([a[6], a[7]]), 1, "one answer");
-        assert_eq!(&a[a.len() - 4..], &[1, 2, 3, 4]);
-        let refused = answer(&q, RCODE_REFUSED, &[]);
-        assert_eq!(refused[3] & 0x0f, RCODE_REFUSED);
+        let a = Message::from_vec(&answer(
+            &q,
+            ResponseCode::NoError,
+            &[Ipv4Addr::new(1, 2, 3, 4)],
+        ))
+        .unwrap();
+        assert_eq!(a.metadata.id, 0x1234);
+        assert_eq!(a.metadata.message_type, MessageType::Response);
+        assert!(a.metadata.recursion_desired, "RD is copied");
+        assert_eq!(a.metadata.response_code, ResponseCode::NoError);
+        assert_eq!(a.queries, Message::from_vec(&packet).unwrap().queries);
+        assert_eq!(a.answers.len(), 1);
+        assert_eq!(a.answers[0].data, RData::A(A::new(1, 2, 3, 4)));
+        assert_eq!(a.answers[0].ttl, ANSWER_TTL);
+        let refused =
+            Message::from_vec(&answer(&q, ResponseCode::Refused, &[Ipv4Addr::LOCALHOST])).unwrap();
+        assert_eq!(refused.metadata.response_code, ResponseCode::Refused);
+        assert!(refused.answers.is_empty(), "a refusal carries no address");
     }
 
     #[test]
-    fn ignores_malformed_packets() {
+    fn other_types_get_no_addresses_and_edns_is_answered_in_kind() {
+        let packet = query("example.com.", RecordType::AAAA, true);
+        let q = parse_query(&packet).unwrap();
+        let a =
+            Message::from_vec(&answer(&q, ResponseCode::NoError, &[Ipv4Addr::LOCALHOST])).unwrap();
+        assert!(a.answers.is_empty());
+        assert!(a.edns.is_some(), "an EDNS query gets an OPT record back");
+    }
+
+    #[test]
+    fn malformed_packets_are_format_errors_or_ignored() {
         assert!(parse_query(&[1, 2, 3]).is_none());
-        let mut truncated = query("example.com", TYPE_A);
+        assert!(format_error(&[1, 2, 3]).is_none(), "noise is not answered");
+        let mut truncated = query("example.com.", RecordType::A, false);
         truncated.truncate(truncated.len() - 3);
         assert!(parse_query(&truncated).is_none());
-        let mut pointer = query("example.com", TYPE_A);
-        pointer[12] = 0xc0;
-        assert!(parse_query(&pointer).is_none());
+        let formerr = Message::from_vec(&format_error(&truncated).unwrap()).unwrap();
+        assert_eq!(formerr.metadata.response_code, ResponseCode::FormErr);
+        assert_eq!(formerr.metadata.id, 0x1234);
+        // A response is not a query, and is not answered either.
+        let mut response = query("example.com.", RecordType::A, false);
+        response[2] |= 0x80;
+        assert!(parse_query(&response).is_none());
+        assert!(format_error(&response).is_none());
+        // Two questions are not one.
+        let mut two = Message::new(7, MessageType::Query, OpCode::Query);
+        for n in ["a.example.", "b.example."] {
+            two.add_query(hickory_proto::op::Query::query(
+                n.parse().unwrap(),
+                RecordType::A,
+            ));
+        }
+        assert!(parse_query(&two.to_vec().unwrap()).is_none());
+        // A name of bytes that are no hostname comes through escaped, and
+        // is then refused as no valid name.
+        let mut odd = query("ab.example.", RecordType::A, false);
+        odd[13] = b' ';
+        let q = parse_query(&odd).unwrap();
+        assert!(normalise_name(&q.name).is_none(), "{}", q.name);
     }
 }

@@ -291,6 +291,7 @@ async fn tunnel(
             Hello::Sni(sni) => Some(format!("the TLS ClientHello names {sni}, not {name}")),
             Hello::NoSni => Some("the TLS ClientHello names no server".to_owned()),
             Hello::NotTls => Some("the tunnel does not start with a TLS ClientHello".to_owned()),
+            Hello::Malformed(why) => Some(format!("the TLS ClientHello is malformed: {why}")),
             // The client left before saying anything: nothing to report.
             Hello::Incomplete if first.is_empty() => return,
             Hello::Incomplete => Some("no complete TLS ClientHello in time".to_owned()),

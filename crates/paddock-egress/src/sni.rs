@@ -1,6 +1,10 @@
 //! Reading the server name out of a TLS ClientHello without terminating
-//! TLS: enough of the record is buffered to find the SNI extension, and the
-//! same bytes are then sent on unchanged.
+//! TLS: enough of the stream is buffered for rustls' `Acceptor` — the
+//! parser rustls itself trusts with every server handshake — to read the
+//! hello, and the same bytes are then sent on unchanged. Nothing here
+//! decodes TLS by hand.
+
+use rustls::server::Acceptor;
 
 /// What the first bytes of a tunnel say.
 #[derive(Debug, PartialEq, Eq)]
@@ -13,116 +17,67 @@ pub enum Hello {
     NoSni,
     /// Not TLS at all.
     NotTls,
+    /// TLS, but no ClientHello rustls accepts; why.
+    Malformed(String),
 }
 
 /// A ClientHello over more than this is refused rather than buffered.
 pub const MAX_HELLO: usize = 16 * 1024 + 5;
 
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        let end = self.pos.checked_add(n)?;
-        let out = self.buf.get(self.pos..end)?;
-        self.pos = end;
-        Some(out)
-    }
-    fn u8(&mut self) -> Option<usize> {
-        self.take(1).map(|b| b[0] as usize)
-    }
-    fn u16(&mut self) -> Option<usize> {
-        self.take(2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]) as usize)
-    }
-    fn u24(&mut self) -> Option<usize> {
-        self.take(3)
-            .map(|b| (b[0] as usize) << 16 | (b[1] as usize) << 8 | b[2] as usize)
-    }
-}
-
+/// What `buf`, the first bytes a client sent, says. Pure: called again
+/// with more bytes, it reads them all afresh (a hello nearly always
+/// arrives in one read).
 pub fn parse(buf: &[u8]) -> Hello {
-    // Record header: type 22 (handshake), version 3.x, length.
-    if buf.is_empty() {
-        return Hello::Incomplete;
+    // A TLS handshake record starts 22, 3.x; anything else is some other
+    // protocol, said plainly rather than as a TLS error.
+    match buf {
+        [] => return Hello::Incomplete,
+        [first, ..] if *first != 22 => return Hello::NotTls,
+        [_, major, ..] if *major != 3 => return Hello::NotTls,
+        _ => {}
     }
-    if buf[0] != 22 || (buf.len() > 1 && buf[1] != 3) {
-        return Hello::NotTls;
-    }
-    if buf.len() < 5 {
-        return Hello::Incomplete;
-    }
-    let record_len = u16::from_be_bytes([buf[3], buf[4]]) as usize;
-    let Some(record) = buf.get(5..5 + record_len) else {
-        return Hello::Incomplete;
-    };
-    client_hello(record).unwrap_or(Hello::NotTls)
-}
-
-fn client_hello(record: &[u8]) -> Option<Hello> {
-    let mut r = Reader {
-        buf: record,
-        pos: 0,
-    };
-    if r.u8()? != 1 {
-        return None; // not a ClientHello
-    }
-    let len = r.u24()?;
-    // A hello split over several records is legal but never seen from real
-    // clients for the first record; treat what we have as the hello.
-    let body = r.take(len.min(record.len() - 4))?;
-    let mut r = Reader { buf: body, pos: 0 };
-    r.take(2)?; // client version
-    r.take(32)?; // random
-    let session = r.u8()?;
-    r.take(session)?;
-    let suites = r.u16()?;
-    r.take(suites)?;
-    let compression = r.u8()?;
-    r.take(compression)?;
-    if r.pos == body.len() {
-        return Some(Hello::NoSni);
-    }
-    let ext_total = r.u16()?;
-    let exts = r.take(ext_total)?;
-    let mut r = Reader { buf: exts, pos: 0 };
-    while r.pos < exts.len() {
-        let kind = r.u16()?;
-        let len = r.u16()?;
-        let data = r.take(len)?;
-        if kind == 0 {
-            let mut s = Reader { buf: data, pos: 0 };
-            let list_len = s.u16()?;
-            let list = s.take(list_len)?;
-            let mut s = Reader { buf: list, pos: 0 };
-            while s.pos < list.len() {
-                let name_type = s.u8()?;
-                let name_len = s.u16()?;
-                let name = s.take(name_len)?;
-                if name_type == 0 {
-                    let name = std::str::from_utf8(name).ok()?;
-                    return Some(Hello::Sni(name.to_ascii_lowercase()));
-                }
-            }
+    let mut acceptor = Acceptor::default();
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match acceptor.read_tls(&mut rest) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) => return Hello::Malformed(e.to_string()),
         }
     }
-    Some(Hello::NoSni)
+    match acceptor.accept() {
+        Ok(None) => Hello::Incomplete,
+        Ok(Some(accepted)) => match accepted.client_hello().server_name() {
+            Some(name) => Hello::Sni(name.to_ascii_lowercase()),
+            None => Hello::NoSni,
+        },
+        Err((e, _alert)) => Hello::Malformed(e.to_string()),
+    }
 }
 
 /// A minimal ClientHello naming `server` (tests and benchmarks).
 pub fn client_hello_for(server: &str) -> Vec<u8> {
-    let name = server.as_bytes();
-    let mut sni = Vec::new();
-    sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
-    sni.push(0);
-    sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
-    sni.extend_from_slice(name);
+    client_hello(Some(server))
+}
+
+/// A minimal ClientHello as a TLS 1.2+ client sends it: one cipher suite,
+/// the signature algorithms every such client offers (rustls requires
+/// them), and the server's name when there is one.
+fn client_hello(server: Option<&str>) -> Vec<u8> {
     let mut exts = Vec::new();
-    exts.extend_from_slice(&0u16.to_be_bytes());
-    exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
-    exts.extend_from_slice(&sni);
+    if let Some(server) = server {
+        let name = server.as_bytes();
+        let mut sni = Vec::new();
+        sni.extend_from_slice(&((name.len() + 3) as u16).to_be_bytes());
+        sni.push(0);
+        sni.extend_from_slice(&(name.len() as u16).to_be_bytes());
+        sni.extend_from_slice(name);
+        exts.extend_from_slice(&0u16.to_be_bytes());
+        exts.extend_from_slice(&(sni.len() as u16).to_be_bytes());
+        exts.extend_from_slice(&sni);
+    }
+    // signature_algorithms: rsa_pss_rsae_sha256, ecdsa_secp256r1_sha256.
+    exts.extend_from_slice(&[0, 13, 0, 6, 0, 4, 0x08, 0x04, 0x04, 0x03]);
     let mut body = vec![3, 3];
     body.extend_from_slice(&[7; 32]);
     body.push(0); // session id
@@ -158,6 +113,34 @@ mod tests {
         assert_eq!(parse(&[22, 9, 0, 0, 0]), Hello::NotTls);
         let mut garbage = vec![22, 3, 1, 0, 10];
         garbage.extend_from_slice(&[1, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(parse(&garbage), Hello::NotTls);
+        assert!(
+            matches!(parse(&garbage), Hello::Malformed(_)),
+            "{:?}",
+            parse(&garbage)
+        );
+        // Not a handshake message at all inside a handshake record.
+        let mut alert = client_hello_for("a.example");
+        alert[5] = 2; // ServerHello where a ClientHello belongs
+        assert!(
+            matches!(parse(&alert), Hello::Malformed(_)),
+            "{:?}",
+            parse(&alert)
+        );
+    }
+
+    #[test]
+    fn a_hello_without_a_name_says_so() {
+        assert_eq!(parse(&client_hello(None)), Hello::NoSni);
+    }
+
+    #[test]
+    fn a_name_that_is_no_host_name_is_malformed() {
+        // An address where the name belongs is read as no name (RFC 6066
+        // forbids it; rustls tolerates it); a name with a space is refused.
+        assert_eq!(parse(&client_hello(Some("192.0.2.1"))), Hello::NoSni);
+        assert!(matches!(
+            parse(&client_hello(Some("a b.example"))),
+            Hello::Malformed(_)
+        ));
     }
 }

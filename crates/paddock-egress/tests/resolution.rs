@@ -31,7 +31,11 @@ impl StandInDns {
                     continue;
                 };
                 log.lock().unwrap().push(query.name.clone());
-                let reply = paddock_egress::dns::answer(&query, 0, &[Ipv4Addr::LOCALHOST]);
+                let reply = paddock_egress::dns::answer(
+                    &query,
+                    hickory_proto::op::ResponseCode::NoError,
+                    &[Ipv4Addr::LOCALHOST],
+                );
                 let _ = socket.send_to(&reply, peer).await;
             }
         });
