@@ -12,7 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use paddock_docker::{Chunk, Engine, InteractiveExec};
+use paddock_docker::{Chunk, InteractiveExec};
+
+use crate::engine::BoxEngine;
 use paddock_store::{BoxState, Store};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
@@ -405,7 +407,7 @@ impl BoxService {
 /// What the watcher of one login works with.
 struct Watched {
     store: Arc<Store>,
-    engine: Arc<Engine>,
+    engine: Arc<dyn BoxEngine>,
     logins: Arc<Mutex<HashMap<String, LiveLogin>>>,
     extensions: Vec<Arc<dyn crate::BoxExtension>>,
     box_id: String,
@@ -443,7 +445,7 @@ async fn watch_login(
             Err(_) => break,
         }
     }
-    let exit = exit_code(&engine, &exec_id).await;
+    let exit = exit_code(engine.as_ref(), &exec_id).await;
     for ext in &extensions {
         ext.login_ended(&box_id);
     }
@@ -509,7 +511,7 @@ async fn watch_login(
 
 /// The output stream ends when the process does, but the engine may need a
 /// moment to publish the exit code.
-async fn exit_code(engine: &Engine, exec_id: &str) -> Option<i64> {
+async fn exit_code(engine: &dyn BoxEngine, exec_id: &str) -> Option<i64> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match engine.exec_exit_code(exec_id).await {

@@ -4,6 +4,7 @@
 
 mod activation;
 pub mod config;
+mod engine;
 mod error;
 mod extension;
 mod hooks;
@@ -20,6 +21,7 @@ mod watch;
 
 pub use activation::{ActivationPage, ActivationStatus, SubmitOutcome};
 pub use config::CoreConfig;
+pub use engine::{BoxEngine, ContainerEvents, EngineFuture, LabelFilter};
 pub use error::CoreError;
 pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, LoginStarted};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};

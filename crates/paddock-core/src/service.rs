@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_docker::Engine;
+use crate::engine::BoxEngine;
 use paddock_store::{BoxState, Store};
 
 use crate::BoxExtension;
@@ -17,7 +17,7 @@ use crate::{CoreConfig, CoreError, Result, validate};
 
 pub struct BoxService {
     pub(crate) store: Arc<Store>,
-    pub(crate) engine: Arc<Engine>,
+    pub(crate) engine: Arc<dyn BoxEngine>,
     pub(crate) config: CoreConfig,
     /// Value of the `paddock.instance` label on everything this paddock makes.
     pub(crate) instance: String,
@@ -57,7 +57,7 @@ pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
 impl BoxService {
     pub fn new(
         store: Arc<Store>,
-        engine: Arc<Engine>,
+        engine: Arc<dyn BoxEngine>,
         config: CoreConfig,
         extensions: Vec<Arc<dyn BoxExtension>>,
     ) -> Result<Arc<Self>> {

@@ -1,0 +1,158 @@
+//! What the box service asks of a container engine, as a trait: the real
+//! one is `paddock_docker::Engine`; the tests put a fault-injecting fake
+//! behind the same seam to fail every step of create and destroy in turn
+//! and check the journal's promise (no container or network without its
+//! row, no row without its work finished) without a Docker engine.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use futures_util::Stream;
+use paddock_docker::{
+    ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput, FileEntry, InteractiveExec,
+    LabelledObjects,
+};
+
+use crate::BoxFuture;
+
+/// An engine call's future.
+pub type EngineFuture<'a, T> = BoxFuture<'a, Result<T, EngineError>>;
+
+/// The engine's stream of container starts and deaths.
+pub type ContainerEvents = Pin<Box<dyn Stream<Item = Result<ContainerEvent, EngineError>> + Send>>;
+
+/// Labels an engine object is found by, as `(key, value)` pairs.
+pub type LabelFilter<'a> = &'a [(&'a str, &'a str)];
+
+pub trait BoxEngine: Send + Sync {
+    fn ping(&self) -> EngineFuture<'_, ()>;
+    fn create_internal_network<'a>(
+        &'a self,
+        name: &'a str,
+        subnet: &'a str,
+        gateway: &'a str,
+        labels: HashMap<String, String>,
+    ) -> EngineFuture<'a, String>;
+    /// `(subnet, gateway)` of a network.
+    fn network_addresses<'a>(
+        &'a self,
+        network: &'a str,
+    ) -> EngineFuture<'a, (Option<String>, Option<String>)>;
+    /// Removing what is not there is not an error.
+    fn remove_network<'a>(&'a self, network: &'a str) -> EngineFuture<'a, ()>;
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String>;
+    fn upload_files<'a>(
+        &'a self,
+        container: &'a str,
+        files: &'a [FileEntry],
+    ) -> EngineFuture<'a, ()>;
+    fn start_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()>;
+    fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool>;
+    fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32>;
+    /// The exit code of a container whose main process ended.
+    fn exit_code<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<i64>>;
+    /// Removing what is not there is not an error.
+    fn remove_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()>;
+    fn list_labelled<'a>(&'a self, labels: LabelFilter<'a>) -> EngineFuture<'a, LabelledObjects>;
+    fn logs<'a>(&'a self, container: &'a str, tail: u32) -> EngineFuture<'a, String>;
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        limit: usize,
+    ) -> EngineFuture<'a, ExecOutput>;
+    fn exec_interactive<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+    ) -> EngineFuture<'a, InteractiveExec>;
+    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> EngineFuture<'a, Option<i64>>;
+    fn container_events<'a>(&'a self, labels: LabelFilter<'a>)
+    -> EngineFuture<'a, ContainerEvents>;
+}
+
+impl BoxEngine for Engine {
+    fn ping(&self) -> EngineFuture<'_, ()> {
+        Box::pin(Engine::ping(self))
+    }
+    fn create_internal_network<'a>(
+        &'a self,
+        name: &'a str,
+        subnet: &'a str,
+        gateway: &'a str,
+        labels: HashMap<String, String>,
+    ) -> EngineFuture<'a, String> {
+        Box::pin(Engine::create_internal_network(
+            self, name, subnet, gateway, labels,
+        ))
+    }
+    fn network_addresses<'a>(
+        &'a self,
+        network: &'a str,
+    ) -> EngineFuture<'a, (Option<String>, Option<String>)> {
+        Box::pin(Engine::network_addresses(self, network))
+    }
+    fn remove_network<'a>(&'a self, network: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::remove_network(self, network))
+    }
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
+        Box::pin(Engine::create_container(self, spec))
+    }
+    fn upload_files<'a>(
+        &'a self,
+        container: &'a str,
+        files: &'a [FileEntry],
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::upload_files(self, container, files))
+    }
+    fn start_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::start_container(self, container))
+    }
+    fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool> {
+        Box::pin(Engine::container_running(self, container))
+    }
+    fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32> {
+        Box::pin(Engine::container_pid(self, container))
+    }
+    fn exit_code<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<i64>> {
+        Box::pin(Engine::exit_code(self, container))
+    }
+    fn remove_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::remove_container(self, container))
+    }
+    fn list_labelled<'a>(&'a self, labels: LabelFilter<'a>) -> EngineFuture<'a, LabelledObjects> {
+        Box::pin(Engine::list_labelled(self, labels))
+    }
+    fn logs<'a>(&'a self, container: &'a str, tail: u32) -> EngineFuture<'a, String> {
+        Box::pin(Engine::logs(self, container, tail))
+    }
+    fn exec<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        limit: usize,
+    ) -> EngineFuture<'a, ExecOutput> {
+        Box::pin(Engine::exec(self, container, cmd, limit))
+    }
+    fn exec_interactive<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+    ) -> EngineFuture<'a, InteractiveExec> {
+        Box::pin(Engine::exec_interactive(self, container, cmd, env))
+    }
+    fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> EngineFuture<'a, Option<i64>> {
+        Box::pin(Engine::exec_exit_code(self, exec_id))
+    }
+    fn container_events<'a>(
+        &'a self,
+        labels: LabelFilter<'a>,
+    ) -> EngineFuture<'a, ContainerEvents> {
+        Box::pin(async move {
+            let stream = Engine::container_events(self, labels).await?;
+            Ok(Box::pin(stream) as ContainerEvents)
+        })
+    }
+}

@@ -1,0 +1,436 @@
+//! The journal's promise, step by step: whatever engine call of a create
+//! or a destroy fails, paddock leaves no container or network the store
+//! does not account for (no orphan) and no row whose work is not finished
+//! by the next start (no ghost).
+//!
+//! A FAKE engine: failing Docker on demand at an exact step is not
+//! something a real engine can be made to do from a test. The real-engine
+//! tests of the same promise (an interrupted create, a SIGKILLed paddock,
+//! Docker down) stay in `crates/paddock/tests/`; this one covers every
+//! step in turn, hermetically, in milliseconds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use paddock_core::{BoxEngine, BoxService, ContainerEvents, CoreConfig, CreateBox, EngineFuture};
+use paddock_docker::{
+    ContainerSpec, EngineError, ExecOutput, FileEntry, InteractiveExec, LabelledObjects,
+};
+use paddock_store::{BoxState, Store};
+use parking_lot::Mutex;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Step {
+    CreateNetwork,
+    NetworkAddresses,
+    CreateContainer,
+    UploadFiles,
+    StartContainer,
+    ListLabelled,
+    RemoveContainer,
+    RemoveNetwork,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fault {
+    /// The next call of the step fails; later ones work.
+    Once,
+    /// Every call fails until healed.
+    Always,
+}
+
+struct Network {
+    name: String,
+    labels: HashMap<String, String>,
+    subnet: String,
+    gateway: String,
+}
+
+struct Container {
+    labels: HashMap<String, String>,
+    running: bool,
+}
+
+#[derive(Default)]
+struct Objects {
+    networks: HashMap<String, Network>,
+    containers: HashMap<String, Container>,
+    next_id: u64,
+}
+
+/// Containers and networks in memory, with faults injected per step.
+#[derive(Default)]
+struct FakeEngine {
+    objects: Mutex<Objects>,
+    faults: Mutex<HashMap<Step, Fault>>,
+}
+
+impl FakeEngine {
+    fn fail(&self, step: Step, fault: Fault) {
+        self.faults.lock().insert(step, fault);
+    }
+
+    fn heal(&self) {
+        self.faults.lock().clear();
+    }
+
+    fn check(&self, step: Step) -> Result<(), EngineError> {
+        let mut faults = self.faults.lock();
+        match faults.get(&step) {
+            None => Ok(()),
+            Some(Fault::Once) => {
+                faults.remove(&step);
+                Err(EngineError::Other(format!("injected failure at {step:?}")))
+            }
+            Some(Fault::Always) => Err(EngineError::Other(format!("injected failure at {step:?}"))),
+        }
+    }
+
+    fn new_id(objects: &mut Objects, kind: &str) -> String {
+        objects.next_id += 1;
+        format!("{kind}{:04}", objects.next_id)
+    }
+
+    fn counts(&self) -> (usize, usize) {
+        let objects = self.objects.lock();
+        (objects.containers.len(), objects.networks.len())
+    }
+}
+
+fn matches(labels: &HashMap<String, String>, filter: &[(&str, &str)]) -> bool {
+    filter
+        .iter()
+        .all(|(k, v)| labels.get(*k).is_some_and(|l| l == v))
+}
+
+fn ready<'a, T: Send + 'a>(value: Result<T, EngineError>) -> EngineFuture<'a, T> {
+    Box::pin(std::future::ready(value))
+}
+
+fn not_here<T>(what: &str) -> Result<T, EngineError> {
+    Err(EngineError::Other(format!(
+        "the fake engine runs no processes ({what})"
+    )))
+}
+
+impl BoxEngine for FakeEngine {
+    fn ping(&self) -> EngineFuture<'_, ()> {
+        ready(Ok(()))
+    }
+    fn create_internal_network<'a>(
+        &'a self,
+        name: &'a str,
+        subnet: &'a str,
+        gateway: &'a str,
+        labels: HashMap<String, String>,
+    ) -> EngineFuture<'a, String> {
+        let made = self.check(Step::CreateNetwork).map(|()| {
+            let mut objects = self.objects.lock();
+            let id = Self::new_id(&mut objects, "net");
+            objects.networks.insert(
+                id.clone(),
+                Network {
+                    name: name.to_owned(),
+                    labels,
+                    subnet: subnet.to_owned(),
+                    gateway: gateway.to_owned(),
+                },
+            );
+            id
+        });
+        ready(made)
+    }
+    fn network_addresses<'a>(
+        &'a self,
+        network: &'a str,
+    ) -> EngineFuture<'a, (Option<String>, Option<String>)> {
+        let found = self.check(Step::NetworkAddresses).and_then(|()| {
+            let objects = self.objects.lock();
+            let net = objects
+                .networks
+                .get(network)
+                .ok_or_else(|| EngineError::NotFound(network.to_owned()))?;
+            Ok((Some(net.subnet.clone()), Some(net.gateway.clone())))
+        });
+        ready(found)
+    }
+    fn remove_network<'a>(&'a self, network: &'a str) -> EngineFuture<'a, ()> {
+        let removed = self.check(Step::RemoveNetwork).map(|()| {
+            self.objects.lock().networks.remove(network);
+        });
+        ready(removed)
+    }
+    fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
+        let made = self.check(Step::CreateContainer).and_then(|()| {
+            let mut objects = self.objects.lock();
+            if !objects.networks.contains_key(&spec.network) {
+                return Err(EngineError::NotFound(spec.network.clone()));
+            }
+            let id = Self::new_id(&mut objects, "ctr");
+            objects.containers.insert(
+                id.clone(),
+                Container {
+                    labels: spec.labels.clone(),
+                    running: false,
+                },
+            );
+            Ok(id)
+        });
+        ready(made)
+    }
+    fn upload_files<'a>(
+        &'a self,
+        container: &'a str,
+        _files: &'a [FileEntry],
+    ) -> EngineFuture<'a, ()> {
+        let done = self.check(Step::UploadFiles).and_then(|()| {
+            match self.objects.lock().containers.contains_key(container) {
+                true => Ok(()),
+                false => Err(EngineError::NotFound(container.to_owned())),
+            }
+        });
+        ready(done)
+    }
+    fn start_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()> {
+        let done = self.check(Step::StartContainer).and_then(|()| {
+            match self.objects.lock().containers.get_mut(container) {
+                Some(c) => {
+                    c.running = true;
+                    Ok(())
+                }
+                None => Err(EngineError::NotFound(container.to_owned())),
+            }
+        });
+        ready(done)
+    }
+    fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool> {
+        let running = self
+            .objects
+            .lock()
+            .containers
+            .get(container)
+            .is_some_and(|c| c.running);
+        ready(Ok(running))
+    }
+    fn container_pid<'a>(&'a self, _container: &'a str) -> EngineFuture<'a, u32> {
+        ready(not_here("pid"))
+    }
+    fn exit_code<'a>(&'a self, _container: &'a str) -> EngineFuture<'a, Option<i64>> {
+        ready(Ok(None))
+    }
+    fn remove_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()> {
+        let removed = self.check(Step::RemoveContainer).map(|()| {
+            self.objects.lock().containers.remove(container);
+        });
+        ready(removed)
+    }
+    fn list_labelled<'a>(
+        &'a self,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> EngineFuture<'a, LabelledObjects> {
+        let listed = self.check(Step::ListLabelled).map(|()| {
+            let objects = self.objects.lock();
+            let containers = objects
+                .containers
+                .iter()
+                .filter(|(_, c)| matches(&c.labels, labels))
+                .map(|(id, c)| (id.clone(), c.labels.clone()))
+                .collect();
+            let networks: Vec<_> = objects
+                .networks
+                .iter()
+                .filter(|(_, n)| matches(&n.labels, labels))
+                .map(|(id, n)| (id.clone(), n.labels.clone()))
+                .collect();
+            let network_names = objects
+                .networks
+                .iter()
+                .map(|(id, n)| (id.clone(), n.name.clone()))
+                .collect();
+            LabelledObjects {
+                containers,
+                networks,
+                network_names,
+            }
+        });
+        ready(listed)
+    }
+    fn logs<'a>(&'a self, _container: &'a str, _tail: u32) -> EngineFuture<'a, String> {
+        ready(not_here("logs"))
+    }
+    fn exec<'a>(
+        &'a self,
+        _container: &'a str,
+        _cmd: Vec<String>,
+        _limit: usize,
+    ) -> EngineFuture<'a, ExecOutput> {
+        ready(not_here("exec"))
+    }
+    fn exec_interactive<'a>(
+        &'a self,
+        _container: &'a str,
+        _cmd: Vec<String>,
+        _env: Vec<String>,
+    ) -> EngineFuture<'a, InteractiveExec> {
+        ready(not_here("exec"))
+    }
+    fn exec_exit_code<'a>(&'a self, _exec_id: &'a str) -> EngineFuture<'a, Option<i64>> {
+        ready(not_here("exec"))
+    }
+    fn container_events<'a>(
+        &'a self,
+        _labels: &'a [(&'a str, &'a str)],
+    ) -> EngineFuture<'a, ContainerEvents> {
+        ready(not_here("events"))
+    }
+}
+
+/// A paddock on an in-memory store and the fake engine, keeping no spare
+/// networks so that "nothing left" is exactly nothing.
+fn paddock(store: &Arc<Store>, engine: &Arc<FakeEngine>) -> Arc<BoxService> {
+    let mut config = CoreConfig::default();
+    config.boxes.spare_networks = 0;
+    let engine: Arc<dyn BoxEngine> = engine.clone();
+    BoxService::new(store.clone(), engine, config, Vec::new()).unwrap()
+}
+
+fn new_box(id: &str) -> CreateBox {
+    CreateBox {
+        project: "journal".into(),
+        image: Some("busybox:latest".into()),
+        box_id: Some(id.into()),
+        description: None,
+    }
+}
+
+/// No ghost, no orphan: no row, no container, no network.
+fn assert_nothing_left(store: &Store, engine: &FakeEngine, after: &str) {
+    let rows: Vec<_> = store
+        .list_boxes()
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.id, r.state))
+        .collect();
+    assert!(rows.is_empty(), "{after}: rows left: {rows:?}");
+    assert_eq!(
+        engine.counts(),
+        (0, 0),
+        "{after}: (containers, networks) left"
+    );
+}
+
+/// The engine calls of a create, in order: the network, the container,
+/// its files, its start. (A network made by this run needs no lookup of
+/// its addresses; `NetworkAddresses` is for networks of an earlier run.)
+const CREATE_STEPS: [Step; 4] = [
+    Step::CreateNetwork,
+    Step::CreateContainer,
+    Step::UploadFiles,
+    Step::StartContainer,
+];
+
+#[tokio::test]
+async fn a_create_failing_at_any_step_leaves_nothing_behind() {
+    for step in CREATE_STEPS {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let engine = Arc::new(FakeEngine::default());
+        let service = paddock(&store, &engine);
+        engine.fail(step, Fault::Once);
+        let Err(err) = service.create(new_box("b1")).await else {
+            panic!("a create whose {step:?} failed succeeded");
+        };
+        assert!(err.to_string().contains("injected"), "{step:?}: {err}");
+        assert!(engine.faults.lock().is_empty(), "{step:?} was reached");
+        assert_nothing_left(&store, &engine, &format!("create failing at {step:?}"));
+        // The id is free again, and the next create works.
+        let created = service.create(new_box("b1")).await.unwrap();
+        assert_eq!(created.view.state, BoxState::Ready, "{step:?}");
+        assert_eq!(engine.counts(), (1, 1));
+        service.destroy("b1").await.unwrap();
+        assert_nothing_left(&store, &engine, &format!("destroy after {step:?}"));
+    }
+}
+
+#[tokio::test]
+async fn a_destroy_failing_at_any_step_is_journalled_and_finished_at_the_next_start() {
+    for step in [
+        Step::ListLabelled,
+        Step::RemoveContainer,
+        Step::RemoveNetwork,
+    ] {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let engine = Arc::new(FakeEngine::default());
+        let service = paddock(&store, &engine);
+        service.create(new_box("b1")).await.unwrap();
+        engine.fail(step, Fault::Always);
+        assert!(service.destroy("b1").await.is_err(), "{step:?}");
+        let row = store
+            .get_box("b1")
+            .unwrap()
+            .expect("the row is the journal");
+        assert_eq!(row.state, BoxState::Destroying, "{step:?}");
+        // paddock stops; the engine recovers; the next start finishes.
+        drop(service);
+        engine.heal();
+        let restarted = paddock(&store, &engine);
+        let report = restarted.reconcile().await.unwrap();
+        assert_eq!(report.finished, vec!["b1".to_owned()], "{step:?}");
+        assert_nothing_left(&store, &engine, &format!("restart after {step:?}"));
+    }
+}
+
+#[tokio::test]
+async fn a_failed_create_whose_teardown_fails_too_is_finished_at_the_next_start() {
+    for (create_step, teardown_step) in [
+        (Step::StartContainer, Step::RemoveContainer),
+        (Step::UploadFiles, Step::ListLabelled),
+        (Step::CreateContainer, Step::RemoveNetwork),
+    ] {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        let engine = Arc::new(FakeEngine::default());
+        let service = paddock(&store, &engine);
+        engine.fail(create_step, Fault::Once);
+        engine.fail(teardown_step, Fault::Always);
+        assert!(service.create(new_box("b1")).await.is_err());
+        let row = store.get_box("b1").unwrap();
+        assert!(
+            row.is_some(),
+            "{create_step:?}+{teardown_step:?}: the unfinished teardown keeps its row"
+        );
+        // Nobody can take the id while its objects may still exist.
+        engine.heal();
+        let again = service.create(new_box("b1")).await.unwrap_err();
+        assert!(again.to_string().contains("already exists"), "{again}");
+        drop(service);
+        let restarted = paddock(&store, &engine);
+        restarted.reconcile().await.unwrap();
+        assert_nothing_left(
+            &store,
+            &engine,
+            &format!("restart after {create_step:?}+{teardown_step:?}"),
+        );
+    }
+}
+
+#[tokio::test]
+async fn boxes_that_lost_their_container_are_dropped_and_strangers_reported() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let engine = Arc::new(FakeEngine::default());
+    let service = paddock(&store, &engine);
+    service.create(new_box("kept")).await.unwrap();
+    service.create(new_box("lost")).await.unwrap();
+    let lost = store
+        .get_box("lost")
+        .unwrap()
+        .unwrap()
+        .container_id
+        .unwrap();
+    engine.objects.lock().containers.remove(&lost);
+    drop(service);
+    let restarted = paddock(&store, &engine);
+    let report = restarted.reconcile().await.unwrap();
+    assert_eq!(report.restored, 1);
+    assert_eq!(report.dropped, vec!["lost".to_owned()]);
+    assert!(store.get_box("lost").unwrap().is_none());
+    assert_eq!(engine.counts(), (1, 1), "the kept box keeps its objects");
+}
