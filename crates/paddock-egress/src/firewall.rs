@@ -1,128 +1,56 @@
 //! The firewall inside a box's network namespace: the box may send only to
 //! loopback and to the gateway's listeners; everything else is logged to
 //! NFLOG (read by `nflog`) and rejected, so the attempt fails fast and is
-//! reported. Applied with `nsenter … nft`, which needs root (or
-//! CAP_SYS_ADMIN to enter the namespace and CAP_NET_ADMIN to change it);
-//! the box itself has neither, so it cannot undo it.
+//! reported. Written over netlink by a thread that entered the namespace,
+//! which needs root (or CAP_SYS_ADMIN to enter the namespace and
+//! CAP_NET_ADMIN to change it); the box itself has neither, so it cannot
+//! undo it.
 
 use std::net::Ipv4Addr;
-use std::process::Stdio;
-
-use tokio::io::AsyncWriteExt;
 
 use crate::EgressError;
+use crate::netlink::{Netfilter, in_namespace_of};
+use crate::nft;
 
-/// The ruleset, replacing any earlier one atomically (one `nft -f` is one
-/// transaction).
-pub fn ruleset(gateway: Ipv4Addr, tcp_ports: &[u16], group: u16) -> String {
-    let ports = tcp_ports
-        .iter()
-        .map(u16::to_string)
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        "table inet paddock\n\
-         delete table inet paddock\n\
-         table inet paddock {{\n\
-         \x20 chain output {{\n\
-         \x20   type filter hook output priority 0; policy drop;\n\
-         \x20   oifname \"lo\" accept\n\
-         \x20   ct state established,related accept\n\
-         \x20   ip daddr {gateway} tcp dport {{ {ports} }} accept\n\
-         \x20   ip daddr {gateway} udp dport 53 accept\n\
-         \x20   limit rate 100/second burst 200 packets log prefix \"paddock\" group {group}\n\
-         \x20   meta l4proto tcp reject with tcp reset\n\
-         \x20   reject\n\
-         \x20 }}\n\
-         }}\n"
-    )
+/// The table paddock writes in every box's namespace.
+pub const BOX_TABLE: &str = "paddock";
+
+/// What a box's firewall lets through, and where it reports the rest.
+#[derive(Debug, Clone)]
+pub struct BoxFirewall {
+    pub gateway: Ipv4Addr,
+    /// The gateway's TCP listeners (proxy, git gate); DNS is UDP 53.
+    pub tcp_ports: Vec<u16>,
+    pub nflog_group: u16,
 }
 
-/// Applies the ruleset in the network namespace of `pid`.
-pub async fn apply(pid: u32, ruleset: &str) -> Result<(), EgressError> {
-    run_nft(Some(pid), ruleset).await
+impl BoxFirewall {
+    /// Applies the ruleset in the network namespace of `pid`, replacing
+    /// any earlier one atomically (one netlink batch is one transaction).
+    pub async fn apply(&self, pid: u32) -> Result<(), EgressError> {
+        let batch = nft::replace_output_table(
+            BOX_TABLE,
+            &nft::box_rules(self.gateway, &self.tcp_ports, self.nflog_group),
+        );
+        in_namespace_of(pid, move || {
+            Netfilter::open()?.exchange(batch)?.map_err(|refused| {
+                EgressError::Firewall(format!(
+                    "the kernel refused the box's firewall: {}{}",
+                    refused.io(),
+                    permission_hint(refused.errno)
+                ))
+            })?;
+            Ok(())
+        })
+        .await
+    }
 }
 
-/// `nft -f -` with `ruleset` on stdin: in the network namespace of `pid`
-/// (through nsenter), or in paddock's own (the host's) without one.
-pub(crate) async fn run_nft(pid: Option<u32>, ruleset: &str) -> Result<(), EgressError> {
-    let mut command = match pid {
-        Some(pid) => {
-            let mut c = tokio::process::Command::new("nsenter");
-            c.args([
-                format!("--net=/proc/{pid}/ns/net").as_str(),
-                "--",
-                "nft",
-                "-f",
-                "-",
-            ]);
-            c
-        }
-        None => {
-            let mut c = tokio::process::Command::new("nft");
-            c.args(["-f", "-"]);
-            c
-        }
-    };
-    let mut child = command
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            EgressError::Firewall(match pid {
-                Some(_) => format!(
-                    "cannot run nsenter (util-linux) to reach the box's network namespace: {e}"
-                ),
-                None => format!("cannot run nft (Debian package nftables): {e}"),
-            })
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(ruleset.as_bytes()).await?;
-    }
-    let out = child.wait_with_output().await?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
-    if pid.is_some() && stderr.contains("/ns/net") {
-        // nsenter could not open the namespace: the process is gone.
-        return Err(EgressError::BoxExited);
-    }
-    // nft itself missing was reported when spawning failed; "No such file
-    // or directory" from nft means a table or set it was told of is gone.
-    let hint = if stderr.contains("Operation not permitted") || stderr.contains("Permission denied")
-    {
+/// What to do about a refusal that says paddock lacks a privilege.
+pub(crate) fn permission_hint(errno: i32) -> &'static str {
+    if errno == libc::EPERM || errno == libc::EACCES {
         "; paddock needs root, or CAP_SYS_ADMIN and CAP_NET_ADMIN, to guard boxes"
-    } else if pid.is_some() && stderr.contains("failed to execute") {
-        "; install nft (Debian package nftables)"
     } else {
         ""
-    };
-    Err(EgressError::Firewall(format!(
-        "cannot apply {}: {stderr}{hint}",
-        if pid.is_some() {
-            "the box's firewall"
-        } else {
-            "the host-side guard of box networks"
-        }
-    )))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_ruleset_names_only_the_gateway_listeners() {
-        let rules = ruleset(Ipv4Addr::new(10, 213, 0, 1), &[3128, 9418], 7);
-        assert!(rules.contains("ip daddr 10.213.0.1 tcp dport { 3128, 9418 } accept"));
-        assert!(rules.contains("policy drop"));
-        assert!(rules.contains("group 7"));
-        assert!(
-            !rules.contains("tcp dport 53"),
-            "DNS is served over UDP only; TCP 53 must not reach the host"
-        );
     }
 }

@@ -8,13 +8,22 @@
 //! joins the pool — before any box can start on it — and removed with it.
 //!
 //! The table is made fresh at start (whatever a crashed predecessor left is
-//! replaced) and deleted at a clean stop. Its name carries the instance, so
-//! a sweeper can find a test instance's table.
+//! replaced) and deleted at a clean stop, with `nft -f` (its concatenated
+//! set and lookup are written once, where a process spawn costs nothing
+//! that matters). What happens per box — checking the table, adding and
+//! removing a network's elements — is a netlink exchange from the process.
+//! Its name carries the instance, so a sweeper can find a test instance's
+//! table.
 
 use std::net::Ipv4Addr;
+use std::process::Stdio;
+
+use tokio::io::AsyncWriteExt;
 
 use crate::EgressError;
-use crate::firewall::run_nft;
+use crate::firewall::permission_hint;
+use crate::netlink::{Netfilter, here};
+use crate::nft;
 
 /// The host table of one paddock instance (`paddock_<instance>`, other
 /// characters than letters, digits and `_` written `_`).
@@ -88,25 +97,57 @@ impl HostGuard {
         )
     }
 
-    fn elements(&self, network_id: &str, gateway: Ipv4Addr) -> (String, String) {
+    /// The set elements that fence one network: its bridge, and the
+    /// (bridge, gateway, protocol, port) of every listener.
+    fn elements(&self, network_id: &str, gateway: Ipv4Addr) -> Vec<(&'static str, Vec<Vec<u8>>)> {
         let br = bridge(network_id);
-        let mut allowed: Vec<String> = self
+        let mut allowed: Vec<Vec<u8>> = self
             .tcp_ports
             .iter()
-            .map(|p| format!("\"{br}\" . {gateway} . tcp . {p}"))
+            .map(|p| nft::listener_key(&br, gateway, nft::TCP, *p))
             .collect();
         // DNS is served over UDP only: TCP to the DNS port would reach
         // whatever else listens there on the host.
-        allowed.push(format!("\"{br}\" . {gateway} . udp . {}", self.dns_port));
-        (
-            format!("{{ \"{br}\" }}"),
-            format!("{{ {} }}", allowed.join(", ")),
-        )
+        allowed.push(nft::listener_key(&br, gateway, nft::UDP, self.dns_port));
+        vec![
+            ("allowed", allowed),
+            ("boxnets", vec![nft::interface_key(&br)]),
+        ]
+    }
+
+    /// One transaction adding or deleting the elements of `networks`.
+    async fn change_elements(
+        &self,
+        add: bool,
+        networks: &[(&str, Ipv4Addr)],
+    ) -> Result<(), EgressError> {
+        let mut sets: Vec<(&str, Vec<Vec<u8>>)> = vec![("allowed", vec![]), ("boxnets", vec![])];
+        for (id, gateway) in networks {
+            for (set, keys) in self.elements(id, *gateway) {
+                if let Some((_, all)) = sets.iter_mut().find(|(name, _)| *name == set) {
+                    all.extend(keys);
+                }
+            }
+        }
+        let batch = nft::set_elements(&self.table, add, &sets);
+        let table = self.table.clone();
+        here(move || {
+            Netfilter::open()?.exchange(batch)?.map_err(|refused| {
+                EgressError::Firewall(format!(
+                    "cannot {} the host fence's entries (nftables table inet {table}): {}{}",
+                    if add { "add" } else { "remove" },
+                    refused.io(),
+                    permission_hint(refused.errno)
+                ))
+            })?;
+            Ok(())
+        })
+        .await
     }
 
     /// Makes the table fresh (replacing one a crashed paddock left).
     pub async fn install(&self) -> Result<(), EgressError> {
-        run_nft(None, &self.install_ruleset()).await
+        run_nft(&self.install_ruleset()).await
     }
 
     /// Fences a box network: its bridge reaches only the listeners.
@@ -115,15 +156,7 @@ impl HostGuard {
         network_id: &str,
         gateway: Ipv4Addr,
     ) -> Result<(), EgressError> {
-        let (net, allowed) = self.elements(network_id, gateway);
-        let t = &self.table;
-        run_nft(
-            None,
-            &format!(
-                "add element inet {t} allowed {allowed}\nadd element inet {t} boxnets {net}\n"
-            ),
-        )
-        .await
+        self.change_elements(true, &[(network_id, gateway)]).await
     }
 
     /// Makes sure a network's entries are in place right now, and that the
@@ -144,43 +177,36 @@ impl HostGuard {
         let _one = self.rebuilding.lock().await;
         if self.verify().await.is_err() {
             tracing::warn!(table = %self.table, "the host fence's table was gone; rebuilding it");
-            let mut script = self.install_ruleset();
-            for (id, gw) in all
+            self.install().await?;
+            let every: Vec<(&str, Ipv4Addr)> = all
                 .iter()
                 .map(|(id, gw)| (id.as_str(), *gw))
                 .chain([(network_id, gateway)])
-            {
-                let (net, allowed) = self.elements(id, gw);
-                let t = &self.table;
-                script.push_str(&format!(
-                    "add element inet {t} allowed {allowed}\nadd element inet {t} boxnets {net}\n"
-                ));
-            }
-            run_nft(None, &script).await?;
+                .collect();
+            self.change_elements(true, &every).await?;
+            return Ok(());
         }
         self.add_network(network_id, gateway).await
     }
 
     /// Whether the table and its filtering chain are in place.
     pub async fn verify(&self) -> Result<(), EgressError> {
-        let t = &self.table;
-        run_nft(None, &format!("list chain inet {t} input\n"))
-            .await
-            .map_err(|e| {
-                EgressError::Firewall(format!(
-                    "the host fence of box networks (nftables table inet {t}) is not in place: {e}"
-                ))
-            })
+        let ask = nft::get_chain(&self.table, "input");
+        let t = self.table.clone();
+        here(move || match Netfilter::open()?.exchange(ask)? {
+            Ok(_) => Ok(()),
+            Err(refused) => Err(EgressError::Firewall(format!(
+                "the host fence of box networks (nftables table inet {t}) is not in place: {}{}",
+                refused.io(),
+                permission_hint(refused.errno)
+            ))),
+        })
+        .await
     }
 
     /// Forgets a removed network (its bridge is gone; nothing to fence).
     pub async fn remove_network(&self, network_id: &str, gateway: Ipv4Addr) {
-        let (net, allowed) = self.elements(network_id, gateway);
-        let t = &self.table;
-        let rules = format!(
-            "delete element inet {t} boxnets {net}\ndelete element inet {t} allowed {allowed}\n"
-        );
-        if let Err(e) = run_nft(None, &rules).await {
+        if let Err(e) = self.change_elements(false, &[(network_id, gateway)]).await {
             tracing::debug!(error = %e, network_id, "host guard: network entries already gone");
         }
     }
@@ -188,10 +214,42 @@ impl HostGuard {
     /// Deletes the table (clean stop, purge); a table already gone is fine.
     pub async fn uninstall(&self) {
         let t = &self.table;
-        if let Err(e) = run_nft(None, &format!("table inet {t}\ndelete table inet {t}\n")).await {
+        if let Err(e) = run_nft(&format!("table inet {t}\ndelete table inet {t}\n")).await {
             tracing::warn!(error = %e, table = %t, "cannot remove the host guard table");
         }
     }
+}
+
+/// `nft -f -` with `script` on stdin, in paddock's own (the host's)
+/// namespace.
+async fn run_nft(script: &str) -> Result<(), EgressError> {
+    let mut child = tokio::process::Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            EgressError::Firewall(format!("cannot run nft (Debian package nftables): {e}"))
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(script.as_bytes()).await?;
+    }
+    let out = child.wait_with_output().await?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+    let hint = if stderr.contains("Operation not permitted") || stderr.contains("Permission denied")
+    {
+        permission_hint(libc::EPERM)
+    } else {
+        ""
+    };
+    Err(EgressError::Firewall(format!(
+        "cannot apply the host-side guard of box networks: {stderr}{hint}"
+    )))
 }
 
 #[cfg(test)]
@@ -207,14 +265,17 @@ mod tests {
                 .install_ruleset()
                 .contains("iifname != @boxnets accept")
         );
-        let (net, allowed) = guard.elements("0123456789abcdef", Ipv4Addr::new(10, 1, 2, 1));
-        assert_eq!(net, "{ \"br-0123456789ab\" }");
-        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 3128"));
-        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . udp . 53"));
+        let sets = guard.elements("0123456789abcdef", Ipv4Addr::new(10, 1, 2, 1));
+        let gw = Ipv4Addr::new(10, 1, 2, 1);
+        let br = "br-0123456789ab";
+        assert_eq!(sets[1], ("boxnets", vec![nft::interface_key(br)]));
+        let allowed = &sets[0].1;
+        assert!(allowed.contains(&nft::listener_key(br, gw, nft::TCP, 3128)));
+        assert!(allowed.contains(&nft::listener_key(br, gw, nft::TCP, 9418)));
+        assert!(allowed.contains(&nft::listener_key(br, gw, nft::UDP, 53)));
         assert!(
-            !allowed.contains(". tcp . 53"),
+            !allowed.contains(&nft::listener_key(br, gw, nft::TCP, 53)),
             "DNS is not served over TCP, so TCP 53 is not let through"
         );
-        assert!(allowed.contains("\"br-0123456789ab\" . 10.1.2.1 . tcp . 9418"));
     }
 }

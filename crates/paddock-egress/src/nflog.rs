@@ -1,16 +1,17 @@
 //! Reading NFLOG inside a box's network namespace. nfnetlink_log is
 //! per namespace, so the socket is made by a thread that has entered the
 //! box's namespace; the socket stays bound there after the thread leaves.
-//! Each logged packet's header says where the box tried to go.
+//! Each logged packet's header says where the box tried to go: the one
+//! thing here a box's own bytes reach, read with bounds checked.
 
 use std::net::IpAddr;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 
 use tokio::io::unix::AsyncFd;
 
 use crate::EgressError;
+use crate::netlink::{Message, NLM_F_ACK, Netfilter, in_namespace_of};
 
-const NETLINK_NETFILTER: libc::c_int = 12;
 const NFNL_SUBSYS_ULOG: u16 = 4;
 const NFULNL_MSG_PACKET: u16 = 0;
 const NFULNL_MSG_CONFIG: u16 = 1;
@@ -20,9 +21,6 @@ const NFULA_CFG_QTHRESH: u16 = 5;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
 const NFULA_PAYLOAD: u16 = 9;
-const NLMSG_ERROR: u16 = 2;
-const NLM_F_REQUEST: u16 = 1;
-const NLM_F_ACK: u16 = 4;
 /// Enough of each packet for its IP and transport headers.
 const COPY_RANGE: u32 = 96;
 
@@ -38,85 +36,37 @@ pub struct NflogSocket {
     fd: AsyncFd<OwnedFd>,
 }
 
-fn os_error(what: &str) -> EgressError {
-    EgressError::Firewall(format!("{what}: {}", std::io::Error::last_os_error()))
+fn config(group: u16) -> Message {
+    Message::new(
+        NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG,
+        NLM_F_ACK,
+        libc::AF_UNSPEC as u8,
+        group,
+    )
 }
 
-fn attr(kind: u16, payload: &[u8]) -> Vec<u8> {
-    let len = 4 + payload.len();
-    let mut out = Vec::with_capacity((len + 3) & !3);
-    out.extend_from_slice(&(len as u16).to_ne_bytes());
-    out.extend_from_slice(&kind.to_ne_bytes());
-    out.extend_from_slice(payload);
-    out.resize((len + 3) & !3, 0);
-    out
-}
-
-fn config_message(group: u16, seq: u32, attrs: &[u8]) -> Vec<u8> {
-    let len = 16 + 4 + attrs.len();
-    let mut msg = Vec::with_capacity(len);
-    msg.extend_from_slice(&(len as u32).to_ne_bytes());
-    msg.extend_from_slice(&(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG).to_ne_bytes());
-    msg.extend_from_slice(&(NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
-    msg.extend_from_slice(&seq.to_ne_bytes());
-    msg.extend_from_slice(&0u32.to_ne_bytes());
-    msg.push(libc::AF_UNSPEC as u8);
-    msg.push(0); // NFNETLINK_V0
-    msg.extend_from_slice(&group.to_be_bytes());
-    msg.extend_from_slice(attrs);
-    msg
-}
-
-/// Sends one request and reads its acknowledgement.
-fn request(fd: &OwnedFd, msg: &[u8]) -> Result<(), EgressError> {
-    // SAFETY: fd is a valid socket; msg outlives the call.
-    let sent = unsafe { libc::send(fd.as_raw_fd(), msg.as_ptr().cast(), msg.len(), 0) };
-    if sent < 0 {
-        return Err(os_error("nflog: send"));
-    }
-    let mut buf = [0u8; 256];
-    // SAFETY: buf is writable for its length.
-    let got = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), 0) };
-    if got < 20 {
-        return Err(os_error("nflog: no acknowledgement"));
-    }
-    let kind = u16::from_ne_bytes([buf[4], buf[5]]);
-    let error = i32::from_ne_bytes([buf[16], buf[17], buf[18], buf[19]]);
-    if kind == NLMSG_ERROR && error != 0 {
-        return Err(EgressError::Firewall(format!(
-            "nflog: the kernel refused the group: {}",
-            std::io::Error::from_raw_os_error(-error)
-        )));
-    }
-    Ok(())
-}
-
+/// Binds `group` on a socket in the calling thread's namespace.
 fn open_here(group: u16) -> Result<OwnedFd, EgressError> {
-    // SAFETY: plain socket(2); the result is checked and owned at once.
-    let raw = unsafe {
-        libc::socket(
-            libc::AF_NETLINK,
-            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-            NETLINK_NETFILTER,
-        )
-    };
-    if raw < 0 {
-        return Err(os_error("nflog: socket"));
-    }
-    // SAFETY: raw is a fresh descriptor we own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    let bind = [NFULNL_CFG_CMD_BIND];
-    request(&fd, &config_message(group, 1, &attr(NFULA_CFG_CMD, &bind)))?;
-    let mut mode = COPY_RANGE.to_be_bytes().to_vec();
-    mode.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
-    request(&fd, &config_message(group, 2, &attr(NFULA_CFG_MODE, &mode)))?;
+    let mut socket = Netfilter::open()?;
+    let mut bind = config(group);
+    bind.bytes(NFULA_CFG_CMD, &[NFULNL_CFG_CMD_BIND]);
+    let mut mode = config(group);
+    let mut range = COPY_RANGE.to_be_bytes().to_vec();
+    range.extend_from_slice(&[NFULNL_COPY_PACKET, 0]);
+    mode.bytes(NFULA_CFG_MODE, &range);
     // Deliver each packet at once; the kernel's default batches for a
     // second, far too late for a person watching.
-    let one = 1u32.to_be_bytes();
-    request(
-        &fd,
-        &config_message(group, 3, &attr(NFULA_CFG_QTHRESH, &one)),
-    )?;
+    let mut at_once = config(group);
+    at_once.u32_be(NFULA_CFG_QTHRESH, 1);
+    socket
+        .exchange(vec![bind, mode, at_once])?
+        .map_err(|refused| {
+            EgressError::Firewall(format!(
+                "nflog: the kernel refused the group: {}",
+                refused.io()
+            ))
+        })?;
+    let fd = socket.into_fd();
     // SAFETY: fcntl on our own descriptor.
     unsafe {
         let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
@@ -126,26 +76,10 @@ fn open_here(group: u16) -> Result<OwnedFd, EgressError> {
 }
 
 impl NflogSocket {
-    /// Binds `group` inside the network namespace of `pid`.
+    /// Binds `group` inside the network namespace of `pid`: nfnetlink_log
+    /// is per namespace, and the socket stays bound there.
     pub async fn open_in(pid: u32, group: u16) -> Result<Self, EgressError> {
-        let fd = tokio::task::spawn_blocking(move || {
-            // A thread of its own: setns changes only the calling thread,
-            // and this one ends right after, namespace and all.
-            std::thread::spawn(move || -> Result<OwnedFd, EgressError> {
-                let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
-                // SAFETY: setns on a namespace descriptor we hold open.
-                if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-                    return Err(os_error(
-                        "cannot enter the box's network namespace (needs root or CAP_SYS_ADMIN)",
-                    ));
-                }
-                open_here(group)
-            })
-            .join()
-            .map_err(|_| EgressError::Firewall("nflog: the setup thread panicked".into()))?
-        })
-        .await
-        .map_err(|e| EgressError::Firewall(format!("nflog: {e}")))??;
+        let fd = in_namespace_of(pid, move || open_here(group)).await?;
         // SAFETY: an OwnedFd always returns the descriptor it owns, and
         // the AsyncFd owns it for its whole life.
         let fd = unsafe { AsyncFd::register(fd) }

@@ -393,7 +393,8 @@ async fn the_proxy_refuses_bad_requests_and_leaks_no_held_request() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn without_the_means_to_guard_a_box_creation_fails_closed() {
-    // paddock finds nsenter and nft on its PATH; this one has git only.
+    // paddock finds nft on its PATH (the host fence's table is made with
+    // it); this one has git only.
     let bin = tempfile::tempdir().unwrap();
     let git = String::from_utf8(
         std::process::Command::new("sh")
@@ -416,13 +417,10 @@ async fn without_the_means_to_guard_a_box_creation_fails_closed() {
         .await;
     assert_eq!(status, 502, "{body}");
     assert_eq!(body["error"]["code"], "setup_failed");
-    // It names what is missing: nft for the host-side fence comes first
-    // (before any container exists), nsenter for the box's own firewall.
+    // It names what is missing: nft for the host-side fence, before any
+    // container exists.
     let message = body["error"]["message"].as_str().unwrap();
-    assert!(
-        message.contains("nftables") || message.contains("nsenter"),
-        "{body}"
-    );
+    assert!(message.contains("nftables"), "{body}");
     let (_, list) = p.get("/api/v1/boxes").await;
     assert_eq!(list["boxes"], json!([]), "nothing is left behind");
     wait_for("the container to go", Duration::from_secs(20), || async {

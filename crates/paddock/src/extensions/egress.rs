@@ -17,7 +17,8 @@ use tokio_util::sync::CancellationToken;
 use paddock_egress::host_guard::HostFence;
 use paddock_egress::nflog::NflogSocket;
 use paddock_egress::{
-    Action, BoxIdentity, Egress, EgressError, PortRange, Scope, Target, dns, firewall, proxy,
+    Action, BoxIdentity, Egress, EgressError, PortRange, Scope, Target, dns, firewall::BoxFirewall,
+    proxy,
 };
 
 /// Whether a network's fence is up (None while it is being put up).
@@ -121,8 +122,13 @@ impl EmbeddedEgress {
                 .ok_or_else(|| "the box's network has no egress listeners".to_owned())?;
             let mut ports = vec![config.proxy_port];
             ports.extend(&self.extra_ports);
-            let rules = firewall::ruleset(gateway, &ports, config.nflog_group);
-            firewall::apply(started.pid, &rules)
+            let firewall = BoxFirewall {
+                gateway,
+                tcp_ports: ports,
+                nflog_group: config.nflog_group,
+            };
+            firewall
+                .apply(started.pid)
                 .await
                 .map_err(|e| e.to_string())?;
             let socket = NflogSocket::open_in(started.pid, config.nflog_group)
