@@ -93,6 +93,7 @@ fn refused(e: &SigninError) -> Response {
     let status = match e {
         SigninError::Unavailable(_) => StatusCode::BAD_GATEWAY,
         SigninError::Refused(_) => StatusCode::FORBIDDEN,
+        SigninError::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
     };
     tracing::info!(reason = %e, "sign-in refused");
     page(

@@ -15,6 +15,7 @@ mod introspect;
 mod oidc;
 mod regime;
 pub mod registry;
+mod relying_party;
 mod remote;
 mod signin;
 

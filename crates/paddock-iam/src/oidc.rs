@@ -80,15 +80,11 @@ const ALLOWED: [Algorithm; 9] = [
     Algorithm::EdDSA,
 ];
 
-/// What the issuer's discovery document says (sign-in uses the rest).
+/// What a resource server needs of the issuer's discovery document.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Discovery {
     pub issuer: String,
     pub jwks_uri: String,
-    #[serde(default)]
-    pub authorization_endpoint: Option<String>,
-    #[serde(default)]
-    pub token_endpoint: Option<String>,
 }
 
 struct Keys {
@@ -96,9 +92,9 @@ struct Keys {
     fetched: Instant,
 }
 
-/// One OIDC issuer as seen from here: its discovery document and key set,
-/// and verification of the JWTs it signs. Shared by the bearer-token
-/// regime and people's sign-in.
+/// One OIDC issuer as a resource server sees it: its discovery document
+/// and key set, and verification of the bearer JWTs it signs (people's
+/// sign-in is a relying party's work: `relying_party`).
 pub struct Issuer {
     issuer: String,
     http: reqwest::Client,
@@ -130,10 +126,6 @@ impl Issuer {
             keys: RwLock::new(None),
             last_fetch: Mutex::new(None),
         })
-    }
-
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
     }
 
     /// The discovery document, fetched once; a failure is retried on the

@@ -33,25 +33,42 @@ pub(crate) async fn json(response: reqwest::Response, what: &str) -> Result<Valu
             status.as_u16()
         )));
     }
+    let bytes = bounded_body(response)
+        .await
+        .map_err(|e| AuthError::Unavailable(format!("{what}: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| AuthError::Unavailable(format!("{what}: not JSON ({e})")))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("response too large")]
+    TooLarge,
+    #[error("{0}")]
+    Read(String),
+}
+
+/// A response's body, refused past `MAX_BODY` while it arrives: a key
+/// set, a token answer or a discovery document is never that big.
+pub(crate) async fn bounded_body(mut response: reqwest::Response) -> Result<Vec<u8>, BodyError> {
     if response
         .content_length()
         .is_some_and(|n| n > MAX_BODY as u64)
     {
-        return Err(AuthError::Unavailable(format!(
-            "{what}: response too large"
-        )));
+        return Err(BodyError::TooLarge);
     }
-    let bytes = response
-        .bytes()
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
         .await
-        .map_err(|e| AuthError::Unavailable(format!("{what}: {}", without_url(&e))))?;
-    if bytes.len() > MAX_BODY {
-        return Err(AuthError::Unavailable(format!(
-            "{what}: response too large"
-        )));
+        .map_err(|e| BodyError::Read(without_url(&e)))?
+    {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| AuthError::Unavailable(format!("{what}: not JSON ({e})")))
+    Ok(body)
 }
 
 /// What failed, without the endpoint's URL (reqwest errors name it; it

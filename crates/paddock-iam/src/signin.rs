@@ -1,6 +1,8 @@
 //! Sign-in for people: OIDC authorization code flow with PKCE (S256), a
 //! `state` bound to the browser that started it, a `nonce` bound to the ID
-//! token, a verified email on an allow-list of addresses and domains. A
+//! token, a verified email on an allow-list of addresses and domains. The
+//! protocol itself (discovery, the authorization URL, the code exchange,
+//! the ID token's checks) is `openidconnect`'s, in `relying_party`. A
 //! signed-in person gets a session: a 256-bit id in an HttpOnly cookie
 //! (kept here only as its hash) and a CSRF token every form must carry.
 //!
@@ -13,15 +15,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
-use serde_json::Value;
 use subtle::ConstantTimeEq;
 
 use crate::builtin::hash;
 use crate::capability::Capabilities;
-use crate::error::AuthError;
 use crate::identity::{Identity, ProjectScope, Source, Surface};
-use crate::oidc::Issuer;
-use crate::remote;
+use crate::relying_party::{RelyingParty, RelyingPartyError};
 
 /// A login must come back within this.
 const LOGIN_WINDOW: Duration = Duration::from_secs(600);
@@ -69,13 +68,16 @@ pub enum SigninError {
     /// Said to the person on the page; never names a secret.
     #[error("{0}")]
     Refused(String),
+    /// `[iam.signin]` cannot work as written.
+    #[error("{0}")]
+    Config(String),
 }
 
-impl From<AuthError> for SigninError {
-    fn from(e: AuthError) -> Self {
+impl From<RelyingPartyError> for SigninError {
+    fn from(e: RelyingPartyError) -> Self {
         match e {
-            AuthError::Unavailable(m) => Self::Unavailable(m),
-            other => Self::Refused(other.to_string()),
+            RelyingPartyError::Unavailable(m) => Self::Unavailable(m),
+            RelyingPartyError::Refused(m) => Self::Refused(m),
         }
     }
 }
@@ -109,10 +111,8 @@ pub struct NewSession {
 
 pub struct SignIn {
     config: SigninConfig,
-    secret: Option<String>,
-    issuer: Issuer,
+    party: RelyingParty,
     grants: Capabilities,
-    redirect_uri: String,
     pending: Mutex<HashMap<String, Pending>>,
     sessions: Mutex<HashMap<String, Session>>,
 }
@@ -134,43 +134,47 @@ fn lock<T>(m: &Mutex<T>) -> parking_lot::MutexGuard<'_, T> {
 }
 
 impl SignIn {
-    pub fn new(config: SigninConfig, redirect_uri: String) -> Result<Self, String> {
+    pub fn new(config: SigninConfig, redirect_uri: String) -> Result<Self, SigninError> {
         let grants = Capabilities::parse(config.capabilities.iter().map(String::as_str))
-            .map_err(|e| format!("iam.signin.capabilities: {e}"))?;
+            .map_err(|e| SigninError::Config(format!("iam.signin.capabilities: {e}")))?;
         if config.allowed_emails.is_empty() && config.allowed_domains.is_empty() {
-            return Err(
+            return Err(SigninError::Config(
                 "iam.signin: name allowed_emails or allowed_domains (nobody would be let in)"
                     .into(),
-            );
+            ));
         }
         let secret = match (&config.client_secret, &config.client_secret_file) {
             (Some(_), Some(_)) => {
-                return Err(
+                return Err(SigninError::Config(
                     "iam.signin: give client_secret or client_secret_file, not both".into(),
-                );
+                ));
             }
             (Some(s), None) => Some(s.clone()),
             (None, Some(path)) => Some(
                 std::fs::read_to_string(path)
-                    .map_err(|e| format!("iam.signin.client_secret_file {}: {e}", path.display()))?
+                    .map_err(|e| {
+                        SigninError::Config(format!(
+                            "iam.signin.client_secret_file {}: {e}",
+                            path.display()
+                        ))
+                    })?
                     .trim()
                     .to_owned(),
             ),
             (None, None) => None,
         };
-        let issuer = Issuer::new(
+        let party = RelyingParty::new(
             &config.issuer,
+            &config.client_id,
+            secret,
+            &redirect_uri,
             Duration::from_secs(config.timeout_secs.max(1)),
-            30,
-            Duration::from_secs(10),
-            Duration::from_secs(3600),
-        )?;
+        )
+        .map_err(SigninError::Config)?;
         Ok(Self {
             config,
-            secret,
-            issuer,
+            party,
             grants,
-            redirect_uri,
             pending: Mutex::new(HashMap::new()),
             sessions: Mutex::new(HashMap::new()),
         })
@@ -183,45 +187,26 @@ impl SignIn {
     /// Begins a login: remembers a fresh state, nonce and PKCE verifier and
     /// names the identity provider's page to send the browser to.
     pub async fn start(&self, next: &str) -> Result<LoginStart, SigninError> {
-        let discovery = self.issuer.discovery().await?;
-        let endpoint = discovery
-            .authorization_endpoint
-            .clone()
-            .ok_or_else(|| SigninError::Unavailable("no authorization_endpoint".into()))?;
-        let (state, nonce, verifier) = (random(), random(), random());
-        let challenge = paddock_secret::pkce_challenge(&verifier);
-        {
-            let mut pending = lock(&self.pending);
-            pending.retain(|_, p| p.started.elapsed() < LOGIN_WINDOW);
-            if pending.len() >= MAX_PENDING {
-                return Err(SigninError::Refused(
-                    "too many sign-ins under way; try again shortly".into(),
-                ));
-            }
-            pending.insert(
-                state.clone(),
-                Pending {
-                    nonce: nonce.clone(),
-                    verifier,
-                    next: safe_next(next),
-                    started: Instant::now(),
-                },
-            );
+        let authorization = self.party.authorize().await?;
+        let mut pending = lock(&self.pending);
+        pending.retain(|_, p| p.started.elapsed() < LOGIN_WINDOW);
+        if pending.len() >= MAX_PENDING {
+            return Err(SigninError::Refused(
+                "too many sign-ins under way; try again shortly".into(),
+            ));
         }
-        let mut url = reqwest::Url::parse(&endpoint)
-            .map_err(|e| SigninError::Unavailable(format!("authorization_endpoint: {e}")))?;
-        url.query_pairs_mut()
-            .append_pair("response_type", "code")
-            .append_pair("client_id", &self.config.client_id)
-            .append_pair("redirect_uri", &self.redirect_uri)
-            .append_pair("scope", "openid email")
-            .append_pair("state", &state)
-            .append_pair("nonce", &nonce)
-            .append_pair("code_challenge", &challenge)
-            .append_pair("code_challenge_method", "S256");
+        pending.insert(
+            authorization.state.clone(),
+            Pending {
+                nonce: authorization.nonce,
+                verifier: authorization.pkce_verifier,
+                next: safe_next(next),
+                started: Instant::now(),
+            },
+        );
         Ok(LoginStart {
-            redirect: url.into(),
-            state,
+            redirect: authorization.url,
+            state: authorization.state,
         })
     }
 
@@ -244,52 +229,14 @@ impl SignIn {
             .remove(state)
             .filter(|p| p.started.elapsed() < LOGIN_WINDOW)
             .ok_or_else(|| SigninError::Refused("this sign-in has expired; start again".into()))?;
-        let discovery = self.issuer.discovery().await?;
-        let endpoint = discovery
-            .token_endpoint
-            .clone()
-            .ok_or_else(|| SigninError::Unavailable("no token_endpoint".into()))?;
-        let mut request = self.issuer.http().post(&endpoint).form(&[
-            ("grant_type", "authorization_code"),
-            ("code", code),
-            ("redirect_uri", &self.redirect_uri),
-            ("code_verifier", &pending.verifier),
-            ("client_id", &self.config.client_id),
-        ]);
-        if let Some(secret) = &self.secret {
-            request = request.basic_auth(&self.config.client_id, Some(secret));
-        }
-        let response = request.send().await.map_err(|e| {
-            SigninError::Unavailable(format!("token endpoint: {}", remote::without_url(&e)))
-        })?;
-        if response.status().is_client_error() {
-            return Err(SigninError::Refused(
-                "the identity provider refused the sign-in code".into(),
-            ));
-        }
-        let answer = remote::json(response, "token endpoint").await?;
-        let id_token = answer
-            .get("id_token")
-            .and_then(Value::as_str)
-            .ok_or_else(|| {
-                SigninError::Unavailable("the token endpoint sent no id_token".into())
-            })?;
-        let claims = self.issuer.verify(id_token, &self.config.client_id).await?;
-        let nonce_ok = claims
-            .get("nonce")
-            .and_then(Value::as_str)
-            .is_some_and(|n| bool::from(n.as_bytes().ct_eq(pending.nonce.as_bytes())));
-        if !nonce_ok {
-            return Err(SigninError::Refused(
-                "the ID token is not for this sign-in".into(),
-            ));
-        }
-        let email = claims
-            .get("email")
-            .and_then(Value::as_str)
-            .map(str::to_lowercase)
+        let verified = self
+            .party
+            .exchange(code, pending.verifier, &pending.nonce)
+            .await?;
+        let email = verified
+            .email
             .ok_or_else(|| SigninError::Refused("the identity provider named no email".into()))?;
-        if claims.get("email_verified") != Some(&Value::Bool(true)) {
+        if !verified.email_verified {
             return Err(SigninError::Refused(format!(
                 "{email} is not verified by the identity provider"
             )));

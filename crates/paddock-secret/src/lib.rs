@@ -45,11 +45,6 @@ pub fn hash(secret: &str) -> String {
     hex::encode(digest(secret))
 }
 
-/// The PKCE S256 challenge of a verifier (RFC 7636).
-pub fn pkce_challenge(verifier: &str) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest(verifier))
-}
-
 /// Replaces every occurrence of `secret` so the text can be shown or
 /// logged.
 pub fn scrub(text: &str, secret: &str) -> String {
@@ -77,15 +72,6 @@ mod tests {
         assert!(!hash(&a).contains(&a));
         assert!(mint_prefixed("pdk_").starts_with("pdk_"));
         assert_eq!(random_id(6).len(), 12);
-    }
-
-    #[test]
-    fn the_pkce_challenge_is_rfc_7636s() {
-        // RFC 7636, appendix B.
-        assert_eq!(
-            pkce_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
     }
 
     #[test]

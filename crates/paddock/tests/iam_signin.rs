@@ -228,6 +228,17 @@ async fn people_sign_in_and_every_form_needs_their_csrf_token() {
         .await
         .unwrap();
     assert_eq!(next, "/admin");
+
+    // The provider rotates its signing key: the first ID token under the
+    // new key makes paddock discover again, and sign-in goes on. A second
+    // rotation at once is not chased (an unknown key id must not make
+    // paddock hammer the provider): that sign-in is refused, safely.
+    issuer.control(json!({"op": "rotate", "kid": "k2"})).await;
+    assert!(sign_in(&p, "ada@example.org", "/admin").await.is_ok());
+    issuer.control(json!({"op": "rotate", "kid": "k3"})).await;
+    let (status, page) = sign_in(&p, "ada@example.org", "/admin").await.unwrap_err();
+    assert_eq!(status, 403);
+    assert!(page.contains("not valid"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
