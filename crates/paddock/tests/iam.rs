@@ -142,6 +142,12 @@ async fn malformed_and_oversized_credentials_are_refused_without_echo() {
 async fn every_mcp_tool_refuses_a_token_without_its_capability() {
     let p = Paddock::start(options());
     let mcp = format!("{}/mcp", p.url);
+    // Every tool is called twice, each time in a session of its own: with
+    // a token holding every capability but the tool's (refused), and with
+    // one holding only the tool's (let through). One interpreter runs all
+    // the sessions.
+    let mut sessions = Vec::new();
+    let mut expected = Vec::new();
     for op in registry::of(Surface::Mcp) {
         let Access::Requires(c) = op.access else {
             panic!("{} has no capability", op.name)
@@ -153,27 +159,27 @@ async fn every_mcp_tool_refuses_a_token_without_its_capability() {
             _ => json!({"box_id": "absent"}),
         };
         let (_, short) = p.mint(&all_but(c), None).await;
-        let out = run_python(
-            "mcp_client.py",
-            &json!({"url": mcp, "token": short, "calls": [[op.name, args]]}),
-        );
-        let result = &out["results"][0];
-        assert_eq!(result["is_error"], true, "{}: {result}", op.name);
-        assert!(
-            result["text"].as_str().unwrap().starts_with("forbidden:"),
-            "{}: {result}",
-            op.name
-        );
+        sessions.push(json!({"token": short, "calls": [[op.name, args]]}));
+        expected.push((op.name, true));
         if op.name == "create_box" {
             continue; // with its capability it would make a box
         }
         let (_, exact) = p.mint(&[c.as_str()], None).await;
-        let out = run_python(
-            "mcp_client.py",
-            &json!({"url": mcp, "token": exact, "calls": [[op.name, args]]}),
-        );
-        let text = out["results"][0]["text"].as_str().unwrap_or("").to_owned();
-        assert!(!text.starts_with("forbidden"), "{}: {text}", op.name);
+        sessions.push(json!({"token": exact, "calls": [[op.name, args]]}));
+        expected.push((op.name, false));
+    }
+    let out = run_python("mcp_client.py", &json!({"url": mcp, "sessions": sessions}));
+    let answers = out["sessions"].as_array().expect("one answer per session");
+    assert_eq!(answers.len(), expected.len());
+    for ((name, refused), answer) in expected.iter().zip(answers) {
+        let result = &answer["results"][0];
+        let text = result["text"].as_str().unwrap_or("");
+        if *refused {
+            assert_eq!(result["is_error"], true, "{name}: {result}");
+            assert!(text.starts_with("forbidden:"), "{name}: {result}");
+        } else {
+            assert!(!text.starts_with("forbidden"), "{name}: {text}");
+        }
     }
     // Without a credential the transport itself refuses: the SDK fails.
     let out = std::process::Command::new(crate::common::python())
