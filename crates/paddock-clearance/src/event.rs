@@ -7,7 +7,14 @@ use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventKind {
+    /// A connection held for a person: always carries the `request_id` a
+    /// verdict must cite.
     ConnectionBlocked,
+    /// paddock's own: a refusal nobody can overrule (a deny rule, an
+    /// address check, a raw packet, a refused DNS query). Kept apart from
+    /// `connection_blocked` because terok's clients offer Allow/Deny for
+    /// every one of those; they skip types they do not know.
+    ConnectionRefused,
     VerdictApplied,
     ContainerStarted,
     ContainerExited,
@@ -24,6 +31,7 @@ impl EventKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::ConnectionBlocked => "connection_blocked",
+            Self::ConnectionRefused => "connection_refused",
             Self::VerdictApplied => "verdict_applied",
             Self::ContainerStarted => "container_started",
             Self::ContainerExited => "container_exited",

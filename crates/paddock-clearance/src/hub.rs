@@ -21,12 +21,16 @@ pub struct HubConfig {
     /// Events each subscriber may have waiting before its oldest are
     /// dropped (at least 1).
     pub queue_capacity: usize,
+    /// Also serve the hub where terok's clients look for hubs
+    /// (`varlink::terok_socket_path`).
+    pub terok_discovery: bool,
 }
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
             queue_capacity: 128,
+            terok_discovery: true,
         }
     }
 }
@@ -286,7 +290,12 @@ impl Hub {
         lock(&self.subscribers).len()
     }
 
-    pub fn publish(&self, event: ClearanceEvent) {
+    pub fn publish(&self, mut event: ClearanceEvent) {
+        // Every `connection_blocked` is decidable: one without a request
+        // to cite would put buttons in terok's clients that can only fail.
+        if event.kind == EventKind::ConnectionBlocked.as_str() && event.request_id.is_empty() {
+            event.kind = EventKind::ConnectionRefused.as_str().to_owned();
+        }
         // Clone the list out so a push never runs under the list's lock.
         let queues: Vec<_> = lock(&self.subscribers).values().cloned().collect();
         if queues.is_empty() {
@@ -408,7 +417,11 @@ impl Hub {
                 });
             };
             let e = &live.pending.event;
-            if e.container != verdict.container || e.dest != verdict.dest {
+            // terok's clients answer with the event's domain when it has
+            // one, its dest otherwise: both were emitted, so both name it.
+            let names_it =
+                verdict.dest == e.dest || (!e.domain.is_empty() && verdict.dest == e.domain);
+            if e.container != verdict.container || !names_it {
                 return Err(VerdictError::VerdictTupleMismatch {
                     expected_container: e.container.clone(),
                     expected_dest: e.dest.clone(),

@@ -96,6 +96,50 @@ async fn a_verdict_must_cite_the_emitted_triple_and_counts_once() {
 }
 
 #[tokio::test]
+async fn a_verdict_may_name_the_domain_as_teroks_clients_do() {
+    let hub = Hub::new(HubConfig::default());
+    let mut e = blocked("box-a", "203.0.113.7");
+    e.domain = "api.example.com".into();
+    let Hold::Held(t) = hub.hold(e, 32) else {
+        panic!("over the limit")
+    };
+    let id = t.request_id.clone();
+    let held = holder(t, Ok(()));
+    // Neither another name nor another address stands for it…
+    for other in ["other.example.com", "203.0.113.8", ""] {
+        assert!(
+            matches!(
+                hub.verdict(verdict("box-a", &id, other, "allow")).await,
+                Err(VerdictError::VerdictTupleMismatch { .. })
+            ),
+            "{other:?}"
+        );
+    }
+    // …its domain does (`domain or dest`, as terok's clients send).
+    assert_eq!(
+        hub.verdict(verdict("box-a", &id, "api.example.com", "allow"))
+            .await,
+        Ok(true)
+    );
+    assert!(matches!(held.await.unwrap(), Ending::Decided { .. }));
+}
+
+#[tokio::test]
+async fn every_connection_blocked_carries_a_request_to_decide() {
+    let hub = Hub::new(HubConfig::default());
+    let sub = hub.subscribe();
+    // A refusal published under the held kind by mistake is still not
+    // offered for a decision: it travels as paddock's own type.
+    hub.publish(blocked("box-a", "evil.example"));
+    let t = ticket(&hub, "box-a", "api.example.com");
+    let refused = sub.next().await.unwrap();
+    assert_eq!(refused.event.kind, "connection_refused");
+    let held = sub.next().await.unwrap();
+    assert_eq!(held.event.kind, "connection_blocked");
+    assert_eq!(held.event.request_id, t.request_id);
+}
+
+#[tokio::test]
 async fn attempts_on_one_destination_share_a_request_and_a_box_has_a_limit() {
     let hub = Hub::new(HubConfig::default());
     let first = ticket(&hub, "box-a", "a.example");
@@ -229,7 +273,10 @@ async fn endings_racing_for_one_request_end_it_once() {
 
 #[tokio::test]
 async fn a_slow_subscriber_loses_its_oldest_events_and_nobody_else_waits() {
-    let hub = Hub::new(HubConfig { queue_capacity: 4 });
+    let hub = Hub::new(HubConfig {
+        queue_capacity: 4,
+        ..HubConfig::default()
+    });
     let slow = hub.subscribe();
     let fast = hub.subscribe();
     for i in 0..10 {

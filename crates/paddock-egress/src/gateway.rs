@@ -329,25 +329,32 @@ impl Egress {
     }
 
     pub(crate) fn announce_refusal(&self, who: &BoxIdentity, dest: Dest<'_>, reason: &str) {
-        self.hub.publish(self.blocked(who, dest, "deny", reason));
+        let mut e = self.destination_event(EventKind::ConnectionRefused, who, dest);
+        e.action = "deny".into();
+        e.reason = reason.to_owned();
+        self.hub.publish(e);
     }
 
-    /// The `connection_blocked` event of a destination: `deny` for a
-    /// refusal, `ask` for a connection held for a person.
-    pub(crate) fn blocked(
+    /// The `connection_blocked` event of a destination held for a person;
+    /// the hub gives it its request id.
+    pub(crate) fn held_event(&self, who: &BoxIdentity, dest: Dest<'_>) -> ClearanceEvent {
+        let mut e = self.destination_event(EventKind::ConnectionBlocked, who, dest);
+        e.action = "ask".into();
+        e.reason = "held until a person allows or denies it".into();
+        e
+    }
+
+    fn destination_event(
         &self,
+        kind: EventKind,
         who: &BoxIdentity,
         dest: Dest<'_>,
-        action: &str,
-        reason: &str,
     ) -> ClearanceEvent {
-        let mut e = self.event(EventKind::ConnectionBlocked, who);
+        let mut e = self.event(kind, who);
         e.dest = dest.host.to_owned();
         e.port = i64::from(dest.port);
         e.proto = i64::from(dest.proto);
         e.domain = dest.domain.to_owned();
-        e.action = action.to_owned();
-        e.reason = reason.to_owned();
         e
     }
 

@@ -42,7 +42,7 @@ impl Egress {
             Host::Ip(_) => String::new(),
         };
         let dest = Dest::tcp(&host_text, port, &domain);
-        let e = self.blocked(who, dest, "ask", "held until a person allows or denies it");
+        let e = self.held_event(who, dest);
         let limit = self.config.max_held_per_box.max(1);
         let mut ticket = match self.hub.hold(e, limit) {
             Hold::Held(ticket) => ticket,

@@ -16,7 +16,10 @@ fn options() -> HttpOptions {
         allowed_hosts: vec!["localhost".into()],
         shutdown: CancellationToken::new(),
         egress: None,
-        hub: paddock_clearance::Hub::new(paddock_clearance::HubConfig { queue_capacity: 8 }),
+        hub: paddock_clearance::Hub::new(paddock_clearance::HubConfig {
+            queue_capacity: 8,
+            ..Default::default()
+        }),
         clearance_socket: None,
         iam: Arc::new(Iam::new(IamSettings::default(), Vec::new(), None)),
         session_recheck: std::time::Duration::from_secs(60),

@@ -90,7 +90,7 @@ impl Screen {
 
 fn describe(e: &ClearanceEvent) -> String {
     match e.kind.as_str() {
-        "connection_blocked" if e.request_id.is_empty() => format!(
+        "connection_refused" => format!(
             "{} refused {}:{} ({})",
             e.container, e.dest, e.port, e.reason
         ),

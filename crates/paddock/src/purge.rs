@@ -1,6 +1,6 @@
 //! `paddock purge`: removes what an instance leaves on the machine once it
-//! holds no box — its idle box networks, its host fence table and its git
-//! hook directories — for an instance that is gone for good, or a machine
+//! holds no box — its idle box networks, its host fence table, its git
+//! hook directories and the hub socket terok's clients discover — for an instance that is gone for good, or a machine
 //! to be left clean. Refused while that paddock is serving or still has
 //! boxes: nothing a box uses is ever purged.
 
@@ -65,6 +65,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("cannot remove {}", entry.path().display()))?;
             hook_dirs += 1;
         }
+    }
+    // A paddock that was killed leaves its socket where terok's clients
+    // look for hubs; they would keep trying it.
+    let terok_socket = paddock_clearance::varlink::terok_socket_path(&instance);
+    if let Some(dir) = terok_socket.parent().filter(|d| d.exists()) {
+        let _ = std::fs::remove_file(&terok_socket);
+        std::fs::remove_dir(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
     }
     println!(
         "purged instance {instance}: {} stray container(s), {networks} network(s), its host fence table, {hook_dirs} hook director(ies)",

@@ -4,6 +4,7 @@
 //! any component starts, and a failure stops whatever was started before
 //! the error surfaces.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -85,9 +86,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     // The hub and its socket come before the boxes: a box must never run
     // while nobody can be asked about its connections.
+    let terok_discovery = clearance.terok_discovery;
     let hub = Hub::new(clearance);
     let varlink = VarlinkServer::bind(&clearance_socket, hub.clone(), env!("CARGO_PKG_VERSION"))
         .context("cannot open the clearance socket")?;
+    // Where terok's own clients look for hubs; the same hub, the same
+    // same-uid rule.
+    let terok_varlink = if terok_discovery {
+        let path = paddock_clearance::varlink::terok_socket_path(&core.instance);
+        Some(
+            VarlinkServer::bind(&path, hub.clone(), env!("CARGO_PKG_VERSION")).with_context(
+                || {
+                    format!(
+                        "cannot open the clearance socket terok's clients discover ({})",
+                        path.display()
+                    )
+                },
+            )?,
+        )
+    } else {
+        None
+    };
 
     let gate_stop = tokio_util::sync::CancellationToken::new();
     let egress_stop = tokio_util::sync::CancellationToken::new();
@@ -232,6 +251,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         varlink.serve(stop).await;
         closing_hub.close();
     });
+    if let Some(terok_varlink) = terok_varlink {
+        tracing::info!(socket = %terok_varlink.path().display(), "clearance hub listening for terok's clients");
+        supervisor.start("clearance-terok", move |stop| async move {
+            let dir = terok_varlink.path().parent().map(Path::to_owned);
+            terok_varlink.serve(stop).await;
+            // The instance's own directory goes with its socket, so
+            // terok's clients find no stale hub.
+            if let Some(dir) = dir {
+                let _ = std::fs::remove_dir(dir);
+            }
+        });
+    }
 
     let stopping_egress = egress.clone();
     supervisor.start("egress", move |stop| async move {

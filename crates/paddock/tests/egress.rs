@@ -251,7 +251,7 @@ async fn after_a_restart_rules_guards_and_holds_still_work() {
     let out = exec(&p, "again", &format!("echo hi | nc -w 3 {gw} 1")).await;
     assert_ne!(out["exit_code"], 0);
     sub.next_where("raw block after restart", |e| {
-        e.kind == "connection_blocked" && e.request_id.is_empty() && e.port == 1
+        e.kind == "connection_refused" && e.request_id.is_empty() && e.port == 1
     })
     .await;
     // A hold still waits for a person.

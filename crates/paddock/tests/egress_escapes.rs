@@ -25,7 +25,7 @@ fn options() -> Options {
 fn raw_block(dest: &str, port: u16, proto: i64) -> impl Fn(&ClearanceEvent) -> bool {
     let dest = dest.to_owned();
     move |e| {
-        e.kind == "connection_blocked"
+        e.kind == "connection_refused"
             && e.request_id.is_empty()
             && e.dest == dest
             && e.port == port as i64
@@ -144,7 +144,7 @@ async fn every_escape_attempt_fails_and_is_reported() {
         "{out}"
     );
     sub.next_where("DNS refusal", |e| {
-        e.kind == "connection_blocked" && e.domain == "evil.test" && e.port == 53 && e.proto == 17
+        e.kind == "connection_refused" && e.domain == "evil.test" && e.port == 53 && e.proto == 17
     })
     .await;
     let out = exec(&p, "jail", "nslookup tls.test").await;
@@ -162,7 +162,7 @@ async fn every_escape_attempt_fails_and_is_reported() {
         );
         let refused = sub
             .next_where("rebinding refusal", |e| {
-                e.kind == "connection_blocked" && e.dest == name
+                e.kind == "connection_refused" && e.dest == name
             })
             .await;
         assert!(refused.reason.contains(why), "{}", refused.reason);
@@ -181,7 +181,7 @@ async fn every_escape_attempt_fails_and_is_reported() {
     );
     let refused = sub
         .next_where("SNI refusal", |e| {
-            e.kind == "connection_blocked" && e.reason.contains("evil.test")
+            e.kind == "connection_refused" && e.reason.contains("evil.test")
         })
         .await;
     assert_eq!(refused.dest, "tls.test");

@@ -230,9 +230,13 @@ async fn purge_removes_what_an_instance_without_boxes_left() {
             .arg(&data)
             .arg("--clearance-socket")
             .arg(p.clearance_socket())
+            .env("XDG_RUNTIME_DIR", p.runtime_dir())
             .output()
             .unwrap()
     };
+    let terok_hub = p
+        .runtime_dir()
+        .join(format!("terok/clearance/paddock-{}", p.instance));
     let refused = purge(&p);
     assert!(!refused.status.success());
     assert!(
@@ -251,7 +255,15 @@ async fn purge_removes_what_an_instance_without_boxes_left() {
     assert_eq!(p.delete("/api/v1/boxes/purged").await.0, 204);
     assert!(p.stop().success());
     assert_eq!(p.idle_networks(), 0, "a clean stop leaves no idle network");
+    assert!(
+        !terok_hub.exists(),
+        "a clean stop removes terok's hub socket"
+    );
 
+    // A killed paddock leaves its socket where terok's clients look.
+    p.restart();
+    assert!(terok_hub.join("hub.sock").exists());
+    p.kill9();
     let done = purge(&p);
     assert!(
         done.status.success(),
@@ -268,4 +280,5 @@ async fn purge_removes_what_an_instance_without_boxes_left() {
         .filter(|n| n.starts_with("paddock-gate-hooks-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+    assert!(!terok_hub.exists(), "purge removes terok's hub socket");
 }

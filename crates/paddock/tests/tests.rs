@@ -9,6 +9,7 @@ mod activation;
 mod boxes_cli;
 mod boxes_rest;
 mod clearance_clients;
+mod clearance_terok;
 mod egress;
 mod egress_controls;
 mod egress_escapes;

@@ -17,4 +17,4 @@ pub use client::{ClientError, EventStream, VarlinkClient};
 pub use codec::{Call, FrameError, Reply};
 pub use interfaces::{PADDOCK, SERVICE, TEROK};
 pub use server::VarlinkServer;
-pub use socket::{SocketError, default_socket_path};
+pub use socket::{SocketError, default_socket_path, terok_socket_path};

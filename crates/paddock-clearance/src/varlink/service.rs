@@ -223,7 +223,10 @@ mod tests {
     /// full one past the check (what happens next is the method's own).
     #[tokio::test]
     async fn every_registered_method_refuses_an_identity_without_its_capability() {
-        let hub = Hub::new(HubConfig { queue_capacity: 4 });
+        let hub = Hub::new(HubConfig {
+            queue_capacity: 4,
+            ..HubConfig::default()
+        });
         let denied = Some("org.paddock.Clearance1.PermissionDenied".to_owned());
         let mut checked = 0;
         for op in registry::of(Surface::Varlink) {
@@ -257,7 +260,10 @@ mod tests {
     /// lack a method's capability is refused, typed, before anything runs.
     #[tokio::test]
     async fn a_peer_without_the_capability_is_refused_per_method() {
-        let hub = Hub::new(HubConfig { queue_capacity: 4 });
+        let hub = Hub::new(HubConfig {
+            queue_capacity: 4,
+            ..HubConfig::default()
+        });
         let viewer = Identity::local_user(1000, Capabilities::parse(["viewer"]).unwrap());
         let verdict = call(
             "org.terok.Clearance1.Verdict",

@@ -43,10 +43,39 @@ pub fn default_socket_path() -> PathBuf {
     if effective_uid() == 0 {
         return PathBuf::from("/run/paddock/clearance.sock");
     }
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+    runtime_dir().join("paddock/clearance.sock")
+}
+
+/// `$XDG_RUNTIME_DIR`, or `/run/user/<uid>` without it (as terok reads it).
+fn runtime_dir() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", effective_uid())));
-    runtime.join("paddock/clearance.sock")
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", effective_uid())))
+}
+
+/// Where terok's clients find hubs: they watch
+/// `$XDG_RUNTIME_DIR/terok/clearance/*/hub.sock` and merge every hub they
+/// find. paddock serves one there per instance (`paddock-<instance>`):
+/// one subscription carries every box's events, and two instances never
+/// share a path. (One per box would let terok's clients see boxes come
+/// and go as sockets, at a listener and a subscription per box; the
+/// events already say which box each is about.)
+pub fn terok_socket_path(instance: &str) -> PathBuf {
+    let safe: String = instance
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    runtime_dir()
+        .join("terok/clearance")
+        .join(format!("paddock-{safe}"))
+        .join("hub.sock")
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SocketError + '_ {

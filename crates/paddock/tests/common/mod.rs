@@ -7,6 +7,7 @@ pub mod egress_site;
 pub mod gate_site;
 pub mod images;
 pub mod issuer;
+pub mod terok;
 
 pub use images::{TEST_IMAGE, git_image, networked_login_toml, test_image};
 
@@ -166,6 +167,12 @@ impl Paddock {
         self.dir.path().join("run/clearance.sock")
     }
 
+    /// The `XDG_RUNTIME_DIR` this paddock runs with: the hub socket terok's
+    /// clients discover lives under it (and goes with the test's dir).
+    pub fn runtime_dir(&self) -> PathBuf {
+        self.dir.path().join("xdg")
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
@@ -193,6 +200,7 @@ impl Paddock {
             .arg(self.clearance_socket())
             .env("PADDOCK_LOG", "debug")
             .env("PADDOCK_ADMIN_TOKEN", &self.admin_token)
+            .env("XDG_RUNTIME_DIR", self.runtime_dir())
             .env_remove("PADDOCK_CONFIG")
             .stdout(Stdio::piped())
             .stderr(log);

@@ -1,0 +1,153 @@
+//! terok's own clearance clients (PyPI `terok-clearance`, in the
+//! `.venv-terok` scripts/ensure-env makes), run unchanged: they find
+//! paddock's hub the way they find terok's, by their socket glob under
+//! `XDG_RUNTIME_DIR`.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use super::Paddock;
+use super::egress_site::poke;
+
+/// The directory with terok's console scripts.
+pub fn terok_bin() -> PathBuf {
+    let dir = std::env::var_os("PADDOCK_TEST_TEROK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv-terok"));
+    let bin = dir.join("bin");
+    assert!(
+        bin.join("terok-clearance-hub").exists(),
+        "no terok-clearance: run scripts/test (scripts/ensure-env makes .venv-terok) or set PADDOCK_TEST_TEROK"
+    );
+    bin
+}
+
+/// A terok client whose output the test reads line by line (its colours
+/// stripped) and whose stdin it may type into.
+pub struct TerokClient {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    lines: mpsc::Receiver<String>,
+}
+
+fn without_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // CSI: ESC [ parameters letter.
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl TerokClient {
+    /// `terok-clearance-hub <args>`, with paddock's runtime directory as
+    /// its own.
+    pub fn start(args: &[&str], p: &Paddock) -> Self {
+        let mut child = Command::new(terok_bin().join("terok-clearance-hub"))
+            .args(args)
+            .env("XDG_RUNTIME_DIR", p.runtime_dir())
+            .env("PYTHONUNBUFFERED", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("terok-clearance-hub runs");
+        let (tx, lines) = mpsc::channel();
+        for out in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(out).lines().map_while(Result::ok) {
+                    let _ = tx.send(without_colours(&line));
+                }
+            });
+        }
+        let stdin = child.stdin.take();
+        Self {
+            child,
+            stdin,
+            lines,
+        }
+    }
+
+    /// The next line `pred` accepts, within 30 s; every line read on the
+    /// way is in the panic message if none does.
+    pub fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) if pred(&line) => return line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("terok's client never printed {what}; it printed: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Every line up to and including the first `pred` accepts: what the
+    /// client said before a marker the test caused (to show what it did
+    /// *not* say, without waiting on a clock).
+    pub fn lines_until(&self, what: &str, pred: impl Fn(&str) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = pred(&line);
+                    seen.push(line);
+                    if done {
+                        return seen;
+                    }
+                }
+                Err(_) => panic!("terok's client never printed {what}; it printed: {seen:#?}"),
+            }
+        }
+    }
+
+    /// Pokes the hub with shield events until the client shows one: then
+    /// it has certainly found the hub and subscribed.
+    pub async fn until_live(&self, p: &Paddock, box_id: &str) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            poke(p, box_id).await;
+            while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
+                if line.to_lowercase().contains("shield up") {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "terok's client never showed an event"
+            );
+        }
+    }
+
+    pub fn type_line(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+}
+
+impl Drop for TerokClient {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
