@@ -435,18 +435,27 @@ async fn a_signed_in_person_decides_what_a_login_waits_for() {
         }
         assert_eq!(verdict.status(), 303);
         crate::common::wait_for_state(&p, "act-d", "ready").await;
-        let (_, log) = p.get("/api/v1/egress/log?box_id=act-d").await;
-        assert!(
-            log["entries"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e["decision"] == "verdict_allow"
-                    && e["decided_by"]
-                        .as_str()
-                        .unwrap()
-                        .contains("ada@example.org via the activation page")),
-            "{log}"
-        );
+        // The decision log is written in batches: the verdict's entry
+        // arrives within a gathering window of the verdict.
+        crate::common::wait_for(
+            "the verdict in the decision log",
+            std::time::Duration::from_secs(10),
+            || async {
+                let (_, log) = p.get("/api/v1/egress/log?box_id=act-d").await;
+                log["entries"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|e| {
+                        e["decision"] == "verdict_allow"
+                            && e["decided_by"]
+                                .as_str()
+                                .unwrap()
+                                .contains("ada@example.org via the activation page")
+                    })
+                    .then_some(())
+            },
+        )
+        .await;
     }
 }
