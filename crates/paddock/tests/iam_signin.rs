@@ -234,11 +234,17 @@ async fn people_sign_in_and_every_form_needs_their_csrf_token() {
     // rotation at once is not chased (an unknown key id must not make
     // paddock hammer the provider): that sign-in is refused, safely.
     issuer.control(json!({"op": "rotate", "kid": "k2"})).await;
+    let chased = std::time::Instant::now(); // at or before the chase
     assert!(sign_in(&p, "ada@example.org", "/admin").await.is_ok());
     issuer.control(json!({"op": "rotate", "kid": "k3"})).await;
-    let (status, page) = sign_in(&p, "ada@example.org", "/admin").await.unwrap_err();
-    assert_eq!(status, 403);
-    assert!(page.contains("not valid"), "{page}");
+    let second = sign_in(&p, "ada@example.org", "/admin").await;
+    // (On a machine so loaded that the second sign-in came 10 s after the
+    // first chase, the limit rightly allows another.)
+    if chased.elapsed() < std::time::Duration::from_secs(10) {
+        let (status, page) = second.unwrap_err();
+        assert_eq!(status, 403);
+        assert!(page.contains("not valid"), "{page}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
