@@ -1,10 +1,12 @@
 //! terok's own clearance clients against paddock, unchanged
 //! (terok-clearance 0.8.1 from PyPI): they find paddock's hub by the socket
 //! glob they use for terok's hubs, and every `connection_blocked` they are
-//! shown is one they can decide.
+//! shown is one they can decide. Its terminal client, typed into; its
+//! desktop pop-ups on a real session bus with Debian's dunst showing them,
+//! an action picked from dunst's menu as a person would.
 
 use crate::common::egress_site::*;
-use crate::common::terok::TerokClient;
+use crate::common::terok::{TerokClient, dunstctl};
 use crate::common::{Options, Paddock};
 use serde_json::json;
 
@@ -83,6 +85,50 @@ async fn teroks_terminal_client_finds_the_hub_and_allows_a_held_request() {
         l.to_lowercase().contains("allowed")
     });
     assert!(applied.contains("upstream.test"), "{applied}");
+    let out = run.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert!(out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn teroks_desktop_pop_up_allows_a_held_request() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let p = Paddock::start(options());
+    create_box(&p, "pop", "proj").await;
+    add_rule(
+        &p,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    let desktop = TerokClient::desktop(&p);
+    let bus = desktop
+        .line_where("the session bus", |l| l.starts_with("bus="))
+        .trim_start_matches("bus=")
+        .to_owned();
+    let ready = desktop.line_where("ready", |l| l.starts_with("ready"));
+    assert_eq!(ready, "ready DbusNotifier", "terok fell back to no pop-ups");
+    desktop.until_live(&p, "pop").await;
+    dunstctl(&bus, &["close-all"]);
+
+    let run = exec_later(
+        &p,
+        "pop",
+        &format!("wget -q -O - http://upstream.test:{}/", upstream.port),
+    );
+    let blocked = desktop.line_where("the pop-up", |l| l.starts_with("Blocked:"));
+    assert!(blocked.contains("upstream.test"), "{blocked}");
+    // The pop-up is on dunst's screen; picking Allow from its menu is the
+    // click.
+    crate::common::wait_for(
+        "the pop-up on screen",
+        std::time::Duration::from_secs(20),
+        || {
+            let shown = dunstctl(&bus, &["count", "displayed"]);
+            async move { (shown.trim() != "0").then_some(()) }
+        },
+    )
+    .await;
+    dunstctl(&bus, &["action", "0"]);
     let out = run.await.unwrap();
     assert_eq!(out["exit_code"], 0, "{out}");
     assert!(out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY));

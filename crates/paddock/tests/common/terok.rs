@@ -4,6 +4,7 @@
 //! `XDG_RUNTIME_DIR`.
 
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
@@ -55,15 +56,39 @@ impl TerokClient {
     /// `terok-clearance-hub <args>`, with paddock's runtime directory as
     /// its own.
     pub fn start(args: &[&str], p: &Paddock) -> Self {
-        let mut child = Command::new(terok_bin().join("terok-clearance-hub"))
-            .args(args)
+        let mut cmd = Command::new(terok_bin().join("terok-clearance-hub"));
+        cmd.args(args);
+        Self::run(cmd, p)
+    }
+
+    /// terok's desktop pop-ups (its DbusNotifier fed by its
+    /// MultiSocketSubscriber, as terok composes them) in a desktop session
+    /// of their own: a private session bus (dbus-run-session), Xvfb, and
+    /// Debian's dunst as the notification server. The first line is
+    /// `bus=<address>`, for `dunstctl`.
+    pub fn desktop(p: &Paddock) -> Self {
+        let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+        let mut cmd = Command::new("dbus-run-session");
+        cmd.arg("--")
+            .arg(fixtures.join("desktop_session.sh"))
+            .arg(terok_bin().join("python3"))
+            .arg(fixtures.join("terok_desktop.py"))
+            .env("DESKTOP_WORK", p.dir.path().join("desktop"));
+        Self::run(cmd, p)
+    }
+
+    fn run(mut cmd: Command, p: &Paddock) -> Self {
+        let mut child = cmd
             .env("XDG_RUNTIME_DIR", p.runtime_dir())
             .env("PYTHONUNBUFFERED", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
+            // Its own process group: the session's X server, dunst and
+            // Python all end with it.
+            .process_group(0)
             .spawn()
-            .expect("terok-clearance-hub runs");
+            .expect("terok's client runs");
         let (tx, lines) = mpsc::channel();
         for out in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
@@ -145,9 +170,48 @@ impl TerokClient {
     }
 }
 
+/// `dunstctl <args>` on a desktop session's bus; its stdout.
+pub fn dunstctl(bus: &str, args: &[&str]) -> String {
+    let out = Command::new("dunstctl")
+        .args(args)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .expect("dunstctl runs");
+    assert!(
+        out.status.success(),
+        "dunstctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 impl Drop for TerokClient {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The whole group: a desktop session's X server and dunst too.
+        // SIGTERM first, so Xvfb removes its socket; SIGKILL whatever is
+        // left after a deadline.
+        let group = format!("-{}", self.child.id());
+        // A client reading stdin ends when it closes.
+        drop(self.stdin.take());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && !matches!(self.child.try_wait(), Ok(Some(_))) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let group_alive = || {
+            Command::new("kill")
+                .args(["-0", "--", &group])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        while group_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &group])
+            .stderr(Stdio::null())
+            .status();
         let _ = self.child.wait();
     }
 }
