@@ -156,12 +156,14 @@ impl Daemon {
         args.extend(extra.iter().map(|s| s.to_string()));
         args.push("--pid-file".into());
         args.push(site.path("gate.pid").display().to_string());
-        let out = Command::new(bin)
-            .args(&args)
-            .env("TMPDIR", site.dir.path())
-            .stderr(Stdio::null())
-            .output()
-            .unwrap();
+        let out = super::while_text_busy(|| {
+            Command::new(bin)
+                .args(&args)
+                .env("TMPDIR", site.dir.path())
+                .stderr(Stdio::null())
+                .output()
+        })
+        .unwrap();
         assert!(out.status.success(), "gate did not start");
         let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         let addr = line

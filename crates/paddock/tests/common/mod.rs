@@ -210,7 +210,7 @@ impl Paddock {
         for (k, v) in &self.options.env {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().expect("paddock starts");
+        let mut child = while_text_busy(|| cmd.spawn()).expect("paddock starts");
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -497,6 +497,26 @@ pub fn activation_url(created: &Value) -> String {
 
 /// The Python that has the external clients (`mcp`, …) installed:
 /// `PADDOCK_TEST_PYTHON`, else the workspace's `.venv` made by `scripts/test`.
+/// Runs `start` (a spawn) again while the program's file is busy: a
+/// binary the test has just copied may still be open for writing in a
+/// child another test forked meanwhile (until that child execs), and
+/// exec then fails with ETXTBSY. Within a deadline; any other error is
+/// returned at once.
+pub fn while_text_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match start() {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::ExecutableFileBusy
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            other => return other,
+        }
+    }
+}
+
 pub fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("PADDOCK_TEST_PYTHON") {
         return PathBuf::from(p);
