@@ -91,6 +91,10 @@ pub struct CheckedVerdict {
 pub enum VerdictError {
     #[error("no held request {request_id}")]
     UnknownRequest { request_id: String },
+    /// A late verdict: the request ended (decided elsewhere, or withdrawn)
+    /// and the hub still remembers how.
+    #[error("request {request_id} was already {how}")]
+    AlreadyEnded { request_id: String, how: String },
     #[error(
         "the request was announced for {expected_container} → {expected_dest}, not {got_container} → {got_dest}"
     )]
@@ -237,13 +241,41 @@ struct Live {
     ending: watch::Sender<Option<Ending>>,
 }
 
+/// How many ended requests the hub remembers, so a late verdict hears how
+/// its request ended instead of that it never existed.
+const REMEMBER_ENDED: usize = 1024;
+
 #[derive(Default)]
 struct Held {
     by_request: HashMap<String, Live>,
     by_key: HashMap<HoldKey, String>,
+    ended: std::collections::VecDeque<(String, String)>,
 }
 
 impl Held {
+    /// Removes a live request and remembers `how` it ended.
+    fn end(&mut self, request_id: &str, how: String) -> Option<Live> {
+        let live = self.remove(request_id)?;
+        if self.ended.len() >= REMEMBER_ENDED {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((request_id.to_owned(), how));
+        Some(live)
+    }
+
+    /// Why a verdict cannot reach `request_id`: it ended, or never was.
+    fn gone(&self, request_id: &str) -> VerdictError {
+        match self.ended.iter().rev().find(|(id, _)| id == request_id) {
+            Some((_, how)) => VerdictError::AlreadyEnded {
+                request_id: request_id.to_owned(),
+                how: how.clone(),
+            },
+            None => VerdictError::UnknownRequest {
+                request_id: request_id.to_owned(),
+            },
+        }
+    }
+
     fn remove(&mut self, request_id: &str) -> Option<Live> {
         let live = self.by_request.remove(request_id)?;
         let e = &live.pending.event;
@@ -358,7 +390,7 @@ impl Hub {
     /// Ends a held request undecided (its deadline, say); `None` if it had
     /// already ended. A verdict citing it is then `UnknownRequest`.
     pub fn withdraw(&self, request_id: &str, by: &str, reason: &str) -> Option<PendingRequest> {
-        let live = lock(&self.held).remove(request_id)?;
+        let live = lock(&self.held).end(request_id, format!("withdrawn ({reason})"))?;
         live.ending.send_replace(Some(Ending::Withdrawn {
             by: by.to_owned(),
             reason: reason.to_owned(),
@@ -412,9 +444,7 @@ impl Hub {
         let checked = {
             let mut held = lock(&self.held);
             let Some(live) = held.by_request.get(&verdict.request_id) else {
-                return Err(VerdictError::UnknownRequest {
-                    request_id: verdict.request_id.clone(),
-                });
+                return Err(held.gone(&verdict.request_id));
             };
             let e = &live.pending.event;
             // terok's clients answer with the event's domain when it has
@@ -429,10 +459,13 @@ impl Hub {
                     got_dest: verdict.dest.clone(),
                 });
             }
-            let Some(live) = held.remove(&verdict.request_id) else {
-                return Err(VerdictError::UnknownRequest {
-                    request_id: verdict.request_id.clone(),
-                });
+            let how = format!(
+                "{} by {}",
+                if allow { "allowed" } else { "denied" },
+                verdict.decided_by
+            );
+            let Some(live) = held.end(&verdict.request_id, how) else {
+                return Err(held.gone(&verdict.request_id));
             };
             let checked = CheckedVerdict {
                 allow,

@@ -83,11 +83,15 @@ async fn a_verdict_must_cite_the_emitted_triple_and_counts_once() {
             .await,
         Ok(true)
     );
-    assert!(matches!(
+    // A late verdict hears how the request ended.
+    assert_eq!(
         hub.verdict(verdict("box-a", &id, "example.com", "allow"))
             .await,
-        Err(VerdictError::UnknownRequest { .. })
-    ));
+        Err(VerdictError::AlreadyEnded {
+            request_id: id.clone(),
+            how: "denied by test".into()
+        })
+    );
     match held.await.unwrap() {
         Ending::Decided { verdict, .. } => assert!(!verdict.allow),
         other => panic!("{other:?}"),
@@ -207,7 +211,7 @@ async fn every_ending_ends_a_request_once_and_leaves_nothing() {
     assert!(matches!(
         hub.verdict(verdict("box-a", &id, "a.example", "allow"))
             .await,
-        Err(VerdictError::UnknownRequest { .. })
+        Err(VerdictError::AlreadyEnded { ref how, .. }) if how == "withdrawn (no verdict within 1 s)"
     ));
     // A holder that cannot apply the verdict's scope: the sender hears it.
     let kept_id = kept.request_id.clone();

@@ -257,6 +257,7 @@ pub(crate) fn request_error(e: VerdictRequestError) -> ApiError {
 pub(crate) fn verdict_error(e: VerdictError) -> ApiError {
     let (status, code) = match &e {
         VerdictError::UnknownRequest { .. } => (StatusCode::NOT_FOUND, ErrorCode::UnknownRequest),
+        VerdictError::AlreadyEnded { .. } => (StatusCode::CONFLICT, ErrorCode::RequestAlreadyEnded),
         VerdictError::VerdictTupleMismatch { .. } => {
             (StatusCode::CONFLICT, ErrorCode::VerdictTupleMismatch)
         }

@@ -32,13 +32,14 @@ pub enum ErrorCode {
     EgressError,
     TokensDisabled,
     UnknownRequest,
+    RequestAlreadyEnded,
     VerdictTupleMismatch,
     InvalidAction,
     ApplyFailed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 22] = [
+    pub const ALL: [ErrorCode; 23] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -58,6 +59,7 @@ impl ErrorCode {
         Self::EgressError,
         Self::TokensDisabled,
         Self::UnknownRequest,
+        Self::RequestAlreadyEnded,
         Self::VerdictTupleMismatch,
         Self::InvalidAction,
         Self::ApplyFailed,
@@ -84,6 +86,7 @@ impl ErrorCode {
             Self::EgressError => "egress_error",
             Self::TokensDisabled => "tokens_disabled",
             Self::UnknownRequest => "unknown_request",
+            Self::RequestAlreadyEnded => "request_already_ended",
             Self::VerdictTupleMismatch => "verdict_tuple_mismatch",
             Self::InvalidAction => "invalid_action",
             Self::ApplyFailed => "apply_failed",

@@ -91,7 +91,7 @@ async fn held_connections_proceed_on_allow_and_are_refused_on_deny() {
     let third = exec(&p, "held", &wget(upstream.port, "three")).await;
     assert!(third["stderr"].as_str().unwrap().contains("403"), "{third}");
 
-    // A verdict on a request no longer held is refused.
+    // A verdict on a request already decided is refused, saying so.
     let (status, body) = p
         .post(
             "/api/v1/egress/verdicts",
@@ -100,8 +100,10 @@ async fn held_connections_proceed_on_allow_and_are_refused_on_deny() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_request"))
+        (409, Some("request_already_ended"))
     );
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("already denied by"), "{body}");
 
     logged(
         &p,
@@ -322,7 +324,14 @@ async fn docker_starts_and_deaths_are_events_and_a_dead_box_holds_nothing() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_request"))
+        (409, Some("request_already_ended"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("withdrawn"),
+        "{body}"
     );
     assert!(upstream.connections().is_empty());
 }

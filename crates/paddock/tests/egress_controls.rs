@@ -240,7 +240,14 @@ async fn shields_block_everything_or_stop_asking_for_a_while() {
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
-        (404, Some("unknown_request"))
+        (409, Some("request_already_ended"))
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("withdrawn"),
+        "{body}"
     );
 }
 

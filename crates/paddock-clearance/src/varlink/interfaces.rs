@@ -87,6 +87,9 @@ method Pending() -> (requests: []PendingRequest)
 method Verdict(container: string, request_id: string, dest: string, action: string, scope: ?string, ttl_secs: ?int) -> (ok: bool)
 
 error UnknownRequest (request_id: string)
+# The request ended before this verdict: decided by someone else, or
+# withdrawn (deadline, box gone, shield change); how says which.
+error RequestEnded (request_id: string, how: string)
 error VerdictTupleMismatch (expected_container: string, expected_dest: string, got_container: string, got_dest: string)
 error InvalidAction (action: string)
 error InvalidScope (scope: string)

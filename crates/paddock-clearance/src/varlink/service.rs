@@ -168,6 +168,14 @@ pub(crate) fn error_reply(interface: &str, error: VerdictError) -> Reply {
         VerdictError::UnknownRequest { request_id } => {
             ("UnknownRequest", json!({ "request_id": request_id }))
         }
+        // terok's interface keeps terok's error names; paddock's says how.
+        VerdictError::AlreadyEnded { request_id, .. } if interface == TEROK => {
+            ("UnknownRequest", json!({ "request_id": request_id }))
+        }
+        VerdictError::AlreadyEnded { request_id, how } => (
+            "RequestEnded",
+            json!({ "request_id": request_id, "how": how }),
+        ),
         VerdictError::VerdictTupleMismatch {
             expected_container,
             expected_dest,
@@ -254,6 +262,30 @@ mod tests {
             checked += 1;
         }
         assert!(checked >= 4, "only {checked} methods need a capability");
+    }
+
+    /// A late verdict: paddock's interface says how the request ended;
+    /// terok's keeps terok's error names.
+    #[test]
+    fn a_request_that_ended_is_named_per_interface() {
+        let ended = || VerdictError::AlreadyEnded {
+            request_id: "r1".into(),
+            how: "allowed by person via rest".into(),
+        };
+        let terok = error_reply(TEROK, ended());
+        assert_eq!(
+            terok.error.as_deref(),
+            Some("org.terok.Clearance1.UnknownRequest")
+        );
+        let paddock = error_reply(PADDOCK, ended());
+        assert_eq!(
+            paddock.error.as_deref(),
+            Some("org.paddock.Clearance1.RequestEnded")
+        );
+        assert_eq!(
+            paddock.parameters,
+            Some(json!({"request_id": "r1", "how": "allowed by person via rest"}))
+        );
     }
 
     /// The uid's identity goes through the registry: a peer whose grants
