@@ -194,7 +194,7 @@ impl HostGuard {
         let ask = nft::get_chain(&self.table, "input");
         let t = self.table.clone();
         here(move || match Netfilter::open()?.exchange(ask)? {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(refused) => Err(EgressError::Firewall(format!(
                 "the host fence of box networks (nftables table inet {t}) is not in place: {}{}",
                 refused.io(),

@@ -102,7 +102,7 @@ impl Message {
     }
 
     /// The wire form with `seq`; an unclosed nest is closed here.
-    fn finish(mut self, seq: u32) -> Vec<u8> {
+    pub(crate) fn finish(mut self, seq: u32) -> Vec<u8> {
         while !self.nests.is_empty() {
             self.end();
         }
@@ -117,10 +117,9 @@ impl Message {
     }
 }
 
-/// The kernel refused message `index` of an exchange with `errno`.
+/// The kernel refused a message of an exchange with `errno`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Refusal {
-    pub index: usize,
     pub errno: i32,
 }
 
@@ -182,12 +181,12 @@ impl Netfilter {
 
     /// Sends `messages` in one datagram (a batch is one transaction only if
     /// it arrives whole) and waits for the answer of every one that asked
-    /// for an acknowledgement. Returns the data messages the kernel sent
-    /// back (a `GET`'s answer) or the first refusal.
+    /// for an acknowledgement; the first refusal is returned. (A `GET`'s
+    /// answer is not kept: paddock only asks whether an object exists.)
     pub(crate) fn exchange(
         &mut self,
         messages: Vec<Message>,
-    ) -> Result<Result<Vec<Vec<u8>>, Refusal>, EgressError> {
+    ) -> Result<Result<(), Refusal>, EgressError> {
         let first_seq = self.next_seq;
         self.next_seq = first_seq.wrapping_add(messages.len() as u32);
         let mut waiting = Vec::new();
@@ -200,13 +199,11 @@ impl Netfilter {
             wire.extend(message.finish(seq));
         }
         self.send(&wire)?;
-        let mut data = Vec::new();
         let mut buf = vec![0u8; 64 * 1024];
         while !waiting.is_empty() {
             let got = self.recv(&mut buf)?;
             for (kind, seq, body) in split(&buf[..got]) {
                 if kind != NLMSG_ERROR {
-                    data.push(body.to_vec());
                     continue;
                 }
                 let errno = body
@@ -218,14 +215,11 @@ impl Netfilter {
                 // CAP_NET_ADMIN the kernel refuses a batch's opening
                 // message, which asked for no acknowledgement.
                 if errno != 0 {
-                    return Ok(Err(Refusal {
-                        index: seq.wrapping_sub(first_seq) as usize,
-                        errno: -errno,
-                    }));
+                    return Ok(Err(Refusal { errno: -errno }));
                 }
             }
         }
-        Ok(Ok(data))
+        Ok(Ok(()))
     }
 
     fn send(&self, wire: &[u8]) -> Result<(), EgressError> {
@@ -255,7 +249,7 @@ impl Netfilter {
 }
 
 /// The messages in one datagram: (type, sequence, body after the header).
-fn split(mut buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
+pub(crate) fn split(mut buf: &[u8]) -> Vec<(u16, u32, &[u8])> {
     let mut out = Vec::new();
     while buf.len() >= 16 {
         let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
 use crate::EgressError;
-use crate::netlink::{Message, NLM_F_ACK, Netfilter, in_namespace_of};
+use crate::netlink::{Message, NLM_F_ACK, Netfilter, in_namespace_of, split};
 
 const NFNL_SUBSYS_ULOG: u16 = 4;
 const NFULNL_MSG_PACKET: u16 = 0;
@@ -118,31 +118,29 @@ impl NflogSocket {
     }
 }
 
-pub fn parse_messages(mut buf: &[u8]) -> Vec<Attempt> {
+pub fn parse_messages(buf: &[u8]) -> Vec<Attempt> {
     let mut out = Vec::new();
-    while buf.len() >= 16 {
-        let len = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize;
-        if len < 16 || len > buf.len() {
-            break;
+    for (kind, _, body) in split(buf) {
+        // After the netfilter header (4 bytes): the packet's attributes.
+        let Some(mut attrs) = body.get(4..) else {
+            continue;
+        };
+        if kind != (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET) {
+            continue;
         }
-        let kind = u16::from_ne_bytes([buf[4], buf[5]]);
-        if kind == (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET) && len >= 20 {
-            let mut attrs = &buf[20..len];
-            while attrs.len() >= 4 {
-                let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
-                let akind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
-                if alen < 4 || alen > attrs.len() {
-                    break;
-                }
-                if akind == NFULA_PAYLOAD
-                    && let Some(a) = parse_packet(&attrs[4..alen])
-                {
-                    out.push(a);
-                }
-                attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
+        while attrs.len() >= 4 {
+            let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+            let akind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+            if alen < 4 || alen > attrs.len() {
+                break;
             }
+            if akind == NFULA_PAYLOAD
+                && let Some(a) = parse_packet(&attrs[4..alen])
+            {
+                out.push(a);
+            }
+            attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
         }
-        buf = &buf[((len + 3) & !3).min(buf.len())..];
     }
     out
 }
@@ -172,6 +170,30 @@ pub fn parse_packet(p: &[u8]) -> Option<Attempt> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_every_logged_packet_of_a_datagram_and_nothing_else() {
+        let mut v4 = vec![
+            0x45, 0, 0, 40, 0, 0, 0, 0, 64, 6, 0, 0, 10, 0, 0, 2, 1, 2, 3, 4,
+        ];
+        v4.extend_from_slice(&[0x9c, 0x40, 0x01, 0xbb]);
+        let packet = |port: u8| {
+            let mut p = v4.clone();
+            p[22] = 0;
+            p[23] = port;
+            let mut m = Message::new(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET, 0, 2, 7);
+            m.bytes(NFULA_PAYLOAD, &p);
+            m.finish(1)
+        };
+        let mut datagram = packet(80);
+        // A message of another kind between them is skipped.
+        datagram.extend(Message::new(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_CONFIG, 0, 2, 7).finish(2));
+        datagram.extend(packet(22));
+        // A truncated tail is not read past.
+        datagram.extend_from_slice(&[0xff; 10]);
+        let ports: Vec<u16> = parse_messages(&datagram).iter().map(|a| a.port).collect();
+        assert_eq!(ports, vec![80, 22]);
+    }
 
     #[test]
     fn reads_destination_from_ip_headers() {

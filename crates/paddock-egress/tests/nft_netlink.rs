@@ -140,9 +140,14 @@ async fn the_box_ruleset_is_what_nft_itself_would_write() {
 
 #[tokio::test]
 async fn a_box_whose_process_is_gone_is_reported_as_exited() {
-    let ns = Namespace::new();
-    let pid = ns.pid();
-    drop(ns);
+    // A pid no process can have (pids stay below pid_max): a pid of a
+    // process that just ended could be reused at once by one in the
+    // host's namespace, and the test must never write there.
+    let pid: u32 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
     let firewall = BoxFirewall {
         gateway: Ipv4Addr::new(10, 213, 0, 1),
         tcp_ports: vec![3128],

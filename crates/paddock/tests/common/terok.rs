@@ -10,8 +10,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use super::Paddock;
 use super::egress_site::poke;
+use super::{Paddock, strip_ansi};
 
 /// The directory with terok's console scripts.
 pub fn terok_bin() -> PathBuf {
@@ -32,24 +32,6 @@ pub struct TerokClient {
     child: Child,
     stdin: Option<ChildStdin>,
     lines: mpsc::Receiver<String>,
-}
-
-fn without_colours(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            // CSI: ESC [ parameters letter.
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 impl TerokClient {
@@ -97,7 +79,7 @@ impl TerokClient {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(out).lines().map_while(Result::ok) {
-                    let _ = tx.send(without_colours(&line));
+                    let _ = tx.send(strip_ansi(&line));
                 }
             });
         }
