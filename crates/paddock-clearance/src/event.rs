@@ -15,6 +15,9 @@ pub enum EventKind {
     /// `connection_blocked` because terok's clients offer Allow/Deny for
     /// every one of those; they skip types they do not know.
     ConnectionRefused,
+    /// paddock's own: another attempt joined a held request (same
+    /// `request_id`); consoles and pop-ups update its count in place.
+    ConnectionHeldAgain,
     VerdictApplied,
     ContainerStarted,
     ContainerExited,
@@ -32,6 +35,7 @@ impl EventKind {
         match self {
             Self::ConnectionBlocked => "connection_blocked",
             Self::ConnectionRefused => "connection_refused",
+            Self::ConnectionHeldAgain => "connection_held_again",
             Self::VerdictApplied => "verdict_applied",
             Self::ContainerStarted => "container_started",
             Self::ContainerExited => "container_exited",

@@ -189,7 +189,13 @@ pub struct PendingRequest {
     pub event: ClearanceEvent,
     pub first_seen: SystemTime,
     pub times_blocked: u64,
+    /// When its holder withdraws it if nobody decided.
+    pub deadline: SystemTime,
 }
+
+/// The key of an event's dossier that carries what the agent said when it
+/// asked ahead (untrusted text, shown as "agent says").
+pub const AGENT_REASON: &str = "agent_reason";
 
 /// A held request as every surface shows it (varlink's `Pending`, REST's
 /// pending list, the terminal client): one shape, one set of names.
@@ -207,15 +213,20 @@ pub struct PendingView {
     /// …and in milliseconds since the epoch.
     pub first_seen_ms: i64,
     pub times_blocked: u64,
+    /// When it is withdrawn undecided, in milliseconds since the epoch.
+    pub deadline_ms: i64,
+    /// What the agent said when it asked ahead; empty if it did not.
+    pub agent_reason: String,
+}
+
+fn epoch_ms(t: SystemTime) -> i64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl From<&PendingRequest> for PendingView {
     fn from(p: &PendingRequest) -> Self {
-        let first_seen_ms = p
-            .first_seen
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
         Self {
             container: p.event.container.clone(),
             request_id: p.event.request_id.clone(),
@@ -227,8 +238,15 @@ impl From<&PendingRequest> for PendingView {
             first_seen: time::OffsetDateTime::from(p.first_seen)
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
-            first_seen_ms,
+            first_seen_ms: epoch_ms(p.first_seen),
             times_blocked: p.times_blocked,
+            deadline_ms: epoch_ms(p.deadline),
+            agent_reason: p
+                .event
+                .dossier
+                .get(AGENT_REASON)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 }
@@ -341,19 +359,27 @@ impl Hub {
 
     /// Holds a request for the event's (box, dest, port), or joins the one
     /// already held; a new one gets a fresh `request_id`, is announced, and
-    /// counts against the box's `limit` of undecided requests.
-    pub fn hold(&self, mut event: ClearanceEvent, limit: usize) -> Hold {
+    /// counts against the box's `limit` of undecided requests. `hold_for`
+    /// is when its holder will withdraw it (shown as the countdown). A
+    /// repeat attempt is announced as `connection_held_again`.
+    pub fn hold(&self, mut event: ClearanceEvent, limit: usize, hold_for: Duration) -> Hold {
         let key = (event.container.clone(), event.dest.clone(), event.port);
         let mut held = lock(&self.held);
         if let Some(id) = held.by_key.get(&key).cloned()
             && let Some(live) = held.by_request.get_mut(&id)
         {
             live.pending.times_blocked += 1;
-            return Hold::Held(Ticket {
+            let mut again = live.pending.event.clone();
+            again.kind = EventKind::ConnectionHeldAgain.as_str().to_owned();
+            again.reason = format!("attempt {}", live.pending.times_blocked);
+            let ticket = Ticket {
                 request_id: id,
                 fresh: false,
                 ending: live.ending.subscribe(),
-            });
+            };
+            drop(held);
+            self.publish(again);
+            return Hold::Held(ticket);
         }
         let of_box = held
             .by_key
@@ -374,6 +400,7 @@ impl Hub {
                     event: event.clone(),
                     first_seen: SystemTime::now(),
                     times_blocked: 1,
+                    deadline: SystemTime::now() + hold_for,
                 },
                 ending,
             },
@@ -388,14 +415,30 @@ impl Hub {
     }
 
     /// Ends a held request undecided (its deadline, say); `None` if it had
-    /// already ended. A verdict citing it is then `UnknownRequest`.
+    /// already ended. A verdict citing it is then `AlreadyEnded`. The end
+    /// is announced as a `verdict_applied` deny naming the reason, so every
+    /// console and pop-up showing it can close it.
     pub fn withdraw(&self, request_id: &str, by: &str, reason: &str) -> Option<PendingRequest> {
         let live = lock(&self.held).end(request_id, format!("withdrawn ({reason})"))?;
         live.ending.send_replace(Some(Ending::Withdrawn {
             by: by.to_owned(),
             reason: reason.to_owned(),
         }));
+        let mut ended = live.pending.event.clone();
+        ended.kind = EventKind::VerdictApplied.as_str().to_owned();
+        ended.action = "deny".into();
+        ended.ok = true;
+        ended.reason = reason.to_owned();
+        self.publish(ended);
         Some(live.pending)
+    }
+
+    /// One held request, if it is still held.
+    pub fn pending_request(&self, request_id: &str) -> Option<PendingRequest> {
+        lock(&self.held)
+            .by_request
+            .get(request_id)
+            .map(|l| l.pending.clone())
     }
 
     /// Ends every held request of a box (it exited, went, or its shield

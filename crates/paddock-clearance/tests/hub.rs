@@ -10,6 +10,9 @@ use paddock_clearance::{
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+/// How long the tests' held requests would wait for a verdict.
+const HOLD: Duration = Duration::from_secs(60);
+
 fn blocked(container: &str, dest: &str) -> ClearanceEvent {
     let mut e = ClearanceEvent::new(EventKind::ConnectionBlocked, container)
         .with_dossier("proj", &format!("paddock-{container}"));
@@ -33,7 +36,7 @@ fn verdict(container: &str, request_id: &str, dest: &str, action: &str) -> Verdi
 }
 
 fn ticket(hub: &Hub, container: &str, dest: &str) -> Ticket {
-    match hub.hold(blocked(container, dest), 32) {
+    match hub.hold(blocked(container, dest), 32, HOLD) {
         Hold::Held(t) => t,
         Hold::TooMany => panic!("over the limit"),
     }
@@ -104,7 +107,7 @@ async fn a_verdict_may_name_the_domain_as_teroks_clients_do() {
     let hub = Hub::new(HubConfig::default());
     let mut e = blocked("box-a", "203.0.113.7");
     e.domain = "api.example.com".into();
-    let Hold::Held(t) = hub.hold(e, 32) else {
+    let Hold::Held(t) = hub.hold(e, 32, HOLD) else {
         panic!("over the limit")
     };
     let id = t.request_id.clone();
@@ -152,11 +155,11 @@ async fn attempts_on_one_destination_share_a_request_and_a_box_has_a_limit() {
     assert_eq!(first.request_id, again.request_id);
     assert_eq!(hub.pending()[0].times_blocked, 2);
     assert!(matches!(
-        hub.hold(blocked("box-a", "b.example"), 1),
+        hub.hold(blocked("box-a", "b.example"), 1, HOLD),
         Hold::TooMany
     ));
     assert!(matches!(
-        hub.hold(blocked("box-b", "b.example"), 1),
+        hub.hold(blocked("box-b", "b.example"), 1, HOLD),
         Hold::Held(_)
     ));
     // Both waiters see the one ending.

@@ -138,10 +138,34 @@ impl BoxService {
             None,
             now_ms(),
         )?;
-        Ok(format!(
+        Ok(self.activation_url(&token))
+    }
+
+    fn activation_url(&self, token: &str) -> String {
+        format!(
             "{}/activate/{token}",
             self.config.public_url.trim_end_matches('/')
-        ))
+        )
+    }
+
+    /// A fresh activation link for a box still waiting for its login (the
+    /// first one is shown once, when the box is made, and stored only
+    /// hashed). The earlier link stops working.
+    pub fn renew_activation_link(&self, box_id: &str) -> Result<String> {
+        let row = self
+            .store
+            .get_box(box_id)?
+            .ok_or_else(|| CoreError::NotFound(box_id.to_owned()))?;
+        if row.state != BoxState::PendingActivation {
+            return Err(CoreError::Conflict(format!(
+                "box {box_id} is not waiting for activation"
+            )));
+        }
+        let token = new_token();
+        let expires = now_ms() + (self.config.activation.ttl_secs as i64) * 1000;
+        self.store
+            .put_activation(box_id, &hash_token(&token), expires)?;
+        Ok(self.activation_url(&token))
     }
 
     async fn launch_login(

@@ -39,6 +39,22 @@ pub enum AuditDecision {
 }
 
 impl AuditDecision {
+    pub const ALL: [AuditDecision; 13] = [
+        Self::Allowed,
+        Self::Denied,
+        Self::Held,
+        Self::VerdictAllow,
+        Self::VerdictDeny,
+        Self::Timeout,
+        Self::Dropped,
+        Self::RawBlock,
+        Self::DnsRefused,
+        Self::Malformed,
+        Self::ShieldUp,
+        Self::ShieldDown,
+        Self::ShieldBlock,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Allowed => "allowed",

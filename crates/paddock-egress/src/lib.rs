@@ -28,6 +28,7 @@ mod splice;
 mod verdicts;
 
 pub use address::restricted;
+pub use audit::AuditDecision;
 pub use config::EgressConfig;
 pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};
 pub use host_guard::HostFence;

@@ -44,7 +44,7 @@ impl Egress {
         let dest = Dest::tcp(&host_text, port, &domain);
         let e = self.held_event(who, dest);
         let limit = self.config.max_held_per_box.max(1);
-        let mut ticket = match self.hub.hold(e, limit) {
+        let mut ticket = match self.hub.hold(e, limit, self.config.hold_timeout()) {
             Hold::Held(ticket) => ticket,
             Hold::TooMany => {
                 let reason = format!("the box already waits on {limit} undecided destinations");
@@ -119,15 +119,8 @@ impl Egress {
             Ending::Decided { verdict, ack } => {
                 ack.answer(self.apply_verdict(who, dest, &verdict));
             }
+            // The hub announced the withdrawal (a `verdict_applied` deny).
             Ending::Withdrawn { reason, .. } if timed_out => {
-                let mut e = self.event(EventKind::VerdictApplied, who);
-                e.request_id = request.request_id.clone();
-                e.dest = request.host.clone();
-                e.port = request.port as i64;
-                e.action = "deny".into();
-                e.ok = true;
-                e.reason = reason.clone();
-                self.hub.publish(e);
                 self.record(
                     who,
                     dest,

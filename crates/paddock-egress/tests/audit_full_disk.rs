@@ -83,9 +83,8 @@ fn decisions(store: &Store) -> Vec<(String, String)> {
     store
         .egress_audit(&AuditQuery {
             box_id: Some("b1".into()),
-            project: None,
-            after: None,
             limit: 10_000,
+            ..AuditQuery::default()
         })
         .unwrap()
         .into_iter()

@@ -223,15 +223,18 @@ pub(crate) async fn guard(
         Access::CapabilityUrl if s.signin.is_none() => return next.run(request).await,
         Access::CapabilityUrl | Access::Authenticated | Access::Requires(_) => {}
     }
-    // With sign-in set up, pages are for signed-in people: their session
-    // is the credential (a browser sends no bearer token).
-    if op.surface == Surface::Page
-        && let Some(signin) = &s.signin
-    {
+    // A page request with a session acts as the session's identity (a
+    // browser sends no bearer token). Without one: with sign-in set up, a
+    // person signs in; the console says how to open it.
+    if op.surface == Surface::Page {
         let session = crate::signin::cookie(request.headers(), crate::signin::SESSION_COOKIE)
-            .and_then(|id| signin.session(id));
-        let Some((identity, _)) = session else {
-            if request.method() == axum::http::Method::GET {
+            .and_then(|id| s.iam.sessions().get(id));
+        if let Some((identity, _)) = session {
+            return admit(&s, op, request, next, identity).await;
+        }
+        let is_get = request.method() == axum::http::Method::GET;
+        if s.signin.is_some() {
+            if is_get {
                 let target = request
                     .uri()
                     .path_and_query()
@@ -240,8 +243,10 @@ pub(crate) async fn guard(
                 return crate::signin::to_login(&target);
             }
             return unauthorised(&AuthError::Rejected("sign in first".into()));
-        };
-        return admit(&s, op, request, next, identity).await;
+        }
+        if request.uri().path().starts_with("/console") {
+            return crate::console::no_session(is_get);
+        }
     }
     let via = surface_of(op);
     let secret = bearer(request.headers()).map(str::to_owned).or_else(|| {

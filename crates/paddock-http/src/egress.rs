@@ -30,7 +30,7 @@ pub(crate) fn routes(routes: Routes) -> Routes {
         .bind("PUT /api/v1/boxes/{id}/shield", shield)
 }
 
-fn gateway(s: &AppState) -> Result<&Arc<Egress>, ApiError> {
+pub(crate) fn gateway(s: &AppState) -> Result<&Arc<Egress>, ApiError> {
     crate::egress_gateway(s)
 }
 
@@ -88,19 +88,27 @@ fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
     }
 }
 
+/// The rules the caller sees, freshly read.
+pub(crate) fn visible_rules(s: &AppState, caller: &Caller) -> Result<Vec<Rule>, ApiError> {
+    let egress = gateway(s)?;
+    egress.reload_rules()?;
+    Ok(egress
+        .rules()
+        .iter()
+        .filter(|r| {
+            rule_project(s, &r.scope).is_some_and(|p| caller.sees(&p))
+                || caller.sees_every_project()
+        })
+        .cloned()
+        .collect())
+}
+
 async fn list_rules(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
 ) -> Result<Json<Value>, ApiError> {
-    let egress = gateway(&s)?;
-    egress.reload_rules()?;
-    let rules: Vec<RuleView> = egress
-        .rules()
+    let rules: Vec<RuleView> = visible_rules(&s, &caller)?
         .iter()
-        .filter(|r| {
-            rule_project(&s, &r.scope).is_some_and(|p| caller.sees(&p))
-                || caller.sees_every_project()
-        })
         .map(RuleView::from)
         .collect();
     Ok(Json(json!({ "rules": rules })))
@@ -108,26 +116,27 @@ async fn list_rules(
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct NewRule {
-    target: String,
-    action: String,
+pub(crate) struct NewRule {
+    pub target: String,
+    pub action: String,
     #[serde(default)]
-    ports: Option<String>,
+    pub ports: Option<String>,
     #[serde(default)]
-    box_id: Option<String>,
+    pub box_id: Option<String>,
     #[serde(default)]
-    project: Option<String>,
+    pub project: Option<String>,
     #[serde(default)]
-    ttl_secs: Option<u64>,
+    pub ttl_secs: Option<u64>,
 }
 
-async fn add_rule(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    payload: Result<Json<NewRule>, JsonRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let egress = gateway(&s)?;
-    let req = body(payload)?;
+/// Validates and adds a rule for `caller` (REST and the console alike);
+/// also names the action of a rule it replaced, when that differed.
+pub(crate) async fn create_rule(
+    s: &AppState,
+    caller: &Caller,
+    req: NewRule,
+) -> Result<(Rule, Option<&'static str>), ApiError> {
+    let egress = gateway(s)?;
     let target: Target = req.target.parse().map_err(EgressError::from)?;
     let action: Action = req.action.parse().map_err(EgressError::from)?;
     let ports = req
@@ -158,7 +167,7 @@ async fn add_rule(
         Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
         other => other.map(Duration::from_secs),
     };
-    caller.check(&s, Named::Rule(&scope)).await?;
+    caller.check(s, Named::Rule(&scope)).await?;
     // A rule for the same target and ports replaces the one there: say so
     // when that changes what happens (an allow over a deny, say).
     let replaced = egress
@@ -167,6 +176,15 @@ async fn add_rule(
         .find(|r| r.scope == scope && r.target == target && r.ports == ports && r.action != action)
         .map(|r| r.action.as_str());
     let rule = egress.put_rule(scope, target, ports, action, ttl, caller.principal())?;
+    Ok((rule, replaced))
+}
+
+async fn add_rule(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    payload: Result<Json<NewRule>, JsonRejection>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let (rule, replaced) = create_rule(&s, &caller, body(payload)?).await?;
     let mut view = serde_json::to_value(RuleView::from(&rule)).unwrap_or_default();
     if let (Some(replaced), Some(fields)) = (replaced, view.as_object_mut()) {
         fields.insert("replaced_action".into(), replaced.into());
@@ -174,18 +192,15 @@ async fn add_rule(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-async fn delete_rule(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<i64>,
-) -> Result<StatusCode, ApiError> {
-    let egress = gateway(&s)?;
+/// Removes a rule the caller may remove (REST and the console alike).
+pub(crate) async fn remove_rule(s: &AppState, caller: &Caller, id: i64) -> Result<(), ApiError> {
+    let egress = gateway(s)?;
     egress.reload_rules()?;
     if let Some(rule) = egress.rules().iter().find(|r| r.id == id) {
-        caller.check(&s, Named::Rule(&rule.scope)).await?;
+        caller.check(s, Named::Rule(&rule.scope)).await?;
     }
     if egress.delete_rule(id, caller.principal())? {
-        Ok(StatusCode::NO_CONTENT)
+        Ok(())
     } else {
         Err(ApiError {
             status: StatusCode::NOT_FOUND,
@@ -193,6 +208,15 @@ async fn delete_rule(
             message: format!("no egress rule #{id}"),
         })
     }
+}
+
+async fn delete_rule(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<i64>,
+) -> Result<StatusCode, ApiError> {
+    remove_rule(&s, &caller, id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[derive(Deserialize)]
@@ -218,6 +242,7 @@ async fn log(
             project: q.project,
             after: q.after,
             limit: q.limit.unwrap_or(100).min(10_000),
+            ..AuditQuery::default()
         })
         .map_err(EgressError::from)?;
     let entries: Vec<Value> = rows

@@ -32,7 +32,10 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// How long a socket without a credential has to send its `auth` frame.
 const AUTH_DEADLINE: Duration = Duration::from_secs(10);
 /// The client message kinds this socket handles (each registered).
-pub(crate) const MESSAGE_KINDS: [&str; 2] = ["auth", "verdict"];
+const MESSAGE_KINDS: [&str; 2] = ["auth", "verdict"];
+/// Every WebSocket message kind paddock serves: this socket's and the
+/// console's (`verdict` is both sockets', one operation).
+pub(crate) const ALL_MESSAGE_KINDS: [&str; 3] = ["auth", "hello", "verdict"];
 /// The operation of subscribing to the socket.
 const SUBSCRIBE: &str = "GET /api/v1/events";
 /// Close code for "credential refused or gone" (private range).
@@ -198,9 +201,36 @@ enum Reply {
 }
 
 fn error(request_id: Option<&str>, e: &ApiError) -> Reply {
-    Reply::Send(
-        json!({"type": "error", "request_id": request_id, "error": e.code.as_str(), "message": e.message}),
-    )
+    Reply::Send(error_frame(request_id, e))
+}
+
+fn error_frame(request_id: Option<&str>, e: &ApiError) -> Value {
+    json!({"type": "error", "request_id": request_id, "error": e.code.as_str(), "message": e.message})
+}
+
+/// A `verdict` frame of either socket (this one or the console's), sent
+/// by `caller` acting as the `verdict` operation: checked on the frame's
+/// box, handed to the hub, answered as `verdict_result` or `error`.
+pub(crate) async fn verdict(s: &AppState, caller: &Caller, mut request: Value) -> Value {
+    if let Some(o) = request.as_object_mut() {
+        o.remove("type");
+    }
+    let req: VerdictRequest = match serde_json::from_value(request) {
+        Ok(r) => r,
+        Err(e) => return error_frame(None, &ApiError::bad_request(e.to_string())),
+    };
+    let request_id = req.request_id.clone();
+    if let Err(e) = caller.check(s, Named::Box(&req.container)).await {
+        return error_frame(Some(&request_id), &e);
+    }
+    let verdict = match req.into_verdict(caller.principal()) {
+        Ok(v) => v,
+        Err(e) => return error_frame(Some(&request_id), &crate::egress::request_error(e)),
+    };
+    match s.hub.verdict(verdict).await {
+        Ok(ok) => json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
+        Err(e) => error_frame(Some(&request_id), &crate::egress::verdict_error(e)),
+    }
 }
 
 /// One client frame: its kind (default `verdict`) must be registered.
@@ -232,34 +262,7 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Reply {
                 Err(reason) => Reply::Close(reason),
             }
         }
-        "verdict" => {
-            let mut request = value;
-            if let Some(o) = request.as_object_mut() {
-                o.remove("type");
-            }
-            let req: VerdictRequest = match serde_json::from_value(request) {
-                Ok(r) => r,
-                Err(e) => return error(None, &ApiError::bad_request(e.to_string())),
-            };
-            let request_id = req.request_id.clone();
-            let checked = caller
-                .acting_as(op)
-                .check(s, Named::Box(&req.container))
-                .await;
-            if let Err(e) = checked {
-                return error(Some(&request_id), &e);
-            }
-            let verdict = match req.into_verdict(caller.principal()) {
-                Ok(v) => v,
-                Err(e) => return error(Some(&request_id), &crate::egress::request_error(e)),
-            };
-            match s.hub.verdict(verdict).await {
-                Ok(ok) => Reply::Send(
-                    json!({"type": "verdict_result", "request_id": request_id, "ok": ok}),
-                ),
-                Err(e) => error(Some(&request_id), &crate::egress::verdict_error(e)),
-            }
-        }
+        "verdict" => Reply::Send(verdict(s, &caller.acting_as(op), value).await),
         _ => error(
             None,
             &crate::auth::forbidden(format!("{kind:?} has no handler")),

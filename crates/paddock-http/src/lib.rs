@@ -7,6 +7,7 @@
 
 mod activate;
 mod auth;
+mod console;
 mod egress;
 mod error;
 mod events;
@@ -57,6 +58,19 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
     })
 }
 
+/// Every module's REST and page routes, by name (the registry tests leave
+/// one out on purpose).
+pub(crate) const MODULES: [(&str, fn(routes::Routes) -> routes::Routes); 8] = [
+    ("rest", rest::routes),
+    ("egress", egress::routes),
+    ("activate", activate::routes),
+    ("health", health::routes),
+    ("tokens", tokens::routes),
+    ("signin", signin::routes),
+    ("console", console::routes),
+    ("console_links", console::mint_route),
+];
+
 /// Settings for the HTTP surface that are not box settings.
 #[derive(Clone)]
 pub struct HttpOptions {
@@ -104,19 +118,12 @@ pub fn router(
     )?;
     paddock_iam::registry::check_served(
         &[Surface::WebSocket],
-        events::MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
+        events::ALL_MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
     )?;
     let mut routes = routes::Routes::new(state.clone())
         .bind("GET /api/v1/events", events::events)
         .bind_mcp(mcp::service(state.clone(), &options));
-    for module in [
-        rest::routes,
-        egress::routes,
-        activate::routes,
-        health::routes,
-        tokens::routes,
-        signin::routes,
-    ] {
+    for (_, module) in MODULES {
         routes = module(routes);
     }
     Ok(routes

@@ -51,8 +51,6 @@ fn state() -> AppState {
     }
 }
 
-type Module = fn(Routes) -> Routes;
-
 /// Every module's routes, as `router` binds them, but without the ones
 /// `skip` names.
 fn all_routes_but(state: AppState, skip: &str) -> Routes {
@@ -63,15 +61,7 @@ fn all_routes_but(state: AppState, skip: &str) -> Routes {
     if skip != "mcp" {
         routes = routes.bind_mcp(crate::mcp::service(state, &options()));
     }
-    let modules: [(&str, Module); 6] = [
-        ("rest", crate::rest::routes),
-        ("egress", crate::egress::routes),
-        ("activate", crate::activate::routes),
-        ("health", crate::health::routes),
-        ("tokens", crate::tokens::routes),
-        ("signin", crate::signin::routes),
-    ];
-    for (name, module) in modules {
+    for (name, module) in crate::MODULES {
         if name != skip {
             routes = module(routes);
         }
@@ -119,6 +109,8 @@ async fn an_operation_nothing_serves_stops_the_router() {
         ("events", "GET /api/v1/events"),
         ("mcp", "POST /mcp"),
         ("activate", "GET /activate/{token}"),
+        ("console", "GET /console/assets/{file}"),
+        ("console_links", "POST /api/v1/console/links"),
     ] {
         let err = all_routes_but(state(), skip).finish().unwrap_err();
         let RegistryError::Unbound { name, .. } = err else {
@@ -159,7 +151,7 @@ fn mcp_tools_and_message_kinds_are_checked_against_the_registry() {
     .unwrap();
     registry::check_served(
         &[Surface::WebSocket],
-        crate::events::MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
+        crate::events::ALL_MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
     )
     .unwrap();
 }

@@ -54,7 +54,7 @@ fn set_cookie(s: &AppState, name: &str, value: &str, path: &str, max_age: u64) -
         .unwrap_or_else(|_| HeaderValue::from_static("invalid=; Max-Age=0"))
 }
 
-fn redirect(to: &str) -> Response {
+pub(crate) fn redirect(to: &str) -> Response {
     let mut r = StatusCode::SEE_OTHER.into_response();
     if let Ok(v) = HeaderValue::from_str(to) {
         r.headers_mut().insert(header::LOCATION, v);
@@ -70,7 +70,7 @@ pub(crate) fn to_login(path_and_query: &str) -> Response {
     redirect(&format!("/auth/login?next={next}"))
 }
 
-fn form_urlencoded(text: &str) -> String {
+pub(crate) fn form_urlencoded(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -170,27 +170,41 @@ async fn callback(
             "the sign-in answer carried no code".into(),
         ));
     };
-    match signin
+    let signed_in = match signin
         .finish(&code, &state, cookie(&headers, LOGIN_COOKIE))
         .await
     {
-        Ok(session) => {
-            tracing::info!(email = %session.email, "signed in");
-            let mut r = redirect(&safe_next(&session.next));
-            let ttl = signin.session_ttl().as_secs();
-            let h = r.headers_mut();
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(&s, SESSION_COOKIE, &session.id, "/", ttl),
-            );
-            h.append(
-                header::SET_COOKIE,
-                set_cookie(&s, LOGIN_COOKIE, "", "/auth", 0),
-            );
-            r
-        }
-        Err(e) => refused(&e),
-    }
+        Ok(signed_in) => signed_in,
+        Err(e) => return refused(&e),
+    };
+    let opened = match s
+        .iam
+        .sessions()
+        .open(signed_in.identity, signin.session_ttl())
+    {
+        Ok(opened) => opened,
+        Err(e) => return refused(&SigninError::Refused(e.to_string())),
+    };
+    tracing::info!(email = %signed_in.email, "signed in");
+    let mut r = redirect(&safe_next(&signed_in.next));
+    start_session(&s, &mut r, &opened);
+    r.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(&s, LOGIN_COOKIE, "", "/auth", 0),
+    );
+    r
+}
+
+/// Sets the cookie of a session just opened on the response.
+pub(crate) fn start_session(
+    s: &AppState,
+    response: &mut Response,
+    opened: &paddock_iam::OpenedSession,
+) {
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(s, SESSION_COOKIE, &opened.id, "/", opened.ttl.as_secs()),
+    );
 }
 
 #[derive(Deserialize)]
@@ -206,7 +220,7 @@ pub(crate) fn session_form<'a>(
     csrf: Option<&str>,
 ) -> Option<&'a str> {
     let id = cookie(headers, SESSION_COOKIE)?;
-    signin(s)?.csrf_ok(id, csrf?).then_some(id)
+    s.iam.sessions().csrf_ok(id, csrf?).then_some(id)
 }
 
 fn form_session<'a>(
@@ -218,7 +232,7 @@ fn form_session<'a>(
     session_form(s, headers, csrf)
 }
 
-fn csrf_refused() -> Response {
+pub(crate) fn csrf_refused() -> Response {
     tracing::info!("refused a form without a valid CSRF token");
     page(
         StatusCode::FORBIDDEN,
@@ -232,15 +246,12 @@ async fn logout(
     headers: HeaderMap,
     form: Result<Form<CsrfForm>, FormRejection>,
 ) -> Response {
-    let Some(signin) = signin(&s) else {
-        return not_configured();
-    };
     // Without a session there is nothing to end (and nothing to forge).
     if cookie(&headers, SESSION_COOKIE).is_some() {
         let Some(id) = form_session(&s, &headers, &form) else {
             return csrf_refused();
         };
-        signin.end(id);
+        s.iam.sessions().end(id);
     }
     let mut r = page(
         StatusCode::OK,
@@ -257,17 +268,20 @@ async fn logout(
 /// The hidden CSRF field for a page's forms: the session's token (empty
 /// without sign-in or a session).
 pub(crate) fn csrf_field(s: &AppState, headers: &HeaderMap) -> String {
-    let csrf = signin(s)
-        .zip(cookie(headers, SESSION_COOKIE))
-        .and_then(|(signin, id)| signin.session(id))
-        .map(|(_, csrf)| csrf);
-    csrf.map(|c| {
-        format!(
-            "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
-            escape(&c)
-        )
-    })
-    .unwrap_or_default()
+    session_csrf(s, headers)
+        .map(|c| {
+            format!(
+                "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+                escape(&c)
+            )
+        })
+        .unwrap_or_default()
+}
+
+/// The CSRF token of the request's session, if it has one.
+pub(crate) fn session_csrf(s: &AppState, headers: &HeaderMap) -> Option<String> {
+    let id = cookie(headers, SESSION_COOKIE)?;
+    s.iam.sessions().get(id).map(|(_, csrf)| csrf)
 }
 
 async fn admin(

@@ -17,6 +17,7 @@ mod regime;
 pub mod registry;
 mod relying_party;
 mod remote;
+mod sessions;
 mod signin;
 
 use std::sync::Arc;
@@ -32,7 +33,8 @@ pub use introspect::{IntrospectionConfig, IntrospectionRegime};
 pub use oidc::{OidcConfig, OidcRegime};
 pub use regime::{Credential, Decision, Regime, grant_decision};
 pub use registry::{Access, Operation, RegistryError, Target};
-pub use signin::{LoginStart, NewSession, SignIn, SigninConfig, SigninError, safe_next};
+pub use sessions::{LINK_TTL, OpenedSession, SessionError, Sessions};
+pub use signin::{LoginStart, SignIn, SignedIn, SigninConfig, SigninError, SigninGrant, safe_next};
 
 use cache::DecisionCache;
 
@@ -83,6 +85,7 @@ pub struct Iam {
     cache: DecisionCache,
     tokens: Option<TokenBook>,
     revoked: broadcast::Sender<Arc<str>>,
+    sessions: Sessions,
 }
 
 impl Iam {
@@ -100,6 +103,7 @@ impl Iam {
             regimes,
             tokens,
             revoked,
+            sessions: Sessions::default(),
         }
     }
 
@@ -109,6 +113,12 @@ impl Iam {
 
     pub fn tokens(&self) -> Option<&TokenBook> {
         self.tokens.as_ref()
+    }
+
+    /// Browser sessions (sign-in and console links); a revoked token's
+    /// sessions end with it.
+    pub fn sessions(&self) -> &Sessions {
+        &self.sessions
     }
 
     /// The identity of a caller when IAM is off.
@@ -218,6 +228,7 @@ impl Iam {
         let info = book.revoke(id)?;
         let principal: Arc<str> = format!("token:{id}").into();
         self.cache.forget(&principal);
+        self.sessions.end_principal(&principal);
         let _ = self.revoked.send(principal);
         Ok(info)
     }

@@ -167,6 +167,8 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(AdminTokens),
         Global,
     ),
+    // A link for the console acting exactly as the caller's credential.
+    op(Rest, "POST /api/v1/console/links", Authenticated, Global),
     op(Rest, "POST /mcp", Authenticated, Global),
     op(Rest, "GET /mcp", Authenticated, Global),
     op(Rest, "DELETE /mcp", Authenticated, Global),
@@ -192,6 +194,70 @@ pub static OPERATIONS: &[Operation] = &[
         CapabilityUrl,
         Global,
     ),
+    // The console. Its assets are the same for everyone; its sign-in page
+    // and the link's exchange authenticate with the link itself.
+    op(Page, "GET /console/assets/{file}", Public, Global),
+    op(Page, "GET /console/signin", Public, Global),
+    op(Page, "POST /console/signin", Public, Global),
+    op(Page, "GET /console", Requires(EventsSubscribe), Listing),
+    op(
+        Page,
+        "GET /console/events",
+        Requires(EventsSubscribe),
+        Listing,
+    ),
+    op(Page, "GET /console/boxes", Requires(BoxRead), Listing),
+    op(
+        Page,
+        "GET /console/boxes/{id}/logs",
+        Requires(BoxLogs),
+        BoxInPath,
+    ),
+    op(
+        Page,
+        "POST /console/boxes/{id}/shield",
+        Requires(EgressShield),
+        BoxInPath,
+    ),
+    op(
+        Page,
+        "POST /console/boxes/{id}/destroy",
+        Requires(BoxDestroy),
+        BoxInPath,
+    ),
+    op(
+        Page,
+        "POST /console/boxes/{id}/activation",
+        Requires(BoxCreate),
+        BoxInPath,
+    ),
+    op(Page, "GET /console/rules", Requires(EgressRead), Listing),
+    op(
+        Page,
+        "POST /console/rules",
+        Requires(EgressRules),
+        RuleInBody,
+    ),
+    op(
+        Page,
+        "POST /console/rules/{id}/delete",
+        Requires(EgressRules),
+        RuleInPath,
+    ),
+    op(Page, "GET /console/audit", Requires(EgressRead), Listing),
+    op(
+        Page,
+        "GET /console/audit/export",
+        Requires(EgressRead),
+        Listing,
+    ),
+    op(Page, "GET /console/tokens", Requires(AdminTokens), Global),
+    op(
+        Page,
+        "POST /console/tokens/{id}/revoke",
+        Requires(AdminTokens),
+        Global,
+    ),
     op(Mcp, "create_box", Requires(BoxCreate), ProjectInBody),
     op(Mcp, "get_box", Requires(BoxRead), BoxInBody),
     op(Mcp, "list_boxes", Requires(BoxRead), Listing),
@@ -199,6 +265,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Mcp, "box_logs", Requires(BoxLogs), BoxInBody),
     op(Mcp, "exec_box", Requires(BoxExec), BoxInBody),
     op(WebSocket, "auth", Authenticated, Global),
+    // The console's first frame: its session's CSRF token.
+    op(WebSocket, "hello", Authenticated, Global),
     op(WebSocket, "verdict", Requires(EgressVerdict), BoxInBody),
     op(
         Varlink,

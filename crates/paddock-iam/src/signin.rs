@@ -1,13 +1,12 @@
 //! Sign-in for people: OIDC authorization code flow with PKCE (S256), a
 //! `state` bound to the browser that started it, a `nonce` bound to the ID
-//! token, a verified email on an allow-list of addresses and domains. The
-//! protocol itself (discovery, the authorization URL, the code exchange,
-//! the ID token's checks) is `openidconnect`'s, in `relying_party`. A
-//! signed-in person gets a session: a 256-bit id in an HttpOnly cookie
-//! (kept here only as its hash) and a CSRF token every form must carry.
-//!
-//! Sessions live in memory: a restart signs everyone out, which is the safe
-//! direction.
+//! token, a verified email on an allow-list of addresses and domains (a
+//! grant naming an address or domain lets it in too). The protocol itself
+//! (discovery, the authorization URL, the code exchange, the ID token's
+//! checks) is `openidconnect`'s, in `relying_party`. A signed-in person
+//! gets the identity its grants name (per address, then per domain, then
+//! the default), which the caller opens a session for
+//! ([`crate::Sessions`]).
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -17,7 +16,6 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use crate::builtin::hash;
 use crate::capability::Capabilities;
 use crate::identity::{Identity, ProjectScope, Source, Surface};
 use crate::relying_party::{RelyingParty, RelyingPartyError};
@@ -25,7 +23,6 @@ use crate::relying_party::{RelyingParty, RelyingPartyError};
 /// A login must come back within this.
 const LOGIN_WINDOW: Duration = Duration::from_secs(600);
 const MAX_PENDING: usize = 1_000;
-const MAX_SESSIONS: usize = 10_000;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -42,13 +39,42 @@ pub struct SigninConfig {
     /// Domains whose addresses are let in (`example.com`).
     #[serde(default)]
     pub allowed_domains: Vec<String>,
-    /// What a signed-in person may do (capability and role names).
+    /// What a signed-in person may do (capability and role names) when
+    /// no entry of `grants` names them.
     #[serde(default = "default_capabilities")]
     pub capabilities: Vec<String>,
+    /// Capabilities and projects per address or domain, so a viewer and a
+    /// decider can share one provider: the first entry naming the address
+    /// wins, then the first naming its domain.
+    #[serde(default)]
+    pub grants: Vec<SigninGrant>,
     #[serde(default = "default_session_ttl")]
     pub session_ttl_secs: u64,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+}
+
+/// One `[[iam.signin.grants]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigninGrant {
+    #[serde(default)]
+    pub emails: Vec<String>,
+    #[serde(default)]
+    pub domains: Vec<String>,
+    pub capabilities: Vec<String>,
+    /// Only these projects; every project when absent.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
+}
+
+/// A grant with its capabilities parsed (at start-up, so a typo stops
+/// paddock rather than a person).
+struct Grant {
+    emails: Vec<String>,
+    domains: Vec<String>,
+    capabilities: Capabilities,
+    projects: ProjectScope,
 }
 
 fn default_capabilities() -> Vec<String> {
@@ -89,23 +115,17 @@ struct Pending {
     started: Instant,
 }
 
-#[derive(Clone)]
-struct Session {
-    email: String,
-    csrf: String,
-    until: Instant,
-}
-
 /// Where to send the browser, and the state to bind to it (cookie).
 pub struct LoginStart {
     pub redirect: String,
     pub state: String,
 }
 
-pub struct NewSession {
-    /// The cookie value; shown once, kept here only hashed.
-    pub id: String,
+/// A person whose sign-in succeeded, as the grants see them.
+pub struct SignedIn {
     pub email: String,
+    pub identity: Identity,
+    /// Where to send the browser now.
     pub next: String,
 }
 
@@ -113,11 +133,9 @@ pub struct SignIn {
     config: SigninConfig,
     party: RelyingParty,
     grants: Capabilities,
+    per_person: Vec<Grant>,
     pending: Mutex<HashMap<String, Pending>>,
-    sessions: Mutex<HashMap<String, Session>>,
 }
-
-use paddock_secret::mint as random;
 
 /// Only paths of this paddock: `/x`, never `//host` or `/\host`.
 pub fn safe_next(next: &str) -> String {
@@ -137,9 +155,36 @@ impl SignIn {
     pub fn new(config: SigninConfig, redirect_uri: String) -> Result<Self, SigninError> {
         let grants = Capabilities::parse(config.capabilities.iter().map(String::as_str))
             .map_err(|e| SigninError::Config(format!("iam.signin.capabilities: {e}")))?;
-        if config.allowed_emails.is_empty() && config.allowed_domains.is_empty() {
+        let per_person = config
+            .grants
+            .iter()
+            .enumerate()
+            .map(|(i, g)| {
+                if g.emails.is_empty() && g.domains.is_empty() {
+                    return Err(SigninError::Config(format!(
+                        "iam.signin.grants[{i}]: name emails or domains"
+                    )));
+                }
+                Ok(Grant {
+                    emails: g.emails.clone(),
+                    domains: g.domains.clone(),
+                    capabilities: Capabilities::parse(g.capabilities.iter().map(String::as_str))
+                        .map_err(|e| {
+                            SigninError::Config(format!("iam.signin.grants[{i}].capabilities: {e}"))
+                        })?,
+                    projects: g
+                        .projects
+                        .clone()
+                        .map_or(ProjectScope::All, ProjectScope::only),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if config.allowed_emails.is_empty()
+            && config.allowed_domains.is_empty()
+            && config.grants.is_empty()
+        {
             return Err(SigninError::Config(
-                "iam.signin: name allowed_emails or allowed_domains (nobody would be let in)"
+                "iam.signin: name allowed_emails or allowed_domains or grants (nobody would be let in)"
                     .into(),
             ));
         }
@@ -175,8 +220,8 @@ impl SignIn {
             config,
             party,
             grants,
+            per_person,
             pending: Mutex::new(HashMap::new()),
-            sessions: Mutex::new(HashMap::new()),
         })
     }
 
@@ -219,7 +264,7 @@ impl SignIn {
         code: &str,
         state: &str,
         bound_state: Option<&str>,
-    ) -> Result<NewSession, SigninError> {
+    ) -> Result<SignedIn, SigninError> {
         if !bound_state.is_some_and(|b| bool::from(b.as_bytes().ct_eq(state.as_bytes()))) {
             return Err(SigninError::Refused(
                 "this sign-in was not started in this browser; start again".into(),
@@ -246,76 +291,55 @@ impl SignIn {
                 "{email} may not use this paddock"
             )));
         }
-        let id = random();
-        let mut sessions = lock(&self.sessions);
-        sessions.retain(|_, s| s.until > Instant::now());
-        if sessions.len() >= MAX_SESSIONS {
-            return Err(SigninError::Refused(
-                "too many sessions; try again later".into(),
-            ));
-        }
-        sessions.insert(
-            hash(&id),
-            Session {
-                email: email.clone(),
-                csrf: random(),
-                until: Instant::now() + self.session_ttl(),
-            },
-        );
-        Ok(NewSession {
-            id,
+        Ok(SignedIn {
+            identity: self.identity_for(&email),
             email,
             next: pending.next,
         })
     }
 
     fn allowed(&self, email: &str) -> bool {
-        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
-        self.config
-            .allowed_emails
+        names(&self.config.allowed_emails, &[], email)
+            || names(&[], &self.config.allowed_domains, email)
+            || self.grant_of(email).is_some()
+    }
+
+    /// The first grant naming the address, else the first naming its domain.
+    fn grant_of(&self, email: &str) -> Option<&Grant> {
+        let grants = &self.per_person;
+        grants
             .iter()
-            .any(|e| e.eq_ignore_ascii_case(email))
-            || self
-                .config
-                .allowed_domains
-                .iter()
-                .any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain))
+            .find(|g| names(&g.emails, &[], email))
+            .or_else(|| grants.iter().find(|g| names(&[], &g.domains, email)))
     }
 
-    fn live(&self, id: &str) -> Option<Session> {
-        lock(&self.sessions)
-            .get(&hash(id))
-            .filter(|s| s.until > Instant::now())
-            .cloned()
+    /// The identity a signed-in address acts as: its grant's, else the
+    /// default capabilities on every project.
+    pub fn identity_for(&self, email: &str) -> Identity {
+        let grant = self.grant_of(email);
+        let (grants, projects) = grant.map_or((self.grants, ProjectScope::All), |g| {
+            (g.capabilities, g.projects.clone())
+        });
+        Identity {
+            principal: format!("person:{email}").into(),
+            projects,
+            source: Source::Session,
+            via: Surface::Page,
+            expires_at: None,
+            regime: usize::MAX,
+            grants,
+            used_over_mcp: false,
+        }
     }
+}
 
-    /// The person behind a session cookie, and the session's CSRF token.
-    pub fn session(&self, id: &str) -> Option<(Identity, String)> {
-        let s = self.live(id)?;
-        Some((
-            Identity {
-                principal: format!("person:{}", s.email).into(),
-                projects: ProjectScope::All,
-                source: Source::Session,
-                via: Surface::Page,
-                expires_at: None,
-                regime: usize::MAX,
-                grants: self.grants,
-                used_over_mcp: false,
-            },
-            s.csrf,
-        ))
-    }
-
-    /// Whether a form's CSRF token is this session's.
-    pub fn csrf_ok(&self, id: &str, presented: &str) -> bool {
-        self.live(id)
-            .is_some_and(|s| bool::from(s.csrf.as_bytes().ct_eq(presented.as_bytes())))
-    }
-
-    pub fn end(&self, id: &str) {
-        lock(&self.sessions).remove(&hash(id));
-    }
+/// Whether `email` is one of `emails` or in one of `domains` (no case).
+fn names(emails: &[String], domains: &[String], email: &str) -> bool {
+    let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or("");
+    emails.iter().any(|e| e.eq_ignore_ascii_case(email))
+        || domains
+            .iter()
+            .any(|d| d.trim_start_matches('@').eq_ignore_ascii_case(domain))
 }
 
 #[cfg(test)]

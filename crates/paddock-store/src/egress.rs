@@ -43,6 +43,14 @@ pub struct AuditQuery {
     pub project: Option<String>,
     /// Entries with a larger id only (for following the log).
     pub after: Option<i64>,
+    /// Entries with a smaller id only (for paging back through it).
+    pub before: Option<i64>,
+    /// One decision only (`held`, `verdict_allow`, …).
+    pub decision: Option<String>,
+    /// Entries at or after this time (ms since the epoch)…
+    pub from_ms: Option<i64>,
+    /// …and before this one.
+    pub to_ms: Option<i64>,
     pub limit: u32,
 }
 
@@ -157,9 +165,21 @@ impl Store {
         let mut stmt = conn.prepare(
             "SELECT id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
              FROM egress_audit WHERE (?1 IS NULL OR box_id = ?1) AND (?2 IS NULL OR project = ?2) \
-             AND id > IFNULL(?3, 0) ORDER BY id DESC LIMIT ?4",
+             AND id > IFNULL(?3, 0) AND (?5 IS NULL OR id < ?5) AND (?6 IS NULL OR decision = ?6) \
+             AND (?7 IS NULL OR at_ms >= ?7) AND (?8 IS NULL OR at_ms < ?8) \
+             ORDER BY id DESC LIMIT ?4",
         )?;
-        let rows = stmt.query_map(params![q.box_id, q.project, q.after, q.limit.max(1)], |r| {
+        let bound = params![
+            q.box_id,
+            q.project,
+            q.after,
+            q.limit.max(1),
+            q.before,
+            q.decision,
+            q.from_ms,
+            q.to_ms
+        ];
+        let rows = stmt.query_map(bound, |r| {
             Ok(AuditRow {
                 id: r.get(0)?,
                 at_ms: r.get(1)?,

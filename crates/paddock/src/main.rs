@@ -37,6 +37,8 @@ enum Command {
     Egress(client::EgressArgs),
     /// Mint, list and revoke API tokens.
     Token(client::TokenArgs),
+    /// Print a one-time link that opens the web console as this token.
+    Console(client::ConsoleArgs),
     /// Allow or deny held connections from a terminal.
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
@@ -99,6 +101,7 @@ fn main() -> ExitCode {
         Command::Boxes(args) => in_runtime(client::run_box(args)),
         Command::Egress(args) => in_runtime(client::run_egress(args)),
         Command::Token(args) => in_runtime(client::run_token(args)),
+        Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),
     };

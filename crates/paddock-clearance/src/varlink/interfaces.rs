@@ -76,7 +76,9 @@ type PendingRequest (
   project: string,
   first_seen: string,
   first_seen_ms: int,
-  times_blocked: int
+  times_blocked: int,
+  deadline_ms: int,
+  agent_reason: string
 )
 
 # Requests held right now, oldest first.

@@ -2,12 +2,14 @@
 //! command is one request, and every failure is the server's message.
 
 mod boxes;
+mod console;
 mod egress;
 mod http;
 mod table;
 mod tokens;
 
 pub use boxes::{BoxArgs, run_box};
+pub use console::{ConsoleArgs, run_console};
 pub use egress::{EgressArgs, run_egress};
 pub use table::render as render_table;
 pub use tokens::{TokenArgs, run_token};

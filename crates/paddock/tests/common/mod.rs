@@ -3,6 +3,7 @@
 //! (also when the test fails).
 
 pub mod clients;
+pub mod driven;
 pub mod egress_site;
 pub mod gate_site;
 pub mod images;
