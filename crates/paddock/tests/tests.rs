@@ -10,6 +10,7 @@ mod boxes_cli;
 mod boxes_rest;
 mod clearance_clients;
 mod clearance_terok;
+mod console_browser;
 mod egress;
 mod egress_controls;
 mod egress_escapes;

@@ -57,7 +57,12 @@ impl Driven {
     /// The next line `pred` accepts, within 30 s; every line read on the
     /// way is in the panic message if none does.
     pub fn line_where(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(30);
+        self.line_within(what, Duration::from_secs(30), pred)
+    }
+
+    /// As [`Driven::line_where`], with a deadline of the caller's.
+    pub fn line_within(&self, what: &str, within: Duration, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + within;
         let mut seen = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
