@@ -17,7 +17,8 @@ pub mod varlink;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
-    Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, PendingView, Ticket,
+    AGENT_REASON, Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, PendingView,
+    Ticket,
     Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};

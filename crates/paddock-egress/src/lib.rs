@@ -8,6 +8,7 @@
 //! person.
 
 mod address;
+mod ahead;
 mod audit;
 mod boxes;
 mod config;
@@ -28,6 +29,7 @@ mod splice;
 mod verdicts;
 
 pub use address::restricted;
+pub use ahead::{Ahead, EgressStatus, MAX_REASON_CHARS, agent_reason};
 pub use audit::AuditDecision;
 pub use config::EgressConfig;
 pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};

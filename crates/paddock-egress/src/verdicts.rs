@@ -78,6 +78,25 @@ impl Egress {
         }
     }
 
+    /// Owns a request held without a waiting connection (asked ahead).
+    pub(crate) fn own_held(
+        self: &Arc<Self>,
+        who: &BoxIdentity,
+        host: &str,
+        domain: &str,
+        port: u16,
+        ticket: &Ticket,
+    ) {
+        let request = Request {
+            who: who.clone(),
+            host: host.to_owned(),
+            domain: domain.to_owned(),
+            port,
+            request_id: ticket.request_id.clone(),
+        };
+        self.own(request, ticket.another());
+    }
+
     /// The request's owner: ends it at its deadline unless something else
     /// ends it first, then records how it ended and applies a verdict's
     /// scope. It holds the gateway weakly: a stopped gateway keeps nothing

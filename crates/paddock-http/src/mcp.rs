@@ -73,6 +73,103 @@ pub(crate) struct Logs {
     logs: String,
 }
 
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct RequestEgressArgs {
+    box_id: String,
+    /// A host name (api.example.com) or an IP address.
+    destination: String,
+    /// TCP port (default 443).
+    #[serde(default)]
+    port: Option<u16>,
+    /// Why the box needs it, for the person who decides: shown to them as
+    /// "agent says" (one line, at most 500 characters).
+    reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct EgressRequested {
+    box_id: String,
+    destination: String,
+    port: u16,
+    /// `allowed` (the rules already let it through), `refused` (nobody
+    /// can), or `pending` (a person will decide; connect and wait, or
+    /// check egress_status).
+    status: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    request_id: Option<String>,
+    /// When a pending request is withdrawn undecided (ms since the epoch).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    deadline_ms: Option<i64>,
+    detail: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct PendingDestination {
+    destination: String,
+    port: i64,
+    request_id: String,
+    attempts: u64,
+    deadline_ms: i64,
+    agent_reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct RuleSummary {
+    target: String,
+    ports: Option<String>,
+    /// `box` or `project`.
+    scope: &'static str,
+    expires_at_ms: Option<i64>,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct Refusal {
+    at_ms: i64,
+    destination: String,
+    port: u16,
+    decision: String,
+    reason: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct EgressStatusView {
+    box_id: String,
+    pending: Vec<PendingDestination>,
+    allowed: Vec<RuleSummary>,
+    denied: Vec<RuleSummary>,
+    recent_refusals: Vec<Refusal>,
+}
+
+fn rule_summary(r: &paddock_egress::Rule) -> RuleSummary {
+    RuleSummary {
+        target: r.target.to_string(),
+        ports: r.ports.map(|p| p.to_string()),
+        scope: r.scope.kind(),
+        expires_at_ms: r.expires_at,
+    }
+}
+
+/// The box (as the gateway names it) and the gateway, for an egress tool.
+fn egress_of(
+    state: &AppState,
+    box_id: &str,
+) -> Result<(Arc<paddock_egress::Egress>, paddock_egress::BoxIdentity), String> {
+    let egress = crate::egress_gateway(state).map_err(|e| format!("{}: {}", e.code, e.message))?;
+    let view = state.boxes.get(box_id).map_err(tool_error)?;
+    Ok((
+        egress.clone(),
+        paddock_egress::BoxIdentity {
+            box_id: view.box_id,
+            project: view.project,
+        },
+    ))
+}
+
+fn egress_tool_error(e: paddock_egress::EgressError) -> String {
+    let e = crate::ApiError::from(e);
+    format!("{}: {}", e.code, e.message)
+}
+
 /// The names of every tool this server offers, checked against the
 /// registry when the router is built.
 pub fn tool_names() -> Vec<String> {
@@ -223,6 +320,121 @@ impl BoxTools {
             .await
             .map(Json)
             .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "request_egress",
+        description = "Ask a person ahead of time to let the box reach a destination, saying why. Only a person decides; the answer says whether the rules already allow or refuse it, or that it now waits for a person (until its deadline). A connection made meanwhile waits on the same decision."
+    )]
+    async fn request_egress(
+        &self,
+        Parameters(args): Parameters<RequestEgressArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<EgressRequested>, String> {
+        self.authorise(&parts, "request_egress", Named::Box(&args.box_id))
+            .await?;
+        let (egress, who) = egress_of(&self.state, &args.box_id)?;
+        let port = args.port.unwrap_or(443);
+        let ahead = egress
+            .ask_ahead(&who, &args.destination, port, &args.reason)
+            .map_err(egress_tool_error)?;
+        Ok(Json(Self::requested(args, port, ahead)))
+    }
+
+    #[tool(
+        name = "egress_status",
+        description = "What the box waits for and what is decided: requests pending a person (with their deadlines), the destinations rules allow or deny, and the latest refusals. Use it to tell the person what you are waiting for."
+    )]
+    async fn egress_status(
+        &self,
+        Parameters(args): Parameters<BoxIdArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<EgressStatusView>, String> {
+        self.authorise(&parts, "egress_status", Named::Box(&args.box_id))
+            .await?;
+        let (egress, who) = egress_of(&self.state, &args.box_id)?;
+        let status = egress.status_of(&who).map_err(egress_tool_error)?;
+        let by_action = |action: paddock_egress::Action| {
+            status
+                .rules
+                .iter()
+                .filter(|r| r.action == action)
+                .map(rule_summary)
+                .collect()
+        };
+        Ok(Json(EgressStatusView {
+            box_id: args.box_id,
+            pending: status
+                .pending
+                .iter()
+                .map(|p| PendingDestination {
+                    destination: if p.domain.is_empty() {
+                        p.dest.clone()
+                    } else {
+                        p.domain.clone()
+                    },
+                    port: p.port,
+                    request_id: p.request_id.clone(),
+                    attempts: p.times_blocked,
+                    deadline_ms: p.deadline_ms,
+                    agent_reason: p.agent_reason.clone(),
+                })
+                .collect(),
+            allowed: by_action(paddock_egress::Action::Allow),
+            denied: by_action(paddock_egress::Action::Deny),
+            recent_refusals: status
+                .refused
+                .iter()
+                .map(|r| Refusal {
+                    at_ms: r.at_ms,
+                    destination: if r.domain.is_empty() {
+                        r.dest.clone()
+                    } else {
+                        r.domain.clone()
+                    },
+                    port: r.port,
+                    decision: r.decision.clone(),
+                    reason: r.reason.clone(),
+                })
+                .collect(),
+        }))
+    }
+}
+
+impl BoxTools {
+    fn requested(
+        args: RequestEgressArgs,
+        port: u16,
+        ahead: paddock_egress::Ahead,
+    ) -> EgressRequested {
+        use paddock_egress::Ahead;
+        let (status, request_id, deadline_ms, detail) = match ahead {
+            Ahead::Allowed { by } => ("allowed", None, None, format!("already allowed by {by}")),
+            Ahead::Refused { reason } => ("refused", None, None, reason),
+            Ahead::Held {
+                request_id,
+                joined,
+                deadline_ms,
+            } => (
+                "pending",
+                Some(request_id),
+                Some(deadline_ms),
+                if joined {
+                    "already waiting for a person; your reason was not added".to_owned()
+                } else {
+                    "waiting for a person to allow or deny it; a connection made now waits on the same decision".to_owned()
+                },
+            ),
+        };
+        EgressRequested {
+            box_id: args.box_id,
+            destination: args.destination,
+            port,
+            status,
+            request_id,
+            deadline_ms,
+            detail,
+        }
     }
 }
 

@@ -18,10 +18,13 @@ pub enum Capability {
     EgressVerdict,
     EventsSubscribe,
     AdminTokens,
+    /// Asking ahead for a destination, with a reason, for a person to
+    /// decide (the agent's; it decides nothing).
+    EgressRequest,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 11] = [
+    pub const ALL: [Capability; 12] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -33,6 +36,7 @@ impl Capability {
         Self::EgressVerdict,
         Self::EventsSubscribe,
         Self::AdminTokens,
+        Self::EgressRequest,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +52,7 @@ impl Capability {
             Self::EgressVerdict => "egress:verdict",
             Self::EventsSubscribe => "events:subscribe",
             Self::AdminTokens => "admin:tokens",
+            Self::EgressRequest => "egress:request",
         }
     }
 
@@ -139,7 +144,15 @@ impl Capabilities {
         let role: &[Capability] = match name {
             "*" | "admin" => return Ok(Self::all()),
             "operator" => return Ok(Self::all().without(AdminTokens)),
-            "agent" => &[BoxCreate, BoxRead, BoxLogs, BoxExec, BoxDestroy, EgressRead],
+            "agent" => &[
+                BoxCreate,
+                BoxRead,
+                BoxLogs,
+                BoxExec,
+                BoxDestroy,
+                EgressRead,
+                EgressRequest,
+            ],
             "viewer" => &[BoxRead, EgressRead, EventsSubscribe],
             other => return other.parse::<Capability>().map(|c| Self(c.bit())),
         };

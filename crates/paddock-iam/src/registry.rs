@@ -264,6 +264,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Mcp, "destroy_box", Requires(BoxDestroy), BoxInBody),
     op(Mcp, "box_logs", Requires(BoxLogs), BoxInBody),
     op(Mcp, "exec_box", Requires(BoxExec), BoxInBody),
+    op(Mcp, "request_egress", Requires(EgressRequest), BoxInBody),
+    op(Mcp, "egress_status", Requires(EgressRead), BoxInBody),
     op(WebSocket, "auth", Authenticated, Global),
     // The console's first frame: its session's CSRF token.
     op(WebSocket, "hello", Authenticated, Global),

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use crate::common::driven::Driven;
 use crate::common::egress_site::*;
-use crate::common::{Options, Paddock, python};
+use crate::common::{Options, Paddock, python, run_python};
 use serde_json::{Value, json};
 
 /// The console driver: several Chromiums, one command at a time.

@@ -41,9 +41,11 @@ async fn lifecycle_through_the_python_mcp_sdk() {
             "box_logs",
             "create_box",
             "destroy_box",
+            "egress_status",
             "exec_box",
             "get_box",
-            "list_boxes"
+            "list_boxes",
+            "request_egress"
         ]
     );
     for (name, tool) in tools {

@@ -12,6 +12,7 @@ mod clearance_clients;
 mod clearance_terok;
 mod console_browser;
 mod egress;
+mod egress_ahead;
 mod egress_controls;
 mod egress_escapes;
 mod egress_host_fence;
