@@ -41,6 +41,14 @@ impl Browsers {
     }
 }
 
+/// Where to save the console's screenshots for the README, when asked
+/// (`PADDOCK_SCREENSHOTS=docs/screenshots`).
+fn screenshots_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(std::env::var_os("PADDOCK_SCREENSHOTS")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(std::fs::canonicalize(dir).ok()?)
+}
+
 async fn console_link(p: &Paddock, token: &str) -> String {
     let response = p
         .client_as(token)
@@ -105,15 +113,31 @@ async fn people_decide_held_requests_live_in_the_console() {
     browsers.ask(&format!("open val {}", console_link(&p, &viewer).await));
 
     // Held: the row is live in every console; the viewer's cannot decide.
+    // The agent asked ahead, and what it said is shown as its words, as
+    // text.
+    let (_, agent) = p.mint(&["agent"], None).await;
+    let said = "<img src=x id=injected> need the docs";
+    let filed = run_python(
+        "mcp_client.py",
+        &json!({"url": format!("{}/mcp", p.url), "token": agent, "calls": [
+            ["request_egress", {"box_id": "cb", "destination": "upstream.test", "port": upstream.port, "reason": said}],
+        ]}),
+    );
+    assert_eq!(filed["results"][0]["structured"]["status"], "pending", "{filed}");
     let url = format!("http://upstream.test:{}/", upstream.port);
     let run = exec_later(&p, "cb", &format!("wget -q -O - {url}"));
     let row = browsers.ask("row ada upstream.test");
     let id = row["id"].as_str().unwrap().to_owned();
-    assert!(row["text"].as_str().unwrap().contains("box cb"), "{row}");
-    assert!(
-        row["text"].as_str().unwrap().contains("project proj"),
-        "{row}"
-    );
+    let text = row["text"].as_str().unwrap();
+    assert!(text.contains("box cb"), "{row}");
+    assert!(text.contains("project proj"), "{row}");
+    assert!(text.contains(&format!("agent says: {said}")), "{row}");
+    assert_eq!(browsers.ask("injected ada")["found"], false, "the reason became markup");
+    let shots = screenshots_dir();
+    if let Some(dir) = &shots {
+        browsers.ask(&format!("shot ada {}/console-pending.png 1100 640", dir.display()));
+        browsers.ask(&format!("shot bob {}/console-pending-phone.png 390 760", dir.display()));
+    }
     assert_eq!(browsers.ask("row bob upstream.test")["id"], id.as_str());
     let seen_by_viewer = browsers.ask("row val upstream.test");
     assert_eq!(
@@ -176,6 +200,13 @@ async fn people_decide_held_requests_live_in_the_console() {
     // The CSP is in force: an inline script does not run.
     let inline = browsers.ask("inline ada");
     assert_eq!(inline["ran"], false, "{inline}");
+
+    if let Some(dir) = &shots {
+        for page in ["boxes", "rules", "audit", "tokens"] {
+            browsers.ask(&format!("get ada /console/{page}"));
+            browsers.ask(&format!("shot ada {}/console-{page}.png 1100 640", dir.display()));
+        }
+    }
 
     // Revoking the token behind a console signs that console out.
     let (status, _) = p.delete(&format!("/api/v1/tokens/{viewer_id}")).await;

@@ -38,6 +38,8 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
+const attempts = (n) => (n === 1 ? "1 attempt" : `${n} attempts`);
+
 const PROTOCOLS = { 6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6" };
 const SCOPES = ["once", "box", "project"];
 
@@ -137,17 +139,18 @@ class Console {
 
   upsert(view, fresh) {
     const known = this.requests.get(view.request_id);
-    const node = this.card(view);
     if (known) {
-      known.node.replaceWith(node);
-    } else {
-      this.list.append(node);
-      if (fresh) this.announce(view);
+      // Another attempt: update the card in place, so what the person has
+      // chosen on it (scope, TTL, focus) stays.
+      known.view = view;
+      known.node.querySelector(".attempts").textContent = attempts(view.times_blocked);
+      return;
     }
+    const node = this.card(view);
+    this.list.append(node);
+    if (fresh) this.announce(view);
     this.requests.set(view.request_id, { view, node });
-    if (this.selected === view.request_id || this.selected === null) {
-      this.select(view.request_id);
-    }
+    if (this.selected === null) this.select(view.request_id);
     this.refreshCount();
   }
 
@@ -207,7 +210,7 @@ class Console {
         el("span", { text: `${view.dest} · ${proto}` }),
         el("span", {
           class: "attempts",
-          text: view.times_blocked === 1 ? "1 attempt" : `${view.times_blocked} attempts`,
+          text: attempts(view.times_blocked),
         }),
         el("span", { text: `since ${new Date(view.first_seen_ms).toLocaleTimeString()}` }),
         el("span", { class: "countdown", "data-deadline": String(view.deadline_ms) }),
