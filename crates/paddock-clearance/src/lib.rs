@@ -18,8 +18,7 @@ pub mod varlink;
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
     AGENT_REASON, Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, PendingRequest, PendingView,
-    Ticket,
-    Verdict, VerdictError, VerdictScope,
+    Ticket, Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
 pub use request::{VerdictRequest, VerdictRequestError};

@@ -148,7 +148,7 @@ impl Egress {
         let deadline_ms = self
             .hub
             .pending_request(&ticket.request_id)
-            .map_or_else(|| now_ms(), |p| PendingView::from(&p).deadline_ms);
+            .map_or_else(now_ms, |p| PendingView::from(&p).deadline_ms);
         if !ticket.fresh {
             return Ahead::Held {
                 request_id: ticket.request_id,
@@ -226,7 +226,13 @@ mod tests {
             agent_reason("  need\nthe\x1b[31m API\t docs "),
             "need the [31m API docs"
         );
-        assert_eq!(agent_reason(&"x".repeat(2000)).chars().count(), MAX_REASON_CHARS);
-        assert_eq!(agent_reason("ü".repeat(600).as_str()).chars().count(), MAX_REASON_CHARS);
+        assert_eq!(
+            agent_reason(&"x".repeat(2000)).chars().count(),
+            MAX_REASON_CHARS
+        );
+        assert_eq!(
+            agent_reason("ü".repeat(600).as_str()).chars().count(),
+            MAX_REASON_CHARS
+        );
     }
 }

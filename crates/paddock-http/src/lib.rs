@@ -60,7 +60,10 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 
 /// Every module's REST and page routes, by name (the registry tests leave
 /// one out on purpose).
-pub(crate) const MODULES: [(&str, fn(routes::Routes) -> routes::Routes); 8] = [
+/// A module's routes, added to the router under construction.
+pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
+
+pub(crate) const MODULES: [(&str, Module); 8] = [
     ("rest", rest::routes),
     ("egress", egress::routes),
     ("activate", activate::routes),

@@ -6,6 +6,7 @@ mod config;
 mod extensions;
 mod gate;
 mod iam;
+mod notify;
 mod purge;
 mod serve;
 mod supervisor;
@@ -39,6 +40,8 @@ enum Command {
     Token(client::TokenArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
+    /// Show held connections as desktop pop-ups, decided from the pop-up.
+    Notify(notify::NotifyArgs),
     /// Allow or deny held connections from a terminal.
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
@@ -103,6 +106,7 @@ fn main() -> ExitCode {
         Command::Token(args) => in_runtime(client::run_token(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
+        Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),
     };
     result.unwrap_or_else(|e| {

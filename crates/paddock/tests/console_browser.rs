@@ -46,7 +46,7 @@ impl Browsers {
 fn screenshots_dir() -> Option<std::path::PathBuf> {
     let dir = std::path::PathBuf::from(std::env::var_os("PADDOCK_SCREENSHOTS")?);
     std::fs::create_dir_all(&dir).ok()?;
-    Some(std::fs::canonicalize(dir).ok()?)
+    std::fs::canonicalize(dir).ok()
 }
 
 async fn console_link(p: &Paddock, token: &str) -> String {
@@ -123,7 +123,10 @@ async fn people_decide_held_requests_live_in_the_console() {
             ["request_egress", {"box_id": "cb", "destination": "upstream.test", "port": upstream.port, "reason": said}],
         ]}),
     );
-    assert_eq!(filed["results"][0]["structured"]["status"], "pending", "{filed}");
+    assert_eq!(
+        filed["results"][0]["structured"]["status"], "pending",
+        "{filed}"
+    );
     let url = format!("http://upstream.test:{}/", upstream.port);
     let run = exec_later(&p, "cb", &format!("wget -q -O - {url}"));
     let row = browsers.ask("row ada upstream.test");
@@ -132,11 +135,21 @@ async fn people_decide_held_requests_live_in_the_console() {
     assert!(text.contains("box cb"), "{row}");
     assert!(text.contains("project proj"), "{row}");
     assert!(text.contains(&format!("agent says: {said}")), "{row}");
-    assert_eq!(browsers.ask("injected ada")["found"], false, "the reason became markup");
+    assert_eq!(
+        browsers.ask("injected ada")["found"],
+        false,
+        "the reason became markup"
+    );
     let shots = screenshots_dir();
     if let Some(dir) = &shots {
-        browsers.ask(&format!("shot ada {}/console-pending.png 1100 640", dir.display()));
-        browsers.ask(&format!("shot bob {}/console-pending-phone.png 390 760", dir.display()));
+        browsers.ask(&format!(
+            "shot ada {}/console-pending.png 1100 640",
+            dir.display()
+        ));
+        browsers.ask(&format!(
+            "shot bob {}/console-pending-phone.png 390 760",
+            dir.display()
+        ));
     }
     assert_eq!(browsers.ask("row bob upstream.test")["id"], id.as_str());
     let seen_by_viewer = browsers.ask("row val upstream.test");
@@ -204,7 +217,10 @@ async fn people_decide_held_requests_live_in_the_console() {
     if let Some(dir) = &shots {
         for page in ["boxes", "rules", "audit", "tokens"] {
             browsers.ask(&format!("get ada /console/{page}"));
-            browsers.ask(&format!("shot ada {}/console-{page}.png 1100 640", dir.display()));
+            browsers.ask(&format!(
+                "shot ada {}/console-{page}.png 1100 640",
+                dir.display()
+            ));
         }
     }
 

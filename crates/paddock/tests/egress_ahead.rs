@@ -72,7 +72,11 @@ async fn an_agent_asks_ahead_and_a_person_decides() {
     );
     assert_eq!(r[2]["structured"]["status"], "refused", "{}", r[2]);
     assert_eq!(r[3]["is_error"], true, "{}", r[3]);
-    assert!(r[3]["text"].as_str().unwrap().starts_with("invalid: "), "{}", r[3]);
+    assert!(
+        r[3]["text"].as_str().unwrap().starts_with("invalid: "),
+        "{}",
+        r[3]
+    );
     let status = &r[4]["structured"];
     assert_eq!(status["pending"][0]["request_id"], request_id.as_str());
     assert_eq!(

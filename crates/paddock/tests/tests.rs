@@ -29,5 +29,6 @@ mod iam_signin;
 mod iam_sockets;
 mod iam_tokens;
 mod mcp;
+mod notify_desktop;
 mod restore;
 mod serve;
