@@ -251,6 +251,20 @@ impl From<&PendingRequest> for PendingView {
     }
 }
 
+impl PendingView {
+    /// A held request as its announcement names it, for a reader that
+    /// heard of it only after it ended (its count and deadline unknown).
+    pub fn from_event(e: &ClearanceEvent) -> Self {
+        let now = SystemTime::now();
+        Self::from(&PendingRequest {
+            event: e.clone(),
+            first_seen: now,
+            times_blocked: 1,
+            deadline: now,
+        })
+    }
+}
+
 /// Attempts of one box on one destination share one request.
 type HoldKey = (String, String, i64);
 

@@ -33,6 +33,8 @@ pub struct PaddockConfig {
     pub egress: EgressConfig,
     pub clearance: ClearanceConfig,
     pub iam: IamConfig,
+    /// `[[webhooks]]`: endpoints told of every hold and its end.
+    pub webhooks: Vec<paddock_webhook::WebhookConfig>,
 }
 
 impl Default for PaddockConfig {
@@ -51,6 +53,7 @@ impl Default for PaddockConfig {
             egress: EgressConfig::default(),
             clearance: ClearanceConfig::default(),
             iam: IamConfig::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -101,6 +104,7 @@ pub struct Resolved {
     pub clearance: ClearanceConfig,
     pub clearance_socket: PathBuf,
     pub iam: IamConfig,
+    pub webhooks: Vec<paddock_webhook::WebhookConfig>,
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -242,6 +246,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
             .clearance_socket
             .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
         iam: config.iam,
+        webhooks: config.webhooks,
     })
 }
 

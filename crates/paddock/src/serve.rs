@@ -59,6 +59,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clearance,
         clearance_socket,
         iam: iam_config,
+        webhooks,
         ..
     } = config;
 
@@ -107,6 +108,18 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+
+    // Webhooks hear of every hold from the start; a bad endpoint stops
+    // paddock here, before any box runs.
+    let webhook_stop = tokio_util::sync::CancellationToken::new();
+    paddock_webhook::Webhooks::start(&webhooks, &hub, &core.public_url, webhook_stop.clone())
+        .map_err(|e| anyhow::anyhow!("invalid [[webhooks]]: {e}"))?;
+    if !webhooks.is_empty() {
+        tracing::info!(
+            endpoints = webhooks.len(),
+            "webhooks are told of every hold"
+        );
+    }
 
     let gate_stop = tokio_util::sync::CancellationToken::new();
     let egress_stop = tokio_util::sync::CancellationToken::new();
@@ -268,6 +281,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     supervisor.start("egress", move |stop| async move {
         stop.cancelled().await;
         egress_stop.cancel();
+        webhook_stop.cancel();
         if let Some(egress) = stopping_egress {
             egress.flush_audit();
         }

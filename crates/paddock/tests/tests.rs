@@ -32,3 +32,4 @@ mod mcp;
 mod notify_desktop;
 mod restore;
 mod serve;
+mod webhooks;
