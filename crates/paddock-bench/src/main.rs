@@ -4,9 +4,12 @@
 //! ratio of medians, so machine speed cancels out. Operations alternate
 //! between paddock and the baseline to spread drift over both.
 
+mod approvals_suite;
+mod console_clients;
 mod egress_suite;
 mod git_suite;
 mod iam_suite;
+mod lines;
 mod mcp;
 mod relay;
 mod stats;
@@ -26,7 +29,7 @@ struct Args {
     image: String,
     iterations: usize,
     list_boxes: usize,
-    /// `boxes`, `git`, `egress`, `iam` or `all`.
+    /// `boxes`, `git`, `egress`, `iam`, `approvals` or `all`.
     suite: String,
     git_commits: usize,
     git_pushed: usize,
@@ -182,9 +185,9 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if !matches!(
         args.suite.as_str(),
-        "all" | "boxes" | "git" | "egress" | "iam"
+        "all" | "boxes" | "git" | "egress" | "iam" | "approvals"
     ) {
-        bail!("--suite must be all, boxes, git, egress or iam");
+        bail!("--suite must be all, boxes, git, egress, iam or approvals");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     if matches!(args.suite.as_str(), "all" | "boxes") {
@@ -192,6 +195,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite.as_str(), "all" | "egress") {
         runtime.block_on(egress_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "approvals") {
+        runtime.block_on(approvals_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "iam") {
         runtime.block_on(iam_suite::run(&args))?;
