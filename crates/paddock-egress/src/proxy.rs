@@ -59,11 +59,18 @@ fn refused(
             who.box_id
         )
     };
+    // An agent reads this body: it says what happened, what a person
+    // can do, and how the agent itself can ask (with its reason).
+    let ask_ahead = if blocked {
+        ""
+    } else {
+        "An agent can ask ahead, saying why, with paddock's MCP tool request_egress; a person decides.\n"
+    };
     let mut res = text(
         StatusCode::FORBIDDEN,
         format!(
             "paddock refused this connection to {host}:{port}: {reason}.\n\
-             To ask for it, have a person run: {remedy}\n"
+             To ask for it, have a person run: {remedy}\n{ask_ahead}"
         ),
     );
     res.headers_mut()

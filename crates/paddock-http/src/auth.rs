@@ -244,8 +244,10 @@ pub(crate) async fn guard(
             }
             return unauthorised(&AuthError::Rejected("sign in first".into()));
         }
-        if request.uri().path().starts_with("/console") {
-            return crate::console::no_session(is_get);
+        // A bearer token opens pages too (scripts); a browser without a
+        // session is told how to get one.
+        if bearer(request.headers()).is_none() && request.uri().path().starts_with("/console") {
+            return crate::console::no_session();
         }
     }
     let via = surface_of(op);

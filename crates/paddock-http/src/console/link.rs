@@ -89,6 +89,13 @@ pub(crate) async fn redeem(
     form: Result<Form<LinkForm>, FormRejection>,
 ) -> Response {
     let secret = form.map(|Form(f)| f.link).unwrap_or_default();
+    if secret.trim().is_empty() {
+        return message_page(
+            StatusCode::BAD_REQUEST,
+            "No link",
+            "<p class=\"bad\" id=\"result\">This sign-in carried no link; run <code>paddock console</code> and open the link it prints.</p>",
+        );
+    }
     match s.iam.sessions().redeem_link(secret.trim()) {
         Ok(opened) => {
             tracing::info!(principal = %opened.principal, "a console link opened a session");

@@ -172,18 +172,18 @@ pub(crate) fn with_console_headers(mut response: Response) -> Response {
 
 /// A console page asked for without a session, on a paddock without
 /// sign-in: how to get one.
-pub(crate) fn no_session(is_get: bool) -> Response {
-    let status = if is_get {
-        StatusCode::UNAUTHORIZED
-    } else {
-        StatusCode::FORBIDDEN
-    };
-    message_page(
-        status,
+pub(crate) fn no_session() -> Response {
+    let mut response = message_page(
+        StatusCode::UNAUTHORIZED,
         "Open the console",
         "<p id=\"result\">This paddock has no sign-in set up. Run <code>paddock console</code> \
          on a machine with a token and open the link it prints; the link works once.</p>",
-    )
+    );
+    response.headers_mut().insert(
+        axum::http::header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(r#"Bearer realm="paddock""#),
+    );
+    response
 }
 
 /// A small page outside the console's frame (sign-in, refusals).

@@ -136,7 +136,22 @@ class Console {
     for (const id of [...this.requests.keys()]) {
       if (!keep.has(id)) this.remove(id);
     }
-    for (const r of requests) this.upsert(r, false);
+    // New cards go in as one fragment: one insertion, one layout.
+    const fresh = document.createDocumentFragment();
+    for (const view of requests) {
+      const known = this.requests.get(view.request_id);
+      if (known) {
+        this.upsert(view, false);
+        continue;
+      }
+      const node = this.card(view);
+      fresh.append(node);
+      this.requests.set(view.request_id, { view, node });
+    }
+    this.list.append(fresh);
+    if (this.selected === null && this.requests.size > 0) {
+      this.select(this.requests.keys().next().value);
+    }
     this.refreshCount();
   }
 
