@@ -180,6 +180,23 @@ async fn people_decide_held_requests_live_in_the_console() {
     assert!(out["stdout"].as_str().unwrap().contains("403"), "{out}");
     browsers.ask(&format!("gone ada {id}"));
 
+    // A hold that arrives while the console's tab is in the background
+    // counts in its title, until the tab is in front again.
+    browsers.ask("hide bob");
+    let run = exec_later(&p, "cb", &format!("wget -q -O - {url}"));
+    let title = browsers.ask("title bob (1) Pending");
+    assert!(title["title"].as_str().unwrap().starts_with("(1) "), "{title}");
+    let pending = first_pending(&p).await;
+    let (status, body) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "cb", "request_id": pending["request_id"], "dest": pending["dest"], "action": "allow", "scope": "once"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(run.await.unwrap()["exit_code"], 0);
+    assert_eq!(browsers.ask("front bob")["title"], "Pending · paddock");
+
     // A console whose socket dropped shows no live buttons, and on its
     // return shows the list as it is now: decided elsewhere meanwhile,
     // the row is gone.

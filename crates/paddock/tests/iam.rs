@@ -156,6 +156,9 @@ async fn every_mcp_tool_refuses_a_token_without_its_capability() {
             "create_box" => json!({"project": "alpha", "box_id": "never"}),
             "list_boxes" => json!({}),
             "exec_box" => json!({"box_id": "absent", "command": "true"}),
+            "request_egress" => {
+                json!({"box_id": "absent", "destination": "api.example", "reason": "a test"})
+            }
             _ => json!({"box_id": "absent"}),
         };
         let (_, short) = p.mint(&all_but(c), None).await;

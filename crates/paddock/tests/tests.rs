@@ -11,6 +11,7 @@ mod boxes_rest;
 mod clearance_clients;
 mod clearance_terok;
 mod console_browser;
+mod console_feed;
 mod egress;
 mod egress_ahead;
 mod egress_controls;

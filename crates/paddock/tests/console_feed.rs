@@ -1,0 +1,153 @@
+//! The console's socket at the protocol level, with a WebSocket client of
+//! our own beside the browser test: a cookie alone opens nothing (the
+//! first frame must carry the session's CSRF token), a page of another
+//! origin is refused at the handshake, a viewer's verdict is refused, and
+//! signing out closes the socket. The console pages carry the CSP.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::common::{Options, Paddock};
+
+struct Session {
+    cookie: String,
+    csrf: String,
+}
+
+async fn session(p: &Paddock, token: &str) -> Session {
+    let link: Value = p
+        .client_as(token)
+        .post(format!("{}/api/v1/console/links", p.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let secret = link["url"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = plain
+        .post(format!("{}/console/signin", p.url))
+        .form(&[("link", secret.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_owned();
+    let page = plain
+        .get(format!("{}/console", p.url))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
+    let html = page.text().await.unwrap();
+    let csrf = html.split("data-csrf=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    Session { cookie, csrf }
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<
+    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+>;
+
+async fn open(p: &Paddock, cookie: &str, origin: &str) -> Result<Socket, u16> {
+    let url = format!("{}/console/events", p.url.replacen("http://", "ws://", 1));
+    let mut request = url.as_str().into_client_request().unwrap();
+    request.headers_mut().insert("cookie", cookie.parse().unwrap());
+    request.headers_mut().insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+async fn frame(socket: &mut Socket) -> Value {
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(c))) => {
+                return json!({"closed": c.map(|c| u16::from(c.code))});
+            }
+            Some(Ok(_)) => continue,
+            other => return json!({"ended": format!("{other:?}")}),
+        }
+    }
+}
+
+async fn send(socket: &mut Socket, value: Value) {
+    socket
+        .send(Message::Text(value.to_string().into()))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_consoles_socket_wants_its_page_and_its_token() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    let (_, viewer) = p.mint(&["viewer"], None).await;
+    let watching = session(&p, &viewer).await;
+
+    // Another site's page, with the cookie its browser would attach.
+    assert_eq!(
+        open(&p, &watching.cookie, "https://evil.example").await.err(),
+        Some(403)
+    );
+    // The cookie alone: a first frame without the session's token closes.
+    let mut socket = open(&p, &watching.cookie, &p.url).await.unwrap();
+    send(&mut socket, json!({"type": "hello", "csrf": "forged"})).await;
+    let refused = frame(&mut socket).await;
+    assert_eq!(refused["error"], "unauthenticated", "{refused}");
+    assert_eq!(frame(&mut socket).await["closed"], 4401);
+
+    // With it: a snapshot; a viewer's verdict is refused by the server,
+    // not just hidden by the page.
+    let mut socket = open(&p, &watching.cookie, &p.url).await.unwrap();
+    send(&mut socket, json!({"type": "hello", "csrf": watching.csrf})).await;
+    let snapshot = frame(&mut socket).await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(snapshot["may_decide"], false);
+    send(
+        &mut socket,
+        json!({"type": "verdict", "container": "absent", "request_id": "r", "dest": "x.example", "action": "allow"}),
+    )
+    .await;
+    let answer = frame(&mut socket).await;
+    assert_eq!(answer["error"], "forbidden", "{answer}");
+    send(&mut socket, json!({"type": "auth", "token": viewer})).await;
+    let answer = frame(&mut socket).await;
+    assert_eq!(answer["error"], "invalid", "only verdicts after hello: {answer}");
+
+    // Signing out ends the session, and its socket with it.
+    let out = crate::common::http()
+        .post(format!("{}/auth/logout", p.url))
+        .header("cookie", &watching.cookie)
+        .header("origin", &p.url)
+        .form(&[("csrf", watching.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    send(
+        &mut socket,
+        json!({"type": "verdict", "container": "absent", "request_id": "r", "dest": "x.example", "action": "allow"}),
+    )
+    .await;
+    let answer = frame(&mut socket).await;
+    assert_eq!(answer["error"], "unauthenticated", "{answer}");
+}
