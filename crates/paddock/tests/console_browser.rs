@@ -180,12 +180,38 @@ async fn people_decide_held_requests_live_in_the_console() {
     assert!(out["stdout"].as_str().unwrap().contains("403"), "{out}");
     browsers.ask(&format!("gone ada {id}"));
 
+    // The keyboard decides too: `p` picks the project scope, `a` allows.
+    let run = exec_later(&p, "cb", &format!("wget -q -O - {url}"));
+    let id = browsers.ask("row ada upstream.test")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    browsers.ask(&format!("key ada {id} p"));
+    browsers.ask(&format!("key ada {id} a"));
+    assert_eq!(run.await.unwrap()["exit_code"], 0);
+    let (_, rules) = p.get("/api/v1/egress/rules").await;
+    let rule = rules["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["target"] == "upstream.test")
+        .cloned()
+        .unwrap_or_else(|| panic!("no project rule from the keyboard: {rules}"));
+    assert_eq!(rule["scope"], "project");
+    let (status, _) = p
+        .delete(&format!("/api/v1/egress/rules/{}", rule["id"]))
+        .await;
+    assert_eq!(status, 204);
+
     // A hold that arrives while the console's tab is in the background
     // counts in its title, until the tab is in front again.
     browsers.ask("hide bob");
     let run = exec_later(&p, "cb", &format!("wget -q -O - {url}"));
     let title = browsers.ask("title bob (1) Pending");
-    assert!(title["title"].as_str().unwrap().starts_with("(1) "), "{title}");
+    assert!(
+        title["title"].as_str().unwrap().starts_with("(1) "),
+        "{title}"
+    );
     let pending = first_pending(&p).await;
     let (status, body) = p
         .post(

@@ -9,64 +9,21 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
+use crate::common::console::session;
 use crate::common::{Options, Paddock};
 
-struct Session {
-    cookie: String,
-    csrf: String,
-}
-
-async fn session(p: &Paddock, token: &str) -> Session {
-    let link: Value = p
-        .client_as(token)
-        .post(format!("{}/api/v1/console/links", p.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let secret = link["url"].as_str().unwrap().split('#').nth(1).unwrap().to_owned();
-    let plain = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let r = plain
-        .post(format!("{}/console/signin", p.url))
-        .form(&[("link", secret.as_str())])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 303);
-    let cookie = r.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
-    let page = plain
-        .get(format!("{}/console", p.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
-    assert!(csp.contains("script-src 'self'") && !csp.contains("unsafe"), "{csp}");
-    let html = page.text().await.unwrap();
-    let csrf = html.split("data-csrf=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
-    Session { cookie, csrf }
-}
-
-type Socket = tokio_tungstenite::WebSocketStream<
-    tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
->;
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 async fn open(p: &Paddock, cookie: &str, origin: &str) -> Result<Socket, u16> {
     let url = format!("{}/console/events", p.url.replacen("http://", "ws://", 1));
     let mut request = url.as_str().into_client_request().unwrap();
-    request.headers_mut().insert("cookie", cookie.parse().unwrap());
-    request.headers_mut().insert("origin", origin.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("cookie", cookie.parse().unwrap());
+    request
+        .headers_mut()
+        .insert("origin", origin.parse().unwrap());
     match tokio_tungstenite::connect_async(request).await {
         Ok((socket, _)) => Ok(socket),
         Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
@@ -105,7 +62,9 @@ async fn the_consoles_socket_wants_its_page_and_its_token() {
 
     // Another site's page, with the cookie its browser would attach.
     assert_eq!(
-        open(&p, &watching.cookie, "https://evil.example").await.err(),
+        open(&p, &watching.cookie, "https://evil.example")
+            .await
+            .err(),
         Some(403)
     );
     // The cookie alone: a first frame without the session's token closes.
@@ -131,7 +90,10 @@ async fn the_consoles_socket_wants_its_page_and_its_token() {
     assert_eq!(answer["error"], "forbidden", "{answer}");
     send(&mut socket, json!({"type": "auth", "token": viewer})).await;
     let answer = frame(&mut socket).await;
-    assert_eq!(answer["error"], "invalid", "only verdicts after hello: {answer}");
+    assert_eq!(
+        answer["error"], "invalid",
+        "only verdicts after hello: {answer}"
+    );
 
     // Signing out ends the session, and its socket with it.
     let out = crate::common::http()

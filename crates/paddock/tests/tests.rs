@@ -12,6 +12,7 @@ mod clearance_clients;
 mod clearance_terok;
 mod console_browser;
 mod console_feed;
+mod console_pages;
 mod egress;
 mod egress_ahead;
 mod egress_controls;

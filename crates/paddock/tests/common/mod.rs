@@ -3,6 +3,7 @@
 //! (also when the test fails).
 
 pub mod clients;
+pub mod console;
 pub mod driven;
 pub mod egress_site;
 pub mod gate_site;
