@@ -260,18 +260,21 @@ async fn log(
     Ok(Json(json!({ "entries": entries })))
 }
 
-async fn pending(
-    State(s): State<AppState>,
-    Extension(caller): Extension<Caller>,
-) -> Result<Json<Value>, ApiError> {
-    let requests: Vec<PendingView> = s
-        .hub
+/// Every held request the caller sees, oldest first.
+pub(crate) fn visible_pending(s: &AppState, caller: &Caller) -> Vec<PendingView> {
+    s.hub
         .pending()
         .iter()
         .map(PendingView::from)
         .filter(|p| caller.sees(&p.project))
-        .collect();
-    Ok(Json(json!({ "requests": requests })))
+        .collect()
+}
+
+async fn pending(
+    State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({ "requests": visible_pending(&s, &caller) })))
 }
 
 /// A verdict request refused before it reached the hub: a bad scope or TTL.

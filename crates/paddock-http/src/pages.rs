@@ -37,7 +37,15 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
          <body><h1>{title}</h1>{body}</body></html>",
         title = escape(title)
     );
-    let mut response = (status, Html(html)).into_response();
+    with_page_headers(
+        (status, Html(html)).into_response(),
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
+    )
+}
+
+/// The headers every page answer carries: not cached, no referrer to
+/// other sites, never framed, not sniffed, and its CSP.
+pub(crate) fn with_page_headers(mut response: Response, csp: &'static str) -> Response {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
@@ -46,10 +54,12 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     response
 }

@@ -14,7 +14,7 @@ use paddock_core::BoxView;
 use paddock_egress::{BoxIdentity, Shield};
 use serde::Deserialize;
 
-use super::{CsrfOnly, Frame, Section, failed, form_allowed, when};
+use super::{CsrfOnly, Frame, Section, button, failed, form_allowed, when};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::pages::escape;
@@ -224,9 +224,8 @@ async fn destroy(
     Path(id): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !form_allowed(&s, &headers, &caller, &csrf) {
-        return crate::signin::csrf_refused();
+    if let Some(refused) = button(&s, &headers, &caller, form) {
+        return refused;
     }
     match s.boxes.destroy(&id).await {
         Ok(()) => crate::signin::redirect("/console/boxes"),
@@ -241,9 +240,8 @@ async fn activation(
     Path(id): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !form_allowed(&s, &headers, &caller, &csrf) {
-        return crate::signin::csrf_refused();
+    if let Some(refused) = button(&s, &headers, &caller, form) {
+        return refused;
     }
     let frame = Frame::new(&s, &headers, &caller, Section::Boxes);
     match s.boxes.renew_activation_link(&id) {

@@ -103,13 +103,7 @@ async fn hello(s: &AppState, rx: &mut Rx, session: &str) -> Result<(), String> {
 
 /// Every held request the caller sees, oldest first.
 fn snapshot(s: &AppState, caller: &Caller, may_decide: bool) -> Value {
-    let requests: Vec<PendingView> = s
-        .hub
-        .pending()
-        .iter()
-        .map(PendingView::from)
-        .filter(|p| caller.sees(&p.project))
-        .collect();
+    let requests = crate::egress::visible_pending(s, caller);
     json!({
         "type": "snapshot",
         "requests": requests,

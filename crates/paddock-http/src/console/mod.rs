@@ -17,7 +17,7 @@ mod pending;
 mod rules;
 mod tokens;
 
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 
 use crate::AppState;
@@ -151,23 +151,8 @@ impl<'a> Frame<'a> {
 }
 
 /// Headers of every console answer: no caching, no framing, our CSP.
-pub(crate) fn with_console_headers(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CSP),
-    );
-    response
+pub(crate) fn with_console_headers(response: Response) -> Response {
+    crate::pages::with_page_headers(response, CSP)
 }
 
 /// A console page asked for without a session, on a paddock without
@@ -219,6 +204,20 @@ pub(crate) fn failed(status: StatusCode, message: &str, back: Section) -> Respon
 pub(crate) fn form_allowed(s: &AppState, headers: &HeaderMap, caller: &Caller, csrf: &str) -> bool {
     caller.identity.source != paddock_iam::Source::Session
         || crate::signin::session_form(s, headers, Some(csrf)).is_some()
+}
+
+/// A button's post: the refusal to send, unless it carries the session's
+/// CSRF token.
+pub(crate) fn button(
+    s: &AppState,
+    headers: &HeaderMap,
+    caller: &Caller,
+    form: Result<axum::extract::Form<CsrfOnly>, axum::extract::rejection::FormRejection>,
+) -> Option<Response> {
+    let csrf = form
+        .map(|axum::extract::Form(f)| f.csrf)
+        .unwrap_or_default();
+    (!form_allowed(s, headers, caller, &csrf)).then(crate::signin::csrf_refused)
 }
 
 /// A form that carries nothing but its CSRF token (a button).

@@ -8,7 +8,7 @@ use axum::response::Response;
 use paddock_egress::Rule;
 use serde::Deserialize;
 
-use super::{CsrfOnly, Frame, Section, failed, form_allowed, when};
+use super::{CsrfOnly, Frame, Section, button, failed, form_allowed, when};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::egress::{NewRule, create_rule, remove_rule, visible_rules};
@@ -164,9 +164,8 @@ async fn delete(
     Path(id): Path<i64>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !form_allowed(&s, &headers, &caller, &csrf) {
-        return crate::signin::csrf_refused();
+    if let Some(refused) = button(&s, &headers, &caller, form) {
+        return refused;
     }
     match remove_rule(&s, &caller, id).await {
         Ok(()) => crate::signin::redirect("/console/rules"),

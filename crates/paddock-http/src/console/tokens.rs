@@ -7,7 +7,7 @@ use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{CsrfOnly, Frame, Section, failed, form_allowed};
+use super::{CsrfOnly, Frame, Section, button, failed};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::pages::escape;
@@ -82,9 +82,8 @@ async fn revoke(
     Path(id): Path<String>,
     form: Result<Form<CsrfOnly>, FormRejection>,
 ) -> Response {
-    let csrf = form.map(|Form(f)| f.csrf).unwrap_or_default();
-    if !form_allowed(&s, &headers, &caller, &csrf) {
-        return crate::signin::csrf_refused();
+    if let Some(refused) = button(&s, &headers, &caller, form) {
+        return refused;
     }
     match s.iam.revoke(&id) {
         Ok(_) => crate::signin::redirect("/console/tokens"),
