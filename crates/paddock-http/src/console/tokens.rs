@@ -67,7 +67,7 @@ async fn list(
     frame.render(
         StatusCode::OK,
         &format!(
-            "<p class=\"muted\">Mint tokens with <code>paddock tokens create</code>; \
+            "<p class=\"muted\">Mint tokens with <code>paddock token create</code>; \
              a secret is shown once, where it is made.</p>\
              <table class=\"stack\" id=\"tokens\"><thead><tr><th>Id</th><th>Name</th><th>Capabilities</th>\
              <th>Projects</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
