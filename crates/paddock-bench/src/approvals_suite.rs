@@ -196,6 +196,9 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
 
     let mut cmd = Command::new(python());
     cmd.arg("crates/paddock-bench/console_timing.py");
+    // Chromium's profile and temporary files go where the bench removes them.
+    let scratch = tempfile::tempdir()?;
+    cmd.env("TMPDIR", scratch.path());
     let mut browser = Lines::spawn(cmd)?;
     browser.wait_for("the browser", Duration::from_secs(60), |l| {
         l.contains("ready")

@@ -24,6 +24,10 @@ impl Browsers {
     fn start(p: &Paddock) -> Self {
         let mut cmd = Command::new(python());
         cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console_driver.py"));
+        // Chromium's profiles and temporary files go into the paddock's
+        // own directory, removed with it however the test ends (the
+        // driver is killed, not asked, when the test fails).
+        cmd.env("TMPDIR", p.dir.path());
         let driven = Driven::run(cmd, p);
         driven.line_where("ready", |l| l.starts_with("{\"ok\": \"ready\""));
         Self(driven)

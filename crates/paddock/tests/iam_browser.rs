@@ -21,9 +21,13 @@ fn signin_toml(issuer: &Issuer) -> String {
 }
 
 fn browse(args: &[&str]) -> Value {
+    // Chromium's profile and its own temporary files go where the test
+    // removes them, however the run ends.
+    let scratch = tempfile::tempdir().unwrap();
     let out = Command::new(python())
         .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/browser.py"))
         .args(args)
+        .env("TMPDIR", scratch.path())
         .output()
         .unwrap();
     assert!(
