@@ -38,6 +38,10 @@ const el = (tag, attrs = {}, ...children) => {
   return node;
 };
 
+// One formatter for every card: toLocaleTimeString builds a new one per
+// call, which for a long list costs more than the cards themselves.
+const clock = new Intl.DateTimeFormat(undefined, { timeStyle: "medium" });
+
 const attempts = (n) => (n === 1 ? "1 attempt" : `${n} attempts`);
 
 const PROTOCOLS = { 6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6" };
@@ -230,7 +234,7 @@ class Console {
           class: "attempts",
           text: attempts(view.times_blocked),
         }),
-        el("span", { text: `since ${new Date(view.first_seen_ms).toLocaleTimeString()}` }),
+        el("span", { text: `since ${clock.format(view.first_seen_ms)}` }),
         el("span", { class: "countdown", "data-deadline": String(view.deadline_ms) }),
       ),
     );
