@@ -11,12 +11,15 @@ Selenium, on commands from stdin, one JSON answer per line on stdout.
 """
 
 import json
+import os
 import sys
 import tempfile
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.ui import WebDriverWait
+
+# The tests' own Chromium set-up (fixtures/browser.py).
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../paddock/tests/fixtures"))
+import browser  # noqa: E402
 
 OBSERVE = """
 window.__shown = {};
@@ -34,13 +37,7 @@ new MutationObserver((records) => {
 
 def main():
     profile = tempfile.TemporaryDirectory()
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ["--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", f"--user-data-dir={profile.name}"]:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver = browser.chromium(profile.name)
     wait = WebDriverWait(driver, 60, poll_frequency=0.005)
     live = "return document.getElementById('status')?.textContent === 'live'"
     print(json.dumps({"ok": "ready"}), flush=True)

@@ -246,18 +246,21 @@ async fn log(
         })
         .map_err(EgressError::from)?;
     let entries: Vec<Value> = rows
-        .into_iter()
+        .iter()
         .filter(|r| caller.sees(&r.project))
-        .map(|r| {
-            json!({
-                "id": r.id, "at": r.at_ms, "box_id": r.box_id, "project": r.project,
-                "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
-                "decision": r.decision, "decided_by": r.decided_by,
-                "request_id": r.request_id, "reason": r.reason,
-            })
-        })
+        .map(audit_json)
         .collect();
     Ok(Json(json!({ "entries": entries })))
+}
+
+/// A decision log entry as the API (and the console's export) shows it.
+pub(crate) fn audit_json(r: &paddock_store::AuditRow) -> Value {
+    json!({
+        "id": r.id, "at": r.at_ms, "box_id": r.box_id, "project": r.project,
+        "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
+        "decision": r.decision, "decided_by": r.decided_by,
+        "request_id": r.request_id, "reason": r.reason,
+    })
 }
 
 /// Every held request the caller sees, oldest first.

@@ -196,20 +196,13 @@ impl Tracker {
         })
     }
 
-    /// Every request still held (to show again after the notification
-    /// server came back).
-    pub fn all(&mut self) -> Vec<Step> {
+    /// Forgets every pop-up id (a fresh notification server knows none of
+    /// them); the next `resync` shows every request anew.
+    pub fn forget_popups(&mut self) {
         self.by_notification.clear();
-        self.held
-            .values_mut()
-            .map(|(held, n)| {
-                *n = None;
-                Step::Show {
-                    held: held.clone(),
-                    replaces: None,
-                }
-            })
-            .collect()
+        for (_, n) in self.held.values_mut() {
+            *n = None;
+        }
     }
 }
 

@@ -9,17 +9,10 @@ use serde_json::Value;
 
 use crate::common::console::{Session, session};
 use crate::common::egress_site::create_box;
-use crate::common::{Options, Paddock};
-
-fn plain() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
+use crate::common::{Options, Paddock, raw_http};
 
 async fn form(p: &Paddock, s: &Session, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
-    let r = plain()
+    let r = raw_http()
         .post(format!("{}{path}", p.url))
         .header("cookie", &s.cookie)
         .header("origin", &p.url)
@@ -31,7 +24,7 @@ async fn form(p: &Paddock, s: &Session, path: &str, fields: &[(&str, &str)]) -> 
 }
 
 async fn page(p: &Paddock, s: &Session, path: &str) -> (u16, String) {
-    let r = plain()
+    let r = raw_http()
         .get(format!("{}{path}", p.url))
         .header("cookie", &s.cookie)
         .send()

@@ -18,15 +18,7 @@ pub fn signin_toml(issuer: &Issuer) -> String {
     )
 }
 
-/// A client that follows nothing and keeps no cookies: the test carries
-/// them by hand, so it can look at each one.
-fn raw() -> reqwest::Client {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
+use crate::common::raw_http as raw;
 
 fn location(r: &reqwest::Response) -> String {
     r.headers()[LOCATION].to_str().unwrap().to_owned()

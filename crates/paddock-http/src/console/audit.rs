@@ -8,7 +8,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use paddock_store::{AuditQuery, AuditRow};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{Frame, Section, failed, when};
 use crate::AppState;
@@ -229,15 +228,6 @@ fn csv_field(text: &str) -> String {
     }
 }
 
-fn as_json(r: &AuditRow) -> serde_json::Value {
-    json!({
-        "id": r.id, "at": r.at_ms, "box_id": r.box_id, "project": r.project,
-        "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
-        "decision": r.decision, "decided_by": r.decided_by,
-        "request_id": r.request_id, "reason": r.reason,
-    })
-}
-
 fn as_csv(rows: &[AuditRow]) -> String {
     let mut out = String::from(
         "id,at_ms,box_id,project,dest,port,proto,domain,decision,decided_by,request_id,reason\n",
@@ -287,7 +277,7 @@ async fn export(
         "jsonl" | "" => (
             found
                 .iter()
-                .map(|r| format!("{}\n", as_json(r)))
+                .map(|r| format!("{}\n", crate::egress::audit_json(r)))
                 .collect::<String>(),
             "application/jsonl; charset=utf-8",
             "paddock-audit.jsonl",

@@ -32,8 +32,6 @@ use crate::{ApiError, AppState};
 const MAX_MESSAGE: usize = 64 * 1024;
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 const CLOSE_UNAUTHORISED: u16 = 4401;
-/// The message kinds this socket handles (each registered).
-const MESSAGE_KINDS: [&str; 2] = ["hello", "verdict"];
 
 type Tx = SplitSink<WebSocket, Message>;
 type Rx = SplitStream<WebSocket>;
@@ -223,7 +221,7 @@ async fn message(s: &AppState, caller: &Caller, text: &str) -> Value {
         Err(e) => return invalid(&e.to_string()),
     };
     let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
-    if !MESSAGE_KINDS.contains(&kind) || kind == "hello" {
+    if kind != "verdict" {
         return invalid(&format!(
             "unknown message type {kind:?} (after hello, send verdict)"
         ));

@@ -34,7 +34,7 @@ pub(crate) fn mint_route(routes: Routes) -> Routes {
 fn session_error(e: paddock_iam::SessionError) -> ApiError {
     let (status, code) = match e {
         paddock_iam::SessionError::TooManySessions | paddock_iam::SessionError::TooManyLinks => {
-            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::Conflict)
+            (StatusCode::TOO_MANY_REQUESTS, ErrorCode::LimitReached)
         }
         _ => (StatusCode::BAD_REQUEST, ErrorCode::Invalid),
     };

@@ -167,7 +167,7 @@ async fn session(
         Err(e) => return Lost::Paddock(format!("{e:#}")),
     };
     // A fresh server (or a fresh start) shows everything again.
-    let _ = tracker.all();
+    tracker.forget_popups();
     let steps = tracker.resync(&pending);
     if let Err(lost) = apply(desktop, tracker, steps).await {
         return lost;

@@ -29,10 +29,7 @@ pub async fn session(p: &Paddock, token: &str) -> Session {
         .nth(1)
         .unwrap()
         .to_owned();
-    let plain = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    let plain = super::raw_http();
     let r = plain
         .post(format!("{}/console/signin", p.url))
         .form(&[("link", secret.as_str())])

@@ -9,9 +9,11 @@ pub mod egress_site;
 pub mod gate_site;
 pub mod images;
 pub mod issuer;
+mod python;
 pub mod terok;
 
 pub use images::{TEST_IMAGE, git_image, networked_login_toml, test_image};
+pub use python::{python, run_python};
 
 /// Every capability name but one: what a token one capability short holds.
 pub fn all_capabilities_but(c: paddock_iam::Capability) -> Vec<&'static str> {
@@ -410,6 +412,16 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::new()
 }
 
+/// A client that follows no redirect and keeps no cookies: the test
+/// carries them by hand, so it can look at each one.
+pub fn raw_http() -> reqwest::Client {
+    install_tls();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
 pub fn authorised_client(token: &str) -> reqwest::Client {
     install_tls();
     let mut headers = reqwest::header::HeaderMap::new();
@@ -497,8 +509,6 @@ pub fn activation_url(created: &Value) -> String {
         .to_owned()
 }
 
-/// The Python that has the external clients (`mcp`, …) installed:
-/// `PADDOCK_TEST_PYTHON`, else the workspace's `.venv` made by `scripts/test`.
 /// Runs `start` (a spawn) again while the program's file is busy: a
 /// binary the test has just copied may still be open for writing in a
 /// child another test forked meanwhile (until that child execs), and
@@ -517,48 +527,6 @@ pub fn while_text_busy<T>(mut start: impl FnMut() -> std::io::Result<T>) -> std:
             other => return other,
         }
     }
-}
-
-pub fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("PADDOCK_TEST_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/python3");
-    assert!(
-        venv.exists(),
-        "no Python with the test clients: run scripts/test (it creates .venv) or set PADDOCK_TEST_PYTHON"
-    );
-    venv
-}
-
-/// Runs a fixture script with JSON on stdin and parses its JSON stdout.
-pub fn run_python(script: &str, input: &Value) -> Value {
-    use std::io::Write;
-    let mut child = Command::new(python())
-        .arg(fixtures().join(script))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.to_string().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{script} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{script} printed no JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
 }
 
 /// Polls a synchronous condition until it holds or the deadline passes.
