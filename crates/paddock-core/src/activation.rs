@@ -338,8 +338,9 @@ impl BoxService {
             .ok_or(CoreError::ActivationInvalid)?;
         let (box_id, project) = (row.id, row.project);
         Ok(match row.state {
-            BoxState::Ready => ActivationStatus::Ready { box_id, project },
-            BoxState::Failed => ActivationStatus::Failed {
+            // Stopped only after its login finished.
+            BoxState::Ready | BoxState::Stopped => ActivationStatus::Ready { box_id, project },
+            BoxState::Failed | BoxState::Exited => ActivationStatus::Failed {
                 box_id,
                 project,
                 message: row.error.unwrap_or_default(),

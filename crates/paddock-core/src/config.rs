@@ -51,8 +51,19 @@ pub struct BoxLimits {
     pub exec_output_limit: usize,
     /// How long an exec may run before the caller gets a timeout.
     pub exec_timeout_secs: u64,
-    /// Command run as the box's main process; empty keeps the image's.
+    /// Command run as the box's main process. Empty: the image's own,
+    /// unless that would end at once (a shell, a REPL, none), when the
+    /// box sleeps until it is stopped, as `docker run -d IMAGE sleep
+    /// infinity` would.
     pub command: Vec<String>,
+    /// A box nobody used (exec, logs, login, start) for this long is
+    /// destroyed, with an event. 0: never.
+    pub idle_timeout_secs: u64,
+    /// The longest `ttl_secs` a create may ask for. 0: no limit.
+    pub max_ttl_secs: u64,
+    /// How long a stopping box's processes get between SIGTERM and
+    /// SIGKILL.
+    pub stop_grace_secs: u32,
     /// IPv4 range box networks are carved from (one subnet per box).
     pub subnet_pool: String,
     /// Prefix length of each box's subnet.
@@ -74,6 +85,9 @@ impl Default for BoxLimits {
             exec_output_limit: 1024 * 1024,
             exec_timeout_secs: 600,
             command: Vec::new(),
+            idle_timeout_secs: 0,
+            max_ttl_secs: 0,
+            stop_grace_secs: 10,
             subnet_pool: "10.213.0.0/16".into(),
             subnet_prefix: 28,
             spare_networks: 2,
@@ -122,6 +136,10 @@ pub struct ImageProfile {
     /// login runs, and no longer.
     #[serde(default)]
     pub login_destinations: Vec<String>,
+    /// The box's main process for this image (argv form); empty: as
+    /// `[boxes] command` says.
+    #[serde(default)]
+    pub command: Vec<String>,
 }
 
 fn default_url_pattern() -> String {
@@ -188,6 +206,15 @@ impl CoreConfig {
             return Err("boxes.max_boxes must be at least 1".into());
         }
         Ok(())
+    }
+
+    /// The main process configured for boxes of `image`: its profile's,
+    /// else `[boxes] command` (empty: decided from the image).
+    pub fn command_for(&self, image: &str) -> &[String] {
+        self.profiles
+            .iter()
+            .find(|p| p.image == image && !p.command.is_empty())
+            .map_or(&self.boxes.command, |p| &p.command)
     }
 
     pub fn profile_for(&self, image: &str) -> Option<&ImageProfile> {

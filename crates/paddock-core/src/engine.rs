@@ -9,8 +9,8 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use paddock_docker::{
-    ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput, FileEntry, InteractiveExec,
-    LabelledObjects,
+    ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput, FileEntry, ImageCommand,
+    InteractiveExec, LabelledObjects,
 };
 
 use crate::BoxFuture;
@@ -40,6 +40,9 @@ pub trait BoxEngine: Send + Sync {
     ) -> EngineFuture<'a, (Option<String>, Option<String>)>;
     /// Removing what is not there is not an error.
     fn remove_network<'a>(&'a self, network: &'a str) -> EngineFuture<'a, ()>;
+    /// What the image runs; [`EngineError::NotFound`] when the engine has
+    /// no such image.
+    fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand>;
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String>;
     fn upload_files<'a>(
         &'a self,
@@ -47,6 +50,9 @@ pub trait BoxEngine: Send + Sync {
         files: &'a [FileEntry],
     ) -> EngineFuture<'a, ()>;
     fn start_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()>;
+    /// SIGTERM, then SIGKILL after `grace_secs`; a stopped container is
+    /// not an error.
+    fn stop_container<'a>(&'a self, container: &'a str, grace_secs: u32) -> EngineFuture<'a, ()>;
     fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool>;
     fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32>;
     /// The exit code of a container whose main process ended.
@@ -96,6 +102,9 @@ impl BoxEngine for Engine {
     fn remove_network<'a>(&'a self, network: &'a str) -> EngineFuture<'a, ()> {
         Box::pin(Engine::remove_network(self, network))
     }
+    fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand> {
+        Box::pin(Engine::image_command(self, image))
+    }
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
         Box::pin(Engine::create_container(self, spec))
     }
@@ -108,6 +117,9 @@ impl BoxEngine for Engine {
     }
     fn start_container<'a>(&'a self, container: &'a str) -> EngineFuture<'a, ()> {
         Box::pin(Engine::start_container(self, container))
+    }
+    fn stop_container<'a>(&'a self, container: &'a str, grace_secs: u32) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::stop_container(self, container, grace_secs))
     }
     fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool> {
         Box::pin(Engine::container_running(self, container))

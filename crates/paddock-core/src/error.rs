@@ -28,15 +28,28 @@ pub enum CoreError {
     #[error("this activation link is invalid, expired or already used")]
     ActivationInvalid,
     #[error("setting up the box failed: {0}")]
-    Extension(String),
+    Extension(#[from] crate::ExtensionError),
     #[error("command did not finish within {0} seconds")]
     ExecTimeout(u64),
     /// The image's own command ended as the box started: a box needs a
     /// main process that keeps running.
     #[error(
-        "the image's command exited with code {0} as soon as the box started; a box needs a command that keeps running (set [boxes] command, e.g. [\"sleep\", \"infinity\"], or use an image whose command does not exit)"
+        "the image's command exited with code {0} as soon as the box started; a box needs a command that keeps running (set the image profile's command, or [boxes] command, e.g. [\"sleep\", \"infinity\"])"
     )]
     BoxExited(i64),
+    /// The engine has no such image: said before anything is made.
+    #[error(
+        "no image {0:?} on this paddock's Docker engine: pull it (docker pull {0}) or build it (docker build -t {0} …)"
+    )]
+    ImageNotFound(String),
+    /// The box is not in a state the operation works on (a stopped box's
+    /// exec, a running box's start): says which state it is in.
+    #[error("box {id:?} is {state}: {hint}")]
+    WrongState {
+        id: String,
+        state: &'static str,
+        hint: &'static str,
+    },
 }
 
 impl From<EngineError> for CoreError {

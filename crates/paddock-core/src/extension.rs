@@ -11,6 +11,18 @@ use paddock_docker::FileEntry;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// Why an extension refused to equip, fence or guard a box, in an
+/// operator's terms (the box is then not made, or not started).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ExtensionError(String);
+
+impl ExtensionError {
+    pub fn new(reason: impl Into<String>) -> Self {
+        Self(reason.into())
+    }
+}
+
 /// What an extension knows about the box it equips.
 #[derive(Debug, Clone, Copy)]
 pub struct BoxSetup<'a> {
@@ -59,12 +71,23 @@ pub trait BoxExtension: Send + Sync {
     /// Called once the box's network is chosen, before its container
     /// exists. The box row exists (state `creating`). An error fails the
     /// create, which is then undone.
-    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>>;
+    fn equip<'a>(&'a self, setup: BoxSetup<'a>)
+    -> BoxFuture<'a, Result<Equipment, ExtensionError>>;
+
+    /// A stopped box's container is about to start again: whatever must
+    /// hold before its first process runs (the host fence) is checked
+    /// here. An error keeps the box stopped.
+    fn starting<'a>(&'a self, _setup: BoxSetup<'a>) -> BoxFuture<'a, Result<(), ExtensionError>> {
+        Box::pin(async { Ok(()) })
+    }
 
     /// The container runs. An error fails the create (closed: the box is
-    /// torn down). Also called for boxes found running at start, so it must
-    /// be idempotent.
-    fn started<'a>(&'a self, _started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), String>> {
+    /// torn down) or the start (the box is stopped again). Also called for
+    /// boxes found running at start, so it must be idempotent.
+    fn started<'a>(
+        &'a self,
+        _started: BoxStarted<'a>,
+    ) -> BoxFuture<'a, Result<(), ExtensionError>> {
         Box::pin(async { Ok(()) })
     }
 
@@ -78,8 +101,9 @@ pub trait BoxExtension: Send + Sync {
     ) {
     }
 
-    /// The box is gone (destroyed, or dropped because its container went).
-    fn removed(&self, _box_id: &str, _project: &str) {}
+    /// The box is gone; `reason` says why in a person's terms (destroyed,
+    /// its time to live ran out, its container disappeared, …).
+    fn removed(&self, _box_id: &str, _project: &str, _reason: &str) {}
 
     /// The box's login command started; `login.destinations` (its
     /// profile's) are what the login itself needs to reach.

@@ -10,9 +10,11 @@ mod extension;
 mod hooks;
 mod labels;
 mod lifecycle;
+mod main_process;
 mod maintenance;
 mod model;
 mod networks;
+mod power;
 mod reconcile;
 mod service;
 mod subnet;
@@ -23,7 +25,9 @@ pub use activation::{ActivationPage, ActivationStatus, SubmitOutcome};
 pub use config::CoreConfig;
 pub use engine::{BoxEngine, ContainerEvents, EngineFuture, LabelFilter};
 pub use error::CoreError;
-pub use extension::{BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, LoginStarted};
+pub use extension::{
+    BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, ExtensionError, LoginStarted,
+};
 pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
 pub use paddock_docker::{ContainerChange, FileEntry};
 pub use reconcile::ReconcileReport;

@@ -7,13 +7,14 @@
 
 use std::collections::HashMap;
 
-use paddock_docker::ContainerSpec;
+use paddock_docker::{ContainerSpec, EngineError};
 use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
 use crate::BoxSetup;
 use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
+use crate::main_process::{self, MainProcess};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
 use crate::{BoxService, CoreError, Result, labels, validate};
 
@@ -38,6 +39,7 @@ impl BoxService {
         validate::image(&image)?;
         let description = req.description.unwrap_or_default();
         validate::description(&description)?;
+        let ttl_secs = validate::ttl_secs(req.ttl_secs, self.config.boxes.max_ttl_secs)?;
         let id = match req.box_id.filter(|i| !i.is_empty()) {
             Some(id) => {
                 validate::box_id(&id)?;
@@ -45,6 +47,10 @@ impl BoxService {
             }
             None => format!("box-{}", paddock_secret::random_id(5)),
         };
+
+        // Before anything is made: an image the engine lacks is the user's
+        // to fix, and its command decides the box's main process.
+        let main = self.main_process_for(&image).await?;
 
         let _guard = self.lock_box(&id).await;
         let now = now_ms();
@@ -60,6 +66,9 @@ impl BoxService {
             hook_state: Value::Object(Default::default()),
             created_at_ms: now,
             updated_at_ms: now,
+            exit_code: None,
+            expires_at_ms: ttl_secs.map(|t| now.saturating_add((t as i64).saturating_mul(1000))),
+            active_at_ms: now,
         };
         let max = self.config.boxes.max_boxes;
         match self.store.insert_box_within_limit(&row, max) {
@@ -73,7 +82,7 @@ impl BoxService {
             Err(e) => return Err(e.into()),
         }
 
-        match self.build(&row).await {
+        match self.build(&row, main).await {
             Ok(activation_url) => {
                 let row = self
                     .store
@@ -97,7 +106,7 @@ impl BoxService {
 
     /// Everything between the journal row and a running box. Any error
     /// leaves cleanup to the caller's teardown.
-    async fn build(&self, row: &BoxRow) -> Result<Option<String>> {
+    async fn build(&self, row: &BoxRow, main: MainProcess) -> Result<Option<String>> {
         let name = labels::object_name(&row.id);
         let object_labels = HashMap::from([
             (labels::BOX.to_owned(), row.id.clone()),
@@ -122,7 +131,7 @@ impl BoxService {
                 network_id: &network,
                 gateway,
             };
-            let equipment = ext.equip(setup).await.map_err(CoreError::Extension)?;
+            let equipment = ext.equip(setup).await?;
             equipment_files.extend(equipment.files);
             env.extend(equipment.env);
             dns.extend(equipment.dns.iter().map(ToString::to_string));
@@ -135,7 +144,9 @@ impl BoxService {
             hostname: row.id.clone(),
             labels: object_labels,
             env,
-            cmd: (!limits.command.is_empty()).then(|| limits.command.clone()),
+            cmd: main.cmd,
+            entrypoint: main.entrypoint,
+            runtime: None,
             network,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),
             nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
@@ -143,7 +154,11 @@ impl BoxService {
             cap_drop: limits.cap_drop.clone(),
             dns,
         };
-        let container = self.engine.create_container(&spec).await?;
+        let container = self
+            .engine
+            .create_container(&spec)
+            .await
+            .map_err(|e| image_missing(e, &row.image))?;
         self.store.set_box_container(&row.id, &container)?;
         // Hook files are in place before the box's first process runs, as
         // hooks are promised. Extension files only need to be there when
@@ -174,6 +189,17 @@ impl BoxService {
                 Ok(None)
             }
         }
+    }
+
+    /// The box's main process for `image`, from its profile or `[boxes]`
+    /// or what the image runs.
+    async fn main_process_for(&self, image: &str) -> Result<MainProcess> {
+        let own = self
+            .engine
+            .image_command(image)
+            .await
+            .map_err(|e| image_missing(e, image))?;
+        Ok(main_process::choose(self.config.command_for(image), &own))
     }
 
     /// Tells the extensions the box runs; the first refusal fails the box.
@@ -223,7 +249,7 @@ impl BoxService {
                 pid,
                 network_id: &network,
             };
-            ext.started(started).await.map_err(CoreError::Extension)?;
+            ext.started(started).await?;
         }
         Ok(())
     }
@@ -273,18 +299,25 @@ impl BoxService {
             self.store.delete_box(id)?;
             return Ok(());
         }
-        self.teardown(id, NetworkAfter::Discard).await
+        self.teardown(id, NetworkAfter::Discard, "its creation failed")
+            .await
     }
 
     /// Destroys a box: container, network, hook state, row.
     pub async fn destroy(&self, id: &str) -> Result<()> {
+        self.destroy_because(id, "the box was destroyed").await
+    }
+
+    /// Destroys a box, telling the extensions why (`reason`, a person's
+    /// words: the reaper's time to live, idleness, a login never done).
+    pub(crate) async fn destroy_because(&self, id: &str, reason: &str) -> Result<()> {
         validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
         let _guard = self.lock_box(id).await;
         if self.store.get_box(id)?.is_none() {
             return Err(CoreError::NotFound(id.to_owned()));
         }
-        self.teardown(id, NetworkAfter::Recycle).await?;
-        tracing::info!(box_id = %id, "box destroyed");
+        self.teardown(id, NetworkAfter::Recycle, reason).await?;
+        tracing::info!(box_id = %id, reason, "box destroyed");
         drop(_guard);
         self.forget_lock(id);
         Ok(())
@@ -293,7 +326,12 @@ impl BoxService {
     /// Removes whatever exists of a box, idempotently. The caller holds the
     /// box's lock (or is the single-threaded start-up reconcile). On error
     /// the row stays in `destroying`, so the work is finished later.
-    pub(crate) async fn teardown(&self, id: &str, network_after: NetworkAfter) -> Result<()> {
+    pub(crate) async fn teardown(
+        &self,
+        id: &str,
+        network_after: NetworkAfter,
+        reason: &str,
+    ) -> Result<()> {
         let Some(row) = self.store.get_box(id)? else {
             return Ok(());
         };
@@ -308,7 +346,7 @@ impl BoxService {
             self.engine.remove_container(container).await?;
         }
         for ext in &self.extensions {
-            ext.removed(&row.id, &row.project);
+            ext.removed(&row.id, &row.project, reason);
         }
         if let Some(network) = row.network_id.clone() {
             match network_after {
@@ -346,5 +384,15 @@ impl BoxService {
                 tracing::error!(box_id = %row.id, error = %e, "box.destroy hook failed");
             }
         }
+    }
+}
+
+/// The engine's "no such image" in the user's terms, naming the image.
+fn image_missing(e: EngineError, image: &str) -> CoreError {
+    match e {
+        EngineError::NotFound(m) if m == image || m.contains("image") => {
+            CoreError::ImageNotFound(image.to_owned())
+        }
+        other => other.into(),
     }
 }

@@ -10,16 +10,41 @@ use crate::BoxService;
 use crate::model::now_ms;
 
 impl BoxService {
-    /// Destroys boxes still waiting for activation after the TTL. Returns
-    /// the ids reaped.
+    /// Destroys boxes still waiting for activation after the activation
+    /// TTL, boxes whose own time to live ran out, and boxes idle past
+    /// `[boxes] idle_timeout_secs`; each removal is announced with its
+    /// reason. Returns the ids reaped.
     pub async fn reap_once(&self) -> crate::Result<Vec<String>> {
-        let ttl_ms = (self.config.activation.ttl_secs as i64).saturating_mul(1000);
-        let expired = self.store.boxes_pending_since(now_ms() - ttl_ms)?;
+        let now = now_ms();
+        let activation_ms = secs_to_ms(self.config.activation.ttl_secs);
+        let idle_secs = self.config.boxes.idle_timeout_secs;
+        let idle_cutoff = (idle_secs > 0).then(|| now - secs_to_ms(idle_secs));
+        let mut doomed: Vec<(String, String)> = self
+            .store
+            .boxes_pending_since(now - activation_ms)?
+            .into_iter()
+            .map(|id| (id, "it was not activated in time".to_owned()))
+            .collect();
+        for id in self.store.boxes_expired(now, idle_cutoff)? {
+            let ttl_over = self
+                .store
+                .get_box(&id)?
+                .and_then(|r| r.expires_at_ms)
+                .is_some_and(|at| at <= now);
+            let reason = if ttl_over {
+                "its time to live ran out".to_owned()
+            } else {
+                format!("it was idle for more than {idle_secs} s")
+            };
+            if !doomed.iter().any(|(d, _)| *d == id) {
+                doomed.push((id, reason));
+            }
+        }
         let mut reaped = Vec::new();
-        for id in expired {
-            match self.destroy(&id).await {
+        for (id, reason) in doomed {
+            match self.destroy_because(&id, &reason).await {
                 Ok(()) => {
-                    tracing::info!(box_id = %id, "reaped a box that was not activated in time");
+                    tracing::info!(box_id = %id, reason, "reaped a box");
                     reaped.push(id);
                 }
                 Err(crate::CoreError::NotFound(_)) => {}
@@ -71,4 +96,8 @@ impl BoxService {
             }
         }
     }
+}
+
+fn secs_to_ms(secs: u64) -> i64 {
+    i64::try_from(secs).unwrap_or(i64::MAX).saturating_mul(1000)
 }

@@ -19,6 +19,11 @@ pub struct CreateBox {
     /// Free text shown in listings.
     #[serde(default)]
     pub description: Option<String>,
+    /// Seconds the box may live; it is destroyed then, with an event.
+    /// Absent: until destroyed (or idle past `[boxes]
+    /// idle_timeout_secs`).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -30,18 +35,28 @@ pub struct BoxView {
     pub state: BoxState,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The main process's exit code, when the box is `exited`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
     /// RFC 3339.
     pub created_at: String,
+    /// When the box's time to live runs out (RFC 3339), if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
     /// The Docker container's name.
     pub container: String,
 }
 
+/// Unix milliseconds as RFC 3339.
+fn rfc3339(at_ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
 impl From<&BoxRow> for BoxView {
     fn from(row: &BoxRow) -> Self {
-        let created = time::OffsetDateTime::from_unix_timestamp_nanos(
-            i128::from(row.created_at_ms) * 1_000_000,
-        )
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
         Self {
             box_id: row.id.clone(),
             project: row.project.clone(),
@@ -49,9 +64,9 @@ impl From<&BoxRow> for BoxView {
             description: row.description.clone(),
             state: row.state,
             error: row.error.clone(),
-            created_at: created
-                .format(&time::format_description::well_known::Rfc3339)
-                .unwrap_or_default(),
+            exit_code: row.exit_code,
+            created_at: rfc3339(row.created_at_ms),
+            expires_at: row.expires_at_ms.map(rfc3339),
             container: crate::labels::object_name(&row.id),
         }
     }

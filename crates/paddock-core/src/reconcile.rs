@@ -2,10 +2,11 @@
 
 use std::collections::HashSet;
 
-use paddock_store::BoxState;
+use paddock_store::{BoxRow, BoxState};
 use serde::Serialize;
 
 use crate::lifecycle::NetworkAfter;
+use crate::model::now_ms;
 use crate::networks::{ROLE, ROLE_BOX_NETWORK};
 use crate::{BoxService, Result, labels};
 
@@ -49,15 +50,22 @@ impl BoxService {
             let _guard = self.lock_box(&row.id).await;
             match row.state {
                 BoxState::Creating => {
-                    self.teardown(&row.id, NetworkAfter::Discard).await?;
+                    self.teardown(
+                        &row.id,
+                        NetworkAfter::Discard,
+                        "its creation was interrupted",
+                    )
+                    .await?;
                     report.finished.push(row.id.clone());
                 }
                 BoxState::Destroying => {
-                    self.teardown(&row.id, NetworkAfter::Recycle).await?;
+                    self.teardown(&row.id, NetworkAfter::Recycle, "the box was destroyed")
+                        .await?;
                     report.finished.push(row.id.clone());
                 }
                 _ if !with_container.contains(row.id.as_str()) => {
-                    self.teardown(&row.id, NetworkAfter::Recycle).await?;
+                    self.teardown(&row.id, NetworkAfter::Recycle, "its container disappeared")
+                        .await?;
                     report.dropped.push(row.id.clone());
                 }
                 _ => restored.push(row),
@@ -90,16 +98,11 @@ impl BoxService {
         // torn down rather than left running unguarded.
         for row in restored {
             let _guard = self.lock_box(&row.id).await;
-            if let Some(container) = &row.container_id
-                && self.engine.container_running(container).await?
-                && let Err(e) = self.announce_started(row, container).await
-            {
-                tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
-                self.teardown(&row.id, NetworkAfter::Discard).await?;
+            if self.restore(row).await? {
+                report.restored += 1;
+            } else {
                 report.dropped.push(row.id.clone());
-                continue;
             }
-            report.restored += 1;
         }
 
         if self.config.reconcile.remove_unknown {
@@ -120,5 +123,51 @@ impl BoxService {
             }
         }
         Ok(report)
+    }
+
+    /// Brings one kept box back to what its row says. False when it had to
+    /// be torn down (its guards could not be restored).
+    async fn restore(&self, row: &BoxRow) -> Result<bool> {
+        let Some(container) = &row.container_id else {
+            return Ok(true);
+        };
+        let running = self.engine.container_running(container).await?;
+        match (row.state, running) {
+            // A stop the crash interrupted: finish it.
+            (BoxState::Stopped, true) => {
+                self.engine
+                    .stop_container(container, self.config.boxes.stop_grace_secs)
+                    .await?;
+            }
+            (BoxState::Stopped | BoxState::Exited, false) => {}
+            (_, true) => {
+                if let Err(e) = self.announce_started(row, container).await {
+                    tracing::error!(box_id = %row.id, error = %e, "cannot restore a box's guards; removing it");
+                    self.teardown(
+                        &row.id,
+                        NetworkAfter::Discard,
+                        "its guards could not be restored",
+                    )
+                    .await?;
+                    return Ok(false);
+                }
+                // Started by someone else while it was exited: it runs,
+                // guarded, so it is ready again.
+                self.store.transition_box_from(
+                    &row.id,
+                    &[BoxState::Exited],
+                    BoxState::Ready,
+                    None,
+                    None,
+                    now_ms(),
+                )?;
+            }
+            // Its main process ended while paddock was away.
+            (_, false) => {
+                let code = self.engine.exit_code(container).await?;
+                self.main_process_ended(&row.id, code);
+            }
+        }
+        Ok(true)
     }
 }

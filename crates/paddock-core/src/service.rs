@@ -10,7 +10,7 @@ use paddock_store::{BoxState, Store};
 
 use crate::BoxExtension;
 use crate::activation::Logins;
-use crate::model::{BoxView, ExecResult};
+use crate::model::{BoxView, ExecResult, now_ms};
 use crate::networks::NetworkPool;
 use crate::subnet::SubnetPool;
 use crate::{CoreConfig, CoreError, Result, validate};
@@ -114,21 +114,28 @@ impl BoxService {
         Ok(self.store.list_boxes()?.iter().map(BoxView::from).collect())
     }
 
-    /// The container of a box that is up, or why there is none.
-    fn live_container(&self, id: &str) -> Result<String> {
+    /// The container of a box, or why there is none; `running` asks for
+    /// one whose processes run (an exec's), as opposed to one whose
+    /// output can be read (a stopped box's logs say why it stopped).
+    fn container_of(&self, id: &str, running: bool) -> Result<String> {
         validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
         let row = self
             .store
             .get_box(id)?
             .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
-        match (row.state, row.container_id) {
-            (BoxState::Creating, _) => Err(CoreError::Conflict(format!(
-                "box {id:?} is still being created"
-            ))),
-            (BoxState::Destroying, _) => Err(CoreError::Conflict(format!(
-                "box {id:?} is being destroyed"
-            ))),
-            (_, Some(container)) => Ok(container),
+        let wrong = |hint| CoreError::WrongState {
+            id: id.to_owned(),
+            state: row.state.as_str(),
+            hint,
+        };
+        match (row.state, &row.container_id) {
+            (BoxState::Creating | BoxState::Destroying, _) => {
+                Err(wrong("try again once that has finished"))
+            }
+            (BoxState::Stopped | BoxState::Exited, _) if running => {
+                Err(wrong("start it first (paddock box start)"))
+            }
+            (_, Some(container)) => Ok(container.clone()),
             (_, None) => Err(CoreError::Conflict(format!("box {id:?} has no container"))),
         }
     }
@@ -148,7 +155,8 @@ impl BoxService {
     }
 
     async fn run_in_box(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
-        let container = self.live_container(id)?;
+        let container = self.container_of(id, true)?;
+        self.store.touch_box(id, now_ms())?;
         let limit = self.config.boxes.exec_output_limit;
         let timeout = self.config.boxes.exec_timeout_secs;
         let out = tokio::time::timeout(
@@ -167,7 +175,7 @@ impl BoxService {
 
     /// The last `tail` lines of the box's console (capped at 10 000).
     pub async fn logs(&self, id: &str, tail: Option<u32>) -> Result<String> {
-        let container = self.live_container(id)?;
+        let container = self.container_of(id, false)?;
         let tail = tail.unwrap_or(100).min(10_000);
         Ok(self.engine.logs(&container, tail).await?)
     }

@@ -58,6 +58,27 @@ pub fn image(value: &str) -> Result<(), CoreError> {
     }
 }
 
+/// A box's time to live: at least a second, and no more than `max_secs`
+/// when that is set (0: no limit). Ten years at most either way, so the
+/// deadline fits the store's milliseconds.
+pub fn ttl_secs(value: Option<u64>, max_secs: u64) -> Result<Option<u64>, CoreError> {
+    const TEN_YEARS_SECS: u64 = 10 * 366 * 24 * 3600;
+    let Some(ttl) = value else {
+        return Ok(None);
+    };
+    let max = if max_secs == 0 {
+        TEN_YEARS_SECS
+    } else {
+        max_secs.min(TEN_YEARS_SECS)
+    };
+    if ttl == 0 || ttl > max {
+        return Err(CoreError::Invalid(format!(
+            "ttl_secs must be between 1 and {max}"
+        )));
+    }
+    Ok(Some(ttl))
+}
+
 pub fn description(value: &str) -> Result<(), CoreError> {
     if value.len() > MAX_DESCRIPTION {
         return Err(CoreError::Invalid(format!(
@@ -121,6 +142,17 @@ const MAX_ARGV_WORDS: usize = 4096;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ttls() {
+        assert_eq!(ttl_secs(None, 60).unwrap(), None);
+        assert_eq!(ttl_secs(Some(60), 60).unwrap(), Some(60));
+        assert_eq!(ttl_secs(Some(u64::MAX / 2), 0).ok(), None);
+        for bad in [0, 61] {
+            let err = ttl_secs(Some(bad), 60).unwrap_err().to_string();
+            assert!(err.contains("between 1 and 60"), "{err}");
+        }
+    }
 
     #[test]
     fn slugs() {

@@ -38,6 +38,11 @@ impl BoxService {
                                     .get(labels::PROJECT)
                                     .map(String::as_str)
                                     .unwrap_or("");
+                                if let paddock_docker::ContainerChange::Died { exit_code } =
+                                    &event.change
+                                {
+                                    self.main_process_ended(box_id, *exit_code);
+                                }
                                 for ext in &self.extensions {
                                     ext.container_changed(box_id, project, &event.change);
                                 }

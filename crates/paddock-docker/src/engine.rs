@@ -8,7 +8,7 @@ use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, Network
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use tokio::sync::OnceCell;
@@ -25,6 +25,11 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     /// None keeps the image's own command.
     pub cmd: Option<Vec<String>>,
+    /// None keeps the image's own entrypoint; an empty list clears it.
+    pub entrypoint: Option<Vec<String>>,
+    /// The OCI runtime Docker starts the container with (None: its
+    /// default, runc).
+    pub runtime: Option<String>,
     pub network: String,
     pub memory_bytes: Option<i64>,
     pub nano_cpus: Option<i64>,
@@ -135,6 +140,7 @@ impl Engine {
             network_mode: Some(spec.network.clone()),
             init: Some(true),
             dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
+            runtime: spec.runtime.clone(),
             ..Default::default()
         };
         let body = ContainerCreateBody {
@@ -143,6 +149,7 @@ impl Engine {
             labels: Some(spec.labels.clone()),
             env: Some(spec.env.clone()),
             cmd: spec.cmd.clone(),
+            entrypoint: spec.entrypoint.clone(),
             host_config: Some(host_config),
             ..Default::default()
         };
@@ -177,6 +184,27 @@ impl Engine {
             .start_container(container, None)
             .await?;
         Ok(())
+    }
+
+    /// Stops a container's main process: SIGTERM, then SIGKILL after
+    /// `grace_secs`. Stopping a stopped container is not an error.
+    pub async fn stop_container(&self, container: &str, grace_secs: u32) -> Result<()> {
+        let options = StopContainerOptionsBuilder::default()
+            .t(i32::try_from(grace_secs).unwrap_or(i32::MAX))
+            .build();
+        match self
+            .client()
+            .await?
+            .stop_container(container, Some(options))
+            .await
+        {
+            Ok(()) => Ok(()),
+            // 304: already stopped.
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 304, ..
+            }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// True when the container exists and is running.

@@ -9,11 +9,13 @@ mod engine;
 mod error;
 mod events;
 mod exec;
+mod image;
 
 pub use archive::FileEntry;
 pub use engine::{ContainerSpec, Engine, LabelledObjects};
 pub use error::EngineError;
 pub use events::{ContainerChange, ContainerEvent};
 pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
+pub use image::ImageCommand;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -26,6 +26,8 @@ pub enum ErrorCode {
     ExecTimeout,
     SetupFailed,
     BoxExited,
+    ImageNotFound,
+    WrongState,
     Unauthenticated,
     Forbidden,
     EgressDisabled,
@@ -39,7 +41,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -53,6 +55,8 @@ impl ErrorCode {
         Self::ExecTimeout,
         Self::SetupFailed,
         Self::BoxExited,
+        Self::ImageNotFound,
+        Self::WrongState,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::EgressDisabled,
@@ -80,6 +84,8 @@ impl ErrorCode {
             Self::ExecTimeout => "exec_timeout",
             Self::SetupFailed => "setup_failed",
             Self::BoxExited => "box_exited",
+            Self::ImageNotFound => "image_not_found",
+            Self::WrongState => "wrong_state",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::EgressDisabled => "egress_disabled",
@@ -149,6 +155,8 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::ExecTimeout(_) => (StatusCode::GATEWAY_TIMEOUT, ErrorCode::ExecTimeout),
         CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, ErrorCode::SetupFailed),
         CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BoxExited),
+        CoreError::ImageNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ImageNotFound),
+        CoreError::WrongState { .. } => (StatusCode::CONFLICT, ErrorCode::WrongState),
     }
 }
 

@@ -235,7 +235,7 @@ impl BoxTools {
 
     #[tool(
         name = "get_box",
-        description = "Describe one box: project, image, state."
+        description = "Describe one box: project, image, state (ready, pending_activation, stopped, exited with its exit_code, ...)."
     )]
     async fn get_box(
         &self,
@@ -278,6 +278,42 @@ impl BoxTools {
                     destroyed: true,
                 })
             })
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "stop_box",
+        description = "Stop a box's processes, keeping its files; start_box brings it back. Stopping a stopped box does nothing."
+    )]
+    async fn stop_box(
+        &self,
+        Parameters(args): Parameters<BoxIdArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<BoxView>, String> {
+        self.authorise(&parts, "stop_box", Named::Box(&args.box_id))
+            .await?;
+        self.boxes()
+            .stop(&args.box_id)
+            .await
+            .map(Json)
+            .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "start_box",
+        description = "Start a stopped or exited box again, with the files it had. Starting a running box does nothing."
+    )]
+    async fn start_box(
+        &self,
+        Parameters(args): Parameters<BoxIdArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<BoxView>, String> {
+        self.authorise(&parts, "start_box", Named::Box(&args.box_id))
+            .await?;
+        self.boxes()
+            .start(&args.box_id)
+            .await
+            .map(Json)
             .map_err(tool_error)
     }
 

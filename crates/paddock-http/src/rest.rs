@@ -1,4 +1,4 @@
-//! REST: `/api/v1/boxes[/{id}[/exec|/logs]]`.
+//! REST: `/api/v1/boxes[/{id}[/exec|/logs|/stop|/start]]`.
 
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
@@ -19,6 +19,8 @@ pub(crate) fn routes(routes: Routes) -> Routes {
         .bind("POST /api/v1/boxes", create)
         .bind("GET /api/v1/boxes/{id}", get_one)
         .bind("DELETE /api/v1/boxes/{id}", destroy)
+        .bind("POST /api/v1/boxes/{id}/stop", stop)
+        .bind("POST /api/v1/boxes/{id}/start", start)
         .bind("POST /api/v1/boxes/{id}/exec", exec)
         .bind("GET /api/v1/boxes/{id}/logs", logs)
 }
@@ -75,6 +77,14 @@ async fn destroy(
 ) -> Result<StatusCode, ApiError> {
     s.boxes.destroy(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+async fn stop(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(with_shield(&s, &s.boxes.stop(&id).await?)))
+}
+
+async fn start(State(s): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    Ok(Json(with_shield(&s, &s.boxes.start(&id).await?)))
 }
 
 /// Either a shell command line (`command`, run with `/bin/sh -c`) or the

@@ -21,10 +21,12 @@ pub enum Capability {
     /// Asking ahead for a destination, with a reason, for a person to
     /// decide (the agent's; it decides nothing).
     EgressRequest,
+    /// Stopping and starting a box (its filesystem is kept).
+    BoxControl,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 12] = [
+    pub const ALL: [Capability; 13] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -37,6 +39,7 @@ impl Capability {
         Self::EventsSubscribe,
         Self::AdminTokens,
         Self::EgressRequest,
+        Self::BoxControl,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl Capability {
             Self::EventsSubscribe => "events:subscribe",
             Self::AdminTokens => "admin:tokens",
             Self::EgressRequest => "egress:request",
+            Self::BoxControl => "box:control",
         }
     }
 
@@ -150,6 +154,7 @@ impl Capabilities {
                 BoxLogs,
                 BoxExec,
                 BoxDestroy,
+                BoxControl,
                 EgressRead,
                 EgressRequest,
             ],

@@ -107,6 +107,18 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     op(
         Rest,
+        "POST /api/v1/boxes/{id}/stop",
+        Requires(BoxControl),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "POST /api/v1/boxes/{id}/start",
+        Requires(BoxControl),
+        BoxInPath,
+    ),
+    op(
+        Rest,
         "GET /api/v1/boxes/{id}/logs",
         Requires(BoxLogs),
         BoxInPath,
@@ -262,6 +274,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Mcp, "get_box", Requires(BoxRead), BoxInBody),
     op(Mcp, "list_boxes", Requires(BoxRead), Listing),
     op(Mcp, "destroy_box", Requires(BoxDestroy), BoxInBody),
+    op(Mcp, "stop_box", Requires(BoxControl), BoxInBody),
+    op(Mcp, "start_box", Requires(BoxControl), BoxInBody),
     op(Mcp, "box_logs", Requires(BoxLogs), BoxInBody),
     op(Mcp, "exec_box", Requires(BoxExec), BoxInBody),
     op(Mcp, "request_egress", Requires(EgressRequest), BoxInBody),

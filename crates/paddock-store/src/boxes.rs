@@ -16,6 +16,10 @@ pub enum BoxState {
     Ready,
     Failed,
     Destroying,
+    /// Stopped on request: the container and its filesystem are kept.
+    Stopped,
+    /// The main process ended on its own (`exit_code` says how).
+    Exited,
 }
 
 impl BoxState {
@@ -26,6 +30,8 @@ impl BoxState {
             BoxState::Ready => "ready",
             BoxState::Failed => "failed",
             BoxState::Destroying => "destroying",
+            BoxState::Stopped => "stopped",
+            BoxState::Exited => "exited",
         }
     }
 
@@ -36,6 +42,8 @@ impl BoxState {
             "ready" => BoxState::Ready,
             "failed" => BoxState::Failed,
             "destroying" => BoxState::Destroying,
+            "stopped" => BoxState::Stopped,
+            "exited" => BoxState::Exited,
             _ => return None,
         })
     }
@@ -56,6 +64,13 @@ pub struct BoxRow {
     /// Unix milliseconds.
     pub created_at_ms: i64,
     pub updated_at_ms: i64,
+    /// The main process's exit code, once it ended on its own.
+    pub exit_code: Option<i64>,
+    /// When the box's time to live runs out (Unix ms); None: never.
+    pub expires_at_ms: Option<i64>,
+    /// When the box was last used (Unix ms): the idle timeout counts
+    /// from here.
+    pub active_at_ms: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,7 +81,8 @@ pub struct ActivationRow {
 }
 
 const BOX_COLUMNS: &str = "id, project, image, description, state, container_id, network_id, \
-                           error, hook_state, created_at_ms, updated_at_ms";
+                           error, hook_state, created_at_ms, updated_at_ms, exit_code, \
+                           expires_at_ms, active_at_ms";
 
 fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
     let state: String = row.get(4)?;
@@ -90,6 +106,9 @@ fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, S
         hook_state,
         created_at_ms: row.get(9)?,
         updated_at_ms: row.get(10)?,
+        exit_code: row.get(11)?,
+        expires_at_ms: row.get(12)?,
+        active_at_ms: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
     }))
 }
 
@@ -110,8 +129,8 @@ impl Store {
     fn insert_box_capped(&self, b: &BoxRow, limit: i64) -> Result<bool> {
         let res = self.conn().execute(
             &format!(
-                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11 \
-                 WHERE (SELECT COUNT(*) FROM boxes) < ?12"
+                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14 \
+                 WHERE (SELECT COUNT(*) FROM boxes) < ?15"
             ),
             params![
                 b.id,
@@ -125,6 +144,9 @@ impl Store {
                 b.hook_state.to_string(),
                 b.created_at_ms,
                 b.updated_at_ms,
+                b.exit_code,
+                b.expires_at_ms,
+                b.active_at_ms,
                 limit
             ],
         );
@@ -202,6 +224,59 @@ impl Store {
             params![id, from.as_str(), to.as_str(), error, now],
         )?;
         Ok(n == 1)
+    }
+
+    /// Moves a box to `to` only if it is in one of `from`, recording the
+    /// main process's exit code (None clears it). True when it moved.
+    pub fn transition_box_from(
+        &self,
+        id: &str,
+        from: &[BoxState],
+        to: BoxState,
+        exit_code: Option<i64>,
+        error: Option<&str>,
+        now: i64,
+    ) -> Result<bool> {
+        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
+        let n = self.conn().execute(
+            "UPDATE boxes SET state = ?3, exit_code = ?4, error = ?5, updated_at_ms = ?6 \
+             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?2))",
+            params![
+                id,
+                serde_json::to_string(&from).unwrap_or_default(),
+                to.as_str(),
+                exit_code,
+                error,
+                now
+            ],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// Records that the box was used now: the idle timeout starts over.
+    pub fn touch_box(&self, id: &str, now: i64) -> Result<()> {
+        self.conn().execute(
+            "UPDATE boxes SET active_at_ms = MAX(COALESCE(active_at_ms, 0), ?2) WHERE id = ?1",
+            params![id, now],
+        )?;
+        Ok(())
+    }
+
+    /// Boxes whose time to live ran out before `now`, or that nobody used
+    /// since `idle_cutoff` (None: no idle timeout). Boxes on their way in
+    /// or out are left to the ones making or removing them.
+    pub fn boxes_expired(&self, now: i64, idle_cutoff: Option<i64>) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM boxes WHERE state NOT IN ('creating', 'destroying') \
+             AND ((expires_at_ms IS NOT NULL AND expires_at_ms <= ?1) \
+                  OR (?2 IS NOT NULL AND COALESCE(active_at_ms, updated_at_ms) < ?2)) \
+             ORDER BY id",
+        )?;
+        let ids = stmt
+            .query_map(params![now, idle_cutoff], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
     }
 
     pub fn set_box_network(&self, id: &str, network_id: &str) -> Result<()> {
@@ -305,6 +380,9 @@ mod tests {
             hook_state: serde_json::json!({}),
             created_at_ms: 1,
             updated_at_ms: 1,
+            exit_code: None,
+            expires_at_ms: None,
+            active_at_ms: 1,
         }
     }
 
@@ -340,6 +418,50 @@ mod tests {
                 .unwrap()
         );
         assert_eq!(s.get_box("a").unwrap().unwrap().state, BoxState::Ready);
+    }
+
+    #[test]
+    fn a_transition_from_several_states_records_the_exit_code() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_box(&row("a")).unwrap();
+        let live = [BoxState::Ready, BoxState::PendingActivation];
+        assert!(
+            !s.transition_box_from("a", &live, BoxState::Exited, Some(3), None, 2)
+                .unwrap(),
+            "a box still being created does not exit"
+        );
+        s.set_box_state("a", BoxState::Ready, None, 2).unwrap();
+        assert!(
+            s.transition_box_from("a", &live, BoxState::Exited, Some(3), None, 3)
+                .unwrap()
+        );
+        let got = s.get_box("a").unwrap().unwrap();
+        assert_eq!((got.state, got.exit_code), (BoxState::Exited, Some(3)));
+    }
+
+    #[test]
+    fn expired_and_idle_boxes_are_found_but_not_those_in_motion() {
+        let s = Store::open_in_memory().unwrap();
+        for (id, state, expires, active) in [
+            ("ttl-over", BoxState::Ready, Some(50), 90),
+            ("ttl-ahead", BoxState::Ready, Some(500), 90),
+            ("idle", BoxState::Stopped, None, 10),
+            ("busy", BoxState::Ready, None, 95),
+            ("leaving", BoxState::Destroying, Some(1), 1),
+        ] {
+            let mut r = row(id);
+            r.state = state;
+            r.expires_at_ms = expires;
+            r.active_at_ms = active;
+            s.insert_box(&r).unwrap();
+        }
+        assert_eq!(s.boxes_expired(100, None).unwrap(), vec!["ttl-over"]);
+        assert_eq!(
+            s.boxes_expired(100, Some(20)).unwrap(),
+            vec!["idle", "ttl-over"]
+        );
+        s.touch_box("idle", 99).unwrap();
+        assert_eq!(s.boxes_expired(100, Some(20)).unwrap(), vec!["ttl-over"]);
     }
 
     #[test]

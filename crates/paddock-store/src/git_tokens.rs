@@ -68,6 +68,9 @@ mod tests {
             hook_state: serde_json::json!({}),
             created_at_ms: 0,
             updated_at_ms: 0,
+            exit_code: None,
+            expires_at_ms: None,
+            active_at_ms: 0,
         })
         .unwrap();
         s.put_git_token("b", "p", "h").unwrap();

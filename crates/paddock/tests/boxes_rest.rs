@@ -160,20 +160,35 @@ async fn duplicate_ids_conflict_and_the_box_limit_holds() {
     assert_eq!(p.docker_objects().0.len(), 2);
 }
 
+/// Said in the user's terms, naming the image and how to get it, before
+/// anything is made.
 #[tokio::test]
-async fn an_image_that_does_not_exist_fails_cleanly() {
+async fn an_image_that_does_not_exist_is_named_and_nothing_is_made() {
     let p = Paddock::start(Options::default());
+    let image = "paddock-no-such-image:never";
     let (status, err) = p
         .post(
             "/api/v1/boxes",
-            json!({"project": "demo", "box_id": "ghost", "image": "paddock-no-such-image:never"}),
+            json!({"project": "demo", "box_id": "ghost", "image": image}),
         )
         .await;
-    assert_eq!(status, 502, "{err}");
-    assert_eq!(err["error"]["code"], "engine_error");
+    assert_eq!(
+        (status, err["error"]["code"].as_str()),
+        (422, Some("image_not_found")),
+        "{err}"
+    );
+    let message = err["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(image) && message.contains("docker pull"),
+        "{message}"
+    );
     let (status, _) = p.get("/api/v1/boxes/ghost").await;
     assert_eq!(status, 404);
     assert_eq!(p.docker_objects(), (vec![], vec![]));
+    let out = p.cli(&["box", "create", "--project", "demo", "--image", image]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("docker pull"), "{stderr}");
 }
 
 /// An image whose command ends at once (a shell image's `sh` with no

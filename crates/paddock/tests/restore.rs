@@ -35,12 +35,31 @@ async fn boxes_nobody_activates_are_reaped() {
         )
         .await;
     assert_eq!(s, 201);
-    wait_for(
-        "the idle box to be reaped",
-        Duration::from_secs(40),
-        || async { (p.get("/api/v1/boxes/idle").await.0 == 404).then_some(()) },
-    )
-    .await;
+    // An activated box with a time to live of its own goes when it runs
+    // out, however busy it is.
+    let (_, brief) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": "brief", "ttl_secs": 2}),
+        )
+        .await;
+    assert!(brief["expires_at"].is_string(), "{brief}");
+    let r = p
+        .http
+        .post(crate::common::activation_url(&brief))
+        .form(&[("code", GOOD_CODE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    for id in ["idle", "brief"] {
+        wait_for(
+            &format!("the box {id} to be reaped"),
+            Duration::from_secs(40),
+            || async { (p.get(&format!("/api/v1/boxes/{id}")).await.0 == 404).then_some(()) },
+        )
+        .await;
+    }
     assert_eq!(
         p.get("/api/v1/boxes/keep").await.0,
         200,
@@ -53,10 +72,9 @@ async fn boxes_nobody_activates_are_reaped() {
             vec!["paddock-keep".to_owned()]
         )
     );
-    assert!(
-        p.log()
-            .contains("reaped a box that was not activated in time")
-    );
+    let log = p.log();
+    assert!(log.contains("it was not activated in time"), "{log}");
+    assert!(log.contains("its time to live ran out"), "{log}");
 }
 
 #[tokio::test]

@@ -1,5 +1,6 @@
 //! `paddock box …`.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -21,49 +22,104 @@ pub struct BoxArgs {
 
 #[derive(Subcommand)]
 enum BoxCommand {
-    /// Create a box.
+    /// Create a box. On a terminal it says what it made; otherwise it
+    /// prints only the box's id, as `docker run -d` does.
     Create {
+        /// Project the box works on (a-z, 0-9, '-').
         #[arg(long)]
         project: String,
+        /// Docker image (default: the server's `[boxes] default_image`).
         #[arg(long)]
         image: Option<String>,
         /// Box id (generated when omitted).
         #[arg(long = "id")]
         box_id: Option<String>,
+        /// Free text shown in listings.
         #[arg(long)]
         description: Option<String>,
+        /// Seconds the box may live; it is destroyed then.
+        #[arg(long = "ttl", value_name = "SECS")]
+        ttl_secs: Option<u64>,
+        /// Print the created box as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List boxes.
     Ls {
+        /// Print the boxes as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Show one box.
     Get {
+        /// The box's id.
         id: String,
+        /// Print the box as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a box's processes, keeping its files.
+    Stop {
+        /// The box's id.
+        id: String,
+        /// Print the box as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start a stopped or exited box again, guarded before it returns.
+    Start {
+        /// The box's id.
+        id: String,
+        /// Print the box as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Run a command in a box; exits with the command's exit code.
     Exec {
+        /// The box's id.
         id: String,
         /// The command and its arguments, run as given (no shell; for one,
         /// say `-- sh -c '…'`).
         #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
         command: Vec<String>,
+        /// Print stdout, stderr and the exit code as JSON (and exit 0).
         #[arg(long)]
         json: bool,
     },
     /// Print a box's recent console output.
     Logs {
+        /// The box's id.
         id: String,
+        /// How many of the last lines (at most 10000).
         #[arg(long, default_value_t = 100)]
         tail: u32,
     },
     /// Destroy a box.
-    Rm { id: String },
+    Rm {
+        /// The box's id.
+        id: String,
+    },
+}
+
+/// A box's state as a person reads it: `exited (3)` carries the code.
+fn state_cell(b: &Value) -> String {
+    match b["exit_code"].as_i64() {
+        Some(code) => format!("{} ({code})", text(&b["state"])),
+        None => text(&b["state"]),
+    }
+}
+
+/// One box, as JSON or as a one-row table and its error.
+fn print_box(b: &Value, json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(b)?);
+        return Ok(());
+    }
+    println!("{}", box_rows(std::slice::from_ref(b)));
+    if let Some(e) = b["error"].as_str() {
+        println!("error: {e}");
+    }
+    Ok(())
 }
 
 fn box_rows(boxes: &[Value]) -> String {
@@ -73,7 +129,7 @@ fn box_rows(boxes: &[Value]) -> String {
             vec![
                 text(&b["box_id"]),
                 text(&b["project"]),
-                text(&b["state"]),
+                state_cell(b),
                 b["shield"].as_str().unwrap_or("-").to_owned(),
                 text(&b["image"]),
                 text(&b["created_at"]),
@@ -113,12 +169,14 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             image,
             box_id,
             description,
+            ttl_secs,
             json,
         } => {
+            // indicatif draws on stderr only when it is a terminal.
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_message(format!("creating a box for {project}…"));
             spinner.enable_steady_tick(Duration::from_millis(100));
-            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description});
+            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs});
             let created: Result<Value, _> = client
                 .call(Method::POST, "/api/v1/boxes", Some(&body))
                 .await;
@@ -126,6 +184,13 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             let created = created?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created)?);
+            } else if !std::io::stdout().is_terminal() {
+                // For `id=$(paddock box create …)`; the link, which a
+                // script cannot follow, goes to stderr.
+                println!("{}", text(&created["box_id"]));
+                if let Some(url) = created["activation_url"].as_str() {
+                    eprintln!("activate it at {url}");
+                }
             } else {
                 println!(
                     "created box {} ({})",
@@ -154,14 +219,27 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
                     None,
                 )
                 .await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&b)?);
-            } else {
-                println!("{}", box_rows(std::slice::from_ref(&b)));
-                if let Some(e) = b["error"].as_str() {
-                    println!("error: {e}");
-                }
-            }
+            print_box(&b, json)?;
+        }
+        BoxCommand::Stop { id, json } => {
+            let b: Value = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/boxes/{}/stop", path_id(&id)),
+                    None,
+                )
+                .await?;
+            print_box(&b, json)?;
+        }
+        BoxCommand::Start { id, json } => {
+            let b: Value = client
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/boxes/{}/start", path_id(&id)),
+                    None,
+                )
+                .await?;
+            print_box(&b, json)?;
         }
         BoxCommand::Exec { id, command, json } => {
             let body = json!({ "argv": command });

@@ -10,7 +10,8 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use paddock_core::{
-    BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, LoginStarted,
+    BoxExtension, BoxFuture, BoxSetup, BoxStarted, ContainerChange, Equipment, ExtensionError,
+    LoginStarted,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -62,10 +63,10 @@ impl EmbeddedEgress {
 
     /// Waits for the box network's host-side fence; a box never starts on
     /// an unfenced network.
-    async fn fenced(&self, network_id: &str, gateway: Ipv4Addr) -> Result<(), String> {
+    async fn fenced(&self, network_id: &str, gateway: Ipv4Addr) -> Result<(), ExtensionError> {
         let guard = match &self.host {
             HostFence::Off => return Ok(()),
-            HostFence::Failed(reason) => return Err(reason.clone()),
+            HostFence::Failed(reason) => return Err(ExtensionError::new(reason.clone())),
             HostFence::Ready(guard) => guard,
         };
         let state = lock(&self.fences).get(network_id).cloned();
@@ -73,8 +74,11 @@ impl EmbeddedEgress {
             let outcome = state
                 .wait_for(Option::is_some)
                 .await
-                .map_err(|_| "the box network's fence was abandoned".to_owned())?;
-            outcome.clone().unwrap_or_else(|| Err("no fence".into()))?;
+                .map_err(|_| ExtensionError::new("the box network's fence was abandoned"))?;
+            outcome
+                .clone()
+                .unwrap_or_else(|| Err("no fence".into()))
+                .map_err(ExtensionError::new)?;
         }
         // Fenced when it joined the pool is not enough: the entry must be
         // in place now, as the box is about to start on it.
@@ -85,7 +89,22 @@ impl EmbeddedEgress {
         guard
             .ensure_network(network_id, gateway, &all)
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| ExtensionError::new(e.to_string()))
+    }
+
+    /// The box network's fence, checked as a box is about to run on it
+    /// (made or started again); from then on the network speaks for this
+    /// box, before its container can say anything.
+    async fn fence_and_bind(&self, setup: BoxSetup<'_>) -> Result<(), ExtensionError> {
+        self.fenced(setup.network_id, setup.gateway).await?;
+        self.egress.bind_network(
+            setup.network_id,
+            BoxIdentity {
+                box_id: setup.box_id.to_owned(),
+                project: setup.project.to_owned(),
+            },
+        );
+        Ok(())
     }
 
     fn equipment(&self, setup: BoxSetup<'_>) -> Equipment {
@@ -109,7 +128,7 @@ impl EmbeddedEgress {
         }
     }
 
-    async fn guard(&self, started: BoxStarted<'_>) -> Result<(), String> {
+    async fn guard(&self, started: BoxStarted<'_>) -> Result<(), ExtensionError> {
         let who = BoxIdentity {
             box_id: started.box_id.to_owned(),
             project: started.project.to_owned(),
@@ -119,7 +138,7 @@ impl EmbeddedEgress {
             let gateway = lock(&self.networks)
                 .get(started.network_id)
                 .map(|(gw, _)| *gw)
-                .ok_or_else(|| "the box's network has no egress listeners".to_owned())?;
+                .ok_or_else(|| ExtensionError::new("the box's network has no egress listeners"))?;
             let mut ports = vec![config.proxy_port];
             ports.extend(&self.extra_ports);
             let firewall = BoxFirewall {
@@ -130,10 +149,10 @@ impl EmbeddedEgress {
             firewall
                 .apply(started.pid)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ExtensionError::new(e.to_string()))?;
             let socket = NflogSocket::open_in(started.pid, config.nflog_group)
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| ExtensionError::new(e.to_string()))?;
             let stop = self.stop.child_token();
             if let Some(old) = lock(&self.guards).insert(who.box_id.clone(), stop.clone()) {
                 old.cancel();
@@ -199,23 +218,21 @@ impl EmbeddedEgress {
 }
 
 impl BoxExtension for EmbeddedEgress {
-    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
+    fn equip<'a>(
+        &'a self,
+        setup: BoxSetup<'a>,
+    ) -> BoxFuture<'a, Result<Equipment, ExtensionError>> {
         Box::pin(async move {
-            self.fenced(setup.network_id, setup.gateway).await?;
-            // The network speaks for this box from now on, before its
-            // container can say anything.
-            self.egress.bind_network(
-                setup.network_id,
-                BoxIdentity {
-                    box_id: setup.box_id.to_owned(),
-                    project: setup.project.to_owned(),
-                },
-            );
+            self.fence_and_bind(setup).await?;
             Ok(self.equipment(setup))
         })
     }
 
-    fn started<'a>(&'a self, started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), String>> {
+    fn starting<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<(), ExtensionError>> {
+        Box::pin(self.fence_and_bind(setup))
+    }
+
+    fn started<'a>(&'a self, started: BoxStarted<'a>) -> BoxFuture<'a, Result<(), ExtensionError>> {
         Box::pin(self.guard(started))
     }
 
@@ -251,7 +268,7 @@ impl BoxExtension for EmbeddedEgress {
         }
     }
 
-    fn removed(&self, box_id: &str, project: &str) {
+    fn removed(&self, box_id: &str, project: &str, reason: &str) {
         self.login_ended(box_id);
         if let Some(stop) = lock(&self.guards).remove(box_id) {
             stop.cancel();
@@ -260,7 +277,7 @@ impl BoxExtension for EmbeddedEgress {
             box_id: box_id.to_owned(),
             project: project.to_owned(),
         };
-        self.egress.box_gone(&who, "the box was removed");
+        self.egress.box_gone(&who, reason);
     }
 
     fn container_changed(&self, box_id: &str, project: &str, change: &ContainerChange) {

@@ -8,7 +8,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment};
+use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment, ExtensionError};
 use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository};
 use paddock_store::Store;
 use serde::Deserialize;
@@ -106,13 +106,13 @@ impl EmbeddedGate {
         self.listeners.lock()
     }
 
-    async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, String> {
+    async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, ExtensionError> {
         {
             let _one_at_a_time = self.creating.lock().await;
             let import = self.imports.get(setup.project).map(PathBuf::as_path);
             if ensure_repository(self.gate.base(), setup.project, import)
                 .await
-                .map_err(|e| e.to_string())?
+                .map_err(|e| ExtensionError::new(e.to_string()))?
             {
                 tracing::info!(
                     project = setup.project,
@@ -124,7 +124,7 @@ impl EmbeddedGate {
         let token = paddock_secret::mint();
         self.store
             .put_git_token(setup.box_id, setup.project, &paddock_secret::hash(&token))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| ExtensionError::new(e.to_string()))?;
         let origin = format!("http://{}:{}", setup.gateway, self.port);
         let url = format!("{origin}/{}.git", setup.project);
         // Git reads configuration from the environment (GIT_CONFIG_COUNT,
@@ -155,7 +155,10 @@ impl EmbeddedGate {
 }
 
 impl BoxExtension for EmbeddedGate {
-    fn equip<'a>(&'a self, setup: BoxSetup<'a>) -> BoxFuture<'a, Result<Equipment, String>> {
+    fn equip<'a>(
+        &'a self,
+        setup: BoxSetup<'a>,
+    ) -> BoxFuture<'a, Result<Equipment, ExtensionError>> {
         Box::pin(self.equip_box(setup))
     }
 

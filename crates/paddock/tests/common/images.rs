@@ -104,3 +104,33 @@ pub fn networked_login_toml(idp_port: u16, destinations: &str) -> String {
          url_pattern = 'https://auth\\.paddock\\.test/\\S+'\nlogin_destinations = [{destinations}]\n"
     )
 }
+
+pub const SHELL_IMAGE: &str = "paddock-test-shell:test";
+
+/// A shell image as Docker Hub's busybox, Debian and Ubuntu are: its only
+/// command is an interactive shell (`sh`), which ends at once without a
+/// terminal.
+pub fn shell_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let ctx = tempfile::tempdir().unwrap();
+        std::fs::write(
+            ctx.path().join("Dockerfile"),
+            format!("FROM {}\nCMD [\"sh\"]\n", test_image()),
+        )
+        .unwrap();
+        let out = docker(&[
+            "build",
+            "-q",
+            "-t",
+            SHELL_IMAGE,
+            ctx.path().to_str().unwrap(),
+        ]);
+        assert!(
+            out.status.success(),
+            "docker build: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    SHELL_IMAGE
+}

@@ -1,0 +1,178 @@
+//! Boxes as people use them, on the real engine: made from a shell image,
+//! stopped and started (across a paddock restart) and guarded again, a
+//! main process that dies on its own.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::common::egress_site::{Subscriber, Upstream, exec, gateway_of, subscribed};
+use crate::common::{Options, Paddock, docker, shell_image, wait_for};
+
+fn options() -> Options {
+    Options {
+        login_profile: false,
+        ..Options::default()
+    }
+}
+
+fn inspect(container: &str, format: &str) -> String {
+    let out = docker(&["inspect", "-f", format, container]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn cli_json(p: &Paddock, args: &[&str]) -> Value {
+    let out = p.cli(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restart() {
+    let image = shell_image();
+    let mut p = Paddock::start(options());
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "shell", "image": image}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}; log:\n{}", p.log());
+    assert_eq!(created["state"], "ready");
+    // `sh` would have ended at once; the box sleeps instead, as
+    // `docker run -d IMAGE sleep infinity` would.
+    assert_eq!(
+        inspect("paddock-shell", "{{json .Config.Cmd}}"),
+        r#"["sleep","2147483647"]"#
+    );
+    let out = exec(&p, "shell", "echo kept > /tmp/kept && echo up").await;
+    assert_eq!(out["stdout"], "up\n", "{out}");
+
+    let stopped = cli_json(&p, &["box", "stop", "shell", "--json"]);
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    assert_eq!(inspect("paddock-shell", "{{.State.Running}}"), "false");
+    let (status, refused) = p
+        .post("/api/v1/boxes/shell/exec", json!({"command": "true"}))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (409, Some("wrong_state")),
+        "{refused}"
+    );
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("start it first"),
+        "{refused}"
+    );
+    let (status, _) = p.get("/api/v1/boxes/shell/logs").await;
+    assert_eq!(status, 200, "a stopped box's logs can still be read");
+
+    // A stopped box survives a paddock restart, still stopped.
+    p.stop();
+    p.restart();
+    let (_, got) = p.get("/api/v1/boxes/shell").await;
+    assert_eq!(got["state"], "stopped", "{got}");
+    assert_eq!(inspect("paddock-shell", "{{.State.Running}}"), "false");
+
+    let (status, started) = p.post("/api/v1/boxes/shell/start", json!({})).await;
+    assert_eq!(
+        (status, &started["state"]),
+        (200, &json!("ready")),
+        "{started}"
+    );
+    let out = exec(&p, "shell", "cat /tmp/kept").await;
+    assert_eq!(out["stdout"], "kept\n", "the box kept its files: {out}");
+
+    // Guarded again before start returned: a connection that bypasses
+    // the proxy is dropped in the box's namespace and reported.
+    let host_service = Upstream::start("0.0.0.0:0").await;
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "shell").await;
+    let gw = gateway_of(&p, "shell").await;
+    let out = exec(
+        &p,
+        "shell",
+        &format!("echo hi | nc -w 3 {gw} {}", host_service.port),
+    )
+    .await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    let port = i64::from(host_service.port);
+    sub.next_where("the raw attempt after the start", |e| {
+        e.kind == "connection_refused" && e.container == "shell" && e.port == port
+    })
+    .await;
+    assert!(host_service.connections().is_empty());
+
+    // Starting a running box, stopping a stopped one: no error, no change.
+    let again = cli_json(&p, &["box", "start", "shell", "--json"]);
+    assert_eq!(again["state"], "ready");
+    let (status, _) = p.delete("/api/v1/boxes/shell").await;
+    assert_eq!(status, 204);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_whose_main_process_dies_says_exited_with_its_code() {
+    let p = Paddock::start(options());
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "dies"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let mut sub = Subscriber::connect(&p).await;
+    subscribed(&p, &mut sub, "dies").await;
+
+    // Killed behind paddock's back.
+    let killed = docker(&["kill", "--signal", "KILL", "paddock-dies"]);
+    assert!(killed.status.success());
+    let got = wait_for(
+        "the box to say it exited",
+        Duration::from_secs(20),
+        || async {
+            let (_, got) = p.get("/api/v1/boxes/dies").await;
+            (got["state"] == "exited").then_some(got)
+        },
+    )
+    .await;
+    assert_eq!(got["exit_code"], 137, "{got}");
+    assert!(
+        got["error"]
+            .as_str()
+            .unwrap()
+            .contains("exited with code 137"),
+        "{got}"
+    );
+    let exited = sub
+        .next_where("container_exited", |e| {
+            e.kind == "container_exited" && e.container == "dies"
+        })
+        .await;
+    assert!(exited.reason.contains("137"), "{}", exited.reason);
+    let listed = cli_json(&p, &["box", "ls", "--json"]);
+    assert_eq!(listed[0]["exit_code"], 137, "{listed}");
+    let table = p.cli(&["box", "ls"]);
+    assert!(
+        String::from_utf8_lossy(&table.stdout).contains("exited (137)"),
+        "{}",
+        String::from_utf8_lossy(&table.stdout)
+    );
+
+    let (status, started) = p.post("/api/v1/boxes/dies/start", json!({})).await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["state"], "ready");
+    assert!(started.get("exit_code").is_none(), "{started}");
+    let out = exec(&p, "dies", "echo back").await;
+    assert_eq!(out["stdout"], "back\n");
+}
