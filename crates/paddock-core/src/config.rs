@@ -64,6 +64,11 @@ pub struct BoxLimits {
     /// How long a stopping box's processes get between SIGTERM and
     /// SIGKILL.
     pub stop_grace_secs: u32,
+    /// The largest archive copied into or out of a box, in MiB.
+    pub copy_max_mib: u64,
+    /// The largest file `read_file` / `write_file` handle, in KiB (they
+    /// carry text through MCP).
+    pub text_file_max_kib: u64,
     /// IPv4 range box networks are carved from (one subnet per box).
     pub subnet_pool: String,
     /// Prefix length of each box's subnet.
@@ -88,6 +93,8 @@ impl Default for BoxLimits {
             idle_timeout_secs: 0,
             max_ttl_secs: 0,
             stop_grace_secs: 10,
+            copy_max_mib: 1024,
+            text_file_max_kib: 1024,
             subnet_pool: "10.213.0.0/16".into(),
             subnet_prefix: 28,
             spare_networks: 2,

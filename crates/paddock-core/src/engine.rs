@@ -9,8 +9,8 @@ use std::pin::Pin;
 
 use futures_util::Stream;
 use paddock_docker::{
-    ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput, FileEntry, ImageCommand,
-    InteractiveExec, LabelledObjects,
+    ArchiveBody, ArchiveStream, ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput,
+    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat,
 };
 
 use crate::BoxFuture;
@@ -54,6 +54,25 @@ pub trait BoxEngine: Send + Sync {
     /// not an error.
     fn stop_container<'a>(&'a self, container: &'a str, grace_secs: u32) -> EngineFuture<'a, ()>;
     fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool>;
+    /// None when the path does not exist in the container.
+    fn path_stat<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+    ) -> EngineFuture<'a, Option<PathStat>>;
+    /// Unpacks a tar archive into the container's directory `dir`.
+    fn upload_archive<'a>(
+        &'a self,
+        container: &'a str,
+        dir: &'a str,
+        tar: ArchiveBody,
+    ) -> EngineFuture<'a, ()>;
+    /// A tar archive of the container's `path`.
+    fn download_archive<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+    ) -> EngineFuture<'a, ArchiveStream>;
     fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32>;
     /// The exit code of a container whose main process ended.
     fn exit_code<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<i64>>;
@@ -126,6 +145,28 @@ impl BoxEngine for Engine {
     }
     fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32> {
         Box::pin(Engine::container_pid(self, container))
+    }
+    fn path_stat<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+    ) -> EngineFuture<'a, Option<PathStat>> {
+        Box::pin(Engine::path_stat(self, container, path))
+    }
+    fn upload_archive<'a>(
+        &'a self,
+        container: &'a str,
+        dir: &'a str,
+        tar: ArchiveBody,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::upload_archive(self, container, dir, tar))
+    }
+    fn download_archive<'a>(
+        &'a self,
+        container: &'a str,
+        path: &'a str,
+    ) -> EngineFuture<'a, ArchiveStream> {
+        Box::pin(Engine::download_archive(self, container, path))
     }
     fn exit_code<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<i64>> {
         Box::pin(Engine::exit_code(self, container))

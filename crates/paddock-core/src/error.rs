@@ -42,6 +42,15 @@ pub enum CoreError {
         "no image {0:?} on this paddock's Docker engine: pull it (docker pull {0}) or build it (docker build -t {0} …)"
     )]
     ImageNotFound(String),
+    /// A path in a box that does not exist.
+    #[error("no such file or directory in the box: {0}")]
+    NoSuchPath(String),
+    /// More than a configured cap (an upload, a download, a text file).
+    #[error("{what} is larger than the limit of {limit_bytes} bytes")]
+    TooLarge {
+        what: &'static str,
+        limit_bytes: u64,
+    },
     /// The box is not in a state the operation works on (a stopped box's
     /// exec, a running box's start): says which state it is in.
     #[error("box {id:?} is {state}: {hint}")]

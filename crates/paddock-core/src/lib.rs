@@ -7,6 +7,7 @@ pub mod config;
 mod engine;
 mod error;
 mod extension;
+pub mod files;
 mod hooks;
 mod labels;
 mod lifecycle;

@@ -117,7 +117,7 @@ impl BoxService {
     /// The container of a box, or why there is none; `running` asks for
     /// one whose processes run (an exec's), as opposed to one whose
     /// output can be read (a stopped box's logs say why it stopped).
-    fn container_of(&self, id: &str, running: bool) -> Result<String> {
+    pub(crate) fn container_of(&self, id: &str, running: bool) -> Result<String> {
         validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
         let row = self
             .store

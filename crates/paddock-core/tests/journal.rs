@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use paddock_core::{BoxEngine, BoxService, ContainerEvents, CoreConfig, CreateBox, EngineFuture};
 use paddock_docker::{
-    ContainerSpec, EngineError, ExecOutput, FileEntry, ImageCommand, InteractiveExec,
-    LabelledObjects,
+    ArchiveBody, ArchiveStream, ContainerSpec, EngineError, ExecOutput, FileEntry, ImageCommand,
+    InteractiveExec, LabelledObjects, PathStat,
 };
 use paddock_store::{BoxState, Store};
 use parking_lot::Mutex;
@@ -236,6 +236,28 @@ impl BoxEngine for FakeEngine {
             .get(container)
             .is_some_and(|c| c.running);
         ready(Ok(running))
+    }
+    fn path_stat<'a>(
+        &'a self,
+        _container: &'a str,
+        _path: &'a str,
+    ) -> EngineFuture<'a, Option<PathStat>> {
+        ready(not_here("files"))
+    }
+    fn upload_archive<'a>(
+        &'a self,
+        _container: &'a str,
+        _dir: &'a str,
+        _tar: ArchiveBody,
+    ) -> EngineFuture<'a, ()> {
+        ready(not_here("files"))
+    }
+    fn download_archive<'a>(
+        &'a self,
+        _container: &'a str,
+        _path: &'a str,
+    ) -> EngineFuture<'a, ArchiveStream> {
+        ready(not_here("files"))
     }
     fn container_pid<'a>(&'a self, _container: &'a str) -> EngineFuture<'a, u32> {
         ready(not_here("pid"))

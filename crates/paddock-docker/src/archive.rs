@@ -13,11 +13,15 @@ pub struct FileEntry {
 /// Parent directories are created implicitly by Docker's extractor.
 pub(crate) fn build(files: &[FileEntry]) -> std::io::Result<Vec<u8>> {
     let mut builder = tar::Builder::new(Vec::new());
+    // Written now, as far as tools that compare times can tell.
+    let now_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     for file in files {
         let mut header = tar::Header::new_gnu();
         header.set_size(file.content.len() as u64);
         header.set_mode(file.mode);
-        header.set_mtime(0);
+        header.set_mtime(now_secs);
         header.set_entry_type(tar::EntryType::Regular);
         let relative = file.path.trim_start_matches('/');
         builder.append_data(&mut header, relative, file.content.as_slice())?;

@@ -9,6 +9,7 @@ mod engine;
 mod error;
 mod events;
 mod exec;
+mod files;
 mod image;
 
 pub use archive::FileEntry;
@@ -16,6 +17,7 @@ pub use engine::{ContainerSpec, Engine, LabelledObjects};
 pub use error::EngineError;
 pub use events::{ContainerChange, ContainerEvent};
 pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
+pub use files::{ArchiveBody, ArchiveStream, PathStat};
 pub use image::ImageCommand;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -28,6 +28,8 @@ pub enum ErrorCode {
     BoxExited,
     ImageNotFound,
     WrongState,
+    PathNotFound,
+    TooLarge,
     Unauthenticated,
     Forbidden,
     EgressDisabled,
@@ -41,7 +43,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 27] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -57,6 +59,8 @@ impl ErrorCode {
         Self::BoxExited,
         Self::ImageNotFound,
         Self::WrongState,
+        Self::PathNotFound,
+        Self::TooLarge,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::EgressDisabled,
@@ -86,6 +90,8 @@ impl ErrorCode {
             Self::BoxExited => "box_exited",
             Self::ImageNotFound => "image_not_found",
             Self::WrongState => "wrong_state",
+            Self::PathNotFound => "path_not_found",
+            Self::TooLarge => "too_large",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::EgressDisabled => "egress_disabled",
@@ -157,6 +163,8 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BoxExited),
         CoreError::ImageNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ImageNotFound),
         CoreError::WrongState { .. } => (StatusCode::CONFLICT, ErrorCode::WrongState),
+        CoreError::NoSuchPath(_) => (StatusCode::NOT_FOUND, ErrorCode::PathNotFound),
+        CoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
     }
 }
 

@@ -11,6 +11,7 @@ mod console;
 mod egress;
 mod error;
 mod events;
+mod files;
 mod health;
 mod mcp;
 mod origin;
@@ -63,8 +64,9 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 8] = [
+pub(crate) const MODULES: [(&str, Module); 9] = [
     ("rest", rest::routes),
+    ("files", files::routes),
     ("egress", egress::routes),
     ("activate", activate::routes),
     ("health", health::routes),

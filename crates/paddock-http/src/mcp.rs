@@ -50,6 +50,36 @@ pub(crate) struct LogsArgs {
 }
 
 #[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct ReadFileArgs {
+    box_id: String,
+    /// Absolute path of a text file in the box.
+    path: String,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
+pub(crate) struct WriteFileArgs {
+    box_id: String,
+    /// Absolute path of the file; its directories are made as needed.
+    path: String,
+    /// The file's new content (UTF-8 text).
+    content: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct FileText {
+    box_id: String,
+    path: String,
+    content: String,
+}
+
+#[derive(Debug, Serialize, JsonSchema)]
+pub(crate) struct FileWritten {
+    box_id: String,
+    path: String,
+    bytes: u64,
+}
+
+#[derive(Debug, Deserialize, JsonSchema)]
 pub(crate) struct ExecArgs {
     box_id: String,
     /// A shell command line, run with /bin/sh -c.
@@ -315,6 +345,52 @@ impl BoxTools {
             .await
             .map(Json)
             .map_err(tool_error)
+    }
+
+    #[tool(
+        name = "read_file",
+        description = "Read a text file in a box (UTF-8, up to the server's text file limit)."
+    )]
+    async fn read_file(
+        &self,
+        Parameters(args): Parameters<ReadFileArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<FileText>, String> {
+        self.authorise(&parts, "read_file", Named::Box(&args.box_id))
+            .await?;
+        let content = self
+            .boxes()
+            .read_text_file(&args.box_id, &args.path)
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(FileText {
+            box_id: args.box_id,
+            path: args.path,
+            content,
+        }))
+    }
+
+    #[tool(
+        name = "write_file",
+        description = "Write a text file in a box, replacing it; its directories are made as needed."
+    )]
+    async fn write_file(
+        &self,
+        Parameters(args): Parameters<WriteFileArgs>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<Json<FileWritten>, String> {
+        self.authorise(&parts, "write_file", Named::Box(&args.box_id))
+            .await?;
+        let bytes = self
+            .boxes()
+            .write_text_file(&args.box_id, &args.path, &args.content)
+            .await
+            .map_err(tool_error)?;
+        Ok(Json(FileWritten {
+            box_id: args.box_id,
+            path: args.path,
+            bytes,
+        }))
     }
 
     #[tool(

@@ -105,6 +105,20 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(BoxExec),
         BoxInPath,
     ),
+    // Files are as powerful as exec: whoever writes the box's files can
+    // make it run anything.
+    op(
+        Rest,
+        "GET /api/v1/boxes/{id}/files",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "PUT /api/v1/boxes/{id}/files",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
     op(
         Rest,
         "POST /api/v1/boxes/{id}/stop",
@@ -275,6 +289,8 @@ pub static OPERATIONS: &[Operation] = &[
     op(Mcp, "list_boxes", Requires(BoxRead), Listing),
     op(Mcp, "destroy_box", Requires(BoxDestroy), BoxInBody),
     op(Mcp, "stop_box", Requires(BoxControl), BoxInBody),
+    op(Mcp, "read_file", Requires(BoxExec), BoxInBody),
+    op(Mcp, "write_file", Requires(BoxExec), BoxInBody),
     op(Mcp, "start_box", Requires(BoxControl), BoxInBody),
     op(Mcp, "box_logs", Requires(BoxLogs), BoxInBody),
     op(Mcp, "exec_box", Requires(BoxExec), BoxInBody),

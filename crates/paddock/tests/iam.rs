@@ -156,6 +156,8 @@ async fn every_mcp_tool_refuses_a_token_without_its_capability() {
             "create_box" => json!({"project": "alpha", "box_id": "never"}),
             "list_boxes" => json!({}),
             "exec_box" => json!({"box_id": "absent", "command": "true"}),
+            "read_file" => json!({"box_id": "absent", "path": "/etc/hostname"}),
+            "write_file" => json!({"box_id": "absent", "path": "/tmp/x", "content": "x"}),
             "request_egress" => {
                 json!({"box_id": "absent", "destination": "api.example", "reason": "a test"})
             }

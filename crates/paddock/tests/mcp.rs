@@ -45,7 +45,11 @@ async fn lifecycle_through_the_python_mcp_sdk() {
             "exec_box",
             "get_box",
             "list_boxes",
-            "request_egress"
+            "read_file",
+            "request_egress",
+            "start_box",
+            "stop_box",
+            "write_file"
         ]
     );
     for (name, tool) in tools {
@@ -93,6 +97,15 @@ async fn lifecycle_through_the_python_mcp_sdk() {
         "mcp_client.py",
         &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": [
             ["get_box", {"box_id": "mcp-1"}],
+            ["write_file", {"box_id": "mcp-1", "path": "/work/notes/plan.md", "content": "# plan\nünïcode ok\n"}],
+            ["read_file", {"box_id": "mcp-1", "path": "/work/notes/plan.md"}],
+            ["read_file", {"box_id": "mcp-1", "path": "/work/nothing-here"}],
+            ["write_file", {"box_id": "mcp-1", "path": "relative.txt", "content": "x"}],
+            ["read_file", {"box_id": "mcp-1", "path": "/bin/busybox"}],
+            ["stop_box", {"box_id": "mcp-1"}],
+            ["read_file", {"box_id": "mcp-1", "path": "/work/notes/plan.md"}],
+            ["exec_box", {"box_id": "mcp-1", "command": "true"}],
+            ["start_box", {"box_id": "mcp-1"}],
             ["destroy_box", {"box_id": "mcp-1"}],
             ["destroy_box", {"box_id": "mcp-1"}],
         ]}),
@@ -101,9 +114,43 @@ async fn lifecycle_through_the_python_mcp_sdk() {
     assert_eq!(r2[0]["structured"]["state"], "ready");
     assert_eq!(
         r2[1]["structured"],
+        json!({"box_id": "mcp-1", "path": "/work/notes/plan.md", "bytes": 20})
+    );
+    assert_eq!(r2[2]["structured"]["content"], "# plan\nünïcode ok\n");
+    assert!(
+        r2[3]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("path_not_found: "),
+        "{}",
+        r2[3]
+    );
+    assert!(
+        r2[4]["text"].as_str().unwrap().starts_with("invalid: "),
+        "{}",
+        r2[4]
+    );
+    let binary = r2[5]["text"].as_str().unwrap();
+    assert!(
+        binary.starts_with("too_large: ") || binary.contains("not UTF-8"),
+        "{binary}"
+    );
+    assert_eq!(r2[6]["structured"]["state"], "stopped");
+    assert_eq!(
+        r2[7]["structured"]["content"], "# plan\nünïcode ok\n",
+        "a stopped box's files can be read"
+    );
+    assert!(
+        r2[8]["text"].as_str().unwrap().starts_with("wrong_state: "),
+        "{}",
+        r2[8]
+    );
+    assert_eq!(r2[9]["structured"]["state"], "ready");
+    assert_eq!(
+        r2[10]["structured"],
         json!({"box_id": "mcp-1", "destroyed": true})
     );
-    assert_eq!(r2[2]["is_error"], true);
+    assert_eq!(r2[11]["is_error"], true);
     assert_eq!(p.docker_objects(), (vec![], vec![]));
 
     // No secret in anything MCP returned.

@@ -7,6 +7,7 @@ mod common;
 
 mod activation;
 mod boxes_cli;
+mod boxes_files;
 mod boxes_lifecycle;
 mod boxes_rest;
 mod clearance_clients;

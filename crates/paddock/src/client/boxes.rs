@@ -94,6 +94,15 @@ enum BoxCommand {
         #[arg(long, default_value_t = 100)]
         tail: u32,
     },
+    /// Copy files into or out of a box, as `docker cp` does: one side is
+    /// ID:/absolute/path, the other a path here or `-` (a tar archive on
+    /// stdin or stdout).
+    Cp {
+        /// Where from: a path here, ID:/path in a box, or `-`.
+        source: String,
+        /// Where to: a path here, ID:/path in a box, or `-`.
+        dest: String,
+    },
     /// Destroy a box.
     Rm {
         /// The box's id.
@@ -268,6 +277,9 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             print!("{}", text(&out["logs"]));
+        }
+        BoxCommand::Cp { source, dest } => {
+            super::copy::copy(&client, &source, &dest).await?;
         }
         BoxCommand::Rm { id } => {
             let _: Value = client

@@ -51,13 +51,36 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> anyhow::Result<T> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
+        let mut request = self.request(method, path);
         if let Some(body) = body {
             request = request.json(body);
         }
+        let response = self.send(request).await?;
+        let status = response.status();
+        let bytes = response.bytes().await.context("reading the response")?;
+        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
+            "null".into()
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&bytes).context("paddock answered with unexpected JSON")
+    }
+
+    /// A request to `path`, with the token.
+    pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        let request = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// Sends a request; a 2xx response is handed back unread, anything
+    /// else becomes an [`ApiFailure`] carrying the server's code and words.
+    pub async fn send(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> anyhow::Result<reqwest::Response> {
         let response = request.send().await.map_err(|e| {
             if e.is_connect() {
                 anyhow!(
@@ -69,24 +92,39 @@ impl Client {
             }
         })?;
         let status = response.status();
-        let bytes = response.bytes().await.context("reading the response")?;
-        if !status.is_success() {
-            let message = serde_json::from_slice::<Value>(&bytes)
-                .ok()
-                .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
-            if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
-                return Err(anyhow!(
-                    "{message} (HTTP 401): give an API token with --token or PADDOCK_TOKEN (`paddock serve` printed the first one)"
-                ));
-            }
-            return Err(anyhow!("{message} (HTTP {})", status.as_u16()));
+        if status.is_success() {
+            return Ok(response);
         }
-        let bytes = if status == StatusCode::NO_CONTENT || bytes.is_empty() {
-            "null".into()
-        } else {
-            bytes
-        };
-        serde_json::from_slice(&bytes).context("paddock answered with unexpected JSON")
+        let bytes = response.bytes().await.context("reading the response")?;
+        let error = serde_json::from_slice::<Value>(&bytes).ok();
+        let code = error
+            .as_ref()
+            .and_then(|v| v["error"]["code"].as_str().map(str::to_owned))
+            .unwrap_or_default();
+        let mut message = error
+            .as_ref()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| String::from_utf8_lossy(&bytes).trim().to_owned());
+        if status == StatusCode::UNAUTHORIZED && self.token.is_none() {
+            message.push_str(
+                " (give an API token with --token or PADDOCK_TOKEN; `paddock serve` printed the first one)",
+            );
+        }
+        Err(ApiFailure {
+            status: status.as_u16(),
+            code,
+            message,
+        }
+        .into())
     }
+}
+
+/// paddock refused a request: its HTTP status, stable error code and
+/// message.
+#[derive(Debug, thiserror::Error)]
+#[error("{message} (HTTP {status})")]
+pub struct ApiFailure {
+    pub status: u16,
+    pub code: String,
+    pub message: String,
 }

@@ -3,6 +3,7 @@
 
 mod boxes;
 mod console;
+mod copy;
 mod egress;
 mod http;
 mod table;
