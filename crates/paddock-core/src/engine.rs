@@ -10,7 +10,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput,
-    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat,
+    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat, Usage,
 };
 
 use crate::BoxFuture;
@@ -54,6 +54,8 @@ pub trait BoxEngine: Send + Sync {
     /// not an error.
     fn stop_container<'a>(&'a self, container: &'a str, grace_secs: u32) -> EngineFuture<'a, ()>;
     fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool>;
+    /// What a running container uses; None when it does not run.
+    fn usage<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<Usage>>;
     /// None when the path does not exist in the container.
     fn path_stat<'a>(
         &'a self,
@@ -145,6 +147,9 @@ impl BoxEngine for Engine {
     }
     fn container_pid<'a>(&'a self, container: &'a str) -> EngineFuture<'a, u32> {
         Box::pin(Engine::container_pid(self, container))
+    }
+    fn usage<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<Usage>> {
+        Box::pin(Engine::usage(self, container))
     }
     fn path_stat<'a>(
         &'a self,

@@ -29,7 +29,7 @@ pub use error::CoreError;
 pub use extension::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, ExtensionError, LoginStarted,
 };
-pub use model::{BoxView, CreateBox, CreatedBox, ExecResult};
+pub use model::{BoxUsage, BoxView, CreateBox, CreatedBox, ExecResult};
 pub use paddock_docker::{ContainerChange, FileEntry};
 pub use reconcile::ReconcileReport;
 pub use service::{BoxService, Health, resolve_instance};

@@ -45,6 +45,32 @@ pub struct BoxView {
     pub expires_at: Option<String>,
     /// The Docker container's name.
     pub container: String,
+    /// What the box uses now, when it runs and was asked for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<BoxUsage>,
+}
+
+/// A running box's resource use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct BoxUsage {
+    /// CPU time used since the box (re)started, in nanoseconds; two
+    /// readings give the CPU share over their interval.
+    pub cpu_ns: u64,
+    /// Memory in use, without droppable page cache.
+    pub memory_bytes: u64,
+    pub memory_limit_bytes: u64,
+    pub pids: u64,
+}
+
+impl From<paddock_docker::Usage> for BoxUsage {
+    fn from(u: paddock_docker::Usage) -> Self {
+        Self {
+            cpu_ns: u.cpu_ns,
+            memory_bytes: u.memory_bytes,
+            memory_limit_bytes: u.memory_limit_bytes,
+            pids: u.pids,
+        }
+    }
 }
 
 /// Unix milliseconds as RFC 3339.
@@ -68,6 +94,7 @@ impl From<&BoxRow> for BoxView {
             created_at: rfc3339(row.created_at_ms),
             expires_at: row.expires_at_ms.map(rfc3339),
             container: crate::labels::object_name(&row.id),
+            usage: None,
         }
     }
 }

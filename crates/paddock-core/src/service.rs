@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::BoxEngine;
-use paddock_store::{BoxState, Store};
+use paddock_store::{BoxRow, BoxState, Store};
 
 use crate::BoxExtension;
 use crate::activation::Logins;
@@ -112,6 +112,43 @@ impl BoxService {
 
     pub fn list(&self) -> Result<Vec<BoxView>> {
         Ok(self.store.list_boxes()?.iter().map(BoxView::from).collect())
+    }
+
+    /// The box and what it uses now (nothing when it does not run).
+    pub async fn get_with_usage(&self, id: &str) -> Result<BoxView> {
+        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        let row = self
+            .store
+            .get_box(id)?
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        Ok(self.with_usage(std::slice::from_ref(&row)).await.remove(0))
+    }
+
+    /// Every box and what each uses now, read from the engine at once.
+    pub async fn list_with_usage(&self) -> Result<Vec<BoxView>> {
+        let rows = self.store.list_boxes()?;
+        Ok(self.with_usage(&rows).await)
+    }
+
+    /// The rows' views, with the engine asked about the running ones
+    /// together; a box the engine cannot answer for shows no usage rather
+    /// than failing the listing.
+    async fn with_usage(&self, rows: &[BoxRow]) -> Vec<BoxView> {
+        let asked = rows.iter().map(|row| async move {
+            let running = matches!(row.state, BoxState::Ready | BoxState::PendingActivation);
+            match (&row.container_id, running) {
+                (Some(c), true) => self.engine.usage(c).await.ok().flatten(),
+                _ => None,
+            }
+        });
+        let usage = futures_util::future::join_all(asked).await;
+        rows.iter()
+            .zip(usage)
+            .map(|(row, usage)| BoxView {
+                usage: usage.map(Into::into),
+                ..BoxView::from(row)
+            })
+            .collect()
     }
 
     /// The container of a box, or why there is none; `running` asks for

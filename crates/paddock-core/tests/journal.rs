@@ -15,7 +15,7 @@ use std::sync::Arc;
 use paddock_core::{BoxEngine, BoxService, ContainerEvents, CoreConfig, CreateBox, EngineFuture};
 use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerSpec, EngineError, ExecOutput, FileEntry, ImageCommand,
-    InteractiveExec, LabelledObjects, PathStat,
+    InteractiveExec, LabelledObjects, PathStat, Usage,
 };
 use paddock_store::{BoxState, Store};
 use parking_lot::Mutex;
@@ -236,6 +236,9 @@ impl BoxEngine for FakeEngine {
             .get(container)
             .is_some_and(|c| c.running);
         ready(Ok(running))
+    }
+    fn usage<'a>(&'a self, _container: &'a str) -> EngineFuture<'a, Option<Usage>> {
+        ready(Ok(None))
     }
     fn path_stat<'a>(
         &'a self,

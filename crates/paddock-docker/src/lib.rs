@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod files;
 mod image;
+mod stats;
 
 pub use archive::FileEntry;
 pub use engine::{ContainerSpec, Engine, LabelledObjects};
@@ -19,5 +20,6 @@ pub use events::{ContainerChange, ContainerEvent};
 pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
 pub use files::{ArchiveBody, ArchiveStream, PathStat};
 pub use image::ImageCommand;
+pub use stats::Usage;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -265,7 +265,7 @@ impl BoxTools {
 
     #[tool(
         name = "get_box",
-        description = "Describe one box: project, image, state (ready, pending_activation, stopped, exited with its exit_code, ...)."
+        description = "Describe one box: project, image, state (ready, pending_activation, stopped, exited with its exit_code, ...) and, while it runs, its CPU time, memory and processes."
     )]
     async fn get_box(
         &self,
@@ -274,7 +274,11 @@ impl BoxTools {
     ) -> Result<Json<BoxView>, String> {
         self.authorise(&parts, "get_box", Named::Box(&args.box_id))
             .await?;
-        self.boxes().get(&args.box_id).map(Json).map_err(tool_error)
+        self.boxes()
+            .get_with_usage(&args.box_id)
+            .await
+            .map(Json)
+            .map_err(tool_error)
     }
 
     #[tool(name = "list_boxes", description = "List the boxes you may see.")]

@@ -43,11 +43,25 @@ fn with_shield(s: &AppState, view: &BoxView) -> Value {
     value
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    /// Ask the engine what each running box uses (one request per box).
+    #[serde(default)]
+    usage: bool,
+}
+
 async fn list(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
+    query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<BoxList>, ApiError> {
-    let mut boxes = s.boxes.list()?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let mut boxes = if query.usage {
+        s.boxes.list_with_usage().await?
+    } else {
+        s.boxes.list()?
+    };
     boxes.retain(|b| caller.sees(&b.project));
     let boxes = boxes.iter().map(|b| with_shield(&s, b)).collect();
     Ok(Json(BoxList { boxes }))
@@ -68,7 +82,7 @@ async fn get_one(
     State(s): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(with_shield(&s, &s.boxes.get(&id)?)))
+    Ok(Json(with_shield(&s, &s.boxes.get_with_usage(&id).await?)))
 }
 
 async fn destroy(

@@ -83,6 +83,10 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
     p.restart();
     let (_, got) = p.get("/api/v1/boxes/shell").await;
     assert_eq!(got["state"], "stopped", "{got}");
+    assert!(
+        got.get("usage").is_none(),
+        "a stopped box uses nothing: {got}"
+    );
     assert_eq!(inspect("paddock-shell", "{{.State.Running}}"), "false");
 
     let (status, started) = p.post("/api/v1/boxes/shell/start", json!({})).await;
@@ -93,6 +97,20 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
     );
     let out = exec(&p, "shell", "cat /tmp/kept").await;
     assert_eq!(out["stdout"], "kept\n", "the box kept its files: {out}");
+
+    // What it uses, in get and in `box top` (the harness caps memory at
+    // 256 MiB).
+    let (_, got) = p.get("/api/v1/boxes/shell").await;
+    assert_eq!(
+        got["usage"]["memory_limit_bytes"],
+        256 * 1024 * 1024,
+        "{got}"
+    );
+    assert!(got["usage"]["pids"].as_u64().unwrap() >= 1, "{got}");
+    let top = cli_json(&p, &["box", "top", "--interval", "0.2", "--json"]);
+    assert_eq!(top[0]["box_id"], "shell", "{top}");
+    assert!(top[0]["cpu_percent"].as_f64().is_some(), "{top}");
+    assert!(top[0]["memory_bytes"].as_u64().unwrap() > 0, "{top}");
 
     // Guarded again before start returned: a connection that bypasses
     // the proxy is dropped in the box's namespace and reported.

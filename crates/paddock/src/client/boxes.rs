@@ -94,6 +94,16 @@ enum BoxCommand {
         #[arg(long, default_value_t = 100)]
         tail: u32,
     },
+    /// What each running box uses: CPU share (over the interval), memory,
+    /// processes.
+    Top {
+        /// Seconds between the two readings the CPU share comes from.
+        #[arg(long = "interval", value_name = "SECS", default_value_t = 1.0)]
+        interval_secs: f64,
+        /// Print the readings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Copy files into or out of a box, as `docker cp` does: one side is
     /// ID:/absolute/path, the other a path here or `-` (a tar archive on
     /// stdin or stdout).
@@ -278,6 +288,10 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
                 .await?;
             print!("{}", text(&out["logs"]));
         }
+        BoxCommand::Top {
+            interval_secs,
+            json,
+        } => super::top::top(&client, interval_secs, json).await?,
         BoxCommand::Cp { source, dest } => {
             super::copy::copy(&client, &source, &dest).await?;
         }

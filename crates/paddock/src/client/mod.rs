@@ -8,6 +8,7 @@ mod egress;
 mod http;
 mod table;
 mod tokens;
+mod top;
 
 pub use boxes::{BoxArgs, run_box};
 pub use console::{ConsoleArgs, run_console};
