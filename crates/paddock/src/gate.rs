@@ -25,13 +25,16 @@ pub struct GateArgs {
     /// Fork into the background and serve on --bind/--port.
     #[arg(long)]
     detach: bool,
+    /// Where a detached gate writes its process id.
     #[arg(long, requires = "detach")]
     pid_file: Option<PathBuf>,
     /// Where a detached gate writes its log (default: nowhere).
     #[arg(long, requires = "detach")]
     log_file: Option<PathBuf>,
+    /// Address a detached gate listens on.
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// Port a detached gate listens on.
     #[arg(long, default_value_t = 9418)]
     port: u16,
     /// Token that reaches every repository (not limited by push policy).

@@ -16,11 +16,15 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// Exit codes: 0 done; 1 paddock (or the server) refused or failed, with
+/// the reason on stderr; 2 the command line itself is wrong; `box exec`
+/// exits with the command's own code.
 #[derive(Parser)]
 #[command(
     name = "paddock",
     version,
-    about = "A control plane for AI coding agents in sandboxed boxes"
+    about = "A control plane for AI coding agents in sandboxed boxes",
+    after_help = "Exit codes: 0 done; 1 refused or failed (the reason is on stderr); 2 a wrong command line; `paddock box exec` exits with the command's own code."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +53,12 @@ enum Command {
     /// Remove what a stopped instance with no boxes leaves on the machine:
     /// its idle box networks, host fence table and git hook directories.
     Purge(ServeArgs),
+    /// Print a shell completion script: `paddock completions bash >
+    /// /etc/bash_completion.d/paddock` (or zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     /// Run by the git gate's hooks inside `git receive-pack`.
     #[command(name = "gate-hook", hide = true)]
     GateHook(gate::HookArgs),
@@ -108,6 +118,17 @@ fn main() -> ExitCode {
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            use std::io::Write;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "paddock", &mut script);
+            // A closed pipe (`| head`) is the reader's choice, not an error.
+            match std::io::stdout().write_all(&script) {
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
+            }
+        }
     };
     result.unwrap_or_else(|e| {
         eprintln!("paddock: error: {e:#}");
@@ -123,4 +144,36 @@ fn in_runtime(
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
         .block_on(work)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every command and every flag says what it is for in `--help`.
+    #[test]
+    fn every_command_and_flag_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && !sub.is_hide_set() {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&Cli::command(), "paddock", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
 }

@@ -208,3 +208,34 @@ async fn the_cli_says_what_a_token_is_and_the_api_answers_json_to_a_miss() {
         "{body}"
     );
 }
+
+/// The completion script works in a real bash: `paddock box st<TAB>`
+/// offers start and stop.
+#[test]
+fn bash_completes_paddock_commands() {
+    let script = std::process::Command::new(crate::common::paddock_bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(script.status.success());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("paddock.bash");
+    std::fs::write(&path, &script.stdout).unwrap();
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "source {}; COMP_WORDS=(paddock box st); COMP_CWORD=2; _paddock paddock st box; echo \"${{COMPREPLY[@]}}\"",
+            path.display()
+        ))
+        .output()
+        .unwrap();
+    let offered = String::from_utf8_lossy(&out.stdout);
+    let mut words: Vec<&str> = offered.split_whitespace().collect();
+    words.sort();
+    assert_eq!(
+        words,
+        ["start", "stop"],
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -42,6 +42,7 @@ struct RuleArgs {
     /// The rule lapses after this many seconds.
     #[arg(long)]
     ttl: Option<u64>,
+    /// Print the rule as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -74,19 +75,27 @@ enum EgressCommand {
     Ask(RuleArgs),
     /// List the rules.
     Rules {
+        /// Print the rules as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove a rule by its number.
-    Rm { id: i64 },
+    Rm {
+        /// The rule's number, as `paddock egress rules` shows it.
+        id: i64,
+    },
     /// Show egress decisions, oldest first.
     Log {
+        /// Only this box's decisions.
         #[arg(long = "box")]
         box_id: Option<String>,
+        /// Only this project's decisions.
         #[arg(long)]
         project: Option<String>,
+        /// How many decisions, at most.
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Print the decisions as JSON.
         #[arg(long)]
         json: bool,
     },

@@ -49,16 +49,21 @@ enum TokenCommand {
         /// The token lapses after this many seconds.
         #[arg(long)]
         ttl: Option<u64>,
+        /// Print the token (and its secret, once) as JSON.
         #[arg(long)]
         json: bool,
     },
     /// List tokens (never their secrets).
     Ls {
+        /// Print the tokens as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Revoke a token by id; its open sockets close.
-    Revoke { id: String },
+    Revoke {
+        /// The token's id, as `paddock token ls` shows it.
+        id: String,
+    },
 }
 
 pub async fn run_token(args: TokenArgs) -> anyhow::Result<ExitCode> {
