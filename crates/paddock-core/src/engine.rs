@@ -10,7 +10,7 @@ use std::pin::Pin;
 use futures_util::Stream;
 use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput,
-    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat, Usage,
+    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat, TerminalSignal, Usage,
 };
 
 use crate::BoxFuture;
@@ -95,6 +95,17 @@ pub trait BoxEngine: Send + Sync {
         env: Vec<String>,
     ) -> EngineFuture<'a, InteractiveExec>;
     fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> EngineFuture<'a, Option<i64>>;
+    /// `cmd` on a pseudo-terminal of `cols`×`rows`.
+    fn exec_terminal<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        size: (u16, u16),
+    ) -> EngineFuture<'a, InteractiveExec>;
+    fn resize_terminal<'a>(&'a self, exec_id: &'a str, size: (u16, u16)) -> EngineFuture<'a, ()>;
+    /// A signal to an exec's process (and its process group).
+    fn signal_exec<'a>(&'a self, exec_id: &'a str, signal: TerminalSignal) -> EngineFuture<'a, ()>;
     fn container_events<'a>(&'a self, labels: LabelFilter<'a>)
     -> EngineFuture<'a, ContainerEvents>;
 }
@@ -203,6 +214,25 @@ impl BoxEngine for Engine {
     }
     fn exec_exit_code<'a>(&'a self, exec_id: &'a str) -> EngineFuture<'a, Option<i64>> {
         Box::pin(Engine::exec_exit_code(self, exec_id))
+    }
+    fn exec_terminal<'a>(
+        &'a self,
+        container: &'a str,
+        cmd: Vec<String>,
+        env: Vec<String>,
+        (cols, rows): (u16, u16),
+    ) -> EngineFuture<'a, InteractiveExec> {
+        Box::pin(Engine::exec_terminal(self, container, cmd, env, cols, rows))
+    }
+    fn resize_terminal<'a>(
+        &'a self,
+        exec_id: &'a str,
+        (cols, rows): (u16, u16),
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::resize_terminal(self, exec_id, cols, rows))
+    }
+    fn signal_exec<'a>(&'a self, exec_id: &'a str, signal: TerminalSignal) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::signal_exec(self, exec_id, signal))
     }
     fn container_events<'a>(
         &'a self,

@@ -19,6 +19,7 @@ mod power;
 mod reconcile;
 mod service;
 mod subnet;
+mod terminal;
 pub mod validate;
 mod watch;
 
@@ -30,7 +31,7 @@ pub use extension::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, ExtensionError, LoginStarted,
 };
 pub use model::{BoxUsage, BoxView, CreateBox, CreatedBox, ExecResult};
-pub use paddock_docker::{ContainerChange, FileEntry};
+pub use paddock_docker::{Chunk, ContainerChange, FileEntry, InteractiveExec, TerminalSignal};
 pub use reconcile::ReconcileReport;
 pub use service::{BoxService, Health, resolve_instance};
 

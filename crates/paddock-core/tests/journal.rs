@@ -15,7 +15,7 @@ use std::sync::Arc;
 use paddock_core::{BoxEngine, BoxService, ContainerEvents, CoreConfig, CreateBox, EngineFuture};
 use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerSpec, EngineError, ExecOutput, FileEntry, ImageCommand,
-    InteractiveExec, LabelledObjects, PathStat, Usage,
+    InteractiveExec, LabelledObjects, PathStat, TerminalSignal, Usage,
 };
 use paddock_store::{BoxState, Store};
 use parking_lot::Mutex;
@@ -325,6 +325,25 @@ impl BoxEngine for FakeEngine {
         ready(not_here("exec"))
     }
     fn exec_exit_code<'a>(&'a self, _exec_id: &'a str) -> EngineFuture<'a, Option<i64>> {
+        ready(not_here("exec"))
+    }
+    fn exec_terminal<'a>(
+        &'a self,
+        _container: &'a str,
+        _cmd: Vec<String>,
+        _env: Vec<String>,
+        _size: (u16, u16),
+    ) -> EngineFuture<'a, InteractiveExec> {
+        ready(not_here("exec"))
+    }
+    fn resize_terminal<'a>(&'a self, _exec_id: &'a str, _size: (u16, u16)) -> EngineFuture<'a, ()> {
+        ready(not_here("exec"))
+    }
+    fn signal_exec<'a>(
+        &'a self,
+        _exec_id: &'a str,
+        _signal: TerminalSignal,
+    ) -> EngineFuture<'a, ()> {
         ready(not_here("exec"))
     }
     fn container_events<'a>(

@@ -12,6 +12,7 @@ mod exec;
 mod files;
 mod image;
 mod stats;
+mod terminal;
 
 pub use archive::FileEntry;
 pub use engine::{ContainerSpec, Engine, LabelledObjects};
@@ -21,5 +22,6 @@ pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
 pub use files::{ArchiveBody, ArchiveStream, PathStat};
 pub use image::ImageCommand;
 pub use stats::Usage;
+pub use terminal::TerminalSignal;
 
 pub type Result<T> = std::result::Result<T, EngineError>;

@@ -20,6 +20,7 @@ mod pages;
 mod registry_tests;
 mod rest;
 mod routes;
+mod shell;
 mod signin;
 mod tokens;
 
@@ -64,9 +65,10 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 9] = [
+pub(crate) const MODULES: [(&str, Module); 10] = [
     ("rest", rest::routes),
     ("files", files::routes),
+    ("shell", shell::routes),
     ("egress", egress::routes),
     ("activate", activate::routes),
     ("health", health::routes),

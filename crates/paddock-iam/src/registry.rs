@@ -119,6 +119,13 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(BoxExec),
         BoxInPath,
     ),
+    // A terminal over a WebSocket: exec with a person at the keys.
+    op(
+        Rest,
+        "GET /api/v1/boxes/{id}/shell",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
     op(
         Rest,
         "POST /api/v1/boxes/{id}/stop",

@@ -139,11 +139,15 @@ fn main() -> ExitCode {
 fn in_runtime(
     work: impl std::future::Future<Output = anyhow::Result<ExitCode>>,
 ) -> anyhow::Result<ExitCode> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?
-        .block_on(work)
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    let result = runtime.block_on(work);
+    // Without waiting for blocking reads that never end by themselves (a
+    // terminal's stdin in `box shell`).
+    runtime.shutdown_background();
+    result
 }
 
 #[cfg(test)]

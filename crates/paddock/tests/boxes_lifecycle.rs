@@ -194,3 +194,88 @@ async fn a_box_whose_main_process_dies_says_exited_with_its_code() {
     let out = exec(&p, "dies", "echo back").await;
     assert_eq!(out["stdout"], "back\n");
 }
+
+/// A person at a terminal: `paddock box shell` under a real
+/// pseudo-terminal — the box's terminal has this window's size and
+/// follows it, Ctrl-C interrupts what runs, the shell's exit code is the
+/// command's; a client that vanishes leaves nothing running.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shell_through_a_pseudo_terminal() {
+    let p = Paddock::start(options());
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "term"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let steps = json!([
+        ["wait_for", "#"],
+        ["type", "stty size; echo TERM=$TERM\r"],
+        ["wait_for", "30 100"],
+        ["resize", 120, 40],
+        ["type", "stty size\r"],
+        ["wait_for", "40 120"],
+        ["type", "echo started; sleep 300; echo slept\r"],
+        ["wait_for", "started\r\n"],
+        ["type", "\u{3}"],
+        ["type", "echo after-interrupt\r"],
+        ["wait_for", "after-interrupt\r\n"],
+        ["type", "exit 7\r"],
+    ]);
+    let out = crate::common::run_python(
+        "pty_shell.py",
+        &json!({
+            "argv": [crate::common::paddock_bin(), "box", "shell", "term"],
+            "env": {"PADDOCK_URL": p.url, "PADDOCK_TOKEN": p.admin_token, "TERM": "xterm-test"},
+            "steps": steps,
+        }),
+    );
+    let text = out["output"].as_str().unwrap();
+    assert_eq!(out["failed"], Value::Null, "{text}");
+    assert!(text.contains("TERM=xterm-test"), "{text}");
+    // Once where the line was typed; never as the sleep's end.
+    assert_eq!(
+        text.matches("slept").count(),
+        1,
+        "Ctrl-C did not reach the sleep: {text}"
+    );
+    assert_eq!(out["exit_code"], 7, "{text}");
+
+    // A client that goes away mid-command: the command is hung up.
+    let mut child = std::process::Command::new(crate::common::paddock_bin())
+        .args(["box", "shell", "term", "-c", "sleep 300"])
+        .env("PADDOCK_URL", &p.url)
+        .env("PADDOCK_TOKEN", &p.admin_token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("the sleep to run", Duration::from_secs(20), || async {
+        let out = exec(&p, "term", "ps -o args | grep -c '^sleep 300' || true").await;
+        (out["stdout"] == "1\n").then_some(())
+    })
+    .await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for(
+        "the vanished client's command to end",
+        Duration::from_secs(20),
+        || async {
+            let out = exec(&p, "term", "ps -o args | grep -c '^sleep 300' || true").await;
+            (out["stdout"] == "0\n").then_some(())
+        },
+    )
+    .await;
+
+    // A stopped box takes no shell; the CLI says why.
+    let stopped = cli_json(&p, &["box", "stop", "term", "--json"]);
+    assert_eq!(stopped["state"], "stopped");
+    let out = p.cli(&["box", "shell", "term", "-c", "true"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("start it first") && stderr.contains("409"),
+        "{stderr}"
+    );
+}

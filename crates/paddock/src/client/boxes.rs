@@ -94,6 +94,15 @@ enum BoxCommand {
         #[arg(long, default_value_t = 100)]
         tail: u32,
     },
+    /// A terminal in a running box: a login shell (bash where the image
+    /// has it), or the given command; exits with its exit code.
+    Shell {
+        /// The box's id.
+        id: String,
+        /// A shell command line to run instead of a login shell.
+        #[arg(long = "command", short = 'c')]
+        command: Option<String>,
+    },
     /// What each running box uses: CPU share (over the interval), memory,
     /// processes.
     Top {
@@ -287,6 +296,9 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             print!("{}", text(&out["logs"]));
+        }
+        BoxCommand::Shell { id, command } => {
+            return super::shell::shell(&client, &id, command.as_deref()).await;
         }
         BoxCommand::Top {
             interval_secs,

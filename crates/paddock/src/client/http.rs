@@ -66,6 +66,32 @@ impl Client {
         serde_json::from_slice(&bytes).context("paddock answered with unexpected JSON")
     }
 
+    /// A WebSocket request to `path` (ws:// or wss:// as the base is
+    /// http:// or https://), with the token.
+    pub fn websocket_request(
+        &self,
+        path: &str,
+    ) -> anyhow::Result<tokio_tungstenite::tungstenite::handshake::client::Request> {
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+        let base = self
+            .base
+            .strip_prefix("http")
+            .map(|rest| format!("ws{rest}"))
+            .unwrap_or_else(|| self.base.clone());
+        let mut request = format!("{base}{path}")
+            .into_client_request()
+            .context("the WebSocket's address")?;
+        if let Some(token) = &self.token {
+            request.headers_mut().insert(
+                "authorization",
+                format!("Bearer {token}")
+                    .parse()
+                    .map_err(|_| anyhow!("the token cannot go in a header"))?,
+            );
+        }
+        Ok(request)
+    }
+
     /// A request to `path`, with the token.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
         let request = self.http.request(method, format!("{}{path}", self.base));

@@ -6,6 +6,7 @@ mod console;
 mod copy;
 mod egress;
 mod http;
+mod shell;
 mod table;
 mod tokens;
 mod top;
