@@ -54,6 +54,12 @@ pub trait BoxEngine: Send + Sync {
     /// not an error.
     fn stop_container<'a>(&'a self, container: &'a str, grace_secs: u32) -> EngineFuture<'a, ()>;
     fn container_running<'a>(&'a self, container: &'a str) -> EngineFuture<'a, bool>;
+    /// The container's IPv4 address on `network`, while it runs.
+    fn container_address<'a>(
+        &'a self,
+        container: &'a str,
+        network: &'a str,
+    ) -> EngineFuture<'a, Option<std::net::Ipv4Addr>>;
     /// What a running container uses; None when it does not run.
     fn usage<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<Usage>>;
     /// None when the path does not exist in the container.
@@ -161,6 +167,13 @@ impl BoxEngine for Engine {
     }
     fn usage<'a>(&'a self, container: &'a str) -> EngineFuture<'a, Option<Usage>> {
         Box::pin(Engine::usage(self, container))
+    }
+    fn container_address<'a>(
+        &'a self,
+        container: &'a str,
+        network: &'a str,
+    ) -> EngineFuture<'a, Option<std::net::Ipv4Addr>> {
+        Box::pin(Engine::container_address(self, container, network))
     }
     fn path_stat<'a>(
         &'a self,

@@ -240,6 +240,13 @@ impl BoxEngine for FakeEngine {
     fn usage<'a>(&'a self, _container: &'a str) -> EngineFuture<'a, Option<Usage>> {
         ready(Ok(None))
     }
+    fn container_address<'a>(
+        &'a self,
+        _container: &'a str,
+        _network: &'a str,
+    ) -> EngineFuture<'a, Option<std::net::Ipv4Addr>> {
+        ready(Ok(None))
+    }
     fn path_stat<'a>(
         &'a self,
         _container: &'a str,

@@ -239,6 +239,30 @@ impl Engine {
         }
     }
 
+    /// The container's IPv4 address on `network` (its id or name), while
+    /// it runs.
+    pub async fn container_address(
+        &self,
+        container: &str,
+        network: &str,
+    ) -> Result<Option<std::net::Ipv4Addr>> {
+        let c = self
+            .client()
+            .await?
+            .inspect_container(container, None::<InspectContainerOptions>)
+            .await?;
+        let networks = c
+            .network_settings
+            .and_then(|n| n.networks)
+            .unwrap_or_default();
+        Ok(networks
+            .iter()
+            .find(|(name, endpoint)| {
+                *name == network || endpoint.network_id.as_deref() == Some(network)
+            })
+            .and_then(|(_, endpoint)| endpoint.ip_address.as_deref()?.parse().ok()))
+    }
+
     /// The exit code of a container whose main process has ended; `None`
     /// while it runs (or has not been started).
     pub async fn exit_code(&self, container: &str) -> Result<Option<i64>> {

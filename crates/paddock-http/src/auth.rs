@@ -138,8 +138,13 @@ fn surface_of(op: &Operation) -> Surface {
 }
 
 /// `{id}` of a box path: the third segment of `/api/v1/boxes/{id}…`.
+/// The box a path names: REST's `/api/v1/boxes/{id}/…` and a published
+/// port's `/ports/{id}/{port}/…`.
 fn box_id_in_path(path: &str) -> Option<&str> {
-    path.strip_prefix("/api/v1/boxes/")?.split('/').next()
+    path.strip_prefix("/api/v1/boxes/")
+        .or_else(|| path.strip_prefix("/ports/"))?
+        .split('/')
+        .next()
 }
 
 /// What a request names for its operation's [`Target`]: the path's or

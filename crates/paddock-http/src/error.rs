@@ -30,6 +30,7 @@ pub enum ErrorCode {
     WrongState,
     PathNotFound,
     TooLarge,
+    PortUnreachable,
     Unauthenticated,
     Forbidden,
     EgressDisabled,
@@ -43,7 +44,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 27] = [
+    pub const ALL: [ErrorCode; 28] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -61,6 +62,7 @@ impl ErrorCode {
         Self::WrongState,
         Self::PathNotFound,
         Self::TooLarge,
+        Self::PortUnreachable,
         Self::Unauthenticated,
         Self::Forbidden,
         Self::EgressDisabled,
@@ -92,6 +94,7 @@ impl ErrorCode {
             Self::WrongState => "wrong_state",
             Self::PathNotFound => "path_not_found",
             Self::TooLarge => "too_large",
+            Self::PortUnreachable => "port_unreachable",
             Self::Unauthenticated => "unauthenticated",
             Self::Forbidden => "forbidden",
             Self::EgressDisabled => "egress_disabled",

@@ -16,6 +16,7 @@ mod health;
 mod mcp;
 mod origin;
 mod pages;
+mod ports;
 #[cfg(test)]
 mod registry_tests;
 mod rest;
@@ -65,10 +66,11 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 10] = [
+pub(crate) const MODULES: [(&str, Module); 11] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
+    ("ports", ports::routes),
     ("egress", egress::routes),
     ("activate", activate::routes),
     ("health", health::routes),

@@ -119,6 +119,87 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(BoxExec),
         BoxInPath,
     ),
+    // Published ports: opening and closing them is control over the box;
+    // reaching what listens there is as much as exec.
+    op(
+        Rest,
+        "GET /api/v1/boxes/{id}/ports",
+        Requires(BoxRead),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "POST /api/v1/boxes/{id}/ports",
+        Requires(BoxControl),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "DELETE /api/v1/boxes/{id}/ports/{port}",
+        Requires(BoxControl),
+        BoxInPath,
+    ),
+    op(Rest, "GET /ports/{id}/{port}", Requires(BoxExec), BoxInPath),
+    op(
+        Rest,
+        "GET /ports/{id}/{port}/",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "GET /ports/{id}/{port}/{*rest}",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "POST /ports/{id}/{port}/",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "POST /ports/{id}/{port}/{*rest}",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "PUT /ports/{id}/{port}/",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "PUT /ports/{id}/{port}/{*rest}",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "PATCH /ports/{id}/{port}/",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "PATCH /ports/{id}/{port}/{*rest}",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "DELETE /ports/{id}/{port}/",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Rest,
+        "DELETE /ports/{id}/{port}/{*rest}",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
     // A terminal over a WebSocket: exec with a person at the keys.
     op(
         Rest,

@@ -6,3 +6,11 @@ ALTER TABLE boxes ADD COLUMN exit_code INTEGER;
 ALTER TABLE boxes ADD COLUMN expires_at_ms INTEGER;
 ALTER TABLE boxes ADD COLUMN active_at_ms INTEGER;
 UPDATE boxes SET active_at_ms = updated_at_ms;
+
+-- Ports of a box published through paddock's listener; gone with the box.
+CREATE TABLE box_ports (
+    box_id        TEXT NOT NULL REFERENCES boxes(id) ON DELETE CASCADE,
+    port          INTEGER NOT NULL,
+    created_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (box_id, port)
+);

@@ -11,6 +11,7 @@ pub mod clock;
 mod egress;
 mod git_tokens;
 mod migrate;
+mod ports;
 
 use parking_lot::{Mutex, MutexGuard};
 use std::path::Path;

@@ -9,6 +9,7 @@ mod activation;
 mod boxes_cli;
 mod boxes_files;
 mod boxes_lifecycle;
+mod boxes_ports;
 mod boxes_rest;
 mod clearance_clients;
 mod clearance_terok;

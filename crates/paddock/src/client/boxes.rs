@@ -103,6 +103,21 @@ enum BoxCommand {
         #[arg(long = "command", short = 'c')]
         command: Option<String>,
     },
+    /// Publish a port of a box through paddock's listener (a service in
+    /// the box reached at an authenticated URL; the box still dials
+    /// nothing), list its published ports, or close one with --rm.
+    Port {
+        /// The box's id.
+        id: String,
+        /// The port inside the box (omit to list the published ones).
+        port: Option<u16>,
+        /// Close the port instead.
+        #[arg(long, requires = "port")]
+        rm: bool,
+        /// Print the ports as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// What each running box uses: CPU share (over the interval), memory,
     /// processes.
     Top {
@@ -296,6 +311,39 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
                 )
                 .await?;
             print!("{}", text(&out["logs"]));
+        }
+        BoxCommand::Port { id, port, rm, json } => {
+            let base = format!("/api/v1/boxes/{}/ports", path_id(&id));
+            let ports: Value = match (port, rm) {
+                (Some(port), true) => {
+                    client
+                        .call(Method::DELETE, &format!("{base}/{port}"), None)
+                        .await?
+                }
+                (Some(port), false) => {
+                    client
+                        .call(Method::POST, &base, Some(&json!({ "port": port })))
+                        .await?
+                }
+                (None, _) => client.call(Method::GET, &base, None).await?,
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&ports)?);
+            } else {
+                let shown: Vec<&Value> = ports["ports"]
+                    .as_array()
+                    .map(|all| {
+                        all.iter()
+                            .filter(|p| {
+                                rm || port.is_none() || p["port"].as_u64() == port.map(u64::from)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                for p in shown {
+                    println!("{}\t{}", p["port"], text(&p["url"]));
+                }
+            }
         }
         BoxCommand::Shell { id, command } => {
             return super::shell::shell(&client, &id, command.as_deref()).await;

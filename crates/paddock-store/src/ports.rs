@@ -1,0 +1,80 @@
+//! Ports of boxes published through paddock's listener. A row goes with
+//! its box (the foreign key cascades), so a destroyed box's ports close.
+
+use rusqlite::params;
+
+use crate::{Result, Store};
+
+impl Store {
+    /// True when the port was not published yet.
+    pub fn publish_port(&self, box_id: &str, port: u16, now_ms: i64) -> Result<bool> {
+        let n = self.conn().execute(
+            "INSERT OR IGNORE INTO box_ports (box_id, port, created_at_ms) VALUES (?1, ?2, ?3)",
+            params![box_id, port, now_ms],
+        )?;
+        Ok(n == 1)
+    }
+
+    /// True when the port was published.
+    pub fn unpublish_port(&self, box_id: &str, port: u16) -> Result<bool> {
+        let n = self.conn().execute(
+            "DELETE FROM box_ports WHERE box_id = ?1 AND port = ?2",
+            params![box_id, port],
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn port_published(&self, box_id: &str, port: u16) -> Result<bool> {
+        let n: i64 = self.conn().query_row(
+            "SELECT COUNT(*) FROM box_ports WHERE box_id = ?1 AND port = ?2",
+            params![box_id, port],
+            |r| r.get(0),
+        )?;
+        Ok(n == 1)
+    }
+
+    pub fn published_ports(&self, box_id: &str) -> Result<Vec<u16>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT port FROM box_ports WHERE box_id = ?1 ORDER BY port")?;
+        let ports = stmt
+            .query_map([box_id], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<u16>>>()?;
+        Ok(ports)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BoxRow, BoxState, Store};
+
+    #[test]
+    fn ports_are_published_once_and_go_with_their_box() {
+        let s = Store::open_in_memory().unwrap();
+        s.insert_box(&BoxRow {
+            id: "b".into(),
+            project: "p".into(),
+            image: "i".into(),
+            description: String::new(),
+            state: BoxState::Ready,
+            container_id: None,
+            network_id: None,
+            error: None,
+            hook_state: serde_json::json!({}),
+            created_at_ms: 0,
+            updated_at_ms: 0,
+            exit_code: None,
+            expires_at_ms: None,
+            active_at_ms: 0,
+        })
+        .unwrap();
+        assert!(s.publish_port("b", 8080, 1).unwrap());
+        assert!(!s.publish_port("b", 8080, 2).unwrap());
+        s.publish_port("b", 3000, 3).unwrap();
+        assert_eq!(s.published_ports("b").unwrap(), vec![3000, 8080]);
+        assert!(s.unpublish_port("b", 3000).unwrap());
+        assert!(!s.unpublish_port("b", 3000).unwrap());
+        s.delete_box("b").unwrap();
+        assert!(!s.port_published("b", 8080).unwrap());
+    }
+}
