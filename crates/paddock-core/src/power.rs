@@ -23,12 +23,7 @@ impl BoxService {
     /// Stops the box's processes, keeping its filesystem. Stopping a
     /// stopped box is not an error.
     pub async fn stop(&self, id: &str) -> Result<BoxView> {
-        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        let _guard = self.lock_box(id).await;
-        let row = self
-            .store
-            .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        let (_guard, row) = self.locked_row(id).await?;
         match row.state {
             BoxState::Stopped => return Ok(BoxView::from(&row)),
             BoxState::Ready | BoxState::Exited => {}
@@ -77,12 +72,7 @@ impl BoxService {
     /// Starts a stopped (or exited) box again, guarded before it returns.
     /// Starting a running box is not an error.
     pub async fn start(&self, id: &str) -> Result<BoxView> {
-        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        let _guard = self.lock_box(id).await;
-        let row = self
-            .store
-            .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        let (_guard, row) = self.locked_row(id).await?;
         match row.state {
             BoxState::Stopped | BoxState::Exited => {}
             BoxState::Ready | BoxState::PendingActivation | BoxState::Failed => {
@@ -136,6 +126,20 @@ impl BoxService {
         self.store.touch_box(id, now)?;
         tracing::info!(box_id = %id, "box started");
         self.get(id)
+    }
+
+    /// The box's lock, and its row as it is under that lock.
+    async fn locked_row(
+        &self,
+        id: &str,
+    ) -> Result<(tokio::sync::OwnedMutexGuard<()>, paddock_store::BoxRow)> {
+        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        let guard = self.lock_box(id).await;
+        let row = self
+            .store
+            .get_box(id)?
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        Ok((guard, row))
     }
 
     /// The engine saw a box's main process end. Unless paddock ended it

@@ -143,7 +143,7 @@ async fn a_handler_bound_twice_stops_the_router() {
 fn mcp_tools_and_message_kinds_are_checked_against_the_registry() {
     use paddock_iam::{Surface, registry};
     let tools = crate::mcp::tool_names();
-    assert_eq!(tools.len(), 8, "{tools:?}");
+    assert_eq!(tools.len(), 12, "{tools:?}");
     registry::check_served(
         &[Surface::Mcp],
         tools.iter().map(|t| (Surface::Mcp, t.as_str())),

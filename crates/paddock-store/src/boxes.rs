@@ -363,27 +363,33 @@ impl Store {
     }
 }
 
+/// A box row for the store's own tests: project `demo`, `creating`.
+#[cfg(test)]
+pub(crate) fn test_row(id: &str) -> BoxRow {
+    BoxRow {
+        id: id.into(),
+        project: "demo".into(),
+        image: "img".into(),
+        description: String::new(),
+        state: BoxState::Creating,
+        container_id: None,
+        network_id: None,
+        error: None,
+        hook_state: serde_json::json!({}),
+        created_at_ms: 1,
+        updated_at_ms: 1,
+        exit_code: None,
+        expires_at_ms: None,
+        active_at_ms: 1,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn row(id: &str) -> BoxRow {
-        BoxRow {
-            id: id.into(),
-            project: "demo".into(),
-            image: "img".into(),
-            description: String::new(),
-            state: BoxState::Creating,
-            container_id: None,
-            network_id: None,
-            error: None,
-            hook_state: serde_json::json!({}),
-            created_at_ms: 1,
-            updated_at_ms: 1,
-            exit_code: None,
-            expires_at_ms: None,
-            active_at_ms: 1,
-        }
+        test_row(id)
     }
 
     #[test]

@@ -57,20 +57,10 @@ mod tests {
     fn a_token_works_only_from_its_boxs_network_and_dies_with_the_box() {
         let s = Store::open_in_memory().unwrap();
         s.insert_box(&BoxRow {
-            id: "b".into(),
-            project: "p".into(),
-            image: "i".into(),
-            description: String::new(),
             state: BoxState::Ready,
-            container_id: None,
+            project: "p".into(),
             network_id: Some("net-1".into()),
-            error: None,
-            hook_state: serde_json::json!({}),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            exit_code: None,
-            expires_at_ms: None,
-            active_at_ms: 0,
+            ..crate::boxes::test_row("b")
         })
         .unwrap();
         s.put_git_token("b", "p", "h").unwrap();

@@ -46,28 +46,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::{BoxRow, BoxState, Store};
+    use crate::Store;
 
     #[test]
     fn ports_are_published_once_and_go_with_their_box() {
         let s = Store::open_in_memory().unwrap();
-        s.insert_box(&BoxRow {
-            id: "b".into(),
-            project: "p".into(),
-            image: "i".into(),
-            description: String::new(),
-            state: BoxState::Ready,
-            container_id: None,
-            network_id: None,
-            error: None,
-            hook_state: serde_json::json!({}),
-            created_at_ms: 0,
-            updated_at_ms: 0,
-            exit_code: None,
-            expires_at_ms: None,
-            active_at_ms: 0,
-        })
-        .unwrap();
+        s.insert_box(&crate::boxes::test_row("b")).unwrap();
         assert!(s.publish_port("b", 8080, 1).unwrap());
         assert!(!s.publish_port("b", 8080, 2).unwrap());
         s.publish_port("b", 3000, 3).unwrap();

@@ -196,12 +196,7 @@ fn box_rows(boxes: &[Value]) -> String {
 
 pub(crate) fn path_id(id: &str) -> String {
     // Ids are validated server-side; this only keeps the URL well-formed.
-    id.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    super::http::percent_encode(id, b"")
 }
 
 pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {

@@ -14,7 +14,7 @@ use reqwest::Method;
 use tokio::io::AsyncWriteExt;
 
 use super::boxes::path_id;
-use super::http::{ApiFailure, Client};
+use super::http::{ApiFailure, Client, percent_encode};
 
 /// One side of a copy.
 #[derive(Debug, PartialEq, Eq)]
@@ -64,19 +64,8 @@ pub async fn copy(client: &Client, source: &str, dest: &str) -> anyhow::Result<(
 }
 
 fn files_path(id: &str, path: &str) -> String {
-    let query: String = url_escape(path);
+    let query = percent_encode(path, b"/");
     format!("/api/v1/boxes/{}/files?path={query}", path_id(id))
-}
-
-fn url_escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The box's archive of `path`, to stdout (`to` None) or unpacked at `to`.
@@ -253,6 +242,6 @@ mod tests {
 
     #[test]
     fn paths_are_escaped_for_the_query() {
-        assert_eq!(url_escape("/a b/c&d"), "/a%20b/c%26d");
+        assert_eq!(percent_encode("/a b/c&d", b"/"), "/a%20b/c%26d");
     }
 }

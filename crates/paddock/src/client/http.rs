@@ -154,3 +154,17 @@ pub struct ApiFailure {
     pub code: String,
     pub message: String,
 }
+
+/// `text` for a URL: unreserved characters as they are, `keep` too (`/`
+/// for a path in a query), everything else percent-encoded.
+pub(crate) fn percent_encode(text: &str, keep: &[u8]) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ if keep.contains(&b) => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -14,7 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 
 use super::boxes::path_id;
-use super::http::Client;
+use super::http::{Client, percent_encode};
 
 /// The local terminal in raw mode for as long as this lives; restored on
 /// drop, on every way out.
@@ -67,27 +67,16 @@ fn window_size() -> Option<(u16, u16)> {
     }
 }
 
-fn escape(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 pub async fn shell(client: &Client, id: &str, command: Option<&str>) -> anyhow::Result<ExitCode> {
     let (cols, rows) = window_size().unwrap_or((80, 24));
     let term = std::env::var("TERM").unwrap_or_else(|_| "xterm-256color".into());
     let mut path = format!(
         "/api/v1/boxes/{}/shell?cols={cols}&rows={rows}&term={}",
         path_id(id),
-        escape(&term)
+        percent_encode(&term, b"")
     );
     if let Some(command) = command {
-        path.push_str(&format!("&command={}", escape(command)));
+        path.push_str(&format!("&command={}", percent_encode(command, b"")));
     }
     let request = client.websocket_request(&path)?;
     let (socket, _) = match tokio_tungstenite::connect_async(request).await {
