@@ -85,11 +85,21 @@ async fn a_published_port_is_reached_with_a_token_and_closed_with_its_box() {
         "{body}"
     );
 
-    // An upgraded connection (what a WebSocket is) passes both ways.
+    // An upgraded connection (what a WebSocket is) passes both ways,
+    // once the box's server listens (it was started in the background).
     let (status, _) = p
         .post("/api/v1/boxes/web/ports", json!({"port": 9000}))
         .await;
     assert_eq!(status, 201);
+    wait_for(
+        "the box's upgrade server",
+        Duration::from_secs(20),
+        || async {
+            let out = exec(&p, "web", "netstat -ltn | grep -c ':9000 ' || true").await;
+            (out["stdout"] != "0\n").then_some(())
+        },
+    )
+    .await;
     let authority = p.url.trim_start_matches("http://").to_owned();
     let token = p.admin_token.clone();
     let echoed = tokio::task::spawn_blocking(move || {
