@@ -121,7 +121,10 @@ impl BoxService {
             .store
             .get_box(id)?
             .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
-        Ok(self.with_usage(std::slice::from_ref(&row)).await.remove(0))
+        let mut views = self.with_usage(std::slice::from_ref(&row)).await;
+        views
+            .pop()
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))
     }
 
     /// Every box and what each uses now, read from the engine at once.

@@ -1,13 +1,6 @@
-//! The journal's promise, step by step: whatever engine call of a create
-//! or a destroy fails, paddock leaves no container or network the store
-//! does not account for (no orphan) and no row whose work is not finished
-//! by the next start (no ghost).
-//!
-//! A FAKE engine: failing Docker on demand at an exact step is not
-//! something a real engine can be made to do from a test. The real-engine
-//! tests of the same promise (an interrupted create, a SIGKILLed paddock,
-//! Docker down) stay in `crates/paddock/tests/`; this one covers every
-//! step in turn, hermetically, in milliseconds.
+//! The fake engine: containers and networks in memory, with a fault
+//! injected at any step on demand, and the helpers the journal's tests
+//! share.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,11 +10,11 @@ use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerSpec, EngineError, ExecOutput, FileEntry, ImageCommand,
     InteractiveExec, LabelledObjects, PathStat, TerminalSignal, Usage,
 };
-use paddock_store::{BoxState, Store};
+use paddock_store::Store;
 use parking_lot::Mutex;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Step {
+pub enum Step {
     ImageCommand,
     CreateNetwork,
     NetworkAddresses,
@@ -35,45 +28,45 @@ enum Step {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Fault {
+pub enum Fault {
     /// The next call of the step fails; later ones work.
     Once,
     /// Every call fails until healed.
     Always,
 }
 
-struct Network {
+pub struct Network {
     name: String,
     labels: HashMap<String, String>,
     subnet: String,
     gateway: String,
 }
 
-struct Container {
+pub struct Container {
     labels: HashMap<String, String>,
-    running: bool,
+    pub running: bool,
 }
 
 #[derive(Default)]
-struct Objects {
-    networks: HashMap<String, Network>,
-    containers: HashMap<String, Container>,
+pub struct Objects {
+    pub networks: HashMap<String, Network>,
+    pub containers: HashMap<String, Container>,
     next_id: u64,
 }
 
 /// Containers and networks in memory, with faults injected per step.
 #[derive(Default)]
-struct FakeEngine {
-    objects: Mutex<Objects>,
-    faults: Mutex<HashMap<Step, Fault>>,
+pub struct FakeEngine {
+    pub objects: Mutex<Objects>,
+    pub faults: Mutex<HashMap<Step, Fault>>,
 }
 
 impl FakeEngine {
-    fn fail(&self, step: Step, fault: Fault) {
+    pub fn fail(&self, step: Step, fault: Fault) {
         self.faults.lock().insert(step, fault);
     }
 
-    fn heal(&self) {
+    pub fn heal(&self) {
         self.faults.lock().clear();
     }
 
@@ -94,7 +87,7 @@ impl FakeEngine {
         format!("{kind}{:04}", objects.next_id)
     }
 
-    fn counts(&self) -> (usize, usize) {
+    pub fn counts(&self) -> (usize, usize) {
         let objects = self.objects.lock();
         (objects.containers.len(), objects.networks.len())
     }
@@ -363,14 +356,14 @@ impl BoxEngine for FakeEngine {
 
 /// A paddock on an in-memory store and the fake engine, keeping no spare
 /// networks so that "nothing left" is exactly nothing.
-fn paddock(store: &Arc<Store>, engine: &Arc<FakeEngine>) -> Arc<BoxService> {
+pub fn paddock(store: &Arc<Store>, engine: &Arc<FakeEngine>) -> Arc<BoxService> {
     let mut config = CoreConfig::default();
     config.boxes.spare_networks = 0;
     let engine: Arc<dyn BoxEngine> = engine.clone();
     BoxService::new(store.clone(), engine, config, Vec::new()).unwrap()
 }
 
-fn new_box(id: &str) -> CreateBox {
+pub fn new_box(id: &str) -> CreateBox {
     CreateBox {
         project: "journal".into(),
         image: Some("busybox:latest".into()),
@@ -381,7 +374,7 @@ fn new_box(id: &str) -> CreateBox {
 }
 
 /// No ghost, no orphan: no row, no container, no network.
-fn assert_nothing_left(store: &Store, engine: &FakeEngine, after: &str) {
+pub fn assert_nothing_left(store: &Store, engine: &FakeEngine, after: &str) {
     let rows: Vec<_> = store
         .list_boxes()
         .unwrap()
@@ -394,244 +387,4 @@ fn assert_nothing_left(store: &Store, engine: &FakeEngine, after: &str) {
         (0, 0),
         "{after}: (containers, networks) left"
     );
-}
-
-/// The engine calls of a create, in order: the network, the container,
-/// its files, its start. (A network made by this run needs no lookup of
-/// its addresses; `NetworkAddresses` is for networks of an earlier run.)
-const CREATE_STEPS: [Step; 5] = [
-    Step::ImageCommand,
-    Step::CreateNetwork,
-    Step::CreateContainer,
-    Step::UploadFiles,
-    Step::StartContainer,
-];
-
-#[tokio::test]
-async fn a_create_failing_at_any_step_leaves_nothing_behind() {
-    for step in CREATE_STEPS {
-        let store = Arc::new(Store::open_in_memory().unwrap());
-        let engine = Arc::new(FakeEngine::default());
-        let service = paddock(&store, &engine);
-        engine.fail(step, Fault::Once);
-        let Err(err) = service.create(new_box("b1")).await else {
-            panic!("a create whose {step:?} failed succeeded");
-        };
-        assert!(err.to_string().contains("injected"), "{step:?}: {err}");
-        assert!(engine.faults.lock().is_empty(), "{step:?} was reached");
-        assert_nothing_left(&store, &engine, &format!("create failing at {step:?}"));
-        // The id is free again, and the next create works.
-        let created = service.create(new_box("b1")).await.unwrap();
-        assert_eq!(created.view.state, BoxState::Ready, "{step:?}");
-        assert_eq!(engine.counts(), (1, 1));
-        service.destroy("b1").await.unwrap();
-        assert_nothing_left(&store, &engine, &format!("destroy after {step:?}"));
-    }
-}
-
-#[tokio::test]
-async fn a_destroy_failing_at_any_step_is_journalled_and_finished_at_the_next_start() {
-    for step in [
-        Step::ListLabelled,
-        Step::RemoveContainer,
-        Step::RemoveNetwork,
-    ] {
-        let store = Arc::new(Store::open_in_memory().unwrap());
-        let engine = Arc::new(FakeEngine::default());
-        let service = paddock(&store, &engine);
-        service.create(new_box("b1")).await.unwrap();
-        engine.fail(step, Fault::Always);
-        assert!(service.destroy("b1").await.is_err(), "{step:?}");
-        let row = store
-            .get_box("b1")
-            .unwrap()
-            .expect("the row is the journal");
-        assert_eq!(row.state, BoxState::Destroying, "{step:?}");
-        // paddock stops; the engine recovers; the next start finishes.
-        drop(service);
-        engine.heal();
-        let restarted = paddock(&store, &engine);
-        let report = restarted.reconcile().await.unwrap();
-        assert_eq!(report.finished, vec!["b1".to_owned()], "{step:?}");
-        assert_nothing_left(&store, &engine, &format!("restart after {step:?}"));
-    }
-}
-
-#[tokio::test]
-async fn a_failed_create_whose_teardown_fails_too_is_finished_at_the_next_start() {
-    for (create_step, teardown_step) in [
-        (Step::StartContainer, Step::RemoveContainer),
-        (Step::UploadFiles, Step::ListLabelled),
-        (Step::CreateContainer, Step::RemoveNetwork),
-    ] {
-        let store = Arc::new(Store::open_in_memory().unwrap());
-        let engine = Arc::new(FakeEngine::default());
-        let service = paddock(&store, &engine);
-        engine.fail(create_step, Fault::Once);
-        engine.fail(teardown_step, Fault::Always);
-        assert!(service.create(new_box("b1")).await.is_err());
-        let row = store.get_box("b1").unwrap();
-        assert!(
-            row.is_some(),
-            "{create_step:?}+{teardown_step:?}: the unfinished teardown keeps its row"
-        );
-        // Nobody can take the id while its objects may still exist.
-        engine.heal();
-        let again = service.create(new_box("b1")).await.unwrap_err();
-        assert!(again.to_string().contains("already exists"), "{again}");
-        drop(service);
-        let restarted = paddock(&store, &engine);
-        restarted.reconcile().await.unwrap();
-        assert_nothing_left(
-            &store,
-            &engine,
-            &format!("restart after {create_step:?}+{teardown_step:?}"),
-        );
-    }
-}
-
-#[tokio::test]
-async fn boxes_that_lost_their_container_are_dropped_and_strangers_reported() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    service.create(new_box("kept")).await.unwrap();
-    service.create(new_box("lost")).await.unwrap();
-    let lost = store
-        .get_box("lost")
-        .unwrap()
-        .unwrap()
-        .container_id
-        .unwrap();
-    engine.objects.lock().containers.remove(&lost);
-    drop(service);
-    let restarted = paddock(&store, &engine);
-    let report = restarted.reconcile().await.unwrap();
-    assert_eq!(report.restored, 1);
-    assert_eq!(report.dropped, vec!["lost".to_owned()]);
-    assert!(store.get_box("lost").unwrap().is_none());
-    assert_eq!(engine.counts(), (1, 1), "the kept box keeps its objects");
-}
-
-#[tokio::test]
-async fn an_image_the_engine_lacks_is_named_and_nothing_is_made() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    let mut req = new_box("b1");
-    req.image = Some("missing:latest".into());
-    let err = service.create(req).await.unwrap_err();
-    assert!(
-        matches!(&err, paddock_core::CoreError::ImageNotFound(i) if i == "missing:latest"),
-        "{err:?}"
-    );
-    assert!(
-        err.to_string().contains("docker pull missing:latest"),
-        "{err}"
-    );
-    assert_nothing_left(&store, &engine, "a create of a missing image");
-}
-
-fn state_of(store: &Store, id: &str) -> BoxState {
-    store.get_box(id).unwrap().unwrap().state
-}
-
-#[tokio::test]
-async fn a_stop_the_engine_refuses_leaves_the_box_ready() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    service.create(new_box("b1")).await.unwrap();
-    engine.fail(Step::StopContainer, Fault::Once);
-    let err = service.stop("b1").await.unwrap_err();
-    assert!(err.to_string().contains("injected"), "{err}");
-    assert_eq!(state_of(&store, "b1"), BoxState::Ready);
-    let stopped = service.stop("b1").await.unwrap();
-    assert_eq!(stopped.state, BoxState::Stopped);
-    assert_eq!(
-        service.stop("b1").await.unwrap().state,
-        BoxState::Stopped,
-        "stopping a stopped box is not an error"
-    );
-    let err = service.exec("b1", "true").await.unwrap_err();
-    assert!(
-        err.to_string().contains("is stopped: start it first"),
-        "{err}"
-    );
-}
-
-#[tokio::test]
-async fn a_stop_a_crash_interrupted_is_finished_and_the_box_starts_again() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    service.create(new_box("b1")).await.unwrap();
-    // The journal said "stopped"; paddock died before the engine heard.
-    store
-        .set_box_state("b1", BoxState::Stopped, None, 1)
-        .unwrap();
-    drop(service);
-    let restarted = paddock(&store, &engine);
-    let report = restarted.reconcile().await.unwrap();
-    assert_eq!(report.restored, 1);
-    let container = store.get_box("b1").unwrap().unwrap().container_id.unwrap();
-    assert!(!engine.objects.lock().containers[&container].running);
-    assert_eq!(state_of(&store, "b1"), BoxState::Stopped);
-    // A start that fails at the engine keeps it stopped; the next works.
-    engine.fail(Step::StartContainer, Fault::Once);
-    assert!(restarted.start("b1").await.is_err());
-    assert_eq!(state_of(&store, "b1"), BoxState::Stopped);
-    assert_eq!(restarted.start("b1").await.unwrap().state, BoxState::Ready);
-    assert!(engine.objects.lock().containers[&container].running);
-}
-
-#[tokio::test]
-async fn a_box_whose_container_stopped_while_paddock_was_away_is_exited() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    service.create(new_box("b1")).await.unwrap();
-    let container = store.get_box("b1").unwrap().unwrap().container_id.unwrap();
-    engine
-        .objects
-        .lock()
-        .containers
-        .get_mut(&container)
-        .unwrap()
-        .running = false;
-    drop(service);
-    let restarted = paddock(&store, &engine);
-    restarted.reconcile().await.unwrap();
-    let view = restarted.get("b1").unwrap();
-    assert_eq!(view.state, BoxState::Exited);
-    assert!(view.error.unwrap().contains("main process exited"));
-    assert_eq!(restarted.start("b1").await.unwrap().state, BoxState::Ready);
-    assert_eq!(restarted.get("b1").unwrap().error, None);
-}
-
-#[tokio::test]
-async fn a_box_past_its_time_to_live_is_reaped() {
-    let store = Arc::new(Store::open_in_memory().unwrap());
-    let engine = Arc::new(FakeEngine::default());
-    let service = paddock(&store, &engine);
-    let mut short = new_box("short");
-    short.ttl_secs = Some(1);
-    let created = service.create(short).await.unwrap();
-    assert!(created.view.expires_at.is_some());
-    service.create(new_box("long")).await.unwrap();
-    let mut bad = new_box("bad");
-    bad.ttl_secs = Some(0);
-    assert!(service.create(bad).await.is_err(), "a zero TTL is refused");
-    assert!(service.reap_once().await.unwrap().is_empty(), "not yet");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let reaped = loop {
-        let reaped = service.reap_once().await.unwrap();
-        if !reaped.is_empty() || std::time::Instant::now() > deadline {
-            break reaped;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    };
-    assert_eq!(reaped, vec!["short".to_owned()]);
-    assert!(store.get_box("short").unwrap().is_none());
-    assert_eq!(state_of(&store, "long"), BoxState::Ready);
 }
