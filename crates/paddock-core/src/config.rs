@@ -76,6 +76,14 @@ pub struct BoxLimits {
     /// Box networks kept ready, so a create need not wait for one. Emptied
     /// networks of destroyed boxes are kept up to twice this number.
     pub spare_networks: usize,
+    /// The OCI runtime boxes run under, as registered with Docker
+    /// (`runsc` for gVisor). Empty: the engine's default (runc).
+    pub runtime: String,
+    /// Boxes get a read-only root filesystem, with a writable volume at
+    /// `workspace` and a tmpfs at /tmp.
+    pub read_only: bool,
+    /// Where a read-only box's writable volume is mounted.
+    pub workspace: String,
 }
 
 impl Default for BoxLimits {
@@ -98,6 +106,9 @@ impl Default for BoxLimits {
             subnet_pool: "10.213.0.0/16".into(),
             subnet_prefix: 28,
             spare_networks: 2,
+            runtime: String::new(),
+            read_only: false,
+            workspace: "/workspace".into(),
         }
     }
 }
@@ -147,6 +158,14 @@ pub struct ImageProfile {
     /// `[boxes] command` says.
     #[serde(default)]
     pub command: Vec<String>,
+    /// The OCI runtime for boxes of this image (overrides `[boxes]
+    /// runtime`; a create may still name another).
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// A read-only root filesystem for boxes of this image (overrides
+    /// `[boxes] read_only`).
+    #[serde(default)]
+    pub read_only: Option<bool>,
 }
 
 fn default_url_pattern() -> String {
@@ -222,6 +241,11 @@ impl CoreConfig {
             .iter()
             .find(|p| p.image == image && !p.command.is_empty())
             .map_or(&self.boxes.command, |p| &p.command)
+    }
+
+    /// The profile naming `image`, whatever it configures.
+    pub fn any_profile_for(&self, image: &str) -> Option<&ImageProfile> {
+        self.profiles.iter().find(|p| p.image == image)
     }
 
     pub fn profile_for(&self, image: &str) -> Option<&ImageProfile> {

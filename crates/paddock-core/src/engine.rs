@@ -43,6 +43,15 @@ pub trait BoxEngine: Send + Sync {
     /// What the image runs; [`EngineError::NotFound`] when the engine has
     /// no such image.
     fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand>;
+    /// The OCI runtimes registered with the engine.
+    fn runtimes(&self) -> EngineFuture<'_, Vec<String>>;
+    /// Makes a started container resolve through `nameserver` directly
+    /// (for runtimes with their own network stack).
+    fn point_resolver<'a>(
+        &'a self,
+        container: &'a str,
+        nameserver: std::net::Ipv4Addr,
+    ) -> EngineFuture<'a, ()>;
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String>;
     fn upload_files<'a>(
         &'a self,
@@ -142,6 +151,16 @@ impl BoxEngine for Engine {
     }
     fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand> {
         Box::pin(Engine::image_command(self, image))
+    }
+    fn runtimes(&self) -> EngineFuture<'_, Vec<String>> {
+        Box::pin(Engine::runtimes(self))
+    }
+    fn point_resolver<'a>(
+        &'a self,
+        container: &'a str,
+        nameserver: std::net::Ipv4Addr,
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::point_resolver(self, container, nameserver))
     }
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
         Box::pin(Engine::create_container(self, spec))

@@ -42,6 +42,11 @@ pub enum CoreError {
         "no image {0:?} on this paddock's Docker engine: pull it (docker pull {0}) or build it (docker build -t {0} …)"
     )]
     ImageNotFound(String),
+    /// The runtime a create asked for is not registered with the engine.
+    #[error(
+        "the container runtime {runtime:?} is not installed in this paddock's Docker engine (it knows: {known}); install it and register it with Docker (for gVisor: `runsc install` and restart Docker, or scripts/ensure-env --runsc)"
+    )]
+    RuntimeNotInstalled { runtime: String, known: String },
     /// A path in a box that does not exist.
     #[error("no such file or directory in the box: {0}")]
     NoSuchPath(String),

@@ -15,6 +15,7 @@ mod main_process;
 mod maintenance;
 mod model;
 mod networks;
+pub mod options;
 mod ports;
 mod power;
 mod reconcile;

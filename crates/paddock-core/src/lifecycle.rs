@@ -16,6 +16,7 @@ use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
 use crate::main_process::{self, MainProcess};
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
+use crate::options::{self, BoxOptions};
 use crate::{BoxService, CoreError, Result, labels, validate};
 
 /// What becomes of a torn-down box's network.
@@ -51,6 +52,8 @@ impl BoxService {
         // Before anything is made: an image the engine lacks is the user's
         // to fix, and its command decides the box's main process.
         let main = self.main_process_for(&image).await?;
+        let options = BoxOptions::resolve(&self.config, &image, req.runtime, req.read_only)?;
+        self.check_runtime(options.runtime.as_deref()).await?;
 
         let _guard = self.lock_box(&id).await;
         let now = now_ms();
@@ -69,6 +72,9 @@ impl BoxService {
             exit_code: None,
             expires_at_ms: ttl_secs.map(|t| now.saturating_add((t as i64).saturating_mul(1000))),
             active_at_ms: now,
+            runtime: options.runtime,
+            read_only: options.read_only,
+            container_name: Some(labels::container_name(&self.instance, &id)),
         };
         let max = self.config.boxes.max_boxes;
         match self.store.insert_box_within_limit(&row, max) {
@@ -107,7 +113,10 @@ impl BoxService {
     /// Everything between the journal row and a running box. Any error
     /// leaves cleanup to the caller's teardown.
     async fn build(&self, row: &BoxRow, main: MainProcess) -> Result<Option<String>> {
-        let name = labels::object_name(&row.id);
+        let name = row
+            .container_name
+            .clone()
+            .unwrap_or_else(|| labels::container_name(&self.instance, &row.id));
         let object_labels = HashMap::from([
             (labels::BOX.to_owned(), row.id.clone()),
             (labels::PROJECT.to_owned(), row.project.clone()),
@@ -146,11 +155,14 @@ impl BoxService {
             env,
             cmd: main.cmd,
             entrypoint: main.entrypoint,
-            runtime: None,
+            runtime: row.runtime.clone(),
+            read_only: row.read_only,
+            workspace: limits.workspace.clone(),
             network,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),
             nano_cpus: (limits.cpus > 0.0).then_some((limits.cpus * 1e9) as i64),
-            pids_limit: (limits.pids_limit > 0).then_some(limits.pids_limit),
+            pids_limit: (limits.pids_limit > 0)
+                .then(|| options::engine_pids_limit(limits.pids_limit, row.runtime.as_deref())),
             cap_drop: limits.cap_drop.clone(),
             dns,
         };
@@ -202,6 +214,23 @@ impl BoxService {
         Ok(main_process::choose(self.config.command_for(image), &own))
     }
 
+    /// A runtime the engine does not know is the user's to install: said
+    /// before anything is made, naming it.
+    async fn check_runtime(&self, runtime: Option<&str>) -> Result<()> {
+        let Some(runtime) = runtime else {
+            return Ok(());
+        };
+        let known = self.engine.runtimes().await?;
+        if known.iter().any(|r| r == runtime) {
+            Ok(())
+        } else {
+            Err(CoreError::RuntimeNotInstalled {
+                runtime: runtime.to_owned(),
+                known: known.join(", "),
+            })
+        }
+    }
+
     /// Tells the extensions the box runs; the first refusal fails the box.
     /// A box whose main process ended meanwhile fails with that cause, in
     /// the user's terms, rather than with whatever step noticed it.
@@ -232,14 +261,20 @@ impl BoxService {
     }
 
     async fn guard_started(&self, row: &BoxRow, container: &str) -> Result<()> {
-        if self.extensions.is_empty() {
-            return Ok(());
-        }
         let network = self
             .store
             .get_box(&row.id)?
             .and_then(|r| r.network_id)
             .unwrap_or_default();
+        if options::own_network_stack(row.runtime.as_deref()) && !self.extensions.is_empty() {
+            // Docker's embedded resolver is out of such a box's reach; the
+            // gateway's own is not.
+            let gateway = self.gateway_of(&network).await?;
+            self.engine.point_resolver(container, gateway).await?;
+        }
+        if self.extensions.is_empty() {
+            return Ok(());
+        }
         let pid = self.engine.container_pid(container).await?;
         for ext in &self.extensions {
             let started = crate::BoxStarted {

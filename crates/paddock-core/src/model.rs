@@ -24,6 +24,15 @@ pub struct CreateBox {
     /// idle_timeout_secs`).
     #[serde(default)]
     pub ttl_secs: Option<u64>,
+    /// OCI runtime to run the box under, as registered with Docker
+    /// (`runsc` for gVisor). Absent: the image profile's or `[boxes]
+    /// runtime`.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// Read-only root filesystem with a writable workspace volume.
+    /// Absent: the image profile's or `[boxes] read_only`.
+    #[serde(default)]
+    pub read_only: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -45,6 +54,12 @@ pub struct BoxView {
     pub expires_at: Option<String>,
     /// The Docker container's name.
     pub container: String,
+    /// The OCI runtime, when not the engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// The root filesystem is read-only; the workspace volume is not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
     /// What the box uses now, when it runs and was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<BoxUsage>,
@@ -93,7 +108,12 @@ impl From<&BoxRow> for BoxView {
             exit_code: row.exit_code,
             created_at: rfc3339(row.created_at_ms),
             expires_at: row.expires_at_ms.map(rfc3339),
-            container: crate::labels::object_name(&row.id),
+            container: row
+                .container_name
+                .clone()
+                .unwrap_or_else(|| crate::labels::legacy_container_name(&row.id)),
+            runtime: row.runtime.clone(),
+            read_only: row.read_only,
             usage: None,
         }
     }

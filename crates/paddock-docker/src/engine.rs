@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use bollard::Docker;
-use bollard::models::{ContainerCreateBody, HostConfig, Ipam, IpamConfig, NetworkCreateRequest};
+use bollard::models::{
+    ContainerCreateBody, HostConfig, Ipam, IpamConfig, Mount, MountType, NetworkCreateRequest,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, InspectContainerOptions, ListContainersOptionsBuilder,
     ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -37,6 +39,10 @@ pub struct ContainerSpec {
     pub cap_drop: Vec<String>,
     /// Resolvers Docker's embedded DNS forwards to (empty: the host's).
     pub dns: Vec<String>,
+    /// A read-only root filesystem; `workspace` (an anonymous volume,
+    /// removed with the container) and /tmp (a tmpfs) stay writable.
+    pub read_only: bool,
+    pub workspace: String,
 }
 
 /// Objects carrying a label, as found by [`Engine::list_labelled`].
@@ -141,6 +147,17 @@ impl Engine {
             init: Some(true),
             dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
             runtime: spec.runtime.clone(),
+            readonly_rootfs: spec.read_only.then_some(true),
+            mounts: spec.read_only.then(|| {
+                vec![Mount {
+                    target: Some(spec.workspace.clone()),
+                    typ: Some(MountType::VOLUME),
+                    ..Default::default()
+                }]
+            }),
+            tmpfs: spec
+                .read_only
+                .then(|| HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev".to_owned())])),
             ..Default::default()
         };
         let body = ContainerCreateBody {

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod files;
 mod image;
+mod runtime;
 mod stats;
 mod terminal;
 

@@ -14,6 +14,13 @@
 //! removing a network's elements — is a netlink exchange from the process.
 //! Its name carries the instance, so a sweeper can find a test instance's
 //! table.
+//!
+//! For boxes whose runtime brings its own network stack (gVisor), this
+//! fence is the only one that sees their packets: the rules in their
+//! namespace never do. So what it refuses — towards the host's other
+//! ports (input) and anywhere past the bridge (forward) — is logged to an
+//! NFLOG group of the host's namespace (reported as the box's raw
+//! attempts by `host_log`) and rejected, so the attempt fails at once.
 
 use std::net::Ipv4Addr;
 use std::process::Stdio;
@@ -41,8 +48,18 @@ pub fn table_name(instance: &str) -> String {
     format!("paddock_{safe}")
 }
 
+/// The first NFLOG group of the host's namespace tried for an instance's
+/// refusals: spread by the instance's name so two paddocks on one machine
+/// start apart (and the second moves on if they meet anyway).
+pub fn host_log_group(instance: &str) -> u16 {
+    let hash = instance.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    4096 + (hash % 16384) as u16
+}
+
 /// Docker's name for a bridge network's interface.
-fn bridge(network_id: &str) -> String {
+pub fn bridge(network_id: &str) -> String {
     format!("br-{}", network_id.get(..12).unwrap_or(network_id))
 }
 
@@ -60,16 +77,19 @@ pub struct HostGuard {
     table: String,
     tcp_ports: Vec<u16>,
     dns_port: u16,
+    /// The host namespace's NFLOG group refusals are logged to.
+    log_group: u16,
     /// Rebuilding a table that vanished is done by one caller at a time.
     rebuilding: tokio::sync::Mutex<()>,
 }
 
 impl HostGuard {
-    pub fn new(instance: &str, tcp_ports: Vec<u16>, dns_port: u16) -> Self {
+    pub fn new(instance: &str, tcp_ports: Vec<u16>, dns_port: u16, log_group: u16) -> Self {
         Self {
             table: table_name(instance),
             tcp_ports,
             dns_port,
+            log_group,
             rebuilding: tokio::sync::Mutex::new(()),
         }
     }
@@ -80,6 +100,12 @@ impl HostGuard {
 
     fn install_ruleset(&self) -> String {
         let t = &self.table;
+        let refuse = format!(
+            "limit rate 100/second burst 200 packets log group {} prefix \"paddock\"\n\
+             \x20   meta l4proto tcp reject with tcp reset\n\
+             \x20   counter reject",
+            self.log_group
+        );
         format!(
             "table inet {t}\n\
              delete table inet {t}\n\
@@ -91,7 +117,12 @@ impl HostGuard {
              \x20   iifname != @boxnets accept\n\
              \x20   ct state established,related accept\n\
              \x20   iifname . ip daddr . meta l4proto . th dport @allowed accept\n\
-             \x20   counter drop\n\
+             \x20   {refuse}\n\
+             \x20 }}\n\
+             \x20 chain forward {{\n\
+             \x20   type filter hook forward priority -10; policy accept;\n\
+             \x20   iifname != @boxnets accept\n\
+             \x20   {refuse}\n\
              \x20 }}\n\
              }}\n"
         )
@@ -259,12 +290,15 @@ mod tests {
     #[test]
     fn names_and_rules_follow_the_instance_and_the_listeners() {
         assert_eq!(table_name("test-12-3"), "paddock_test_12_3");
-        let guard = HostGuard::new("i", vec![3128, 9418], 53);
-        assert!(
-            guard
-                .install_ruleset()
-                .contains("iifname != @boxnets accept")
+        let guard = HostGuard::new("i", vec![3128, 9418], 53, 4242);
+        let rules = guard.install_ruleset();
+        assert!(rules.contains("iifname != @boxnets accept"));
+        assert_eq!(
+            rules.matches("log group 4242").count(),
+            2,
+            "input and forward refusals are both reported: {rules}"
         );
+        assert!(rules.contains("chain forward"), "{rules}");
         let sets = guard.elements("0123456789abcdef", Ipv4Addr::new(10, 1, 2, 1));
         let gw = Ipv4Addr::new(10, 1, 2, 1);
         let br = "br-0123456789ab";

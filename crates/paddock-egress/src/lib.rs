@@ -17,6 +17,7 @@ pub mod firewall;
 mod gateway;
 mod hold;
 pub mod host_guard;
+pub mod host_log;
 mod netlink;
 pub mod nflog;
 mod nft;

@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use tokio::io::unix::AsyncFd;
 
 use crate::EgressError;
-use crate::netlink::{Message, NLM_F_ACK, Netfilter, in_namespace_of, split};
+use crate::netlink::{Message, NLM_F_ACK, Netfilter, here, in_namespace_of, split};
 
 const NFNL_SUBSYS_ULOG: u16 = 4;
 const NFULNL_MSG_PACKET: u16 = 0;
@@ -20,6 +20,7 @@ const NFULA_CFG_MODE: u16 = 2;
 const NFULA_CFG_QTHRESH: u16 = 5;
 const NFULNL_CFG_CMD_BIND: u8 = 1;
 const NFULNL_COPY_PACKET: u8 = 2;
+const NFULA_IFINDEX_INDEV: u16 = 4;
 const NFULA_PAYLOAD: u16 = 9;
 /// Enough of each packet for its IP and transport headers.
 const COPY_RANGE: u32 = 96;
@@ -30,6 +31,9 @@ pub struct Attempt {
     pub dest: IpAddr,
     pub port: u16,
     pub proto: u8,
+    /// The interface the packet came in on (in the host's namespace, a
+    /// box network's bridge), when the kernel said.
+    pub indev: Option<u32>,
 }
 
 pub struct NflogSocket {
@@ -80,6 +84,30 @@ impl NflogSocket {
     /// is per namespace, and the socket stays bound there.
     pub async fn open_in(pid: u32, group: u16) -> Result<Self, EgressError> {
         let fd = in_namespace_of(pid, move || open_here(group)).await?;
+        Self::watch(fd)
+    }
+
+    /// Binds the first group from `first` on that no other socket of the
+    /// host's namespace holds (another paddock on this machine may hold
+    /// one), trying `tries` groups; returns the socket and its group.
+    pub async fn open_on_host(first: u16, tries: u16) -> Result<(Self, u16), EgressError> {
+        let (fd, group) = here(move || {
+            let mut last = None;
+            for group in (0..tries).filter_map(|i| first.checked_add(i)) {
+                match open_here(group) {
+                    Ok(fd) => return Ok((fd, group)),
+                    Err(e) => last = Some(e),
+                }
+            }
+            Err(last.unwrap_or_else(|| {
+                EgressError::Firewall("nflog: no group to try on the host".into())
+            }))
+        })
+        .await?;
+        Ok((Self::watch(fd)?, group))
+    }
+
+    fn watch(fd: OwnedFd) -> Result<Self, EgressError> {
         // SAFETY: an OwnedFd always returns the descriptor it owns, and
         // the AsyncFd owns it for its whole life.
         let fd = unsafe { AsyncFd::register(fd) }
@@ -128,16 +156,24 @@ pub fn parse_messages(buf: &[u8]) -> Vec<Attempt> {
         if kind != (NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET) {
             continue;
         }
+        let mut indev = None;
         while attrs.len() >= 4 {
             let alen = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
             let akind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
             if alen < 4 || alen > attrs.len() {
                 break;
             }
-            if akind == NFULA_PAYLOAD
-                && let Some(a) = parse_packet(&attrs[4..alen])
+            let value = &attrs[4..alen];
+            if akind == NFULA_IFINDEX_INDEV
+                && let Ok(index) = <[u8; 4]>::try_from(value)
             {
-                out.push(a);
+                indev = Some(u32::from_be_bytes(index));
+            }
+            if akind == NFULA_PAYLOAD
+                && let Some(a) = parse_packet(value)
+            {
+                // The kernel sends the interfaces before the payload.
+                out.push(Attempt { indev, ..a });
             }
             attrs = &attrs[((alen + 3) & !3).min(attrs.len())..];
         }
@@ -164,7 +200,12 @@ pub fn parse_packet(p: &[u8]) -> Option<Attempt> {
         6 | 17 => u16::from_be_bytes([*transport.get(2)?, *transport.get(3)?]),
         _ => 0,
     };
-    Some(Attempt { dest, port, proto })
+    Some(Attempt {
+        dest,
+        port,
+        proto,
+        indev: None,
+    })
 }
 
 #[cfg(test)]
@@ -182,6 +223,7 @@ mod tests {
             p[22] = 0;
             p[23] = port;
             let mut m = Message::new(NFNL_SUBSYS_ULOG << 8 | NFULNL_MSG_PACKET, 0, 2, 7);
+            m.bytes(NFULA_IFINDEX_INDEV, &u32::from(port).to_be_bytes());
             m.bytes(NFULA_PAYLOAD, &p);
             m.finish(1)
         };
@@ -191,8 +233,11 @@ mod tests {
         datagram.extend(packet(22));
         // A truncated tail is not read past.
         datagram.extend_from_slice(&[0xff; 10]);
-        let ports: Vec<u16> = parse_messages(&datagram).iter().map(|a| a.port).collect();
-        assert_eq!(ports, vec![80, 22]);
+        let read: Vec<(u16, Option<u32>)> = parse_messages(&datagram)
+            .iter()
+            .map(|a| (a.port, a.indev))
+            .collect();
+        assert_eq!(read, vec![(80, Some(80)), (22, Some(22))]);
     }
 
     #[test]
@@ -206,7 +251,8 @@ mod tests {
             Some(Attempt {
                 dest: "1.2.3.4".parse().unwrap(),
                 port: 443,
-                proto: 6
+                proto: 6,
+                indev: None,
             })
         );
         let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];

@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use paddock_egress::firewall::BoxFirewall;
 use paddock_egress::host_guard::HostGuard;
+use paddock_egress::nflog::NflogSocket;
 
 /// A network namespace of the test's own, held by a sleeping process.
 struct Namespace {
@@ -248,7 +249,7 @@ fn host_nft(args: &[&str]) -> String {
 #[tokio::test]
 async fn the_host_fence_entries_are_written_and_removed_over_netlink() {
     let instance = format!("test-{}-netlink", std::process::id());
-    let guard = TestTable(HostGuard::new(&instance, vec![3128, 9418], 53));
+    let guard = TestTable(HostGuard::new(&instance, vec![3128, 9418], 53, 4100));
     let table = guard.0.table().to_owned();
     let gateway = Ipv4Addr::new(10, 1, 2, 1);
     let network = "0123456789abcdef";
@@ -288,4 +289,20 @@ async fn the_host_fence_entries_are_written_and_removed_over_netlink() {
     let err = guard.0.verify().await.expect_err("the table is gone");
     assert!(err.to_string().contains("is not in place"), "{err}");
     assert!(err.to_string().contains(&table), "{err}");
+}
+
+#[tokio::test]
+async fn two_instances_never_share_the_hosts_log_group() {
+    // Two paddocks whose names spread to the same first group: the second
+    // moves on to the next free one instead of failing or sharing.
+    let first =
+        paddock_egress::host_guard::host_log_group(&format!("test-{}-log", std::process::id()));
+    let (_one, group_one) = NflogSocket::open_on_host(first, 64).await.expect("bound");
+    let (_two, group_two) = NflogSocket::open_on_host(first, 64).await.expect("bound");
+    assert_eq!(group_one, first);
+    assert_ne!(
+        group_one, group_two,
+        "a group bound by another socket is not reused"
+    );
+    assert!(group_two > group_one);
 }

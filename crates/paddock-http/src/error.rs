@@ -27,6 +27,7 @@ pub enum ErrorCode {
     SetupFailed,
     BoxExited,
     ImageNotFound,
+    RuntimeNotInstalled,
     WrongState,
     PathNotFound,
     TooLarge,
@@ -44,7 +45,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 29] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -59,6 +60,7 @@ impl ErrorCode {
         Self::SetupFailed,
         Self::BoxExited,
         Self::ImageNotFound,
+        Self::RuntimeNotInstalled,
         Self::WrongState,
         Self::PathNotFound,
         Self::TooLarge,
@@ -91,6 +93,7 @@ impl ErrorCode {
             Self::SetupFailed => "setup_failed",
             Self::BoxExited => "box_exited",
             Self::ImageNotFound => "image_not_found",
+            Self::RuntimeNotInstalled => "runtime_not_installed",
             Self::WrongState => "wrong_state",
             Self::PathNotFound => "path_not_found",
             Self::TooLarge => "too_large",
@@ -165,6 +168,10 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, ErrorCode::SetupFailed),
         CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BoxExited),
         CoreError::ImageNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ImageNotFound),
+        CoreError::RuntimeNotInstalled { .. } => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorCode::RuntimeNotInstalled,
+        ),
         CoreError::WrongState { .. } => (StatusCode::CONFLICT, ErrorCode::WrongState),
         CoreError::NoSuchPath(_) => (StatusCode::NOT_FOUND, ErrorCode::PathNotFound),
         CoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),

@@ -71,6 +71,14 @@ pub struct BoxRow {
     /// When the box was last used (Unix ms): the idle timeout counts
     /// from here.
     pub active_at_ms: i64,
+    /// The OCI runtime the container runs under; None: the engine's
+    /// default.
+    pub runtime: Option<String>,
+    /// The root filesystem is read-only (a workspace volume is writable).
+    pub read_only: bool,
+    /// The container's name (None: a box from before names carried the
+    /// instance, named `paddock-<id>`).
+    pub container_name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,7 +90,8 @@ pub struct ActivationRow {
 
 const BOX_COLUMNS: &str = "id, project, image, description, state, container_id, network_id, \
                            error, hook_state, created_at_ms, updated_at_ms, exit_code, \
-                           expires_at_ms, active_at_ms";
+                           expires_at_ms, active_at_ms, runtime, read_only, \
+                           container_name";
 
 fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
     let state: String = row.get(4)?;
@@ -109,6 +118,9 @@ fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, S
         exit_code: row.get(11)?,
         expires_at_ms: row.get(12)?,
         active_at_ms: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
+        runtime: row.get(14)?,
+        read_only: row.get(15)?,
+        container_name: row.get(16)?,
     }))
 }
 
@@ -129,8 +141,8 @@ impl Store {
     fn insert_box_capped(&self, b: &BoxRow, limit: i64) -> Result<bool> {
         let res = self.conn().execute(
             &format!(
-                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14 \
-                 WHERE (SELECT COUNT(*) FROM boxes) < ?15"
+                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17 \
+                 WHERE (SELECT COUNT(*) FROM boxes) < ?18"
             ),
             params![
                 b.id,
@@ -147,6 +159,9 @@ impl Store {
                 b.exit_code,
                 b.expires_at_ms,
                 b.active_at_ms,
+                b.runtime,
+                b.read_only,
+                b.container_name,
                 limit
             ],
         );
@@ -381,6 +396,9 @@ pub(crate) fn test_row(id: &str) -> BoxRow {
         exit_code: None,
         expires_at_ms: None,
         active_at_ms: 1,
+        runtime: None,
+        read_only: false,
+        container_name: None,
     }
 }
 

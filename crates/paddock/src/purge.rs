@@ -53,7 +53,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         engine.remove_network(network).await?;
         networks += 1;
     }
-    HostGuard::new(&instance, Vec::new(), 0).uninstall().await;
+    HostGuard::new(&instance, Vec::new(), 0, 0)
+        .uninstall()
+        .await;
     let mut hook_dirs = 0;
     for entry in std::fs::read_dir(&config.data_dir)?.flatten() {
         if entry

@@ -13,7 +13,9 @@ use paddock_clearance::Hub;
 use paddock_clearance::varlink::VarlinkServer;
 use paddock_core::BoxService;
 use paddock_docker::Engine;
-use paddock_egress::host_guard::HostGuard;
+use paddock_egress::host_guard::{HostGuard, host_log_group};
+use paddock_egress::host_log::report_host_attempts;
+use paddock_egress::nflog::NflogSocket;
 use paddock_egress::{Egress, HostFence};
 use paddock_store::Store;
 use tokio::net::TcpListener;
@@ -136,13 +138,27 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let fence = if egress.config().firewall {
             let mut tcp_ports = vec![egress.config().proxy_port];
             tcp_ports.extend(&extra_ports);
-            let guard = Arc::new(HostGuard::new(
-                &core.instance,
-                tcp_ports,
-                egress.config().dns_port,
-            ));
-            match guard.install().await {
-                Ok(()) => {
+            let installed = async {
+                // Refusals at the fence are reported, so the group is
+                // bound before the table that logs to it exists.
+                let (log, group) =
+                    NflogSocket::open_on_host(host_log_group(&core.instance), 64).await?;
+                let guard = Arc::new(HostGuard::new(
+                    &core.instance,
+                    tcp_ports,
+                    egress.config().dns_port,
+                    group,
+                ));
+                guard.install().await?;
+                Ok::<_, paddock_egress::EgressError>((guard, log))
+            };
+            match installed.await {
+                Ok((guard, log)) => {
+                    tokio::spawn(report_host_attempts(
+                        egress.clone(),
+                        log,
+                        egress_stop.clone(),
+                    ));
                     host_guard = Some(guard.clone());
                     HostFence::Ready(guard)
                 }

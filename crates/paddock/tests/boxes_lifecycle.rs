@@ -51,7 +51,7 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
     // `sh` would have ended at once; the box sleeps instead, as
     // `docker run -d IMAGE sleep infinity` would.
     assert_eq!(
-        inspect("paddock-shell", "{{json .Config.Cmd}}"),
+        inspect(&p.container("shell"), "{{json .Config.Cmd}}"),
         r#"["sleep","2147483647"]"#
     );
     let out = exec(&p, "shell", "echo kept > /tmp/kept && echo up").await;
@@ -59,7 +59,10 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
 
     let stopped = cli_json(&p, &["box", "stop", "shell", "--json"]);
     assert_eq!(stopped["state"], "stopped", "{stopped}");
-    assert_eq!(inspect("paddock-shell", "{{.State.Running}}"), "false");
+    assert_eq!(
+        inspect(&p.container("shell"), "{{.State.Running}}"),
+        "false"
+    );
     let (status, refused) = p
         .post("/api/v1/boxes/shell/exec", json!({"command": "true"}))
         .await;
@@ -87,7 +90,10 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
         got.get("usage").is_none(),
         "a stopped box uses nothing: {got}"
     );
-    assert_eq!(inspect("paddock-shell", "{{.State.Running}}"), "false");
+    assert_eq!(
+        inspect(&p.container("shell"), "{{.State.Running}}"),
+        "false"
+    );
 
     let (status, started) = p.post("/api/v1/boxes/shell/start", json!({})).await;
     assert_eq!(
@@ -153,7 +159,7 @@ async fn a_box_whose_main_process_dies_says_exited_with_its_code() {
     subscribed(&p, &mut sub, "dies").await;
 
     // Killed behind paddock's back.
-    let killed = docker(&["kill", "--signal", "KILL", "paddock-dies"]);
+    let killed = docker(&["kill", "--signal", "KILL", &p.container("dies")]);
     assert!(killed.status.success());
     let got = wait_for(
         "the box to say it exited",

@@ -41,20 +41,20 @@ async fn lifecycle_over_rest() {
 
     // The box sits on a network of its own, labelled as paddock's.
     let (containers, networks) = p.docker_objects();
-    assert_eq!(containers, vec!["paddock-rest-1"]);
-    assert_eq!(networks, vec!["paddock-rest-1"]);
+    assert_eq!(containers, vec![p.container("rest-1")]);
+    assert_eq!(networks, vec![p.container("rest-1")]);
     let inspect = docker(&[
         "inspect",
         "-f",
         "{{index .Config.Labels \"paddock.box\"}} {{index .Config.Labels \"paddock.project\"}} {{.HostConfig.Memory}} {{.HostConfig.NanoCpus}} {{.HostConfig.PidsLimit}} {{.HostConfig.CapDrop}} {{.HostConfig.CapAdd}} {{.HostConfig.SecurityOpt}}",
-        "paddock-rest-1",
+        &p.container("rest-1"),
     ]);
     let inspect = String::from_utf8_lossy(&inspect.stdout);
     assert_eq!(
         inspect.trim(),
         "rest-1 demo 268435456 500000000 64 [ALL] [] [no-new-privileges:true]"
     );
-    let network = crate::common::network_of("paddock-rest-1");
+    let network = crate::common::network_of(&p.container("rest-1"));
     let internal = docker(&["network", "inspect", "-f", "{{.Internal}}", &network]);
     assert_eq!(String::from_utf8_lossy(&internal.stdout).trim(), "true");
 
@@ -262,7 +262,7 @@ async fn more_boxes_than_dockers_default_pools_hold() {
     }
     let (containers, networks) = p.docker_objects();
     assert_eq!((containers.len(), networks.len()), (32, 32));
-    let network = crate::common::network_of("paddock-many-31");
+    let network = crate::common::network_of(&p.container("many-31"));
     let subnet = docker(&[
         "network",
         "inspect",

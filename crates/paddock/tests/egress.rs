@@ -308,7 +308,7 @@ async fn docker_starts_and_deaths_are_events_and_a_dead_box_holds_nothing() {
         })
         .await;
     // Killed behind paddock's back.
-    let killed = crate::common::docker(&["kill", "paddock-doomed"]);
+    let killed = crate::common::docker(&["kill", &p.container("doomed")]);
     assert!(killed.status.success());
     let exited = sub
         .next_where("container_exited", |e| {

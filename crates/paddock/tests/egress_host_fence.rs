@@ -68,7 +68,7 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
     assert!(listed.contains(&format!("{gw} . tcp . 3128")), "{listed}");
 
     // Take the box's own firewall away, as in its first milliseconds.
-    drop_own_firewall("paddock-fenced");
+    drop_own_firewall(&p.container("fenced"));
     assert_fenced(&p, "fenced", &gw, &host_service).await;
     // The listeners stay reachable: the proxy answers (its 400 for an
     // origin-form request). wget, not nc: busybox nc half-closes after its
@@ -89,7 +89,7 @@ async fn the_host_fences_a_box_network_before_its_own_firewall_exists() {
         "inspect",
         "-f",
         "{{range .NetworkSettings.Networks}}{{.NetworkID}}{{end}}",
-        "paddock-fenced",
+        &p.container("fenced"),
     ]);
     let bridge = format!("br-{}", &String::from_utf8_lossy(&net.stdout).trim()[..12]);
     let opened = nft(&[
@@ -177,7 +177,7 @@ async fn two_default_instances_keep_their_own_fences() {
     // The first one's box is still fenced on the host: without its own
     // firewall, it still cannot reach a host service.
     let gw = gateway_of(&first, "fenced-a").await;
-    drop_own_firewall("paddock-fenced-a");
+    drop_own_firewall(&first.container("fenced-a"));
     assert_fenced(&first, "fenced-a", &gw, &host_service).await;
 
     // Health is read from the kernel: a table someone removed is reported,

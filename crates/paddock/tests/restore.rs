@@ -67,10 +67,7 @@ async fn boxes_nobody_activates_are_reaped() {
     );
     assert_eq!(
         p.docker_objects(),
-        (
-            vec!["paddock-keep".to_owned()],
-            vec!["paddock-keep".to_owned()]
-        )
+        (vec![p.container("keep")], vec![p.container("keep")])
     );
     let log = p.log();
     assert!(log.contains("it was not activated in time"), "{log}");
@@ -94,7 +91,7 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
     assert!(p.stop().success(), "a clean stop exits 0");
     // While paddock is down: one box's container vanishes, and a stray
     // container with this instance's label appears.
-    docker(&["rm", "-f", "paddock-r-2"]);
+    docker(&["rm", "-f", &p.container("r-2")]);
     let stray = format!("paddock-stray-{}", p.instance);
     let run = docker(&[
         "run",
@@ -131,12 +128,12 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
     let (containers, networks) = p.docker_objects();
     assert_eq!(
         containers,
-        vec!["paddock-r-1".to_owned(), stray.clone()],
+        vec![stray.clone(), p.container("r-1")],
         "a stray is only reported by default"
     );
     assert_eq!(
         networks,
-        vec!["paddock-r-1"],
+        vec![p.container("r-1")],
         "the vanished box's network went with it"
     );
     assert!(p.log().contains("unknown to the store"));
@@ -152,7 +149,7 @@ async fn restart_restores_drops_vanished_and_reports_strays() {
     p.restart();
     assert_eq!(
         p.docker_objects().0,
-        vec!["paddock-r-1"],
+        vec![p.container("r-1")],
         "remove_unknown removes the stray"
     );
 }
@@ -209,10 +206,11 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
     // Kill once Docker is visibly mid-way: some new container exists.
     wait_for("a create to reach docker", Duration::from_secs(30), || {
         let (containers, _) = p.docker_objects();
+        let prefix = p.container("new-");
         async move {
             containers
                 .iter()
-                .any(|c| c.starts_with("paddock-new-"))
+                .any(|c| c.starts_with(&prefix))
                 .then_some(())
         }
     })
@@ -233,7 +231,7 @@ async fn sigkill_mid_creates_and_destroys_leaves_store_and_docker_agreeing() {
     for b in boxes {
         assert_eq!(b["state"], "ready", "no ghost in a journal state: {b}");
     }
-    let expected: Vec<String> = ids.iter().map(|id| format!("paddock-{id}")).collect();
+    let expected: Vec<String> = ids.iter().map(|id| p.container(id)).collect();
     let (containers, networks) = p.docker_objects();
     assert_eq!(
         containers, expected,
@@ -289,10 +287,11 @@ async fn after_sigkill_mid_work_every_later_create_succeeds() {
         let work = in_flight(&p, &creates, &destroys);
         wait_for("a create to reach docker", Duration::from_secs(30), || {
             let (containers, _) = p.docker_objects();
+            let prefix = p.container(&format!("busy-{round}-"));
             async move {
                 containers
                     .iter()
-                    .any(|c| c.starts_with(&format!("paddock-busy-{round}-")))
+                    .any(|c| c.starts_with(&prefix))
                     .then_some(())
             }
         })

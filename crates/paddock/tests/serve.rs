@@ -89,7 +89,7 @@ async fn a_stuck_client_cannot_hold_the_shutdown() {
         "the exec to be running",
         Duration::from_secs(20),
         || async {
-            let out = crate::common::docker(&["top", "paddock-s-1"]);
+            let out = crate::common::docker(&["top", &p.container("s-1")]);
             String::from_utf8_lossy(&out.stdout)
                 .contains("sleep 60")
                 .then_some(())

@@ -8,6 +8,7 @@ mod common;
 mod activation;
 mod boxes_cli;
 mod boxes_files;
+mod boxes_isolation;
 mod boxes_lifecycle;
 mod boxes_ports;
 mod boxes_rest;

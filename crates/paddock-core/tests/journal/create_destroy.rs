@@ -142,3 +142,32 @@ async fn an_image_the_engine_lacks_is_named_and_nothing_is_made() {
     );
     assert_nothing_left(&store, &engine, "a create of a missing image");
 }
+
+#[tokio::test]
+async fn a_runtime_the_engine_lacks_is_named_and_nothing_is_made() {
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let engine = Arc::new(FakeEngine::default());
+    let service = paddock(&store, &engine);
+    let mut req = new_box("b1");
+    req.runtime = Some("kata".into());
+    let err = service.create(req).await.unwrap_err();
+    assert!(
+        matches!(&err, paddock_core::CoreError::RuntimeNotInstalled { runtime, known } if runtime == "kata" && known == "runc"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("\"kata\""), "{err}");
+    assert_nothing_left(&store, &engine, "a create under a missing runtime");
+
+    // A runtime the engine knows is kept on the box and shown.
+    let mut req = new_box("b2");
+    req.runtime = Some("runc".into());
+    req.read_only = Some(true);
+    let made = service.create(req).await.unwrap();
+    assert_eq!(made.view.runtime.as_deref(), Some("runc"));
+    assert!(made.view.read_only);
+    let row = store.get_box("b2").unwrap().unwrap();
+    assert_eq!(
+        (row.runtime.as_deref(), row.read_only),
+        (Some("runc"), true)
+    );
+}

@@ -166,6 +166,16 @@ impl BoxEngine for FakeEngine {
         });
         ready(found)
     }
+    fn runtimes(&self) -> EngineFuture<'_, Vec<String>> {
+        ready(Ok(vec!["runc".to_owned()]))
+    }
+    fn point_resolver<'a>(
+        &'a self,
+        _container: &'a str,
+        _nameserver: std::net::Ipv4Addr,
+    ) -> EngineFuture<'a, ()> {
+        ready(Ok(()))
+    }
     fn create_container<'a>(&'a self, spec: &'a ContainerSpec) -> EngineFuture<'a, String> {
         let made = self.check(Step::CreateContainer).and_then(|()| {
             let mut objects = self.objects.lock();
@@ -369,7 +379,7 @@ pub fn new_box(id: &str) -> CreateBox {
         image: Some("busybox:latest".into()),
         box_id: Some(id.into()),
         description: None,
-        ttl_secs: None,
+        ..CreateBox::default()
     }
 }
 

@@ -40,6 +40,15 @@ enum BoxCommand {
         /// Seconds the box may live; it is destroyed then.
         #[arg(long = "ttl", value_name = "SECS")]
         ttl_secs: Option<u64>,
+        /// OCI runtime registered with Docker to run the box under
+        /// (`runsc` for gVisor); default: the image profile's or [boxes]
+        /// runtime.
+        #[arg(long, value_name = "NAME")]
+        runtime: Option<String>,
+        /// Make the root filesystem read-only (the workspace volume and
+        /// /tmp stay writable).
+        #[arg(long)]
+        read_only: bool,
         /// Print the created box as JSON.
         #[arg(long)]
         json: bool,
@@ -208,13 +217,15 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             box_id,
             description,
             ttl_secs,
+            runtime,
+            read_only,
             json,
         } => {
             // indicatif draws on stderr only when it is a terminal.
             let spinner = indicatif::ProgressBar::new_spinner();
             spinner.set_message(format!("creating a box for {project}…"));
             spinner.enable_steady_tick(Duration::from_millis(100));
-            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs});
+            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs, "runtime": runtime, "read_only": read_only.then_some(true)});
             let created: Result<Value, _> = client
                 .call(Method::POST, "/api/v1/boxes", Some(&body))
                 .await;

@@ -158,10 +158,20 @@ pub async fn subscribed(p: &Paddock, sub: &mut Subscriber, box_id: &str) {
 }
 
 pub async fn create_box(p: &Paddock, box_id: &str, project: &str) -> Value {
+    create_box_under(p, box_id, project, None).await
+}
+
+/// A box under the OCI runtime `runtime` (None: the engine's default).
+pub async fn create_box_under(
+    p: &Paddock,
+    box_id: &str,
+    project: &str,
+    runtime: Option<&str>,
+) -> Value {
     let (status, body) = p
         .post(
             "/api/v1/boxes",
-            json!({"project": project, "box_id": box_id}),
+            json!({"project": project, "box_id": box_id, "runtime": runtime}),
         )
         .await;
     assert_eq!(status, 201, "create: {body}; log:\n{}", p.log());

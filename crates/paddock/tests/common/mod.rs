@@ -359,6 +359,11 @@ impl Paddock {
     /// This instance's containers, by name, and its box networks in use,
     /// each named by the container attached to it. Idle pool networks
     /// (spares) are left out; see [`Paddock::idle_networks`].
+    /// The name of box `box_id`'s container (it carries the instance).
+    pub fn container(&self, box_id: &str) -> String {
+        format!("paddock-{}-{box_id}", self.instance)
+    }
+
     pub fn docker_objects(&self) -> (Vec<String>, Vec<String>) {
         let filter = format!("label=paddock.instance={}", self.instance);
         let out = docker(&["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"]);
