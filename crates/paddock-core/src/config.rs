@@ -16,6 +16,8 @@ pub struct CoreConfig {
     pub profiles: Vec<ImageProfile>,
     pub hooks: Vec<HookConfig>,
     pub reconcile: ReconcileConfig,
+    /// `[[registries]]`: logins for pulling from private registries.
+    pub registries: Vec<RegistryConfig>,
 }
 
 impl Default for CoreConfig {
@@ -28,8 +30,34 @@ impl Default for CoreConfig {
             profiles: Vec::new(),
             hooks: Vec::new(),
             reconcile: ReconcileConfig::default(),
+            registries: Vec::new(),
         }
     }
+}
+
+/// When a box's image is pulled before the box is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Never: an image the engine lacks is `image_not_found`.
+    Never,
+    /// When the engine lacks it (as `docker run` does).
+    #[default]
+    Missing,
+    /// Every time, so a moving tag is followed.
+    Always,
+}
+
+/// A login for one registry. The password is read from its file at each
+/// pull (so it can be rotated) and never logged or shown.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// The registry as image references name it (`ghcr.io`,
+    /// `registry.example.com:5000`); `docker.io` for Docker Hub.
+    pub server: String,
+    pub username: String,
+    pub password_file: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,6 +112,8 @@ pub struct BoxLimits {
     pub read_only: bool,
     /// Where a read-only box's writable volume is mounted.
     pub workspace: String,
+    /// When images are pulled (a profile's or a create's choice wins).
+    pub pull: PullPolicy,
 }
 
 impl Default for BoxLimits {
@@ -109,6 +139,7 @@ impl Default for BoxLimits {
             runtime: String::new(),
             read_only: false,
             workspace: "/workspace".into(),
+            pull: PullPolicy::Missing,
         }
     }
 }
@@ -166,6 +197,9 @@ pub struct ImageProfile {
     /// `[boxes] read_only`).
     #[serde(default)]
     pub read_only: Option<bool>,
+    /// When this image is pulled (overrides `[boxes] pull`).
+    #[serde(default)]
+    pub pull: Option<PullPolicy>,
 }
 
 fn default_url_pattern() -> String {

@@ -10,7 +10,8 @@ use std::pin::Pin;
 use futures_util::Stream;
 use paddock_docker::{
     ArchiveBody, ArchiveStream, ContainerEvent, ContainerSpec, Engine, EngineError, ExecOutput,
-    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat, TerminalSignal, Usage,
+    FileEntry, ImageCommand, InteractiveExec, LabelledObjects, PathStat, PullProgress,
+    RegistryLogin, TerminalSignal, Usage,
 };
 
 use crate::BoxFuture;
@@ -45,6 +46,13 @@ pub trait BoxEngine: Send + Sync {
     fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand>;
     /// The OCI runtimes registered with the engine.
     fn runtimes(&self) -> EngineFuture<'_, Vec<String>>;
+    /// Pulls `image`, telling `progress` how far it is.
+    fn pull_image<'a>(
+        &'a self,
+        image: &'a str,
+        login: Option<&'a RegistryLogin>,
+        progress: &'a (dyn Fn(PullProgress) + Send + Sync),
+    ) -> EngineFuture<'a, ()>;
     /// Makes a started container resolve through `nameserver` directly
     /// (for runtimes with their own network stack).
     fn point_resolver<'a>(
@@ -154,6 +162,14 @@ impl BoxEngine for Engine {
     }
     fn runtimes(&self) -> EngineFuture<'_, Vec<String>> {
         Box::pin(Engine::runtimes(self))
+    }
+    fn pull_image<'a>(
+        &'a self,
+        image: &'a str,
+        login: Option<&'a RegistryLogin>,
+        progress: &'a (dyn Fn(PullProgress) + Send + Sync),
+    ) -> EngineFuture<'a, ()> {
+        Box::pin(Engine::pull_image(self, image, login, progress))
     }
     fn point_resolver<'a>(
         &'a self,

@@ -42,6 +42,10 @@ pub enum CoreError {
         "no image {0:?} on this paddock's Docker engine: pull it (docker pull {0}) or build it (docker build -t {0} …)"
     )]
     ImageNotFound(String),
+    /// The registry would not give the image (a refused login, an
+    /// unreachable registry); the engine's words say which.
+    #[error("pulling {image:?} failed: {reason}")]
+    PullFailed { image: String, reason: String },
     /// The runtime a create asked for is not registered with the engine.
     #[error(
         "the container runtime {runtime:?} is not installed in this paddock's Docker engine (it knows: {known}); install it and register it with Docker (for gVisor: `runsc install` and restart Docker, or scripts/ensure-env --runsc)"

@@ -9,6 +9,7 @@ mod error;
 mod extension;
 pub mod files;
 mod hooks;
+mod images;
 mod labels;
 mod lifecycle;
 mod main_process;
@@ -33,7 +34,9 @@ pub use extension::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, ExtensionError, LoginStarted,
 };
 pub use model::{BoxUsage, BoxView, CreateBox, CreatedBox, ExecResult};
-pub use paddock_docker::{Chunk, ContainerChange, FileEntry, InteractiveExec, TerminalSignal};
+pub use paddock_docker::{
+    Chunk, ContainerChange, FileEntry, InteractiveExec, PullProgress, TerminalSignal,
+};
 pub use reconcile::ReconcileReport;
 pub use service::{BoxService, Health, resolve_instance};
 

@@ -7,14 +7,14 @@
 
 use std::collections::HashMap;
 
-use paddock_docker::{ContainerSpec, EngineError};
+use paddock_docker::{ContainerSpec, EngineError, PullProgress};
 use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
 use crate::BoxSetup;
 use crate::config::{EVENT_CREATE, EVENT_DESTROY};
 use crate::hooks::{self, HookBox};
-use crate::main_process::{self, MainProcess};
+use crate::main_process::MainProcess;
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
 use crate::options::{self, BoxOptions};
 use crate::{BoxService, CoreError, Result, labels, validate};
@@ -32,6 +32,16 @@ pub(crate) enum NetworkAfter {
 
 impl BoxService {
     pub async fn create(&self, req: CreateBox) -> Result<CreatedBox> {
+        self.create_reporting(req, &|_| {}).await
+    }
+
+    /// [`create`](Self::create), telling `progress` how a pull of the
+    /// box's image goes.
+    pub async fn create_reporting(
+        &self,
+        req: CreateBox,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+    ) -> Result<CreatedBox> {
         validate::project(&req.project)?;
         let image = req
             .image
@@ -49,9 +59,11 @@ impl BoxService {
             None => format!("box-{}", paddock_secret::random_id(5)),
         };
 
-        // Before anything is made: an image the engine lacks is the user's
-        // to fix, and its command decides the box's main process.
-        let main = self.main_process_for(&image).await?;
+        // Before anything is made: the image, pulled as the policy says
+        // (one the engine still lacks is the user's to fix), whose command
+        // decides the box's main process.
+        let policy = options::pull_policy(&self.config, &image, req.pull);
+        let main = self.image_for_box(&image, policy, progress).await?;
         let options = BoxOptions::resolve(&self.config, &image, req.runtime, req.read_only)?;
         self.check_runtime(options.runtime.as_deref()).await?;
 
@@ -201,17 +213,6 @@ impl BoxService {
                 Ok(None)
             }
         }
-    }
-
-    /// The box's main process for `image`, from its profile or `[boxes]`
-    /// or what the image runs.
-    async fn main_process_for(&self, image: &str) -> Result<MainProcess> {
-        let own = self
-            .engine
-            .image_command(image)
-            .await
-            .map_err(|e| image_missing(e, image))?;
-        Ok(main_process::choose(self.config.command_for(image), &own))
     }
 
     /// A runtime the engine does not know is the user's to install: said
@@ -423,7 +424,7 @@ impl BoxService {
 }
 
 /// The engine's "no such image" in the user's terms, naming the image.
-fn image_missing(e: EngineError, image: &str) -> CoreError {
+pub(crate) fn image_missing(e: EngineError, image: &str) -> CoreError {
     match e {
         EngineError::NotFound(m) if m == image || m.contains("image") => {
             CoreError::ImageNotFound(image.to_owned())

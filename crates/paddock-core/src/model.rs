@@ -33,6 +33,10 @@ pub struct CreateBox {
     /// Absent: the image profile's or `[boxes] read_only`.
     #[serde(default)]
     pub read_only: Option<bool>,
+    /// When to pull the image: `never`, `missing` or `always`. Absent:
+    /// the image profile's or `[boxes] pull`.
+    #[serde(default)]
+    pub pull: Option<crate::config::PullPolicy>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -9,7 +9,7 @@
 //! directly. Both are decided here, from the runtime's name, so every path
 //! that starts a box treats it the same way.
 
-use crate::config::CoreConfig;
+use crate::config::{CoreConfig, PullPolicy};
 use crate::{CoreError, Result};
 
 /// What a box's container is made with, resolved for one create.
@@ -41,6 +41,22 @@ impl BoxOptions {
             .or_else(|| profile.and_then(|p| p.read_only))
             .unwrap_or(config.boxes.read_only);
         Ok(Self { runtime, read_only })
+    }
+}
+
+/// When `image` is pulled for a create that asked for `asked`.
+pub fn pull_policy(config: &CoreConfig, image: &str, asked: Option<PullPolicy>) -> PullPolicy {
+    asked
+        .or_else(|| config.any_profile_for(image).and_then(|p| p.pull))
+        .unwrap_or(config.boxes.pull)
+}
+
+/// The registry an image reference names: its first component when that
+/// looks like a host (a dot, a port, or `localhost`), else Docker Hub.
+pub fn registry_of(image: &str) -> &str {
+    match image.split_once('/') {
+        Some((first, _)) if first.contains(['.', ':']) || first == "localhost" => first,
+        _ => "docker.io",
     }
 }
 
@@ -100,6 +116,7 @@ mod tests {
             command: Vec::new(),
             runtime: Some("runsc".into()),
             read_only: Some(true),
+            pull: Some(PullPolicy::Always),
         });
         c
     }
@@ -118,6 +135,22 @@ mod tests {
         assert!(!asked.read_only);
         let default = BoxOptions::resolve(&CoreConfig::default(), "x", None, None).unwrap();
         assert_eq!(default, BoxOptions::default());
+    }
+
+    #[test]
+    fn pulls_follow_the_create_then_the_profile_then_boxes() {
+        let c = config();
+        assert_eq!(pull_policy(&c, "other", None), PullPolicy::Missing);
+        assert_eq!(pull_policy(&c, "agent", None), PullPolicy::Always);
+        assert_eq!(
+            pull_policy(&c, "agent", Some(PullPolicy::Never)),
+            PullPolicy::Never
+        );
+        assert_eq!(registry_of("127.0.0.1:5000/a/b:1"), "127.0.0.1:5000");
+        assert_eq!(registry_of("ghcr.io/o/i"), "ghcr.io");
+        assert_eq!(registry_of("localhost/i"), "localhost");
+        assert_eq!(registry_of("library/debian:12"), "docker.io");
+        assert_eq!(registry_of("debian"), "docker.io");
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod events;
 mod exec;
 mod files;
 mod image;
+mod pull;
 mod runtime;
 mod stats;
 mod terminal;
@@ -22,6 +23,7 @@ pub use events::{ContainerChange, ContainerEvent};
 pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
 pub use files::{ArchiveBody, ArchiveStream, PathStat};
 pub use image::ImageCommand;
+pub use pull::{PullProgress, RegistryLogin};
 pub use stats::Usage;
 pub use terminal::TerminalSignal;
 

@@ -27,6 +27,7 @@ pub enum ErrorCode {
     SetupFailed,
     BoxExited,
     ImageNotFound,
+    PullFailed,
     RuntimeNotInstalled,
     WrongState,
     PathNotFound,
@@ -45,7 +46,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 29] = [
+    pub const ALL: [ErrorCode; 30] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -60,6 +61,7 @@ impl ErrorCode {
         Self::SetupFailed,
         Self::BoxExited,
         Self::ImageNotFound,
+        Self::PullFailed,
         Self::RuntimeNotInstalled,
         Self::WrongState,
         Self::PathNotFound,
@@ -94,6 +96,7 @@ impl ErrorCode {
             Self::BoxExited => "box_exited",
             Self::ImageNotFound => "image_not_found",
             Self::RuntimeNotInstalled => "runtime_not_installed",
+            Self::PullFailed => "pull_failed",
             Self::WrongState => "wrong_state",
             Self::PathNotFound => "path_not_found",
             Self::TooLarge => "too_large",
@@ -168,6 +171,7 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::Extension(_) => (StatusCode::BAD_GATEWAY, ErrorCode::SetupFailed),
         CoreError::BoxExited(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::BoxExited),
         CoreError::ImageNotFound(_) => (StatusCode::UNPROCESSABLE_ENTITY, ErrorCode::ImageNotFound),
+        CoreError::PullFailed { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::PullFailed),
         CoreError::RuntimeNotInstalled { .. } => (
             StatusCode::UNPROCESSABLE_ENTITY,
             ErrorCode::RuntimeNotInstalled,

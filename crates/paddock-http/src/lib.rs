@@ -8,12 +8,14 @@
 mod activate;
 mod auth;
 mod console;
+mod create_stream;
 mod egress;
 mod error;
 mod events;
 mod files;
 mod health;
 mod mcp;
+mod mcp_progress;
 mod origin;
 mod pages;
 mod ports;

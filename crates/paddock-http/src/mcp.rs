@@ -9,6 +9,7 @@ use rmcp::handler::server::common::Extension;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{ServerCapabilities, ServerConfig};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
 use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
 use rmcp::{Json, ServerHandler, tool, tool_handler, tool_router};
@@ -253,11 +254,13 @@ impl BoxTools {
         &self,
         Parameters(args): Parameters<CreateBox>,
         Extension(parts): Extension<Parts>,
+        context: RequestContext<RoleServer>,
     ) -> Result<Json<CreatedBox>, String> {
         self.authorise(&parts, "create_box", Named::Project(&args.project))
             .await?;
+        let report = crate::mcp_progress::pull_reporter(&context);
         self.boxes()
-            .create(args)
+            .create_reporting(args, &report)
             .await
             .map(Json)
             .map_err(tool_error)

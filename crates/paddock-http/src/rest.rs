@@ -3,12 +3,14 @@
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Extension, Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use paddock_core::{BoxView, CreateBox, CreatedBox, ExecResult};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::auth::{Caller, Named};
+use crate::create_stream;
 use crate::error::json_body as body;
 use crate::routes::Routes;
 use crate::{ApiError, AppState};
@@ -70,12 +72,16 @@ async fn list(
 async fn create(
     State(s): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     payload: Result<Json<CreateBox>, JsonRejection>,
-) -> Result<(StatusCode, Json<CreatedBox>), ApiError> {
+) -> Result<Response, ApiError> {
     let request = body(payload)?;
     caller.check(&s, Named::Project(&request.project)).await?;
-    let created = s.boxes.create(request).await?;
-    Ok((StatusCode::CREATED, Json(created)))
+    if create_stream::wanted(&headers) {
+        return Ok(create_stream::create(s, request));
+    }
+    let created: CreatedBox = s.boxes.create(request).await?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
 async fn get_one(

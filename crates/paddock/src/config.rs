@@ -35,6 +35,8 @@ pub struct PaddockConfig {
     pub iam: IamConfig,
     /// `[[webhooks]]`: endpoints told of every hold and its end.
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
+    /// `[[registries]]`: logins for pulling box images.
+    pub registries: Vec<paddock_core::config::RegistryConfig>,
 }
 
 impl Default for PaddockConfig {
@@ -54,6 +56,7 @@ impl Default for PaddockConfig {
             clearance: ClearanceConfig::default(),
             iam: IamConfig::default(),
             webhooks: Vec::new(),
+            registries: core.registries,
         }
     }
 }
@@ -226,6 +229,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         profiles: config.profiles,
         hooks: config.hooks,
         reconcile: config.reconcile,
+        registries: config.registries,
     };
     core.check()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

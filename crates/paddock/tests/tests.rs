@@ -11,6 +11,7 @@ mod boxes_files;
 mod boxes_isolation;
 mod boxes_lifecycle;
 mod boxes_ports;
+mod boxes_pull;
 mod boxes_rest;
 mod clearance_clients;
 mod clearance_terok;

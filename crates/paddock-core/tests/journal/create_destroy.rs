@@ -171,3 +171,45 @@ async fn a_runtime_the_engine_lacks_is_named_and_nothing_is_made() {
         (Some("runc"), true)
     );
 }
+
+#[tokio::test]
+async fn an_image_is_pulled_as_its_policy_says_before_anything_is_made() {
+    use paddock_core::config::PullPolicy;
+    let store = Arc::new(Store::open_in_memory().unwrap());
+    let engine = Arc::new(FakeEngine::default());
+    let service = paddock(&store, &engine);
+
+    // `never`: missing stays missing, and nothing is made.
+    let mut req = new_box("b1");
+    req.image = Some("pullable:latest".into());
+    req.pull = Some(PullPolicy::Never);
+    let err = service.create(req).await.unwrap_err();
+    assert!(
+        matches!(err, paddock_core::CoreError::ImageNotFound(_)),
+        "{err:?}"
+    );
+    assert!(engine.pulled.lock().is_empty());
+    assert_nothing_left(&store, &engine, "a create that may not pull");
+
+    // `missing` (the default): pulled once, with its progress told.
+    let seen = std::sync::Mutex::new(Vec::new());
+    let mut req = new_box("b2");
+    req.image = Some("pullable:latest".into());
+    service
+        .create_reporting(req, &|p| seen.lock().unwrap().push(p))
+        .await
+        .unwrap();
+    assert_eq!(*engine.pulled.lock(), vec!["pullable:latest".to_owned()]);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // Present now: `missing` does not pull again, `always` does.
+    let mut req = new_box("b3");
+    req.image = Some("pullable:latest".into());
+    service.create(req).await.unwrap();
+    assert_eq!(engine.pulled.lock().len(), 1);
+    let mut req = new_box("b4");
+    req.image = Some("pullable:latest".into());
+    req.pull = Some(PullPolicy::Always);
+    service.create(req).await.unwrap();
+    assert_eq!(engine.pulled.lock().len(), 2);
+}

@@ -59,6 +59,8 @@ pub struct Objects {
 pub struct FakeEngine {
     pub objects: Mutex<Objects>,
     pub faults: Mutex<HashMap<Step, Fault>>,
+    /// Images pulled, in order.
+    pub pulled: Mutex<Vec<String>>,
 }
 
 impl FakeEngine {
@@ -159,12 +161,34 @@ impl BoxEngine for FakeEngine {
     fn image_command<'a>(&'a self, image: &'a str) -> EngineFuture<'a, ImageCommand> {
         let found = self.check(Step::ImageCommand).and_then(|()| match image {
             "missing:latest" => Err(EngineError::NotFound(image.to_owned())),
+            "pullable:latest" if !self.pulled.lock().iter().any(|p| p == image) => {
+                Err(EngineError::NotFound(image.to_owned()))
+            }
             _ => Ok(ImageCommand {
                 entrypoint: Vec::new(),
                 cmd: vec!["sh".to_owned()],
             }),
         });
         ready(found)
+    }
+    fn pull_image<'a>(
+        &'a self,
+        image: &'a str,
+        _login: Option<&'a paddock_docker::RegistryLogin>,
+        progress: &'a (dyn Fn(paddock_docker::PullProgress) + Send + Sync),
+    ) -> EngineFuture<'a, ()> {
+        // Only `pullable:latest` is in the fake's registry.
+        if image == "pullable:latest" {
+            progress(paddock_docker::PullProgress {
+                layers_total: 1,
+                layers_done: 1,
+                ..Default::default()
+            });
+            self.pulled.lock().push(image.to_owned());
+            ready(Ok(()))
+        } else {
+            ready(Err(EngineError::NotFound(image.to_owned())))
+        }
     }
     fn runtimes(&self) -> EngineFuture<'_, Vec<String>> {
         ready(Ok(vec!["runc".to_owned()]))

@@ -2,7 +2,6 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
-use std::time::Duration;
 
 use clap::Subcommand;
 use reqwest::Method;
@@ -41,14 +40,18 @@ enum BoxCommand {
         #[arg(long = "ttl", value_name = "SECS")]
         ttl_secs: Option<u64>,
         /// OCI runtime registered with Docker to run the box under
-        /// (`runsc` for gVisor); default: the image profile's or [boxes]
-        /// runtime.
+        /// (`runsc` for gVisor); default: the image profile's or `[boxes]
+        /// runtime`.
         #[arg(long, value_name = "NAME")]
         runtime: Option<String>,
         /// Make the root filesystem read-only (the workspace volume and
         /// /tmp stay writable).
         #[arg(long)]
         read_only: bool,
+        /// When to pull the image: never, missing or always (default: the
+        /// image profile's or `[boxes] pull`); a pull shows its progress.
+        #[arg(long, value_name = "POLICY", value_parser = ["never", "missing", "always"])]
+        pull: Option<String>,
         /// Print the created box as JSON.
         #[arg(long)]
         json: bool,
@@ -219,18 +222,12 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             ttl_secs,
             runtime,
             read_only,
+            pull,
             json,
         } => {
             // indicatif draws on stderr only when it is a terminal.
-            let spinner = indicatif::ProgressBar::new_spinner();
-            spinner.set_message(format!("creating a box for {project}…"));
-            spinner.enable_steady_tick(Duration::from_millis(100));
-            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs, "runtime": runtime, "read_only": read_only.then_some(true)});
-            let created: Result<Value, _> = client
-                .call(Method::POST, "/api/v1/boxes", Some(&body))
-                .await;
-            spinner.finish_and_clear();
-            let created = created?;
+            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs, "runtime": runtime, "read_only": read_only.then_some(true), "pull": pull});
+            let created = super::create::create_showing_progress(&client, &body).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created)?);
             } else if !std::io::stdout().is_terminal() {

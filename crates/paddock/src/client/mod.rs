@@ -4,6 +4,7 @@
 mod boxes;
 mod console;
 mod copy;
+mod create;
 mod egress;
 mod http;
 mod shell;

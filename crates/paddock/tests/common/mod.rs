@@ -137,8 +137,11 @@ impl Paddock {
         } else {
             format!("instance = \"{instance}\"\n")
         };
+        // Images are never pulled unless a test says so (and then only
+        // from its own registry on loopback): a missing image must not
+        // send the engine to Docker Hub.
         let config = format!(
-            "{named}{extra}\n[boxes]\ndefault_image = \"{image}\"\nmax_boxes = {max}\n\
+            "{named}{extra}\n[boxes]\ndefault_image = \"{image}\"\nmax_boxes = {max}\npull = \"never\"\n\
              memory_mib = 256\ncpus = 0.5\npids_limit = 64\n\
              [activation]\nttl_secs = {ttl}\nreap_interval_secs = 1\nurl_timeout_secs = 10\n{profile}",
             extra = options.extra_toml,
