@@ -5,6 +5,7 @@
 //! between paddock and the baseline to spread drift over both.
 
 mod approvals_suite;
+mod boxes_more;
 mod console_clients;
 mod egress_suite;
 mod git_suite;
@@ -64,7 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
 
 /// A paddock under measurement, on its own data dir and instance label.
 /// The admin token every benchmarked paddock is started with.
-const BENCH_TOKEN: &str = "paddock-bench-admin-token-0123456789abcdef";
+pub(crate) const BENCH_TOKEN: &str = "paddock-bench-admin-token-0123456789abcdef";
 
 /// A client that sends the bench's admin token.
 fn http_client() -> reqwest::Client {
@@ -98,7 +99,26 @@ impl Server {
 
     /// A second paddock in the same run needs its own instance label.
     fn start_with_instance(args: &Args, extra_toml: &str, tag: &str) -> anyhow::Result<Self> {
+        Self::launch(args, extra_toml, tag, false)
+    }
+
+    /// One whose log (with the warm pools' news) goes to `log_path`.
+    fn start_logging(args: &Args, extra_toml: &str, tag: &str) -> anyhow::Result<Self> {
+        Self::launch(args, extra_toml, tag, true)
+    }
+
+    fn log_path(&self) -> std::path::PathBuf {
+        self.dir().join("paddock.log")
+    }
+
+    fn launch(args: &Args, extra_toml: &str, tag: &str, logged: bool) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
+        let (log_level, stderr) = if logged {
+            let file = std::fs::File::create(dir.path().join("paddock.log"))?;
+            ("warn,paddock_core::pools=debug", Stdio::from(file))
+        } else {
+            ("warn", Stdio::inherit())
+        };
         let instance = format!("test-bench-{}-{tag}", std::process::id());
         let config = format!(
             "instance = \"{instance}\"\n[boxes]\ndefault_image = \"{}\"\nmax_boxes = {}\n{extra_toml}",
@@ -113,10 +133,10 @@ impl Server {
             .arg(dir.path().join("data"))
             .arg("--clearance-socket")
             .arg(dir.path().join("run/clearance.sock"))
-            .env("PADDOCK_LOG", "warn")
+            .env("PADDOCK_LOG", log_level)
             .env("PADDOCK_ADMIN_TOKEN", BENCH_TOKEN)
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .context("starting paddock")?;
         let mut line = String::new();
@@ -368,5 +388,6 @@ async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
         );
     }
     client.close().await;
-    Ok(())
+    drop(server);
+    boxes_more::run(args).await
 }

@@ -18,6 +18,8 @@ pub struct CoreConfig {
     pub reconcile: ReconcileConfig,
     /// `[[registries]]`: logins for pulling from private registries.
     pub registries: Vec<RegistryConfig>,
+    /// `[[pools]]`: boxes kept made ahead, per project and image.
+    pub pools: Vec<PoolConfig>,
 }
 
 impl Default for CoreConfig {
@@ -31,8 +33,21 @@ impl Default for CoreConfig {
             hooks: Vec::new(),
             reconcile: ReconcileConfig::default(),
             registries: Vec::new(),
+            pools: Vec::new(),
         }
     }
+}
+
+/// A warm pool: `size` boxes of `project` from `image` (default: `[boxes]
+/// default_image`) kept made — labelled, equipped and guarded as that
+/// project's boxes are — so a create claims one instead of making one.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolConfig {
+    pub project: String,
+    #[serde(default)]
+    pub image: Option<String>,
+    pub size: usize,
 }
 
 /// When a box's image is pulled before the box is made.
@@ -265,6 +280,20 @@ impl CoreConfig {
         if self.boxes.max_boxes == 0 {
             return Err("boxes.max_boxes must be at least 1".into());
         }
+        for pool in &self.pools {
+            crate::validate::project(&pool.project)
+                .map_err(|e| format!("pool of {:?}: {e}", pool.project))?;
+            if let Some(image) = &pool.image {
+                crate::validate::image(image)
+                    .map_err(|e| format!("pool of {:?}: {e}", pool.project))?;
+            }
+            if pool.size > self.boxes.max_boxes as usize {
+                return Err(format!(
+                    "pool of {:?}: size {} is more than boxes.max_boxes",
+                    pool.project, pool.size
+                ));
+            }
+        }
         Ok(())
     }
 
@@ -275,6 +304,11 @@ impl CoreConfig {
             .iter()
             .find(|p| p.image == image && !p.command.is_empty())
             .map_or(&self.boxes.command, |p| &p.command)
+    }
+
+    /// The image a pool keeps boxes of.
+    pub fn pool_image<'a>(&'a self, pool: &'a PoolConfig) -> &'a str {
+        pool.image.as_deref().unwrap_or(&self.boxes.default_image)
     }
 
     /// The profile naming `image`, whatever it configures.

@@ -17,6 +17,7 @@ mod maintenance;
 mod model;
 mod networks;
 pub mod options;
+mod pools;
 mod ports;
 mod power;
 mod reconcile;

@@ -12,11 +12,12 @@ use paddock_store::{BoxRow, BoxState, StoreError};
 use serde_json::Value;
 
 use crate::BoxSetup;
-use crate::config::{EVENT_CREATE, EVENT_DESTROY};
+use crate::config::{EVENT_CREATE, EVENT_DESTROY, PullPolicy};
 use crate::hooks::{self, HookBox};
 use crate::main_process::MainProcess;
 use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
 use crate::options::{self, BoxOptions};
+use crate::pools::WarmWanted;
 use crate::{BoxService, CoreError, Result, labels, validate};
 
 /// What becomes of a torn-down box's network.
@@ -42,6 +43,18 @@ impl BoxService {
         req: CreateBox,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<CreatedBox> {
+        self.make_box(req, progress, false).await
+    }
+
+    /// A create, for a person (`warm` false: claiming a warm box of its
+    /// project and image when there is one) or for a warm pool (`warm`:
+    /// made ahead, nobody's, its login not started).
+    pub(crate) async fn make_box(
+        &self,
+        req: CreateBox,
+        progress: &(dyn Fn(PullProgress) + Send + Sync),
+        warm: bool,
+    ) -> Result<CreatedBox> {
         validate::project(&req.project)?;
         let image = req
             .image
@@ -51,20 +64,36 @@ impl BoxService {
         let description = req.description.unwrap_or_default();
         validate::description(&description)?;
         let ttl_secs = validate::ttl_secs(req.ttl_secs, self.config.boxes.max_ttl_secs)?;
-        let id = match req.box_id.filter(|i| !i.is_empty()) {
+        let named = req.box_id.filter(|i| !i.is_empty());
+        let id = match named.clone() {
             Some(id) => {
                 validate::box_id(&id)?;
                 id
             }
             None => format!("box-{}", paddock_secret::random_id(5)),
         };
+        let options = BoxOptions::resolve(&self.config, &image, req.runtime, req.read_only)?;
+        let policy = options::pull_policy(&self.config, &image, req.pull);
+
+        // A warm box serves a create that names no id (a warm box's id was
+        // given when it was made) and does not ask for a fresh pull.
+        if !warm && named.is_none() && policy != PullPolicy::Always {
+            let wanted = WarmWanted {
+                project: &req.project,
+                image: &image,
+                options: &options,
+                description: &description,
+                ttl_secs,
+            };
+            if let Some(claimed) = self.claim_warm(wanted).await? {
+                return Ok(claimed);
+            }
+        }
 
         // Before anything is made: the image, pulled as the policy says
         // (one the engine still lacks is the user's to fix), whose command
         // decides the box's main process.
-        let policy = options::pull_policy(&self.config, &image, req.pull);
         let main = self.image_for_box(&image, policy, progress).await?;
-        let options = BoxOptions::resolve(&self.config, &image, req.runtime, req.read_only)?;
         self.check_runtime(options.runtime.as_deref()).await?;
 
         let _guard = self.lock_box(&id).await;
@@ -87,6 +116,7 @@ impl BoxService {
             runtime: options.runtime,
             read_only: options.read_only,
             container_name: Some(labels::container_name(&self.instance, &id)),
+            warm,
         };
         let max = self.config.boxes.max_boxes;
         match self.store.insert_box_within_limit(&row, max) {
@@ -196,7 +226,8 @@ impl BoxService {
         equipped?;
         self.announce_started(row, &container).await?;
 
-        match self.config.profile_for(&row.image) {
+        // A warm box's login starts when it is claimed: it is nobody's yet.
+        match self.config.profile_for(&row.image).filter(|_| !row.warm) {
             Some(profile) => {
                 let profile = profile.clone();
                 let url = self.start_activation(&row.id, &container, &profile).await?;

@@ -1,5 +1,6 @@
 //! The background loop: reap boxes nobody activated, keep spare box
-//! networks ready, and finish a reconcile that could not run at start.
+//! networks and warm pools ready, and finish a reconcile that could not
+//! run at start.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,12 @@ impl BoxService {
                     }
                     continue;
                 }
+                _ = self.pools.wanted.notified() => {
+                    if reconciled {
+                        self.fill_pools().await;
+                    }
+                    continue;
+                }
                 _ = tick.tick() => {}
             }
             if !reconciled {
@@ -93,6 +100,7 @@ impl BoxService {
                     tracing::debug!(error = %e, "network collection failed; will retry");
                 }
                 self.refill_networks().await;
+                self.fill_pools().await;
             }
         }
     }

@@ -10,7 +10,7 @@
 use paddock_store::BoxState;
 
 use crate::model::{BoxView, now_ms};
-use crate::{BoxService, BoxSetup, CoreError, Result, validate};
+use crate::{BoxService, BoxSetup, CoreError, Result};
 
 /// States a box's main process can end in on its own.
 const LIVE: [BoxState; 3] = [
@@ -133,13 +133,9 @@ impl BoxService {
         &self,
         id: &str,
     ) -> Result<(tokio::sync::OwnedMutexGuard<()>, paddock_store::BoxRow)> {
-        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
+        self.user_box(id)?;
         let guard = self.lock_box(id).await;
-        let row = self
-            .store
-            .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
-        Ok((guard, row))
+        Ok((guard, self.user_box(id)?))
     }
 
     /// The engine saw a box's main process end. Unless paddock ended it

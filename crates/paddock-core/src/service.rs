@@ -27,6 +27,8 @@ pub struct BoxService {
     pub(crate) logins: Logins,
     pub(crate) networks: NetworkPool,
     pub(crate) extensions: Vec<Arc<dyn BoxExtension>>,
+    /// Warm pools: woken when a box was claimed, filled one at a time.
+    pub(crate) pools: crate::pools::PoolState,
 }
 
 /// Whether each dependency answered; `Err` holds what went wrong.
@@ -75,6 +77,7 @@ impl BoxService {
             logins: Logins::default(),
             networks,
             extensions,
+            pools: Default::default(),
         }))
     }
 
@@ -101,26 +104,34 @@ impl BoxService {
         }
     }
 
-    pub fn get(&self, id: &str) -> Result<BoxView> {
+    /// A box a person or agent may name: a warm box nobody claimed yet is
+    /// nobody's, so it is as absent as a box that does not exist.
+    pub(crate) fn user_box(&self, id: &str) -> Result<BoxRow> {
         validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        let row = self
-            .store
+        self.store
             .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
-        Ok(BoxView::from(&row))
+            .filter(|row| !row.warm)
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))
+    }
+
+    /// The boxes people and agents see (warm ones are nobody's yet).
+    fn user_boxes(&self) -> Result<Vec<BoxRow>> {
+        let mut rows = self.store.list_boxes()?;
+        rows.retain(|row| !row.warm);
+        Ok(rows)
+    }
+
+    pub fn get(&self, id: &str) -> Result<BoxView> {
+        Ok(BoxView::from(&self.user_box(id)?))
     }
 
     pub fn list(&self) -> Result<Vec<BoxView>> {
-        Ok(self.store.list_boxes()?.iter().map(BoxView::from).collect())
+        Ok(self.user_boxes()?.iter().map(BoxView::from).collect())
     }
 
     /// The box and what it uses now (nothing when it does not run).
     pub async fn get_with_usage(&self, id: &str) -> Result<BoxView> {
-        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        let row = self
-            .store
-            .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        let row = self.user_box(id)?;
         let mut views = self.with_usage(std::slice::from_ref(&row)).await;
         views
             .pop()
@@ -129,7 +140,7 @@ impl BoxService {
 
     /// Every box and what each uses now, read from the engine at once.
     pub async fn list_with_usage(&self) -> Result<Vec<BoxView>> {
-        let rows = self.store.list_boxes()?;
+        let rows = self.user_boxes()?;
         Ok(self.with_usage(&rows).await)
     }
 
@@ -158,11 +169,7 @@ impl BoxService {
     /// one whose processes run (an exec's), as opposed to one whose
     /// output can be read (a stopped box's logs say why it stopped).
     pub(crate) fn container_of(&self, id: &str, running: bool) -> Result<String> {
-        validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        let row = self
-            .store
-            .get_box(id)?
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        let row = self.user_box(id)?;
         let wrong = |hint| CoreError::WrongState {
             id: id.to_owned(),
             state: row.state.as_str(),

@@ -9,3 +9,7 @@ ALTER TABLE boxes ADD COLUMN read_only INTEGER NOT NULL DEFAULT 0;
 -- engine never claim the same name (NULL: a box made before, named
 -- paddock-<id>).
 ALTER TABLE boxes ADD COLUMN container_name TEXT;
+
+-- A box made ahead for a warm pool: complete (labels, environment, guards)
+-- but not yet anybody's; a create for its project and image claims it.
+ALTER TABLE boxes ADD COLUMN warm INTEGER NOT NULL DEFAULT 0;

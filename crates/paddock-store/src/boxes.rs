@@ -79,6 +79,19 @@ pub struct BoxRow {
     /// The container's name (None: a box from before names carried the
     /// instance, named `paddock-<id>`).
     pub container_name: Option<String>,
+    /// Made ahead for a warm pool and not claimed yet: nobody's box, not
+    /// listed, never idle.
+    pub warm: bool,
+}
+
+/// What a create needs of a warm box, and what it sets on the one it gets.
+pub struct WarmClaim<'a> {
+    pub project: &'a str,
+    pub image: &'a str,
+    pub runtime: Option<&'a str>,
+    pub read_only: bool,
+    pub description: &'a str,
+    pub expires_at_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +104,7 @@ pub struct ActivationRow {
 const BOX_COLUMNS: &str = "id, project, image, description, state, container_id, network_id, \
                            error, hook_state, created_at_ms, updated_at_ms, exit_code, \
                            expires_at_ms, active_at_ms, runtime, read_only, \
-                           container_name";
+                           container_name, warm";
 
 fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
     let state: String = row.get(4)?;
@@ -121,6 +134,7 @@ fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, S
         runtime: row.get(14)?,
         read_only: row.get(15)?,
         container_name: row.get(16)?,
+        warm: row.get(17)?,
     }))
 }
 
@@ -141,8 +155,8 @@ impl Store {
     fn insert_box_capped(&self, b: &BoxRow, limit: i64) -> Result<bool> {
         let res = self.conn().execute(
             &format!(
-                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17 \
-                 WHERE (SELECT COUNT(*) FROM boxes) < ?18"
+                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18 \
+                 WHERE (SELECT COUNT(*) FROM boxes) < ?19"
             ),
             params![
                 b.id,
@@ -162,6 +176,7 @@ impl Store {
                 b.runtime,
                 b.read_only,
                 b.container_name,
+                b.warm,
                 limit
             ],
         );
@@ -268,6 +283,47 @@ impl Store {
         Ok(n == 1)
     }
 
+    /// Hands the oldest ready warm box of `project` made from `image` with
+    /// these options to a create, in one statement (two creates never get
+    /// the same box): it becomes an ordinary box, made now. Returns its id.
+    pub fn claim_warm_box(&self, claim: &WarmClaim<'_>, now: i64) -> Result<Option<String>> {
+        let id = self
+            .conn()
+            .query_row(
+                "UPDATE boxes SET warm = 0, description = ?5, expires_at_ms = ?6, \
+                     created_at_ms = ?7, updated_at_ms = ?7, active_at_ms = ?7 \
+                 WHERE id = (SELECT id FROM boxes WHERE warm = 1 AND state = 'ready' \
+                     AND project = ?1 AND image = ?2 AND runtime IS ?3 AND read_only = ?4 \
+                     ORDER BY created_at_ms, id LIMIT 1) \
+                 RETURNING id",
+                params![
+                    claim.project,
+                    claim.image,
+                    claim.runtime,
+                    claim.read_only,
+                    claim.description,
+                    claim.expires_at_ms,
+                    now
+                ],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(id)
+    }
+
+    /// The warm boxes of `project` and `image` (made or being made).
+    pub fn warm_boxes(&self, project: &str, image: &str) -> Result<Vec<String>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM boxes WHERE warm = 1 AND project = ?1 AND image = ?2 \
+             AND state IN ('creating', 'ready') ORDER BY created_at_ms, id",
+        )?;
+        let ids = stmt
+            .query_map(params![project, image], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?;
+        Ok(ids)
+    }
+
     /// Records that the box was used now: the idle timeout starts over.
     pub fn touch_box(&self, id: &str, now: i64) -> Result<()> {
         self.conn().execute(
@@ -283,7 +339,7 @@ impl Store {
     pub fn boxes_expired(&self, now: i64, idle_cutoff: Option<i64>) -> Result<Vec<String>> {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE state NOT IN ('creating', 'destroying') \
+            "SELECT id FROM boxes WHERE state NOT IN ('creating', 'destroying') AND warm = 0 \
              AND ((expires_at_ms IS NOT NULL AND expires_at_ms <= ?1) \
                   OR (?2 IS NOT NULL AND COALESCE(active_at_ms, updated_at_ms) < ?2)) \
              ORDER BY id",
@@ -399,6 +455,7 @@ pub(crate) fn test_row(id: &str) -> BoxRow {
         runtime: None,
         read_only: false,
         container_name: None,
+        warm: false,
     }
 }
 
@@ -511,5 +568,46 @@ mod tests {
         let s = Store::open(&path).unwrap();
         assert_eq!(s.list_boxes().unwrap().len(), 1);
         assert_eq!(s.meta_or_insert("instance", || "y".into()).unwrap(), "x");
+    }
+
+    #[test]
+    fn a_warm_box_is_claimed_once_and_only_by_a_matching_create() {
+        let s = Store::open_in_memory().unwrap();
+        for (id, at) in [("w1", 1), ("w2", 2)] {
+            s.insert_box(&BoxRow {
+                state: BoxState::Ready,
+                warm: true,
+                created_at_ms: at,
+                ..row(id)
+            })
+            .unwrap();
+        }
+        let claim = |image, read_only| WarmClaim {
+            project: "demo",
+            image,
+            runtime: None,
+            read_only,
+            description: "mine",
+            expires_at_ms: Some(99),
+        };
+        assert_eq!(s.claim_warm_box(&claim("other", false), 50).unwrap(), None);
+        assert_eq!(s.claim_warm_box(&claim("img", true), 50).unwrap(), None);
+        assert_eq!(s.warm_boxes("demo", "img").unwrap(), vec!["w1", "w2"]);
+        let first = s.claim_warm_box(&claim("img", false), 50).unwrap();
+        assert_eq!(first.as_deref(), Some("w1"), "the oldest first");
+        let got = s.get_box("w1").unwrap().unwrap();
+        assert!(!got.warm);
+        assert_eq!(
+            (
+                got.description.as_str(),
+                got.expires_at_ms,
+                got.created_at_ms
+            ),
+            ("mine", Some(99), 50)
+        );
+        let second = s.claim_warm_box(&claim("img", false), 51).unwrap();
+        assert_eq!(second.as_deref(), Some("w2"));
+        assert_eq!(s.claim_warm_box(&claim("img", false), 52).unwrap(), None);
+        assert!(s.warm_boxes("demo", "img").unwrap().is_empty());
     }
 }

@@ -19,7 +19,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use api_tokens::ApiTokenRow;
-pub use boxes::{ActivationRow, BoxRow, BoxState};
+pub use boxes::{ActivationRow, BoxRow, BoxState, WarmClaim};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
 

@@ -37,6 +37,8 @@ pub struct PaddockConfig {
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
     /// `[[registries]]`: logins for pulling box images.
     pub registries: Vec<paddock_core::config::RegistryConfig>,
+    /// `[[pools]]`: warm boxes per project and image.
+    pub pools: Vec<paddock_core::config::PoolConfig>,
 }
 
 impl Default for PaddockConfig {
@@ -57,6 +59,7 @@ impl Default for PaddockConfig {
             iam: IamConfig::default(),
             webhooks: Vec::new(),
             registries: core.registries,
+            pools: core.pools,
         }
     }
 }
@@ -230,6 +233,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         hooks: config.hooks,
         reconcile: config.reconcile,
         registries: config.registries,
+        pools: config.pools,
     };
     core.check()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;

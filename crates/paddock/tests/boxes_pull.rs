@@ -4,6 +4,7 @@
 //! login paddock was configured with; `always` pulls again; a registry
 //! that refuses paddock's (absent) login is `pull_failed` with its words;
 //! a tag the registry lacks is `image_not_found`; `never` pulls nothing.
+//! Over MCP, the official Python SDK receives the pull's progress.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -12,7 +13,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::egress_site::exec;
-use crate::common::{Options, Paddock, docker, test_image, wait_for_sync};
+use crate::common::{Options, Paddock, docker, run_python, test_image, wait_for_sync};
 
 const USER: &str = "puller";
 const PASSWORD: &str = "s3cret-pull-pw";
@@ -198,6 +199,26 @@ async fn a_missing_image_is_pulled_with_the_configured_login_and_its_progress_sh
         "both creates pulled"
     );
     assert!(!p.log().contains(PASSWORD), "the password is never logged");
+
+    // Over MCP, a pull is told through progress notifications (the
+    // official SDK's progress callback).
+    let out = run_python(
+        "mcp_client.py",
+        &json!({"url": format!("{}/mcp", p.url), "token": p.admin_token, "calls": [
+            ["create_box", {"project": "proj", "box_id": "by-mcp", "image": image, "pull": "always"}],
+        ]}),
+    );
+    let result = &out["results"][0];
+    assert_eq!(result["structured"]["box_id"], "by-mcp", "{result}");
+    let notes = result["progress"].as_array().unwrap();
+    assert!(!notes.is_empty(), "progress notifications: {result}");
+    assert!(
+        notes[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("pulling the image"),
+        "{result}"
+    );
 
     // A tag the registry lacks: named, nothing made.
     let missing = format!("127.0.0.1:{}/paddock-pull-none:never", registry.port);

@@ -10,6 +10,7 @@ mod boxes_cli;
 mod boxes_files;
 mod boxes_isolation;
 mod boxes_lifecycle;
+mod boxes_pool;
 mod boxes_ports;
 mod boxes_pull;
 mod boxes_rest;

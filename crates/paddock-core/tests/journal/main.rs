@@ -12,3 +12,4 @@
 mod create_destroy;
 mod fake_engine;
 mod lifecycle;
+mod pools;

@@ -1,0 +1,275 @@
+//! The boxes figures beyond MCP create/exec/destroy, each against plain
+//! `docker` in the same run:
+//!
+//! - create → first exec as a user scripts it, each step a fresh CLI
+//!   process (`paddock box create` + `paddock box exec` against `docker run
+//!   -d` + `docker exec`), with the floor that explains the gap over MCP:
+//!   what starting each CLI process costs (`paddock --version` against
+//!   `docker --version`);
+//! - the same under gVisor (`runtime = "runsc"` against `docker run
+//!   --runtime=runsc`), reported;
+//! - create → first exec claiming a warm box (`[[pools]]`), against the
+//!   same `docker run` + `docker exec`;
+//! - stop + start against `docker stop` + `docker start`;
+//! - `paddock box cp` of 100 MiB into a box against `docker cp`.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde_json::json;
+
+use crate::stats::{Samples, ratio_row};
+use crate::{Args, BENCH_TOKEN, Server, docker, mcp, timed, timed_async};
+
+/// `paddock <args>` against `server`, as a user runs it; its stdout.
+fn cli(args: &Args, server: &Server, words: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(&args.paddock)
+        .args(words)
+        .env("PADDOCK_URL", &server.url)
+        .env("PADDOCK_TOKEN", BENCH_TOKEN)
+        .output()
+        .context("running the paddock CLI")?;
+    if !out.status.success() {
+        bail!(
+            "paddock {words:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn baseline_name(what: &str, i: usize) -> String {
+    format!("paddock-bench-{what}-{}-{i}", std::process::id())
+}
+
+/// `docker run -d` (with docker's init, as boxes have) then `docker exec`.
+fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Result<()> {
+    let mut words = vec![
+        "run",
+        "-d",
+        "--init",
+        "--label",
+        "paddock.bench=1",
+        "--name",
+        name,
+    ];
+    let flag;
+    if let Some(r) = runtime {
+        flag = format!("--runtime={r}");
+        words.push(&flag);
+    }
+    words.push(&args.image);
+    docker(&words)?;
+    docker(&["exec", name, "true"])?;
+    Ok(())
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let server = Server::start_with_instance(args, "", "more")?;
+    let client = mcp::Client::connect(&format!("{}/mcp", server.url), BENCH_TOKEN).await?;
+    println!();
+    println!(
+        "{:<44} {:>12} {:>12} {:>8} {:>8}",
+        "operation (median)", "paddock", "baseline", "ratio", "goal"
+    );
+
+    // The CLI, a fresh process per step, and what a process start costs.
+    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    let (mut cli_floor, mut docker_floor) = (Samples::default(), Samples::default());
+    for i in 0..=args.iterations {
+        let (t, id) = timed(|| {
+            let id = cli(args, &server, &["box", "create", "--project", "bench"])?;
+            cli(args, &server, &["box", "exec", &id, "--", "true"])?;
+            Ok(id)
+        })?;
+        let name = baseline_name("cli", i);
+        let (b, _) = timed(|| docker_run_exec(args, &name, None))?;
+        let (f, _) = timed(|| cli(args, &server, &["--version"]).map(drop))?;
+        let (g, _) = timed(|| docker(&["--version"]).map(drop))?;
+        cli(args, &server, &["box", "rm", &id])?;
+        docker(&["rm", "-f", &name])?;
+        if i > 0 {
+            ours.push(t);
+            theirs.push(b);
+            cli_floor.push(f);
+            docker_floor.push(g);
+        }
+    }
+    ratio_row(
+        "create -> first exec: CLI vs docker run+exec",
+        &ours,
+        &theirs,
+        "<= 1.10",
+    );
+    ratio_row(
+        "floor: one CLI process start (x2 per figure)",
+        &cli_floor,
+        &docker_floor,
+        "",
+    );
+
+    // gVisor, reported (no goal).
+    let runsc = docker(&["info", "--format", "{{json .Runtimes}}"])?.contains("\"runsc\"");
+    if runsc {
+        let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+        for i in 0..=args.iterations {
+            let id = format!("gvisor-{i}");
+            let (t, _) = timed_async(async {
+                client
+                    .call(
+                        "create_box",
+                        json!({"project": "bench", "box_id": id, "runtime": "runsc"}),
+                    )
+                    .await?;
+                client
+                    .call("exec_box", json!({"box_id": id, "command": "true"}))
+                    .await
+            })
+            .await?;
+            let name = baseline_name("runsc", i);
+            let (b, _) = timed(|| docker_run_exec(args, &name, Some("runsc")))?;
+            client.call("destroy_box", json!({"box_id": id})).await?;
+            docker(&["rm", "-f", &name])?;
+            if i > 0 {
+                ours.push(t);
+                theirs.push(b);
+            }
+        }
+        ratio_row(
+            "gVisor create -> exec: MCP vs docker runsc",
+            &ours,
+            &theirs,
+            "reported",
+        );
+    } else {
+        println!("gVisor: runsc is not registered with Docker (scripts/ensure-env --runsc)");
+    }
+
+    stop_start(args, &client).await?;
+    copy_in(args, &server, &client).await?;
+    client.close().await;
+    drop(server);
+    warm_pool(args).await
+}
+
+async fn stop_start(args: &Args, client: &mcp::Client) -> anyhow::Result<()> {
+    client
+        .call("create_box", json!({"project": "bench", "box_id": "power"}))
+        .await?;
+    let name = baseline_name("power", 0);
+    docker_run_exec(args, &name, None)?;
+    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    for i in 0..=args.iterations {
+        let (t, _) = timed_async(async {
+            client.call("stop_box", json!({"box_id": "power"})).await?;
+            client.call("start_box", json!({"box_id": "power"})).await
+        })
+        .await?;
+        let (b, _) = timed(|| {
+            docker(&["stop", &name])?;
+            docker(&["start", &name])
+        })?;
+        if i > 0 {
+            ours.push(t);
+            theirs.push(b);
+        }
+    }
+    client
+        .call("destroy_box", json!({"box_id": "power"}))
+        .await?;
+    docker(&["rm", "-f", &name])?;
+    ratio_row(
+        "stop + start: MCP vs docker stop+start",
+        &ours,
+        &theirs,
+        "<= 1.20",
+    );
+    Ok(())
+}
+
+async fn copy_in(args: &Args, server: &Server, client: &mcp::Client) -> anyhow::Result<()> {
+    let file = server.dir().join("payload.bin");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&file)?);
+        let block: Vec<u8> = (0..1024 * 1024).map(|i| (i * 7 % 251) as u8).collect();
+        for _ in 0..100 {
+            out.write_all(&block)?;
+        }
+    }
+    let file = file.to_str().context("a UTF-8 temporary path")?;
+    client
+        .call("create_box", json!({"project": "bench", "box_id": "copy"}))
+        .await?;
+    let name = baseline_name("copy", 0);
+    docker_run_exec(args, &name, None)?;
+    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    for i in 0..=args.iterations {
+        let (t, _) = timed(|| cli(args, server, &["box", "cp", file, "copy:/tmp/payload"]))?;
+        let (b, _) = timed(|| docker(&["cp", file, &format!("{name}:/tmp/payload")]))?;
+        if i > 0 {
+            ours.push(t);
+            theirs.push(b);
+        }
+    }
+    client
+        .call("destroy_box", json!({"box_id": "copy"}))
+        .await?;
+    docker(&["rm", "-f", &name])?;
+    ratio_row("cp 100 MiB in: CLI vs docker cp", &ours, &theirs, "<= 1.20");
+    Ok(())
+}
+
+/// Waits until the log says `count` warm boxes were made ready.
+fn warm_boxes_made(server: &Server, count: usize) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let log = std::fs::read_to_string(server.log_path()).unwrap_or_default();
+        if log.matches("a warm box is ready").count() >= count {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the warm pool did not fill within 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+async fn warm_pool(args: &Args) -> anyhow::Result<()> {
+    let server = Server::start_logging(args, "[[pools]]\nproject = \"warm\"\nsize = 1\n", "warm")?;
+    let client = mcp::Client::connect(&format!("{}/mcp", server.url), BENCH_TOKEN).await?;
+    let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    for i in 0..=args.iterations {
+        // The pool is full again before each claim, as it is for a person
+        // who does not create boxes back to back.
+        warm_boxes_made(&server, i + 1)?;
+        let (t, id) = timed_async(async {
+            let made = client
+                .call("create_box", json!({"project": "warm"}))
+                .await?;
+            let id = made["box_id"].as_str().unwrap_or_default().to_owned();
+            client
+                .call("exec_box", json!({"box_id": id, "command": "true"}))
+                .await?;
+            Ok(id)
+        })
+        .await?;
+        let name = baseline_name("warm", i);
+        let (b, _) = timed(|| docker_run_exec(args, &name, None))?;
+        client.call("destroy_box", json!({"box_id": id})).await?;
+        docker(&["rm", "-f", &name])?;
+        if i > 0 {
+            ours.push(t);
+            theirs.push(b);
+        }
+    }
+    ratio_row(
+        "warm pool create -> exec: MCP vs docker",
+        &ours,
+        &theirs,
+        "<= 0.30",
+    );
+    client.close().await;
+    Ok(())
+}
