@@ -288,9 +288,20 @@ fn first_file_text(tar: &[u8], path: &str) -> Result<String> {
 }
 
 /// The engine's answers about a path, in the user's terms.
+/// The engine's refusals in the user's terms. Engines differ in the
+/// status they give the same refusal (Debian's 20.10 answers 500 to a
+/// destination that is a file), so its words decide.
 fn path_error(e: EngineError, path: &str) -> CoreError {
     match e {
         EngineError::NotFound(_) => CoreError::NoSuchPath(path.to_owned()),
+        EngineError::Api { message, .. } if message.contains("not a directory") => {
+            CoreError::Invalid(format!("{path} is not a directory in the box"))
+        }
+        EngineError::Api { message, .. } if message.contains("read-only") => {
+            CoreError::Invalid(format!(
+                "{path} is on the box's read-only root filesystem; write under its workspace or /tmp"
+            ))
+        }
         EngineError::Api {
             status: 400,
             message,
@@ -302,6 +313,31 @@ fn path_error(e: EngineError, path: &str) -> CoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_refusals_are_named_whatever_status_the_engine_gave() {
+        let refused = |status, message: &str| EngineError::Api {
+            status,
+            message: message.into(),
+        };
+        for status in [400, 500] {
+            let e = path_error(
+                refused(status, "extraction point is not a directory"),
+                "/tmp/f",
+            );
+            assert!(
+                matches!(&e, CoreError::Invalid(m) if m == "/tmp/f is not a directory in the box"),
+                "{e:?}"
+            );
+        }
+        let e = path_error(refused(500, "container rootfs is marked read-only"), "/etc");
+        assert!(
+            matches!(&e, CoreError::Invalid(m) if m.contains("read-only")),
+            "{e:?}"
+        );
+        let e = path_error(refused(500, "something else"), "/x");
+        assert!(matches!(e, CoreError::Engine(_)), "{e:?}");
+    }
 
     /// An archive with the given entries: (path, kind, link target). The
     /// names are written raw into the header, as a hostile client would.

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Egress};
 use crate::host_guard::bridge;
-use crate::nflog::NflogSocket;
+use crate::nflog::{NflogSocket, relay_attempts};
 
 impl Egress {
     /// The box whose network has the bridge called `name`.
@@ -40,28 +40,17 @@ pub async fn report_host_attempts(
     socket: NflogSocket,
     stop: CancellationToken,
 ) {
-    loop {
-        let attempts = tokio::select! {
-            _ = stop.cancelled() => return,
-            got = socket.next() => match got {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(error = %e, "stopped reading the host fence's refusals");
-                    return;
-                }
-            },
-        };
-        for a in attempts {
-            let who = a
-                .indev
-                .and_then(interface_name)
-                .and_then(|name| egress.identity_on_bridge(&name));
-            match who {
-                Some(who) => egress.raw_attempt(&who, a.dest, a.port, a.proto),
-                None => {
-                    tracing::debug!(dest = %a.dest, port = a.port, "a refusal on no known box's bridge")
-                }
+    relay_attempts(socket, stop, "the host fence", |a| {
+        let who = a
+            .indev
+            .and_then(interface_name)
+            .and_then(|name| egress.identity_on_bridge(&name));
+        match who {
+            Some(who) => egress.raw_attempt(&who, a.dest, a.port, a.proto),
+            None => {
+                tracing::debug!(dest = %a.dest, port = a.port, "a refusal on no known box's bridge")
             }
         }
-    }
+    })
+    .await;
 }

@@ -146,6 +146,29 @@ impl NflogSocket {
     }
 }
 
+/// Hands every attempt `socket` reads to `on`, until `stop` or a read
+/// error (logged, naming `whose`).
+pub async fn relay_attempts(
+    socket: NflogSocket,
+    stop: tokio_util::sync::CancellationToken,
+    whose: &str,
+    mut on: impl FnMut(Attempt),
+) {
+    loop {
+        let attempts = tokio::select! {
+            _ = stop.cancelled() => return,
+            got = socket.next() => match got {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, whose, "stopped reading blocked attempts");
+                    return;
+                }
+            },
+        };
+        attempts.into_iter().for_each(&mut on);
+    }
+}
+
 pub fn parse_messages(buf: &[u8]) -> Vec<Attempt> {
     let mut out = Vec::new();
     for (kind, _, body) in split(buf) {

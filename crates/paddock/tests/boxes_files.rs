@@ -76,6 +76,18 @@ async fn cp_both_ways_as_docker_cp_does() {
         ],
     );
     assert_eq!(in_box(&p, "cat /tmp/renamed.txt").await, "renamed\n");
+    // Onto that file again: replaced, as docker cp does.
+    std::fs::write(&note, "replaced\n").unwrap();
+    cli_ok(
+        &p,
+        &[
+            "box",
+            "cp",
+            note.to_str().unwrap(),
+            "files:/tmp/renamed.txt",
+        ],
+    );
+    assert_eq!(in_box(&p, "cat /tmp/renamed.txt").await, "replaced\n");
 
     // Out, into a directory here, and as a new name.
     let out_dir = here.path().join("out");
@@ -102,7 +114,7 @@ async fn cp_both_ways_as_docker_cp_does() {
             copy.to_str().unwrap(),
         ],
     );
-    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "renamed\n");
+    assert_eq!(std::fs::read_to_string(&copy).unwrap(), "replaced\n");
     // `-`: the archive itself, as `docker cp` writes it.
     let out = p.cli(&["box", "cp", "files:/tmp/renamed.txt", "-"]);
     let mut archive = tar::Archive::new(out.stdout.as_slice());

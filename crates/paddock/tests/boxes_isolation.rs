@@ -6,10 +6,10 @@
 //! before anything is made. The escape tests under gVisor are in
 //! `egress_escapes.rs`.
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::common::egress_site::{add_rule, exec};
-use crate::common::{Options, Paddock, docker};
+use crate::common::{Options, Paddock, inspect};
 
 fn options() -> Options {
     Options {
@@ -19,39 +19,21 @@ fn options() -> Options {
     }
 }
 
-fn inspect(container: &str, format: &str) -> String {
-    let out = docker(&["inspect", "-f", format, container]);
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn cli_json(p: &Paddock, args: &[&str]) -> Value {
-    let out = p.cli(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_gvisor_box_with_a_read_only_root_works_and_resolves_through_its_gateway() {
     let p = Paddock::start(options());
-    let created = cli_json(
-        &p,
-        &[
-            "box",
-            "create",
-            "--project",
-            "proj",
-            "--id",
-            "sandboxed",
-            "--runtime",
-            "runsc",
-            "--read-only",
-            "--json",
-        ],
-    );
+    let created = p.cli_json(&[
+        "box",
+        "create",
+        "--project",
+        "proj",
+        "--id",
+        "sandboxed",
+        "--runtime",
+        "runsc",
+        "--read-only",
+        "--json",
+    ]);
     assert_eq!(created["runtime"], "runsc", "{created}");
     assert_eq!(created["read_only"], true, "{created}");
     let container = p.container("sandboxed");
@@ -91,8 +73,8 @@ async fn a_gvisor_box_with_a_read_only_root_works_and_resolves_through_its_gatew
     resolves_through_gateway(&p).await;
 
     // Docker writes the resolver file again at every start.
-    cli_json(&p, &["box", "stop", "sandboxed", "--json"]);
-    let started = cli_json(&p, &["box", "start", "sandboxed", "--json"]);
+    p.cli_json(&["box", "stop", "sandboxed", "--json"]);
+    let started = p.cli_json(&["box", "start", "sandboxed", "--json"]);
     assert_eq!(started["state"], "ready", "{started}");
     resolves_through_gateway(&p).await;
     let out = exec(&p, "sandboxed", "cat /workspace/f").await;

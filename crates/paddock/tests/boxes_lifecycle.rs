@@ -7,33 +7,13 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use crate::common::egress_site::{Subscriber, Upstream, exec, gateway_of, subscribed};
-use crate::common::{Options, Paddock, docker, shell_image, wait_for};
+use crate::common::{Options, Paddock, docker, inspect, shell_image, wait_for};
 
 fn options() -> Options {
     Options {
         login_profile: false,
         ..Options::default()
     }
-}
-
-fn inspect(container: &str, format: &str) -> String {
-    let out = docker(&["inspect", "-f", format, container]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-fn cli_json(p: &Paddock, args: &[&str]) -> Value {
-    let out = p.cli(args);
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,7 +37,7 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
     let out = exec(&p, "shell", "echo kept > /tmp/kept && echo up").await;
     assert_eq!(out["stdout"], "up\n", "{out}");
 
-    let stopped = cli_json(&p, &["box", "stop", "shell", "--json"]);
+    let stopped = p.cli_json(&["box", "stop", "shell", "--json"]);
     assert_eq!(stopped["state"], "stopped", "{stopped}");
     assert_eq!(
         inspect(&p.container("shell"), "{{.State.Running}}"),
@@ -113,7 +93,7 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
         "{got}"
     );
     assert!(got["usage"]["pids"].as_u64().unwrap() >= 1, "{got}");
-    let top = cli_json(&p, &["box", "top", "--interval", "0.2", "--json"]);
+    let top = p.cli_json(&["box", "top", "--interval", "0.2", "--json"]);
     assert_eq!(top[0]["box_id"], "shell", "{top}");
     assert!(top[0]["cpu_percent"].as_f64().is_some(), "{top}");
     assert!(top[0]["memory_bytes"].as_u64().unwrap() > 0, "{top}");
@@ -139,7 +119,7 @@ async fn a_shell_image_stays_up_and_comes_back_guarded_after_a_stop_and_a_restar
     assert!(host_service.connections().is_empty());
 
     // Starting a running box, stopping a stopped one: no error, no change.
-    let again = cli_json(&p, &["box", "start", "shell", "--json"]);
+    let again = p.cli_json(&["box", "start", "shell", "--json"]);
     assert_eq!(again["state"], "ready");
     let (status, _) = p.delete("/api/v1/boxes/shell").await;
     assert_eq!(status, 204);
@@ -184,7 +164,7 @@ async fn a_box_whose_main_process_dies_says_exited_with_its_code() {
         })
         .await;
     assert!(exited.reason.contains("137"), "{}", exited.reason);
-    let listed = cli_json(&p, &["box", "ls", "--json"]);
+    let listed = p.cli_json(&["box", "ls", "--json"]);
     assert_eq!(listed[0]["exit_code"], 137, "{listed}");
     let table = p.cli(&["box", "ls"]);
     assert!(
@@ -275,7 +255,7 @@ async fn a_shell_through_a_pseudo_terminal() {
     .await;
 
     // A stopped box takes no shell; the CLI says why.
-    let stopped = cli_json(&p, &["box", "stop", "term", "--json"]);
+    let stopped = p.cli_json(&["box", "stop", "term", "--json"]);
     assert_eq!(stopped["state"], "stopped");
     let out = p.cli(&["box", "shell", "term", "-c", "true"]);
     assert_eq!(out.status.code(), Some(1));

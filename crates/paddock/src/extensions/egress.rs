@@ -16,7 +16,7 @@ use paddock_core::{
 use tokio_util::sync::CancellationToken;
 
 use paddock_egress::host_guard::HostFence;
-use paddock_egress::nflog::NflogSocket;
+use paddock_egress::nflog::{NflogSocket, relay_attempts};
 use paddock_egress::{
     Action, BoxIdentity, Egress, EgressError, PortRange, Scope, Target, dns, firewall::BoxFirewall,
     proxy,
@@ -176,21 +176,11 @@ async fn report_raw_attempts(
     socket: NflogSocket,
     stop: CancellationToken,
 ) {
-    loop {
-        let attempts = tokio::select! {
-            _ = stop.cancelled() => return,
-            got = socket.next() => match got {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::warn!(box_id = %who.box_id, error = %e, "stopped reading the box's blocked attempts");
-                    return;
-                }
-            },
-        };
-        for a in attempts {
-            egress.raw_attempt(&who, a.dest, a.port, a.proto);
-        }
-    }
+    let whose = format!("box {}", who.box_id);
+    relay_attempts(socket, stop, &whose, |a| {
+        egress.raw_attempt(&who, a.dest, a.port, a.proto)
+    })
+    .await;
 }
 
 /// `host` or `host:port` of a login profile, as a rule's target and ports.

@@ -45,6 +45,17 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
+/// `docker inspect -f format container`, which must succeed.
+pub fn inspect(container: &str, format: &str) -> String {
+    let out = docker(&["inspect", "-f", format, container]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 pub fn docker(args: &[&str]) -> std::process::Output {
     Command::new("docker")
         .args(args)
@@ -362,6 +373,17 @@ impl Paddock {
     /// This instance's containers, by name, and its box networks in use,
     /// each named by the container attached to it. Idle pool networks
     /// (spares) are left out; see [`Paddock::idle_networks`].
+    /// The CLI's `--json` answer to `args`, which must succeed.
+    pub fn cli_json(&self, args: &[&str]) -> Value {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
     /// The name of box `box_id`'s container (it carries the instance).
     pub fn container(&self, box_id: &str) -> String {
         format!("paddock-{}-{box_id}", self.instance)
