@@ -205,12 +205,22 @@ async fn copy_in(args: &Args, server: &Server, client: &mcp::Client) -> anyhow::
     let name = baseline_name("copy", 0);
     docker_run_exec(args, &name, None)?;
     let (mut ours, mut theirs) = (Samples::default(), Samples::default());
+    let mut spool_floor = Samples::default();
+    let spooled = server.dir().join("spooled.bin");
     for i in 0..=args.iterations {
         let (t, _) = timed(|| cli(args, server, &["box", "cp", file, "copy:/tmp/payload"]))?;
         let (b, _) = timed(|| docker(&["cp", file, &format!("{name}:/tmp/payload")]))?;
+        // What checking an upload whole costs at least: writing it to a
+        // file and reading it back once (paddock spools it on both sides).
+        let (f, _) = timed(|| {
+            std::fs::copy(file, &spooled)?;
+            std::io::copy(&mut std::fs::File::open(&spooled)?, &mut std::io::sink())?;
+            Ok(())
+        })?;
         if i > 0 {
             ours.push(t);
             theirs.push(b);
+            spool_floor.push(f);
         }
     }
     client

@@ -139,8 +139,11 @@ impl BoxService {
         })
         .await
         .map_err(|e| CoreError::Invalid(format!("checking the archive failed: {e}")))??;
-        let body: ArchiveBody = Box::pin(tokio_util::io::ReaderStream::new(
+        // Large reads: each read of a tokio file is a trip to the blocking
+        // pool, and at the default 4 KiB that trip is the cost.
+        let body: ArchiveBody = Box::pin(tokio_util::io::ReaderStream::with_capacity(
             tokio::fs::File::from_std(tar),
+            1024 * 1024,
         ));
         self.engine
             .upload_archive(&container, dir, body)

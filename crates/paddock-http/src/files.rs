@@ -94,7 +94,10 @@ async fn spool(body: Body, limit_bytes: u64) -> Result<std::fs::File, ApiError> 
         .await
         .map_err(|e| io(std::io::Error::other(e)))?
         .map_err(io)?;
-    let mut file = tokio::io::BufWriter::new(tokio::fs::File::from_std(file));
+    // A large buffer: each write of a tokio file is a trip to the
+    // blocking pool.
+    let mut file =
+        tokio::io::BufWriter::with_capacity(1024 * 1024, tokio::fs::File::from_std(file));
     let mut stream = body.into_data_stream();
     let mut total_bytes = 0u64;
     while let Some(chunk) = stream.next().await {

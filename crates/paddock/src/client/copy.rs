@@ -162,8 +162,11 @@ async fn put_archive(
     tar: std::fs::File,
 ) -> anyhow::Result<()> {
     let length = tar.metadata()?.len();
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::new(
+    // Large reads: each read of a tokio file is a trip to the blocking
+    // pool, and at the default 4 KiB that trip, not the bytes, is the cost.
+    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
         tokio::fs::File::from_std(tar),
+        1024 * 1024,
     ));
     client
         .send(
