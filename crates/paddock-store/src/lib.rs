@@ -12,6 +12,7 @@ mod egress;
 mod git_tokens;
 mod migrate;
 mod ports;
+mod warm;
 
 use parking_lot::{Mutex, MutexGuard};
 use std::path::Path;
@@ -19,9 +20,10 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use api_tokens::ApiTokenRow;
-pub use boxes::{ActivationRow, BoxRow, BoxState, WarmClaim};
+pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
+pub use warm::WarmClaim;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
