@@ -43,6 +43,20 @@ fn baseline_name(what: &str, i: usize) -> String {
     format!("paddock-bench-{what}-{}-{i}", std::process::id())
 }
 
+/// One baseline round, `docker run -d` + `docker exec` timed, its
+/// container removed after the clock stops.
+fn timed_baseline(
+    args: &Args,
+    what: &str,
+    i: usize,
+    runtime: Option<&str>,
+) -> anyhow::Result<Duration> {
+    let name = baseline_name(what, i);
+    let (took, _) = timed(|| docker_run_exec(args, &name, runtime))?;
+    docker(&["rm", "-f", &name])?;
+    Ok(took)
+}
+
 /// `docker run -d` (with docker's init, as boxes have) then `docker exec`.
 fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Result<()> {
     let mut words = vec![
@@ -83,12 +97,10 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
             cli(args, &server, &["box", "exec", &id, "--", "true"])?;
             Ok(id)
         })?;
-        let name = baseline_name("cli", i);
-        let (b, _) = timed(|| docker_run_exec(args, &name, None))?;
+        let b = timed_baseline(args, "cli", i, None)?;
         let (f, _) = timed(|| cli(args, &server, &["--version"]).map(drop))?;
         let (g, _) = timed(|| docker(&["--version"]).map(drop))?;
         cli(args, &server, &["box", "rm", &id])?;
-        docker(&["rm", "-f", &name])?;
         if i > 0 {
             ours.push(t);
             theirs.push(b);
@@ -127,10 +139,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
                     .await
             })
             .await?;
-            let name = baseline_name("runsc", i);
-            let (b, _) = timed(|| docker_run_exec(args, &name, Some("runsc")))?;
+            let b = timed_baseline(args, "runsc", i, Some("runsc"))?;
             client.call("destroy_box", json!({"box_id": id})).await?;
-            docker(&["rm", "-f", &name])?;
             if i > 0 {
                 ours.push(t);
                 theirs.push(b);
@@ -265,10 +275,8 @@ async fn warm_pool(args: &Args) -> anyhow::Result<()> {
             Ok(id)
         })
         .await?;
-        let name = baseline_name("warm", i);
-        let (b, _) = timed(|| docker_run_exec(args, &name, None))?;
+        let b = timed_baseline(args, "warm", i, None)?;
         client.call("destroy_box", json!({"box_id": id})).await?;
-        docker(&["rm", "-f", &name])?;
         if i > 0 {
             ours.push(t);
             theirs.push(b);

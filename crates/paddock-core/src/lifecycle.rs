@@ -15,7 +15,7 @@ use crate::BoxSetup;
 use crate::config::{EVENT_CREATE, EVENT_DESTROY, PullPolicy};
 use crate::hooks::{self, HookBox};
 use crate::main_process::MainProcess;
-use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
+use crate::model::{BoxView, CreateBox, CreatedBox, expires_at_ms, now_ms};
 use crate::options::{self, BoxOptions};
 use crate::pools::WarmWanted;
 use crate::{BoxService, CoreError, Result, labels, validate};
@@ -111,7 +111,7 @@ impl BoxService {
             created_at_ms: now,
             updated_at_ms: now,
             exit_code: None,
-            expires_at_ms: ttl_secs.map(|t| now.saturating_add((t as i64).saturating_mul(1000))),
+            expires_at_ms: expires_at_ms(now, ttl_secs),
             active_at_ms: now,
             runtime: options.runtime,
             read_only: options.read_only,
@@ -293,19 +293,19 @@ impl BoxService {
     }
 
     async fn guard_started(&self, row: &BoxRow, container: &str) -> Result<()> {
+        if self.extensions.is_empty() {
+            return Ok(());
+        }
         let network = self
             .store
             .get_box(&row.id)?
             .and_then(|r| r.network_id)
             .unwrap_or_default();
-        if options::own_network_stack(row.runtime.as_deref()) && !self.extensions.is_empty() {
+        if options::own_network_stack(row.runtime.as_deref()) {
             // Docker's embedded resolver is out of such a box's reach; the
             // gateway's own is not.
             let gateway = self.gateway_of(&network).await?;
             self.engine.point_resolver(container, gateway).await?;
-        }
-        if self.extensions.is_empty() {
-            return Ok(());
         }
         let pid = self.engine.container_pid(container).await?;
         for ext in &self.extensions {

@@ -92,6 +92,13 @@ impl From<paddock_docker::Usage> for BoxUsage {
     }
 }
 
+/// When a box made (or claimed) at `now_ms` with `ttl_secs` to live
+/// expires, in Unix milliseconds.
+pub(crate) fn expires_at_ms(now_ms: i64, ttl_secs: Option<u64>) -> Option<i64> {
+    ttl_secs
+        .map(|t| now_ms.saturating_add(i64::try_from(t).unwrap_or(i64::MAX).saturating_mul(1000)))
+}
+
 /// Unix milliseconds as RFC 3339.
 fn rfc3339(at_ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(at_ms) * 1_000_000)

@@ -10,7 +10,7 @@
 
 use tokio::sync::{Mutex, Notify};
 
-use crate::model::{BoxView, CreateBox, CreatedBox, now_ms};
+use crate::model::{BoxView, CreateBox, CreatedBox, expires_at_ms, now_ms};
 use crate::options::BoxOptions;
 use crate::{BoxService, CoreError, Result};
 use paddock_store::{BoxState, WarmClaim};
@@ -51,9 +51,7 @@ impl BoxService {
             runtime: wanted.options.runtime.as_deref(),
             read_only: wanted.options.read_only,
             description: wanted.description,
-            expires_at_ms: wanted
-                .ttl_secs
-                .map(|t| now.saturating_add((t as i64).saturating_mul(1000))),
+            expires_at_ms: expires_at_ms(now, wanted.ttl_secs),
         };
         let claimed = self.store.claim_warm_box(&claim, now)?;
         self.pools.wanted.notify_one();
@@ -61,12 +59,13 @@ impl BoxService {
             return Ok(None);
         };
         tracing::info!(box_id = %id, project = wanted.project, image = wanted.image, "claimed a warm box");
-        let _guard = self.lock_box(&id).await;
+        let guard = self.lock_box(&id).await;
         let activation_url = match self.config.profile_for(wanted.image).cloned() {
             Some(profile) => match self.start_claimed_login(&id, &profile).await {
                 Ok(url) => Some(url),
                 Err(e) => {
-                    drop(_guard);
+                    // The destroy takes the box's lock itself.
+                    drop(guard);
                     if let Err(gone) = self.destroy_because(&id, "its login could not start").await
                     {
                         tracing::warn!(box_id = %id, error = %gone, "cannot remove a claimed box whose login failed");
