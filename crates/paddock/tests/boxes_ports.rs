@@ -22,9 +22,12 @@ fn curl(args: &[&str]) -> (u16, String) {
     (code.trim().parse().unwrap_or(0), body.to_owned())
 }
 
-/// A service in the box on `port` that answers an upgrade with 101 and
-/// then echoes, keeping the request's head in /tmp/head.
-const UPGRADE_SERVER: &str = "nc -ll -p 9000 -e sh -c \"printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'; while read -r line; do echo \\\"\\$line\\\" >> /tmp/head; [ \\\"\\$line\\\" = \\\"\\$(printf '\\r')\\\" ] && break; done; cat\" >/dev/null 2>&1 &";
+/// A service in the box on `port` that reads the request's head (keeping
+/// it in /tmp/head), answers the upgrade with 101 and then echoes. It
+/// answers only after the request, as a real server does: an HTTP client
+/// may take an answer that comes before its request for a broken
+/// connection.
+const UPGRADE_SERVER: &str = "nc -ll -p 9000 -e sh -c \"while read -r line; do echo \\\"\\$line\\\" >> /tmp/head; [ \\\"\\$line\\\" = \\\"\\$(printf '\\r')\\\" ] && break; done; printf 'HTTP/1.1 101 Switching Protocols\\r\\nUpgrade: echo\\r\\nConnection: Upgrade\\r\\n\\r\\n'; cat\" >/dev/null 2>&1 &";
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_published_port_is_reached_with_a_token_and_closed_with_its_box() {
