@@ -192,9 +192,19 @@ pub struct ImageProfile {
     /// Login command, run in the box with stdin open (argv form).
     #[serde(default)]
     pub login_command: Vec<String>,
-    /// Regex matching the authorize URL the login command prints.
+    /// How the login is finished: `paste_code` (the person pastes the
+    /// code the sign-in page gives them; it goes to the command's stdin)
+    /// or `device_code` (the person enters the command's user code at the
+    /// sign-in page; nothing is pasted, the command sees it done itself).
+    #[serde(default)]
+    pub login: LoginShape,
+    /// Regex matching the sign-in URL the login command prints.
     #[serde(default = "default_url_pattern")]
     pub url_pattern: String,
+    /// For `device_code`: regex matching the user code the command prints
+    /// (its first capture group, else the whole match).
+    #[serde(default)]
+    pub user_code_pattern: Option<String>,
     /// What the login itself must reach (`host` or `host:port`, e.g. the
     /// identity provider's token endpoint): allowed for the box while its
     /// login runs, and no longer.
@@ -215,6 +225,16 @@ pub struct ImageProfile {
     /// When this image is pulled (overrides `[boxes] pull`).
     #[serde(default)]
     pub pull: Option<PullPolicy>,
+}
+
+/// The two ways agent CLIs finish an OAuth login without a browser in the
+/// box.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginShape {
+    #[default]
+    PasteCode,
+    DeviceCode,
 }
 
 fn default_url_pattern() -> String {
@@ -260,6 +280,19 @@ impl CoreConfig {
         for p in &self.profiles {
             regex::Regex::new(&p.url_pattern)
                 .map_err(|e| format!("profile {:?}: url_pattern: {e}", p.image))?;
+            match (&p.user_code_pattern, p.login) {
+                (Some(pattern), _) => {
+                    regex::Regex::new(pattern)
+                        .map_err(|e| format!("profile {:?}: user_code_pattern: {e}", p.image))?;
+                }
+                (None, LoginShape::DeviceCode) => {
+                    return Err(format!(
+                        "profile {:?}: a device_code login needs user_code_pattern",
+                        p.image
+                    ));
+                }
+                (None, LoginShape::PasteCode) => {}
+            }
         }
         for h in &self.hooks {
             if h.command.is_empty() {

@@ -112,6 +112,8 @@ mod tests {
             image: "agent".into(),
             login_command: Vec::new(),
             url_pattern: String::new(),
+            login: Default::default(),
+            user_code_pattern: None,
             login_destinations: Vec::new(),
             command: Vec::new(),
             runtime: Some("runsc".into()),

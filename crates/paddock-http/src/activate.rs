@@ -22,7 +22,7 @@ use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use paddock_clearance::{EventKind, PendingRequest, Verdict, VerdictScope};
-use paddock_core::{ActivationStatus, CoreError, SubmitOutcome};
+use paddock_core::{ActivationPage, ActivationStatus, CoreError, LoginPrompt, SubmitOutcome};
 use paddock_iam::{Capability, Resource};
 use serde::Deserialize;
 
@@ -145,21 +145,7 @@ async fn show(
     let decide = may_decide(&s, caller.as_deref(), status.box_id(), status.project()).await;
     let held = held_section(&token, status.box_id(), &held, decide, &csrf);
     match status {
-        ActivationStatus::Open(p) => page(
-            StatusCode::OK,
-            "Activate your box",
-            &format!(
-                "<p>Box <strong>{box_id}</strong> for project <strong>{project}</strong> needs you to sign in.</p>\
-                 <ol><li><a class=\"button\" id=\"authorize\" href=\"{url}\" target=\"_blank\" rel=\"noopener noreferrer\">Open the sign-in page</a></li>\
-                 <li>Paste the code it gives you here. It goes straight to the box and nowhere else.\
-                 <form method=\"post\">{csrf}<input name=\"code\" id=\"code\" autocomplete=\"off\" required autofocus>\
-                 <button type=\"submit\">Activate</button></form></li></ol>{held}\
-                 <p class=\"muted\">This link works once.</p>",
-                box_id = escape(&p.box_id),
-                project = escape(&p.project),
-                url = escape(&p.authorize_url),
-            ),
-        ),
+        ActivationStatus::Open(p) => open_page(&p, &csrf, &held),
         ActivationStatus::Waiting { box_id, .. } => refreshing(page(
             StatusCode::OK,
             "Signing in",
@@ -178,6 +164,50 @@ async fn show(
             "Activation failed",
             &format!("<p class=\"bad\" id=\"result\">{}</p>", escape(&message)),
         ),
+    }
+}
+
+/// A link whose login runs: what the person does now.
+fn open_page(p: &ActivationPage, csrf: &str, held: &str) -> Response {
+    let intro = format!(
+        "<p>Box <strong>{}</strong> for project <strong>{}</strong> needs you to sign in.</p>",
+        escape(&p.box_id),
+        escape(&p.project)
+    );
+    match &p.prompt {
+        LoginPrompt::Starting => refreshing(page(
+            StatusCode::OK,
+            "Starting the sign-in",
+            &format!(
+                "{intro}<p id=\"result\">The agent's login is starting; this page shows what to do as soon as it can.</p>{held}"
+            ),
+        )),
+        LoginPrompt::PasteCode { authorize_url } => page(
+            StatusCode::OK,
+            "Activate your box",
+            &format!(
+                "{intro}<ol><li><a class=\"button\" id=\"authorize\" href=\"{url}\" target=\"_blank\" rel=\"noopener noreferrer\">Open the sign-in page</a></li>\
+                 <li>Paste the code it gives you here. It goes straight to the box and nowhere else.\
+                 <form method=\"post\">{csrf}<input name=\"code\" id=\"code\" autocomplete=\"off\" required autofocus>\
+                 <button type=\"submit\">Activate</button></form></li></ol>{held}\
+                 <p class=\"muted\">This link works once.</p>",
+                url = escape(authorize_url),
+            ),
+        ),
+        LoginPrompt::DeviceCode {
+            verification_url,
+            user_code,
+        } => refreshing(page(
+            StatusCode::OK,
+            "Activate your box",
+            &format!(
+                "{intro}<ol><li><a class=\"button\" id=\"authorize\" href=\"{url}\" target=\"_blank\" rel=\"noopener noreferrer\">Open the sign-in page</a></li>\
+                 <li>Enter this code there: <strong class=\"code\" id=\"user-code\">{code}</strong></li></ol>\
+                 <p class=\"muted\">Nothing to paste here: the box notices the sign-in itself, and this page follows it.</p>{held}",
+                url = escape(verification_url),
+                code = escape(user_code),
+            ),
+        )),
     }
 }
 

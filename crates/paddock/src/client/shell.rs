@@ -106,6 +106,14 @@ pub async fn shell(client: &Client, id: &str, command: Option<&str>) -> anyhow::
     let mut stdin_open = true;
     loop {
         tokio::select! {
+            // A resize noticed is sent before keys read with it, so what
+            // is typed after a resize runs in the new size.
+            biased;
+            _ = resized.recv() => {
+                if let Some((cols, rows)) = window_size() {
+                    to_box.send(Message::Text(json!({"resize": [cols, rows]}).to_string().into())).await?;
+                }
+            }
             read = input.read(&mut buf), if stdin_open => match read {
                 Ok(0) | Err(_) => {
                     // Input ended (a pipe): the box's shell reads end of
@@ -115,11 +123,6 @@ pub async fn shell(client: &Client, id: &str, command: Option<&str>) -> anyhow::
                 }
                 Ok(n) => to_box.send(Message::Binary(buf[..n].to_vec().into())).await?,
             },
-            _ = resized.recv() => {
-                if let Some((cols, rows)) = window_size() {
-                    to_box.send(Message::Text(json!({"resize": [cols, rows]}).to_string().into())).await?;
-                }
-            }
             message = from_box.next() => match message {
                 Some(Ok(Message::Binary(bytes))) => {
                     output.write_all(&bytes).await?;
