@@ -6,6 +6,7 @@
 mod common;
 
 mod activation;
+mod activation_device;
 mod boxes_cli;
 mod boxes_files;
 mod boxes_isolation;

@@ -31,7 +31,7 @@ pub fn test_image() -> &'static str {
     BUILT.get_or_init(|| {
         let ctx = tempfile::tempdir().unwrap();
         busybox_rootfs(ctx.path());
-        for f in ["Dockerfile", "fake-login"] {
+        for f in ["Dockerfile", "fake-login", "fake-device-login"] {
             std::fs::copy(fixtures().join("box-image").join(f), ctx.path().join(f)).unwrap();
         }
         let out = docker(&[
