@@ -27,7 +27,7 @@ mod terminal;
 pub mod validate;
 mod watch;
 
-pub use activation::{ActivationPage, ActivationStatus, LoginPrompt, SubmitOutcome};
+pub use activation::{ActivationPage, ActivationStatus, LoginPrompt, SubmitOutcome, find_prompt};
 pub use config::CoreConfig;
 pub use engine::{BoxEngine, ContainerEvents, EngineFuture, LabelFilter};
 pub use error::CoreError;

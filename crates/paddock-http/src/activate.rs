@@ -202,7 +202,7 @@ fn open_page(p: &ActivationPage, csrf: &str, held: &str) -> Response {
             "Activate your box",
             &format!(
                 "{intro}<ol><li><a class=\"button\" id=\"authorize\" href=\"{url}\" target=\"_blank\" rel=\"noopener noreferrer\">Open the sign-in page</a></li>\
-                 <li>Enter this code there: <strong class=\"code\" id=\"user-code\">{code}</strong></li></ol>\
+                 <li>Enter this code there:<br><strong class=\"code\" id=\"user-code\">{code}</strong></li></ol>\
                  <p class=\"muted\">Nothing to paste here: the box notices the sign-in itself, and this page follows it.</p>{held}",
                 url = escape(verification_url),
                 code = escape(user_code),

@@ -33,7 +33,7 @@ pub(crate) fn page(status: StatusCode, title: &str, body: &str) -> Response {
          body{{font-family:system-ui,sans-serif;max-width:40rem;margin:3rem auto;padding:0 1rem;color:#222}}\
          a.button,button{{display:inline-block;padding:.6rem 1rem;border-radius:.4rem;border:1px solid #335;background:#335;color:#fff;text-decoration:none;font-size:1rem}}\
          input{{font-size:1rem;padding:.5rem;width:100%;box-sizing:border-box;margin:.5rem 0}}\
-         .muted{{color:#666}} .ok{{color:#060}} .bad{{color:#a00}}</style></head>\
+         .muted{{color:#666}} .ok{{color:#060}} .bad{{color:#a00}} .code{{font:1.5rem monospace;letter-spacing:.1em;user-select:all}}</style></head>\
          <body><h1>{title}</h1>{body}</body></html>",
         title = escape(title)
     );

@@ -140,6 +140,27 @@ pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
     resolve(config)
 }
 
+/// The `[[profiles]]` shipped for the images `scripts/build-agent-image`
+/// makes (Claude Code's and Codex's logins).
+const SHIPPED_PROFILES: &str = include_str!("agent_profiles.toml");
+
+/// The configured profiles, then each shipped one whose image none of
+/// them names: a configured profile replaces a shipped one.
+fn with_shipped_profiles(mut configured: Vec<ImageProfile>) -> anyhow::Result<Vec<ImageProfile>> {
+    #[derive(Deserialize)]
+    struct Shipped {
+        profiles: Vec<ImageProfile>,
+    }
+    let shipped: Shipped =
+        toml::from_str(SHIPPED_PROFILES).context("the shipped agent profiles")?;
+    for profile in shipped.profiles {
+        if !configured.iter().any(|p| p.image == profile.image) {
+            configured.push(profile);
+        }
+    }
+    Ok(configured)
+}
+
 fn read_file(path: &Path) -> anyhow::Result<toml::Table> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read config file {}", path.display()))?;
@@ -229,7 +250,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         instance: config.instance,
         boxes: config.boxes,
         activation: config.activation,
-        profiles: config.profiles,
+        profiles: with_shipped_profiles(config.profiles)?,
         hooks: config.hooks,
         reconcile: config.reconcile,
         registries: config.registries,
@@ -267,6 +288,51 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect::<Vec<_>>()
             .into_iter()
+    }
+
+    #[test]
+    fn the_shipped_agent_profiles_hold_and_a_configured_one_replaces_its_image() {
+        let shipped = with_shipped_profiles(Vec::new()).unwrap();
+        let images: Vec<&str> = shipped.iter().map(|p| p.image.as_str()).collect();
+        assert_eq!(images, ["paddock-agent:claude", "paddock-agent:codex"]);
+        let core = CoreConfig {
+            profiles: shipped.clone(),
+            ..CoreConfig::default()
+        };
+        core.check().unwrap();
+
+        let mut mine = shipped[0].clone();
+        mine.login_destinations.clear();
+        let merged = with_shipped_profiles(vec![mine]).unwrap();
+        assert_eq!(merged.len(), 2);
+        assert!(merged[0].login_destinations.is_empty());
+        assert_eq!(merged[1].image, "paddock-agent:codex");
+    }
+
+    #[test]
+    fn the_shipped_profiles_find_what_the_agents_print() {
+        use paddock_core::{LoginPrompt, find_prompt};
+        let shipped = with_shipped_profiles(Vec::new()).unwrap();
+        // `claude auth login` 2.1.332, on a pipe.
+        let said = "Opening browser to sign in\u{2026}\nIf the browser didn't open, visit:\n\
+                    https://claude.ai/oauth/authorize?z-BQ9wdEhBIzinQVfMEto\nPaste code here if prompted > ";
+        assert_eq!(
+            find_prompt(&shipped[0], said.as_bytes()).unwrap(),
+            Some(LoginPrompt::PasteCode {
+                authorize_url: "https://claude.ai/oauth/authorize?z-BQ9wdEhBIzinQVfMEto".into()
+            })
+        );
+        // `codex login --device-auth` 0.171.0, coloured as it prints.
+        let said = "1. Open this link in your browser and sign in to your account\n   \
+                    \x1b[94mhttps://auth.openai.com/codex/device\x1b[0m\n\n2. Enter this one-time code \
+                    \x1b[90m(expires in 15 minutes)\x1b[0m\n   \x1b[94mQX7R-9KDP2\x1b[0m\n";
+        assert_eq!(
+            find_prompt(&shipped[1], said.as_bytes()).unwrap(),
+            Some(LoginPrompt::DeviceCode {
+                verification_url: "https://auth.openai.com/codex/device".into(),
+                user_code: "QX7R-9KDP2".into()
+            })
+        );
     }
 
     #[test]

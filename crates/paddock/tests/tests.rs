@@ -7,6 +7,7 @@ mod common;
 
 mod activation;
 mod activation_device;
+mod agent_image;
 mod boxes_cli;
 mod boxes_files;
 mod boxes_isolation;

@@ -19,7 +19,7 @@
 mod follow;
 mod prompt;
 
-pub use prompt::LoginPrompt;
+pub use prompt::{LoginPrompt, find_prompt};
 
 use parking_lot::Mutex;
 use std::collections::HashMap;

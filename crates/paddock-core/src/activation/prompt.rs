@@ -85,6 +85,12 @@ impl PromptFinder {
     }
 }
 
+/// What `profile` finds in a login command's whole `output`: a check for
+/// a profile against what its agent is known to print.
+pub fn find_prompt(profile: &ImageProfile, output: &[u8]) -> Result<Option<LoginPrompt>> {
+    Ok(PromptFinder::new(profile)?.feed(output))
+}
+
 /// `text` without terminal control sequences: CSI (`ESC [ … final`), OSC
 /// (`ESC ] … BEL` or `ESC \`), other two-byte escapes, and control
 /// characters other than newline and tab. Carriage returns become

@@ -134,3 +134,43 @@ pub fn shell_image() -> &'static str {
     });
     SHELL_IMAGE
 }
+
+/// The agent image (`scripts/build-agent-image`: Debian, Claude Code and
+/// Codex from the npm registry), built once if this machine lacks it —
+/// the one test image that needs the package registries.
+pub fn agent_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let present = ["paddock-agent:claude", "paddock-agent:codex"]
+            .iter()
+            .all(|tag| docker(&["image", "inspect", tag]).status.success());
+        if present {
+            return;
+        }
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/build-agent-image");
+        let out = Command::new(script).output().unwrap();
+        assert!(
+            out.status.success(),
+            "scripts/build-agent-image: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    "paddock-agent"
+}
+
+/// The profiles paddock ships for the agent image, as configuration with
+/// nothing allowed for the logins: what they reach is held (and a test
+/// denies it), so nothing ever leaves this machine.
+pub fn agent_profiles_held_toml() -> String {
+    let shipped: toml::Table =
+        toml::from_str(include_str!("../../src/agent_profiles.toml")).unwrap();
+    let mut profiles = shipped["profiles"].as_array().unwrap().clone();
+    for p in &mut profiles {
+        p.as_table_mut()
+            .unwrap()
+            .insert("login_destinations".into(), toml::Value::Array(Vec::new()));
+    }
+    let mut table = toml::Table::new();
+    table.insert("profiles".into(), toml::Value::Array(profiles));
+    toml::to_string(&table).unwrap()
+}

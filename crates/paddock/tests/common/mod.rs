@@ -12,7 +12,10 @@ pub mod issuer;
 mod python;
 pub mod terok;
 
-pub use images::{TEST_IMAGE, git_image, networked_login_toml, shell_image, test_image};
+pub use images::{
+    TEST_IMAGE, agent_image, agent_profiles_held_toml, git_image, networked_login_toml,
+    shell_image, test_image,
+};
 pub use python::{python, run_python};
 
 /// Every capability name but one: what a token one capability short holds.
