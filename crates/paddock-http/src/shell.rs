@@ -27,7 +27,7 @@ use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 /// Keystrokes and pastes arrive in small frames; this is ample.
-const MAX_MESSAGE: usize = 256 * 1024;
+pub(crate) const MAX_MESSAGE: usize = 256 * 1024;
 /// How long a hung-up command gets before it is killed.
 const HANGUP_GRACE: Duration = Duration::from_secs(2);
 
@@ -83,7 +83,9 @@ async fn open(
         .on_upgrade(move |socket| session(socket, exec, boxes)))
 }
 
-async fn session(socket: WebSocket, exec: InteractiveExec, boxes: Arc<BoxService>) {
+/// Bridges a client's socket and a terminal exec until the command ends
+/// (then `{"exit_code"}`) or the client goes (then a hang-up).
+pub(crate) async fn session(socket: WebSocket, exec: InteractiveExec, boxes: Arc<BoxService>) {
     let InteractiveExec {
         exec_id,
         mut output,

@@ -327,6 +327,20 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(BoxLogs),
         BoxInPath,
     ),
+    // A terminal in the page: exec with a person at the keys, as the
+    // REST shell.
+    op(
+        Page,
+        "GET /console/boxes/{id}/terminal",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
+    op(
+        Page,
+        "GET /console/boxes/{id}/terminal/socket",
+        Requires(BoxExec),
+        BoxInPath,
+    ),
     op(
         Page,
         "POST /console/boxes/{id}/shield",

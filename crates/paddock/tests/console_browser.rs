@@ -8,62 +8,10 @@
 //! leaves no secret in the address bar; revoking the token that opened a
 //! console signs it out.
 
-use std::path::Path;
-use std::process::Command;
-use std::time::Duration;
-
-use crate::common::driven::Driven;
+use crate::common::console::{Browsers, console_link, screenshots_dir};
 use crate::common::egress_site::*;
-use crate::common::{Options, Paddock, python, run_python};
+use crate::common::{Options, Paddock, run_python};
 use serde_json::{Value, json};
-
-/// The console driver: several Chromiums, one command at a time.
-struct Browsers(Driven);
-
-impl Browsers {
-    fn start(p: &Paddock) -> Self {
-        let mut cmd = Command::new(python());
-        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console_driver.py"));
-        // Chromium's profiles and temporary files go into the paddock's
-        // own directory, removed with it however the test ends (the
-        // driver is killed, not asked, when the test fails).
-        cmd.env("TMPDIR", p.dir.path());
-        let driven = Driven::run(cmd, p);
-        driven.line_where("ready", |l| l.starts_with("{\"ok\": \"ready\""));
-        Self(driven)
-    }
-
-    /// One command's answer; a driver error fails the test with it.
-    fn ask(&mut self, command: &str) -> Value {
-        self.0.type_line(command);
-        let line = self.0.line_within(command, Duration::from_secs(90), |l| {
-            l.starts_with("{\"ok\"") || l.starts_with("{\"error\"")
-        });
-        let answer: Value = serde_json::from_str(&line).unwrap();
-        assert!(answer.get("error").is_none(), "{command}: {answer}");
-        answer["ok"].clone()
-    }
-}
-
-/// Where to save the console's screenshots for the README, when asked
-/// (`PADDOCK_SCREENSHOTS=docs/screenshots`).
-fn screenshots_dir() -> Option<std::path::PathBuf> {
-    let dir = std::path::PathBuf::from(std::env::var_os("PADDOCK_SCREENSHOTS")?);
-    std::fs::create_dir_all(&dir).ok()?;
-    std::fs::canonicalize(dir).ok()
-}
-
-async fn console_link(p: &Paddock, token: &str) -> String {
-    let response = p
-        .client_as(token)
-        .post(format!("{}/api/v1/console/links", p.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let body: Value = response.json().await.unwrap();
-    body["url"].as_str().unwrap().to_owned()
-}
 
 fn options() -> Options {
     Options {

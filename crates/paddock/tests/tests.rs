@@ -21,6 +21,7 @@ mod clearance_terok;
 mod console_browser;
 mod console_feed;
 mod console_pages;
+mod console_terminal;
 mod egress;
 mod egress_ahead;
 mod egress_controls;

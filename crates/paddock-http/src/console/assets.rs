@@ -6,7 +6,7 @@ use axum::extract::Path;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-const FILES: [(&str, &str, &str); 3] = [
+const FILES: [(&str, &str, &str); 4] = [
     (
         "console.css",
         "text/css; charset=utf-8",
@@ -17,6 +17,11 @@ const FILES: [(&str, &str, &str); 3] = [
         "console.js",
         "text/javascript; charset=utf-8",
         include_str!("assets/console.js"),
+    ),
+    (
+        "terminal.js",
+        "text/javascript; charset=utf-8",
+        include_str!("assets/terminal.js"),
     ),
 ];
 

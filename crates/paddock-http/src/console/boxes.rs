@@ -95,7 +95,8 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
          <td data-label=\"Project\">{project}</td><td data-label=\"Image\">{image}</td>\
          <td data-label=\"Age\">{age}</td><td data-label=\"State\">{state_text}</td>\
          <td data-label=\"Shield\">{shield}</td>\
-         <td class=\"actions\">{shield_forms}{activation}<a href=\"/console/boxes/{id}/logs\">Logs</a>\
+         <td class=\"actions\">{shield_forms}{activation}<a href=\"/console/boxes/{id}/logs\">Logs</a> \
+         <a href=\"/console/boxes/{id}/terminal\" id=\"terminal-{id}\">Terminal</a>\
          <form method=\"post\" action=\"/console/boxes/{id}/destroy\" class=\"inline\">{csrf}\
          <button type=\"submit\" class=\"danger\" id=\"destroy-{id}\">Destroy</button></form></td></tr>",
         project = escape(&view.project),

@@ -42,24 +42,27 @@ pub(crate) async fn feed(
     headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
-    // Browsers always name the page's origin on a WebSocket; the origin
-    // guard already checked it is ours. A socket without one is no page's.
-    if !headers.contains_key(header::ORIGIN) {
-        return Err(crate::auth::forbidden(
-            "the console's socket is for the console's page (no Origin)",
-        ));
-    }
-    let Some(session) = crate::signin::cookie(&headers, crate::signin::SESSION_COOKIE) else {
-        return Err(crate::auth::forbidden(
-            "the console's socket needs a session",
-        ));
-    };
-    let session = session.to_owned();
+    let session = page_socket_session(&headers)?;
     Ok(ws
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| serve(socket, s, caller, session))
         .into_response())
+}
+
+/// The session of a console page's socket: browsers always name the
+/// page's origin on a WebSocket (the origin guard already checked it is
+/// ours), so a socket without one is no page's; and a page's socket rides
+/// on its session's cookie.
+pub(crate) fn page_socket_session(headers: &HeaderMap) -> Result<String, ApiError> {
+    if !headers.contains_key(header::ORIGIN) {
+        return Err(crate::auth::forbidden(
+            "the console's socket is for the console's page (no Origin)",
+        ));
+    }
+    crate::signin::cookie(headers, crate::signin::SESSION_COOKIE)
+        .map(str::to_owned)
+        .ok_or_else(|| crate::auth::forbidden("the console's socket needs a session"))
 }
 
 async fn send(tx: &mut Tx, value: &Value) -> bool {

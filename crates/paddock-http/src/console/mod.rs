@@ -15,6 +15,7 @@ pub(crate) mod feed;
 mod link;
 mod pending;
 mod rules;
+mod terminal;
 mod tokens;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -35,6 +36,7 @@ pub(crate) fn routes(routes: Routes) -> Routes {
         .bind("GET /console", pending::page)
         .bind("GET /console/events", feed::feed);
     let routes = boxes::routes(routes);
+    let routes = terminal::routes(routes);
     let routes = rules::routes(routes);
     let routes = audit::routes(routes);
     tokens::routes(routes)

@@ -1,8 +1,13 @@
 //! The console as a browser reaches it, for tests that speak HTTP.
 
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
 use serde_json::Value;
 
-use super::Paddock;
+use super::driven::Driven;
+use super::{Paddock, python};
 
 /// A console session opened the way a browser opens one.
 pub struct Session {
@@ -68,4 +73,52 @@ pub async fn session(p: &Paddock, token: &str) -> Session {
         .unwrap()
         .to_owned();
     Session { cookie, csrf }
+}
+
+/// The console driver (`fixtures/console_driver.py`): several Chromiums, one command at a time.
+pub struct Browsers(Driven);
+
+impl Browsers {
+    pub fn start(p: &Paddock) -> Self {
+        let mut cmd = Command::new(python());
+        cmd.arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/console_driver.py"));
+        // Chromium's profiles and temporary files go into the paddock's
+        // own directory, removed with it however the test ends (the
+        // driver is killed, not asked, when the test fails).
+        cmd.env("TMPDIR", p.dir.path());
+        let driven = Driven::run(cmd, p);
+        driven.line_where("ready", |l| l.starts_with("{\"ok\": \"ready\""));
+        Self(driven)
+    }
+
+    /// One command's answer; a driver error fails the test with it.
+    pub fn ask(&mut self, command: &str) -> Value {
+        self.0.type_line(command);
+        let line = self.0.line_within(command, Duration::from_secs(90), |l| {
+            l.starts_with("{\"ok\"") || l.starts_with("{\"error\"")
+        });
+        let answer: Value = serde_json::from_str(&line).unwrap();
+        assert!(answer.get("error").is_none(), "{command}: {answer}");
+        answer["ok"].clone()
+    }
+}
+
+/// Where to save the console's screenshots for the README, when asked
+/// (`PADDOCK_SCREENSHOTS=docs/screenshots`).
+pub fn screenshots_dir() -> Option<std::path::PathBuf> {
+    let dir = std::path::PathBuf::from(std::env::var_os("PADDOCK_SCREENSHOTS")?);
+    std::fs::create_dir_all(&dir).ok()?;
+    std::fs::canonicalize(dir).ok()
+}
+
+pub async fn console_link(p: &Paddock, token: &str) -> String {
+    let response = p
+        .client_as(token)
+        .post(format!("{}/api/v1/console/links", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let body: Value = response.json().await.unwrap();
+    body["url"].as_str().unwrap().to_owned()
 }

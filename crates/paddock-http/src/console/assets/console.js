@@ -380,3 +380,8 @@ class Console {
 if (body.dataset.section === "pending") {
   window.paddockConsole = new Console();
 }
+
+// --- a box's terminal: a module of its own, loaded only on its page -------
+if (document.getElementById("terminal")) {
+  import("/console/assets/terminal.js");
+}
