@@ -1,19 +1,10 @@
 //! Activation end to end: the page, the code on the box's stdin, and no
 //! secret anywhere else.
 
+use crate::common::activation::send_code;
 use crate::common::egress_site::{add_rule, create_box};
 use crate::common::{GOOD_CODE, Options, Paddock, URL_SECRET};
 use serde_json::json;
-
-/// Posts a code to an activation link, as the page's form does.
-async fn send_code(p: &Paddock, url: &str, code: &str) -> reqwest::Response {
-    p.http
-        .post(url)
-        .form(&[("code", code)])
-        .send()
-        .await
-        .unwrap()
-}
 
 fn md5(text: &str) -> String {
     let out = std::process::Command::new("md5sum")

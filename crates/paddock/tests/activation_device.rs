@@ -6,14 +6,14 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
 
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
+use crate::common::activation::{decide, held_to, page, send_code};
 use crate::common::egress_site::{add_rule, create_box};
-use crate::common::{Options, Paddock, test_image, wait_for, wait_for_state};
+use crate::common::{Options, Paddock, test_image, wait_for_state};
 
 const USER_CODE: &str = "WXYZ-23456";
 
@@ -103,16 +103,6 @@ fn device_login(port: u16, destinations: &str) -> Options {
     }
 }
 
-async fn page(p: &Paddock, url: &str) -> (u16, Option<String>, String) {
-    let r = p.http.get(url).send().await.unwrap();
-    let status = r.status().as_u16();
-    let refresh = r
-        .headers()
-        .get("refresh")
-        .map(|v| v.to_str().unwrap().to_owned());
-    (status, refresh, r.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_device_code_login_shows_its_code_and_finishes_by_itself() {
     let idp = DeviceProvider::start().await;
@@ -140,13 +130,7 @@ async fn a_device_code_login_shows_its_code_and_finishes_by_itself() {
     assert_eq!(refresh.as_deref(), Some("3"));
 
     // A code posted anyway is refused, and spends nothing.
-    let posted = p
-        .http
-        .post(&url)
-        .form(&[("code", "anything")])
-        .send()
-        .await
-        .unwrap();
+    let posted = send_code(&p, &url, "anything").await;
     assert_eq!(posted.status(), 400);
     assert!(posted.text().await.unwrap().contains("takes no code"));
     let (status, _, html) = page(&p, &url).await;
@@ -190,21 +174,7 @@ async fn a_login_that_cannot_reach_its_provider_fails_the_box_in_its_own_words()
     let url = crate::common::activation_url(&created);
 
     // The page says the login is starting, and what it waits for.
-    let held = wait_for(
-        "the login's request to be held",
-        Duration::from_secs(20),
-        || async {
-            let (_, pending) = p.get("/api/v1/egress/pending").await;
-            pending["requests"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["container"] == "dev-2")
-                .cloned()
-        },
-    )
-    .await;
-    assert_eq!(held["domain"], "idp.test", "{held}");
+    let held = held_to(&p, "dev-2", "idp.test").await;
     let (status, refresh, html) = page(&p, &url).await;
     assert_eq!(status, 200, "{html}");
     assert_eq!(refresh.as_deref(), Some("3"));
@@ -212,13 +182,7 @@ async fn a_login_that_cannot_reach_its_provider_fails_the_box_in_its_own_words()
     assert!(html.contains(&format!("idp.test:{}", idp.port)), "{html}");
 
     // A person denies it: the login fails, and says why.
-    let (s, b) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": "dev-2", "request_id": held["request_id"], "dest": held["dest"], "action": "deny", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
+    decide(&p, "dev-2", &held, "deny").await;
     wait_for_state(&p, "dev-2", "failed").await;
     let (_, got) = p.get("/api/v1/boxes/dev-2").await;
     let error = got["error"].as_str().unwrap_or_default();

@@ -5,13 +5,10 @@
 //! a person denies it, and the box and its page say why the login failed,
 //! in the agent's own words.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
 
-use crate::common::{
-    Options, Paddock, agent_image, agent_profiles_held_toml, wait_for, wait_for_state,
-};
+use crate::common::activation::{decide, held_to, page, send_code};
+use crate::common::{Options, Paddock, agent_image, agent_profiles_held_toml, wait_for_state};
 
 fn options() -> Options {
     Options {
@@ -33,39 +30,6 @@ async fn create(p: &Paddock, box_id: &str, image: &str) -> Value {
     body
 }
 
-/// The box's held connection to `host`, once there is one.
-async fn held_to(p: &Paddock, box_id: &str, host: &str) -> Value {
-    wait_for(
-        &format!("a connection to {host} held"),
-        Duration::from_secs(60),
-        || async {
-            let (_, pending) = p.get("/api/v1/egress/pending").await;
-            pending["requests"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|r| r["container"] == box_id && r["domain"] == host)
-                .cloned()
-        },
-    )
-    .await
-}
-
-async fn deny(p: &Paddock, box_id: &str, held: &Value) {
-    let (s, b) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": box_id, "request_id": held["request_id"], "dest": held["dest"], "action": "deny", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(s, 200, "{b}");
-}
-
-async fn page(p: &Paddock, url: &str) -> (u16, String) {
-    let r = p.http.get(url).send().await.unwrap();
-    (r.status().as_u16(), r.text().await.unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn claude_codes_login_shows_its_url_and_takes_the_pasted_code() {
     let image = format!("{}:claude", agent_image());
@@ -73,7 +37,7 @@ async fn claude_codes_login_shows_its_url_and_takes_the_pasted_code() {
     let created = create(&p, "claude-1", &image).await;
     let url = crate::common::activation_url(&created);
 
-    let (status, html) = page(&p, &url).await;
+    let (status, _, html) = page(&p, &url).await;
     assert_eq!(status, 200, "{html}");
     assert!(
         html.contains("href=\"https://claude.ai/oauth/authorize?"),
@@ -83,27 +47,23 @@ async fn claude_codes_login_shows_its_url_and_takes_the_pasted_code() {
 
     // The code goes to `claude auth login`, which trades it with its
     // provider: that connection is held, and a person denies it.
-    let answer = p
-        .http
-        .post(&url)
-        .form(&[("code", "not-a-real-code#not-a-real-state")])
-        .send()
-        .await
-        .unwrap();
+    let answer = send_code(&p, &url, "not-a-real-code#not-a-real-state").await;
     let html = answer.text().await.unwrap();
     assert!(html.contains("platform.claude.com:443"), "{html}");
     let held = held_to(&p, "claude-1", "platform.claude.com").await;
-    deny(&p, "claude-1", &held).await;
+    decide(&p, "claude-1", &held, "deny").await;
 
     wait_for_state(&p, "claude-1", "failed").await;
     let (_, got) = p.get("/api/v1/boxes/claude-1").await;
     let error = got["error"].as_str().unwrap_or_default();
     assert!(
-        error.starts_with("the login command exited with 1: Couldn't log in"),
+        // Its last line: the prompt it printed, then its answer.
+        error.starts_with("the login command exited with 1: ")
+            && error.contains("Couldn't log in: proxy refused the connection"),
         "{got}"
     );
     assert!(!error.contains("not-a-real-code"), "{error}");
-    let (status, html) = page(&p, &url).await;
+    let (status, _, html) = page(&p, &url).await;
     assert_eq!(status, 422, "{html}");
     assert!(
         html.contains("Couldn&#39;t log in") || html.contains("Couldn't log in"),
@@ -121,11 +81,11 @@ async fn codexs_device_login_waits_on_its_provider_and_says_why_it_failed() {
     // Codex asks its provider for a user code before it prints anything:
     // the page says the login is starting, and what it waits for.
     let held = held_to(&p, "codex-1", "auth.openai.com").await;
-    let (status, html) = page(&p, &url).await;
+    let (status, _, html) = page(&p, &url).await;
     assert_eq!(status, 200, "{html}");
     assert!(html.contains("login is starting"), "{html}");
     assert!(html.contains("auth.openai.com:443"), "{html}");
-    deny(&p, "codex-1", &held).await;
+    decide(&p, "codex-1", &held, "deny").await;
 
     wait_for_state(&p, "codex-1", "failed").await;
     let (_, got) = p.get("/api/v1/boxes/codex-1").await;
@@ -136,7 +96,7 @@ async fn codexs_device_login_waits_on_its_provider_and_says_why_it_failed() {
         ),
         "{got}"
     );
-    let (status, html) = page(&p, &url).await;
+    let (status, _, html) = page(&p, &url).await;
     assert_eq!(status, 422, "{html}");
     assert!(html.contains("Error logging in"), "{html}");
 }

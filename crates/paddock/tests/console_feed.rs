@@ -4,44 +4,21 @@
 //! origin is refused at the handshake, a viewer's verdict is refused, and
 //! signing out closes the socket. The console pages carry the CSP.
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::common::console::session;
+use crate::common::console::{PageSocket, page_socket, session, text_frame};
 use crate::common::{Options, Paddock};
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = PageSocket;
 
 async fn open(p: &Paddock, cookie: &str, origin: &str) -> Result<Socket, u16> {
-    let url = format!("{}/console/events", p.url.replacen("http://", "ws://", 1));
-    let mut request = url.as_str().into_client_request().unwrap();
-    request
-        .headers_mut()
-        .insert("cookie", cookie.parse().unwrap());
-    request
-        .headers_mut()
-        .insert("origin", origin.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
+    page_socket(p, "/console/events", cookie, origin).await
 }
 
 async fn frame(socket: &mut Socket) -> Value {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-            Some(Ok(Message::Close(c))) => {
-                return json!({"closed": c.map(|c| u16::from(c.code))});
-            }
-            Some(Ok(_)) => continue,
-            other => return json!({"ended": format!("{other:?}")}),
-        }
-    }
+    text_frame(socket).await
 }
 
 async fn send(socket: &mut Socket, value: Value) {

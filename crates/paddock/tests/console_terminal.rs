@@ -8,9 +8,10 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::common::console::{Browsers, console_link, screenshots_dir, session};
+use crate::common::console::{
+    Browsers, PageSocket, console_link, page_socket, screenshots_dir, session, text_frame,
+};
 use crate::common::egress_site::create_box;
 use crate::common::{Options, Paddock};
 
@@ -58,37 +59,10 @@ async fn a_terminal_in_the_console_runs_what_is_typed_in_the_box() {
     browsers.ask("termstatus ada exit code 3");
 }
 
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+type Socket = PageSocket;
 
 async fn open(p: &Paddock, cookie: &str) -> Result<Socket, u16> {
-    let url = format!(
-        "{}/console/boxes/sock/terminal/socket",
-        p.url.replacen("http://", "ws://", 1)
-    );
-    let mut request = url.as_str().into_client_request().unwrap();
-    let headers = request.headers_mut();
-    headers.insert("cookie", cookie.parse().unwrap());
-    headers.insert("origin", p.url.parse().unwrap());
-    match tokio_tungstenite::connect_async(request).await {
-        Ok((socket, _)) => Ok(socket),
-        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
-        Err(e) => panic!("{e}"),
-    }
-}
-
-/// The next control frame, or how the socket ended.
-async fn control(socket: &mut Socket) -> Value {
-    loop {
-        match socket.next().await {
-            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
-            Some(Ok(Message::Close(c))) => {
-                return json!({"closed": c.map(|c| u16::from(c.code))});
-            }
-            Some(Ok(_)) => continue,
-            other => return json!({"ended": format!("{other:?}")}),
-        }
-    }
+    page_socket(p, "/console/boxes/sock/terminal/socket", cookie, &p.url).await
 }
 
 async fn hello(socket: &mut Socket, csrf: &str) {
@@ -108,9 +82,9 @@ async fn the_terminals_socket_wants_the_pages_token_and_box_exec() {
     // A cookie alone opens nothing: the first frame must carry the token.
     let mut socket = open(&p, &admin.cookie).await.unwrap();
     hello(&mut socket, "not-the-token").await;
-    let refused = control(&mut socket).await;
+    let refused = text_frame(&mut socket).await;
     assert_eq!(refused["error"]["code"], "unauthenticated", "{refused}");
-    assert_eq!(control(&mut socket).await["closed"], 4401);
+    assert_eq!(text_frame(&mut socket).await["closed"], 4401);
 
     // With it, the REST shell's frames: keys in, output out, exit code.
     let mut socket = open(&p, &admin.cookie).await.unwrap();

@@ -63,7 +63,7 @@ pub(super) async fn follow_login(
         Search::Shown(prompt) => {
             let secrets = prompt_secrets(&prompt);
             let _ = channels.prompt.send(prompt);
-            let tail = read_to_end(&mut output, &channels.code).await;
+            let tail = read_to_end(&mut output).await;
             let exit = exit_code(followed.engine.as_ref(), &followed.exec_id).await;
             let code = channels.code.lock().clone();
             let code_sent = code.is_some();
@@ -106,34 +106,22 @@ async fn find_prompt(output: &mut OutputStream, finder: &mut PromptFinder) -> Se
     Search::Ended(String::from_utf8_lossy(&said).into_owned())
 }
 
-/// What the command prints until it ends (its last `MAX_CAPTURE / 2`
-/// bytes or more) — only what it printed once the code was sent, if it
-/// printed anything then: its answer to the code, not the prompt it
-/// printed on the same line before.
-async fn read_to_end(output: &mut OutputStream, code: &Mutex<Option<String>>) -> String {
+/// What the command prints until it ends, its last `MAX_CAPTURE / 2`
+/// bytes or more kept.
+async fn read_to_end(output: &mut OutputStream) -> String {
     let mut tail = Vec::new();
-    let mut after_code = None;
     while let Some(chunk) = output.next().await {
         match chunk {
             Ok(Chunk::Stdout(b) | Chunk::Stderr(b)) => {
-                if after_code.is_none() && code.lock().is_some() {
-                    after_code = Some(tail.len());
-                }
                 tail.extend_from_slice(&b);
                 if tail.len() > MAX_CAPTURE {
-                    let cut = tail.len() - MAX_CAPTURE / 2;
-                    tail.drain(..cut);
-                    after_code = after_code.map(|at: usize| at.saturating_sub(cut));
+                    tail.drain(..tail.len() - MAX_CAPTURE / 2);
                 }
             }
             Err(_) => break,
         }
     }
-    let answer = after_code
-        .map(|at| &tail[at..])
-        .filter(|a| a.iter().any(|b| !b.is_ascii_whitespace()))
-        .unwrap_or(&tail);
-    String::from_utf8_lossy(answer).into_owned()
+    String::from_utf8_lossy(&tail).into_owned()
 }
 
 /// What the page shows and nothing else may.

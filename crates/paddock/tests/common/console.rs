@@ -122,3 +122,45 @@ pub async fn console_link(p: &Paddock, token: &str) -> String {
     let body: Value = response.json().await.unwrap();
     body["url"].as_str().unwrap().to_owned()
 }
+
+/// A console page's WebSocket, as a client of our own opens one.
+pub type PageSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Opens the page socket at `path` with a session `cookie`, as a page of
+/// `origin` would; a refused handshake is its HTTP status.
+pub async fn page_socket(
+    p: &Paddock,
+    path: &str,
+    cookie: &str,
+    origin: &str,
+) -> Result<PageSocket, u16> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}{path}", p.url.replacen("http://", "ws://", 1));
+    let mut request = url.as_str().into_client_request().unwrap();
+    let headers = request.headers_mut();
+    headers.insert("cookie", cookie.parse().unwrap());
+    headers.insert("origin", origin.parse().unwrap());
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+/// The next text frame as JSON, or how the socket ended
+/// (`{"closed": code}`, `{"ended": …}`).
+pub async fn text_frame(socket: &mut PageSocket) -> Value {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Text(t))) => return serde_json::from_str(&t).unwrap(),
+            Some(Ok(Message::Close(c))) => {
+                return serde_json::json!({"closed": c.map(|c| u16::from(c.code))});
+            }
+            Some(Ok(_)) => continue,
+            other => return serde_json::json!({"ended": format!("{other:?}")}),
+        }
+    }
+}

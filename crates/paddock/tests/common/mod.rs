@@ -2,6 +2,7 @@
 //! engine, with its own data dir and instance label, cleaned up on drop
 //! (also when the test fails).
 
+pub mod activation;
 pub mod clients;
 pub mod console;
 pub mod driven;
