@@ -14,6 +14,18 @@ impl Samples {
         self.0.extend_from_slice(&other.0);
     }
 
+    /// Each sample less the same round's sample of `floor` (rounds
+    /// paired by order).
+    pub fn minus(&self, floor: &Samples) -> Samples {
+        Samples(
+            self.0
+                .iter()
+                .zip(&floor.0)
+                .map(|(a, b)| a.saturating_sub(*b))
+                .collect(),
+        )
+    }
+
     pub fn len(&self) -> usize {
         self.0.len()
     }

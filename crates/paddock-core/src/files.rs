@@ -52,13 +52,29 @@ pub struct ArchiveSummary {
 
 /// Checks every entry of a tar archive: relative paths that stay inside,
 /// links whose targets stay inside, regular files, directories and links
-/// only.
-pub fn check_archive(reader: impl Read) -> Result<ArchiveSummary> {
+/// only, and no entry cut short by the archive's end. Only headers are
+/// read: file contents are skipped by seeking, so checking costs no pass
+/// over the data.
+pub fn check_archive<R: Read + Seek>(mut reader: R) -> Result<ArchiveSummary> {
+    let refuse = |why: String| CoreError::Invalid(format!("archive refused: {why}"));
+    let unreadable = |e: std::io::Error| refuse(format!("unreadable ({e})"));
+    let length_bytes = reader.seek(std::io::SeekFrom::End(0)).map_err(unreadable)?;
+    reader.rewind().map_err(unreadable)?;
+    let summary = check_entries(&mut reader)?;
+    // Seeking past the end succeeds; a file's data that the archive does
+    // not hold is found here instead.
+    if reader.stream_position().map_err(unreadable)? > length_bytes {
+        return Err(refuse("it ends inside an entry (truncated)".into()));
+    }
+    Ok(summary)
+}
+
+fn check_entries<R: Read + Seek>(reader: R) -> Result<ArchiveSummary> {
     let refuse = |why: String| CoreError::Invalid(format!("archive refused: {why}"));
     let mut archive = tar::Archive::new(reader);
     let mut summary = ArchiveSummary::default();
     let entries = archive
-        .entries()
+        .entries_with_seek()
         .map_err(|e| refuse(format!("not a tar archive ({e})")))?;
     for entry in entries {
         let entry = entry.map_err(|e| refuse(format!("unreadable entry ({e})")))?;
@@ -374,7 +390,7 @@ mod tests {
             ("hard", T::Link, "dir/a.txt"),
             ("./b.txt", T::Regular, ""),
         ]);
-        let summary = check_archive(ok.as_slice()).unwrap();
+        let summary = check_archive(std::io::Cursor::new(ok)).unwrap();
         assert_eq!(
             summary,
             ArchiveSummary {
@@ -404,7 +420,7 @@ mod tests {
             (vec![("dev", T::Char, "")], "not a file, directory or link"),
             (vec![("fifo", T::Fifo, "")], "not a file, directory or link"),
         ] {
-            let err = check_archive(archive(&entries).as_slice())
+            let err = check_archive(std::io::Cursor::new(archive(&entries)))
                 .unwrap_err()
                 .to_string();
             assert!(err.contains(says), "{entries:?}: {err}");
@@ -413,8 +429,29 @@ mod tests {
 
     #[test]
     fn garbage_is_not_an_archive() {
-        let err = check_archive(&b"this is not a tar archive at all, and it is long enough to be read as one header block by a naive reader .............................................................................................................................................................................................................................................................................................................................................................................................................................................."[..]);
+        let err = check_archive(std::io::Cursor::new(&b"this is not a tar archive at all, and it is long enough to be read as one header block by a naive reader .............................................................................................................................................................................................................................................................................................................................................................................................................................................."[..]));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn an_archive_cut_inside_a_file_is_refused() {
+        let mut builder = tar::Builder::new(Vec::new());
+        let data = vec![7u8; 4096];
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_entry_type(T::Regular);
+        header.set_mode(0o644);
+        header.set_cksum();
+        builder
+            .append_data(&mut header, "big.bin", data.as_slice())
+            .unwrap();
+        let whole = builder.into_inner().unwrap();
+        assert!(check_archive(std::io::Cursor::new(whole.clone())).is_ok());
+        let cut = whole[..512 + 1024].to_vec();
+        let err = check_archive(std::io::Cursor::new(cut))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("truncated"), "{err}");
     }
 
     #[test]

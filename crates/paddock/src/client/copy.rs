@@ -130,7 +130,8 @@ fn unpack_at(mut spooled: std::fs::File, to: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Sends `from` (a file or a directory) as `name` inside the box's `dir`.
+/// Sends `from` (a file or a directory) as `name` inside the box's `dir`,
+/// the archive streamed as it is made: nothing is written here first.
 async fn put_tree(
     client: &Client,
     id: &str,
@@ -139,20 +140,96 @@ async fn put_tree(
     name: &str,
 ) -> anyhow::Result<()> {
     let (from, name) = (from.to_owned(), name.to_owned());
-    let tar = tokio::task::spawn_blocking(move || -> anyhow::Result<std::fs::File> {
-        let mut builder = tar::Builder::new(tempfile::tempfile()?);
-        builder.follow_symlinks(false);
-        if from.is_dir() {
-            builder.append_dir_all(&name, &from)?;
-        } else {
-            builder.append_path_with_name(&from, &name)?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Vec<u8>>>(4);
+    let made = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut writer = BodyWriter::new(tx.clone());
+        let written = (|| -> std::io::Result<()> {
+            let mut builder = tar::Builder::new(&mut writer);
+            builder.follow_symlinks(false);
+            if from.is_dir() {
+                builder.append_dir_all(&name, &from)?;
+            } else {
+                builder.append_path_with_name(&from, &name)?;
+            }
+            builder.finish()
+        })()
+        .and_then(|()| std::io::Write::flush(&mut writer));
+        if let Err(e) = &written {
+            // The body ends in an error, so the upload is not taken as
+            // whole.
+            let _ = tx.blocking_send(Err(std::io::Error::new(e.kind(), e.to_string())));
         }
-        let mut file = builder.into_inner()?;
-        std::io::Seek::rewind(&mut file)?;
-        Ok(file)
-    })
-    .await??;
-    put_archive(client, id, dir, tar).await
+        written.with_context(|| format!("reading {}", from.display()))
+    });
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async {
+        rx.recv().await.map(|chunk| (chunk, rx))
+    });
+    let sent = client
+        .send(
+            client
+                .request(Method::PUT, &files_path(id, dir))
+                .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                .body(reqwest::Body::wrap_stream(chunks)),
+        )
+        .await;
+    match (made.await?, sent) {
+        // The server answered before taking it all (a refusal): its
+        // reason, not the broken pipe the archive's maker saw.
+        (Err(e), Err(refused)) if broken_pipe(&e) => Err(refused),
+        // Something here could not be read: that, not what the server
+        // made of a body that ended in an error.
+        (Err(e), _) => Err(e),
+        (Ok(()), sent) => sent.map(drop),
+    }
+}
+
+fn broken_pipe(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+}
+
+/// Bytes written become the request body, a megabyte at a time.
+struct BodyWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>,
+    pending: Vec<u8>,
+}
+
+impl BodyWriter {
+    const CHUNK_BYTES: usize = 1024 * 1024;
+
+    fn new(tx: tokio::sync::mpsc::Sender<std::io::Result<Vec<u8>>>) -> Self {
+        Self {
+            tx,
+            pending: Vec::with_capacity(Self::CHUNK_BYTES),
+        }
+    }
+
+    fn send_pending(&mut self) -> std::io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.pending, Vec::with_capacity(Self::CHUNK_BYTES));
+        self.tx.blocking_send(Ok(chunk)).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the upload ended before the archive did",
+            )
+        })
+    }
+}
+
+impl std::io::Write for BodyWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.pending.extend_from_slice(data);
+        if self.pending.len() >= Self::CHUNK_BYTES {
+            self.send_pending()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.send_pending()
+    }
 }
 
 async fn put_archive(
