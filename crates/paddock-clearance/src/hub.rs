@@ -130,12 +130,17 @@ pub enum Ending {
 #[derive(Debug, Clone, Default)]
 pub struct Ack(Arc<Mutex<Option<AckSender>>>);
 
+/// Why a holder could not apply a verdict's scope, in its words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NotApplied(pub String);
+
 /// Where the holder's answer goes.
-type AckSender = oneshot::Sender<Result<(), String>>;
+type AckSender = oneshot::Sender<Result<(), NotApplied>>;
 
 impl Ack {
     /// Answers the verdict; only the first answer counts.
-    pub fn answer(&self, applied: Result<(), String>) {
+    pub fn answer(&self, applied: Result<(), NotApplied>) {
         if let Some(tx) = lock(&self.0).take() {
             let _ = tx.send(applied);
         }
@@ -536,7 +541,7 @@ impl Hub {
             checked
         };
         let outcome = match tokio::time::timeout(ACK_WITHIN, ack_rx).await {
-            Ok(Ok(applied)) => applied,
+            Ok(Ok(applied)) => applied.map_err(|NotApplied(why)| why),
             Ok(Err(_)) => Err("nothing holds the request any more".to_owned()),
             Err(_) => Err(format!(
                 "the verdict was not applied within {} s",

@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use paddock_clearance::varlink::{ClientError, VarlinkClient, VarlinkServer};
 use paddock_clearance::{
-    ClearanceEvent, Ending, EventKind, Hold, Hub, HubConfig, Ticket, Verdict, VerdictError,
-    VerdictScope,
+    ClearanceEvent, Ending, EventKind, Hold, Hub, HubConfig, NotApplied, Ticket, Verdict,
+    VerdictError, VerdictScope,
 };
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
@@ -44,7 +44,7 @@ fn ticket(hub: &Hub, container: &str, dest: &str) -> Ticket {
 
 /// Stands in for the gateway: waits on the ticket and answers a verdict
 /// with `applied`.
-fn holder(mut t: Ticket, applied: Result<(), String>) -> tokio::task::JoinHandle<Ending> {
+fn holder(mut t: Ticket, applied: Result<(), NotApplied>) -> tokio::task::JoinHandle<Ending> {
     tokio::spawn(async move {
         let ending = t.ending().await;
         if let Ending::Decided { ack, .. } = &ending {
@@ -218,7 +218,7 @@ async fn every_ending_ends_a_request_once_and_leaves_nothing() {
     ));
     // A holder that cannot apply the verdict's scope: the sender hears it.
     let kept_id = kept.request_id.clone();
-    let _waiter = holder(kept, Err("the store is read-only".into()));
+    let _waiter = holder(kept, Err(NotApplied("the store is read-only".into())));
     assert!(matches!(
         hub.verdict(verdict("box-b", &kept_id, "b.example", "allow")).await,
         Err(VerdictError::ApplyFailed { ref stderr, .. }) if stderr.contains("read-only")

@@ -276,7 +276,12 @@ pub struct ReconcileConfig {
 
 impl CoreConfig {
     /// Checks what serde cannot: patterns compile, hooks name real events.
-    pub fn check(&self) -> Result<(), String> {
+    /// What is wrong is `CoreError::Invalid`, naming the setting.
+    pub fn check(&self) -> crate::Result<()> {
+        self.problem().map_err(crate::CoreError::Invalid)
+    }
+
+    fn problem(&self) -> Result<(), String> {
         for p in &self.profiles {
             regex::Regex::new(&p.url_pattern)
                 .map_err(|e| format!("profile {:?}: url_pattern: {e}", p.image))?;

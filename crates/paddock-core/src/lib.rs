@@ -39,6 +39,6 @@ pub use paddock_docker::{
     Chunk, ContainerChange, FileEntry, InteractiveExec, PullProgress, TerminalSignal,
 };
 pub use reconcile::ReconcileReport;
-pub use service::{BoxService, Health, resolve_instance};
+pub use service::{BoxService, Health, Unavailable, resolve_instance};
 
 pub type Result<T> = std::result::Result<T, CoreError>;

@@ -34,9 +34,14 @@ pub struct BoxService {
 /// Whether each dependency answered; `Err` holds what went wrong.
 #[derive(Debug, Clone)]
 pub struct Health {
-    pub store: std::result::Result<(), String>,
-    pub docker: std::result::Result<(), String>,
+    pub store: std::result::Result<(), Unavailable>,
+    pub docker: std::result::Result<(), Unavailable>,
 }
+
+/// A dependency that did not answer as it should, and what it said.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unavailable(pub String);
 
 impl Health {
     pub fn is_up(&self) -> bool {
@@ -63,7 +68,7 @@ impl BoxService {
         config: CoreConfig,
         extensions: Vec<Arc<dyn BoxExtension>>,
     ) -> Result<Arc<Self>> {
-        config.check().map_err(CoreError::Invalid)?;
+        config.check()?;
         let subnets = SubnetPool::parse(&config.boxes.subnet_pool, config.boxes.subnet_prefix)
             .map_err(CoreError::Invalid)?;
         let networks = NetworkPool::new(subnets, config.boxes.spare_networks);
@@ -228,11 +233,11 @@ impl BoxService {
     }
 
     pub async fn health(&self) -> Health {
-        let store = self.store.ping().map_err(|e| e.to_string());
+        let store = self.store.ping().map_err(|e| Unavailable(e.to_string()));
         let docker = tokio::time::timeout(Duration::from_secs(3), self.engine.ping())
             .await
-            .map_err(|_| "no answer within 3 s".to_owned())
-            .and_then(|r| r.map_err(|e| e.to_string()));
+            .map_err(|_| Unavailable("no answer within 3 s".to_owned()))
+            .and_then(|r| r.map_err(|e| Unavailable(e.to_string())));
         Health { store, docker }
     }
 }

@@ -286,17 +286,20 @@ impl Egress {
     /// Down when decisions could no longer be recorded (and so must not be
     /// taken), or when box networks are not fenced on the host (checked in
     /// the kernel, not remembered: another process may have removed it).
-    pub async fn health(&self) -> Result<(), String> {
+    pub async fn health(&self) -> Result<(), EgressError> {
         if let Some(why) = self.audit_failure() {
-            return Err(format!(
+            return Err(EgressError::Unhealthy(format!(
                 "the decision log cannot be written ({why}); connections are refused until it can"
-            ));
+            )));
         }
         match self.fence.get() {
-            Some(crate::HostFence::Ready(guard)) => guard.verify().await.map_err(|e| e.to_string()),
-            Some(crate::HostFence::Failed(reason)) => Err(format!(
+            Some(crate::HostFence::Ready(guard)) => guard
+                .verify()
+                .await
+                .map_err(|e| EgressError::Unhealthy(e.to_string())),
+            Some(crate::HostFence::Failed(reason)) => Err(EgressError::Unhealthy(format!(
                 "box networks are not fenced on the host, so no box starts: {reason}"
-            )),
+            ))),
             Some(crate::HostFence::Off) | None => Ok(()),
         }
     }

@@ -54,4 +54,7 @@ pub enum EgressError {
     /// (its namespace is gone with it).
     #[error("the box's main process has exited")]
     BoxExited,
+    /// The gateway cannot do its job right now (see `Egress::health`).
+    #[error("{0}")]
+    Unhealthy(String),
 }

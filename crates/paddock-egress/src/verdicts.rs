@@ -4,7 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_clearance::{CheckedVerdict, Ending, EventKind, Hold, Ticket, VerdictScope};
+use paddock_clearance::{
+    CheckedVerdict, Ending, EventKind, Hold, NotApplied, Ticket, VerdictScope,
+};
 
 use crate::EgressError;
 use crate::audit::AuditDecision;
@@ -122,7 +124,7 @@ impl Egress {
                 Some(egress) => egress.settle(&request, ending, timed_out),
                 None => {
                     if let Ending::Decided { ack, .. } = ending {
-                        ack.answer(Err("the egress gateway has stopped".into()));
+                        ack.answer(Err(NotApplied("the egress gateway has stopped".into())));
                     }
                 }
             }
@@ -167,13 +169,13 @@ impl Egress {
         who: &BoxIdentity,
         dest: Dest<'_>,
         v: &CheckedVerdict,
-    ) -> Result<(), String> {
+    ) -> Result<(), NotApplied> {
         if v.allow
             && let Some(why) = self.audit_failure()
         {
-            return Err(format!(
+            return Err(NotApplied(format!(
                 "paddock cannot record decisions right now ({why}); the connection was refused instead"
-            ));
+            )));
         }
         let by = format!("person via {}", v.verdict.decided_by);
         let decision = if v.allow {
@@ -211,7 +213,7 @@ impl Egress {
             &by,
         )
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| NotApplied(e.to_string()))
     }
 
     pub fn put_rule(

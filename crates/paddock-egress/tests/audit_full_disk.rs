@@ -130,7 +130,7 @@ async fn a_full_disk_stops_decisions_and_they_resume_when_there_is_room() {
         let _ = egress.decide(&who(), &target, 443).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let health = egress.health().await.unwrap_err();
+    let health = egress.health().await.unwrap_err().to_string();
     assert!(health.contains("decision log"), "{health}");
     // …and from then on nothing goes through.
     match egress.decide(&who(), &target, 443).await {

@@ -36,10 +36,13 @@ async fn clearance(socket: &std::path::Path) -> Result<(), String> {
 
 async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     let health = s.boxes.health().await;
-    let mut checks: Vec<(&str, Result<(), String>)> =
-        vec![("store", health.store), ("docker", health.docker)];
+    let said = |r: Result<(), paddock_core::Unavailable>| r.map_err(|e| e.0);
+    let mut checks: Vec<(&str, Result<(), String>)> = vec![
+        ("store", said(health.store)),
+        ("docker", said(health.docker)),
+    ];
     if let Some(egress) = &s.egress {
-        checks.push(("egress", egress.health().await));
+        checks.push(("egress", egress.health().await.map_err(|e| e.to_string())));
     }
     if let Some(socket) = &s.clearance_socket {
         checks.push(("clearance", clearance(socket).await));

@@ -81,7 +81,13 @@ pub struct IntrospectionRegime {
 }
 
 impl IntrospectionRegime {
-    pub fn new(config: IntrospectionConfig, index: usize) -> Result<Self, String> {
+    /// A regime for `[iam.introspection]`; a configuration it cannot use
+    /// is `IamError::Invalid`, saying why.
+    pub fn new(config: IntrospectionConfig, index: usize) -> Result<Self, crate::IamError> {
+        Self::build(config, index).map_err(crate::IamError::Invalid)
+    }
+
+    fn build(config: IntrospectionConfig, index: usize) -> Result<Self, String> {
         let defaults = Capabilities::parse(config.default_capabilities.iter().map(String::as_str))
             .map_err(|e| format!("iam.introspection.default_capabilities: {e}"))?;
         let secret = match (&config.client_secret, &config.client_secret_file) {

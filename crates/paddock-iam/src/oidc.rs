@@ -264,7 +264,13 @@ pub struct OidcRegime {
 }
 
 impl OidcRegime {
-    pub fn new(config: OidcConfig, index: usize) -> Result<Self, String> {
+    /// A regime for `[iam.oidc]`; a configuration it cannot use is
+    /// `IamError::Invalid`, saying why.
+    pub fn new(config: OidcConfig, index: usize) -> Result<Self, crate::IamError> {
+        Self::build(config, index).map_err(crate::IamError::Invalid)
+    }
+
+    fn build(config: OidcConfig, index: usize) -> Result<Self, String> {
         let defaults = Capabilities::parse(config.default_capabilities.iter().map(String::as_str))
             .map_err(|e| format!("iam.oidc.default_capabilities: {e}"))?;
         let issuer = Issuer::new(
