@@ -134,6 +134,23 @@ fn inside(path: &Path, mut depth: usize) -> Option<usize> {
 }
 
 impl BoxService {
+    /// Refuses, before any of an upload is read, a destination that is
+    /// not a directory in the box (missing: `NoSuchPath`; a file: not a
+    /// directory) — so a client that tries "into DEST" first, as `docker
+    /// cp` does, learns it at once instead of after sending everything.
+    /// A link is left to the engine, which follows it when unpacking.
+    pub async fn check_upload_dir(&self, id: &str, dir: &str) -> Result<()> {
+        let dir = box_path(dir)?;
+        let container = self.container_of(id, false)?;
+        match self.engine.path_stat(&container, dir).await? {
+            None => Err(CoreError::NoSuchPath(dir.to_owned())),
+            Some(stat) if !stat.is_dir && !stat.is_link => Err(CoreError::Invalid(format!(
+                "{dir} is not a directory in the box"
+            ))),
+            Some(_) => Ok(()),
+        }
+    }
+
     /// Unpacks a tar archive (spooled by the caller, whole, into `tar`;
     /// read from its start) into the box's directory `dir`, once every
     /// entry is checked.
@@ -155,6 +172,7 @@ impl BoxService {
         })
         .await
         .map_err(|e| CoreError::Invalid(format!("checking the archive failed: {e}")))??;
+        let checked_at = std::time::Instant::now();
         // Large reads: each read of a tokio file is a trip to the blocking
         // pool, and at the default 4 KiB that trip is the cost.
         let body: ArchiveBody = Box::pin(tokio_util::io::ReaderStream::with_capacity(
@@ -165,6 +183,7 @@ impl BoxService {
             .upload_archive(&container, dir, body)
             .await
             .map_err(|e| path_error(e, dir))?;
+        tracing::debug!(box_id = %id, engine_ms = checked_at.elapsed().as_millis(), "the engine unpacked an archive");
         self.store.touch_box(id, now_ms())?;
         Ok(summary)
     }

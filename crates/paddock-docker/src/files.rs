@@ -15,11 +15,16 @@ use crate::{Engine, EngineError, Result};
 
 /// Go's `os.ModeDir`, as the engine reports a path's mode.
 const GO_MODE_DIR: u32 = 1 << 31;
+/// Go's `os.ModeSymlink`.
+const GO_MODE_SYMLINK: u32 = 1 << 27;
 
 /// What the engine says of a path in a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PathStat {
     pub is_dir: bool,
+    /// A symbolic link (the engine does not follow it here; unpacking
+    /// into it does).
+    pub is_link: bool,
     pub size_bytes: u64,
 }
 
@@ -43,6 +48,7 @@ impl Engine {
         {
             Ok(stat) => Ok(Some(PathStat {
                 is_dir: stat.file_mode & GO_MODE_DIR != 0,
+                is_link: stat.file_mode & GO_MODE_SYMLINK != 0,
                 size_bytes: u64::try_from(stat.size).unwrap_or(0),
             })),
             Err(e) => match EngineError::from(e) {

@@ -68,16 +68,27 @@ async fn upload(
     body: Body,
 ) -> Result<Json<Unpacked>, ApiError> {
     let path = path_of(query)?;
-    // Before reading a byte: a box that does not exist costs no spooling.
+    // Before reading a byte: a box that does not exist, or a destination
+    // that is not a directory there, costs no spooling.
     s.boxes.get(&id)?;
+    s.boxes.check_upload_dir(&id, &path).await?;
     let limit_bytes = s
         .boxes
         .config()
         .boxes
         .copy_max_mib
         .saturating_mul(1024 * 1024);
+    let started = std::time::Instant::now();
     let tar = spool(body, limit_bytes).await?;
+    let spooled_ms = started.elapsed().as_millis();
     let summary = s.boxes.put_archive(&id, &path, tar).await?;
+    tracing::debug!(
+        box_id = %id,
+        spooled_ms,
+        unpacked_ms = started.elapsed().as_millis() - spooled_ms,
+        bytes = summary.file_bytes,
+        "archive unpacked into a box"
+    );
     Ok(Json(Unpacked {
         entries: summary.entries,
         file_bytes: summary.file_bytes,

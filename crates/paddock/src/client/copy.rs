@@ -272,13 +272,12 @@ async fn upload_path(client: &Client, from: &Path, id: &str, dest: &str) -> anyh
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| anyhow!("{} names no file or directory", from.display()))?;
-    // Into DEST when it is a directory in the box …
-    match put_tree(client, id, dest, from, &own_name).await {
-        Ok(()) => return Ok(()),
-        Err(e) if dest.ends_with('/') || !not_a_directory(&e) => return Err(e),
-        Err(_) => {}
+    // Into DEST when it is a directory in the box, else as DEST, in its
+    // parent. Which one is asked first with an empty archive (it changes
+    // nothing), so the tree itself is sent once.
+    if dest.ends_with('/') || is_box_dir(client, id, dest).await? {
+        return put_tree(client, id, dest, from, &own_name).await;
     }
-    // … else as DEST, in its parent.
     let dest_path = Path::new(dest);
     let (Some(parent), Some(name)) = (dest_path.parent(), dest_path.file_name()) else {
         bail!("{dest} names no file or directory");
@@ -291,6 +290,25 @@ async fn upload_path(client: &Client, from: &Path, id: &str, dest: &str) -> anyh
         &name.to_string_lossy(),
     )
     .await
+}
+
+/// Whether `dir` is a directory in the box: an empty archive unpacks
+/// there (changing nothing) only if it is.
+async fn is_box_dir(client: &Client, id: &str, dir: &str) -> anyhow::Result<bool> {
+    let empty = vec![0u8; 1024];
+    let probed = client
+        .send(
+            client
+                .request(Method::PUT, &files_path(id, dir))
+                .header(reqwest::header::CONTENT_TYPE, "application/x-tar")
+                .body(empty),
+        )
+        .await;
+    match probed {
+        Ok(_) => Ok(true),
+        Err(e) if not_a_directory(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 async fn upload_stdin(client: &Client, id: &str, dir: &str) -> anyhow::Result<()> {
