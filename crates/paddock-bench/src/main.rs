@@ -354,7 +354,7 @@ async fn boxes_suite(args: &Args) -> anyhow::Result<()> {
         "create -> first exec: MCP vs docker run+exec",
         &create_exec.0,
         &create_exec.1,
-        "<= 1.15",
+        "<= 1.10",
     );
     stats::ratio_row(
         "destroy: MCP vs docker rm -f",
