@@ -8,14 +8,16 @@
 //! the client sends `{"resize": [cols, rows]}` or `{"signal": "INT"}`;
 //! the server ends with `{"exit_code": N}` (null when unknown) and closes.
 //! A client that goes away hangs the terminal up (SIGHUP, then SIGKILL),
-//! so nothing it started stays behind.
+//! so nothing it started stays behind; so does the credential that opened
+//! it ceasing to hold (its token revoked; a page's session ended), with
+//! `{"error"}` and close code 4401 first.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Extension, Path, Query, State};
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use paddock_core::{BoxService, InteractiveExec, TerminalSignal};
@@ -23,6 +25,8 @@ use serde::Deserialize;
 use serde_json::json;
 use tokio::io::AsyncWriteExt;
 
+use crate::auth::Caller;
+use crate::error::ErrorCode;
 use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
@@ -66,8 +70,12 @@ enum Control {
     Signal(String),
 }
 
+/// The close code of a terminal whose credential stopped holding.
+pub(crate) const CLOSE_UNAUTHORISED: u16 = 4401;
+
 async fn open(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     query: Result<Query<ShellQuery>, QueryRejection>,
     ws: WebSocketUpgrade,
@@ -78,22 +86,79 @@ async fn open(
         .open_terminal(&id, q.command.as_deref(), &q.term, (q.cols, q.rows))
         .await?;
     let boxes = s.boxes.clone();
+    let ended = credential_ended(s, caller.identity.principal.clone(), None);
     Ok(ws
         .max_message_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| session(socket, exec, boxes)))
+        .on_upgrade(move |socket| session(socket, exec, boxes, ended)))
+}
+
+/// How long a session may have ended before its terminal notices (a
+/// revocation is noticed at once).
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// Resolves, with why, once the credential that opened a terminal no
+/// longer holds: its principal's token revoked, or (for a page's
+/// terminal) its session ended. A terminal is exec with a person at the
+/// keys; it must not outlive their right to it.
+pub(crate) async fn credential_ended(
+    s: AppState,
+    principal: Arc<str>,
+    session: Option<String>,
+) -> String {
+    let mut revocations = s.iam.revocations();
+    let mut recheck = tokio::time::interval(SESSION_RECHECK);
+    recheck.tick().await;
+    loop {
+        tokio::select! {
+            revoked = revocations.recv() => match revoked {
+                Ok(who) if *who == *principal => return "the credential was revoked".into(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return std::future::pending().await;
+                }
+                _ => {}
+            },
+            _ = recheck.tick() => {
+                if let Some(session) = &session
+                    && s.iam.sessions().get(session).is_none()
+                {
+                    return "the session ended; sign in again".into();
+                }
+            }
+        }
+    }
 }
 
 /// Bridges a client's socket and a terminal exec until the command ends
-/// (then `{"exit_code"}`) or the client goes (then a hang-up).
-pub(crate) async fn session(socket: WebSocket, exec: InteractiveExec, boxes: Arc<BoxService>) {
+/// (then `{"exit_code"}`), the client goes, or `ended` resolves (its
+/// credential no longer holds: an error frame and close code 4401) —
+/// the last two hang the command up.
+pub(crate) async fn session(
+    socket: WebSocket,
+    exec: InteractiveExec,
+    boxes: Arc<BoxService>,
+    ended: impl std::future::Future<Output = String>,
+) {
     let InteractiveExec {
         exec_id,
         mut output,
         mut input,
     } = exec;
     let (mut to_client, mut from_client) = socket.split();
+    let mut ended = std::pin::pin!(ended);
     loop {
         tokio::select! {
+            reason = &mut ended => {
+                hang_up(&boxes, &exec_id).await;
+                let error = json!({"error": {"code": ErrorCode::Unauthenticated.as_str(), "message": reason}});
+                let _ = to_client.send(Message::Text(error.to_string().into())).await;
+                let _ = to_client
+                    .send(Message::Close(Some(CloseFrame {
+                        code: CLOSE_UNAUTHORISED,
+                        reason: "unauthenticated".into(),
+                    })))
+                    .await;
+                return;
+            }
             chunk = output.next() => match chunk {
                 Some(Ok(chunk)) => {
                     let bytes = match chunk {

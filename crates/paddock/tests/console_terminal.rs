@@ -8,6 +8,7 @@
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 use crate::common::console::{
     Browsers, PageSocket, console_link, page_socket, screenshots_dir, session, text_frame,
@@ -121,4 +122,103 @@ async fn the_terminals_socket_wants_the_pages_token_and_box_exec() {
     assert_eq!(open(&p, &viewer.cookie).await.err(), Some(403));
     // Nor may anyone without a session, or with a box that is not there.
     assert_eq!(open(&p, "paddock_session=nope").await.err(), Some(401));
+}
+
+/// Reads until the socket says why it ended: the error frame's message
+/// and the close code.
+async fn ending(socket: &mut Socket) -> (String, Value) {
+    let deadline = std::time::Duration::from_secs(20);
+    let mut message = String::new();
+    tokio::time::timeout(deadline, async {
+        loop {
+            match socket.next().await {
+                Some(Ok(Message::Text(t))) => {
+                    let frame: Value = serde_json::from_str(&t).unwrap();
+                    if let Some(m) = frame["error"]["message"].as_str() {
+                        message = m.to_owned();
+                    }
+                }
+                Some(Ok(Message::Close(c))) => {
+                    return (message, json!(c.map(|c| u16::from(c.code))));
+                }
+                Some(Ok(_)) => {}
+                other => return (message, json!(format!("{other:?}"))),
+            }
+        }
+    })
+    .await
+    .expect("the terminal ended within 20 s")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_terminal_ends_with_the_credential_that_opened_it() {
+    let p = Paddock::start(options());
+    create_box(&p, "sock", "proj").await;
+
+    // A token's shell, over REST: revoking the token hangs it up.
+    let (token_id, token) = p.mint(&["admin"], None).await;
+    let url = format!(
+        "{}/api/v1/boxes/sock/shell?command=sleep%20300",
+        p.url.replacen("http://", "ws://", 1)
+    );
+    let mut request = url.as_str().into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (mut shell, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    crate::common::wait_for(
+        "the sleep to run",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, out) = p
+                .post(
+                    "/api/v1/boxes/sock/exec",
+                    json!({"command": "ps -o args | grep -c '^sleep 300' || true"}),
+                )
+                .await;
+            (out["stdout"] == "1\n").then_some(())
+        },
+    )
+    .await;
+    let revoked = p
+        .http
+        .delete(format!("{}/api/v1/tokens/{token_id}", p.url))
+        .send()
+        .await
+        .unwrap();
+    assert!(revoked.status().is_success(), "{}", revoked.status());
+    let (why, code) = ending(&mut shell).await;
+    assert_eq!(code, 4401, "{why}");
+    assert!(why.contains("revoked"), "{why}");
+    crate::common::wait_for(
+        "the sleep to be hung up",
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, out) = p
+                .post(
+                    "/api/v1/boxes/sock/exec",
+                    json!({"command": "ps -o args | grep -c '^sleep 300' || true"}),
+                )
+                .await;
+            (out["stdout"] == "0\n").then_some(())
+        },
+    )
+    .await;
+
+    // A page's terminal: signing out ends it.
+    let admin = session(&p, &p.admin_token).await;
+    let mut socket = open(&p, &admin.cookie).await.unwrap();
+    hello(&mut socket, &admin.csrf).await;
+    let out = crate::common::http()
+        .post(format!("{}/auth/logout", p.url))
+        .header("cookie", &admin.cookie)
+        .header("origin", &p.url)
+        .form(&[("csrf", admin.csrf.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    let (why, code) = ending(&mut socket).await;
+    assert_eq!(code, 4401, "{why}");
+    assert!(why.contains("session ended"), "{why}");
 }

@@ -14,7 +14,8 @@
 //! with the session's CSRF token and the screen's size. After it the
 //! frames are `/api/v1/boxes/{id}/shell`'s: keys and output as binary,
 //! `{"resize": [cols, rows]}` and `{"signal": "INT"}` as text, and
-//! `{"exit_code": N}` when the shell ends.
+//! `{"exit_code": N}` when the shell ends. Signing out (or the session's
+//! token being revoked) hangs the shell up and closes the socket (4401).
 
 use std::time::Duration;
 
@@ -33,7 +34,6 @@ use crate::routes::Routes;
 use crate::{ApiError, AppState};
 
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
-const CLOSE_UNAUTHORISED: u16 = 4401;
 /// The largest screen a page may ask for.
 const MAX_SIDE: u16 = 1000;
 
@@ -80,6 +80,7 @@ async fn page(
 
 async fn socket(
     State(s): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     Path(id): Path<String>,
     ws: WebSocketUpgrade,
@@ -87,7 +88,7 @@ async fn socket(
     let session = super::feed::page_socket_session(&headers)?;
     Ok(ws
         .max_message_size(crate::shell::MAX_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, s, id, session))
+        .on_upgrade(move |socket| serve(socket, s, caller, id, session))
         .into_response())
 }
 
@@ -101,7 +102,7 @@ struct Hello {
     rows: u16,
 }
 
-async fn serve(mut socket: WebSocket, s: AppState, id: String, session: String) {
+async fn serve(mut socket: WebSocket, s: AppState, caller: Caller, id: String, session: String) {
     let hello = match hello(&s, &mut socket, &session).await {
         Ok(hello) => hello,
         Err(reason) => {
@@ -110,7 +111,7 @@ async fn serve(mut socket: WebSocket, s: AppState, id: String, session: String) 
             let _ = socket.send(Message::Text(frame.to_string().into())).await;
             let _ = socket
                 .send(Message::Close(Some(CloseFrame {
-                    code: CLOSE_UNAUTHORISED,
+                    code: crate::shell::CLOSE_UNAUTHORISED,
                     reason: "unauthenticated".into(),
                 })))
                 .await;
@@ -119,7 +120,12 @@ async fn serve(mut socket: WebSocket, s: AppState, id: String, session: String) 
     };
     let size = (hello.cols.clamp(1, MAX_SIDE), hello.rows.clamp(1, MAX_SIDE));
     match s.boxes.open_terminal(&id, None, "dumb", size).await {
-        Ok(exec) => crate::shell::session(socket, exec, s.boxes.clone()).await,
+        Ok(exec) => {
+            let boxes = s.boxes.clone();
+            let ended =
+                crate::shell::credential_ended(s, caller.identity.principal.clone(), Some(session));
+            crate::shell::session(socket, exec, boxes, ended).await;
+        }
         Err(e) => {
             let (_, code) = classify(&e);
             let frame = json!({"error": {"code": code.as_str(), "message": e.to_string()}});
