@@ -124,6 +124,25 @@ async fn the_terminals_socket_wants_the_pages_token_and_box_exec() {
     assert_eq!(open(&p, "paddock_session=nope").await.err(), Some(401));
 }
 
+/// Waits until the box runs `count` (as `grep -c` prints it) of the
+/// shell's `sleep 300`.
+async fn sleeps_come_to(p: &Paddock, count: &str) {
+    crate::common::wait_for(
+        &format!("{count:?} sleeps in the box"),
+        std::time::Duration::from_secs(20),
+        || async {
+            let (_, out) = p
+                .post(
+                    "/api/v1/boxes/sock/exec",
+                    json!({"command": "ps -o args | grep -c '^sleep 300' || true"}),
+                )
+                .await;
+            (out["stdout"] == count).then_some(())
+        },
+    )
+    .await;
+}
+
 /// Reads until the socket says why it ended: the error frame's message
 /// and the close code.
 async fn ending(socket: &mut Socket) -> (String, Value) {
@@ -166,20 +185,7 @@ async fn a_terminal_ends_with_the_credential_that_opened_it() {
         .headers_mut()
         .insert("authorization", format!("Bearer {token}").parse().unwrap());
     let (mut shell, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-    crate::common::wait_for(
-        "the sleep to run",
-        std::time::Duration::from_secs(20),
-        || async {
-            let (_, out) = p
-                .post(
-                    "/api/v1/boxes/sock/exec",
-                    json!({"command": "ps -o args | grep -c '^sleep 300' || true"}),
-                )
-                .await;
-            (out["stdout"] == "1\n").then_some(())
-        },
-    )
-    .await;
+    sleeps_come_to(&p, "1\n").await;
     let revoked = p
         .http
         .delete(format!("{}/api/v1/tokens/{token_id}", p.url))
@@ -190,20 +196,7 @@ async fn a_terminal_ends_with_the_credential_that_opened_it() {
     let (why, code) = ending(&mut shell).await;
     assert_eq!(code, 4401, "{why}");
     assert!(why.contains("revoked"), "{why}");
-    crate::common::wait_for(
-        "the sleep to be hung up",
-        std::time::Duration::from_secs(20),
-        || async {
-            let (_, out) = p
-                .post(
-                    "/api/v1/boxes/sock/exec",
-                    json!({"command": "ps -o args | grep -c '^sleep 300' || true"}),
-                )
-                .await;
-            (out["stdout"] == "0\n").then_some(())
-        },
-    )
-    .await;
+    sleeps_come_to(&p, "0\n").await;
 
     // A page's terminal: signing out ends it.
     let admin = session(&p, &p.admin_token).await;
