@@ -5,7 +5,9 @@
 //!   process (`paddock box create` + `paddock box exec` against `docker run
 //!   -d` + `docker exec`), with the floor that explains the gap over MCP:
 //!   what starting each CLI process costs (`paddock --version` against
-//!   `docker --version`);
+//!   `docker --version`), and what the engine alone costs for a container
+//!   set up as a box (`docker run` on an internal network with a box's
+//!   limits, no capabilities and no new privileges);
 //! - the same under gVisor (`runtime = "runsc"` against `docker run
 //!   --runtime=runsc`), reported;
 //! - create → first exec claiming a warm box (`[[pools]]`), against the
@@ -79,6 +81,41 @@ fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Re
     Ok(())
 }
 
+/// `docker run -d` + `docker exec` of a container set up as a box is: on
+/// an internal network of its own, with a box's default limits, no
+/// capabilities and no new privileges — what the engine itself costs for
+/// a box, before anything paddock does.
+fn timed_box_spec(args: &Args, network: &str, i: usize) -> anyhow::Result<Duration> {
+    let name = baseline_name("boxspec", i);
+    let (took, _) = timed(|| {
+        docker(&[
+            "run",
+            "-d",
+            "--init",
+            "--label",
+            "paddock.bench=1",
+            "--name",
+            &name,
+            "--network",
+            network,
+            "--memory",
+            "2048m",
+            "--cpus",
+            "2",
+            "--pids-limit",
+            "512",
+            "--cap-drop",
+            "ALL",
+            "--security-opt",
+            "no-new-privileges:true",
+            &args.image,
+        ])?;
+        docker(&["exec", &name, "true"]).map(drop)
+    })?;
+    docker(&["rm", "-f", &name])?;
+    Ok(took)
+}
+
 pub async fn run(args: &Args) -> anyhow::Result<()> {
     let server = Server::start_with_instance(args, "", "more")?;
     let client = mcp::Client::connect(&format!("{}/mcp", server.url), BENCH_TOKEN).await?;
@@ -88,9 +125,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         "operation (median)", "paddock", "baseline", "ratio", "goal"
     );
 
-    // The CLI, a fresh process per step, and what a process start costs.
+    // The CLI, a fresh process per step, and what a process start costs;
+    // and the engine's own cost for a container set up as a box.
     let (mut ours, mut theirs) = (Samples::default(), Samples::default());
     let (mut cli_floor, mut docker_floor) = (Samples::default(), Samples::default());
+    let mut box_spec = Samples::default();
+    let spec_network = format!("paddock-bench-boxspec-{}", std::process::id());
+    docker(&[
+        "network",
+        "create",
+        "--internal",
+        "--label",
+        "paddock.bench=1",
+        &spec_network,
+    ])?;
     for i in 0..=args.iterations {
         let (t, id) = timed(|| {
             let id = cli(args, &server, &["box", "create", "--project", "bench"])?;
@@ -100,14 +148,17 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         let b = timed_baseline(args, "cli", i, None)?;
         let (f, _) = timed(|| cli(args, &server, &["--version"]).map(drop))?;
         let (g, _) = timed(|| docker(&["--version"]).map(drop))?;
+        let s = timed_box_spec(args, &spec_network, i)?;
         cli(args, &server, &["box", "rm", &id])?;
         if i > 0 {
             ours.push(t);
             theirs.push(b);
             cli_floor.push(f);
             docker_floor.push(g);
+            box_spec.push(s);
         }
     }
+    docker(&["network", "rm", &spec_network])?;
     ratio_row(
         "create -> first exec: CLI vs docker run+exec",
         &ours,
@@ -119,6 +170,18 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         &cli_floor,
         &docker_floor,
         "",
+    );
+    ratio_row(
+        "floor: docker run+exec set up as a box is",
+        &box_spec,
+        &theirs,
+        "",
+    );
+    ratio_row(
+        "create -> first exec: CLI vs that floor",
+        &ours,
+        &box_spec,
+        "reported",
     );
 
     // gVisor, reported (no goal).
