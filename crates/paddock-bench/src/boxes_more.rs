@@ -61,6 +61,12 @@ fn timed_baseline(
 
 /// `docker run -d` (with docker's init, as boxes have) then `docker exec`.
 fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Result<()> {
+    let flag = runtime.map(|r| format!("--runtime={r}"));
+    docker_run_exec_with(args, name, flag.as_deref().into_iter().collect())
+}
+
+/// `docker run -d --init` with `flags`, then `docker exec`.
+fn docker_run_exec_with(args: &Args, name: &str, flags: Vec<&str>) -> anyhow::Result<()> {
     let mut words = vec![
         "run",
         "-d",
@@ -70,11 +76,7 @@ fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Re
         "--name",
         name,
     ];
-    let flag;
-    if let Some(r) = runtime {
-        flag = format!("--runtime={r}");
-        words.push(&flag);
-    }
+    words.extend(flags);
     words.push(&args.image);
     docker(&words)?;
     docker(&["exec", name, "true"])?;
@@ -88,29 +90,24 @@ fn docker_run_exec(args: &Args, name: &str, runtime: Option<&str>) -> anyhow::Re
 fn timed_box_spec(args: &Args, network: &str, i: usize) -> anyhow::Result<Duration> {
     let name = baseline_name("boxspec", i);
     let (took, _) = timed(|| {
-        docker(&[
-            "run",
-            "-d",
-            "--init",
-            "--label",
-            "paddock.bench=1",
-            "--name",
+        docker_run_exec_with(
+            args,
             &name,
-            "--network",
-            network,
-            "--memory",
-            "2048m",
-            "--cpus",
-            "2",
-            "--pids-limit",
-            "512",
-            "--cap-drop",
-            "ALL",
-            "--security-opt",
-            "no-new-privileges:true",
-            &args.image,
-        ])?;
-        docker(&["exec", &name, "true"]).map(drop)
+            vec![
+                "--network",
+                network,
+                "--memory",
+                "2048m",
+                "--cpus",
+                "2",
+                "--pids-limit",
+                "512",
+                "--cap-drop",
+                "ALL",
+                "--security-opt",
+                "no-new-privileges:true",
+            ],
+        )
     })?;
     docker(&["rm", "-f", &name])?;
     Ok(took)

@@ -7,6 +7,14 @@ use serde_json::{Value, json};
 
 use super::{Paddock, wait_for};
 
+/// A created box's activation link (its token is the last path segment).
+pub fn activation_url(created: &Value) -> String {
+    created["activation_url"]
+        .as_str()
+        .expect("an activation_url")
+        .to_owned()
+}
+
 /// Posts a code to an activation link, as the page's form does.
 pub async fn send_code(p: &Paddock, url: &str, code: &str) -> reqwest::Response {
     p.http

@@ -13,6 +13,7 @@ pub mod issuer;
 mod python;
 pub mod terok;
 
+pub use activation::activation_url;
 pub use images::{
     TEST_IMAGE, agent_image, agent_profiles_held_toml, git_image, networked_login_toml,
     shell_image, test_image,
@@ -533,14 +534,6 @@ impl Drop for Paddock {
         self.kill9();
         sweep(&self.instance);
     }
-}
-
-/// The activation token is the last path segment of the activation URL.
-pub fn activation_url(created: &Value) -> String {
-    created["activation_url"]
-        .as_str()
-        .expect("an activation_url")
-        .to_owned()
 }
 
 /// Runs `start` (a spawn) again while the program's file is busy: a
