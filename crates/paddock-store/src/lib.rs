@@ -12,6 +12,7 @@ mod egress;
 mod git_tokens;
 mod migrate;
 mod ports;
+mod secrets;
 mod warm;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -23,6 +24,7 @@ pub use api_tokens::ApiTokenRow;
 pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
+pub use secrets::SecretRow;
 pub use warm::WarmClaim;
 
 #[derive(Debug, thiserror::Error)]

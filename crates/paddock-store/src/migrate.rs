@@ -14,6 +14,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0006_time_units.sql"),
     include_str!("../migrations/0007_box_lifecycle.sql"),
     include_str!("../migrations/0008_box_runtime.sql"),
+    include_str!("../migrations/0009_secrets.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {
