@@ -28,6 +28,9 @@ pub enum EventKind {
     /// clients skip types they do not know).
     RuleAdded,
     RuleRemoved,
+    /// paddock's own: a secret's placeholder sent where no binding puts
+    /// it, refused (an exfiltration attempt, or a confused agent).
+    SecretMisuse,
 }
 
 impl EventKind {
@@ -44,6 +47,7 @@ impl EventKind {
             Self::ShieldDisengaged => "shield_disengaged",
             Self::RuleAdded => "rule_added",
             Self::RuleRemoved => "rule_removed",
+            Self::SecretMisuse => "secret_misuse",
         }
     }
 }

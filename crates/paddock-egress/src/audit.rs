@@ -36,10 +36,15 @@ pub enum AuditDecision {
     ShieldUp,
     ShieldDown,
     ShieldBlock,
+    /// A secret put on the wire to a host it is bound to.
+    Injected,
+    /// A secret's placeholder sent where no binding puts it: an attempt
+    /// to carry the secret elsewhere, refused.
+    SecretMisuse,
 }
 
 impl AuditDecision {
-    pub const ALL: [AuditDecision; 13] = [
+    pub const ALL: [AuditDecision; 15] = [
         Self::Allowed,
         Self::Denied,
         Self::Held,
@@ -53,6 +58,8 @@ impl AuditDecision {
         Self::ShieldUp,
         Self::ShieldDown,
         Self::ShieldBlock,
+        Self::Injected,
+        Self::SecretMisuse,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -70,6 +77,8 @@ impl AuditDecision {
             Self::ShieldUp => "shield_up",
             Self::ShieldDown => "shield_down",
             Self::ShieldBlock => "shield_block",
+            Self::Injected => "injected",
+            Self::SecretMisuse => "secret_misuse",
         }
     }
 }

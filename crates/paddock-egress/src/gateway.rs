@@ -141,6 +141,8 @@ pub struct Egress {
     pub(crate) identities: Mutex<HashMap<String, BoxIdentity>>,
     /// The host-side fence, as far as health is concerned.
     fence: std::sync::OnceLock<crate::HostFence>,
+    /// Reads hosts a secret is bound to; unset, every tunnel is blind.
+    interceptor: std::sync::OnceLock<Arc<crate::intercept::Interceptor>>,
     resolver: crate::resolver::Resolver,
 }
 
@@ -173,6 +175,7 @@ impl Egress {
             rules: RwLock::new(Arc::new(Vec::new())),
             shields: Mutex::new(HashMap::new()),
             fence: std::sync::OnceLock::new(),
+            interceptor: std::sync::OnceLock::new(),
         });
         egress.reload_rules()?;
         Ok(egress)
@@ -278,6 +281,16 @@ impl Egress {
         self.audit.lock().failure()
     }
 
+    /// From now on, hosts a secret of the box's project is bound to are
+    /// read (TLS terminated) and get their values; set once, at start.
+    pub fn intercept_with(&self, interceptor: Arc<crate::intercept::Interceptor>) {
+        let _ = self.interceptor.set(interceptor);
+    }
+
+    pub fn interceptor(&self) -> Option<&Arc<crate::intercept::Interceptor>> {
+        self.interceptor.get()
+    }
+
     /// Lets health look at the host-side fence of box networks.
     pub fn watch_fence(&self, fence: crate::HostFence) {
         let _ = self.fence.set(fence);
@@ -347,7 +360,7 @@ impl Egress {
         e
     }
 
-    fn destination_event(
+    pub(crate) fn destination_event(
         &self,
         kind: EventKind,
         who: &BoxIdentity,

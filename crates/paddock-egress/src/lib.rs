@@ -18,6 +18,7 @@ mod gateway;
 mod hold;
 pub mod host_guard;
 pub mod host_log;
+pub mod intercept;
 mod netlink;
 pub mod nflog;
 mod nft;

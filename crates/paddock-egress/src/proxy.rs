@@ -19,12 +19,13 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 use crate::gateway::{BoxIdentity, Decision, Dest, Egress, Host};
+use crate::intercept::BoxError;
 use crate::sni::{self, Hello};
 use crate::splice;
 
-type Body = BoxBody<Bytes, hyper::Error>;
+type Body = BoxBody<Bytes, BoxError>;
 
-const MAX_HEAD: usize = 16 * 1024;
+pub(crate) const MAX_HEAD: usize = 16 * 1024;
 const HEAD_DEADLINE: Duration = Duration::from_secs(10);
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -184,7 +185,7 @@ fn malformed(
     text(StatusCode::BAD_REQUEST, format!("paddock: {reason}\n"))
 }
 
-async fn dial(addrs: &[SocketAddr], timeout: Duration) -> std::io::Result<TcpStream> {
+pub(crate) async fn dial(addrs: &[SocketAddr], timeout: Duration) -> std::io::Result<TcpStream> {
     let mut last = std::io::Error::new(std::io::ErrorKind::NotFound, "no address");
     for addr in addrs {
         match tokio::time::timeout(timeout, TcpStream::connect(addr)).await {
@@ -214,6 +215,22 @@ fn unreachable(host: &Host, port: u16, error: &str) -> Response<Body> {
     )
 }
 
+/// The decision: the addresses allowed, or the refusal for the client.
+async fn decide(
+    egress: &Arc<Egress>,
+    who: &BoxIdentity,
+    host: &Host,
+    port: u16,
+) -> Result<Vec<SocketAddr>, Response<Body>> {
+    match egress.decide(who, host, port).await {
+        Decision::Allow { addrs } => Ok(addrs),
+        Decision::Deny { reason } => {
+            let blocked = egress.shield_of(&who.box_id) == crate::Shield::Block;
+            Err(refused(who, host, port, &reason, blocked))
+        }
+    }
+}
+
 /// The decision, then a connection to exactly the addresses it allowed;
 /// a refusal or failure comes back as the answer for the client.
 async fn decide_and_dial(
@@ -222,23 +239,65 @@ async fn decide_and_dial(
     host: &Host,
     port: u16,
 ) -> Result<TcpStream, Response<Body>> {
-    let addrs = match egress.decide(who, host, port).await {
-        Decision::Allow { addrs } => addrs,
-        Decision::Deny { reason } => {
-            let blocked = egress.shield_of(&who.box_id) == crate::Shield::Block;
-            return Err(refused(who, host, port, &reason, blocked));
-        }
-    };
+    let addrs = decide(egress, who, host, port).await?;
     let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
     dial(&addrs, timeout)
         .await
         .map_err(|e| unreachable(host, port, &e.to_string()))
 }
 
+fn empty() -> Response<Body> {
+    Response::new(
+        Full::new(Bytes::new())
+            .map_err(|never| match never {})
+            .boxed(),
+    )
+}
+
+/// Whether the box's project binds a secret to this host, so its tunnel
+/// is read rather than blind. An unreadable store answers for the client.
+fn intercepts(
+    egress: &Egress,
+    who: &BoxIdentity,
+    host: &Host,
+    port: u16,
+) -> Result<bool, Response<Body>> {
+    let (Some(interceptor), Host::Name(name)) = (egress.interceptor(), host) else {
+        return Ok(false);
+    };
+    match interceptor.secrets(who) {
+        Ok(secrets) => Ok(secrets.binds(name, port)),
+        Err(why) => Err(text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("paddock: {why}\n"),
+        )),
+    }
+}
+
 async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
     let Some((host, port)) = authority_of(req.uri(), 0).filter(|(_, p)| *p != 0) else {
         return malformed(&egress, &who, &req, "CONNECT needs host:port");
     };
+    let intercept = match intercepts(&egress, &who, &host, port) {
+        Ok(intercept) => intercept,
+        Err(response) => return response,
+    };
+    if intercept {
+        let addrs = match decide(&egress, &who, &host, port).await {
+            Ok(addrs) => addrs,
+            Err(response) => return response,
+        };
+        tokio::spawn(async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => {
+                    crate::intercept::serve(egress, who, host.as_string(), port, addrs, upgraded)
+                        .await
+                }
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return empty();
+    }
     let upstream = match decide_and_dial(&egress, &who, &host, port).await {
         Ok(s) => s,
         Err(response) => return response,
@@ -261,11 +320,7 @@ async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
         };
         tunnel(egress, who, host, port, client, early, upstream).await;
     });
-    Response::new(
-        Full::new(Bytes::new())
-            .map_err(|never| match never {})
-            .boxed(),
-    )
+    empty()
 }
 
 /// Checks the ClientHello (for named hosts), then joins the two sockets.
@@ -334,7 +389,7 @@ const HOP_BY_HOP: [&str; 8] = [
     "upgrade",
 ];
 
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -378,21 +433,42 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
             "the request names no valid host and port",
         );
     };
+    // Plain HTTP is read by anyone on the way: no placeholder may leave
+    // in it, to any host.
+    let secrets = match egress.interceptor().map(|i| i.secrets(&who)) {
+        None => None,
+        Some(Ok(secrets)) => Some(secrets).filter(|s| !s.is_empty()),
+        Some(Err(why)) => {
+            return text(StatusCode::SERVICE_UNAVAILABLE, format!("paddock: {why}\n"));
+        }
+    };
+    let (mut parts, body) = req.into_parts();
+    if let Some(secrets) = &secrets
+        && let Err(refusal) = crate::intercept::scan_head(&parts, secrets, &Default::default())
+    {
+        egress.secret_refused(&who, &host.as_string(), port, &refusal);
+        return crate::intercept::refused(&refusal, &host.as_string());
+    }
     let stream = match decide_and_dial(&egress, &who, &host, port).await {
         Ok(s) => s,
         Err(response) => return response,
     };
     let unreachable = |e: String| unreachable(&host, port, &e);
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    {
-        Ok(pair) => pair,
-        Err(e) => return unreachable(e.to_string()),
-    };
+    let (mut sender, conn) =
+        match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await {
+            Ok(pair) => pair,
+            Err(e) => return unreachable(e.to_string()),
+        };
     tokio::spawn(async move {
         let _ = conn.await;
     });
-
-    let (mut parts, body) = req.into_parts();
+    let found = Arc::new(std::sync::OnceLock::new());
+    let body: Body = match &secrets {
+        Some(secrets) => {
+            crate::intercept::ScannedBody::new(body, secrets.clone(), found.clone()).boxed()
+        }
+        None => body.map_err(|e| Box::new(e) as BoxError).boxed(),
+    };
     let path = parts
         .uri
         .path_and_query()
@@ -423,9 +499,15 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
         Ok(res) => {
             let (mut parts, body) = res.into_parts();
             strip_hop_by_hop(&mut parts.headers);
-            Response::from_parts(parts, body.boxed())
+            Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())
         }
-        Err(e) => unreachable(e.to_string()),
+        Err(e) => match found.get() {
+            Some(refusal) => {
+                egress.secret_refused(&who, &host.as_string(), port, refusal);
+                crate::intercept::refused(refusal, &host.as_string())
+            }
+            None => unreachable(e.to_string()),
+        },
     }
 }
 

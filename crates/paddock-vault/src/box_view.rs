@@ -60,14 +60,20 @@ impl BoxSecrets {
 
     /// The secret whose placeholder occurs in `text`, if any.
     pub fn find(&self, text: &[u8]) -> Option<&BoxSecret> {
+        self.find_except(text, &[])
+    }
+
+    /// The first secret other than those named in `allowed` whose
+    /// placeholder occurs in `text`.
+    pub fn find_except(&self, text: &[u8], allowed: &[&str]) -> Option<&BoxSecret> {
         if self.secrets.is_empty() {
             return None;
         }
         memmem::find_iter(text, PLACEHOLDER_PREFIX.as_bytes()).find_map(|at| {
             let candidate = text.get(at..at + PLACEHOLDER_LEN)?;
-            self.secrets
-                .iter()
-                .find(|s| s.placeholder.as_bytes() == candidate)
+            self.secrets.iter().find(|s| {
+                s.placeholder.as_bytes() == candidate && !allowed.contains(&s.name.as_str())
+            })
         })
     }
 
