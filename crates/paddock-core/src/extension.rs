@@ -42,6 +42,9 @@ pub struct Equipment {
     pub env: Vec<String>,
     /// Resolvers for the box (Docker's embedded DNS forwards to these).
     pub dns: Vec<Ipv4Addr>,
+    /// Host files shown read-only inside (host path, path inside): there
+    /// before the box's first process, whatever its root filesystem.
+    pub read_only_binds: Vec<(String, String)>,
 }
 
 /// A login under way in a box, as its extensions hear of it.

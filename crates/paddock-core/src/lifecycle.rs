@@ -170,6 +170,7 @@ impl BoxService {
         let network = self.acquire_network(&row.id).await?;
         let gateway = self.gateway_of(&network).await?;
         let mut equipment_files = Vec::new();
+        let mut read_only_binds = Vec::new();
         let mut dns = Vec::new();
         let mut env = vec![
             format!("PADDOCK_BOX_ID={}", row.id),
@@ -184,6 +185,7 @@ impl BoxService {
             };
             let equipment = ext.equip(setup).await?;
             equipment_files.extend(equipment.files);
+            read_only_binds.extend(equipment.read_only_binds);
             env.extend(equipment.env);
             dns.extend(equipment.dns.iter().map(ToString::to_string));
         }
@@ -199,6 +201,7 @@ impl BoxService {
             entrypoint: main.entrypoint,
             runtime: row.runtime.clone(),
             read_only: row.read_only,
+            read_only_binds,
             workspace: limits.workspace.clone(),
             network,
             memory_bytes: (limits.memory_mib > 0).then(|| (limits.memory_mib * 1024 * 1024) as i64),

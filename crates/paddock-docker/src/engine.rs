@@ -43,6 +43,25 @@ pub struct ContainerSpec {
     /// removed with the container) and /tmp (a tmpfs) stay writable.
     pub read_only: bool,
     pub workspace: String,
+    /// Host files shown read-only inside (host path, path inside): what
+    /// every box trusts, kept on the host so a read-only root still gets it.
+    pub read_only_binds: Vec<(String, String)>,
+}
+
+fn mounts(spec: &ContainerSpec) -> Vec<Mount> {
+    let workspace = spec.read_only.then(|| Mount {
+        target: Some(spec.workspace.clone()),
+        typ: Some(MountType::VOLUME),
+        ..Default::default()
+    });
+    let binds = spec.read_only_binds.iter().map(|(host, inside)| Mount {
+        source: Some(host.clone()),
+        target: Some(inside.clone()),
+        typ: Some(MountType::BIND),
+        read_only: Some(true),
+        ..Default::default()
+    });
+    workspace.into_iter().chain(binds).collect()
 }
 
 /// Objects carrying a label, as found by [`Engine::list_labelled`].
@@ -148,13 +167,7 @@ impl Engine {
             dns: (!spec.dns.is_empty()).then(|| spec.dns.clone()),
             runtime: spec.runtime.clone(),
             readonly_rootfs: spec.read_only.then_some(true),
-            mounts: spec.read_only.then(|| {
-                vec![Mount {
-                    target: Some(spec.workspace.clone()),
-                    typ: Some(MountType::VOLUME),
-                    ..Default::default()
-                }]
-            }),
+            mounts: Some(mounts(spec)).filter(|m| !m.is_empty()),
             tmpfs: spec
                 .read_only
                 .then(|| HashMap::from([("/tmp".to_owned(), "rw,nosuid,nodev".to_owned())])),

@@ -34,6 +34,10 @@ pub struct EgressConfig {
     /// CAP_NET_ADMIN + CAP_SYS_ADMIN). Off only where a box's traffic is
     /// contained some other way.
     pub firewall: bool,
+    /// Certificates (PEM) trusted upstream beside the host's roots, for
+    /// hosts the gateway reads because a secret is bound to them (a site's
+    /// own CA; a test's server).
+    pub upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl Default for EgressConfig {
@@ -50,6 +54,7 @@ impl Default for EgressConfig {
             resolvers: Vec::new(),
             nflog_group: 7,
             firewall: true,
+            upstream_ca_file: None,
         }
     }
 }

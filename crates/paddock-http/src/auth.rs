@@ -186,7 +186,9 @@ pub(crate) fn resolve(
         (Target::BoxInPath | Target::BoxInBody, Named::Box(id)) => box_resource(id),
         // A box path that matched no id (it cannot: the route has one).
         (Target::BoxInPath, Named::Nothing) => Ok(Resource::Global),
-        (Target::ProjectInBody, Named::Project(p)) => Ok(Resource::Project(p.to_owned())),
+        (Target::ProjectInBody | Target::ProjectInPath, Named::Project(p)) => {
+            Ok(Resource::Project(p.to_owned()))
+        }
         (Target::RuleInBody | Target::RuleInPath, Named::Rule(Scope::Project(p))) => {
             Ok(Resource::Project(p.clone()))
         }

@@ -23,6 +23,7 @@ mod ports;
 mod registry_tests;
 mod rest;
 mod routes;
+mod secrets;
 mod shell;
 mod signin;
 mod tokens;
@@ -46,6 +47,7 @@ pub use mcp::tool_names as mcp_tool_names;
 pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    pub vault: Arc<paddock_vault::Vault>,
     /// The clearance hub: events and verdicts, with or without egress.
     pub hub: Arc<paddock_clearance::Hub>,
     pub clearance_socket: Option<Arc<std::path::PathBuf>>,
@@ -68,12 +70,13 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 11] = [
+pub(crate) const MODULES: [(&str, Module); 12] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
     ("ports", ports::routes),
     ("egress", egress::routes),
+    ("secrets", secrets::routes),
     ("activate", activate::routes),
     ("health", health::routes),
     ("tokens", tokens::routes),
@@ -91,6 +94,8 @@ pub struct HttpOptions {
     pub shutdown: CancellationToken,
     /// The egress gateway, when enabled (rules, log, shields).
     pub egress: Option<Arc<paddock_egress::Egress>>,
+    /// Projects' secrets (set, listed, removed; never read back).
+    pub vault: Arc<paddock_vault::Vault>,
     /// The clearance hub (events and verdicts are served from it whether
     /// or not egress is enabled, as its varlink socket is).
     pub hub: Arc<paddock_clearance::Hub>,
@@ -116,6 +121,7 @@ pub fn router(
     let state = AppState {
         boxes,
         egress: options.egress.clone(),
+        vault: options.vault.clone(),
         hub: options.hub.clone(),
         clearance_socket: options.clearance_socket.clone().map(Arc::new),
         iam: options.iam.clone(),

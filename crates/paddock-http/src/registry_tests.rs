@@ -16,6 +16,10 @@ fn options() -> HttpOptions {
         allowed_hosts: vec!["localhost".into()],
         shutdown: CancellationToken::new(),
         egress: None,
+        vault: Arc::new(paddock_vault::Vault::new(
+            Arc::new(paddock_store::Store::open_in_memory().unwrap()),
+            paddock_vault::VaultKey::from_bytes([0; 32]),
+        )),
         hub: paddock_clearance::Hub::new(paddock_clearance::HubConfig {
             queue_capacity: 8,
             ..Default::default()
@@ -42,6 +46,10 @@ fn state() -> AppState {
     AppState {
         boxes: boxes(),
         egress: None,
+        vault: Arc::new(paddock_vault::Vault::new(
+            Arc::new(paddock_store::Store::open_in_memory().unwrap()),
+            paddock_vault::VaultKey::from_bytes([0; 32]),
+        )),
         hub: options.hub,
         clearance_socket: None,
         iam: options.iam,

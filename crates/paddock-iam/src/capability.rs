@@ -23,10 +23,13 @@ pub enum Capability {
     EgressRequest,
     /// Stopping and starting a box (its filesystem is kept).
     BoxControl,
+    /// Setting and removing a project's secrets and their bindings (no
+    /// capability reads a value back).
+    SecretWrite,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 13] = [
+    pub const ALL: [Capability; 14] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -40,6 +43,7 @@ impl Capability {
         Self::AdminTokens,
         Self::EgressRequest,
         Self::BoxControl,
+        Self::SecretWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -57,15 +61,17 @@ impl Capability {
             Self::AdminTokens => "admin:tokens",
             Self::EgressRequest => "egress:request",
             Self::BoxControl => "box:control",
+            Self::SecretWrite => "secret:write",
         }
     }
 
     /// Capabilities that let through something a box would send: a
-    /// person's to use, never the chatbot's (see `Iam::authorise`).
+    /// person's to use, never the chatbot's (see `Iam::authorise`). A
+    /// binding decides where a secret goes, so writing secrets is one.
     pub fn decides_egress(self) -> bool {
         matches!(
             self,
-            Self::EgressVerdict | Self::EgressRules | Self::EgressShield
+            Self::EgressVerdict | Self::EgressRules | Self::EgressShield | Self::SecretWrite
         )
     }
 

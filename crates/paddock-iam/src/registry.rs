@@ -35,6 +35,9 @@ pub enum Target {
     BoxInBody,
     /// A project named in the body or arguments.
     ProjectInBody,
+    /// `{project}` in the path (checked by the handler on the decoded
+    /// value it uses, never on the raw path).
+    ProjectInPath,
     /// An egress rule's box or project, in the body.
     RuleInBody,
     /// `{id}` in the path is an egress rule.
@@ -248,6 +251,19 @@ pub static OPERATIONS: &[Operation] = &[
         "DELETE /api/v1/egress/rules/{id}",
         Requires(EgressRules),
         RuleInPath,
+    ),
+    op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
+    op(
+        Rest,
+        "PUT /api/v1/projects/{project}/secrets/{name}",
+        Requires(SecretWrite),
+        ProjectInPath,
+    ),
+    op(
+        Rest,
+        "DELETE /api/v1/projects/{project}/secrets/{name}",
+        Requires(SecretWrite),
+        ProjectInPath,
     ),
     op(
         Rest,

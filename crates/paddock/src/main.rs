@@ -42,6 +42,8 @@ enum Command {
     Egress(client::EgressArgs),
     /// Mint, list and revoke API tokens.
     Token(client::TokenArgs),
+    /// Set, list and remove a project's secrets (values are never shown).
+    Secret(client::SecretArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
     /// Show held connections as desktop pop-ups, decided from the pop-up.
@@ -114,6 +116,7 @@ fn main() -> ExitCode {
         Command::Boxes(args) => in_runtime(client::run_box(args)),
         Command::Egress(args) => in_runtime(client::run_egress(args)),
         Command::Token(args) => in_runtime(client::run_token(args)),
+        Command::Secret(args) => in_runtime(client::run_secret(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),

@@ -127,9 +127,25 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let egress_stop = tokio_util::sync::CancellationToken::new();
     let mut extensions: Vec<Arc<dyn paddock_core::BoxExtension>> = Vec::new();
     let mut host_guard: Option<Arc<HostGuard>> = None;
+    // Secrets: sealed under a key kept outside the store; read by the
+    // gateway for the hosts they are bound to.
+    let vault_key =
+        paddock_vault::VaultKey::load(&data_dir).context("cannot load the secrets key")?;
+    tracing::info!(source = ?vault_key.source, "secrets key loaded");
+    let vault = Arc::new(paddock_vault::Vault::new(store.clone(), vault_key));
     let egress = if egress_config.enabled {
         let egress = Egress::new(egress_config, store.clone(), hub.clone())
             .context("cannot start the egress gateway")?;
+        let tls_dir = data_dir.join("tls");
+        let ca = paddock_egress::intercept::InstanceCa::load_or_create(&tls_dir, &core.instance)
+            .context("cannot load the egress CA")?;
+        let upstream =
+            paddock_egress::intercept::client_config(egress.config().upstream_ca_file.as_deref())
+                .context("cannot set up upstream TLS")?;
+        let interceptor = paddock_egress::intercept::Interceptor::new(vault.clone(), ca, upstream)
+            .with_box_bundle(&tls_dir.join("box-ca-bundle.pem"))
+            .context("cannot write the boxes' trust bundle")?;
+        egress.intercept_with(Arc::new(interceptor));
         let extra_ports = if git.enabled {
             vec![git.port]
         } else {
@@ -214,6 +230,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             allowed_hosts,
             shutdown: shutdown.clone(),
             egress: egress.clone(),
+            vault: vault.clone(),
             hub: hub.clone(),
             clearance_socket: Some(clearance_socket.clone()),
             iam,

@@ -153,6 +153,28 @@ impl InstanceCa {
         Ok(config)
     }
 
+    /// Writes what a box trusts: the host's public roots and this CA, PEM.
+    /// Those variables replace a box's own trust store, so the instance CA
+    /// alone would break every host left as a blind tunnel. Written in
+    /// place, so boxes that show the file already see the new one.
+    pub fn write_box_bundle(&self, path: &Path) -> Result<(), EgressError> {
+        use base64::Engine as _;
+        let mut bundle = String::new();
+        for cert in rustls_native_certs::load_native_certs().certs {
+            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+            bundle.push_str("-----BEGIN CERTIFICATE-----\n");
+            for line in b64.as_bytes().chunks(64) {
+                bundle.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+                bundle.push('\n');
+            }
+            bundle.push_str("-----END CERTIFICATE-----\n");
+        }
+        bundle.push_str(&self.cert_pem);
+        std::fs::write(path, bundle).map_err(|e| io_error(path, e))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+            .map_err(|e| io_error(path, e))
+    }
+
     /// The CA certificate, DER (tests and the bundle).
     pub fn cert_der(&self) -> Result<CertificateDer<'static>, EgressError> {
         rustls::pki_types::pem::PemObject::from_pem_slice(self.cert_pem.as_bytes())

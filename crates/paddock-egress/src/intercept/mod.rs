@@ -52,7 +52,19 @@ pub struct Interceptor {
     vault: Arc<Vault>,
     ca: InstanceCa,
     upstream: Arc<ClientConfig>,
+    /// The host file every box sees as its trust bundle.
+    box_bundle: Option<std::path::PathBuf>,
 }
+
+/// Where a box finds its trust bundle, and the variables that name it.
+pub const BOX_BUNDLE_PATH: &str = "/etc/paddock/ca-bundle.pem";
+pub const BUNDLE_VARIABLES: [&str; 5] = [
+    "SSL_CERT_FILE",
+    "NODE_EXTRA_CA_CERTS",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "GIT_SSL_CAINFO",
+];
 
 impl Interceptor {
     pub fn new(vault: Arc<Vault>, ca: InstanceCa, upstream: Arc<ClientConfig>) -> Self {
@@ -60,7 +72,39 @@ impl Interceptor {
             vault,
             ca,
             upstream,
+            box_bundle: None,
         }
+    }
+
+    /// Writes the boxes' trust bundle to `path` (on the host) and hands it
+    /// to every box from now on.
+    pub fn with_box_bundle(mut self, path: &std::path::Path) -> Result<Self, crate::EgressError> {
+        self.ca.write_box_bundle(path)?;
+        self.box_bundle = Some(path.to_owned());
+        Ok(self)
+    }
+
+    /// What a box of `project` is given: its placeholders, and the trust
+    /// bundle shown read-only with the variables that name it.
+    pub fn box_equipment(
+        &self,
+        box_id: &str,
+        project: &str,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), crate::EgressError> {
+        let mut env = self
+            .vault
+            .box_env(box_id, project)
+            .map_err(|e| crate::EgressError::Invalid(format!("the project's secrets: {e}")))?;
+        let mut binds = Vec::new();
+        if let Some(bundle) = &self.box_bundle {
+            binds.push((bundle.display().to_string(), BOX_BUNDLE_PATH.to_owned()));
+            env.extend(
+                BUNDLE_VARIABLES
+                    .iter()
+                    .map(|v| format!("{v}={BOX_BUNDLE_PATH}")),
+            );
+        }
+        Ok((env, binds))
     }
 
     pub fn vault(&self) -> &Arc<Vault> {

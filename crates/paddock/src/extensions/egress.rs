@@ -107,7 +107,7 @@ impl EmbeddedEgress {
         Ok(())
     }
 
-    fn equipment(&self, setup: BoxSetup<'_>) -> Equipment {
+    fn equipment(&self, setup: BoxSetup<'_>) -> Result<Equipment, ExtensionError> {
         let proxy = format!(
             "http://{}:{}",
             setup.gateway,
@@ -121,11 +121,20 @@ impl EmbeddedEgress {
         }
         env.push(format!("NO_PROXY={no_proxy}"));
         env.push(format!("no_proxy={no_proxy}"));
-        Equipment {
+        let mut read_only_binds = Vec::new();
+        if let Some(interceptor) = self.egress.interceptor() {
+            let (secrets_env, binds) = interceptor
+                .box_equipment(setup.box_id, setup.project)
+                .map_err(|e| ExtensionError::new(e.to_string()))?;
+            env.extend(secrets_env);
+            read_only_binds = binds;
+        }
+        Ok(Equipment {
             env,
             dns: vec![setup.gateway],
+            read_only_binds,
             ..Equipment::default()
-        }
+        })
     }
 
     async fn guard(&self, started: BoxStarted<'_>) -> Result<(), ExtensionError> {
@@ -214,7 +223,7 @@ impl BoxExtension for EmbeddedEgress {
     ) -> BoxFuture<'a, Result<Equipment, ExtensionError>> {
         Box::pin(async move {
             self.fence_and_bind(setup).await?;
-            Ok(self.equipment(setup))
+            self.equipment(setup)
         })
     }
 
@@ -268,6 +277,9 @@ impl BoxExtension for EmbeddedEgress {
             project: project.to_owned(),
         };
         self.egress.box_gone(&who, reason);
+        if let Some(interceptor) = self.egress.interceptor() {
+            interceptor.vault().forget_box(box_id);
+        }
     }
 
     fn container_changed(&self, box_id: &str, project: &str, change: &ContainerChange) {
