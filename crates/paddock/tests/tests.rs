@@ -42,5 +42,6 @@ mod iam_tokens;
 mod mcp;
 mod notify_desktop;
 mod restore;
+mod secrets;
 mod serve;
 mod webhooks;

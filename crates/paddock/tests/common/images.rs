@@ -57,37 +57,67 @@ pub const GIT_IMAGE: &str = "paddock-test-git:test";
 pub fn git_image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let ctx = tempfile::tempdir().unwrap();
-        let root = ctx.path().join("rootfs");
-        busybox_rootfs(&root);
-        let programs = ["/usr/bin/git", "/usr/lib/git-core/git", "/usr/lib/git-core/git-remote-http"];
-        let ldd = Command::new("ldd").args(programs).output().unwrap();
-        let mut files: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
-        for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-            let path = match line.split("=>").nth(1) {
-                Some(rest) => rest.split_whitespace().next(),
-                None => line.split_whitespace().next().filter(|p| p.starts_with('/') && !p.ends_with(':')),
-            };
-            if let Some(p) = path.filter(|p| p.starts_with('/')) {
-                files.push(p.to_owned());
-            }
-        }
-        files.sort();
-        files.dedup();
-        for f in files {
-            let dest = root.join(f.trim_start_matches('/'));
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("copying {f}: {e}"));
-        }
-        std::fs::write(
-            ctx.path().join("Dockerfile"),
-            "FROM scratch\nCOPY rootfs /\nENV PATH=/usr/bin:/bin HOME=/tmp\nCMD [\"/bin/sleep\", \"2147483647\"]\n",
+        programs_image(
+            GIT_IMAGE,
+            &[
+                "/usr/bin/git",
+                "/usr/lib/git-core/git",
+                "/usr/lib/git-core/git-remote-http",
+            ],
         )
-        .unwrap();
-        let out = docker(&["build", "-q", "-t", GIT_IMAGE, ctx.path().to_str().unwrap()]);
-        assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
     });
     GIT_IMAGE
+}
+
+pub const CURL_IMAGE: &str = "paddock-test-curl:test";
+
+/// A box image with Debian's curl, a client that verifies certificates
+/// (busybox wget does not) and reads `CURL_CA_BUNDLE`/`SSL_CERT_FILE`;
+/// no trust store of its own, so only paddock's bundle makes TLS work.
+pub fn curl_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| programs_image(CURL_IMAGE, &["/usr/bin/curl"]));
+    CURL_IMAGE
+}
+
+/// Builds `tag`: busybox, `programs` and every shared library they load,
+/// copied from this machine (offline).
+fn programs_image(tag: &str, programs: &[&str]) {
+    let ctx = tempfile::tempdir().unwrap();
+    let root = ctx.path().join("rootfs");
+    busybox_rootfs(&root);
+    let ldd = Command::new("ldd").args(programs).output().unwrap();
+    let mut files: Vec<String> = programs.iter().map(|p| p.to_string()).collect();
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        let path = match line.split("=>").nth(1) {
+            Some(rest) => rest.split_whitespace().next(),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/') && !p.ends_with(':')),
+        };
+        if let Some(p) = path.filter(|p| p.starts_with('/')) {
+            files.push(p.to_owned());
+        }
+    }
+    files.sort();
+    files.dedup();
+    for f in files {
+        let dest = root.join(f.trim_start_matches('/'));
+        std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
+        std::fs::copy(&f, &dest).unwrap_or_else(|e| panic!("copying {f}: {e}"));
+    }
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM scratch\nCOPY rootfs /\nENV PATH=/usr/bin:/bin HOME=/tmp\nCMD [\"/bin/sleep\", \"2147483647\"]\n",
+    )
+    .unwrap();
+    let out = docker(&["build", "-q", "-t", tag, ctx.path().to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "docker build: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// Configuration for a login that trades its code over the network, as a

@@ -12,6 +12,7 @@ pub mod images;
 pub mod issuer;
 mod python;
 pub mod terok;
+pub mod tls_site;
 
 pub use activation::activation_url;
 pub use images::{

@@ -1,0 +1,212 @@
+//! Secrets that never enter the box, from inside a real one: a box with
+//! Debian's curl (a client that verifies certificates) and a read-only
+//! root reaches a TLS API the test runs, which sees the real key while
+//! the box's environment, files and paddock's log hold only a
+//! placeholder. Without paddock's bundle the handshake fails; a
+//! placeholder sent to another host is refused and reported; a new value
+//! reaches the running box.
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::common::egress_site::{add_rule, exec, logged};
+use crate::common::images::curl_image;
+use crate::common::tls_site::TlsApi;
+use crate::common::{Options, Paddock, paddock_bin};
+use serde_json::json;
+
+const REAL_KEY: &str = "sk-real-key-4b1d";
+
+fn options(api: &TlsApi) -> Options {
+    Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"api.test\" = [\"127.0.0.1\"]\n\"other.test\" = [\"127.0.0.1\"]\n",
+            api.ca_file.display()
+        ),
+        ..Options::default()
+    }
+}
+
+/// `paddock secret set …` with the value on standard input, as a person
+/// pipes it (never in argv).
+fn set_secret(p: &Paddock, value: &str, args: &[&str]) {
+    let mut child = Command::new(paddock_bin())
+        .args(["secret", "set"])
+        .args(args)
+        .env("PADDOCK_URL", &p.url)
+        .env("PADDOCK_TOKEN", &p.admin_token)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{value}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "secret set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn curl(port: u16, host: &str, header: &str) -> String {
+    format!("curl -sS --max-time 20 -H \"{header}\" https://{host}:{port}/v1/messages")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_sees_the_key_while_the_box_holds_only_a_placeholder() {
+    let api = TlsApi::start(&["api.test", "other.test"]).await;
+    let p = Paddock::start(options(&api));
+    for target in ["api.test", "other.test", "127.0.0.1/32"] {
+        add_rule(
+            &p,
+            json!({"project": "proj", "target": target, "action": "allow"}),
+        )
+        .await;
+    }
+    let port = api.port;
+    set_secret(
+        &p,
+        REAL_KEY,
+        &[
+            "api",
+            "--project",
+            "proj",
+            "--env",
+            "API_KEY",
+            "--bind",
+            &format!("api.test:{port}=header:x-api-key: {{secret}}"),
+        ],
+    );
+    set_secret(
+        &p,
+        "other-value",
+        &[
+            "other",
+            "--project",
+            "proj",
+            "--bind",
+            &format!("other.test:{port}=header:authorization: Bearer {{secret}}"),
+        ],
+    );
+    let image = curl_image();
+    let created = p.cli_json(&[
+        "box",
+        "create",
+        "--project",
+        "proj",
+        "--id",
+        "keyed",
+        "--image",
+        image,
+        "--read-only",
+        "--json",
+    ]);
+    assert_eq!(created["read_only"], true, "{created}");
+
+    let placeholder = exec(&p, "keyed", "echo $API_KEY").await["stdout"]
+        .as_str()
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(placeholder.starts_with("pdk_ph_"), "{placeholder}");
+
+    // Through the gateway the API gets the real key.
+    let out = exec(&p, "keyed", &curl(port, "api.test", "x-api-key: $API_KEY")).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert!(
+        out["stdout"].as_str().unwrap().contains("api says hello"),
+        "{out}"
+    );
+    let seen = api.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.headers["x-api-key"], REAL_KEY);
+    assert_eq!(
+        (last.method.as_str(), last.path.as_str()),
+        ("GET", "/v1/messages")
+    );
+    logged(&p, "keyed", &["injected"]).await;
+
+    // The box holds the placeholder only: environment and files. (The
+    // value is split in the command, so the command itself, which
+    // paddock's debug log shows, does not carry it.)
+    let (head, tail) = REAL_KEY.split_at(5);
+    let search = format!("\"{head}\"\"{tail}\"");
+    let out = exec(
+        &p,
+        "keyed",
+        &format!("env | grep -c -F {search}; grep -r -l -F {search} /etc /tmp /workspace 2>/dev/null; echo done"),
+    )
+    .await;
+    assert_eq!(out["stdout"].as_str().unwrap().trim(), "0\ndone", "{out}");
+
+    // Without paddock's bundle the box cannot even finish the handshake:
+    // what it trusts is what paddock gave it.
+    let out = exec(
+        &p,
+        "keyed",
+        &format!(
+            "unset SSL_CERT_FILE CURL_CA_BUNDLE; {}",
+            curl(port, "api.test", "x: y")
+        ),
+    )
+    .await;
+    assert_ne!(out["exit_code"], 0, "{out}");
+    assert!(
+        out["stderr"]
+            .as_str()
+            .unwrap()
+            .to_lowercase()
+            .contains("certificate"),
+        "{out}"
+    );
+
+    // The placeholder sent to another host the gateway reads: refused,
+    // reported, and nothing reached the API.
+    let before = api.seen().len();
+    let out = exec(&p, "keyed", &format!("curl -sS --max-time 20 -w ' %{{http_code}}' -H \"x-leak: $API_KEY\" https://other.test:{port}/")).await;
+    let stdout = out["stdout"].as_str().unwrap();
+    assert!(
+        stdout.ends_with(" 403") && stdout.contains("secret api"),
+        "{out}"
+    );
+    assert_eq!(api.seen().len(), before);
+    logged(&p, "keyed", &["secret_misuse"]).await;
+
+    // A new value reaches the running box at its next request.
+    set_secret(&p, "sk-rotated-key", &["api", "--project", "proj"]);
+    let out = exec(&p, "keyed", &curl(port, "api.test", "x-api-key: $API_KEY")).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert_eq!(
+        api.seen().last().unwrap().headers["x-api-key"],
+        "sk-rotated-key"
+    );
+
+    // Listings show names, bindings and use; paddock's log no value.
+    let listed = p.cli_json(&["secret", "ls", "--project", "proj", "--json"]);
+    let text = listed.to_string();
+    assert!(
+        text.contains("API_KEY") && text.contains("x-api-key"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(REAL_KEY) && !text.contains("sk-rotated"),
+        "{text}"
+    );
+    assert!(listed["secrets"][0]["last_used_ms"].is_i64(), "{listed}");
+    let log = p.log();
+    for line in log.lines() {
+        assert!(
+            !line.contains(REAL_KEY) && !line.contains("sk-rotated-key"),
+            "the server's log holds a value: {line}"
+        );
+    }
+    let out = p.cli(&["box", "rm", "keyed"]);
+    assert!(out.status.success());
+}
