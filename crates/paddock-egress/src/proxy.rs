@@ -255,23 +255,12 @@ fn empty() -> Response<Body> {
 }
 
 /// Whether the box's project binds a secret to this host, so its tunnel
-/// is read rather than blind. An unreadable store answers for the client.
-fn intercepts(
-    egress: &Egress,
-    who: &BoxIdentity,
-    host: &Host,
-    port: u16,
-) -> Result<bool, Response<Body>> {
+/// is read rather than blind; an unreadable store says why.
+fn intercepts(egress: &Egress, who: &BoxIdentity, host: &Host, port: u16) -> Result<bool, String> {
     let (Some(interceptor), Host::Name(name)) = (egress.interceptor(), host) else {
         return Ok(false);
     };
-    match interceptor.secrets(who) {
-        Ok(secrets) => Ok(secrets.binds(name, port)),
-        Err(why) => Err(text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("paddock: {why}\n"),
-        )),
-    }
+    interceptor.secrets(who).map(|s| s.binds(name, port))
 }
 
 async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) -> Response<Body> {
@@ -280,7 +269,7 @@ async fn connect(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
     };
     let intercept = match intercepts(&egress, &who, &host, port) {
         Ok(intercept) => intercept,
-        Err(response) => return response,
+        Err(why) => return text(StatusCode::SERVICE_UNAVAILABLE, format!("paddock: {why}\n")),
     };
     if intercept {
         let addrs = match decide(&egress, &who, &host, port).await {

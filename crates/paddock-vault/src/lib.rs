@@ -351,7 +351,7 @@ impl Vault {
     }
 
     /// The secret was put on the wire now: its `last_used_ms` moves (at
-    /// most once per [`USE_WRITE_EVERY_MS`]; each use is in the decision
+    /// most once every ten seconds; each use is in the decision
     /// log regardless).
     pub fn used(&self, project: &str, name: &str, now_ms: i64) {
         let key = (project.to_owned(), name.to_owned());

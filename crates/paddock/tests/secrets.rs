@@ -210,3 +210,96 @@ async fn the_api_sees_the_key_while_the_box_holds_only_a_placeholder() {
     let out = p.cli(&["box", "rm", "keyed"]);
     assert!(out.status.success());
 }
+
+/// Secrets over REST as scripts meet them: bad input refused with its
+/// reason and nothing stored, a value never echoed, `secret:write` a
+/// person's (not an agent's), listings filtered to the caller's projects.
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_over_rest_refuse_bad_input_and_keep_to_their_callers() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        ..Options::default()
+    });
+    let url = |project: &str, name: &str| format!("/api/v1/projects/{project}/secrets/{name}");
+    let bad = [
+        json!({"value": "has a space"}),
+        json!({"value": "ok", "env": "HTTPS_PROXY"}),
+        json!({"value": "ok", "bindings": [{"hosts": ["10.0.0.1"], "header": "x: {secret}"}]}),
+        json!({"value": "ok", "bindings": [{"hosts": ["a.test"], "header": "x: none"}]}),
+        json!({"value": "ok", "bindings": [{"hosts": ["a.test"], "basic": "u", "query": "k"}]}),
+        json!({"env": "KEY"}),
+        json!({"value": 4_815_162_342_u64}),
+        json!({"value": "ok", "surprise": true}),
+    ];
+    for body in bad {
+        let (status, answer) = p.put(&url("proj", "k"), body.clone()).await;
+        assert_eq!(status, 400, "{body} -> {answer}");
+        assert!(
+            !answer.to_string().contains("4815162342"),
+            "the value is echoed: {answer}"
+        );
+    }
+    let (status, _) = p.put(&url("proj", "a%2Fb"), json!({"value": "ok"})).await;
+    assert_eq!(status, 400);
+    let (_, listed) = p.get("/api/v1/secrets").await;
+    assert_eq!(listed["secrets"], json!([]), "nothing was stored");
+
+    let (status, set) = p
+        .put(&url("proj", "k"), json!({"value": "v1", "env": "KEY", "bindings": [{"hosts": ["a.test"], "header": "x-key: {secret}"}]}))
+        .await;
+    assert_eq!(status, 200, "{set}");
+    assert!(
+        set.get("value").is_none() && !set.to_string().contains("\"v1\""),
+        "{set}"
+    );
+    let (status, _) = p.put(&url("other", "k"), json!({"value": "v2"})).await;
+    assert_eq!(status, 200);
+
+    // An agent's token cannot write secrets (a binding says where a value
+    // goes); a token of one project sees that project's names only.
+    let (_, agent) = p.mint(&["agent"], None).await;
+    let (status, _) = p
+        .client_as(&agent)
+        .put(format!("{}{}", p.url, url("proj", "k")))
+        .json(&json!({"value": "x"}))
+        .send()
+        .await
+        .map(|r| (r.status().as_u16(), ()))
+        .unwrap();
+    assert_eq!(status, 403);
+    let (_, viewer) = p.mint(&["viewer"], Some(&["proj"])).await;
+    let listed: serde_json::Value = p
+        .client_as(&viewer)
+        .get(format!("{}/api/v1/secrets", p.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let projects: Vec<&str> = listed["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["project"].as_str().unwrap())
+        .collect();
+    assert_eq!(projects, ["proj"], "{listed}");
+    let (_, writer) = p.mint(&["secret:write"], Some(&["proj"])).await;
+    let status = p
+        .client_as(&writer)
+        .delete(format!("{}{}", p.url, url("other", "k")))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 403, "another project's secret");
+
+    let (status, _) = p.delete(&url("proj", "k")).await;
+    assert_eq!(status, 204);
+    let (status, answer) = p.delete(&url("proj", "k")).await;
+    assert_eq!(
+        (status, answer["error"]["code"].as_str()),
+        (404, Some("not_found")),
+        "{answer}"
+    );
+}

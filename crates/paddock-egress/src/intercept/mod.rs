@@ -56,6 +56,13 @@ pub struct Interceptor {
     box_bundle: Option<std::path::PathBuf>,
 }
 
+/// What the gateway gives a new box: `KEY=value` variables and host files
+/// shown read-only (host path, path inside).
+pub struct BoxEquipment {
+    pub env: Vec<String>,
+    pub read_only_binds: Vec<(String, String)>,
+}
+
 /// Where a box finds its trust bundle, and the variables that name it.
 pub const BOX_BUNDLE_PATH: &str = "/etc/paddock/ca-bundle.pem";
 pub const BUNDLE_VARIABLES: [&str; 5] = [
@@ -90,7 +97,7 @@ impl Interceptor {
         &self,
         box_id: &str,
         project: &str,
-    ) -> Result<(Vec<String>, Vec<(String, String)>), crate::EgressError> {
+    ) -> Result<BoxEquipment, crate::EgressError> {
         let mut env = self
             .vault
             .box_env(box_id, project)
@@ -104,7 +111,10 @@ impl Interceptor {
                     .map(|v| format!("{v}={BOX_BUNDLE_PATH}")),
             );
         }
-        Ok((env, binds))
+        Ok(BoxEquipment {
+            env,
+            read_only_binds: binds,
+        })
     }
 
     pub fn vault(&self) -> &Arc<Vault> {

@@ -179,10 +179,8 @@ pub async fn run_secret(args: SecretArgs) -> anyhow::Result<ExitCode> {
             );
             let info: anyhow::Result<Value> = client.call(Method::PUT, &path, Some(&body)).await;
             // The body held the value: gone before anything else happens.
-            if let Some(value) = body.get_mut("value") {
-                if let Value::String(s) = value {
-                    zeroize::Zeroize::zeroize(s);
-                }
+            if let Some(Value::String(value)) = body.get_mut("value") {
+                zeroize::Zeroize::zeroize(value);
             }
             let info = info?;
             println!(

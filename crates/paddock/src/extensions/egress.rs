@@ -123,11 +123,11 @@ impl EmbeddedEgress {
         env.push(format!("no_proxy={no_proxy}"));
         let mut read_only_binds = Vec::new();
         if let Some(interceptor) = self.egress.interceptor() {
-            let (secrets_env, binds) = interceptor
+            let given = interceptor
                 .box_equipment(setup.box_id, setup.project)
                 .map_err(|e| ExtensionError::new(e.to_string()))?;
-            env.extend(secrets_env);
-            read_only_binds = binds;
+            env.extend(given.env);
+            read_only_binds = given.read_only_binds;
         }
         Ok(Equipment {
             env,
