@@ -110,7 +110,8 @@ async fn what_belongs_to_no_project_needs_every_project() {
 
 /// Every capability on every surface, for an admin token once it has been
 /// used over MCP: whatever would let a box's traffic through (a verdict, a
-/// rule, a lowered shield) is refused; everything else still works.
+/// rule, a lowered shield, a secret's binding) is refused; everything else
+/// still works.
 #[tokio::test]
 async fn a_token_used_over_mcp_decides_no_egress_on_any_surface() {
     let (iam, book) = iam_with_tokens(IamSettings::default());
@@ -120,6 +121,7 @@ async fn a_token_used_over_mcp_decides_no_egress_on_any_surface() {
         Capability::EgressVerdict,
         Capability::EgressRules,
         Capability::EgressShield,
+        Capability::SecretWrite,
     ];
     for surface in [
         Surface::Rest,

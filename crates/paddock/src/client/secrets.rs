@@ -32,6 +32,7 @@ enum SecretCommand {
     Set {
         /// The secret's name.
         name: String,
+        /// The project whose boxes use it.
         #[arg(long)]
         project: String,
         /// Read the value from this file instead of standard input.
@@ -56,14 +57,18 @@ enum SecretCommand {
     },
     /// List secrets: names, variables, bindings, last use — never values.
     Ls {
+        /// Only this project's secrets.
         #[arg(long)]
         project: Option<String>,
+        /// Print the secrets as JSON.
         #[arg(long)]
         json: bool,
     },
     /// Remove a secret: its placeholders are refused from the next request.
     Rm {
+        /// The secret's name.
         name: String,
+        /// The project it belongs to.
         #[arg(long)]
         project: String,
     },
