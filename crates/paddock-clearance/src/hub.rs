@@ -270,8 +270,22 @@ impl PendingView {
     }
 }
 
-/// Attempts of one box on one destination share one request.
-type HoldKey = (String, String, i64);
+/// Attempts of one box on one destination share one request; a request
+/// held at the HTTP level (its `http_request` in the dossier, `GET /path`)
+/// is a destination of its own.
+type HoldKey = (String, String, i64, String);
+
+/// The dossier entry naming an HTTP-level request (`METHOD /path`).
+pub const HTTP_REQUEST: &str = "http_request";
+
+fn hold_key(e: &ClearanceEvent) -> HoldKey {
+    (
+        e.container.clone(),
+        e.dest.clone(),
+        e.port,
+        e.dossier.get(HTTP_REQUEST).cloned().unwrap_or_default(),
+    )
+}
 
 struct Live {
     pending: PendingRequest,
@@ -316,8 +330,7 @@ impl Held {
     fn remove(&mut self, request_id: &str) -> Option<Live> {
         let live = self.by_request.remove(request_id)?;
         let e = &live.pending.event;
-        self.by_key
-            .remove(&(e.container.clone(), e.dest.clone(), e.port));
+        self.by_key.remove(&hold_key(e));
         Some(live)
     }
 }
@@ -382,7 +395,7 @@ impl Hub {
     /// is when its holder will withdraw it (shown as the countdown). A
     /// repeat attempt is announced as `connection_held_again`.
     pub fn hold(&self, mut event: ClearanceEvent, limit: usize, hold_for: Duration) -> Hold {
-        let key = (event.container.clone(), event.dest.clone(), event.port);
+        let key = hold_key(&event);
         let mut held = lock(&self.held);
         if let Some(id) = held.by_key.get(&key).cloned()
             && let Some(live) = held.by_request.get_mut(&id)
@@ -403,7 +416,7 @@ impl Hub {
         let of_box = held
             .by_key
             .keys()
-            .filter(|(container, _, _)| *container == key.0)
+            .filter(|(container, _, _, _)| *container == key.0)
             .count();
         if of_box >= limit {
             return Hold::TooMany;

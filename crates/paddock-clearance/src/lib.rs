@@ -17,8 +17,8 @@ pub mod varlink;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
-    AGENT_REASON, Ack, CheckedVerdict, Ending, Hold, Hub, HubConfig, NotApplied, PendingRequest,
-    PendingView, Ticket, Verdict, VerdictError, VerdictScope,
+    AGENT_REASON, Ack, CheckedVerdict, Ending, HTTP_REQUEST, Hold, Hub, HubConfig, NotApplied,
+    PendingRequest, PendingView, Ticket, Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
 pub use request::{VerdictRequest, VerdictRequestError};

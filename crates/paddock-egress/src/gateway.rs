@@ -134,6 +134,7 @@ pub struct Egress {
     pub(crate) store: Arc<Store>,
     pub(crate) hub: Arc<Hub>,
     pub(crate) rules: RwLock<Arc<Vec<Rule>>>,
+    pub(crate) http_rules: RwLock<Arc<Vec<crate::http_rules::HttpRule>>>,
     pub(crate) shields: Mutex<HashMap<String, Shield>>,
     pub(crate) audit: Mutex<AuditLog>,
     /// network → the box on it, so a connection costs no store query.
@@ -173,11 +174,13 @@ impl Egress {
             store,
             hub: hub.clone(),
             rules: RwLock::new(Arc::new(Vec::new())),
+            http_rules: RwLock::new(Arc::new(Vec::new())),
             shields: Mutex::new(HashMap::new()),
             fence: std::sync::OnceLock::new(),
             interceptor: std::sync::OnceLock::new(),
         });
         egress.reload_rules()?;
+        egress.reload_http_rules()?;
         Ok(egress)
     }
 

@@ -18,6 +18,8 @@ mod gateway;
 mod hold;
 pub mod host_guard;
 pub mod host_log;
+mod http_gate;
+pub mod http_rules;
 pub mod intercept;
 mod netlink;
 pub mod nflog;
@@ -36,6 +38,8 @@ pub use audit::AuditDecision;
 pub use config::EgressConfig;
 pub use gateway::{BoxIdentity, Decision, Egress, Host, now_ms};
 pub use host_guard::HostFence;
+pub use http_gate::HttpRuleSpec;
+pub use http_rules::{HttpRule, HttpRuleError};
 pub use policy::{Action, PolicyError, PortRange, Rule, Scope, Target};
 pub use shield::Shield;
 
@@ -45,6 +49,8 @@ pub enum EgressError {
     Invalid(String),
     #[error(transparent)]
     Policy(#[from] PolicyError),
+    #[error(transparent)]
+    Http(#[from] HttpRuleError),
     #[error(transparent)]
     Store(#[from] paddock_store::StoreError),
     #[error("egress: {0}")]

@@ -260,6 +260,9 @@ fn intercepts(egress: &Egress, who: &BoxIdentity, host: &Host, port: u16) -> Res
     let (Some(interceptor), Host::Name(name)) = (egress.interceptor(), host) else {
         return Ok(false);
     };
+    if egress.reads_http(who, name, port) {
+        return Ok(true);
+    }
     interceptor.secrets(who).map(|s| s.binds(name, port))
 }
 
@@ -438,11 +441,26 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
         egress.secret_refused(&who, &host.as_string(), port, &refusal);
         return crate::intercept::refused(&refusal, &host.as_string());
     }
-    let stream = match decide_and_dial(&egress, &who, &host, port).await {
-        Ok(s) => s,
+    // The connection's decision, then the HTTP rules' on this request,
+    // then the dial: nothing is opened for a request that is refused.
+    let addrs = match decide(&egress, &who, &host, port).await {
+        Ok(addrs) => addrs,
         Err(response) => return response,
     };
+    let body: Body = body.map_err(|e| Box::new(e) as BoxError).boxed();
+    let body =
+        match crate::intercept::gate_request(&egress, &who, &host.as_string(), port, &parts, body)
+            .await
+        {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
     let unreachable = |e: String| unreachable(&host, port, &e);
+    let timeout = Duration::from_secs(egress.config.connect_timeout_secs.max(1));
+    let stream = match dial(&addrs, timeout).await {
+        Ok(stream) => stream,
+        Err(e) => return unreachable(e.to_string()),
+    };
     let (mut sender, conn) =
         match hyper::client::conn::http1::handshake::<_, Body>(TokioIo::new(stream)).await {
             Ok(pair) => pair,
@@ -456,7 +474,7 @@ async fn forward(egress: Arc<Egress>, who: BoxIdentity, req: Request<Incoming>) 
         Some(secrets) => {
             crate::intercept::ScannedBody::new(body, secrets.clone(), found.clone()).boxed()
         }
-        None => body.map_err(|e| Box::new(e) as BoxError).boxed(),
+        None => body,
     };
     let path = parts
         .uri

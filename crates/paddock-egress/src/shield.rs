@@ -132,7 +132,11 @@ impl Egress {
         if let Err(e) = self.store().delete_box_egress_rules(&who.box_id) {
             tracing::warn!(box_id = %who.box_id, error = %e, "cannot drop the box's egress rules");
         }
+        if let Err(e) = self.store().delete_box_http_rules(&who.box_id) {
+            tracing::warn!(box_id = %who.box_id, error = %e, "cannot drop the box's HTTP rules");
+        }
         let _ = self.reload_rules();
+        let _ = self.reload_http_rules();
         let mut event = self.event(EventKind::ShieldDisengaged, who);
         event.reason = reason.to_owned();
         self.hub().publish(event);

@@ -24,6 +24,22 @@ struct Request {
     domain: String,
     port: u16,
     request_id: String,
+    /// Held at the HTTP level: this request, not the connection.
+    http: Option<HttpAsk>,
+}
+
+/// One HTTP request held for a person (the method and normalised path a
+/// verdict with a scope turns into an HTTP rule).
+#[derive(Debug, Clone)]
+pub(crate) struct HttpAsk {
+    pub method: String,
+    pub path: String,
+}
+
+impl HttpAsk {
+    pub fn text(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
 }
 
 impl Egress {
@@ -38,13 +54,32 @@ impl Egress {
         port: u16,
         by: &str,
     ) -> Outcome {
+        self.hold_request(who, host, port, by, None).await
+    }
+
+    /// Holds a connection, or with `http` one request on it, until a
+    /// verdict.
+    pub(crate) async fn hold_request(
+        self: &Arc<Self>,
+        who: &BoxIdentity,
+        host: &Host,
+        port: u16,
+        by: &str,
+        http: Option<HttpAsk>,
+    ) -> Outcome {
         let host_text = host.as_string();
         let domain = match host {
             Host::Name(n) => n.clone(),
             Host::Ip(_) => String::new(),
         };
         let dest = Dest::tcp(&host_text, port, &domain);
-        let e = self.held_event(who, dest);
+        let mut e = self.held_event(who, dest);
+        let asked = http.as_ref().map(HttpAsk::text).unwrap_or_default();
+        if let Some(http) = &http {
+            e.dossier
+                .insert(paddock_clearance::HTTP_REQUEST.into(), http.text());
+            e.reason = format!("held until a person allows or denies {}", http.text());
+        }
         let limit = self.config.max_held_per_box.max(1);
         let mut ticket = match self.hub.hold(e, limit, self.config.hold_timeout()) {
             Hold::Held(ticket) => ticket,
@@ -55,13 +90,21 @@ impl Egress {
             }
         };
         if ticket.fresh {
-            self.record(who, dest, AuditDecision::Held, by, &ticket.request_id, "");
+            self.record(
+                who,
+                dest,
+                AuditDecision::Held,
+                by,
+                &ticket.request_id,
+                &asked,
+            );
             let request = Request {
                 who: who.clone(),
                 host: host_text.clone(),
                 domain: domain.clone(),
                 port,
                 request_id: ticket.request_id.clone(),
+                http,
             };
             self.own(request, ticket.another());
         }
@@ -95,6 +138,7 @@ impl Egress {
             domain: domain.to_owned(),
             port,
             request_id: ticket.request_id.clone(),
+            http: None,
         };
         self.own(request, ticket.another());
     }
@@ -138,7 +182,7 @@ impl Egress {
         let who = &request.who;
         match ending {
             Ending::Decided { verdict, ack } => {
-                ack.answer(self.apply_verdict(who, dest, &verdict));
+                ack.answer(self.apply_verdict(who, dest, &verdict, request.http.as_ref()));
             }
             // The hub announced the withdrawal (a `verdict_applied` deny).
             Ending::Withdrawn { reason, .. } if timed_out => {
@@ -169,6 +213,7 @@ impl Egress {
         who: &BoxIdentity,
         dest: Dest<'_>,
         v: &CheckedVerdict,
+        http: Option<&HttpAsk>,
     ) -> Result<(), NotApplied> {
         if v.allow
             && let Some(why) = self.audit_failure()
@@ -183,19 +228,33 @@ impl Egress {
         } else {
             AuditDecision::VerdictDeny
         };
-        self.record(
-            who,
-            dest,
-            decision,
-            &by,
-            &v.verdict.request_id,
-            v.verdict.scope.as_str(),
-        );
+        let reason = match http {
+            Some(http) => format!("{} {}", v.verdict.scope.as_str(), http.text()),
+            None => v.verdict.scope.as_str().to_owned(),
+        };
+        self.record(who, dest, decision, &by, &v.verdict.request_id, &reason);
         let scope = match v.verdict.scope {
             VerdictScope::Once => return Ok(()),
             VerdictScope::Box => Scope::Box(who.box_id.clone()),
             VerdictScope::Project => Scope::Project(who.project.clone()),
         };
+        if let Some(http) = http {
+            // The verdict covers this method on this path, from now on.
+            let action = if v.allow { Action::Allow } else { Action::Deny };
+            let spec = crate::http_gate::HttpRuleSpec {
+                scope,
+                host: dest.host.to_owned(),
+                port: Some(dest.port),
+                request: http.text(),
+                refs: Vec::new(),
+                action,
+                ttl: v.verdict.ttl,
+            };
+            return self
+                .put_http_rule(spec, &by)
+                .map(|_| ())
+                .map_err(|e| NotApplied(e.to_string()));
+        }
         let target = match Host::parse(dest.host) {
             Some(Host::Name(n)) => Target::Domain(n),
             Some(Host::Ip(ip)) => Target::Cidr(Cidr::host(ip)),

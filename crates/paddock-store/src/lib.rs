@@ -10,6 +10,7 @@ mod boxes;
 pub mod clock;
 mod egress;
 mod git_tokens;
+mod http_rules;
 mod migrate;
 mod ports;
 mod secrets;
@@ -24,6 +25,7 @@ pub use api_tokens::ApiTokenRow;
 pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
+pub use http_rules::HttpRuleRow;
 pub use secrets::SecretRow;
 pub use warm::WarmClaim;
 

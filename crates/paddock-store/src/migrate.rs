@@ -15,6 +15,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0007_box_lifecycle.sql"),
     include_str!("../migrations/0008_box_runtime.sql"),
     include_str!("../migrations/0009_secrets.sql"),
+    include_str!("../migrations/0010_http_rules.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -8,7 +8,8 @@ use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use hyper::body::{Body, Frame, Incoming};
+use http_body_util::BodyExt;
+use hyper::body::{Body, Frame};
 use paddock_vault::{BoxSecrets, StreamScan};
 
 use super::inject::Refusal;
@@ -16,14 +17,18 @@ use super::inject::Refusal;
 pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 pub(crate) struct ScannedBody {
-    inner: Incoming,
+    inner: super::Body,
     secrets: Arc<BoxSecrets>,
     scan: StreamScan,
     found: Arc<OnceLock<Refusal>>,
 }
 
 impl ScannedBody {
-    pub fn new(inner: Incoming, secrets: Arc<BoxSecrets>, found: Arc<OnceLock<Refusal>>) -> Self {
+    pub fn new(
+        inner: super::Body,
+        secrets: Arc<BoxSecrets>,
+        found: Arc<OnceLock<Refusal>>,
+    ) -> Self {
         Self {
             inner,
             secrets,
@@ -48,7 +53,7 @@ impl Body for ScannedBody {
         let this = &mut *self;
         let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => return Poll::Ready(None),
             Poll::Pending => return Poll::Pending,
         };
@@ -77,5 +82,55 @@ impl Body for ScannedBody {
 
     fn size_hint(&self) -> hyper::body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+/// The most of a push's body read before deciding on its refs.
+const MAX_PUSH_HEAD: usize = 64 * 1024;
+
+/// Reads a git push's command list off the front of its body: the refs
+/// it updates (None when they cannot be read within
+/// [`MAX_PUSH_HEAD`] bytes), and the body whole again for sending on.
+pub(crate) async fn push_head(mut body: super::Body) -> (Option<Vec<String>>, super::Body) {
+    let mut head = Vec::new();
+    let mut ended = false;
+    let refs = loop {
+        if let Some(refs) = crate::http_rules::push_refs(&head) {
+            break Some(refs);
+        }
+        if ended || head.len() > MAX_PUSH_HEAD {
+            break None;
+        }
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    head.extend_from_slice(data);
+                }
+            }
+            Some(Err(_)) | None => ended = true,
+        }
+    };
+    let prefix = Some(Bytes::from(head)).filter(|h| !h.is_empty());
+    (refs, Prefixed { prefix, rest: body }.boxed())
+}
+
+/// A body whose first bytes were read already: those, then the rest.
+struct Prefixed {
+    prefix: Option<Bytes>,
+    rest: super::Body,
+}
+
+impl Body for Prefixed {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(prefix) = self.prefix.take() {
+            return Poll::Ready(Some(Ok(Frame::data(prefix))));
+        }
+        Pin::new(&mut self.rest).poll_frame(cx)
     }
 }

@@ -195,6 +195,59 @@ impl Egress {
     }
 }
 
+/// The HTTP rules' word on a request the gateway reads (allowed, refused,
+/// or held for a person), and its body back whole for sending on.
+pub(crate) async fn gate_request(
+    egress: &Arc<Egress>,
+    who: &BoxIdentity,
+    host: &str,
+    port: u16,
+    parts: &hyper::http::request::Parts,
+    body: Body,
+) -> Result<Body, Response<Body>> {
+    if !egress.reads_http(who, host, port) {
+        return Ok(body);
+    }
+    let Some(path) = crate::http_rules::normalise_path(parts.uri.path()) else {
+        let why = "a path that reads more than one way (an encoded / or \\, a NUL)";
+        egress.record_malformed(who, host, ("proxy", 6), why);
+        return Err(answer(
+            StatusCode::BAD_REQUEST,
+            format!("paddock: {why}: the rules for {host} cannot judge it\n"),
+        ));
+    };
+    let is_push = parts.method == hyper::Method::POST && path.ends_with("/git-receive-pack");
+    let (refs, body) = if is_push && egress.reads_push_refs(who, host, port) {
+        match body::push_head(body).await {
+            (Some(refs), body) => (refs, body),
+            (None, _) => {
+                let why = "a push whose commands cannot be read";
+                egress.record_malformed(who, host, ("proxy", 6), why);
+                return Err(answer(StatusCode::BAD_REQUEST, format!("paddock: {why}\n")));
+            }
+        }
+    } else {
+        (Vec::new(), body)
+    };
+    let view = crate::http_rules::HttpRequestView {
+        method: parts.method.as_str().to_owned(),
+        path,
+        refs,
+    };
+    match egress.decide_request(who, host, port, &view).await {
+        Ok(()) => Ok(body),
+        Err(reason) => {
+            let mut res = answer(
+                StatusCode::FORBIDDEN,
+                format!("paddock refused this request to {host}: {reason}.\n"),
+            );
+            res.headers_mut()
+                .insert("x-paddock-decision", HeaderValue::from_static("refused"));
+            Err(res)
+        }
+    }
+}
+
 /// A refusal as the box reads it.
 pub(crate) fn refused(refusal: &Refusal, host: &str) -> Response<Body> {
     let mut res = answer(
@@ -386,9 +439,15 @@ impl Terminated {
         };
         parts.version = Version::HTTP_11;
         crate::proxy::strip_hop_by_hop(&mut parts.headers);
+        let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
+        let body = match gate_request(egress, &self.who, &self.host, self.port, &parts, body).await
+        {
+            Ok(body) => body,
+            Err(refusal) => return refusal,
+        };
         let found = Arc::new(OnceLock::new());
         let body: Body = if secrets.is_empty() {
-            body.map_err(|e| Box::new(e) as BoxError).boxed()
+            body
         } else {
             body::ScannedBody::new(body, secrets.clone(), found.clone()).boxed()
         };
