@@ -37,7 +37,7 @@ pub(crate) fn gateway(s: &AppState) -> Result<&Arc<Egress>, ApiError> {
 impl From<EgressError> for ApiError {
     fn from(e: EgressError) -> Self {
         match e {
-            EgressError::Invalid(_) | EgressError::Policy(_) => {
+            EgressError::Invalid(_) | EgressError::Policy(_) | EgressError::Http(_) => {
                 ApiError::bad_request(e.to_string())
             }
             other => {
@@ -81,7 +81,7 @@ impl From<&Rule> for RuleView {
 
 /// The project a rule belongs to, for listings and checks: its own for a
 /// project rule, its box's for a box rule (none if the box is gone).
-fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
+pub(crate) fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
     match scope {
         Scope::Project(p) => Some(p.clone()),
         Scope::Box(b) => s.boxes.get(b).ok().map(|v| v.project),

@@ -14,6 +14,7 @@ mod error;
 mod events;
 mod files;
 mod health;
+mod http_rules;
 mod mcp;
 mod mcp_progress;
 mod origin;
@@ -70,12 +71,13 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 12] = [
+pub(crate) const MODULES: [(&str, Module); 13] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
     ("ports", ports::routes),
     ("egress", egress::routes),
+    ("http_rules", http_rules::routes),
     ("secrets", secrets::routes),
     ("activate", activate::routes),
     ("health", health::routes),

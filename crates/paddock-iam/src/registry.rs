@@ -252,6 +252,24 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(EgressRules),
         RuleInPath,
     ),
+    op(
+        Rest,
+        "GET /api/v1/egress/http-rules",
+        Requires(EgressRead),
+        Listing,
+    ),
+    op(
+        Rest,
+        "POST /api/v1/egress/http-rules",
+        Requires(EgressRules),
+        RuleInBody,
+    ),
+    op(
+        Rest,
+        "DELETE /api/v1/egress/http-rules/{id}",
+        Requires(EgressRules),
+        RuleInPath,
+    ),
     op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
     op(
         Rest,

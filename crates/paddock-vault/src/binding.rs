@@ -13,7 +13,9 @@ pub enum Inject {
     /// `Authorization: Bearer {secret}`, `x-api-key: {secret}`.
     Header { name: String, template: String },
     /// HTTP Basic with this user and the secret as password (a forge's
-    /// token over git's HTTPS, `x-access-token`).
+    /// token over git's HTTPS, `x-access-token`); a user of `{secret}`
+    /// sends the secret as the user, with no password (forges that take
+    /// the token as the user name).
     Basic { user: String },
     /// A query parameter carrying the secret.
     Query { param: String },
@@ -189,7 +191,10 @@ impl TryFrom<&BindingSpec> for Binding {
                 }
             }
             (None, Some(user), None) => {
-                if user.contains(':') || !visible(user) {
+                if user.contains(':')
+                    || !visible(user)
+                    || (user.contains("{secret}") && user != "{secret}")
+                {
                     return Err(bad(format!(
                         "the Basic user {user:?} may not hold ':' or control characters"
                     )));
@@ -364,6 +369,8 @@ mod tests {
         );
         assert_eq!(BindingSpec::from(&binding).hosts, spec.hosts);
         assert!(BindingSpec::parse_cli("github.com=basic:x-access-token").is_ok());
+        assert!(BindingSpec::parse_cli("gitea.example=basic:{secret}").is_ok());
+        assert!(BindingSpec::parse_cli("gitea.example=basic:u{secret}").is_err());
         assert!(BindingSpec::parse_cli("maps.example.com=query:key").is_ok());
         for bad in [
             "github.com",

@@ -303,3 +303,99 @@ async fn secrets_over_rest_refuse_bad_input_and_keep_to_their_callers() {
         "{answer}"
     );
 }
+
+/// The worked example: a forge over HTTPS (the git gate behind TLS of the
+/// test's own CA), its token bound to it and never in the box; git in a
+/// box clones and pushes an agent branch through the gateway, and a push
+/// to `main` is refused there by an HTTP rule on the push's refs.
+#[tokio::test(flavor = "multi_thread")]
+async fn git_over_https_gets_its_token_at_the_gateway_and_main_is_protected() {
+    use crate::common::gate_site::{ALPHA, Daemon, Site, git, ok};
+    let site = Site::new();
+    let gate = Daemon::start(&site, &[]);
+    let forge = crate::common::tls_site::TlsRelay::start(&["forge.test"], gate.addr.clone()).await;
+    let p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n",
+            forge.ca_file.display()
+        ),
+        ..Options::default()
+    });
+    for target in ["forge.test", "127.0.0.1/32"] {
+        add_rule(
+            &p,
+            json!({"project": "proj", "target": target, "action": "allow"}),
+        )
+        .await;
+    }
+    let port = forge.port.to_string();
+    set_secret(
+        &p,
+        ALPHA,
+        &[
+            "forge",
+            "--project",
+            "proj",
+            "--bind",
+            &format!("forge.test:{port}=basic:{{secret}}"),
+        ],
+    );
+    let out = p.cli(&[
+        "egress",
+        "http",
+        "deny",
+        "forge.test",
+        "POST /*.git/git-receive-pack",
+        "--ref",
+        "refs/heads/main",
+        "--project",
+        "proj",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = crate::common::git_image();
+    p.cli_json(&[
+        "box",
+        "create",
+        "--project",
+        "proj",
+        "--id",
+        "coder",
+        "--image",
+        image,
+        "--json",
+    ]);
+
+    let git_in_box = |args: &str| {
+        format!(
+            "cd /tmp && git -c user.name=agent -c user.email=agent@example.invalid -c protocol.version=2 {args}"
+        )
+    };
+    let url = format!("https://forge.test:{port}/alpha.git");
+    let out = exec(&p, "coder", &git_in_box(&format!("clone -q {url} work"))).await;
+    assert_eq!(out["exit_code"], 0, "clone: {out}");
+    let work = |args: &str| git_in_box(&format!("-C work {args}"));
+    let out = exec(&p, "coder", &work("commit -q --allow-empty -m agent")).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let out = exec(&p, "coder", &work("push -q origin HEAD:refs/heads/agent/x")).await;
+    assert_eq!(out["exit_code"], 0, "push to agent/x: {out}");
+    let out = exec(&p, "coder", &work("push -q origin HEAD:refs/heads/main")).await;
+    assert_ne!(out["exit_code"], 0, "push to main: {out}");
+    assert!(out["stderr"].as_str().unwrap().contains("403"), "{out}");
+
+    // The forge has the agent's branch, and main as it was.
+    let bare = site.path("base").join("alpha.git");
+    let refs = ok(git(&bare, &["for-each-ref", "--format=%(refname)"]));
+    assert!(refs.contains("refs/heads/agent/x"), "{refs}");
+    let main_log = ok(git(&bare, &["log", "--format=%s", "main"]));
+    assert_eq!(main_log, "first");
+    // The token never entered the box.
+    let (head, tail) = ALPHA.split_at(6);
+    let out = exec(&p, "coder", &format!("env | grep -c -F \"{head}\"\"{tail}\"; grep -r -l -F \"{head}\"\"{tail}\" /tmp; echo done")).await;
+    assert_eq!(out["stdout"].as_str().unwrap().trim(), "0\ndone", "{out}");
+    logged(&p, "coder", &["injected", "denied"]).await;
+}

@@ -157,8 +157,12 @@ pub(crate) fn prepare(
                 parts.headers.insert(name, header);
             }
             Inject::Basic { user } => {
-                let encoded =
-                    base64::engine::general_purpose::STANDARD.encode(format!("{user}:{value}"));
+                let pair = if user == "{secret}" {
+                    format!("{value}:")
+                } else {
+                    format!("{user}:{value}")
+                };
+                let encoded = base64::engine::general_purpose::STANDARD.encode(pair);
                 let mut header = HeaderValue::from_str(&format!("Basic {encoded}"))
                     .map_err(|_| unavailable())?;
                 header.set_sensitive(true);

@@ -21,13 +21,13 @@ pub struct EgressArgs {
 
 #[derive(clap::Args)]
 #[group(required = true, multiple = false)]
-struct Subject {
+pub(super) struct Subject {
     /// The rule is for this box only.
     #[arg(long = "box")]
-    box_id: Option<String>,
+    pub box_id: Option<String>,
     /// The rule is for every box of this project.
     #[arg(long)]
-    project: Option<String>,
+    pub project: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -105,6 +105,12 @@ enum EgressCommand {
     Down(DownArgs),
     /// Block all of a box's egress.
     Block(ShieldArgs),
+    /// Rules at the HTTP level (methods, paths, a push's refs) for hosts
+    /// the gateway reads.
+    Http {
+        #[command(subcommand)]
+        command: super::egress_http::HttpCommand,
+    },
 }
 
 fn rule_rows(rules: &[Value]) -> String {
@@ -263,6 +269,7 @@ pub async fn run_egress(args: EgressArgs) -> anyhow::Result<ExitCode> {
         EgressCommand::Up(a) => set_shield(&client, "up", &a.box_id, None).await?,
         EgressCommand::Down(a) => set_shield(&client, "down", &a.box_id, a.ttl).await?,
         EgressCommand::Block(a) => set_shield(&client, "block", &a.box_id, None).await?,
+        EgressCommand::Http { command } => super::egress_http::run(&client, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

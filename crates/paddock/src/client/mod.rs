@@ -6,6 +6,7 @@ mod console;
 mod copy;
 mod create;
 mod egress;
+mod egress_http;
 mod http;
 mod secrets;
 mod shell;

@@ -63,6 +63,7 @@ pub fn git_image() -> &'static str {
                 "/usr/bin/git",
                 "/usr/lib/git-core/git",
                 "/usr/lib/git-core/git-remote-http",
+                "/usr/lib/git-core/git-remote-https",
             ],
         )
     });
