@@ -93,7 +93,7 @@ async fn open(route: Route, target: SocketAddr) -> anyhow::Result<TcpStream> {
 }
 
 /// Reads a response head byte by byte (so no tunnel byte is consumed).
-async fn read_head(s: &mut TcpStream) -> anyhow::Result<String> {
+pub(crate) async fn read_head(s: &mut TcpStream) -> anyhow::Result<String> {
     let mut head = Vec::new();
     let mut b = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
@@ -212,19 +212,19 @@ impl Drop for Squid {
     }
 }
 
-fn median(v: &mut [f64]) -> f64 {
+pub(crate) fn median(v: &mut [f64]) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
     v[v.len() / 2]
 }
 
-fn rate_row(label: &str, ours: f64, theirs: f64, unit: &str, goal: &str) {
+pub(crate) fn rate_row(label: &str, ours: f64, theirs: f64, unit: &str, goal: &str) {
     println!(
         "{label:<44} {ours:>9.0} {unit} {theirs:>9.0} {unit} {:>6.2}x {goal:>8}",
         ours / theirs
     );
 }
 
-fn latency_row(label: &str, s: &Samples, goal: &str) {
+pub(crate) fn latency_row(label: &str, s: &Samples, goal: &str) {
     println!(
         "{label:<44} p50 {:>6.2} ms   p99 {:>6.2} ms   (n={}) {goal:>8}",
         s.percentile_ms(50.0),
@@ -233,7 +233,7 @@ fn latency_row(label: &str, s: &Samples, goal: &str) {
     );
 }
 
-async fn rest(
+pub(crate) async fn rest(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: String,

@@ -7,6 +7,7 @@
 mod approvals_suite;
 mod boxes_more;
 mod console_clients;
+mod credentials_suite;
 mod egress_suite;
 mod git_suite;
 mod iam_suite;
@@ -205,9 +206,9 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if !matches!(
         args.suite.as_str(),
-        "all" | "boxes" | "git" | "egress" | "iam" | "approvals"
+        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals"
     ) {
-        bail!("--suite must be all, boxes, git, egress, iam or approvals");
+        bail!("--suite must be all, boxes, git, egress, credentials, iam or approvals");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     if matches!(args.suite.as_str(), "all" | "boxes") {
@@ -215,6 +216,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite.as_str(), "all" | "egress") {
         runtime.block_on(egress_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "credentials") {
+        runtime.block_on(credentials_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "approvals") {
         runtime.block_on(approvals_suite::run(&args))?;
