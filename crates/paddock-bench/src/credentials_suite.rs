@@ -168,13 +168,6 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
     )?;
     let http = crate::http_client();
     let box_id = "credentials-bench";
-    rest(
-        &http,
-        reqwest::Method::POST,
-        format!("{}/api/v1/boxes", server.url),
-        json!({"project": "bench", "box_id": box_id}),
-    )
-    .await?;
     for target in ["api.bench", "tunnel.bench", "*.fresh.bench", "127.0.0.1/32"] {
         rest(
             &http,
@@ -190,6 +183,14 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
         format!("{}/api/v1/projects/bench/secrets/key", server.url),
         json!({"value": "sk-bench-secret", "env": "API_KEY",
                "bindings": [{"hosts": [format!("api.bench:{port}"), format!("*.fresh.bench:{port}")], "header": "x-api-key: {secret}"}]}),
+    )
+    .await?;
+    // Placeholders are given when a box is made: the secret comes first.
+    rest(
+        &http,
+        reqwest::Method::POST,
+        format!("{}/api/v1/boxes", server.url),
+        json!({"project": "bench", "box_id": box_id}),
     )
     .await?;
     let out = rest(
