@@ -383,11 +383,13 @@ impl Terminated {
         let Some(authority) = authority else {
             return false;
         };
-        let (name, port) = match authority.rsplit_once(':') {
-            Some((name, port)) => (name, port.parse::<u16>().ok()),
-            None => (authority.as_str(), Some(443)),
+        // A port, when named, must be the connection's; none names it too
+        // (clients leave the default out, and some leave any out).
+        let (name, port_ok) = match authority.rsplit_once(':') {
+            Some((name, port)) => (name, port.parse::<u16>().ok() == Some(self.port)),
+            None => (authority.as_str(), true),
         };
-        name.eq_ignore_ascii_case(&self.host) && port == Some(self.port)
+        name.eq_ignore_ascii_case(&self.host) && port_ok
     }
 
     async fn handle(&self, req: Request<Incoming>) -> Response<Body> {
