@@ -19,6 +19,7 @@ mod mcp;
 mod mcp_progress;
 mod origin;
 mod pages;
+mod policy;
 mod ports;
 #[cfg(test)]
 mod registry_tests;
@@ -71,7 +72,7 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 13] = [
+pub(crate) const MODULES: [(&str, Module); 14] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
@@ -79,6 +80,7 @@ pub(crate) const MODULES: [(&str, Module); 13] = [
     ("egress", egress::routes),
     ("http_rules", http_rules::routes),
     ("secrets", secrets::routes),
+    ("policy", policy::routes),
     ("activate", activate::routes),
     ("health", health::routes),
     ("tokens", tokens::routes),

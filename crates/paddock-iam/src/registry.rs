@@ -273,6 +273,24 @@ pub static OPERATIONS: &[Operation] = &[
     op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
     op(
         Rest,
+        "GET /api/v1/projects/{project}/policy",
+        Requires(EgressRead),
+        ProjectInPath,
+    ),
+    op(
+        Rest,
+        "PUT /api/v1/projects/{project}/policy",
+        Requires(EgressRules),
+        ProjectInPath,
+    ),
+    op(
+        Rest,
+        "GET /api/v1/policy/presets",
+        Requires(EgressRead),
+        Global,
+    ),
+    op(
+        Rest,
         "PUT /api/v1/projects/{project}/secrets/{name}",
         Requires(SecretWrite),
         ProjectInPath,

@@ -44,6 +44,9 @@ enum Command {
     Token(client::TokenArgs),
     /// Set, list and remove a project's secrets (values are never shown).
     Secret(client::SecretArgs),
+    /// A project's rules, HTTP rules and secret bindings as one file:
+    /// apply (idempotent, --dry-run), export, presets.
+    Policy(client::PolicyArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
     /// Show held connections as desktop pop-ups, decided from the pop-up.
@@ -117,6 +120,7 @@ fn main() -> ExitCode {
         Command::Egress(args) => in_runtime(client::run_egress(args)),
         Command::Token(args) => in_runtime(client::run_token(args)),
         Command::Secret(args) => in_runtime(client::run_secret(args)),
+        Command::Policy(args) => in_runtime(client::run_policy(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),

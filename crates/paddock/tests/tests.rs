@@ -41,6 +41,7 @@ mod iam_sockets;
 mod iam_tokens;
 mod mcp;
 mod notify_desktop;
+mod policy;
 mod restore;
 mod secrets;
 mod serve;
