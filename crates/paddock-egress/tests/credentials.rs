@@ -198,3 +198,38 @@ async fn an_upstream_with_an_untrusted_certificate_is_refused() {
         "{denied:?}"
     );
 }
+
+#[tokio::test]
+async fn a_secret_removed_while_a_box_uses_it_is_refused_saying_so() {
+    let g = gateway().await;
+    let ph = g.placeholder("api");
+    let tls = g.tls("api.test", "api.test", b"http/1.1").await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let res = send
+        .send_request(get("api.test", g.port(), "/before", &[("x-api-key", &ph)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    g.vault.remove("p", "api").unwrap();
+    let res = send
+        .send_request(get("api.test", g.port(), "/after", &[("x-api-key", &ph)]))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert!(
+        String::from_utf8_lossy(&body).contains("secret api was removed"),
+        "{body:?}"
+    );
+    assert_eq!(
+        g.api.last().unwrap().path,
+        "/before",
+        "nothing more reached the API"
+    );
+}

@@ -399,3 +399,75 @@ async fn git_over_https_gets_its_token_at_the_gateway_and_main_is_protected() {
     assert_eq!(out["stdout"].as_str().unwrap().trim(), "0\ndone", "{out}");
     logged(&p, "coder", &["injected", "denied"]).await;
 }
+
+/// The sealing key comes from a systemd credential before the
+/// environment, and from the environment before the data dir's file;
+/// a value sealed under one key does not open under another, and a bad
+/// key stops paddock with the reason (never the key).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_secrets_key_comes_from_a_credential_or_the_environment() {
+    use base64::Engine as _;
+    let credentials = tempfile::tempdir().unwrap();
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    std::fs::write(credentials.path().join("paddock-secrets-key"), &key).unwrap();
+    let p = Paddock::start(Options {
+        login_profile: false,
+        env: vec![
+            (
+                "CREDENTIALS_DIRECTORY".into(),
+                credentials.path().display().to_string(),
+            ),
+            (
+                "PADDOCK_SECRETS_KEY".into(),
+                base64::engine::general_purpose::STANDARD.encode([8u8; 32]),
+            ),
+        ],
+        ..Options::default()
+    });
+    let log = p.log();
+    assert!(
+        log.contains("secrets key loaded source=Credential"),
+        "{log}"
+    );
+    assert!(!log.contains(&key), "the key is never logged");
+    assert!(
+        !p.dir.path().join("data/secrets.key").exists(),
+        "no file is made beside a credential"
+    );
+    drop(p);
+
+    let p = Paddock::start(Options {
+        login_profile: false,
+        env: vec![("PADDOCK_SECRETS_KEY".into(), key.clone())],
+        ..Options::default()
+    });
+    assert!(p.log().contains("secrets key loaded source=Environment"));
+    drop(p);
+
+    // A key that is no key: paddock stops, saying which and why.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("paddock.toml"),
+        "instance = \"test-badkey\"\n",
+    )
+    .unwrap();
+    let out = Command::new(paddock_bin())
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(dir.path().join("paddock.toml"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .arg("--clearance-socket")
+        .arg(dir.path().join("run/clearance.sock"))
+        .env("PADDOCK_SECRETS_KEY", "c2hvcnQ=")
+        .env("XDG_RUNTIME_DIR", dir.path().join("xdg"))
+        .env_remove("PADDOCK_CONFIG")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("PADDOCK_SECRETS_KEY") && stderr.contains("5 bytes, not 32"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("c2hvcnQ"), "{stderr}");
+}
