@@ -81,7 +81,7 @@ impl From<&Rule> for RuleView {
 
 /// The project a rule belongs to, for listings and checks: its own for a
 /// project rule, its box's for a box rule (none if the box is gone).
-pub(crate) fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
+fn rule_project(s: &AppState, scope: &Scope) -> Option<String> {
     match scope {
         Scope::Project(p) => Some(p.clone()),
         Scope::Box(b) => s.boxes.get(b).ok().map(|v| v.project),
@@ -95,12 +95,40 @@ pub(crate) fn visible_rules(s: &AppState, caller: &Caller) -> Result<Vec<Rule>, 
     Ok(egress
         .rules()
         .iter()
-        .filter(|r| {
-            rule_project(s, &r.scope).is_some_and(|p| caller.sees(&p))
-                || caller.sees_every_project()
-        })
+        .filter(|r| sees_scope(s, caller, &r.scope))
         .cloned()
         .collect())
+}
+
+/// Whether a listing shows the caller a rule of this scope.
+pub(crate) fn sees_scope(s: &AppState, caller: &Caller, scope: &Scope) -> bool {
+    rule_project(s, scope).is_some_and(|p| caller.sees(&p)) || caller.sees_every_project()
+}
+
+/// The scope a new rule names (exactly one of a box the caller sees and a
+/// project), checked.
+pub(crate) fn rule_scope(
+    s: &AppState,
+    caller: &Caller,
+    box_id: Option<String>,
+    project: Option<String>,
+) -> Result<Scope, ApiError> {
+    match (box_id, project) {
+        (Some(b), None) => {
+            let view = s.boxes.get(&b)?;
+            if !caller.sees(&view.project) {
+                return Err(paddock_core::CoreError::NotFound(b).into());
+            }
+            Ok(Scope::Box(b))
+        }
+        (None, Some(p)) => {
+            paddock_core::validate::project(&p)?;
+            Ok(Scope::Project(p))
+        }
+        _ => Err(ApiError::bad_request(
+            "name exactly one of box_id and project",
+        )),
+    }
 }
 
 async fn list_rules(
@@ -145,24 +173,7 @@ pub(crate) async fn create_rule(
         .map(str::parse::<PortRange>)
         .transpose()
         .map_err(EgressError::from)?;
-    let scope = match (req.box_id, req.project) {
-        (Some(b), None) => {
-            let view = s.boxes.get(&b)?;
-            if !caller.sees(&view.project) {
-                return Err(paddock_core::CoreError::NotFound(b).into());
-            }
-            Scope::Box(b)
-        }
-        (None, Some(p)) => {
-            paddock_core::validate::project(&p)?;
-            Scope::Project(p)
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "name exactly one of box_id and project",
-            ));
-        }
-    };
+    let scope = rule_scope(s, caller, req.box_id, req.project)?;
     let ttl = match req.ttl_secs {
         Some(0) => return Err(ApiError::bad_request("ttl_secs must be positive")),
         other => other.map(Duration::from_secs),

@@ -7,12 +7,12 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, State};
 use axum::http::StatusCode;
-use paddock_egress::{Action, EgressError, HttpRule, HttpRuleSpec, Scope};
+use paddock_egress::{Action, EgressError, HttpRule, HttpRuleSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::auth::{Caller, Named};
-use crate::egress::{gateway, rule_project};
+use crate::egress::{gateway, rule_scope, sees_scope};
 use crate::error::ErrorCode;
 use crate::routes::Routes;
 use crate::{ApiError, AppState};
@@ -61,10 +61,7 @@ fn visible(s: &AppState, caller: &Caller) -> Result<Vec<HttpRule>, ApiError> {
     Ok(egress
         .http_rules()
         .iter()
-        .filter(|r| {
-            rule_project(s, &r.scope).is_some_and(|p| caller.sees(&p))
-                || caller.sees_every_project()
-        })
+        .filter(|r| sees_scope(s, caller, &r.scope))
         .cloned()
         .collect())
 }
@@ -107,24 +104,7 @@ pub(crate) async fn create(
 ) -> Result<HttpRule, ApiError> {
     let egress = gateway(s)?;
     let action: Action = req.action.parse().map_err(EgressError::from)?;
-    let scope = match (req.box_id, req.project) {
-        (Some(b), None) => {
-            let view = s.boxes.get(&b)?;
-            if !caller.sees(&view.project) {
-                return Err(paddock_core::CoreError::NotFound(b).into());
-            }
-            Scope::Box(b)
-        }
-        (None, Some(p)) => {
-            paddock_core::validate::project(&p)?;
-            Scope::Project(p)
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "name exactly one of box_id and project",
-            ));
-        }
-    };
+    let scope = rule_scope(s, caller, req.box_id, req.project)?;
     if req.port == Some(0) {
         return Err(ApiError::bad_request("port must be 1-65535"));
     }

@@ -167,6 +167,30 @@ fn normalised(bindings: &[BindingSpec]) -> Result<Vec<BindingSpec>, PolicyError>
         .collect()
 }
 
+/// What is wanted against what is there, by key: added, its action
+/// changed, or removed.
+fn diff<K: Ord, D>(
+    want: BTreeMap<K, D>,
+    mut current: BTreeMap<K, (i64, D)>,
+    action: impl Fn(&D) -> String,
+    add: impl Fn(D) -> Change,
+    change: impl Fn(i64, D, String) -> Change,
+    remove: impl Fn(i64, D) -> Change,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    for (key, wanted) in want {
+        match current.remove(&key) {
+            None => changes.push(add(wanted)),
+            Some((id, now)) if action(&now) != action(&wanted) => {
+                changes.push(change(id, wanted, action(&now)))
+            }
+            Some(_) => {}
+        }
+    }
+    changes.extend(current.into_values().map(|(id, d)| remove(id, d)));
+    changes
+}
+
 /// The changes that make `project` match `doc` (its presets expanded).
 /// A document that would not apply whole is refused here, before any
 /// change: a bad entry, two entries for one rule, a secret with no value.
@@ -196,23 +220,14 @@ pub fn plan(
             )));
         }
     }
-    let mut current = current_rules(egress, project);
-    for (key, rule) in want {
-        match current.remove(&key) {
-            None => changes.push(Change::AddRule { rule }),
-            Some((id, now)) if now.action != rule.action => changes.push(Change::ChangeRule {
-                id,
-                rule,
-                from: now.action,
-            }),
-            Some(_) => {}
-        }
-    }
-    changes.extend(
-        current
-            .into_values()
-            .map(|(id, rule)| Change::RemoveRule { id, rule }),
-    );
+    changes.extend(diff(
+        want,
+        current_rules(egress, project),
+        |r| r.action.clone(),
+        |rule| Change::AddRule { rule },
+        |id, rule, from| Change::ChangeRule { id, rule, from },
+        |id, rule| Change::RemoveRule { id, rule },
+    ));
 
     let mut want: BTreeMap<HttpKey, HttpRuleDoc> = BTreeMap::new();
     for rule in &doc.http_rules {
@@ -233,23 +248,14 @@ pub fn plan(
             )));
         }
     }
-    let mut current = current_http(egress, project);
-    for (key, rule) in want {
-        match current.remove(&key) {
-            None => changes.push(Change::AddHttpRule { rule }),
-            Some((id, now)) if now.action != rule.action => changes.push(Change::ChangeHttpRule {
-                id,
-                rule,
-                from: now.action,
-            }),
-            Some(_) => {}
-        }
-    }
-    changes.extend(
-        current
-            .into_values()
-            .map(|(id, rule)| Change::RemoveHttpRule { id, rule }),
-    );
+    changes.extend(diff(
+        want,
+        current_http(egress, project),
+        |r| r.action.clone(),
+        |rule| Change::AddHttpRule { rule },
+        |id, rule, from| Change::ChangeHttpRule { id, rule, from },
+        |id, rule| Change::RemoveHttpRule { id, rule },
+    ));
 
     let secrets = vault.list(Some(project))?;
     for (name, wanted) in &doc.secrets {
