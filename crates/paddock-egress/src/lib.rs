@@ -24,6 +24,7 @@ pub mod intercept;
 mod netlink;
 pub mod nflog;
 mod nft;
+pub mod own;
 pub mod policy;
 pub mod proxy;
 mod resolver;

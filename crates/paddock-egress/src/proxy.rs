@@ -79,6 +79,45 @@ fn refused(
     res
 }
 
+/// Whom a listener's connections speak for.
+#[derive(Clone)]
+pub(crate) enum Identify {
+    /// A box network's listener: the box that holds the network.
+    Network(Arc<str>),
+    /// paddock's own listener: the project its credential was granted for.
+    Own(Arc<crate::own::Grants>),
+}
+
+impl Identify {
+    fn who(&self, egress: &Egress, req: &Request<Incoming>) -> Option<BoxIdentity> {
+        match self {
+            Self::Network(id) => egress.identify(id),
+            Self::Own(grants) => grants.identify(req.headers()),
+        }
+    }
+
+    /// The answer to a connection that speaks for nobody.
+    fn nobody(&self) -> Response<Body> {
+        match self {
+            Self::Network(_) => text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "paddock: no box on this network\n".into(),
+            ),
+            Self::Own(_) => {
+                let mut res = text(
+                    StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+                    "paddock: this listener is paddock's own\n".into(),
+                );
+                res.headers_mut().insert(
+                    header::PROXY_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"paddock\""),
+                );
+                res
+            }
+        }
+    }
+}
+
 /// Serves one box network's proxy listener until `stop`.
 pub async fn serve(
     egress: Arc<Egress>,
@@ -86,7 +125,15 @@ pub async fn serve(
     network_id: String,
     stop: CancellationToken,
 ) {
-    let network_id: Arc<str> = network_id.into();
+    serve_as(egress, listener, Identify::Network(network_id.into()), stop).await
+}
+
+pub(crate) async fn serve_as(
+    egress: Arc<Egress>,
+    listener: TcpListener,
+    identify: Identify,
+    stop: CancellationToken,
+) {
     loop {
         let (stream, peer) = tokio::select! {
             _ = stop.cancelled() => return,
@@ -101,14 +148,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let egress = egress.clone();
-        let network_id = network_id.clone();
+        let identify = identify.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
-            let (gateway, network) = (egress.clone(), network_id.clone());
+            let (gateway, network) = (egress.clone(), identify.clone());
             let service = hyper::service::service_fn(move |req| {
                 let egress = egress.clone();
-                let network_id = network_id.clone();
-                async move { Ok::<_, Infallible>(handle(egress, &network_id, peer, req).await) }
+                let identify = identify.clone();
+                async move { Ok::<_, Infallible>(handle(egress, &identify, peer, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -126,7 +173,8 @@ pub async fn serve(
                     // hyper answered a head it could not parse with its own
                     // 400: a refusal like any other, so on the record.
                     if (e.is_parse() || e.is_parse_too_large())
-                        && let Some(who) = gateway.identify(&network)
+                        && let Identify::Network(id) = &network
+                        && let Some(who) = gateway.identify(id)
                     {
                         gateway.record_malformed(&who, "", ("proxy", 6), &format!("unreadable request: {e}"));
                     }
@@ -138,15 +186,12 @@ pub async fn serve(
 
 async fn handle(
     egress: Arc<Egress>,
-    network_id: &str,
+    identify: &Identify,
     peer: SocketAddr,
     req: Request<Incoming>,
 ) -> Response<Body> {
-    let Some(who) = egress.identify(network_id) else {
-        return text(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "paddock: no box on this network\n".into(),
-        );
+    let Some(who) = identify.who(&egress, &req) else {
+        return identify.nobody();
     };
     tracing::trace!(box_id = %who.box_id, %peer, method = %req.method(), uri = %req.uri(), "egress request");
     if req.method() == Method::CONNECT {

@@ -233,3 +233,67 @@ async fn a_secret_removed_while_a_box_uses_it_is_refused_saying_so() {
         "nothing more reached the API"
     );
 }
+
+/// paddock's own listener speaks for a project only with a credential
+/// paddock minted, and only while it is held.
+#[tokio::test]
+async fn paddocks_own_listener_needs_its_credential() {
+    use base64::Engine as _;
+    let g = gateway().await;
+    let own = paddock_egress::own::OwnProxy::start(g.egress.clone(), g.stop.clone())
+        .await
+        .unwrap();
+    let grant = own.grant("p");
+    let url: hyper::Uri = grant.proxy_url.parse().unwrap();
+    let authority = url.authority().unwrap().as_str().to_owned();
+    let (userinfo, addr) = authority.rsplit_once('@').unwrap();
+    let connect = |auth: Option<String>| {
+        let (addr, port) = (addr.to_owned(), g.port());
+        async move {
+            let mut tcp = TcpStream::connect(addr).await.unwrap();
+            let auth = auth
+                .map(|a| format!("Proxy-Authorization: Basic {a}\r\n"))
+                .unwrap_or_default();
+            tcp.write_all(
+                format!(
+                    "CONNECT tunnel.test:{port} HTTP/1.1\r\nHost: tunnel.test:{port}\r\n{auth}\r\n"
+                )
+                .as_bytes(),
+            )
+            .await
+            .unwrap();
+            let mut head = vec![0u8; 12];
+            tcp.read_exact(&mut head).await.unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        }
+    };
+    let good = base64::engine::general_purpose::STANDARD.encode(userinfo);
+    let wrong = base64::engine::general_purpose::STANDARD.encode("paddock:guess");
+    assert_eq!(connect(None).await, "HTTP/1.1 407");
+    assert_eq!(connect(Some(wrong)).await, "HTTP/1.1 407");
+    // tunnel.test is denied to the project: decided as the project's.
+    g.egress
+        .put_rule(
+            paddock_egress::Scope::Project("p".into()),
+            paddock_egress::Target::Domain("tunnel.test".into()),
+            None,
+            paddock_egress::Action::Deny,
+            None,
+            "test",
+        )
+        .unwrap();
+    assert_eq!(connect(Some(good.clone())).await, "HTTP/1.1 403");
+    let denied = g.wait_for_decision("denied").await;
+    assert!(
+        denied
+            .iter()
+            .any(|r| r.box_id == paddock_egress::own::OWN_BOX && r.project == "p"),
+        "{denied:?}"
+    );
+    drop(grant);
+    assert_eq!(
+        connect(Some(good)).await,
+        "HTTP/1.1 407",
+        "a dropped credential lapses"
+    );
+}

@@ -20,7 +20,7 @@ mod tokens;
 
 pub use hook::{HookKind, run_hook};
 pub use policy::{PushPolicy, RefAction};
-pub use repos::ensure_repository;
+pub use repos::{Import, ensure_repository};
 pub use server::{Gate, GateConfig};
 pub use tokens::{Grant, TokenAuthority, TokenFile, hash_token};
 

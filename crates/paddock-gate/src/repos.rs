@@ -1,10 +1,19 @@
 //! Creating a project's bare repository on first use.
 
+use std::ffi::OsStr;
 use std::path::Path;
 use std::process::Stdio;
 
 use crate::GateError;
 use crate::request::valid_project;
+
+/// Where a project's repository is cloned from: a path or URL, and the
+/// environment git needs for it (a proxy, a trust bundle).
+#[derive(Debug, Clone, Copy)]
+pub struct Import<'a> {
+    pub source: &'a OsStr,
+    pub env: &'a [(String, String)],
+}
 
 /// Makes `<base>/<project>.git` exist: a clone of `import` when given, an
 /// empty repository (default branch `main`) otherwise. Built under a
@@ -12,7 +21,7 @@ use crate::request::valid_project;
 pub async fn ensure_repository(
     base: &Path,
     project: &str,
-    import: Option<&Path>,
+    import: Option<Import<'_>>,
 ) -> Result<bool, GateError> {
     if !valid_project(project) {
         return Err(GateError::Config(format!(
@@ -28,12 +37,14 @@ pub async fn ensure_repository(
     let _ = tokio::fs::remove_dir_all(&staging).await;
     let mut cmd = tokio::process::Command::new("git");
     match import {
-        Some(source) => cmd
+        Some(import) => cmd
             .arg("clone")
             .arg("--bare")
             .arg("--quiet")
-            .arg(source)
-            .arg(&staging),
+            .arg(import.source)
+            .arg(&staging)
+            .envs(import.env.iter().map(|(k, v)| (k, v)))
+            .env("GIT_TERMINAL_PROMPT", "0"),
         None => cmd
             .args(["init", "--bare", "--quiet", "-b", "main"])
             .arg(&staging),

@@ -29,6 +29,9 @@ mod secrets;
 mod shell;
 mod signin;
 mod tokens;
+mod upstream;
+
+pub use upstream::{GitUpstream, UpstreamPushError};
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -50,6 +53,7 @@ pub(crate) struct AppState {
     pub boxes: Arc<BoxService>,
     pub egress: Option<Arc<paddock_egress::Egress>>,
     pub vault: Arc<paddock_vault::Vault>,
+    pub upstream: Option<Arc<dyn GitUpstream>>,
     /// The clearance hub: events and verdicts, with or without egress.
     pub hub: Arc<paddock_clearance::Hub>,
     pub clearance_socket: Option<Arc<std::path::PathBuf>>,
@@ -72,7 +76,7 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 14] = [
+pub(crate) const MODULES: [(&str, Module); 15] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
@@ -81,6 +85,7 @@ pub(crate) const MODULES: [(&str, Module); 14] = [
     ("http_rules", http_rules::routes),
     ("secrets", secrets::routes),
     ("policy", policy::routes),
+    ("upstream", upstream::routes),
     ("activate", activate::routes),
     ("health", health::routes),
     ("tokens", tokens::routes),
@@ -100,6 +105,8 @@ pub struct HttpOptions {
     pub egress: Option<Arc<paddock_egress::Egress>>,
     /// Projects' secrets (set, listed, removed; never read back).
     pub vault: Arc<paddock_vault::Vault>,
+    /// Pushes agent branches to projects' upstreams, when any has one.
+    pub upstream: Option<Arc<dyn GitUpstream>>,
     /// The clearance hub (events and verdicts are served from it whether
     /// or not egress is enabled, as its varlink socket is).
     pub hub: Arc<paddock_clearance::Hub>,
@@ -126,6 +133,7 @@ pub fn router(
         boxes,
         egress: options.egress.clone(),
         vault: options.vault.clone(),
+        upstream: options.upstream.clone(),
         hub: options.hub.clone(),
         clearance_socket: options.clearance_socket.clone().map(Arc::new),
         iam: options.iam.clone(),

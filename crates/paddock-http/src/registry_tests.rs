@@ -16,6 +16,7 @@ fn options() -> HttpOptions {
         allowed_hosts: vec!["localhost".into()],
         shutdown: CancellationToken::new(),
         egress: None,
+        upstream: None,
         vault: Arc::new(paddock_vault::Vault::new(
             Arc::new(paddock_store::Store::open_in_memory().unwrap()),
             paddock_vault::VaultKey::from_bytes([0; 32]),
@@ -46,6 +47,7 @@ fn state() -> AppState {
     AppState {
         boxes: boxes(),
         egress: None,
+        upstream: None,
         vault: Arc::new(paddock_vault::Vault::new(
             Arc::new(paddock_store::Store::open_in_memory().unwrap()),
             paddock_vault::VaultKey::from_bytes([0; 32]),

@@ -26,10 +26,13 @@ pub enum Capability {
     /// Setting and removing a project's secrets and their bindings (no
     /// capability reads a value back).
     SecretWrite,
+    /// Pushing a project's agent branch to its upstream forge: the work
+    /// leaves the machine, so a person's to say.
+    GitUpstream,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 14] = [
+    pub const ALL: [Capability; 15] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -44,6 +47,7 @@ impl Capability {
         Self::EgressRequest,
         Self::BoxControl,
         Self::SecretWrite,
+        Self::GitUpstream,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -62,6 +66,7 @@ impl Capability {
             Self::EgressRequest => "egress:request",
             Self::BoxControl => "box:control",
             Self::SecretWrite => "secret:write",
+            Self::GitUpstream => "git:upstream",
         }
     }
 
@@ -71,7 +76,11 @@ impl Capability {
     pub fn decides_egress(self) -> bool {
         matches!(
             self,
-            Self::EgressVerdict | Self::EgressRules | Self::EgressShield | Self::SecretWrite
+            Self::EgressVerdict
+                | Self::EgressRules
+                | Self::EgressShield
+                | Self::SecretWrite
+                | Self::GitUpstream
         )
     }
 

@@ -273,6 +273,12 @@ pub static OPERATIONS: &[Operation] = &[
     op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
     op(
         Rest,
+        "POST /api/v1/projects/{project}/git/push-upstream",
+        Requires(GitUpstream),
+        ProjectInPath,
+    ),
+    op(
+        Rest,
         "GET /api/v1/projects/{project}/policy",
         Requires(EgressRead),
         ProjectInPath,

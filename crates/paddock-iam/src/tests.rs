@@ -122,6 +122,7 @@ async fn a_token_used_over_mcp_decides_no_egress_on_any_surface() {
         Capability::EgressRules,
         Capability::EgressShield,
         Capability::SecretWrite,
+        Capability::GitUpstream,
     ];
     for surface in [
         Surface::Rest,

@@ -10,6 +10,7 @@ mod notify;
 mod purge;
 mod serve;
 mod supervisor;
+mod upstream;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     /// A project's rules, HTTP rules and secret bindings as one file:
     /// apply (idempotent, --dry-run), export, presets.
     Policy(client::PolicyArgs),
+    /// Projects' repositories and their upstreams: push an agent branch home.
+    Git(client::GitArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
     /// Show held connections as desktop pop-ups, decided from the pop-up.
@@ -121,6 +124,7 @@ fn main() -> ExitCode {
         Command::Token(args) => in_runtime(client::run_token(args)),
         Command::Secret(args) => in_runtime(client::run_secret(args)),
         Command::Policy(args) => in_runtime(client::run_policy(args)),
+        Command::Git(args) => in_runtime(client::run_git(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),

@@ -133,6 +133,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         paddock_vault::VaultKey::load(&data_dir).context("cannot load the secrets key")?;
     tracing::info!(source = ?vault_key.source, "secrets key loaded");
     let vault = Arc::new(paddock_vault::Vault::new(store.clone(), vault_key));
+    let bundle_path = data_dir.join("tls").join("box-ca-bundle.pem");
+    let mut own_proxy = None;
     let egress = if egress_config.enabled {
         let egress = Egress::new(egress_config, store.clone(), hub.clone())
             .context("cannot start the egress gateway")?;
@@ -143,9 +145,16 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             paddock_egress::intercept::client_config(egress.config().upstream_ca_file.as_deref())
                 .context("cannot set up upstream TLS")?;
         let interceptor = paddock_egress::intercept::Interceptor::new(vault.clone(), ca, upstream)
-            .with_box_bundle(&tls_dir.join("box-ca-bundle.pem"))
+            .with_box_bundle(&bundle_path)
             .context("cannot write the boxes' trust bundle")?;
         egress.intercept_with(Arc::new(interceptor));
+        // paddock's own traffic (the gate and projects' upstreams) goes
+        // through the gateway too.
+        own_proxy = Some(
+            paddock_egress::own::OwnProxy::start(egress.clone(), egress_stop.clone())
+                .await
+                .context("cannot start paddock's own egress listener")?,
+        );
         let extra_ports = if git.enabled {
             vec![git.port]
         } else {
@@ -198,6 +207,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         tracing::warn!("the egress gateway is disabled: boxes are not firewalled");
         None
     };
+    let mut upstreams = None;
     if git.enabled {
         let base = git
             .base_path
@@ -214,10 +224,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         gate_config.audit_log = Some(data_dir.join("git-audit.jsonl"));
         gate_config.hooks_parent = Some(data_dir.clone());
         let gate = paddock_gate::Gate::new(gate_config)?;
+        upstreams =
+            crate::upstream::from_config(&git, own_proxy.clone(), &bundle_path, gate.base())?;
         extensions.push(EmbeddedGate::new(
             gate,
             store.clone(),
             &git,
+            upstreams.clone(),
             gate_stop.clone(),
         ));
     }
@@ -231,6 +244,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             shutdown: shutdown.clone(),
             egress: egress.clone(),
             vault: vault.clone(),
+            upstream: upstreams
+                .clone()
+                .map(|u| u as Arc<dyn paddock_http::GitUpstream>),
             hub: hub.clone(),
             clearance_socket: Some(clearance_socket.clone()),
             iam,

@@ -31,6 +31,7 @@ mod gate_faults;
 mod gate_policy;
 mod gate_spare;
 mod git_in_box;
+mod git_upstream;
 mod health;
 mod hooks;
 mod iam;

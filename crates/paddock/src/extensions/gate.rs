@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use paddock_core::{BoxExtension, BoxFuture, BoxSetup, Equipment, ExtensionError};
-use paddock_gate::{Gate, Grant, TokenAuthority, ensure_repository};
+use paddock_gate::{Gate, Grant, Import, TokenAuthority, ensure_repository};
 use paddock_store::Store;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
@@ -39,11 +39,37 @@ impl Default for GitConfig {
     }
 }
 
+/// A project's repository comes from somewhere: a path cloned on first
+/// use (`import`), or a forge (`upstream`, an https URL) cloned through
+/// the egress gateway and pushed back to (`paddock git push-upstream`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProjectImport {
     pub project: String,
-    pub import: PathBuf,
+    #[serde(default)]
+    pub import: Option<PathBuf>,
+    #[serde(default)]
+    pub upstream: Option<String>,
+}
+
+impl ProjectImport {
+    /// Exactly one source, and an upstream spoken to over TLS only.
+    pub fn check(&self) -> Result<(), String> {
+        match (&self.import, &self.upstream) {
+            (Some(_), None) => Ok(()),
+            (None, Some(url)) if url.starts_with("https://") && url.len() > "https://".len() => {
+                Ok(())
+            }
+            (None, Some(url)) => Err(format!(
+                "[[git.projects]] {}: upstream {url:?} is not an https:// URL",
+                self.project
+            )),
+            _ => Err(format!(
+                "[[git.projects]] {}: name exactly one of import and upstream",
+                self.project
+            )),
+        }
+    }
 }
 
 pub struct EmbeddedGate {
@@ -51,6 +77,8 @@ pub struct EmbeddedGate {
     store: Arc<Store>,
     port: u16,
     imports: HashMap<String, PathBuf>,
+    /// Projects' upstreams, reached through the gateway.
+    upstreams: Option<Arc<crate::upstream::Upstreams>>,
     /// Serialises repository creation, so two boxes of a new project
     /// cannot both try to make its repository.
     creating: tokio::sync::Mutex<()>,
@@ -85,6 +113,7 @@ impl EmbeddedGate {
         gate: Arc<Gate>,
         store: Arc<Store>,
         config: &GitConfig,
+        upstreams: Option<Arc<crate::upstream::Upstreams>>,
         stop: CancellationToken,
     ) -> Arc<Self> {
         Arc::new(Self {
@@ -94,8 +123,9 @@ impl EmbeddedGate {
             imports: config
                 .projects
                 .iter()
-                .map(|p| (p.project.clone(), p.import.clone()))
+                .filter_map(|p| Some((p.project.clone(), p.import.clone()?)))
                 .collect(),
+            upstreams,
             creating: tokio::sync::Mutex::new(()),
             listeners: Mutex::new(HashMap::new()),
             stop,
@@ -109,14 +139,31 @@ impl EmbeddedGate {
     async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, ExtensionError> {
         {
             let _one_at_a_time = self.creating.lock().await;
-            let import = self.imports.get(setup.project).map(PathBuf::as_path);
-            if ensure_repository(self.gate.base(), setup.project, import)
-                .await
-                .map_err(|e| ExtensionError::new(e.to_string()))?
-            {
+            let upstream = self
+                .upstreams
+                .as_ref()
+                .and_then(|u| Some((u, u.url(setup.project)?)));
+            // The upstream's clone goes through the gateway as the project
+            // (its credential lapses with the clone).
+            let (grant, env) = match upstream {
+                Some((u, _)) => {
+                    let (grant, env) = u.git_env(setup.project);
+                    (Some(grant), env)
+                }
+                None => (None, Vec::new()),
+            };
+            let source = match (upstream, self.imports.get(setup.project)) {
+                (Some((_, url)), _) => Some(std::ffi::OsStr::new(url)),
+                (None, Some(path)) => Some(path.as_os_str()),
+                (None, None) => None,
+            };
+            let import = source.map(|source| Import { source, env: &env });
+            let made = ensure_repository(self.gate.base(), setup.project, import).await;
+            drop(grant);
+            if made.map_err(|e| ExtensionError::new(e.to_string()))? {
                 tracing::info!(
                     project = setup.project,
-                    imported = import.is_some(),
+                    imported = source.is_some(),
                     "created the project's repository"
                 );
             }

@@ -1,0 +1,139 @@
+//! The work goes home: a project whose repository lives on a forge (the
+//! git gate behind TLS of the test's own CA). paddock imports it through
+//! its own way through the gateway, a box's agent pushes a branch to
+//! paddock's gate, and a person sends that branch upstream — the forge's
+//! token injected at the gateway, every request on the record.
+
+use crate::common::egress_site::{add_rule, audit, decisions, exec};
+use crate::common::gate_site::{ALPHA, Daemon, Site, git, ok};
+use crate::common::tls_site::TlsRelay;
+use crate::common::{Options, Paddock, git_image};
+use serde_json::json;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so() {
+    let site = Site::new();
+    let forge_gate = Daemon::start(&site, &[]);
+    let forge = TlsRelay::start(&["forge.test"], forge_gate.addr.clone()).await;
+    let port = forge.port;
+    let p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n\
+             [[git.projects]]\nproject = \"proj\"\nupstream = \"https://forge.test:{port}/alpha.git\"\n",
+            forge.ca_file.display()
+        ),
+        ..Options::default()
+    });
+    for target in ["forge.test", "127.0.0.1/32"] {
+        add_rule(
+            &p,
+            json!({"project": "proj", "target": target, "action": "allow"}),
+        )
+        .await;
+    }
+    let (status, body) = p
+        .put(
+            "/api/v1/projects/proj/secrets/forge",
+            json!({"value": ALPHA, "bindings": [{"hosts": [format!("forge.test:{port}")], "basic": "{secret}"}]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    // The box's project repository is imported from the forge.
+    p.cli_json(&[
+        "box",
+        "create",
+        "--project",
+        "proj",
+        "--id",
+        "home",
+        "--image",
+        git_image(),
+        "--json",
+    ]);
+    let in_box = |args: &str| {
+        format!("cd /tmp && git -c user.name=agent -c user.email=agent@example.invalid {args}")
+    };
+    let out = exec(
+        &p,
+        "home",
+        &in_box("clone -q \"$PADDOCK_GIT_URL\" work && git -C work log --format=%s main"),
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert_eq!(
+        out["stdout"].as_str().unwrap().trim(),
+        "first",
+        "the forge's history"
+    );
+    let out = exec(&p, "home", &in_box("-C work commit -q --allow-empty -m 'agent work' && git -C work push -q origin HEAD:refs/heads/agent/x")).await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+
+    // Nothing has left yet: a person sends it.
+    let bare = site.path("base").join("alpha.git");
+    assert!(!ok(git(&bare, &["for-each-ref", "--format=%(refname)"])).contains("agent/x"));
+    let (_, agent) = p.mint(&["agent"], None).await;
+    let refused = p.cli_as(
+        &agent,
+        &[
+            "git",
+            "push-upstream",
+            "--project",
+            "proj",
+            "--ref",
+            "agent/x",
+        ],
+    );
+    assert!(
+        !refused.status.success(),
+        "the agent cannot send its own work out"
+    );
+    let out = p.cli(&[
+        "git",
+        "push-upstream",
+        "--project",
+        "proj",
+        "--ref",
+        "agent/x",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        ok(git(
+            &bare,
+            &["log", "--format=%s", "-1", "refs/heads/agent/x"]
+        )),
+        "agent work"
+    );
+    assert_eq!(
+        ok(git(&bare, &["log", "--format=%s", "main"])),
+        "first",
+        "main untouched"
+    );
+
+    // Only agent branches go home.
+    let out = p.cli(&["git", "push-upstream", "--project", "proj", "--ref", "main"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a ref the gate lets agents push"));
+    let out = p.cli(&[
+        "git",
+        "push-upstream",
+        "--project",
+        "proj",
+        "--ref",
+        "agent/none",
+    ]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("has no refs/heads/agent/none"));
+
+    // paddock's own requests are on the record, the token injected.
+    let log = decisions(&audit(&p, "paddock-gate").await);
+    assert!(log.iter().any(|d| d == "injected"), "{log:?}");
+    assert!(
+        !p.log().contains(ALPHA),
+        "the forge's token is never logged"
+    );
+}
