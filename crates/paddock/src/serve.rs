@@ -226,6 +226,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let gate = paddock_gate::Gate::new(gate_config)?;
         upstreams =
             crate::upstream::from_config(&git, own_proxy.clone(), &bundle_path, gate.base())?;
+        if let Some(u) = &upstreams {
+            u.clone().push_automatically(gate_stop.clone());
+        }
         extensions.push(EmbeddedGate::new(
             gate,
             store.clone(),

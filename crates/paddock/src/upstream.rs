@@ -22,10 +22,14 @@ pub fn from_config(
     base: &std::path::Path,
 ) -> anyhow::Result<Option<Arc<Upstreams>>> {
     let mut urls = HashMap::new();
+    let mut auto = Vec::new();
     for project in &git.projects {
         project.check().map_err(anyhow::Error::msg)?;
         if let Some(url) = &project.upstream {
             urls.insert(project.project.clone(), url.clone());
+        }
+        if project.push_upstream == crate::extensions::gate::PushUpstream::Auto {
+            auto.push(project.project.clone());
         }
     }
     if urls.is_empty() {
@@ -36,13 +40,75 @@ pub fn from_config(
             "[[git.projects]] upstream is reached through the egress gateway, which is disabled"
         )
     })?;
-    Ok(Some(Arc::new(Upstreams::new(
+    let mut upstreams = Upstreams::new(
         own,
         bundle.to_owned(),
         base.to_owned(),
         urls,
         git.push.clone(),
-    ))))
+    );
+    upstreams.auto = auto;
+    Ok(Some(Arc::new(upstreams)))
+}
+
+/// How often projects with `push_upstream = "auto"` are looked at.
+const AUTO_PUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Upstreams {
+    /// Sends agent branches of `auto` projects upstream as they change in
+    /// the gate (looked at every [`AUTO_PUSH_EVERY`]; a push that fails is
+    /// tried again at the next look), until `stop`.
+    pub fn push_automatically(self: Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if self.auto.is_empty() {
+            return;
+        }
+        tokio::spawn(async move {
+            let mut pushed: HashMap<(String, String), String> = HashMap::new();
+            loop {
+                for project in &self.auto {
+                    for (name, object) in self.agent_refs(project).await {
+                        let key = (project.clone(), name.clone());
+                        if pushed.get(&key) == Some(&object) {
+                            continue;
+                        }
+                        match self.push_ref(project, &name).await {
+                            Ok(_) => {
+                                tracing::info!(%project, git_ref = %name, "pushed to the upstream (auto)");
+                                pushed.insert(key, object);
+                            }
+                            Err(e) => {
+                                tracing::warn!(%project, git_ref = %name, error = %e, "cannot push to the upstream; trying again")
+                            }
+                        }
+                    }
+                }
+                tokio::select! {
+                    () = stop.cancelled() => return,
+                    () = tokio::time::sleep(AUTO_PUSH_EVERY) => {}
+                }
+            }
+        });
+    }
+
+    /// The project's refs agents may push, with the objects they name.
+    async fn agent_refs(&self, project: &str) -> Vec<(String, String)> {
+        let repo = self.base.join(format!("{project}.git"));
+        let Ok(out) = tokio::process::Command::new("git")
+            .arg("-C")
+            .arg(&repo)
+            .args(["for-each-ref", "--format=%(refname) %(objectname)", "refs/"])
+            .output()
+            .await
+        else {
+            return Vec::new();
+        };
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once(' '))
+            .filter(|(name, _)| self.policy.allows_ref(name))
+            .map(|(n, o)| (n.to_owned(), o.to_owned()))
+            .collect()
+    }
 }
 
 pub struct Upstreams {
@@ -52,6 +118,8 @@ pub struct Upstreams {
     base: PathBuf,
     urls: HashMap<String, String>,
     policy: PushPolicy,
+    /// Projects whose agent branches go upstream without a person.
+    auto: Vec<String>,
 }
 
 impl Upstreams {
@@ -68,6 +136,7 @@ impl Upstreams {
             base,
             urls,
             policy,
+            auto: Vec::new(),
         }
     }
 

@@ -137,3 +137,75 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
         "the forge's token is never logged"
     );
 }
+
+/// `push_upstream = "auto"`: an agent branch goes upstream as soon as it
+/// reaches the gate, through the same gateway; main never does.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_auto_an_agent_branch_goes_upstream_on_its_own() {
+    let site = Site::new();
+    let forge_gate = Daemon::start(&site, &[]);
+    let forge = TlsRelay::start(&["forge.test"], forge_gate.addr.clone()).await;
+    let port = forge.port;
+    let p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: format!(
+            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n\
+             [[git.projects]]\nproject = \"proj\"\nupstream = \"https://forge.test:{port}/alpha.git\"\npush_upstream = \"auto\"\n",
+            forge.ca_file.display()
+        ),
+        ..Options::default()
+    });
+    for target in ["forge.test", "127.0.0.1/32"] {
+        add_rule(
+            &p,
+            json!({"project": "proj", "target": target, "action": "allow"}),
+        )
+        .await;
+    }
+    let (status, _) = p
+        .put(
+            "/api/v1/projects/proj/secrets/forge",
+            json!({"value": ALPHA, "bindings": [{"hosts": [format!("forge.test:{port}")], "basic": "{secret}"}]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    p.cli_json(&[
+        "box",
+        "create",
+        "--project",
+        "proj",
+        "--id",
+        "auto",
+        "--image",
+        git_image(),
+        "--json",
+    ]);
+    let out = exec(
+        &p,
+        "auto",
+        "cd /tmp && git clone -q \"$PADDOCK_GIT_URL\" w && cd w && git -c user.name=a -c user.email=a@example.invalid commit -q --allow-empty -m auto && git push -q origin HEAD:refs/heads/agent/auto",
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let bare = site.path("base").join("alpha.git");
+    crate::common::wait_for_sync(
+        "agent/auto upstream",
+        std::time::Duration::from_secs(30),
+        || {
+            git(
+                &bare,
+                &["rev-parse", "--verify", "--quiet", "refs/heads/agent/auto"],
+            )
+            .status
+            .success()
+        },
+    );
+    assert_eq!(
+        ok(git(
+            &bare,
+            &["log", "--format=%s", "-1", "refs/heads/agent/auto"]
+        )),
+        "auto"
+    );
+    assert_eq!(ok(git(&bare, &["log", "--format=%s", "main"])), "first");
+}

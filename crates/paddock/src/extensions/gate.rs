@@ -50,12 +50,28 @@ pub struct ProjectImport {
     pub import: Option<PathBuf>,
     #[serde(default)]
     pub upstream: Option<String>,
+    /// `manual` (a person runs `paddock git push-upstream`) or `auto`:
+    /// agent branches go upstream as soon as they reach the gate.
+    #[serde(default)]
+    pub push_upstream: PushUpstream,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushUpstream {
+    #[default]
+    Manual,
+    Auto,
 }
 
 impl ProjectImport {
     /// Exactly one source, and an upstream spoken to over TLS only.
     pub fn check(&self) -> Result<(), String> {
         match (&self.import, &self.upstream) {
+            (Some(_), None) if self.push_upstream == PushUpstream::Auto => Err(format!(
+                "[[git.projects]] {}: push_upstream = \"auto\" needs an upstream",
+                self.project
+            )),
             (Some(_), None) => Ok(()),
             (None, Some(url)) if url.starts_with("https://") && url.len() > "https://".len() => {
                 Ok(())
@@ -237,6 +253,55 @@ impl BoxExtension for EmbeddedGate {
     fn network_down(&self, network_id: &str) {
         if let Some(stop) = self.listeners().remove(network_id) {
             stop.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn project(import: Option<&str>, upstream: Option<&str>, push: PushUpstream) -> ProjectImport {
+        ProjectImport {
+            project: "p".into(),
+            import: import.map(PathBuf::from),
+            upstream: upstream.map(str::to_owned),
+            push_upstream: push,
+        }
+    }
+
+    #[test]
+    fn a_project_names_one_source_and_an_upstream_is_https() {
+        assert!(
+            project(Some("/r"), None, PushUpstream::Manual)
+                .check()
+                .is_ok()
+        );
+        assert!(
+            project(
+                None,
+                Some("https://forge.example/a.git"),
+                PushUpstream::Auto
+            )
+            .check()
+            .is_ok()
+        );
+        for bad in [
+            project(None, None, PushUpstream::Manual),
+            project(
+                Some("/r"),
+                Some("https://f.example/a.git"),
+                PushUpstream::Manual,
+            ),
+            project(
+                None,
+                Some("http://forge.example/a.git"),
+                PushUpstream::Manual,
+            ),
+            project(None, Some("https://"), PushUpstream::Manual),
+            project(Some("/r"), None, PushUpstream::Auto),
+        ] {
+            assert!(bad.check().is_err(), "{bad:?}");
         }
     }
 }
