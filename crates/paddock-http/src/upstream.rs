@@ -24,6 +24,9 @@ pub trait GitUpstream: Send + Sync {
         project: &'a str,
         git_ref: &'a str,
     ) -> BoxFuture<'a, Result<(String, String), UpstreamPushError>>;
+
+    /// Every project with an upstream, and its URL.
+    fn projects(&self) -> Vec<(String, String)>;
 }
 
 #[derive(Debug, thiserror::Error)]

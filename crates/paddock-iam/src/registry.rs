@@ -413,6 +413,12 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     op(
         Page,
+        "POST /console/projects/{project}/push-upstream",
+        Requires(GitUpstream),
+        ProjectInPath,
+    ),
+    op(
+        Page,
         "POST /console/boxes/{id}/activation",
         Requires(BoxCreate),
         BoxInPath,

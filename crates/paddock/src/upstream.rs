@@ -235,4 +235,10 @@ impl GitUpstream for Upstreams {
     ) -> BoxFuture<'a, Result<(String, String), UpstreamPushError>> {
         Box::pin(self.push_ref(project, git_ref))
     }
+
+    fn projects(&self) -> Vec<(String, String)> {
+        let mut all: Vec<(String, String)> = self.urls.clone().into_iter().collect();
+        all.sort();
+        all
+    }
 }

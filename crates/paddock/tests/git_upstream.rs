@@ -115,6 +115,47 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
         "main untouched"
     );
 
+    // The console's button does the same (a script's bearer token opens
+    // pages; a person's session also sends the form's CSRF token).
+    let page = p
+        .http
+        .get(format!("{}/console/boxes", p.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("id=\"push-upstream-proj\""), "{page}");
+    let out = exec(
+        &p,
+        "home",
+        &in_box("-C work push -q origin HEAD:refs/heads/agent/y"),
+    )
+    .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let res = p
+        .http
+        .post(format!("{}/console/projects/proj/push-upstream", p.url))
+        .form(&[("ref", "agent/y")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.text()
+            .await
+            .unwrap()
+            .contains("Pushed refs/heads/agent/y of proj")
+    );
+    assert_eq!(
+        ok(git(
+            &bare,
+            &["log", "--format=%s", "-1", "refs/heads/agent/y"]
+        )),
+        "agent work"
+    );
+
     // Only agent branches go home.
     let out = p.cli(&["git", "push-upstream", "--project", "proj", "--ref", "main"]);
     assert!(!out.status.success());

@@ -133,6 +133,7 @@ async fn list(
              <th>State</th><th>Shield</th><th></th></tr></thead><tbody>{rows}</tbody></table>"
         )
     };
+    let body = format!("{body}{}", super::upstream::section(&s, &frame, &caller));
     frame.render(StatusCode::OK, &body)
 }
 

@@ -17,6 +17,7 @@ mod pending;
 mod rules;
 mod terminal;
 mod tokens;
+mod upstream;
 
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -36,6 +37,7 @@ pub(crate) fn routes(routes: Routes) -> Routes {
         .bind("GET /console", pending::page)
         .bind("GET /console/events", feed::feed);
     let routes = boxes::routes(routes);
+    let routes = upstream::routes(routes);
     let routes = terminal::routes(routes);
     let routes = rules::routes(routes);
     let routes = audit::routes(routes);
