@@ -4,34 +4,22 @@
 //! paddock's gate, and a person sends that branch upstream — the forge's
 //! token injected at the gateway, every request on the record.
 
-use crate::common::egress_site::{add_rule, audit, decisions, exec};
-use crate::common::gate_site::{ALPHA, Daemon, Site, git, ok};
-use crate::common::tls_site::TlsRelay;
-use crate::common::{Options, Paddock, git_image};
+use crate::common::egress_site::{audit, decisions, exec};
+use crate::common::forge::Forge;
+use crate::common::gate_site::{ALPHA, git, ok};
+use crate::common::git_image;
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so() {
-    let site = Site::new();
-    let forge_gate = Daemon::start(&site, &[]);
-    let forge = TlsRelay::start(&["forge.test"], forge_gate.addr.clone()).await;
+    let forge = Forge::start().await;
     let port = forge.port;
-    let p = Paddock::start(Options {
-        login_profile: false,
-        extra_toml: format!(
-            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n\
-             [[git.projects]]\nproject = \"proj\"\nupstream = \"https://forge.test:{port}/alpha.git\"\n",
-            forge.ca_file.display()
-        ),
-        ..Options::default()
-    });
-    for target in ["forge.test", "127.0.0.1/32"] {
-        add_rule(
-            &p,
-            json!({"project": "proj", "target": target, "action": "allow"}),
-        )
+    let p = forge
+        .paddock(&format!(
+            "[[git.projects]]\nproject = \"proj\"\nupstream = \"{}\"\n",
+            forge.url("alpha")
+        ))
         .await;
-    }
     let (status, body) = p
         .put(
             "/api/v1/projects/proj/secrets/forge",
@@ -71,7 +59,7 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
     assert_eq!(out["exit_code"], 0, "{out}");
 
     // Nothing has left yet: a person sends it.
-    let bare = site.path("base").join("alpha.git");
+    let bare = forge.site.path("base").join("alpha.git");
     assert!(!ok(git(&bare, &["for-each-ref", "--format=%(refname)"])).contains("agent/x"));
     let (_, agent) = p.mint(&["agent"], None).await;
     let refused = p.cli_as(
@@ -183,26 +171,14 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
 /// reaches the gate, through the same gateway; main never does.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_auto_an_agent_branch_goes_upstream_on_its_own() {
-    let site = Site::new();
-    let forge_gate = Daemon::start(&site, &[]);
-    let forge = TlsRelay::start(&["forge.test"], forge_gate.addr.clone()).await;
+    let forge = Forge::start().await;
     let port = forge.port;
-    let p = Paddock::start(Options {
-        login_profile: false,
-        extra_toml: format!(
-            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n\
-             [[git.projects]]\nproject = \"proj\"\nupstream = \"https://forge.test:{port}/alpha.git\"\npush_upstream = \"auto\"\n",
-            forge.ca_file.display()
-        ),
-        ..Options::default()
-    });
-    for target in ["forge.test", "127.0.0.1/32"] {
-        add_rule(
-            &p,
-            json!({"project": "proj", "target": target, "action": "allow"}),
-        )
+    let p = forge
+        .paddock(&format!(
+            "[[git.projects]]\nproject = \"proj\"\nupstream = \"{}\"\npush_upstream = \"auto\"\n",
+            forge.url("alpha")
+        ))
         .await;
-    }
     let (status, _) = p
         .put(
             "/api/v1/projects/proj/secrets/forge",
@@ -228,7 +204,7 @@ async fn with_auto_an_agent_branch_goes_upstream_on_its_own() {
     )
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
-    let bare = site.path("base").join("alpha.git");
+    let bare = forge.site.path("base").join("alpha.git");
     crate::common::wait_for_sync(
         "agent/auto upstream",
         std::time::Duration::from_secs(30),

@@ -310,25 +310,9 @@ async fn secrets_over_rest_refuse_bad_input_and_keep_to_their_callers() {
 /// to `main` is refused there by an HTTP rule on the push's refs.
 #[tokio::test(flavor = "multi_thread")]
 async fn git_over_https_gets_its_token_at_the_gateway_and_main_is_protected() {
-    use crate::common::gate_site::{ALPHA, Daemon, Site, git, ok};
-    let site = Site::new();
-    let gate = Daemon::start(&site, &[]);
-    let forge = crate::common::tls_site::TlsRelay::start(&["forge.test"], gate.addr.clone()).await;
-    let p = Paddock::start(Options {
-        login_profile: false,
-        extra_toml: format!(
-            "[egress]\nupstream_ca_file = \"{}\"\n[egress.hosts]\n\"forge.test\" = [\"127.0.0.1\"]\n",
-            forge.ca_file.display()
-        ),
-        ..Options::default()
-    });
-    for target in ["forge.test", "127.0.0.1/32"] {
-        add_rule(
-            &p,
-            json!({"project": "proj", "target": target, "action": "allow"}),
-        )
-        .await;
-    }
+    use crate::common::gate_site::{ALPHA, git, ok};
+    let forge = crate::common::forge::Forge::start().await;
+    let p = forge.paddock("").await;
     let port = forge.port.to_string();
     set_secret(
         &p,
@@ -375,7 +359,7 @@ async fn git_over_https_gets_its_token_at_the_gateway_and_main_is_protected() {
             "cd /tmp && git -c user.name=agent -c user.email=agent@example.invalid -c protocol.version=2 {args}"
         )
     };
-    let url = format!("https://forge.test:{port}/alpha.git");
+    let url = forge.url("alpha");
     let out = exec(&p, "coder", &git_in_box(&format!("clone -q {url} work"))).await;
     assert_eq!(out["exit_code"], 0, "clone: {out}");
     let work = |args: &str| git_in_box(&format!("-C work {args}"));
@@ -388,7 +372,7 @@ async fn git_over_https_gets_its_token_at_the_gateway_and_main_is_protected() {
     assert!(out["stderr"].as_str().unwrap().contains("403"), "{out}");
 
     // The forge has the agent's branch, and main as it was.
-    let bare = site.path("base").join("alpha.git");
+    let bare = forge.site.path("base").join("alpha.git");
     let refs = ok(git(&bare, &["for-each-ref", "--format=%(refname)"]));
     assert!(refs.contains("refs/heads/agent/x"), "{refs}");
     let main_log = ok(git(&bare, &["log", "--format=%s", "main"]));

@@ -7,6 +7,7 @@ pub mod clients;
 pub mod console;
 pub mod driven;
 pub mod egress_site;
+pub mod forge;
 pub mod gate_site;
 pub mod images;
 pub mod issuer;
