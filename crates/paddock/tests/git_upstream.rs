@@ -4,6 +4,7 @@
 //! paddock's gate, and a person sends that branch upstream — the forge's
 //! token injected at the gateway, every request on the record.
 
+use crate::common::console::{Browsers, console_link, screenshots_dir};
 use crate::common::egress_site::{audit, decisions, exec};
 use crate::common::forge::Forge;
 use crate::common::gate_site::{ALPHA, git, ok};
@@ -103,18 +104,7 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
         "main untouched"
     );
 
-    // The console's button does the same (a script's bearer token opens
-    // pages; a person's session also sends the form's CSRF token).
-    let page = p
-        .http
-        .get(format!("{}/console/boxes", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(page.contains("id=\"push-upstream-proj\""), "{page}");
+    // A person in the console does the same, from the Boxes page.
     let out = exec(
         &p,
         "home",
@@ -122,19 +112,28 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
     )
     .await;
     assert_eq!(out["exit_code"], 0, "{out}");
-    let res = p
-        .http
-        .post(format!("{}/console/projects/proj/push-upstream", p.url))
-        .form(&[("ref", "agent/y")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
+    let mut browsers = Browsers::start(&p);
+    let link = console_link(&p, &p.admin_token).await;
+    browsers.ask(&format!("open ada {link}"));
+    browsers.ask("get ada /console/boxes");
+    if let Some(dir) = screenshots_dir() {
+        browsers.ask(&format!(
+            "shot ada {}/console-upstream.png 1100 640",
+            dir.display()
+        ));
+        browsers.ask(&format!(
+            "shot ada {}/console-upstream-phone.png 390 760",
+            dir.display()
+        ));
+    }
+    browsers.ask("fill ada push-ref-proj agent/y");
+    let done = browsers.ask("click ada push-upstream-proj");
     assert!(
-        res.text()
-            .await
-            .unwrap()
-            .contains("Pushed refs/heads/agent/y of proj")
+        done["result"]
+            .as_str()
+            .unwrap_or("")
+            .contains("Pushed refs/heads/agent/y of proj"),
+        "{done}"
     );
     assert_eq!(
         ok(git(
