@@ -297,3 +297,43 @@ async fn paddocks_own_listener_needs_its_credential() {
         "a dropped credential lapses"
     );
 }
+
+/// A WebSocket-style upgrade to a bound host: the handshake is injected
+/// like any request, then the two ends are joined.
+#[tokio::test]
+async fn an_upgrade_to_a_bound_host_is_injected_then_relayed() {
+    let g = gateway().await;
+    let ph = g.placeholder("api");
+    let mut tls = g.tls("api.test", "api.test", b"http/1.1").await.unwrap();
+    let port = g.port();
+    tls.write_all(
+        format!(
+            "GET /v1/realtime HTTP/1.1\r\nHost: api.test:{port}\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nx-api-key: {ph}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(
+            tls.read(&mut byte).await.unwrap(),
+            1,
+            "{}",
+            String::from_utf8_lossy(&head)
+        );
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head).to_lowercase();
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("upgrade: websocket"), "{head}");
+    assert_eq!(g.api.last().unwrap().headers["x-api-key"], REAL_KEY);
+    tls.write_all(b"ping through the tunnel").await.unwrap();
+    let mut echoed = vec![0u8; 23];
+    tokio::time::timeout(Duration::from_secs(5), tls.read_exact(&mut echoed))
+        .await
+        .expect("echoed in time")
+        .unwrap();
+    assert_eq!(echoed, b"ping through the tunnel");
+}

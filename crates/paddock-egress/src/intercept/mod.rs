@@ -268,6 +268,8 @@ struct Terminated {
     host: String,
     port: u16,
     client: Client<UpstreamConnector, Body>,
+    /// HTTP/1.1 only, for upgrades (HTTP/2 has no `Upgrade`).
+    client_h1: Client<UpstreamConnector, Body>,
 }
 
 /// Terminates the box's TLS for `host` (allowed to `addrs`) and serves its
@@ -331,17 +333,29 @@ pub(crate) async fn serve(
         tls: TlsConnector::from(interceptor.upstream.clone()),
         timeout: Duration::from_secs(egress.config.connect_timeout_secs.max(1)),
     };
-    let client = Client::builder(TokioExecutor::new())
-        .timer(TokioTimer::new())
-        .pool_timer(TokioTimer::new())
-        .pool_idle_timeout(UPSTREAM_IDLE)
-        .build(connector);
+    let h1_only = {
+        let mut config = (*interceptor.upstream).clone();
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        UpstreamConnector {
+            tls: TlsConnector::from(Arc::new(config)),
+            ..connector.clone()
+        }
+    };
+    let pooled = |connector| {
+        Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(UPSTREAM_IDLE)
+            .build(connector)
+    };
+    let (client, client_h1) = (pooled(connector), pooled(h1_only));
     let ctx = Arc::new(Terminated {
         egress,
         who,
         host,
         port,
         client,
+        client_h1,
     });
     let service = hyper::service::service_fn(move |req| {
         let ctx = ctx.clone();
@@ -360,9 +374,26 @@ pub(crate) async fn serve(
         .max_header_list_size(MAX_HEADER_BYTES)
         .max_pending_accept_reset_streams(Some(32))
         .max_local_error_reset_streams(Some(64));
-    if let Err(e) = builder.serve_connection(TokioIo::new(tls), service).await {
+    if let Err(e) = builder
+        .serve_connection_with_upgrades(TokioIo::new(tls), service)
+        .await
+    {
         tracing::debug!(error = %e, "a terminated connection ended with an error");
     }
+}
+
+/// Joins an upgraded connection's two ends once both have switched. What
+/// flows after the handshake is the protocol's own (frames, not requests):
+/// it is relayed, not read — the secret went in the handshake, and a
+/// placeholder there is worthless.
+fn relay_upgraded(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
+    tokio::spawn(async move {
+        let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+            return;
+        };
+        let (mut client, mut upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+        let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
+    });
 }
 
 impl Terminated {
@@ -421,6 +452,13 @@ impl Terminated {
                 return answer(StatusCode::SERVICE_UNAVAILABLE, format!("paddock: {why}\n"));
             }
         };
+        // An HTTP/1.1 upgrade (a WebSocket) is relayed once both ends agree;
+        // its handshake is checked and injected like any request.
+        let mut req = req;
+        let upgrade = (req.version() == Version::HTTP_11)
+            .then(|| req.headers().get(header::UPGRADE).cloned())
+            .flatten();
+        let client_upgrade = upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let used = match inject::prepare(&mut parts, &secrets, &self.host, self.port) {
             Ok(used) => used,
@@ -441,6 +479,12 @@ impl Terminated {
         };
         parts.version = Version::HTTP_11;
         crate::proxy::strip_hop_by_hop(&mut parts.headers);
+        if let Some(protocol) = &upgrade {
+            parts.headers.insert(header::UPGRADE, protocol.clone());
+            parts
+                .headers
+                .insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+        }
         let body = body.map_err(|e| Box::new(e) as BoxError).boxed();
         let body = match gate_request(egress, &self.who, &self.host, self.port, &parts, body).await
         {
@@ -454,8 +498,23 @@ impl Terminated {
             body::ScannedBody::new(body, secrets.clone(), found.clone()).boxed()
         };
         egress.secrets_used(&self.who, &self.host, self.port, &used);
-        match self.client.request(Request::from_parts(parts, body)).await {
-            Ok(res) => {
+        let client = if upgrade.is_some() {
+            &self.client_h1
+        } else {
+            &self.client
+        };
+        match client.request(Request::from_parts(parts, body)).await {
+            Ok(mut res) => {
+                if res.status() == StatusCode::SWITCHING_PROTOCOLS
+                    && let Some(client) = client_upgrade
+                {
+                    relay_upgraded(client, hyper::upgrade::on(&mut res));
+                    let (parts, body) = res.into_parts();
+                    return Response::from_parts(
+                        parts,
+                        body.map_err(|e| Box::new(e) as BoxError).boxed(),
+                    );
+                }
                 let (mut parts, body) = res.into_parts();
                 crate::proxy::strip_hop_by_hop(&mut parts.headers);
                 Response::from_parts(parts, body.map_err(|e| Box::new(e) as BoxError).boxed())

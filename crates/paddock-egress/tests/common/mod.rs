@@ -82,10 +82,14 @@ impl Api {
                     let Ok(tls) = acceptor.accept(tcp).await else {
                         return;
                     };
-                    let service =
-                        hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let service = hyper::service::service_fn(
+                        move |mut req: Request<hyper::body::Incoming>| {
                             let log = log.clone();
                             async move {
+                                // An upgrade: switch, then echo what comes.
+                                let upgrade = req.headers().get("upgrade").cloned();
+                                let on_upgrade =
+                                    upgrade.as_ref().map(|_| hyper::upgrade::on(&mut req));
                                 let (parts, body) = req.into_parts();
                                 let body = body
                                     .collect()
@@ -109,13 +113,31 @@ impl Api {
                                     headers,
                                     body,
                                 });
+                                if let (Some(protocol), Some(on_upgrade)) = (upgrade, on_upgrade) {
+                                    tokio::spawn(async move {
+                                        if let Ok(upgraded) = on_upgrade.await {
+                                            let (mut r, mut w) =
+                                                tokio::io::split(TokioIo::new(upgraded));
+                                            let _ = tokio::io::copy(&mut r, &mut w).await;
+                                        }
+                                    });
+                                    let mut res = hyper::Response::new(Full::new(Bytes::new()));
+                                    *res.status_mut() = hyper::StatusCode::SWITCHING_PROTOCOLS;
+                                    res.headers_mut().insert("upgrade", protocol);
+                                    res.headers_mut().insert(
+                                        "connection",
+                                        hyper::header::HeaderValue::from_static("upgrade"),
+                                    );
+                                    return Ok::<_, std::convert::Infallible>(res);
+                                }
                                 Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
                                     Bytes::from_static(b"hello from the api"),
                                 )))
                             }
-                        });
+                        },
+                    );
                     let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tls), service)
+                        .serve_connection_with_upgrades(TokioIo::new(tls), service)
                         .await;
                 });
             }
