@@ -11,36 +11,43 @@ use crate::common::gate_site::{ALPHA, git, ok};
 use crate::common::git_image;
 use serde_json::json;
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so() {
+/// A forge, and a paddock whose project `proj` has it as its upstream
+/// (`push_upstream` as given) with the forge's token bound to it, and a
+/// git box `box_id` of the project (its repository imported).
+async fn upstream_project(push_upstream: &str, box_id: &str) -> (Forge, crate::common::Paddock) {
     let forge = Forge::start().await;
-    let port = forge.port;
     let p = forge
         .paddock(&format!(
-            "[[git.projects]]\nproject = \"proj\"\nupstream = \"{}\"\n",
+            "[[git.projects]]\nproject = \"proj\"\nupstream = \"{}\"\npush_upstream = \"{push_upstream}\"\n",
             forge.url("alpha")
         ))
         .await;
+    let binding = json!([{"hosts": [format!("forge.test:{}", forge.port)], "basic": "{secret}"}]);
     let (status, body) = p
         .put(
             "/api/v1/projects/proj/secrets/forge",
-            json!({"value": ALPHA, "bindings": [{"hosts": [format!("forge.test:{port}")], "basic": "{secret}"}]}),
+            json!({"value": ALPHA, "bindings": binding}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
-
-    // The box's project repository is imported from the forge.
     p.cli_json(&[
         "box",
         "create",
         "--project",
         "proj",
         "--id",
-        "home",
+        box_id,
         "--image",
         git_image(),
         "--json",
     ]);
+    (forge, p)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so() {
+    // The box's project repository is imported from the forge.
+    let (forge, p) = upstream_project("manual", "home").await;
     let in_box = |args: &str| {
         format!("cd /tmp && git -c user.name=agent -c user.email=agent@example.invalid {args}")
     };
@@ -170,32 +177,7 @@ async fn an_agent_branch_goes_upstream_through_the_gateway_when_a_person_says_so
 /// reaches the gate, through the same gateway; main never does.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_auto_an_agent_branch_goes_upstream_on_its_own() {
-    let forge = Forge::start().await;
-    let port = forge.port;
-    let p = forge
-        .paddock(&format!(
-            "[[git.projects]]\nproject = \"proj\"\nupstream = \"{}\"\npush_upstream = \"auto\"\n",
-            forge.url("alpha")
-        ))
-        .await;
-    let (status, _) = p
-        .put(
-            "/api/v1/projects/proj/secrets/forge",
-            json!({"value": ALPHA, "bindings": [{"hosts": [format!("forge.test:{port}")], "basic": "{secret}"}]}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    p.cli_json(&[
-        "box",
-        "create",
-        "--project",
-        "proj",
-        "--id",
-        "auto",
-        "--image",
-        git_image(),
-        "--json",
-    ]);
+    let (forge, p) = upstream_project("auto", "auto").await;
     let out = exec(
         &p,
         "auto",
