@@ -14,6 +14,7 @@ mod labels;
 mod lifecycle;
 mod main_process;
 mod maintenance;
+pub mod metrics;
 mod model;
 mod networks;
 pub mod options;

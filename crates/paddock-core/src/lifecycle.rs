@@ -43,7 +43,10 @@ impl BoxService {
         req: CreateBox,
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<CreatedBox> {
-        self.make_box(req, progress, false).await
+        let started = std::time::Instant::now();
+        let made = self.make_box(req, progress, false).await;
+        crate::metrics::created(&made, started.elapsed());
+        made
     }
 
     /// A create, for a person (`warm` false: claiming a warm box of its
@@ -375,7 +378,9 @@ impl BoxService {
 
     /// Destroys a box: container, network, hook state, row.
     pub async fn destroy(&self, id: &str) -> Result<()> {
-        self.destroy_because(id, "the box was destroyed").await
+        let done = self.destroy_because(id, "the box was destroyed").await;
+        crate::metrics::destroyed(&done);
+        done
     }
 
     /// Destroys a box, telling the extensions why (`reason`, a person's

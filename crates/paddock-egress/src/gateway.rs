@@ -260,6 +260,7 @@ impl Egress {
             reason: reason.to_owned(),
         };
         self.audit.lock().record(row);
+        crate::metrics::decided(decision);
     }
 
     /// Records a request that could not even be read as a destination

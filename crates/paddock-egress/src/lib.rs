@@ -21,6 +21,7 @@ pub mod host_log;
 mod http_gate;
 pub mod http_rules;
 pub mod intercept;
+pub mod metrics;
 mod netlink;
 pub mod nflog;
 mod nft;

@@ -271,6 +271,7 @@ pub(crate) async fn guard(
         Ok(identity) => identity,
         Err(e) => {
             tracing::info!(operation = %name, reason = %e, "unauthenticated");
+            crate::metrics::auth_failed(via.as_str());
             return unauthorised(&e);
         }
     };

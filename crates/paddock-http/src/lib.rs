@@ -17,6 +17,7 @@ mod health;
 mod http_rules;
 mod mcp;
 mod mcp_progress;
+mod metrics;
 mod origin;
 mod pages;
 mod policy;
@@ -76,7 +77,7 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 15] = [
+pub(crate) const MODULES: [(&str, Module); 16] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
@@ -88,6 +89,7 @@ pub(crate) const MODULES: [(&str, Module); 15] = [
     ("upstream", upstream::routes),
     ("activate", activate::routes),
     ("health", health::routes),
+    ("metrics", metrics::routes),
     ("tokens", tokens::routes),
     ("signin", signin::routes),
     ("console", console::routes),
@@ -149,6 +151,7 @@ pub fn router(
         &[Surface::WebSocket],
         events::ALL_MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
     )?;
+    metrics::register(&state);
     let mut routes = routes::Routes::new(state.clone())
         .bind("GET /api/v1/events", events::events)
         .bind_mcp(mcp::service(state.clone(), &options));

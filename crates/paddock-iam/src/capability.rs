@@ -29,10 +29,12 @@ pub enum Capability {
     /// Pushing a project's agent branch to its upstream forge: the work
     /// leaves the machine, so a person's to say.
     GitUpstream,
+    /// Reading `/metrics` (counts and states; never a secret or a token).
+    MetricsRead,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 15] = [
+    pub const ALL: [Capability; 16] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -48,6 +50,7 @@ impl Capability {
         Self::BoxControl,
         Self::SecretWrite,
         Self::GitUpstream,
+        Self::MetricsRead,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -67,6 +70,7 @@ impl Capability {
             Self::BoxControl => "box:control",
             Self::SecretWrite => "secret:write",
             Self::GitUpstream => "git:upstream",
+            Self::MetricsRead => "metrics:read",
         }
     }
 
@@ -173,7 +177,7 @@ impl Capabilities {
                 EgressRead,
                 EgressRequest,
             ],
-            "viewer" => &[BoxRead, EgressRead, EventsSubscribe],
+            "viewer" => &[BoxRead, EgressRead, EventsSubscribe, MetricsRead],
             other => return other.parse::<Capability>().map(|c| Self(c.bit())),
         };
         Ok(role.iter().copied().collect())

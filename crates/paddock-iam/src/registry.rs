@@ -271,6 +271,7 @@ pub static OPERATIONS: &[Operation] = &[
         RuleInPath,
     ),
     op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
+    op(Rest, "GET /metrics", Requires(MetricsRead), Global),
     op(
         Rest,
         "POST /api/v1/projects/{project}/git/push-upstream",

@@ -41,6 +41,7 @@ mod iam_signin;
 mod iam_sockets;
 mod iam_tokens;
 mod mcp;
+mod metrics;
 mod notify_desktop;
 mod policy;
 mod restore;
