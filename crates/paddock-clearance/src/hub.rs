@@ -13,6 +13,7 @@ use tokio::sync::{oneshot, watch};
 
 use crate::event::{ClearanceEvent, EventKind, Published};
 use crate::queue::{SubscriberQueue, Subscription, Unsubscribe};
+pub use crate::verdict::{CheckedVerdict, Verdict, VerdictError, VerdictScope};
 
 /// The hub's settings: `[clearance]` in paddock.toml, read as they are.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -33,81 +34,6 @@ impl Default for HubConfig {
             terok_discovery: true,
         }
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VerdictScope {
-    /// This held request only.
-    Once,
-    /// Later connections of the same box to the same destination, too.
-    Box,
-    /// Every box of the project.
-    Project,
-}
-
-impl VerdictScope {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "once" => Some(Self::Once),
-            "box" => Some(Self::Box),
-            "project" => Some(Self::Project),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Once => "once",
-            Self::Box => "box",
-            Self::Project => "project",
-        }
-    }
-}
-
-/// A verdict as a surface received it; `action` is still unchecked text.
-#[derive(Debug, Clone)]
-pub struct Verdict {
-    pub container: String,
-    pub request_id: String,
-    pub dest: String,
-    pub action: String,
-    pub scope: VerdictScope,
-    /// How long a `box` or `project` verdict lasts; `None` is until removed.
-    pub ttl: Option<Duration>,
-    /// Who decided, for the audit log (a surface and, later, a principal).
-    pub decided_by: String,
-}
-
-/// A verdict that passed the hub's checks.
-#[derive(Debug, Clone)]
-pub struct CheckedVerdict {
-    pub allow: bool,
-    pub verdict: Verdict,
-    /// The event that announced the request.
-    pub event: ClearanceEvent,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum VerdictError {
-    #[error("no held request {request_id}")]
-    UnknownRequest { request_id: String },
-    /// A late verdict: the request ended (decided elsewhere, or withdrawn)
-    /// and the hub still remembers how.
-    #[error("request {request_id} was already {how}")]
-    AlreadyEnded { request_id: String, how: String },
-    #[error(
-        "the request was announced for {expected_container} → {expected_dest}, not {got_container} → {got_dest}"
-    )]
-    VerdictTupleMismatch {
-        expected_container: String,
-        expected_dest: String,
-        got_container: String,
-        got_dest: String,
-    },
-    #[error("action must be allow or deny, not {action:?}")]
-    InvalidAction { action: String },
-    #[error("applying {action} failed: {stderr}")]
-    ApplyFailed { action: String, stderr: String },
 }
 
 /// How a held request ended, as its [`Ticket`]s see it.
@@ -335,6 +261,15 @@ impl Held {
     }
 }
 
+/// One subscriber's queue, as the worldview shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SubscriberQueueView {
+    /// The hub's number for it, in order of subscription.
+    pub subscriber: u64,
+    pub queued: usize,
+    pub dropped: u64,
+}
+
 /// The hub: subscribers, and the one place a held request lives — from
 /// [`Hub::hold`] until a verdict, a withdrawal or the deadline ends it.
 pub struct Hub {
@@ -370,6 +305,21 @@ impl Hub {
 
     pub fn subscriber_count(&self) -> usize {
         lock(&self.subscribers).len()
+    }
+
+    /// Each subscriber's queue as it stands: how many events wait in it
+    /// and how many it has lost, oldest subscriber first.
+    pub fn subscriber_queues(&self) -> Vec<SubscriberQueueView> {
+        let mut all: Vec<SubscriberQueueView> = lock(&self.subscribers)
+            .iter()
+            .map(|(id, queue)| SubscriberQueueView {
+                subscriber: *id,
+                queued: queue.queued(),
+                dropped: queue.dropped(),
+            })
+            .collect();
+        all.sort_by_key(|q| q.subscriber);
+        all
     }
 
     pub fn publish(&self, mut event: ClearanceEvent) {
@@ -452,6 +402,7 @@ impl Hub {
     /// console and pop-up showing it can close it.
     pub fn withdraw(&self, request_id: &str, by: &str, reason: &str) -> Option<PendingRequest> {
         let live = lock(&self.held).end(request_id, format!("withdrawn ({reason})"))?;
+        crate::metrics::hold_ended(live.pending.first_seen, "withdrawn");
         live.ending.send_replace(Some(Ending::Withdrawn {
             by: by.to_owned(),
             reason: reason.to_owned(),
@@ -542,6 +493,10 @@ impl Hub {
             let Some(live) = held.end(&verdict.request_id, how) else {
                 return Err(held.gone(&verdict.request_id));
             };
+            crate::metrics::hold_ended(
+                live.pending.first_seen,
+                if allow { "allowed" } else { "denied" },
+            );
             let checked = CheckedVerdict {
                 allow,
                 verdict,

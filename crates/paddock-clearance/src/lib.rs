@@ -11,14 +11,16 @@
 
 mod event;
 mod hub;
+pub mod metrics;
 mod queue;
 mod request;
 pub mod varlink;
+mod verdict;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
     AGENT_REASON, Ack, CheckedVerdict, Ending, HTTP_REQUEST, Hold, Hub, HubConfig, NotApplied,
-    PendingRequest, PendingView, Ticket, Verdict, VerdictError, VerdictScope,
+    PendingRequest, PendingView, SubscriberQueueView, Ticket, Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
 pub use request::{VerdictRequest, VerdictRequestError};

@@ -89,10 +89,19 @@ impl SubscriberQueue {
             if state.events.len() >= self.capacity {
                 state.events.pop_front();
                 self.dropped.fetch_add(1, Ordering::Relaxed);
+                crate::metrics::dropped();
             }
             state.events.push_back(event);
         }
         self.ready.notify_one();
+    }
+
+    pub(crate) fn queued(&self) -> usize {
+        self.state().events.len()
+    }
+
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     pub(crate) fn close(&self) {

@@ -36,6 +36,7 @@ pub use extension::{
     BoxExtension, BoxFuture, BoxSetup, BoxStarted, Equipment, ExtensionError, LoginStarted,
 };
 pub use model::{BoxUsage, BoxView, CreateBox, CreatedBox, ExecResult};
+pub use networks::{HeldNetwork, NetworksView};
 pub use paddock_docker::{
     Chunk, ContainerChange, FileEntry, InteractiveExec, PullProgress, TerminalSignal,
 };

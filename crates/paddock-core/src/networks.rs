@@ -348,3 +348,54 @@ impl BoxService {
         Ok(removed)
     }
 }
+
+/// The box networks as they stand, for the worldview.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NetworksView {
+    /// Networks held by boxes (warm ones too), by box.
+    pub held: Vec<HeldNetwork>,
+    /// Spare networks, ready for the next box.
+    pub spare: Vec<String>,
+    /// Networks being made right now.
+    pub making: usize,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct HeldNetwork {
+    pub box_id: String,
+    pub network: String,
+    /// paddock's address on it, where the box's traffic goes; absent until
+    /// this process has looked it up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl BoxService {
+    /// Which box holds which network, and the spares. The store is read
+    /// under the ledger's lock, as both are changed, so no network shows
+    /// as both held and spare, or as neither.
+    pub fn networks(&self) -> Result<NetworksView> {
+        let (rows, spare, making) = {
+            let ledger = self.networks.ledger.lock();
+            let rows = self.store.list_boxes()?;
+            (rows, ledger.spares.clone(), ledger.making.len())
+        };
+        let gateways = self.networks.gateways().clone();
+        let held = rows
+            .into_iter()
+            .filter_map(|row| {
+                let network = row.network_id?;
+                Some(HeldNetwork {
+                    gateway: gateways.get(&network).map(ToString::to_string),
+                    box_id: row.id,
+                    network,
+                })
+            })
+            .collect();
+        Ok(NetworksView {
+            held,
+            spare,
+            making,
+        })
+    }
+}

@@ -260,7 +260,7 @@ impl Egress {
             reason: reason.to_owned(),
         };
         self.audit.lock().record(row);
-        crate::metrics::decided(decision);
+        crate::metrics::decided(decision, decided_by);
     }
 
     /// Records a request that could not even be read as a destination

@@ -1,5 +1,6 @@
 //! What the gateway counts for `/metrics`: its decisions by outcome (the
-//! decision log's vocabulary), and secrets put on the wire.
+//! decision log's vocabulary) and by what decided them, and each stored
+//! rule's decisions.
 
 use std::sync::{Arc, LazyLock};
 
@@ -10,19 +11,90 @@ use crate::audit::AuditDecision;
 static DECISIONS: LazyLock<Arc<CounterVec>> = LazyLock::new(|| {
     paddock_metrics::counter(
         "paddock_egress_decisions_total",
-        "Egress decisions by outcome, as the decision log names them.",
-        &["decision"],
+        "Egress decisions by outcome, as the decision log names them, and by what decided \
+         (rule, http_rule, profile, default, person, paddock).",
+        &["decision", "by"],
     )
 });
 
-/// Registers the family with every outcome at zero, so rates work from
-/// the first scrape.
+static RULE_DECISIONS: LazyLock<Arc<CounterVec>> = LazyLock::new(|| {
+    paddock_metrics::counter(
+        "paddock_egress_rule_decisions_total",
+        "Decisions taken by each stored rule: its number, `http:` and its number for an HTTP rule.",
+        &["rule"],
+    )
+});
+
+/// Registers the families, so rates work from the first scrape.
 pub fn register() {
-    for decision in AuditDecision::ALL {
-        DECISIONS.add(&[decision.as_str()], 0);
+    LazyLock::force(&DECISIONS);
+    LazyLock::force(&RULE_DECISIONS);
+}
+
+/// What kind of thing decided, from the log's `decided_by`: a bounded set,
+/// so the label never grows with names or rule numbers.
+fn decider(decision: AuditDecision, decided_by: &str) -> &'static str {
+    if matches!(
+        decision,
+        AuditDecision::VerdictAllow | AuditDecision::VerdictDeny
+    ) {
+        "person"
+    } else if decided_by.starts_with("rule #") {
+        "rule"
+    } else if decided_by.starts_with("http rule #") {
+        "http_rule"
+    } else if decided_by.starts_with("profile:") {
+        "profile"
+    } else if decided_by == "default" {
+        "default"
+    } else {
+        "paddock"
     }
 }
 
-pub(crate) fn decided(decision: AuditDecision) {
-    DECISIONS.inc(&[decision.as_str()]);
+pub(crate) fn decided(decision: AuditDecision, decided_by: &str) {
+    DECISIONS.inc(&[decision.as_str(), decider(decision, decided_by)]);
+    if let Some(rule) = rule_label(decided_by) {
+        RULE_DECISIONS.inc(&[&rule]);
+    }
+}
+
+/// The rule's label: its number (`12`), `http:12` for an HTTP rule.
+fn rule_label(decided_by: &str) -> Option<String> {
+    let number = |rest: &str| -> Option<String> {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (!digits.is_empty()).then_some(digits)
+    };
+    if let Some(rest) = decided_by.strip_prefix("rule #") {
+        number(rest)
+    } else {
+        let rest = decided_by.strip_prefix("http rule #")?;
+        number(rest).map(|n| format!("http:{n}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deciders_are_a_bounded_set() {
+        assert_eq!(decider(AuditDecision::Allowed, "rule #12"), "rule");
+        assert_eq!(decider(AuditDecision::Denied, "profile:npm"), "profile");
+        assert_eq!(decider(AuditDecision::Held, "default"), "default");
+        assert_eq!(decider(AuditDecision::VerdictAllow, "alice"), "person");
+        assert_eq!(decider(AuditDecision::VerdictDeny, "rule #3"), "person");
+        assert_eq!(decider(AuditDecision::Denied, "resolver"), "paddock");
+        assert_eq!(decider(AuditDecision::Allowed, "shield down"), "paddock");
+        assert_eq!(decider(AuditDecision::Denied, "http rule #4"), "http_rule");
+    }
+
+    #[test]
+    fn rules_are_labelled_by_number_only() {
+        assert_eq!(rule_label("rule #12").as_deref(), Some("12"));
+        assert_eq!(rule_label("http rule #4").as_deref(), Some("http:4"));
+        assert_eq!(rule_label("rule #7 by alice").as_deref(), Some("7"));
+        assert_eq!(rule_label("rule #").as_deref(), None);
+        assert_eq!(rule_label("default"), None);
+    }
 }

@@ -78,12 +78,7 @@ fn backup(update: &Update) -> Option<String> {
 pub(crate) fn audit(path: Option<&Path>, record: serde_json::Value) {
     let Some(path) = path else { return };
     let line = format!("{record}\n");
-    let written = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
-    if let Err(e) = written {
+    if let Err(e) = crate::audit_log::append(path, line.as_bytes()) {
         eprintln!("paddock: could not write the audit log: {e}");
     }
 }

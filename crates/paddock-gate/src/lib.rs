@@ -7,10 +7,12 @@
 //! http-backend` then serves it with `GIT_PROJECT_ROOT` set to the base.
 
 mod answers;
+mod audit_log;
 mod cgi;
 mod commands;
 mod hook;
 mod hooks_dir;
+pub mod metrics;
 mod policy;
 mod repos;
 mod request;
@@ -18,6 +20,7 @@ mod server;
 mod spare;
 mod tokens;
 
+pub use audit_log::prune as prune_audit_log;
 pub use hook::{HookKind, run_hook};
 pub use policy::{PushPolicy, RefAction};
 pub use repos::{Import, ensure_repository};

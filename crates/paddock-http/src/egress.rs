@@ -266,12 +266,7 @@ async fn log(
 
 /// A decision log entry as the API (and the console's export) shows it.
 pub(crate) fn audit_json(r: &paddock_store::AuditRow) -> Value {
-    json!({
-        "id": r.id, "at": r.at_ms, "box_id": r.box_id, "project": r.project,
-        "dest": r.dest, "port": r.port, "proto": r.proto, "domain": r.domain,
-        "decision": r.decision, "decided_by": r.decided_by,
-        "request_id": r.request_id, "reason": r.reason,
-    })
+    paddock_export::jsonl(r)
 }
 
 /// Every held request the caller sees, oldest first.

@@ -34,7 +34,8 @@ async fn clearance(socket: &std::path::Path) -> Result<(), String> {
     }
 }
 
-async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+/// Every component's health: whether all are up, and each one's answer.
+pub(crate) async fn components(s: &AppState) -> (bool, Value) {
     let health = s.boxes.health().await;
     let said = |r: Result<(), paddock_core::Unavailable>| r.map_err(|e| e.0);
     let mut checks: Vec<(&str, Result<(), String>)> = vec![
@@ -47,15 +48,22 @@ async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
     if let Some(socket) = &s.clearance_socket {
         checks.push(("clearance", clearance(socket).await));
     }
-    let down: Vec<&str> = checks
-        .iter()
-        .filter(|(_, r)| r.is_err())
-        .map(|(name, _)| *name)
-        .collect();
-    let up = down.is_empty();
+    let up = checks.iter().all(|(_, r)| r.is_ok());
     let components: serde_json::Map<String, Value> = checks
         .iter()
         .map(|(name, r)| ((*name).to_owned(), component(r)))
+        .collect();
+    (up, Value::Object(components))
+}
+
+async fn healthz(State(s): State<AppState>) -> (StatusCode, Json<Value>) {
+    let (up, components) = components(&s).await;
+    let down: Vec<&String> = components
+        .as_object()
+        .into_iter()
+        .flatten()
+        .filter(|(_, c)| c["ok"] == false)
+        .map(|(name, _)| name)
         .collect();
     let body = json!({
         "status": if up { "ok" } else { "unavailable" },

@@ -31,6 +31,7 @@ mod shell;
 mod signin;
 mod tokens;
 mod upstream;
+mod worldview;
 
 pub use upstream::{GitUpstream, UpstreamPushError};
 
@@ -77,7 +78,7 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 16] = [
+pub(crate) const MODULES: [(&str, Module); 17] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
@@ -90,6 +91,7 @@ pub(crate) const MODULES: [(&str, Module); 16] = [
     ("activate", activate::routes),
     ("health", health::routes),
     ("metrics", metrics::routes),
+    ("worldview", worldview::routes),
     ("tokens", tokens::routes),
     ("signin", signin::routes),
     ("console", console::routes),
@@ -152,6 +154,7 @@ pub fn router(
         events::ALL_MESSAGE_KINDS.map(|k| (Surface::WebSocket, k)),
     )?;
     metrics::register(&state);
+    worldview::started();
     let mut routes = routes::Routes::new(state.clone())
         .bind("GET /api/v1/events", events::events)
         .bind_mcp(mcp::service(state.clone(), &options));

@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use paddock_metrics::{CounterVec, GaugeFn};
+use paddock_metrics::{CounterVec, ReadFn};
 
 use crate::AppState;
 use crate::routes::Routes;
@@ -34,9 +34,10 @@ pub(crate) fn auth_failed(surface: &str) {
 pub(crate) fn register(s: &AppState) {
     paddock_core::metrics::register();
     paddock_egress::metrics::register();
+    paddock_clearance::metrics::register();
     LazyLock::force(&AUTH_FAILURES);
     let boxes = s.boxes.clone();
-    paddock_metrics::global().register(Arc::new(GaugeFn::new(
+    paddock_metrics::global().register(Arc::new(ReadFn::gauge(
         "paddock_boxes",
         "Boxes by state.",
         &["state"],
@@ -49,14 +50,14 @@ pub(crate) fn register(s: &AppState) {
         },
     )));
     let hub = s.hub.clone();
-    paddock_metrics::global().register(Arc::new(GaugeFn::new(
+    paddock_metrics::global().register(Arc::new(ReadFn::gauge(
         "paddock_held_requests",
         "Requests held for a person right now.",
         &[],
         move || vec![(Vec::new(), hub.pending().len() as f64)],
     )));
     let hub = s.hub.clone();
-    paddock_metrics::global().register(Arc::new(GaugeFn::new(
+    paddock_metrics::global().register(Arc::new(ReadFn::gauge(
         "paddock_clearance_subscribers",
         "Subscribers of the clearance hub (varlink, WebSocket, console, notifiers).",
         &[],
@@ -64,8 +65,15 @@ pub(crate) fn register(s: &AppState) {
     )));
 }
 
+/// Read off the runtime's threads: some families read the store or a
+/// file when scraped.
 async fn scrape() -> Response {
-    let mut res = paddock_metrics::encode(paddock_metrics::global()).into_response();
+    let Ok(text) =
+        tokio::task::spawn_blocking(|| paddock_metrics::encode(paddock_metrics::global())).await
+    else {
+        return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let mut res = text.into_response();
     res.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -33,7 +33,7 @@ struct BoxList {
 }
 
 /// A box as REST shows it: its view, and its shield when egress is on.
-fn with_shield(s: &AppState, view: &BoxView) -> Value {
+pub(crate) fn with_shield(s: &AppState, view: &BoxView) -> Value {
     let mut value = serde_json::to_value(view).unwrap_or_default();
     if let (Some(egress), Some(fields)) = (&s.egress, value.as_object_mut()) {
         let shield = egress.shield_of(&view.box_id);

@@ -272,6 +272,7 @@ pub static OPERATIONS: &[Operation] = &[
     ),
     op(Rest, "GET /api/v1/secrets", Requires(EgressRead), Listing),
     op(Rest, "GET /metrics", Requires(MetricsRead), Global),
+    op(Rest, "GET /api/v1/worldview", Requires(BoxRead), Listing),
     op(
         Rest,
         "POST /api/v1/projects/{project}/git/push-upstream",

@@ -1,4 +1,4 @@
-//! Counter, histogram and gauge families.
+//! Counter, histogram and read-at-scrape families.
 
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -152,12 +152,22 @@ impl HistogramVec {
         }
     }
 
-    pub fn observe(&self, values: &[&str], seconds: f64) {
+    fn buckets(&self, values: &[&str]) -> Arc<Buckets> {
         let n = self.bounds.len();
-        let b = self.children.get(values, || Buckets {
+        self.children.get(values, || Buckets {
             counts: (0..n).map(|_| AtomicU64::new(0)).collect(),
             ..Buckets::default()
-        });
+        })
+    }
+
+    /// Makes the label set's series exist at zero, so a rate over it
+    /// works from the first scrape.
+    pub fn touch(&self, values: &[&str]) {
+        self.buckets(values);
+    }
+
+    pub fn observe(&self, values: &[&str], seconds: f64) {
+        let b = self.buckets(values);
         if let Some(i) = self.bounds.iter().position(|bound| seconds <= *bound) {
             b.counts[i].fetch_add(1, Ordering::Relaxed);
         }
@@ -218,17 +228,22 @@ impl Family for HistogramVec {
     }
 }
 
-/// A gauge read when scraped: the function gives (label values, value).
-pub struct GaugeFn {
+/// A family whose samples a function gives when scraped, as (label values,
+/// value): a gauge of something another part keeps (boxes by state, held
+/// requests), or a counter kept elsewhere (a file other processes append
+/// to), so nothing is counted twice.
+pub struct ReadFn {
     name: &'static str,
     help: &'static str,
+    kind: &'static str,
     labels: &'static [&'static str],
     #[allow(clippy::type_complexity)]
     read: Box<dyn Fn() -> Vec<(Vec<String>, f64)> + Send + Sync>,
 }
 
-impl GaugeFn {
-    pub fn new(
+impl ReadFn {
+    /// A gauge: its value may go up and down.
+    pub fn gauge(
         name: &'static str,
         help: &'static str,
         labels: &'static [&'static str],
@@ -237,13 +252,33 @@ impl GaugeFn {
         Self {
             name,
             help,
+            kind: "gauge",
+            labels,
+            read: Box::new(read),
+        }
+    }
+
+    /// A counter: `read` must never give a smaller value for a label set
+    /// than it gave before, except when the process restarts. Its name
+    /// ends in `_total`, as the text format names counters.
+    pub fn counter(
+        name: &'static str,
+        help: &'static str,
+        labels: &'static [&'static str],
+        read: impl Fn() -> Vec<(Vec<String>, f64)> + Send + Sync + 'static,
+    ) -> Self {
+        debug_assert!(name.ends_with("_total"), "{name} is a counter");
+        Self {
+            name,
+            help,
+            kind: "counter",
             labels,
             read: Box::new(read),
         }
     }
 }
 
-impl Family for GaugeFn {
+impl Family for ReadFn {
     fn name(&self) -> &str {
         self.name
     }
@@ -251,7 +286,7 @@ impl Family for GaugeFn {
         self.help
     }
     fn kind(&self) -> &'static str {
-        "gauge"
+        self.kind
     }
     fn samples(&self) -> Vec<Sample> {
         (self.read)()

@@ -9,7 +9,7 @@ mod encode;
 mod family;
 
 pub use encode::encode;
-pub use family::{CounterVec, GaugeFn, HistogramVec};
+pub use family::{CounterVec, HistogramVec, ReadFn};
 
 use parking_lot::Mutex;
 use std::sync::{Arc, LazyLock};

@@ -16,7 +16,7 @@ fn the_exposition_is_what_prometheus_reads() {
         &[],
         &[0.1, 1.0],
     ));
-    let gauge = Arc::new(GaugeFn::new(
+    let gauge = Arc::new(ReadFn::gauge(
         "paddock_test_boxes",
         "Boxes by \"state\".",
         &["state"],

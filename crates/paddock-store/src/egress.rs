@@ -54,6 +54,26 @@ pub struct AuditQuery {
     pub limit: u32,
 }
 
+/// The decision log's columns, in this order.
+pub(crate) const AUDIT_COLUMNS: &str = "id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason";
+
+pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok(AuditRow {
+        id: r.get(0)?,
+        at_ms: r.get(1)?,
+        box_id: r.get(2)?,
+        project: r.get(3)?,
+        dest: r.get(4)?,
+        port: r.get::<_, i64>(5)? as u16,
+        proto: r.get::<_, i64>(6)? as u8,
+        domain: r.get(7)?,
+        decision: r.get(8)?,
+        decided_by: r.get(9)?,
+        request_id: r.get(10)?,
+        reason: r.get(11)?,
+    })
+}
+
 fn rule_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
     let lo: Option<i64> = r.get(4)?;
     let hi: Option<i64> = r.get(5)?;
@@ -179,22 +199,7 @@ impl Store {
             q.from_ms,
             q.to_ms
         ];
-        let rows = stmt.query_map(bound, |r| {
-            Ok(AuditRow {
-                id: r.get(0)?,
-                at_ms: r.get(1)?,
-                box_id: r.get(2)?,
-                project: r.get(3)?,
-                dest: r.get(4)?,
-                port: r.get::<_, i64>(5)? as u16,
-                proto: r.get::<_, i64>(6)? as u8,
-                domain: r.get(7)?,
-                decision: r.get(8)?,
-                decided_by: r.get(9)?,
-                request_id: r.get(10)?,
-                reason: r.get(11)?,
-            })
-        })?;
+        let rows = stmt.query_map(bound, audit_row)?;
         let mut out: Vec<AuditRow> = rows.collect::<rusqlite::Result<_>>()?;
         out.reverse();
         Ok(out)

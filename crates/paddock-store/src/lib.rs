@@ -9,6 +9,7 @@ mod api_tokens;
 mod boxes;
 pub mod clock;
 mod egress;
+mod export;
 mod git_tokens;
 mod http_rules;
 mod migrate;
@@ -86,6 +87,15 @@ impl Store {
     /// consistent and the next caller keeps using it.
     pub(crate) fn conn(&self) -> MutexGuard<'_, Connection> {
         self.conn.lock()
+    }
+
+    /// The database's size in bytes (its pages; the write-ahead log is
+    /// folded in at checkpoints), for `/metrics` and retention.
+    pub fn size_bytes(&self) -> Result<u64> {
+        let conn = self.conn();
+        let pages: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+        let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        Ok((pages.max(0) as u64) * (page_size.max(0) as u64))
     }
 
     /// Cheap liveness probe for `/healthz`.

@@ -35,6 +35,8 @@ pub struct PaddockConfig {
     pub iam: IamConfig,
     /// `[[webhooks]]`: endpoints told of every hold and its end.
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
+    /// `[audit]`: retention and export sinks of the decision log.
+    pub audit: paddock_export::AuditConfig,
     /// `[[registries]]`: logins for pulling box images.
     pub registries: Vec<paddock_core::config::RegistryConfig>,
     /// `[[pools]]`: warm boxes per project and image.
@@ -58,6 +60,7 @@ impl Default for PaddockConfig {
             clearance: ClearanceConfig::default(),
             iam: IamConfig::default(),
             webhooks: Vec::new(),
+            audit: paddock_export::AuditConfig::default(),
             registries: core.registries,
             pools: core.pools,
         }
@@ -111,6 +114,7 @@ pub struct Resolved {
     pub clearance_socket: PathBuf,
     pub iam: IamConfig,
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
+    pub audit: paddock_export::AuditConfig,
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -276,6 +280,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
             .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
         iam: config.iam,
         webhooks: config.webhooks,
+        audit: config.audit,
     })
 }
 

@@ -8,6 +8,7 @@ mod gate;
 mod iam;
 mod notify;
 mod purge;
+mod retention;
 mod serve;
 mod supervisor;
 mod upstream;
@@ -50,6 +51,9 @@ enum Command {
     Policy(client::PolicyArgs),
     /// Projects' repositories and their upstreams: push an agent branch home.
     Git(client::GitArgs),
+    /// What this paddock is doing: health, boxes, networks, held requests,
+    /// subscribers (exits 1 when a component is down).
+    Status(client::StatusArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
     /// Show held connections as desktop pop-ups, decided from the pop-up.
@@ -126,6 +130,7 @@ fn main() -> ExitCode {
         Command::Policy(args) => in_runtime(client::run_policy(args)),
         Command::Git(args) => in_runtime(client::run_git(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
+        Command::Status(args) => in_runtime(client::run_status(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),

@@ -62,6 +62,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         clearance_socket,
         iam: iam_config,
         webhooks,
+        audit,
         ..
     } = config;
 
@@ -80,6 +81,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     );
     // Before anything is named after the instance (the host fence's table
     // above all): at their defaults, two paddocks differ only here.
+    register_store_size(&store);
     core.instance = paddock_core::resolve_instance(&store, &core.instance)
         .context("cannot read the instance id from the store")?;
     let engine = Arc::new(Engine::new(docker_host));
@@ -110,6 +112,11 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         None
     };
+
+    // The decision log goes to its sinks from the start (after their
+    // cursors); a bad sink stops paddock here, before any box runs.
+    let exporter = paddock_export::Exporter::start(&audit, store.clone())
+        .map_err(|e| anyhow::anyhow!("invalid [audit]: {e}"))?;
 
     // Webhooks hear of every hold from the start; a bad endpoint stops
     // paddock here, before any box runs.
@@ -222,6 +229,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         let mut gate_config = paddock_gate::GateConfig::new(base, exe);
         gate_config.policy = git.push.clone();
         gate_config.audit_log = Some(data_dir.join("git-audit.jsonl"));
+        paddock_gate::metrics::register(data_dir.join("git-audit.jsonl"));
         gate_config.hooks_parent = Some(data_dir.clone());
         let gate = paddock_gate::Gate::new(gate_config)?;
         upstreams =
@@ -237,6 +245,8 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             gate_stop.clone(),
         ));
     }
+    let boxes_store = store.clone();
+    let git_enabled = git.enabled;
     let boxes = BoxService::new(store, engine, core, extensions)?;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -329,6 +339,19 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         });
     }
 
+    // Started before the gateway so it stops after it: the decisions the
+    // gateway flushes on its way out are delivered too.
+    supervisor.start("audit-export", move |stop| async move {
+        stop.cancelled().await;
+        exporter.finish(Duration::from_secs(5)).await;
+    });
+    let retention = crate::retention::Retention {
+        audit,
+        store: boxes_store.clone(),
+        git_audit: git_enabled.then(|| data_dir.join("git-audit.jsonl")),
+    };
+    supervisor.start("retention", move |stop| retention.run(stop));
+
     let stopping_egress = egress.clone();
     supervisor.start("egress", move |stop| async move {
         stop.cancelled().await;
@@ -389,4 +412,20 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+}
+
+/// The store's size in `/metrics`: what retention keeps in check, since a
+/// full disk stops decisions.
+fn register_store_size(store: &Arc<Store>) {
+    let store = Arc::downgrade(store);
+    paddock_metrics::global().register(Arc::new(paddock_metrics::ReadFn::gauge(
+        "paddock_store_bytes",
+        "The store's database file, in bytes.",
+        &[],
+        move || {
+            let size = store.upgrade().and_then(|s| s.size_bytes().ok());
+            size.map(|n| vec![(Vec::new(), n as f64)])
+                .unwrap_or_default()
+        },
+    )));
 }

@@ -225,6 +225,28 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     );
     assert!(refusals.contains(&(401, "unknown token")), "{refusals:?}");
     assert!(!audit.contains(&a_token));
+
+    // /metrics counts the same, read from the same record.
+    let metrics = crate::common::http()
+        .get(format!("{}/metrics", p.url))
+        .bearer_auth(&p.admin_token)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (series, expected) in [
+        ("paddock_gate_ref_updates_total{outcome=\"accepted\"} ", 1),
+        ("paddock_gate_ref_updates_total{outcome=\"refused\"} ", 1),
+        ("paddock_gate_requests_refused_total ", refusals.len()),
+    ] {
+        let line = format!("{series}{expected}");
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "no {line} in\n{metrics}"
+        );
+    }
 }
 
 /// The embedded gate keeps its push policy when the binary of the running

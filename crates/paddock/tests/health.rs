@@ -52,6 +52,11 @@ async fn docker_down_is_503_naming_docker_and_nothing_panics() {
     // Nothing was made, so nothing is left: no row waits for the engine.
     let (status, list) = p.get("/api/v1/boxes").await;
     assert_eq!((status, list["boxes"].clone()), (200, json!([])));
+    // `paddock status` says which, and exits 1 for a script to see.
+    let status = p.cli(&["status"]);
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(1), "{said}");
+    assert!(said.contains("docker DOWN ("), "{said}");
     // And the server is still serving.
     assert_eq!(p.get("/healthz").await.0, 503);
     assert!(!p.log().contains("panicked"));

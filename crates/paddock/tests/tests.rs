@@ -48,3 +48,4 @@ mod restore;
 mod secrets;
 mod serve;
 mod webhooks;
+mod worldview;
