@@ -8,6 +8,7 @@ mod common;
 mod activation;
 mod activation_device;
 mod agent_image;
+mod audit_export;
 mod boxes_cli;
 mod boxes_files;
 mod boxes_isolation;
