@@ -3,6 +3,7 @@
 mod clearance;
 mod client;
 mod config;
+mod drain;
 mod extensions;
 mod gate;
 mod iam;
@@ -11,6 +12,7 @@ mod purge;
 mod retention;
 mod serve;
 mod supervisor;
+mod systemd;
 mod upstream;
 
 use std::path::PathBuf;
@@ -96,6 +98,10 @@ pub struct ServeArgs {
     /// The clearance hub's varlink socket (default: $XDG_RUNTIME_DIR/paddock/clearance.sock, /run/paddock/clearance.sock as root).
     #[arg(long, env = "PADDOCK_CLEARANCE_SOCKET")]
     clearance_socket: Option<PathBuf>,
+    /// Exit cleanly once no box has existed for this many seconds (for a
+    /// paddock that socket activation starts on demand).
+    #[arg(long, env = "PADDOCK_EXIT_WHEN_IDLE", value_name = "SECS")]
+    exit_when_idle: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -121,7 +127,13 @@ fn main() -> ExitCode {
         Command::Gate(args) => gate::run(args),
         Command::GateHook(args) => return gate::run_hook(args),
         Command::Serve(args) => {
-            in_runtime(async { serve::run(args).await.map(|()| ExitCode::SUCCESS) })
+            // Before the runtime starts threads: it edits the environment.
+            match systemd::passed_listener() {
+                Ok(passed) => {
+                    in_runtime(async { serve::run(args, passed).await.map(|()| ExitCode::SUCCESS) })
+                }
+                Err(e) => Err(e),
+            }
         }
         Command::Boxes(args) => in_runtime(client::run_box(args)),
         Command::Egress(args) => in_runtime(client::run_egress(args)),

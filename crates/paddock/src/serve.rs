@@ -45,7 +45,9 @@ fn init_logging(format: &str) {
     }
 }
 
-pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+/// `passed`: the API listener systemd passed (socket activation), which
+/// replaces `listen`.
+pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyhow::Result<()> {
     let config = config::load(&args)?;
     init_logging(&config.log_format);
     let Resolved {
@@ -67,9 +69,15 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } = config;
 
     // Bind before starting anything, so a taken port leaves nothing running.
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = match passed {
+        Some(passed) => {
+            tracing::info!(address = ?passed.local_addr().ok(), "serving the API on the socket systemd passed");
+            TcpListener::from_std(passed).context("cannot take the socket systemd passed")?
+        }
+        None => TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?,
+    };
     let bound = listener.local_addr()?;
     if !explicit_public_url {
         core.public_url = format!("http://{bound}");
@@ -390,16 +398,79 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         );
     }
 
+    if let Some(every) = crate::systemd::watchdog_interval() {
+        let store = boxes_store.clone();
+        supervisor.start("watchdog", move |stop| watchdog(store, every, stop));
+    }
+    crate::systemd::ready(&format!(
+        "serving on http://{bound}, instance {}",
+        boxes.instance()
+    ));
+
     let failure = supervisor.failure();
+    let idle = async {
+        match args.exit_when_idle {
+            Some(secs) => idle(boxes.clone(), Duration::from_secs(secs)).await,
+            None => std::future::pending().await,
+        }
+    };
+    let mut gave_up = None;
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
         _ = failure.cancelled() => tracing::error!("a component failed; shutting down"),
+        drained = idle => match drained {
+            Ok(()) => tracing::info!(
+                idle_secs = args.exit_when_idle,
+                "no box for the idle period; exiting (--exit-when-idle)"
+            ),
+            Err(why) => {
+                tracing::error!(error = %why, "cannot tell whether boxes exist; shutting down");
+                gave_up = Some(why);
+            }
+        },
     }
+    crate::systemd::stopping();
     supervisor.shutdown().await;
     if failure.is_cancelled() {
         anyhow::bail!("a component failed; see the log");
     }
+    if let Some(why) = gave_up {
+        anyhow::bail!("--exit-when-idle: {why}");
+    }
     Ok(())
+}
+
+/// Tells systemd the server is alive while its store answers; a store
+/// that does not lets the watchdog restart it.
+async fn watchdog(store: Arc<Store>, every: Duration, stop: tokio_util::sync::CancellationToken) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        match store.ping() {
+            Ok(()) => crate::systemd::notify("WATCHDOG=1"),
+            Err(e) => {
+                tracing::warn!(error = %e, "the store does not answer; not telling the watchdog all is well")
+            }
+        }
+    }
+}
+
+/// Resolves once no box has existed for `idle_for` (Ok), or with why the
+/// count could not be read for too long.
+async fn idle(boxes: Arc<BoxService>, idle_for: Duration) -> Result<(), String> {
+    use crate::drain::{IdleWatch, Next};
+    let mut watch = IdleWatch::new(idle_for, std::time::Instant::now());
+    loop {
+        tokio::time::sleep(watch.poll_interval()).await;
+        let count = boxes.list().map(|b| b.len()).map_err(|e| e.to_string());
+        match watch.observe(std::time::Instant::now(), count) {
+            Next::Wait => {}
+            Next::Drain => return Ok(()),
+            Next::GiveUp(why) => return Err(why),
+        }
+    }
 }
 
 async fn shutdown_signal() {

@@ -48,5 +48,6 @@ mod policy;
 mod restore;
 mod secrets;
 mod serve;
+mod systemd;
 mod webhooks;
 mod worldview;
