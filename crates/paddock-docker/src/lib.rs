@@ -24,6 +24,7 @@ pub use exec::{Chunk, ExecOutput, InteractiveExec, OutputStream};
 pub use files::{ArchiveBody, ArchiveStream, PathStat};
 pub use image::ImageCommand;
 pub use pull::{PullProgress, RegistryLogin};
+pub use runtime::EngineFacts;
 pub use stats::Usage;
 pub use terminal::TerminalSignal;
 

@@ -7,7 +7,38 @@ use bollard::query_parameters::InspectContainerOptions;
 
 use crate::{Engine, EngineError, Result};
 
+/// What `paddock doctor` reports of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineFacts {
+    pub server_version: String,
+    /// `1` or `2`.
+    pub cgroup_version: String,
+    pub cgroup_driver: String,
+    pub runtimes: Vec<String>,
+    pub root_dir: String,
+}
+
 impl Engine {
+    /// The engine's version, cgroups, runtimes and data root, in one call.
+    pub async fn facts(&self) -> Result<EngineFacts> {
+        let info = self.client().await?.info().await?;
+        let mut runtimes: Vec<String> = info.runtimes.unwrap_or_default().into_keys().collect();
+        runtimes.sort();
+        Ok(EngineFacts {
+            server_version: info.server_version.unwrap_or_default(),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            runtimes,
+            root_dir: info.docker_root_dir.unwrap_or_default(),
+        })
+    }
+
     /// The names of the runtimes registered with the engine (`runc`,
     /// and `runsc` once gVisor is installed).
     pub async fn runtimes(&self) -> Result<Vec<String>> {

@@ -3,6 +3,7 @@
 mod clearance;
 mod client;
 mod config;
+mod doctor;
 mod drain;
 mod extensions;
 mod gate;
@@ -64,6 +65,9 @@ enum Command {
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
     Gate(gate::GateArgs),
+    /// Check what paddock needs from this machine (Docker, runtimes,
+    /// cgroups, nftables, privileges, ports, the data dir) and how to fix it.
+    Doctor(doctor::DoctorArgs),
     /// Remove what a stopped instance with no boxes leaves on the machine:
     /// its idle box networks, host fence table and git hook directories.
     Purge(ServeArgs),
@@ -146,6 +150,7 @@ fn main() -> ExitCode {
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),
+        Command::Doctor(args) => in_runtime(doctor::run(args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             use std::io::Write;

@@ -23,6 +23,7 @@ mod console_browser;
 mod console_feed;
 mod console_pages;
 mod console_terminal;
+mod doctor;
 mod egress;
 mod egress_ahead;
 mod egress_controls;
