@@ -6,6 +6,7 @@
 //! costs microseconds, far less than a hop to a blocking pool.
 
 mod api_tokens;
+mod backup;
 mod boxes;
 pub mod clock;
 mod egress;
@@ -23,6 +24,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 pub use api_tokens::ApiTokenRow;
+pub use backup::backup;
 pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;

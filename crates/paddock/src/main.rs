@@ -1,5 +1,6 @@
 //! `paddock`: the server (`serve`) and its command-line clients.
 
+mod backup;
 mod clearance;
 mod client;
 mod config;
@@ -65,6 +66,11 @@ enum Command {
     Clearance(clearance::ClearanceArgs),
     /// Serve git repositories over smart HTTP behind per-project tokens.
     Gate(gate::GateArgs),
+    /// Write the store (online), the git repositories, the egress CA and
+    /// the secrets key to one archive, while paddock runs.
+    Backup(backup::BackupArgs),
+    /// Restore a `paddock backup` archive into an empty data dir.
+    Restore(backup::RestoreArgs),
     /// Check what paddock needs from this machine (Docker, runtimes,
     /// cgroups, nftables, privileges, ports, the data dir) and how to fix it.
     Doctor(doctor::DoctorArgs),
@@ -151,6 +157,8 @@ fn main() -> ExitCode {
         Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),
         Command::Doctor(args) => in_runtime(doctor::run(args)),
+        Command::Backup(args) => in_runtime(backup::backup(args)),
+        Command::Restore(args) => in_runtime(backup::restore(args)),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             use std::io::Write;

@@ -9,6 +9,7 @@ mod activation;
 mod activation_device;
 mod agent_image;
 mod audit_export;
+mod backup;
 mod boxes_cli;
 mod boxes_files;
 mod boxes_isolation;

@@ -32,7 +32,7 @@ use tokio_rustls::{LazyConfigAcceptor, TlsConnector};
 use crate::audit::AuditDecision;
 use crate::gateway::{BoxIdentity, Dest, Egress};
 pub(crate) use body::{BoxError, ScannedBody};
-pub use ca::InstanceCa;
+pub use ca::{CA_CERT_FILE, CA_KEY_FILE, InstanceCa};
 pub(crate) use inject::{Refusal, scan_head};
 pub use upstream::client_config;
 use upstream::{UpstreamConnector, UpstreamError};
