@@ -10,6 +10,8 @@
 //! verdicts.
 
 mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hub;
 pub mod metrics;
 mod queue;

@@ -124,13 +124,19 @@ pub(crate) async fn run(
             .collect();
         return Err(failure(hook, format!("exited with {status}: {tail}")));
     }
+    parse_answer(hook, &out)
+}
+
+/// A hook's answer (its stdout, once it exited with success): the files
+/// to put in the box and the state to keep, checked.
+pub(crate) fn parse_answer(hook: &HookConfig, out: &[u8]) -> Result<HookOutcome, CoreError> {
     if out.len() > MAX_RESPONSE {
         return Err(failure(hook, "answer is larger than 16 MiB"));
     }
     let response: HookResponse = if out.iter().all(u8::is_ascii_whitespace) {
         HookResponse::default()
     } else {
-        serde_json::from_slice(&out)
+        serde_json::from_slice(out)
             .map_err(|e| failure(hook, format!("answer is not valid JSON: {e}")))?
     };
     let files = response

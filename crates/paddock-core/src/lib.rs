@@ -8,6 +8,8 @@ mod engine;
 mod error;
 mod extension;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hooks;
 mod images;
 mod labels;

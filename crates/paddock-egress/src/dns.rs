@@ -83,7 +83,7 @@ pub fn answer(query: &Query, response_code: ResponseCode, addrs: &[Ipv4Addr]) ->
 /// FORMERR for a message whose header can be read but which is no
 /// standard query with one question; `None` for noise (no header, or a
 /// response rather than a query).
-fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
+pub(crate) fn format_error(packet: &[u8]) -> Option<Vec<u8>> {
     if packet.len() < 12 || packet[2] & 0x80 != 0 {
         return None;
     }

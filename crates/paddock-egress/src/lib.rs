@@ -14,6 +14,8 @@ mod boxes;
 mod config;
 pub mod dns;
 pub mod firewall;
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 mod hold;
 pub mod host_guard;

@@ -204,7 +204,7 @@ async fn handle(
 /// The host and port a request names. A port that is there but is no
 /// port (out of range, not a number, zero) makes no authority at all —
 /// never the default port in its place.
-fn authority_of(uri: &hyper::Uri, default_port: u16) -> Option<(Host, u16)> {
+pub(crate) fn authority_of(uri: &hyper::Uri, default_port: u16) -> Option<(Host, u16)> {
     let authority = uri.authority()?;
     let host = Host::parse(authority.host())?;
     let after_userinfo = authority.as_str().rsplit('@').next()?;

@@ -10,6 +10,8 @@ mod answers;
 mod audit_log;
 mod cgi;
 mod commands;
+#[doc(hidden)]
+pub mod fuzzing;
 mod hook;
 mod hooks_dir;
 pub mod metrics;

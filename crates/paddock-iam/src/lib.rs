@@ -10,6 +10,8 @@ mod builtin;
 mod cache;
 mod capability;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod identity;
 mod introspect;
 mod oidc;

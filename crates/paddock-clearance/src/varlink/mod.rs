@@ -7,10 +7,10 @@
 //! size cap and a deadline.
 
 mod client;
-mod codec;
+pub(crate) mod codec;
 mod interfaces;
 mod server;
-mod service;
+pub(crate) mod service;
 mod socket;
 
 pub use client::{ClientError, EventStream, VarlinkClient};

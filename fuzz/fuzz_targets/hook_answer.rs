@@ -1,0 +1,6 @@
+#![no_main]
+//! `hook_answer`: see paddock_fuzz_replay::TARGETS for the function it drives.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    paddock_fuzz_replay::run("hook_answer", data);
+});
