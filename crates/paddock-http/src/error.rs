@@ -43,10 +43,12 @@ pub enum ErrorCode {
     VerdictTupleMismatch,
     InvalidAction,
     ApplyFailed,
+    /// The client speaks an API version this server does not serve.
+    VersionSkew,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 30] = [
+    pub const ALL: [ErrorCode; 31] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -77,6 +79,7 @@ impl ErrorCode {
         Self::VerdictTupleMismatch,
         Self::InvalidAction,
         Self::ApplyFailed,
+        Self::VersionSkew,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -111,6 +114,7 @@ impl ErrorCode {
             Self::VerdictTupleMismatch => "verdict_tuple_mismatch",
             Self::InvalidAction => "invalid_action",
             Self::ApplyFailed => "apply_failed",
+            Self::VersionSkew => "version_skew",
         }
     }
 }

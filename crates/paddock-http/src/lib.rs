@@ -31,6 +31,7 @@ mod shell;
 mod signin;
 mod tokens;
 mod upstream;
+pub mod version;
 mod worldview;
 
 pub use upstream::{GitUpstream, UpstreamPushError};
@@ -169,6 +170,7 @@ pub fn router(
             Arc::new(options.allowed_hosts.clone()),
             origin::guard,
         ))
+        .layer(middleware::from_fn(version::guard))
         .layer(middleware::from_fn(mcp_session_end))
         .layer(middleware::from_fn(log_request)))
 }

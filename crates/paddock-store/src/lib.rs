@@ -45,7 +45,9 @@ pub enum StoreError {
     Duplicate(String),
     #[error("store: corrupt row: {0}")]
     Corrupt(String),
-    #[error("store: database schema version {found} is newer than this binary knows ({known})")]
+    #[error(
+        "store: database schema version {found} is newer than this binary knows ({known}): a newer paddock wrote it; run that version, or restore a backup this one made"
+    )]
     TooNew { found: i64, known: i64 },
 }
 

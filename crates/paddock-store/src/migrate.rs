@@ -72,4 +72,23 @@ mod tests {
             .unwrap();
         assert_eq!(version, MIGRATIONS.len() as i64);
     }
+
+    /// A store a newer paddock wrote is refused, untouched: this binary
+    /// cannot know what its later migrations mean.
+    #[test]
+    fn a_store_from_a_newer_binary_is_refused_and_left_as_it_is() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        let newer = MIGRATIONS.len() as i64 + 1;
+        conn.pragma_update(None, "user_version", newer).unwrap();
+        match run(&mut conn) {
+            Err(StoreError::TooNew { found, known }) => {
+                assert_eq!((found, known), (newer, MIGRATIONS.len() as i64));
+            }
+            other => panic!("{other:?}"),
+        }
+        let tables: i64 = conn
+            .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(tables, 0, "nothing was created");
+    }
 }

@@ -58,6 +58,8 @@ enum Command {
     /// What this paddock is doing: health, boxes, networks, held requests,
     /// subscribers (exits 1 when a component is down).
     Status(client::StatusArgs),
+    /// This CLI's version and API, and the server's.
+    Version(client::VersionArgs),
     /// Print a one-time link that opens the web console as this token.
     Console(client::ConsoleArgs),
     /// Show held connections as desktop pop-ups, decided from the pop-up.
@@ -153,6 +155,7 @@ fn main() -> ExitCode {
         Command::Git(args) => in_runtime(client::run_git(args)),
         Command::Console(args) => in_runtime(client::run_console(args)),
         Command::Status(args) => in_runtime(client::run_status(args)),
+        Command::Version(args) => in_runtime(client::run_version(args)),
         Command::Clearance(args) => in_runtime(clearance::run(args)),
         Command::Notify(args) => in_runtime(notify::run(args)),
         Command::Purge(args) => in_runtime(purge::run(args)),

@@ -51,5 +51,6 @@ mod restore;
 mod secrets;
 mod serve;
 mod systemd;
+mod versions;
 mod webhooks;
 mod worldview;

@@ -5,6 +5,36 @@ use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use paddock_http::version::{API_HEADER, API_VERSION, VERSION_HEADER};
+
+/// The oldest server API this CLI can talk to.
+const OLDEST_SERVER_API: u32 = 1;
+
+/// Refuses a server whose API this CLI cannot read, naming both versions.
+/// An answer without `paddock-api` is not from a paddock this CLI knows.
+pub(crate) fn server_api(response: &reqwest::Response, base: &str) -> anyhow::Result<u32> {
+    let header = |name: &reqwest::header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let mine = env!("CARGO_PKG_VERSION");
+    let Some(api) = header(&API_HEADER).and_then(|v| v.parse::<u32>().ok()) else {
+        return Err(anyhow!(
+            "{base} did not say which paddock API it speaks: it is not paddock, or older than this CLI ({mine}) can talk to"
+        ));
+    };
+    let version = header(&VERSION_HEADER).unwrap_or_else(|| "?".into());
+    if api < OLDEST_SERVER_API {
+        return Err(anyhow!(
+            "paddock at {base} is {version} (API {api}); this CLI ({mine}) needs API {OLDEST_SERVER_API} or later: upgrade the server, or use a CLI of its version"
+        ));
+    }
+    Ok(api)
+}
+
 #[derive(clap::Args, Clone)]
 pub struct Connection {
     /// paddock's address (http:// or https://).
@@ -97,9 +127,12 @@ impl Client {
         Ok(request)
     }
 
-    /// A request to `path`, with the token.
+    /// A request to `path`, with the token and the API this CLI speaks.
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let request = self.http.request(method, format!("{}{path}", self.base));
+        let request = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header(&API_HEADER, API_VERSION);
         match &self.token {
             Some(token) => request.bearer_auth(token),
             None => request,
@@ -122,6 +155,7 @@ impl Client {
                 anyhow!("cannot reach paddock at {}: {e}", self.base)
             }
         })?;
+        server_api(&response, &self.base)?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);

@@ -23,6 +23,6 @@ pub use egress::{EgressArgs, run_egress};
 pub use git::{GitArgs, run_git};
 pub use policy::{PolicyArgs, run_policy};
 pub use secrets::{SecretArgs, run_secret};
-pub use status::{StatusArgs, run_status};
+pub use status::{StatusArgs, VersionArgs, run_status, run_version};
 pub use table::render as render_table;
 pub use tokens::{TokenArgs, run_token};

@@ -199,3 +199,33 @@ mod tests {
         assert_eq!(uptime(90_000), "1d 1h");
     }
 }
+
+#[derive(clap::Args)]
+pub struct VersionArgs {
+    #[command(flatten)]
+    conn: Connection,
+}
+
+/// `paddock version`: this CLI's version and API, and the server's, from
+/// `/healthz`'s headers (which need no token).
+pub async fn run_version(args: VersionArgs) -> anyhow::Result<ExitCode> {
+    let client = Client::new(&args.conn)?;
+    println!(
+        "client: paddock {} (API {})",
+        env!("CARGO_PKG_VERSION"),
+        paddock_http::version::API_VERSION
+    );
+    let response = client
+        .request(Method::GET, "/healthz")
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot reach paddock at {}: {e}", args.conn.url))?;
+    let api = super::http::server_api(&response, &args.conn.url)?;
+    let version = response
+        .headers()
+        .get(&paddock_http::version::VERSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("?");
+    println!("server: paddock {version} (API {api}) at {}", args.conn.url);
+    Ok(ExitCode::SUCCESS)
+}
