@@ -195,7 +195,7 @@ impl BoxService {
     pub async fn get_archive(&self, id: &str, path: &str) -> Result<ArchiveStream> {
         let path = box_path(path)?;
         let container = self.container_of(id, false)?;
-        let limit_bytes = self.config.boxes.copy_max_mib.saturating_mul(1024 * 1024);
+        let limit_bytes = self.config().boxes.copy_max_mib.saturating_mul(1024 * 1024);
         let stat = self
             .engine
             .path_stat(&container, path)
@@ -298,7 +298,7 @@ impl BoxService {
     }
 
     fn text_file_limit_bytes(&self) -> u64 {
-        self.config.boxes.text_file_max_kib.saturating_mul(1024)
+        self.config().boxes.text_file_max_kib.saturating_mul(1024)
     }
 }
 

@@ -27,7 +27,7 @@ impl BoxService {
             (_, found) => found,
         }
         .map_err(|e| image_missing(e, image))?;
-        Ok(main_process::choose(self.config.command_for(image), &own))
+        Ok(main_process::choose(self.config().command_for(image), &own))
     }
 
     async fn pull(
@@ -54,7 +54,8 @@ impl BoxService {
     /// read now (a file that cannot be read is named, never shown).
     fn registry_login(&self, image: &str) -> Result<Option<RegistryLogin>> {
         let server = options::registry_of(image);
-        let Some(entry) = self.config.registries.iter().find(|r| r.server == server) else {
+        let config = self.config();
+        let Some(entry) = config.registries.iter().find(|r| r.server == server) else {
             return Ok(None);
         };
         let password =

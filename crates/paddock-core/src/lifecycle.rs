@@ -62,11 +62,11 @@ impl BoxService {
         let image = req
             .image
             .filter(|i| !i.is_empty())
-            .unwrap_or_else(|| self.config.boxes.default_image.clone());
+            .unwrap_or_else(|| self.config().boxes.default_image.clone());
         validate::image(&image)?;
         let description = req.description.unwrap_or_default();
         validate::description(&description)?;
-        let ttl_secs = validate::ttl_secs(req.ttl_secs, self.config.boxes.max_ttl_secs)?;
+        let ttl_secs = validate::ttl_secs(req.ttl_secs, self.config().boxes.max_ttl_secs)?;
         let named = req.box_id.filter(|i| !i.is_empty());
         let id = match named.clone() {
             Some(id) => {
@@ -75,8 +75,8 @@ impl BoxService {
             }
             None => format!("box-{}", paddock_secret::random_id(5)),
         };
-        let options = BoxOptions::resolve(&self.config, &image, req.runtime, req.read_only)?;
-        let policy = options::pull_policy(&self.config, &image, req.pull);
+        let options = BoxOptions::resolve(&self.config(), &image, req.runtime, req.read_only)?;
+        let policy = options::pull_policy(&self.config(), &image, req.pull);
 
         // A warm box serves a create that names no id (a warm box's id was
         // given when it was made) and does not ask for a fresh pull.
@@ -121,7 +121,7 @@ impl BoxService {
             container_name: Some(labels::container_name(&self.instance, &id)),
             warm,
         };
-        let max = self.config.boxes.max_boxes;
+        let max = self.config().boxes.max_boxes;
         match self.store.insert_box_within_limit(&row, max) {
             Ok(true) => {}
             Ok(false) => return Err(CoreError::LimitReached(max)),
@@ -193,7 +193,7 @@ impl BoxService {
             dns.extend(equipment.dns.iter().map(ToString::to_string));
         }
 
-        let limits = &self.config.boxes;
+        let limits = &self.config().boxes;
         let spec = ContainerSpec {
             name: name.clone(),
             image: row.image.clone(),
@@ -233,7 +233,7 @@ impl BoxService {
         self.announce_started(row, &container).await?;
 
         // A warm box's login starts when it is claimed: it is nobody's yet.
-        match self.config.profile_for(&row.image).filter(|_| !row.warm) {
+        match self.config().profile_for(&row.image).filter(|_| !row.warm) {
             Some(profile) => {
                 let profile = profile.clone();
                 let url = self.start_activation(&row.id, &container, &profile).await?;
@@ -339,7 +339,7 @@ impl BoxService {
         let mut files = Vec::new();
         let mut state = serde_json::Map::new();
         for hook in self
-            .config
+            .config()
             .hooks
             .iter()
             .filter(|h| h.events.iter().any(|e| e == EVENT_CREATE))
@@ -445,7 +445,7 @@ impl BoxService {
             project: &row.project,
         };
         for hook in self
-            .config
+            .config()
             .hooks
             .iter()
             .filter(|h| h.events.iter().any(|e| e == EVENT_DESTROY))

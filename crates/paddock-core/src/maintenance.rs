@@ -17,8 +17,8 @@ impl BoxService {
     /// reason. Returns the ids reaped.
     pub async fn reap_once(&self) -> crate::Result<Vec<String>> {
         let now = now_ms();
-        let activation_ms = secs_to_ms(self.config.activation.ttl_secs);
-        let idle_secs = self.config.boxes.idle_timeout_secs;
+        let activation_ms = secs_to_ms(self.config().activation.ttl_secs);
+        let idle_secs = self.config().boxes.idle_timeout_secs;
         let idle_cutoff = (idle_secs > 0).then(|| now - secs_to_ms(idle_secs));
         let mut doomed: Vec<(String, String)> = self
             .store
@@ -58,7 +58,7 @@ impl BoxService {
     /// Runs until `stop` is cancelled. `reconciled` says whether the start-up
     /// reconcile already succeeded.
     pub async fn maintain(self: Arc<Self>, mut reconciled: bool, stop: CancellationToken) {
-        let every = Duration::from_secs(self.config.activation.reap_interval_secs.max(1));
+        let every = Duration::from_secs(self.config().activation.reap_interval_secs.max(1));
         let mut tick = tokio::time::interval(every);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -36,11 +36,10 @@ pub(crate) struct WarmWanted<'a> {
 impl BoxService {
     /// Claims a warm box for a create, if a pool keeps one that fits.
     pub(crate) async fn claim_warm(&self, wanted: WarmWanted<'_>) -> Result<Option<CreatedBox>> {
-        let pooled = self
-            .config
-            .pools
-            .iter()
-            .any(|p| p.project == wanted.project && self.config.pool_image(p) == wanted.image);
+        let pooled =
+            self.config().pools.iter().any(|p| {
+                p.project == wanted.project && self.config().pool_image(p) == wanted.image
+            });
         if !pooled {
             return Ok(None);
         }
@@ -60,7 +59,7 @@ impl BoxService {
         };
         tracing::info!(box_id = %id, project = wanted.project, image = wanted.image, "claimed a warm box");
         let guard = self.lock_box(&id).await;
-        let activation_url = match self.config.profile_for(wanted.image).cloned() {
+        let activation_url = match self.config().profile_for(wanted.image).cloned() {
             Some(profile) => match self.start_claimed_login(&id, &profile).await {
                 Ok(url) => Some(url),
                 Err(e) => {
@@ -110,8 +109,9 @@ impl BoxService {
         let Ok(_one) = self.pools.filling.try_lock() else {
             return;
         };
-        for pool in &self.config.pools {
-            let image = self.config.pool_image(pool);
+        let config = self.config();
+        for pool in &config.pools {
+            let image = config.pool_image(pool);
             let have = match self.store.warm_boxes(&pool.project, image) {
                 Ok(ids) => ids,
                 Err(e) => {

@@ -51,7 +51,7 @@ impl BoxService {
             .transition_box_from(id, &from, BoxState::Stopped, None, None, now_ms())?;
         if let Err(e) = self
             .engine
-            .stop_container(&container, self.config.boxes.stop_grace_secs)
+            .stop_container(&container, self.config().boxes.stop_grace_secs)
             .await
         {
             // Still running, most likely: say so rather than "stopped".
@@ -107,7 +107,7 @@ impl BoxService {
             // Never left running unguarded.
             if let Err(stop) = self
                 .engine
-                .stop_container(&container, self.config.boxes.stop_grace_secs)
+                .stop_container(&container, self.config().boxes.stop_grace_secs)
                 .await
             {
                 tracing::error!(box_id = %id, error = %stop, "cannot stop a box whose guards failed; the next start stops it");

@@ -105,7 +105,7 @@ impl BoxService {
             }
         }
 
-        if self.config.reconcile.remove_unknown {
+        if self.config().reconcile.remove_unknown {
             for id in &report.unknown_containers {
                 self.engine.remove_container(id).await?;
             }
@@ -136,7 +136,7 @@ impl BoxService {
             // A stop the crash interrupted: finish it.
             (BoxState::Stopped, true) => {
                 self.engine
-                    .stop_container(container, self.config.boxes.stop_grace_secs)
+                    .stop_container(container, self.config().boxes.stop_grace_secs)
                     .await?;
             }
             (BoxState::Stopped | BoxState::Exited, false) => {}

@@ -18,7 +18,9 @@ use crate::{CoreConfig, CoreError, Result, validate};
 pub struct BoxService {
     pub(crate) store: Arc<Store>,
     pub(crate) engine: Arc<dyn BoxEngine>,
-    pub(crate) config: CoreConfig,
+    /// Swapped whole by [`BoxService::reload`]; readers take the current
+    /// one for the length of an operation.
+    config: parking_lot::RwLock<Arc<CoreConfig>>,
     /// Value of the `paddock.instance` label on everything this paddock makes.
     pub(crate) instance: String,
     /// One lock per box id: create, destroy and login relaunch of the same
@@ -76,7 +78,7 @@ impl BoxService {
         Ok(Arc::new(Self {
             store,
             engine,
-            config,
+            config: parking_lot::RwLock::new(Arc::new(config)),
             instance,
             locks: Mutex::new(HashMap::new()),
             logins: Logins::default(),
@@ -90,8 +92,45 @@ impl BoxService {
         &self.instance
     }
 
-    pub fn config(&self) -> &CoreConfig {
-        &self.config
+    /// The configuration in force now (a reload swaps it whole).
+    pub fn config(&self) -> Arc<CoreConfig> {
+        self.config.read().clone()
+    }
+
+    /// Takes a new configuration's hooks, profiles, registry logins and
+    /// pools, which apply from the next box on; boxes, held requests and
+    /// connections are untouched. Returns the sections that changed but
+    /// take effect only at a restart (the box limits, networks, the
+    /// instance, activation). A configuration that does not check out
+    /// changes nothing.
+    pub fn reload(&self, new: CoreConfig) -> Result<Vec<&'static str>> {
+        new.check()?;
+        let mut current = self.config.write();
+        let mut needs_restart = Vec::new();
+        let differs =
+            |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        if differs(&current.boxes, &new.boxes) {
+            needs_restart.push("[boxes]");
+        }
+        if differs(&current.activation, &new.activation) {
+            needs_restart.push("[activation]");
+        }
+        if differs(&current.reconcile, &new.reconcile) {
+            needs_restart.push("[reconcile]");
+        }
+        if current.instance != new.instance || current.public_url != new.public_url {
+            needs_restart.push("instance / public_url");
+        }
+        let mut next = (**current).clone();
+        next.hooks = new.hooks;
+        next.profiles = new.profiles;
+        next.registries = new.registries;
+        next.pools = new.pools;
+        *current = Arc::new(next);
+        drop(current);
+        // A pool that grew is filled now, not at the next claim.
+        self.pools.wanted.notify_one();
+        Ok(needs_restart)
     }
 
     pub(crate) async fn lock_box(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -209,8 +248,8 @@ impl BoxService {
     async fn run_in_box(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
         let container = self.container_of(id, true)?;
         self.store.touch_box(id, now_ms())?;
-        let limit = self.config.boxes.exec_output_limit;
-        let timeout = self.config.boxes.exec_timeout_secs;
+        let limit = self.config().boxes.exec_output_limit;
+        let timeout = self.config().boxes.exec_timeout_secs;
         let out = tokio::time::timeout(
             Duration::from_secs(timeout),
             self.engine.exec(&container, argv, limit),

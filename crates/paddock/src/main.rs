@@ -11,6 +11,7 @@ mod gate;
 mod iam;
 mod notify;
 mod purge;
+mod reload;
 mod retention;
 mod serve;
 mod supervisor;

@@ -402,6 +402,10 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         let store = boxes_store.clone();
         supervisor.start("watchdog", move |stop| watchdog(store, every, stop));
     }
+    // Before READY: from then on a SIGHUP reloads, and must never be
+    // the signal's default (the end of the process).
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot listen for SIGHUP")?;
     crate::systemd::ready(&format!(
         "serving on http://{bound}, instance {}",
         boxes.instance()
@@ -415,19 +419,29 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         }
     };
     let mut gave_up = None;
-    tokio::select! {
-        _ = shutdown_signal() => tracing::info!("shutting down"),
-        _ = failure.cancelled() => tracing::error!("a component failed; shutting down"),
-        drained = idle => match drained {
-            Ok(()) => tracing::info!(
-                idle_secs = args.exit_when_idle,
-                "no box for the idle period; exiting (--exit-when-idle)"
-            ),
-            Err(why) => {
-                tracing::error!(error = %why, "cannot tell whether boxes exist; shutting down");
-                gave_up = Some(why);
+    tokio::pin!(idle);
+    let shutdown = shutdown_signal();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => tracing::info!("shutting down"),
+            () = failure.cancelled() => tracing::error!("a component failed; shutting down"),
+            drained = &mut idle => match drained {
+                Ok(()) => tracing::info!(
+                    idle_secs = args.exit_when_idle,
+                    "no box for the idle period; exiting (--exit-when-idle)"
+                ),
+                Err(why) => {
+                    tracing::error!(error = %why, "cannot tell whether boxes exist; shutting down");
+                    gave_up = Some(why);
+                }
+            },
+            _ = hangups.recv() => {
+                crate::reload::reload(&args, &boxes);
+                continue;
             }
-        },
+        }
+        break;
     }
     crate::systemd::stopping();
     supervisor.shutdown().await;

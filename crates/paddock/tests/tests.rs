@@ -47,6 +47,7 @@ mod mcp;
 mod metrics;
 mod notify_desktop;
 mod policy;
+mod reload;
 mod restore;
 mod secrets;
 mod serve;

@@ -148,7 +148,7 @@ impl BoxService {
             .map(|r| r.project)
             .unwrap_or_default();
         let token = new_token();
-        let expires = now_ms() + (self.config.activation.ttl_secs as i64) * 1000;
+        let expires = now_ms() + (self.config().activation.ttl_secs as i64) * 1000;
         self.store
             .put_activation(box_id, &hash_token(&token), expires)?;
         self.store.transition_box(
@@ -166,7 +166,7 @@ impl BoxService {
     fn activation_url(&self, token: &str) -> String {
         format!(
             "{}/activate/{token}",
-            self.config.public_url.trim_end_matches('/')
+            self.config().public_url.trim_end_matches('/')
         )
     }
 
@@ -184,7 +184,7 @@ impl BoxService {
             )));
         }
         let token = new_token();
-        let expires = now_ms() + (self.config.activation.ttl_secs as i64) * 1000;
+        let expires = now_ms() + (self.config().activation.ttl_secs as i64) * 1000;
         self.store
             .put_activation(box_id, &hash_token(&token), expires)?;
         Ok(self.activation_url(&token))
@@ -250,7 +250,7 @@ impl BoxService {
                 box_id: box_id.to_owned(),
                 exec_id,
                 shape: profile.login,
-                url_timeout: Duration::from_secs(self.config.activation.url_timeout_secs),
+                url_timeout: Duration::from_secs(self.config().activation.url_timeout_secs),
             },
             output,
             finder,
@@ -320,7 +320,7 @@ impl BoxService {
             let running = self.logins.map().contains_key(box_id);
             if !running {
                 let profile = self
-                    .config
+                    .config()
                     .profile_for(&row.image)
                     .cloned()
                     .ok_or_else(|| {
@@ -420,7 +420,7 @@ impl BoxService {
                 scrub(&e.to_string(), code)
             )));
         }
-        let wait = Duration::from_secs(self.config.activation.code_timeout_secs);
+        let wait = Duration::from_secs(self.config().activation.code_timeout_secs);
         let result = tokio::time::timeout(wait, outcome.wait_for(Option::is_some)).await;
         drop(input);
         match result {

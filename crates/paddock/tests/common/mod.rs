@@ -278,6 +278,17 @@ impl Paddock {
             .unwrap_or_else(|| panic!("no instance in {plain:?}"))
     }
 
+    /// Sends the server a signal (`HUP`, `TERM`, …) and goes on.
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("running").id();
+        let sent = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+
     /// SIGKILL, no chance to clean up.
     pub fn kill9(&mut self) {
         if let Some(mut child) = self.child.take() {
