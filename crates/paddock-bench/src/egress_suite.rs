@@ -48,7 +48,7 @@ async fn sink(listener: TcpListener) {
 }
 
 /// One byte in, one byte out, close: the cheapest useful connection.
-async fn echo(listener: TcpListener) {
+pub(crate) async fn echo(listener: TcpListener) {
     loop {
         let Ok((mut s, _)) = listener.accept().await else {
             return;
@@ -63,13 +63,13 @@ async fn echo(listener: TcpListener) {
 }
 
 #[derive(Clone, Copy)]
-enum Route {
+pub(crate) enum Route {
     Direct,
     Proxy(SocketAddr),
 }
 
 /// Opens a connection to `target`, tunnelled through a proxy if asked.
-async fn open(route: Route, target: SocketAddr) -> anyhow::Result<TcpStream> {
+pub(crate) async fn open(route: Route, target: SocketAddr) -> anyhow::Result<TcpStream> {
     match route {
         Route::Direct => {
             let s = TcpStream::connect(target).await?;
@@ -248,16 +248,16 @@ pub(crate) async fn rest(
     Ok(v)
 }
 
-struct Clearance {
-    server_url: String,
-    socket: PathBuf,
-    http: reqwest::Client,
-    box_id: String,
+pub(crate) struct Clearance {
+    pub(crate) server_url: String,
+    pub(crate) socket: PathBuf,
+    pub(crate) http: reqwest::Client,
+    pub(crate) box_id: String,
 }
 
 impl Clearance {
     /// Subscribes `n` clients and waits until every one has seen an event.
-    async fn subscribers(&self, n: usize) -> anyhow::Result<(Subscribers, Arrivals)> {
+    pub(crate) async fn subscribers(&self, n: usize) -> anyhow::Result<(Subscribers, Arrivals)> {
         let (subscribers, mut rx) = Subscribers::start(&self.socket, n)?;
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
@@ -290,7 +290,7 @@ impl Clearance {
 /// One held CONNECT: returns (block → event at each subscriber, verdict →
 /// first byte) after allowing it through `calls` (scope once, so the next
 /// round is held again).
-async fn held_round(
+pub(crate) async fn held_round(
     proxy: SocketAddr,
     target: SocketAddr,
     box_id: &str,

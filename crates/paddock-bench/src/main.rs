@@ -13,6 +13,7 @@ mod git_suite;
 mod iam_suite;
 mod lines;
 mod mcp;
+mod ops_suite;
 mod relay;
 mod stats;
 mod subscribers;
@@ -31,7 +32,7 @@ struct Args {
     image: String,
     iterations: usize,
     list_boxes: usize,
-    /// `boxes`, `git`, `egress`, `iam`, `approvals` or `all`.
+    /// `boxes`, `git`, `egress`, `credentials`, `iam`, `approvals`, `ops` or `all`.
     suite: String,
     git_commits: usize,
     git_pushed: usize,
@@ -206,9 +207,9 @@ fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     if !matches!(
         args.suite.as_str(),
-        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals"
+        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals" | "ops"
     ) {
-        bail!("--suite must be all, boxes, git, egress, credentials, iam or approvals");
+        bail!("--suite must be all, boxes, git, egress, credentials, iam, approvals or ops");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     if matches!(args.suite.as_str(), "all" | "boxes") {
@@ -225,6 +226,9 @@ fn main() -> anyhow::Result<()> {
     }
     if matches!(args.suite.as_str(), "all" | "iam") {
         runtime.block_on(iam_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "ops") {
+        runtime.block_on(ops_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "git") {
         git_suite::run(

@@ -44,8 +44,15 @@ impl BoxService {
         progress: &(dyn Fn(PullProgress) + Send + Sync),
     ) -> Result<CreatedBox> {
         let started = std::time::Instant::now();
-        let made = self.make_box(req, progress, false).await;
+        let mut span = crate::metrics::operation("box.create", None);
+        span.attr("box.project", req.project.as_str());
+        let made =
+            paddock_trace::in_span(span.context(), self.make_box(req, progress, false)).await;
         crate::metrics::created(&made, started.elapsed());
+        crate::metrics::ended(&mut span, &made);
+        if let Ok(made) = &made {
+            span.attr("box.id", made.view.box_id.as_str());
+        }
         made
     }
 
@@ -378,8 +385,10 @@ impl BoxService {
 
     /// Destroys a box: container, network, hook state, row.
     pub async fn destroy(&self, id: &str) -> Result<()> {
+        let mut span = crate::metrics::operation("box.destroy", Some(id));
         let done = self.destroy_because(id, "the box was destroyed").await;
         crate::metrics::destroyed(&done);
+        crate::metrics::ended(&mut span, &done);
         done
     }
 

@@ -1,5 +1,6 @@
-//! What the box service counts for `/metrics`: creates and destroys by
-//! outcome, and how long a create takes.
+//! What the box service counts for `/metrics` — creates and destroys by
+//! outcome, and how long a create takes — and the span each box
+//! operation leaves in a trace.
 
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -52,4 +53,20 @@ pub(crate) fn created<T>(result: &crate::Result<T>, took: Duration) {
 
 pub(crate) fn destroyed(result: &crate::Result<()>) {
     DESTROYS.inc(&[outcome(result)]);
+}
+
+/// A box operation's span, a child of the request that asked for it.
+pub(crate) fn operation(name: &'static str, box_id: Option<&str>) -> paddock_trace::Span {
+    let mut span = paddock_trace::span(name, paddock_trace::SpanKind::Internal);
+    if let Some(id) = box_id {
+        span.attr("box.id", id);
+    }
+    span
+}
+
+/// Ends an operation's span with its outcome.
+pub(crate) fn ended<T>(span: &mut paddock_trace::Span, result: &crate::Result<T>) {
+    if let Err(e) = result {
+        span.error(e.to_string());
+    }
 }

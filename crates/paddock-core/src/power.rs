@@ -23,6 +23,13 @@ impl BoxService {
     /// Stops the box's processes, keeping its filesystem. Stopping a
     /// stopped box is not an error.
     pub async fn stop(&self, id: &str) -> Result<BoxView> {
+        let mut span = crate::metrics::operation("box.stop", Some(id));
+        let stopped = self.stop_locked(id).await;
+        crate::metrics::ended(&mut span, &stopped);
+        stopped
+    }
+
+    async fn stop_locked(&self, id: &str) -> Result<BoxView> {
         let (_guard, row) = self.locked_row(id).await?;
         match row.state {
             BoxState::Stopped => return Ok(BoxView::from(&row)),
@@ -72,6 +79,13 @@ impl BoxService {
     /// Starts a stopped (or exited) box again, guarded before it returns.
     /// Starting a running box is not an error.
     pub async fn start(&self, id: &str) -> Result<BoxView> {
+        let mut span = crate::metrics::operation("box.start", Some(id));
+        let started = self.start_locked(id).await;
+        crate::metrics::ended(&mut span, &started);
+        started
+    }
+
+    async fn start_locked(&self, id: &str) -> Result<BoxView> {
         let (_guard, row) = self.locked_row(id).await?;
         match row.state {
             BoxState::Stopped | BoxState::Exited => {}

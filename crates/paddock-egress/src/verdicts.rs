@@ -89,6 +89,16 @@ impl Egress {
                 return Outcome::Denied { reason };
             }
         };
+        // A span per held connection, from the hold to its end.
+        let mut span = paddock_trace::span("egress.hold", paddock_trace::SpanKind::Internal);
+        span.attr("box.id", who.box_id.as_str())
+            .attr("box.project", who.project.as_str())
+            .attr("egress.destination", host_text.as_str())
+            .attr("egress.port", port)
+            .attr("egress.request_id", ticket.request_id.as_str());
+        if !asked.is_empty() {
+            span.attr("egress.http_request", asked.as_str());
+        }
         if ticket.fresh {
             self.record(
                 who,
@@ -108,19 +118,27 @@ impl Egress {
             };
             self.own(request, ticket.another());
         }
-        match ticket.ending().await {
+        let (outcome, ending) = match ticket.ending().await {
             Ending::Decided { verdict, .. } if verdict.allow => match self.audit_failure() {
                 // An allow that cannot be recorded is not given.
-                Some(why) => Outcome::Denied {
-                    reason: format!("paddock cannot record decisions right now ({why})"),
+                Some(why) => (
+                    Outcome::Denied {
+                        reason: format!("paddock cannot record decisions right now ({why})"),
+                    },
+                    "denied",
+                ),
+                None => (Outcome::Allowed, "allowed"),
+            },
+            Ending::Decided { verdict, .. } => (
+                Outcome::Denied {
+                    reason: format!("denied by a person ({})", verdict.verdict.decided_by),
                 },
-                None => Outcome::Allowed,
-            },
-            Ending::Decided { verdict, .. } => Outcome::Denied {
-                reason: format!("denied by a person ({})", verdict.verdict.decided_by),
-            },
-            Ending::Withdrawn { reason, .. } => Outcome::Denied { reason },
-        }
+                "denied",
+            ),
+            Ending::Withdrawn { reason, .. } => (Outcome::Denied { reason }, "withdrawn"),
+        };
+        span.attr("egress.ending", ending);
+        outcome
     }
 
     /// Owns a request held without a waiting connection (asked ahead).

@@ -212,7 +212,18 @@ async fn log_request(request: Request, next: Next) -> Response {
         });
     let method = request.method().clone();
     let started = Instant::now();
-    let response = next.run(request).await;
-    tracing::debug!(%method, %route, status = response.status().as_u16(), elapsed_ms = started.elapsed().as_millis() as u64, "request");
+    // A span per request, named by the route template (never the raw
+    // path: an activation path carries its token).
+    let mut span =
+        paddock_trace::span(format!("{method} {route}"), paddock_trace::SpanKind::Server);
+    span.attr("http.request.method", method.as_str())
+        .attr("http.route", route.as_str());
+    let response = paddock_trace::in_span(span.context(), next.run(request)).await;
+    let status = response.status().as_u16();
+    span.attr("http.response.status_code", status);
+    if status >= 500 {
+        span.error(format!("answered {status}"));
+    }
+    tracing::debug!(%method, %route, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response
 }

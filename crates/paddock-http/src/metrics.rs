@@ -68,6 +68,14 @@ pub(crate) fn register(s: &AppState) {
 /// Read off the runtime's threads: some families read the store or a
 /// file when scraped.
 async fn scrape() -> Response {
+    if !paddock_metrics::enabled() {
+        return crate::error::ApiError {
+            status: axum::http::StatusCode::NOT_FOUND,
+            code: crate::error::ErrorCode::NotFound,
+            message: "metrics are off in this paddock ([metrics] enabled = false)".into(),
+        }
+        .into_response();
+    }
     let Ok(text) =
         tokio::task::spawn_blocking(|| paddock_metrics::encode(paddock_metrics::global())).await
     else {

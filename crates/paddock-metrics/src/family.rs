@@ -81,6 +81,9 @@ impl CounterVec {
     }
 
     pub fn add(&self, values: &[&str], n: u64) {
+        if !crate::enabled() {
+            return;
+        }
         self.children
             .get(values, AtomicU64::default)
             .fetch_add(n, Ordering::Relaxed);
@@ -167,6 +170,9 @@ impl HistogramVec {
     }
 
     pub fn observe(&self, values: &[&str], seconds: f64) {
+        if !crate::enabled() {
+            return;
+        }
         let b = self.buckets(values);
         if let Some(i) = self.bounds.iter().position(|bound| seconds <= *bound) {
             b.counts[i].fetch_add(1, Ordering::Relaxed);

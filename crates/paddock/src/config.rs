@@ -37,6 +37,10 @@ pub struct PaddockConfig {
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
     /// `[audit]`: retention and export sinks of the decision log.
     pub audit: paddock_export::AuditConfig,
+    /// `[metrics]`: counting on (the default) or off.
+    pub metrics: MetricsConfig,
+    /// `[traces]`: spans to an OTLP collector, when one is named.
+    pub traces: paddock_trace::TraceConfig,
     /// `[[registries]]`: logins for pulling box images.
     pub registries: Vec<paddock_core::config::RegistryConfig>,
     /// `[[pools]]`: warm boxes per project and image.
@@ -61,6 +65,8 @@ impl Default for PaddockConfig {
             iam: IamConfig::default(),
             webhooks: Vec::new(),
             audit: paddock_export::AuditConfig::default(),
+            metrics: MetricsConfig::default(),
+            traces: paddock_trace::TraceConfig::default(),
             registries: core.registries,
             pools: core.pools,
         }
@@ -115,6 +121,22 @@ pub struct Resolved {
     pub iam: IamConfig,
     pub webhooks: Vec<paddock_webhook::WebhookConfig>,
     pub audit: paddock_export::AuditConfig,
+    pub metrics: MetricsConfig,
+    pub traces: paddock_trace::TraceConfig,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Off, nothing is counted and `/metrics` says so (404).
+    pub enabled: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 pub fn load(args: &ServeArgs) -> anyhow::Result<Resolved> {
@@ -281,6 +303,8 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         iam: config.iam,
         webhooks: config.webhooks,
         audit: config.audit,
+        metrics: config.metrics,
+        traces: config.traces,
     })
 }
 

@@ -65,8 +65,14 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         iam: iam_config,
         webhooks,
         audit,
+        metrics,
+        traces,
         ..
     } = config;
+    paddock_metrics::set_enabled(metrics.enabled);
+    let trace_stop = tokio_util::sync::CancellationToken::new();
+    let trace_exporter = paddock_trace::Tracer::install(&traces, trace_stop.clone())
+        .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
 
     // Bind before starting anything, so a taken port leaves nothing running.
     let listener = match passed {
@@ -445,6 +451,11 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     }
     crate::systemd::stopping();
     supervisor.shutdown().await;
+    // The spans of the way out, too, within a bound.
+    trace_stop.cancel();
+    if let Some(exporter) = trace_exporter {
+        let _ = tokio::time::timeout(Duration::from_secs(5), exporter).await;
+    }
     if failure.is_cancelled() {
         anyhow::bail!("a component failed; see the log");
     }

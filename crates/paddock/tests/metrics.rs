@@ -265,3 +265,21 @@ async fn prometheus_scrapes_paddock_with_a_viewer_token() {
         .expect("boxes by state, stored");
     assert_eq!(ready, 1.0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_counting_off_metrics_say_so() {
+    let p = Paddock::start(Options {
+        login_profile: false,
+        extra_toml: "[metrics]\nenabled = false\n".into(),
+        ..Options::default()
+    });
+    let (status, body) = p.get("/metrics").await;
+    assert_eq!(status, 404, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("[metrics] enabled = false"),
+        "{body}"
+    );
+}

@@ -52,6 +52,7 @@ mod restore;
 mod secrets;
 mod serve;
 mod systemd;
+mod traces;
 mod versions;
 mod webhooks;
 mod worldview;

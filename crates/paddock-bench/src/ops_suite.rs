@@ -1,0 +1,186 @@
+//! Operations: what counting (`/metrics`) costs on the hot paths. Two
+//! paddocks in one run, one with `[metrics] enabled = false`, measured
+//! alternately request by request on each path — a REST GET, a new
+//! connection through the gateway (decided, logged, counted), and a held
+//! connection from block to verdict to first byte. A third series, the
+//! counting-off paddock measured again in the same alternation, is the
+//! noise floor: a ratio within it is no cost this machine can see.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use anyhow::Context;
+use paddock_clearance::varlink::VarlinkClient;
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::egress_suite::{Clearance, Route, echo, held_round, open, rest};
+use crate::stats::Samples;
+use crate::subscribers::{Arrivals, Subscribers};
+use crate::{Args, Server};
+
+/// One paddock under measurement: its box, the box's proxy, a subscriber
+/// and a varlink client for verdicts.
+struct Side {
+    server: Server,
+    box_id: String,
+    proxy: SocketAddr,
+    calls: VarlinkClient,
+    rx: Arrivals,
+    _subscribers: Subscribers,
+}
+
+async fn side(args: &Args, tag: &str, metrics: bool) -> anyhow::Result<Side> {
+    let server = Server::start_with_instance(
+        args,
+        &format!(
+            "[egress]\nhold_timeout_secs = 60\n[git]\nenabled = false\n[metrics]\nenabled = {metrics}\n"
+        ),
+        tag,
+    )?;
+    let http = crate::http_client();
+    let box_id = format!("ops-{tag}");
+    let url = |path: &str| format!("{}{path}", server.url);
+    rest(
+        &http,
+        reqwest::Method::POST,
+        url("/api/v1/boxes"),
+        json!({"project": "bench", "box_id": box_id}),
+    )
+    .await?;
+    for (target, action) in [("127.0.0.1/32", "allow"), ("127.0.0.2/32", "ask")] {
+        rest(
+            &http,
+            reqwest::Method::POST,
+            url("/api/v1/egress/rules"),
+            json!({"box_id": box_id, "target": target, "action": action}),
+        )
+        .await?;
+    }
+    let out = rest(
+        &http,
+        reqwest::Method::POST,
+        url(&format!("/api/v1/boxes/{box_id}/exec")),
+        json!({"command": "echo $HTTP_PROXY"}),
+    )
+    .await?;
+    let proxy: SocketAddr = out["stdout"]
+        .as_str()
+        .unwrap_or("")
+        .trim()
+        .trim_start_matches("http://")
+        .parse()
+        .context("the box's proxy address")?;
+    let socket = server.dir().join("run/clearance.sock");
+    let clearance = Clearance {
+        server_url: server.url.clone(),
+        socket: socket.clone(),
+        http,
+        box_id: box_id.clone(),
+    };
+    let (subscribers, rx) = clearance.subscribers(1).await?;
+    let calls = VarlinkClient::connect(&socket).await?;
+    Ok(Side {
+        server,
+        box_id,
+        proxy,
+        calls,
+        rx,
+        _subscribers: subscribers,
+    })
+}
+
+/// The order each round measures in: on, off, off again (the floor).
+const ORDER: [usize; 3] = [0, 1, 1];
+
+fn print_row(label: &str, series: &[Samples; 3]) {
+    let [on, off, again] = series;
+    for p in [50.0, 99.0] {
+        println!(
+            "{:<40} p{p:<2.0} {:>8.3} ms on {:>8.3} ms off = {:>5.3}x  (noise floor {:.3}x) {:>9}",
+            label,
+            on.percentile_ms(p),
+            off.percentile_ms(p),
+            on.percentile_ms(p) / off.percentile_ms(p),
+            again.percentile_ms(p) / off.percentile_ms(p),
+            if p == 50.0 { "<= 1.03x" } else { "" }
+        );
+    }
+}
+
+pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let mut sides = [
+        side(args, "on", true).await?,
+        side(args, "off", false).await?,
+    ];
+    let http = crate::http_client();
+    let echo_listener = TcpListener::bind("127.0.0.1:0").await?;
+    let echo_addr = echo_listener.local_addr()?;
+    tokio::spawn(echo(echo_listener));
+    let held_listener = TcpListener::bind("127.0.0.2:0").await?;
+    let held_target = held_listener.local_addr()?;
+    tokio::spawn(echo(held_listener));
+    println!(
+        "\nops: counting on vs off, the same requests alternating; noise floor = off vs off again"
+    );
+
+    const WARM: usize = 200;
+    const REQUESTS: usize = 3_000;
+    let mut rest_series: [Samples; 3] = Default::default();
+    for i in 0..WARM + REQUESTS {
+        for (series, &which) in rest_series.iter_mut().zip(&ORDER) {
+            let side = &sides[which];
+            let start = Instant::now();
+            let r = http
+                .get(format!("{}/api/v1/boxes/{}", side.server.url, side.box_id))
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == 200, "GET: {}", r.status());
+            r.bytes().await?;
+            if i >= WARM {
+                series.push(start.elapsed());
+            }
+        }
+    }
+    print_row("REST GET /api/v1/boxes/{id}", &rest_series);
+
+    const CONNECTIONS: usize = 1_500;
+    let mut conn_series: [Samples; 3] = Default::default();
+    for i in 0..WARM + CONNECTIONS {
+        for (series, &which) in conn_series.iter_mut().zip(&ORDER) {
+            let start = Instant::now();
+            let mut s = open(Route::Proxy(sides[which].proxy), echo_addr).await?;
+            s.write_all(b"x").await?;
+            let mut b = [0u8; 1];
+            s.read_exact(&mut b).await?;
+            if i >= WARM {
+                series.push(start.elapsed());
+            }
+        }
+    }
+    print_row("gateway: CONNECT, decided, one byte", &conn_series);
+
+    const HOLDS: usize = 150;
+    let mut hold_series: [Samples; 3] = Default::default();
+    for i in 0..10 + HOLDS {
+        for (series, &which) in hold_series.iter_mut().zip(&ORDER) {
+            let side = &mut sides[which];
+            let start = Instant::now();
+            held_round(
+                side.proxy,
+                held_target,
+                &side.box_id,
+                1,
+                &mut side.rx,
+                &mut side.calls,
+            )
+            .await?;
+            if i >= 10 {
+                series.push(start.elapsed());
+            }
+        }
+    }
+    print_row("hold -> verdict -> first byte", &hold_series);
+    Ok(())
+}
