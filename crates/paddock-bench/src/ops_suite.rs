@@ -1,5 +1,7 @@
-//! Operations: what counting (`/metrics`) costs on the hot paths. Two
-//! paddocks in one run, one with `[metrics] enabled = false`, measured
+//! Operations: what counting (`/metrics`) and tracing (spans to an OTLP
+//! collector) cost on the hot paths. Two paddocks in one run — one
+//! counting and tracing to a collector this bench runs, one with
+//! `[metrics] enabled = false` and no collector — measured
 //! alternately request by request on each path — a REST GET, a new
 //! connection through the gateway (decided, logged, counted), and a held
 //! connection from block to verdict to first byte. A third series, the
@@ -31,12 +33,62 @@ struct Side {
     _subscribers: Subscribers,
 }
 
-async fn side(args: &Args, tag: &str, metrics: bool) -> anyhow::Result<Side> {
+/// A collector that takes every export and answers at once, as a
+/// healthy one does.
+async fn collector() -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((s, _)) = listener.accept().await {
+            tokio::spawn(answer_exports(s));
+        }
+    });
+    Ok(url)
+}
+
+/// Reads each request whole (its head and the body its Content-Length
+/// announces) and answers 200.
+async fn answer_exports(mut s: tokio::net::TcpStream) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut seen = Vec::new();
+    loop {
+        let Ok(n) = s.read(&mut buf).await else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        seen.extend_from_slice(&buf[..n]);
+        let Some(head_end) = seen.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&seen[..head_end]).to_ascii_lowercase();
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        if seen.len() < head_end + 4 + length {
+            continue;
+        }
+        seen.drain(..head_end + 4 + length);
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+        if s.write_all(ok).await.is_err() {
+            return;
+        }
+    }
+}
+
+async fn side(args: &Args, tag: &str, observed: Option<&str>) -> anyhow::Result<Side> {
+    let observing = match observed {
+        Some(collector) => {
+            format!("[metrics]\nenabled = true\n[traces]\nendpoint = \"{collector}\"\n")
+        }
+        None => "[metrics]\nenabled = false\n".to_owned(),
+    };
     let server = Server::start_with_instance(
         args,
-        &format!(
-            "[egress]\nhold_timeout_secs = 60\n[git]\nenabled = false\n[metrics]\nenabled = {metrics}\n"
-        ),
+        &format!("[egress]\nhold_timeout_secs = 60\n[git]\nenabled = false\n{observing}"),
         tag,
     )?;
     let http = crate::http_client();
@@ -110,9 +162,10 @@ fn print_row(label: &str, series: &[Samples; 3]) {
 }
 
 pub async fn run(args: &Args) -> anyhow::Result<()> {
+    let collector = collector().await?;
     let mut sides = [
-        side(args, "on", true).await?,
-        side(args, "off", false).await?,
+        side(args, "on", Some(&collector)).await?,
+        side(args, "off", None).await?,
     ];
     let http = crate::http_client();
     let echo_listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -122,7 +175,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let held_target = held_listener.local_addr()?;
     tokio::spawn(echo(held_listener));
     println!(
-        "\nops: counting on vs off, the same requests alternating; noise floor = off vs off again"
+        "\nops: counting and tracing on vs off, the same requests alternating; noise floor = off vs off again"
     );
 
     const WARM: usize = 200;
