@@ -9,9 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::common::egress_site::{
-    Subscriber, Upstream, add_rule, create_box, exec, exec_later, subscribed,
-};
+use crate::common::egress_site::{Held, add_rule, create_box, exec};
 use crate::common::{Options, Paddock, wait_for};
 
 fn value(text: &str, series: &str) -> f64 {
@@ -50,32 +48,8 @@ async fn metrics_are_what_promtool_accepts_and_count_what_happened() {
     .await;
     assert!(out["stdout"].as_str().unwrap().contains("403"), "{out}");
     // One request held and allowed by a person.
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    add_rule(
-        &p,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
-    let mut sub = Subscriber::connect(&p).await;
-    subscribed(&p, &mut sub, "counted").await;
-    let asked = exec_later(
-        &p,
-        "counted",
-        &format!("wget -q -O - http://asked.test:{}/", upstream.port),
-    );
-    let held = sub
-        .next_where("connection_blocked", |e| {
-            e.kind == "connection_blocked" && !e.request_id.is_empty()
-        })
-        .await;
-    let (status, body) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": "counted", "request_id": held.request_id, "dest": "asked.test", "action": "allow", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(asked.await.unwrap()["exit_code"], 0);
+    let held = Held::open(&p, "counted", "proj", "asked.test").await;
+    assert_eq!(held.allow(&p).await["exit_code"], 0);
     // One refused credential, on REST.
     let refused = crate::common::authorised_client("not-a-token")
         .get(format!("{}/api/v1/boxes", p.url))

@@ -5,11 +5,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-use serde_json::json;
-
-use crate::common::egress_site::{
-    Subscriber, Upstream, add_rule, create_box, exec, exec_later, subscribed,
-};
+use crate::common::egress_site::{Held, create_box, exec};
 use crate::common::{Options, Paddock, wait_for};
 
 /// A hook that puts `/etc/paddock/version.txt` with `version` in a box.
@@ -54,24 +50,7 @@ async fn sighup_takes_new_hooks_without_dropping_a_held_connection() {
     assert_eq!(version_in(&p, "before").await, "v1");
 
     // A connection held while the configuration changes.
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    add_rule(
-        &p,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
-    let mut sub = Subscriber::connect(&p).await;
-    subscribed(&p, &mut sub, "before").await;
-    let asked = exec_later(
-        &p,
-        "before",
-        &format!("wget -q -O - http://asked.test:{}/", upstream.port),
-    );
-    let held = sub
-        .next_where("connection_blocked", |e| {
-            e.kind == "connection_blocked" && !e.request_id.is_empty()
-        })
-        .await;
+    let held = Held::open(&p, "before", "proj", "asked.test").await;
 
     let config = p.dir.path().join("paddock.toml");
     let text = std::fs::read_to_string(&config).unwrap();
@@ -81,14 +60,7 @@ async fn sighup_takes_new_hooks_without_dropping_a_held_connection() {
     assert_eq!(version_in(&p, "after").await, "v2");
 
     // The held connection outlived the reload: its verdict lets it through.
-    let (status, body) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": "before", "request_id": held.request_id, "dest": "asked.test", "action": "allow", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-    let out = asked.await.unwrap();
+    let out = held.allow(&p).await;
     assert_eq!(out["exit_code"], 0, "{out}");
 
     // A configuration that does not load: refused, the one in force stays.

@@ -12,9 +12,7 @@ use axum::routing::post;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::common::egress_site::{
-    Subscriber, Upstream, add_rule, create_box, exec_later, subscribed,
-};
+use crate::common::egress_site::{Held, create_box};
 use crate::common::run_python;
 use crate::common::{Options, Paddock, wait_for};
 
@@ -71,32 +69,9 @@ async fn requests_box_operations_and_holds_reach_an_otlp_collector() {
         ..Options::default()
     });
     create_box(&p, "traced", "proj").await;
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    add_rule(
-        &p,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
-    let mut sub = Subscriber::connect(&p).await;
-    subscribed(&p, &mut sub, "traced").await;
-    let asked = exec_later(
-        &p,
-        "traced",
-        &format!("wget -q -O - http://asked.test:{}/", upstream.port),
-    );
-    let held = sub
-        .next_where("connection_blocked", |e| {
-            e.kind == "connection_blocked" && !e.request_id.is_empty()
-        })
-        .await;
-    let (status, _) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": "traced", "request_id": held.request_id, "dest": "asked.test", "action": "allow", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(asked.await.unwrap()["exit_code"], 0);
+    let held = Held::open(&p, "traced", "proj", "asked.test").await;
+    let request_id = held.event.request_id.clone();
+    assert_eq!(held.allow(&p).await["exit_code"], 0);
 
     // The create: a server span for the request, the box operation its child.
     let (request, create) = wait_for("the create's spans", Duration::from_secs(20), || async {
@@ -136,7 +111,7 @@ async fn requests_box_operations_and_holds_reach_an_otlp_collector() {
     );
     assert_eq!(
         attr(&hold, "egress.request_id"),
-        Some(&json!({"stringValue": held.request_id}))
+        Some(&json!({"stringValue": request_id}))
     );
     let nanos = |k: &str| hold[k].as_str().unwrap().parse::<u128>().unwrap();
     assert!(nanos("endTimeUnixNano") > nanos("startTimeUnixNano"));

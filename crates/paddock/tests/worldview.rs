@@ -5,9 +5,7 @@
 
 use serde_json::{Value, json};
 
-use crate::common::egress_site::{
-    Subscriber, Upstream, add_rule, create_box, exec_later, subscribed,
-};
+use crate::common::egress_site::{Held, create_box};
 use crate::common::{Options, Paddock};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -25,24 +23,8 @@ async fn the_worldview_shows_boxes_networks_holds_and_subscribers_as_they_are() 
         .await;
     assert_eq!(status, 200);
     create_box(&p, "seen", "proj").await;
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    add_rule(
-        &p,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
-    let mut sub = Subscriber::connect(&p).await;
-    subscribed(&p, &mut sub, "seen").await;
-    let asked = exec_later(
-        &p,
-        "seen",
-        &format!("wget -q -O - http://asked.test:{}/", upstream.port),
-    );
-    let held = sub
-        .next_where("connection_blocked", |e| {
-            e.kind == "connection_blocked" && !e.request_id.is_empty()
-        })
-        .await;
+    let held = Held::open(&p, "seen", "proj", "asked.test").await;
+    let request_id = held.event.request_id.clone();
 
     let (status, view) = p.get("/api/v1/worldview").await;
     assert_eq!(status, 200, "{view}");
@@ -72,7 +54,7 @@ async fn the_worldview_shows_boxes_networks_holds_and_subscribers_as_they_are() 
     // The held request, as the pending list shows it.
     let pending = view["pending"].as_array().unwrap();
     assert_eq!(pending.len(), 1, "{view}");
-    assert_eq!(pending[0]["request_id"], held.request_id.as_str());
+    assert_eq!(pending[0]["request_id"], request_id.as_str());
     let (_, listed) = p.get("/api/v1/egress/pending").await;
     assert_eq!(listed["requests"][0], pending[0]);
     assert!(
@@ -91,7 +73,7 @@ async fn the_worldview_shows_boxes_networks_holds_and_subscribers_as_they_are() 
     assert!(said.contains("· ok\n"), "{said}");
     assert!(said.contains("seen"), "{said}");
     assert!(said.contains("held requests: 1"), "{said}");
-    assert!(said.contains(&held.request_id), "{said}");
+    assert!(said.contains(&request_id), "{said}");
     let as_json: Value = serde_json::from_slice(&p.cli(&["status", "--json"]).stdout).unwrap();
     assert_eq!(as_json["boxes"][0]["box_id"], "seen");
 
@@ -121,14 +103,7 @@ async fn the_worldview_shows_boxes_networks_holds_and_subscribers_as_they_are() 
     assert_eq!(refused.status(), 403);
 
     // Decided, the request leaves the worldview.
-    let (status, _) = p
-        .post(
-            "/api/v1/egress/verdicts",
-            json!({"container": "seen", "request_id": held.request_id, "dest": "asked.test", "action": "allow", "scope": "once"}),
-        )
-        .await;
-    assert_eq!(status, 200);
-    assert_eq!(asked.await.unwrap()["exit_code"], 0);
+    assert_eq!(held.allow(&p).await["exit_code"], 0);
     let (_, view) = p.get("/api/v1/worldview").await;
     assert_eq!(view["pending"], json!([]), "{view}");
 }

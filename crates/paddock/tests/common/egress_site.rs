@@ -248,3 +248,57 @@ pub fn decisions(entries: &[Value]) -> Vec<String> {
         .map(|e| e["decision"].as_str().unwrap_or("").to_owned())
         .collect()
 }
+
+/// A request of a box held for a person: `wget` from the box to `host`
+/// (named in `[egress.hosts]` as loopback) on an upstream of the test's,
+/// held by an `ask` rule for loopback in the box's project.
+pub struct Held {
+    pub event: ClearanceEvent,
+    pub host: String,
+    pub run: tokio::task::JoinHandle<Value>,
+    _upstream: Upstream,
+    _subscriber: Subscriber,
+}
+
+impl Held {
+    pub async fn open(p: &Paddock, box_id: &str, project: &str, host: &str) -> Self {
+        let upstream = Upstream::start("127.0.0.1:0").await;
+        add_rule(
+            p,
+            json!({"project": project, "target": "127.0.0.1/32", "action": "ask"}),
+        )
+        .await;
+        let mut subscriber = Subscriber::connect(p).await;
+        subscribed(p, &mut subscriber, box_id).await;
+        let run = exec_later(
+            p,
+            box_id,
+            &format!("wget -q -O - http://{host}:{}/", upstream.port),
+        );
+        let event = subscriber
+            .next_where("connection_blocked", |e| {
+                e.kind == "connection_blocked" && !e.request_id.is_empty()
+            })
+            .await;
+        Self {
+            event,
+            host: host.to_owned(),
+            run,
+            _upstream: upstream,
+            _subscriber: subscriber,
+        }
+    }
+
+    /// A person allows it, once, over REST; the box's command's answer.
+    pub async fn allow(self, p: &Paddock) -> Value {
+        let (status, body) = p
+            .post(
+                "/api/v1/egress/verdicts",
+                json!({"container": self.event.container, "request_id": self.event.request_id,
+                       "dest": self.host, "action": "allow", "scope": "once"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        self.run.await.unwrap()
+    }
+}
