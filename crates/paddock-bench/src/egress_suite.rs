@@ -336,42 +336,51 @@ pub(crate) async fn held_round(
     Ok((arrivals, first_byte))
 }
 
-pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
-    let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
-    let http = crate::http_client();
-    let box_id = "egress-bench".to_owned();
+/// A box of project `bench` on the paddock at `url`, loopback standing in
+/// for the outside — allowed outright on 127.0.0.1 for tunnels, held
+/// (ask) on 127.0.0.2 for the clearance path — and its gateway's proxy.
+pub(crate) async fn bench_box(
+    http: &reqwest::Client,
+    url: &str,
+    box_id: &str,
+) -> anyhow::Result<SocketAddr> {
     rest(
-        &http,
+        http,
         reqwest::Method::POST,
-        format!("{}/api/v1/boxes", server.url),
+        format!("{url}/api/v1/boxes"),
         json!({"project": "bench", "box_id": box_id}),
     )
     .await?;
-    // Loopback stands in for the outside: allowed outright for tunnels,
-    // held (ask) on 127.0.0.2 for the clearance path.
     for (target, action) in [("127.0.0.1/32", "allow"), ("127.0.0.2/32", "ask")] {
         rest(
-            &http,
+            http,
             reqwest::Method::POST,
-            format!("{}/api/v1/egress/rules", server.url),
+            format!("{url}/api/v1/egress/rules"),
             json!({"project": "bench", "target": target, "action": action}),
         )
         .await?;
     }
     let out = rest(
-        &http,
+        http,
         reqwest::Method::POST,
-        format!("{}/api/v1/boxes/{box_id}/exec", server.url),
+        format!("{url}/api/v1/boxes/{box_id}/exec"),
         json!({"command": "echo $HTTP_PROXY"}),
     )
     .await?;
-    let proxy: SocketAddr = out["stdout"]
+    out["stdout"]
         .as_str()
         .unwrap_or("")
         .trim()
         .trim_start_matches("http://")
         .parse()
-        .context("the box's proxy address")?;
+        .context("the box's proxy address")
+}
+
+pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
+    let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
+    let http = crate::http_client();
+    let box_id = "egress-bench".to_owned();
+    let proxy = bench_box(&http, &server.url, &box_id).await?;
 
     let sink_listener = TcpListener::bind("127.0.0.1:0").await?;
     let sink_addr = sink_listener.local_addr()?;

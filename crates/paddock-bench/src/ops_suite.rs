@@ -11,13 +11,11 @@
 use std::net::SocketAddr;
 use std::time::Instant;
 
-use anyhow::Context;
 use paddock_clearance::varlink::VarlinkClient;
-use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::egress_suite::{Clearance, Route, echo, held_round, open, rest};
+use crate::egress_suite::{Clearance, Route, bench_box, echo, held_round, open};
 use crate::stats::Samples;
 use crate::subscribers::{Arrivals, Subscribers};
 use crate::{Args, Server};
@@ -93,37 +91,7 @@ async fn side(args: &Args, tag: &str, observed: Option<&str>) -> anyhow::Result<
     )?;
     let http = crate::http_client();
     let box_id = format!("ops-{tag}");
-    let url = |path: &str| format!("{}{path}", server.url);
-    rest(
-        &http,
-        reqwest::Method::POST,
-        url("/api/v1/boxes"),
-        json!({"project": "bench", "box_id": box_id}),
-    )
-    .await?;
-    for (target, action) in [("127.0.0.1/32", "allow"), ("127.0.0.2/32", "ask")] {
-        rest(
-            &http,
-            reqwest::Method::POST,
-            url("/api/v1/egress/rules"),
-            json!({"box_id": box_id, "target": target, "action": action}),
-        )
-        .await?;
-    }
-    let out = rest(
-        &http,
-        reqwest::Method::POST,
-        url(&format!("/api/v1/boxes/{box_id}/exec")),
-        json!({"command": "echo $HTTP_PROXY"}),
-    )
-    .await?;
-    let proxy: SocketAddr = out["stdout"]
-        .as_str()
-        .unwrap_or("")
-        .trim()
-        .trim_start_matches("http://")
-        .parse()
-        .context("the box's proxy address")?;
+    let proxy = bench_box(&http, &server.url, &box_id).await?;
     let socket = server.dir().join("run/clearance.sock");
     let clearance = Clearance {
         server_url: server.url.clone(),

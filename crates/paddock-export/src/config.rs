@@ -144,15 +144,11 @@ impl SinkConfig {
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(at("url must be http:// or https://".into()));
                 }
-                let secret = match (&self.secret, &self.secret_file) {
-                    (Some(s), None) => s.clone(),
-                    (None, Some(path)) => std::fs::read_to_string(path)
-                        .map_err(|e| at(format!("secret_file {}: {e}", path.display())))?
-                        .trim()
-                        .to_owned(),
-                    _ => return Err(at("give secret or secret_file (exactly one)".into())),
-                };
-                let key = paddock_webhook::key_of(&secret).map_err(at)?;
+                let key = paddock_webhook::signing_key(
+                    self.secret.as_deref(),
+                    self.secret_file.as_deref(),
+                )
+                .map_err(at)?;
                 Target::Webhook {
                     url,
                     key,

@@ -39,13 +39,6 @@ impl WebhookSink {
             .await
             // Without the URL: it may carry a token in its query.
             .map_err(|e| format!("cannot deliver: {}", e.without_url()))?;
-        let status = answer.status();
-        if status.is_success() {
-            Ok(())
-        } else if status.is_redirection() {
-            Err(format!("answered {status}; redirects are not followed"))
-        } else {
-            Err(format!("answered {status}"))
-        }
+        paddock_webhook::answered(answer.status())
     }
 }

@@ -78,15 +78,7 @@ impl WebhookConfig {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(at("url must be http:// or https://".into()));
         }
-        let secret = match (&self.secret, &self.secret_file) {
-            (Some(s), None) => s.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| at(format!("secret_file {}: {e}", path.display())))?
-                .trim()
-                .to_owned(),
-            _ => return Err(at("give secret or secret_file (exactly one)".into())),
-        };
-        let key = crate::sign::key_of(&secret).map_err(at)?;
+        let key = signing_key(self.secret.as_deref(), self.secret_file.as_deref()).map_err(at)?;
         if self.queue_capacity == 0 || self.max_attempts == 0 {
             return Err(at(
                 "queue_capacity and max_attempts must be at least 1".into()
@@ -102,4 +94,21 @@ impl WebhookConfig {
             backoff: Duration::from_millis(self.backoff_ms.max(1)),
         })
     }
+}
+
+/// The signing key from `secret` or `secret_file` (exactly one), as
+/// [`key_of`](crate::key_of) reads it.
+pub fn signing_key(
+    secret: Option<&str>,
+    secret_file: Option<&std::path::Path>,
+) -> Result<Vec<u8>, String> {
+    let secret = match (secret, secret_file) {
+        (Some(s), None) => s.to_owned(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("secret_file {}: {e}", path.display()))?
+            .trim()
+            .to_owned(),
+        _ => return Err("give secret or secret_file (exactly one)".into()),
+    };
+    crate::sign::key_of(&secret)
 }

@@ -249,7 +249,12 @@ async fn attempt_once(
         .send()
         .await
         .map_err(|e| format!("{e}"))?;
-    let status = response.status();
+    answered(response.status())
+}
+
+/// Whether a receiver's status is a delivery: only a 2xx is; a redirect
+/// is never followed.
+pub fn answered(status: reqwest::StatusCode) -> Result<(), String> {
     if status.is_success() {
         Ok(())
     } else if status.is_redirection() {

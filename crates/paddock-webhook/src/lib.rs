@@ -9,8 +9,8 @@ mod dispatch;
 mod payload;
 mod sign;
 
-pub use config::{Endpoint, Format, WebhookConfig};
-pub use dispatch::{Counters, Webhooks};
+pub use config::{Endpoint, Format, WebhookConfig, signing_key};
+pub use dispatch::{Counters, Webhooks, answered};
 pub use payload::{Notice, chat_safe};
 pub use sign::{key_of, signature};
 

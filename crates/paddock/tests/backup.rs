@@ -192,6 +192,19 @@ fn doctored(path: &Path, name: &[u8], kind: tar::EntryType) {
     tar.finish().unwrap();
 }
 
+/// `paddock restore` of `archive` into `data`.
+fn restore_from(config: &Path, data: &Path, archive: &Path) -> Output {
+    Command::new(paddock_bin())
+        .args(["restore", "--config"])
+        .arg(config)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("-i")
+        .arg(archive)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn archives_that_are_not_backups_are_refused_and_write_nothing() {
     let dir = tempfile::tempdir().unwrap();
@@ -217,15 +230,7 @@ fn archives_that_are_not_backups_are_refused_and_write_nothing() {
     ] {
         let archive = dir.path().join("bad.tar");
         doctored(&archive, name, kind);
-        let out = Command::new(paddock_bin())
-            .args(["restore", "--config"])
-            .arg(&config)
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("-i")
-            .arg(&archive)
-            .output()
-            .unwrap();
+        let out = restore_from(&config, &data, &archive);
         assert!(!out.status.success());
         assert!(said(&out).contains(says), "{}", said(&out));
         assert!(!data.exists(), "nothing was written");
@@ -238,15 +243,7 @@ fn archives_that_are_not_backups_are_refused_and_write_nothing() {
         b"paddock-backup/tls/egress-ca.pem",
         tar::EntryType::Regular,
     );
-    let out = Command::new(paddock_bin())
-        .args(["restore", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("-i")
-        .arg(&archive)
-        .output()
-        .unwrap();
+    let out = restore_from(&config, &data, &archive);
     assert!(
         said(&out).contains("the restore was undone"),
         "{}",
@@ -256,15 +253,7 @@ fn archives_that_are_not_backups_are_refused_and_write_nothing() {
     // A file that is not a tar archive at all.
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, vec![0x42u8; 4096]).unwrap();
-    let out = Command::new(paddock_bin())
-        .args(["restore", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .arg("-i")
-        .arg(&junk)
-        .output()
-        .unwrap();
+    let out = restore_from(&config, &data, &junk);
     assert!(!out.status.success(), "{}", said(&out));
     assert!(!data.join("paddock.db").exists());
 }
