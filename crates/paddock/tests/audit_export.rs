@@ -149,15 +149,7 @@ async fn decisions_reach_a_file_and_a_webhook_and_a_kill_loses_none() {
     )
     .await;
     // /metrics says how far behind each is.
-    let metrics = p
-        .http
-        .get(format!("{}/metrics", p.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.get_text("/metrics").await;
     assert!(
         metrics.contains("paddock_audit_exported_total{sink=\"siem\"}"),
         "{metrics}"

@@ -227,15 +227,7 @@ async fn a_box_reaches_its_own_repository_and_nothing_else() {
     assert!(!audit.contains(&a_token));
 
     // /metrics counts the same, read from the same record.
-    let metrics = crate::common::http()
-        .get(format!("{}/metrics", p.url))
-        .bearer_auth(&p.admin_token)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = p.get_text("/metrics").await;
     for (series, expected) in [
         ("paddock_gate_ref_updates_total{outcome=\"accepted\"} ", 1),
         ("paddock_gate_ref_updates_total{outcome=\"refused\"} ", 1),
