@@ -9,6 +9,7 @@ mod drain;
 mod extensions;
 mod gate;
 mod iam;
+mod lifetime;
 mod notify;
 mod purge;
 mod reload;

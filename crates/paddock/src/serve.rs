@@ -406,11 +406,13 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
 
     if let Some(every) = crate::systemd::watchdog_interval() {
         let store = boxes_store.clone();
-        supervisor.start("watchdog", move |stop| watchdog(store, every, stop));
+        supervisor.start("watchdog", move |stop| {
+            crate::lifetime::watchdog(store, every, stop)
+        });
     }
     // Before READY: from then on a SIGHUP reloads, and must never be
     // the signal's default (the end of the process).
-    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
     crate::systemd::ready(&format!(
         "serving on http://{bound}, instance {}",
@@ -418,37 +420,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     ));
 
     let failure = supervisor.failure();
-    let idle = async {
-        match args.exit_when_idle {
-            Some(secs) => idle(boxes.clone(), Duration::from_secs(secs)).await,
-            None => std::future::pending().await,
-        }
-    };
-    let mut gave_up = None;
-    tokio::pin!(idle);
-    let shutdown = shutdown_signal();
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            () = &mut shutdown => tracing::info!("shutting down"),
-            () = failure.cancelled() => tracing::error!("a component failed; shutting down"),
-            drained = &mut idle => match drained {
-                Ok(()) => tracing::info!(
-                    idle_secs = args.exit_when_idle,
-                    "no box for the idle period; exiting (--exit-when-idle)"
-                ),
-                Err(why) => {
-                    tracing::error!(error = %why, "cannot tell whether boxes exist; shutting down");
-                    gave_up = Some(why);
-                }
-            },
-            _ = hangups.recv() => {
-                crate::reload::reload(&args, &boxes);
-                continue;
-            }
-        }
-        break;
-    }
+    let gave_up = crate::lifetime::until_stopped(&args, &boxes, &failure, hangups).await;
     crate::systemd::stopping();
     supervisor.shutdown().await;
     // The spans of the way out, too, within a bound.
@@ -463,51 +435,6 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         anyhow::bail!("--exit-when-idle: {why}");
     }
     Ok(())
-}
-
-/// Tells systemd the server is alive while its store answers; a store
-/// that does not lets the watchdog restart it.
-async fn watchdog(store: Arc<Store>, every: Duration, stop: tokio_util::sync::CancellationToken) {
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            () = tokio::time::sleep(every) => {}
-        }
-        match store.ping() {
-            Ok(()) => crate::systemd::notify("WATCHDOG=1"),
-            Err(e) => {
-                tracing::warn!(error = %e, "the store does not answer; not telling the watchdog all is well")
-            }
-        }
-    }
-}
-
-/// Resolves once no box has existed for `idle_for` (Ok), or with why the
-/// count could not be read for too long.
-async fn idle(boxes: Arc<BoxService>, idle_for: Duration) -> Result<(), String> {
-    use crate::drain::{IdleWatch, Next};
-    let mut watch = IdleWatch::new(idle_for, std::time::Instant::now());
-    loop {
-        tokio::time::sleep(watch.poll_interval()).await;
-        let count = boxes.list().map(|b| b.len()).map_err(|e| e.to_string());
-        match watch.observe(std::time::Instant::now(), count) {
-            Next::Wait => {}
-            Next::Drain => return Ok(()),
-            Next::GiveUp(why) => return Err(why),
-        }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
 }
 
 /// The store's size in `/metrics`: what retention keeps in check, since a
