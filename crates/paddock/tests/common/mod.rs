@@ -7,8 +7,10 @@ pub mod clients;
 pub mod console;
 pub mod driven;
 pub mod egress_site;
+mod engine;
 pub mod forge;
 pub mod gate_site;
+mod http;
 pub mod images;
 pub mod issuer;
 mod python;
@@ -16,6 +18,10 @@ pub mod terok;
 pub mod tls_site;
 
 pub use activation::activation_url;
+use engine::lines;
+pub use engine::{docker, inspect, network_of, sweep};
+use http::status_json;
+pub use http::{authorised_client, http, raw_http};
 pub use images::{
     TEST_IMAGE, agent_image, agent_profiles_held_toml, git_image, networked_login_toml,
     shell_image, test_image,
@@ -50,24 +56,6 @@ pub fn paddock_bin() -> &'static str {
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// `docker inspect -f format container`, which must succeed.
-pub fn inspect(container: &str, format: &str) -> String {
-    let out = docker(&["inspect", "-f", format, container]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
-
-pub fn docker(args: &[&str]) -> std::process::Output {
-    Command::new("docker")
-        .args(args)
-        .output()
-        .expect("the docker CLI runs")
 }
 
 /// Polls `check` until it yields a value or the deadline passes.
@@ -457,100 +445,6 @@ impl Paddock {
                 String::from_utf8_lossy(&out.stdout).trim().to_owned()
             })
             .collect()
-    }
-}
-
-/// reqwest is built with rustls and no built-in crypto provider (paddock
-/// installs ring at start); a test process installs it the same way.
-fn install_tls() {
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// A plain HTTP client (no credential).
-pub fn http() -> reqwest::Client {
-    install_tls();
-    reqwest::Client::new()
-}
-
-/// A client that follows no redirect and keeps no cookies: the test
-/// carries them by hand, so it can look at each one.
-pub fn raw_http() -> reqwest::Client {
-    install_tls();
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-pub fn authorised_client(token: &str) -> reqwest::Client {
-    install_tls();
-    let mut headers = reqwest::header::HeaderMap::new();
-    headers.insert(
-        reqwest::header::AUTHORIZATION,
-        format!("Bearer {token}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(headers)
-        .build()
-        .unwrap()
-}
-
-fn lines(bytes: &[u8]) -> Vec<String> {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .map(str::to_owned)
-        .filter(|l| !l.is_empty())
-        .collect()
-}
-
-/// The name of the one network a container is attached to.
-pub fn network_of(container: &str) -> String {
-    let out = docker(&[
-        "inspect",
-        "-f",
-        "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}",
-        container,
-    ]);
-    let names = lines(&out.stdout).join(" ");
-    let names: Vec<&str> = names.split_whitespace().collect();
-    assert_eq!(
-        names.len(),
-        1,
-        "{container} is on exactly one network: {names:?}"
-    );
-    names[0].to_owned()
-}
-
-async fn status_json(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    let value = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or(Value::String(text))
-    };
-    (status, value)
-}
-
-/// Removes every Docker object of one instance, and its host-side fence
-/// table (left behind when the paddock was killed).
-pub fn sweep(instance: &str) {
-    let _ = Command::new("nft")
-        .args([
-            "delete",
-            "table",
-            "inet",
-            &paddock_egress::host_guard::table_name(instance),
-        ])
-        .output();
-    let filter = format!("label=paddock.instance={instance}");
-    let ids = docker(&["ps", "-aq", "--filter", &filter]);
-    for id in String::from_utf8_lossy(&ids.stdout).split_whitespace() {
-        docker(&["rm", "-f", "-v", id]);
-    }
-    let nets = docker(&["network", "ls", "-q", "--filter", &filter]);
-    for id in String::from_utf8_lossy(&nets.stdout).split_whitespace() {
-        docker(&["network", "rm", id]);
     }
 }
 
