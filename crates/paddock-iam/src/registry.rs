@@ -137,6 +137,7 @@ pub fn check_served<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use Surface::{Mcp, Page, Rest, Varlink, WebSocket};
 
     fn names(surface: Surface) -> Vec<(Surface, &'static str)> {
         of(surface).map(|op| (surface, op.name)).collect()
