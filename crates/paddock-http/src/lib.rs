@@ -213,16 +213,23 @@ async fn log_request(request: Request, next: Next) -> Response {
     let method = request.method().clone();
     let started = Instant::now();
     // A span per request, named by the route template (never the raw
-    // path: an activation path carries its token).
-    let mut span =
-        paddock_trace::span(format!("{method} {route}"), paddock_trace::SpanKind::Server);
-    span.attr("http.request.method", method.as_str())
-        .attr("http.route", route.as_str());
-    let response = paddock_trace::in_span(span.context(), next.run(request)).await;
+    // path: an activation path carries its token); nothing is built when
+    // no collector is configured.
+    let mut span = paddock_trace::enabled().then(|| {
+        let mut span =
+            paddock_trace::span(format!("{method} {route}"), paddock_trace::SpanKind::Server);
+        span.attr("http.request.method", method.as_str())
+            .attr("http.route", route.as_str());
+        span
+    });
+    let context = span.as_ref().and_then(paddock_trace::Span::context);
+    let response = paddock_trace::in_span(context, next.run(request)).await;
     let status = response.status().as_u16();
-    span.attr("http.response.status_code", status);
-    if status >= 500 {
-        span.error(format!("answered {status}"));
+    if let Some(span) = &mut span {
+        span.attr("http.response.status_code", status);
+        if status >= 500 {
+            span.error(format!("answered {status}"));
+        }
     }
     tracing::debug!(%method, %route, status, elapsed_ms = started.elapsed().as_millis() as u64, "request");
     response

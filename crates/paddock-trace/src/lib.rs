@@ -14,7 +14,7 @@ mod otlp;
 mod span;
 
 pub use export::{TraceConfig, TraceError, Tracer};
-pub use span::{Span, SpanContext, SpanKind, current, in_span, span};
+pub use span::{Span, SpanContext, SpanKind, current, enabled, in_span, span};
 
 #[cfg(test)]
 mod tests;

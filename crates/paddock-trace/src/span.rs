@@ -58,6 +58,12 @@ pub async fn in_span<F: std::future::Future>(context: Option<SpanContext>, work:
     }
 }
 
+/// Whether spans are exported: callers that would build a span's name
+/// (a `format!`) skip it when they are not.
+pub fn enabled() -> bool {
+    Tracer::installed().is_some()
+}
+
 /// A new span, a child of the task's current span if there is one.
 pub fn span(name: impl Into<String>, kind: SpanKind) -> Span {
     let Some(tracer) = Tracer::installed() else {
