@@ -79,14 +79,15 @@ pub(crate) async fn run(
         state,
     })
     .map_err(|e| failure(hook, e.to_string()))?;
-    let mut child = tokio::process::Command::new(&hook.command[0])
+    let mut command = tokio::process::Command::new(&hook.command[0]);
+    command
         .args(&hook.command[1..])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| failure(hook, format!("cannot start {:?}: {e}", hook.command[0])))?;
+        .stderr(Stdio::piped());
+    let mut child = paddock_children::global()
+        .spawn("hook", format!("{} ({event})", hook.name), command)
+        .map_err(|e| failure(hook, e.to_string()))?;
     let mut stdin = child.stdin.take().expect("stdin was piped");
     let mut stdout = child.stdout.take().expect("stdout was piped");
     let mut stderr = child.stderr.take().expect("stderr was piped");
@@ -104,7 +105,7 @@ pub(crate) async fn run(
             limited_err.read_to_end(&mut err)
         );
         r1.and(r2)?;
-        let status = child.wait().await?;
+        let status = child.wait().await.map_err(std::io::Error::other)?;
         Ok::<_, std::io::Error>((status, out, err))
     };
     let (status, out, err) = tokio::time::timeout(Duration::from_secs(hook.timeout_secs), talk)

@@ -254,20 +254,21 @@ impl HostGuard {
 /// `nft -f -` with `script` on stdin, in paddock's own (the host's)
 /// namespace.
 async fn run_nft(script: &str) -> Result<(), EgressError> {
-    let mut child = tokio::process::Command::new("nft")
-        .args(["-f", "-"])
+    let mut nft = tokio::process::Command::new("nft");
+    nft.args(["-f", "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            EgressError::Firewall(format!("cannot run nft (Debian package nftables): {e}"))
-        })?;
+        .stderr(Stdio::piped());
+    let mut child = paddock_children::global()
+        .spawn("nft", "host guard", nft)
+        .map_err(|e| EgressError::Firewall(format!("{e} (Debian package nftables)")))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin.write_all(script.as_bytes()).await?;
     }
-    let out = child.wait_with_output().await?;
+    let out = child
+        .wait_with_output()
+        .await
+        .map_err(|e| EgressError::Firewall(format!("nft: {e}")))?;
     if out.status.success() {
         return Ok(());
     }

@@ -101,7 +101,7 @@ fn widen_pipe(fd: std::os::fd::RawFd) {
 
 /// A started backend, not yet given its request.
 pub(crate) struct Backend {
-    child: tokio::process::Child,
+    child: paddock_children::Child,
     stdin: tokio::process::ChildStdin,
     stdout: tokio::process::ChildStdout,
     /// A spare's hook link, kept until the output ends.
@@ -115,15 +115,17 @@ impl Backend {
         args: &[String],
         env: &[(String, String)],
     ) -> std::io::Result<Self> {
-        let mut child = tokio::process::Command::new(program)
+        let mut command = tokio::process::Command::new(program);
+        command
             .args(args)
             .env_clear()
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
+            .stderr(Stdio::piped());
+        let mut child = paddock_children::global()
+            .spawn("git-http-backend", "git http-backend", command)
+            .map_err(std::io::Error::other)?;
         let (Some(stdin), Some(stdout), Some(mut stderr)) =
             (child.stdin.take(), child.stdout.take(), child.stderr.take())
         else {
@@ -264,7 +266,7 @@ pub(crate) async fn serve(
                 }
                 Ok(Err(e)) => Some((Err(e), (reader, child, feeder, hooks, true))),
                 Err(_) => {
-                    let _ = child.kill().await;
+                    child.kill();
                     Some((
                         Err(std::io::Error::new(
                             std::io::ErrorKind::TimedOut,

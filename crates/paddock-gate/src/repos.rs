@@ -2,7 +2,6 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::process::Stdio;
 
 use crate::GateError;
 use crate::request::valid_project;
@@ -49,7 +48,10 @@ pub async fn ensure_repository(
             .args(["init", "--bare", "--quiet", "-b", "main"])
             .arg(&staging),
     };
-    let out = cmd.stdin(Stdio::null()).output().await?;
+    let out = paddock_children::global()
+        .output("git", format!("create the repository of {project}"), cmd)
+        .await
+        .map_err(|e| GateError::Config(format!("creating the repository for {project}: {e}")))?;
     if !out.status.success() {
         let _ = tokio::fs::remove_dir_all(&staging).await;
         return Err(GateError::Config(format!(

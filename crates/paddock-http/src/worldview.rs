@@ -1,6 +1,7 @@
 //! `GET /api/v1/worldview`: what an operator looks at first — every box
 //! with its shield, the networks, requests waiting for a person, the hub's
-//! subscribers and their queues, and each component's health — in one
+//! subscribers and their queues, the processes paddock runs and which of
+//! them crashed lately, and each component's health — in one
 //! answer, so `paddock status` needs one request and no joining.
 //!
 //! A caller limited to some projects sees their boxes, networks and
@@ -59,6 +60,15 @@ async fn worldview(
         fields.remove("spare");
         fields.remove("making");
     }
+    // What paddock runs as processes is named after projects (a
+    // repository's import, an upstream push): the instance's business.
+    let children = caller.sees_every_project().then(|| {
+        let supervisor = paddock_children::global();
+        json!({
+            "running": supervisor.running(),
+            "recent_crashes": supervisor.recent_crashes(),
+        })
+    });
     Ok(Json(json!({
         "at": at,
         "version": env!("CARGO_PKG_VERSION"),
@@ -70,5 +80,6 @@ async fn worldview(
         "networks": networks,
         "pending": pending,
         "subscribers": subscribers,
+        "children": children,
     })))
 }

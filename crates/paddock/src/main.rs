@@ -3,7 +3,9 @@
 mod backup;
 mod clearance;
 mod client;
+mod components;
 mod config;
+mod data_lock;
 mod doctor;
 mod drain;
 mod extensions;
@@ -15,7 +17,6 @@ mod purge;
 mod reload;
 mod retention;
 mod serve;
-mod supervisor;
 mod systemd;
 mod upstream;
 

@@ -22,10 +22,10 @@ use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
+use crate::components::Components;
 use crate::config::{self, Resolved};
 use crate::extensions::egress::EmbeddedEgress;
 use crate::extensions::gate::EmbeddedGate;
-use crate::supervisor::Supervisor;
 
 const RECONCILE_AT_START: Duration = Duration::from_secs(30);
 
@@ -74,6 +74,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     let trace_exporter = paddock_trace::Tracer::install(&traces, trace_stop.clone())
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
 
+    let _data_dir_lock = crate::data_lock::hold(&data_dir)?;
     // Bind before starting anything, so a taken port leaves nothing running.
     let listener = match passed {
         Some(passed) => {
@@ -98,6 +99,11 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     register_store_size(&store);
     core.instance = paddock_core::resolve_instance(&store, &core.instance)
         .context("cannot read the instance id from the store")?;
+    // Before any child of this process: what a killed paddock of this
+    // instance left running goes now, and every child is marked so the
+    // next one can do the same.
+    paddock_children::sweep_leftovers(&core.instance);
+    paddock_children::global().mark_children_of(&core.instance);
     let engine = Arc::new(Engine::new(docker_host));
     let crate::iam::Built { iam, first_admin } = crate::iam::build(&iam_config, store.clone())?;
     let signin = crate::iam::signin(&iam_config, &core.public_url)?;
@@ -320,29 +326,29 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         }
     };
 
-    let mut supervisor = Supervisor::new(Duration::from_secs(shutdown_timeout_secs));
+    let mut components = Components::new(Duration::from_secs(shutdown_timeout_secs));
     let maintained = boxes.clone();
-    supervisor.start("maintenance", move |stop| {
+    components.start("maintenance", move |stop| {
         maintained.maintain(reconciled, stop)
     });
 
     let watched = boxes.clone();
-    supervisor.start("docker-events", move |stop| watched.watch_containers(stop));
+    components.start("docker-events", move |stop| watched.watch_containers(stop));
 
-    supervisor.start("git-gate", move |stop| async move {
+    components.start("git-gate", move |stop| async move {
         stop.cancelled().await;
         gate_stop.cancel();
     });
 
     let closing_hub = hub.clone();
     tracing::info!(socket = %varlink.path().display(), "clearance hub listening");
-    supervisor.start("clearance", move |stop| async move {
+    components.start("clearance", move |stop| async move {
         varlink.serve(stop).await;
         closing_hub.close();
     });
     if let Some(terok_varlink) = terok_varlink {
         tracing::info!(socket = %terok_varlink.path().display(), "clearance hub listening for terok's clients");
-        supervisor.start("clearance-terok", move |stop| async move {
+        components.start("clearance-terok", move |stop| async move {
             let dir = terok_varlink.path().parent().map(Path::to_owned);
             terok_varlink.serve(stop).await;
             // The instance's own directory goes with its socket, so
@@ -355,7 +361,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
 
     // Started before the gateway so it stops after it: the decisions the
     // gateway flushes on its way out are delivered too.
-    supervisor.start("audit-export", move |stop| async move {
+    components.start("audit-export", move |stop| async move {
         stop.cancelled().await;
         exporter.finish(Duration::from_secs(5)).await;
     });
@@ -364,10 +370,10 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         store: boxes_store.clone(),
         git_audit: git_enabled.then(|| data_dir.join("git-audit.jsonl")),
     };
-    supervisor.start("retention", move |stop| retention.run(stop));
+    components.start("retention", move |stop| retention.run(stop));
 
     let stopping_egress = egress.clone();
-    supervisor.start("egress", move |stop| async move {
+    components.start("egress", move |stop| async move {
         stop.cancelled().await;
         egress_stop.cancel();
         webhook_stop.cancel();
@@ -379,7 +385,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         }
     });
 
-    supervisor.start("http", move |stop| async move {
+    components.start("http", move |stop| async move {
         let graceful = stop.clone();
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move {
@@ -406,7 +412,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
 
     if let Some(every) = crate::systemd::watchdog_interval() {
         let store = boxes_store.clone();
-        supervisor.start("watchdog", move |stop| {
+        components.start("watchdog", move |stop| {
             crate::lifetime::watchdog(store, every, stop)
         });
     }
@@ -419,10 +425,26 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         boxes.instance()
     ));
 
-    let failure = supervisor.failure();
+    let failure = components.failure();
     let gave_up = crate::lifetime::until_stopped(&args, &boxes, &failure, hangups).await;
     crate::systemd::stopping();
-    supervisor.shutdown().await;
+    // Children ending from here on are expected (a component's stop
+    // ends what it started); what is left after the components stop gets
+    // SIGTERM, then SIGKILL, newest first.
+    let children = paddock_children::global();
+    children.begin_shutdown();
+    components.shutdown().await;
+    let stop_timeout = Duration::from_secs(shutdown_timeout_secs);
+    let report = children
+        .shutdown(stop_timeout.min(CHILD_GRACE), stop_timeout)
+        .await;
+    if report.killed + report.unaccounted > 0 {
+        tracing::warn!(
+            killed = report.killed,
+            unaccounted = report.unaccounted,
+            "child processes did not end on SIGTERM"
+        );
+    }
     // The spans of the way out, too, within a bound.
     trace_stop.cancel();
     if let Some(exporter) = trace_exporter {
@@ -436,6 +458,10 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     }
     Ok(())
 }
+
+/// How long a child process left at shutdown has between SIGTERM and
+/// SIGKILL.
+const CHILD_GRACE: Duration = Duration::from_secs(3);
 
 /// The store's size in `/metrics`: what retention keeps in check, since a
 /// full disk stops decisions.

@@ -93,11 +93,14 @@ impl Upstreams {
     /// The project's refs agents may push, with the objects they name.
     async fn agent_refs(&self, project: &str) -> Vec<(String, String)> {
         let repo = self.base.join(format!("{project}.git"));
-        let Ok(out) = tokio::process::Command::new("git")
-            .arg("-C")
-            .arg(&repo)
-            .args(["for-each-ref", "--format=%(refname) %(objectname)", "refs/"])
-            .output()
+        let mut list = tokio::process::Command::new("git");
+        list.arg("-C").arg(&repo).args([
+            "for-each-ref",
+            "--format=%(refname) %(objectname)",
+            "refs/",
+        ]);
+        let Ok(out) = paddock_children::global()
+            .output("git", format!("list refs of {project}"), list)
             .await
         else {
             return Vec::new();
@@ -193,11 +196,13 @@ impl Upstreams {
             )));
         }
         let repo = self.base.join(format!("{project}.git"));
-        let exists = tokio::process::Command::new("git")
+        let mut verify = tokio::process::Command::new("git");
+        verify
             .arg("-C")
             .arg(&repo)
-            .args(["rev-parse", "--verify", "--quiet", &full])
-            .output()
+            .args(["rev-parse", "--verify", "--quiet", &full]);
+        let exists = paddock_children::global()
+            .output("git", format!("find {full} in {project}"), verify)
             .await
             .map_err(|e| UpstreamPushError::Failed(e.to_string()))?;
         if !exists.status.success() {
@@ -206,13 +211,13 @@ impl Upstreams {
             )));
         }
         let (grant, env) = self.git_env(project);
-        let out = tokio::process::Command::new("git")
-            .arg("-C")
+        let mut push = tokio::process::Command::new("git");
+        push.arg("-C")
             .arg(&repo)
             .args(["push", "--porcelain", &url, &format!("{full}:{full}")])
-            .envs(env)
-            .stdin(std::process::Stdio::null())
-            .output()
+            .envs(env);
+        let out = paddock_children::global()
+            .output("git", format!("push {full} of {project} upstream"), push)
             .await
             .map_err(|e| UpstreamPushError::Failed(e.to_string()))?;
         let token = grant.proxy_url.clone();

@@ -18,6 +18,7 @@ mod boxes_pool;
 mod boxes_ports;
 mod boxes_pull;
 mod boxes_rest;
+mod children;
 mod clearance_clients;
 mod clearance_terok;
 mod console_browser;

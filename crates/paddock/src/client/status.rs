@@ -150,7 +150,43 @@ fn describe(view: &Value) -> String {
         "subscribers: {} (events queued {queued}, lost to full queues {dropped})",
         subscribers.len()
     );
+    describe_children(&mut out, &view["children"]);
     out
+}
+
+/// The processes paddock runs, and the crashes among them lately (shown
+/// to callers who see every project).
+fn describe_children(out: &mut String, children: &Value) {
+    if children.is_null() {
+        return;
+    }
+    let running = list(&children["running"]);
+    let _ = writeln!(out, "child processes: {}", running.len());
+    if !running.is_empty() {
+        let rows: Vec<Vec<String>> = running
+            .iter()
+            .map(|c| {
+                vec![
+                    cell(&c["pid"]),
+                    cell(&c["kind"]),
+                    cell(&c["name"]),
+                    format!("{}s", cell(&c["age_secs"])),
+                ]
+            })
+            .collect();
+        let _ = writeln!(out, "{}", render(&["PID", "KIND", "NAME", "AGE"], &rows));
+    }
+    for crash in list(&children["recent_crashes"]) {
+        let _ = writeln!(
+            out,
+            "crashed: {} {} (pid {}, signal {}) at {}",
+            cell(&crash["kind"]),
+            cell(&crash["name"]),
+            cell(&crash["pid"]),
+            cell(&crash["signal"]),
+            cell(&crash["at"])
+        );
+    }
 }
 
 #[cfg(test)]
@@ -167,6 +203,10 @@ mod tests {
             "networks": {"held": [{"box_id": "b1", "network": "n1", "gateway": "10.0.0.1"}], "spare": ["n2"], "making": 0},
             "pending": [{"request_id": "r1", "container": "b1", "dest": "example.test", "port": 443, "times_blocked": 2}],
             "subscribers": [{"subscriber": 1, "queued": 3, "dropped": 1}],
+            "children": {
+                "running": [{"pid": 42, "kind": "hook", "name": "seed (create)", "age_secs": 3}],
+                "recent_crashes": [{"kind": "git", "name": "import p", "pid": 7, "signal": 11, "at": "2026-12-03T10:00:00Z"}],
+            },
         });
         let text = describe(&view);
         assert!(
@@ -188,6 +228,12 @@ mod tests {
         assert!(text.contains("r1       b1   example.test:443  2"), "{text}");
         assert!(
             text.contains("subscribers: 1 (events queued 3, lost to full queues 1)"),
+            "{text}"
+        );
+        assert!(text.contains("child processes: 1"), "{text}");
+        assert!(text.contains("42   hook  seed (create)  3s"), "{text}");
+        assert!(
+            text.contains("crashed: git import p (pid 7, signal 11) at 2026-12-03T10:00:00Z"),
             "{text}"
         );
     }

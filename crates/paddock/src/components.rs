@@ -13,14 +13,14 @@ struct Component {
     handle: JoinHandle<()>,
 }
 
-pub struct Supervisor {
+pub struct Components {
     components: Vec<Component>,
     stop_timeout: Duration,
     /// Cancelled when any component ends on its own (a crash, in effect).
     failed: CancellationToken,
 }
 
-impl Supervisor {
+impl Components {
     pub fn new(stop_timeout: Duration) -> Self {
         Self {
             components: Vec::new(),
@@ -82,7 +82,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stuck_component_cannot_hold_shutdown() {
-        let mut sup = Supervisor::new(Duration::from_millis(100));
+        let mut sup = Components::new(Duration::from_millis(100));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         sup.start("polite", |stop| async move {
             stop.cancelled().await;
@@ -97,7 +97,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_component_ending_early_is_reported() {
-        let mut sup = Supervisor::new(Duration::from_millis(100));
+        let mut sup = Components::new(Duration::from_millis(100));
         sup.start("crashes", |_stop| async {});
         tokio::time::timeout(Duration::from_secs(5), sup.failure().cancelled())
             .await
