@@ -14,7 +14,6 @@ use std::path::{Component, Path};
 use futures_util::StreamExt;
 use paddock_docker::{ArchiveBody, ArchiveStream, EngineError, FileEntry};
 
-use crate::model::now_ms;
 use crate::{BoxService, CoreError, Result};
 
 /// The longest path accepted, as Linux's `PATH_MAX`.
@@ -184,7 +183,7 @@ impl BoxService {
             .await
             .map_err(|e| path_error(e, dir))?;
         tracing::debug!(box_id = %id, engine_ms = checked_at.elapsed().as_millis(), "the engine unpacked an archive");
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         Ok(summary)
     }
 
@@ -212,7 +211,7 @@ impl BoxService {
             .download_archive(&container, path)
             .await
             .map_err(|e| path_error(e, path))?;
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         let mut sent = 0u64;
         Ok(Box::pin(stream.map(move |chunk| {
             let chunk = chunk?;
@@ -252,7 +251,7 @@ impl BoxService {
             .upload_files(&container, std::slice::from_ref(&file))
             .await
             .map_err(|e| path_error(e, path))?;
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         Ok(content.len() as u64)
     }
 
@@ -293,7 +292,7 @@ impl BoxService {
                 });
             }
         }
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         first_file_text(&tar, path)
     }
 

@@ -57,7 +57,7 @@ impl BoxService {
             .container_address(&container, &network)
             .await?
             .ok_or_else(|| CoreError::Conflict(format!("box {id:?} has no address yet")))?;
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         Ok(SocketAddr::from((address, port)))
     }
 }

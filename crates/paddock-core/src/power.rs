@@ -137,7 +137,7 @@ impl BoxService {
             None,
             now,
         )?;
-        self.store.touch_box(id, now)?;
+        self.note_use(id);
         tracing::info!(box_id = %id, "box started");
         self.get(id)
     }

@@ -245,9 +245,19 @@ impl BoxService {
         self.run_in_box(id, argv).await
     }
 
+    /// Records that a person or agent used the box now (what the idle
+    /// reaper goes by). Bookkeeping, not a decision: a store that cannot
+    /// be written (a full disk, a lock held elsewhere) does not stop the
+    /// use; it is logged, and at worst the box looks idle sooner.
+    pub(crate) fn note_use(&self, id: &str) {
+        if let Err(e) = self.store.touch_box(id, now_ms()) {
+            tracing::warn!(box_id = id, error = %e, "cannot record the box's use");
+        }
+    }
+
     async fn run_in_box(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
         let container = self.container_of(id, true)?;
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         let limit = self.config().boxes.exec_output_limit;
         let timeout = self.config().boxes.exec_timeout_secs;
         let out = tokio::time::timeout(

@@ -4,7 +4,6 @@
 
 use paddock_docker::{InteractiveExec, TerminalSignal};
 
-use crate::model::now_ms;
 use crate::{BoxService, CoreError, Result, validate};
 
 /// A login shell: bash where the image has it, else sh.
@@ -68,7 +67,7 @@ impl BoxService {
             .engine
             .exec_terminal(&container, argv, env, size)
             .await?;
-        self.store.touch_box(id, now_ms())?;
+        self.note_use(id);
         tracing::info!(box_id = %id, "terminal opened");
         Ok(exec)
     }

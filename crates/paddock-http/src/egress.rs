@@ -40,6 +40,14 @@ impl From<EgressError> for ApiError {
             EgressError::Invalid(_) | EgressError::Policy(_) | EgressError::Http(_) => {
                 ApiError::bad_request(e.to_string())
             }
+            EgressError::Store(ref store) => {
+                let (status, code) = crate::error::store_failure(store);
+                ApiError {
+                    status,
+                    code,
+                    message: e.to_string(),
+                }
+            }
             other => {
                 tracing::warn!(error = %other, "egress request failed");
                 ApiError {

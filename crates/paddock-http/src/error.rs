@@ -20,6 +20,9 @@ pub enum ErrorCode {
     EngineUnavailable,
     EngineError,
     StoreError,
+    /// The store cannot be written now (a full disk, a lock held by
+    /// another process); nothing was changed and a retry may succeed.
+    StoreUnavailable,
     HookFailed,
     ActivationFailed,
     ActivationInvalid,
@@ -48,7 +51,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 31] = [
+    pub const ALL: [ErrorCode; 32] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -56,6 +59,7 @@ impl ErrorCode {
         Self::EngineUnavailable,
         Self::EngineError,
         Self::StoreError,
+        Self::StoreUnavailable,
         Self::HookFailed,
         Self::ActivationFailed,
         Self::ActivationInvalid,
@@ -91,6 +95,7 @@ impl ErrorCode {
             Self::EngineUnavailable => "engine_unavailable",
             Self::EngineError => "engine_error",
             Self::StoreError => "store_error",
+            Self::StoreUnavailable => "store_unavailable",
             Self::HookFailed => "hook_failed",
             Self::ActivationFailed => "activation_failed",
             Self::ActivationInvalid => "activation_invalid",
@@ -167,7 +172,7 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
             ErrorCode::EngineUnavailable,
         ),
         CoreError::Engine(_) => (StatusCode::BAD_GATEWAY, ErrorCode::EngineError),
-        CoreError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError),
+        CoreError::Store(e) => store_failure(e),
         CoreError::Hook { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::HookFailed),
         CoreError::Activation(_) => (StatusCode::BAD_GATEWAY, ErrorCode::ActivationFailed),
         CoreError::ActivationInvalid => (StatusCode::NOT_FOUND, ErrorCode::ActivationInvalid),
@@ -183,6 +188,18 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::WrongState { .. } => (StatusCode::CONFLICT, ErrorCode::WrongState),
         CoreError::NoSuchPath(_) => (StatusCode::NOT_FOUND, ErrorCode::PathNotFound),
         CoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
+    }
+}
+
+/// A store failure as the API answers it: 503 `store_unavailable` when it
+/// may pass (a full disk, a lock held elsewhere), else 500 `store_error`.
+/// Every surface's error mapping goes through here, so none answers a
+/// full disk as a bug.
+pub(crate) fn store_failure(e: &paddock_store::StoreError) -> (StatusCode, ErrorCode) {
+    if e.unavailable() {
+        (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable)
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError)
     }
 }
 
@@ -226,5 +243,43 @@ mod tests {
                 "README does not list {name}"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod store_failures {
+    use super::*;
+    use paddock_store::StoreError;
+
+    fn sqlite(code: std::ffi::c_int) -> StoreError {
+        StoreError::Sqlite(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(code),
+            None,
+        ))
+    }
+
+    #[test]
+    fn a_full_disk_or_a_held_lock_is_unavailable_not_a_bug() {
+        for code in [
+            rusqlite::ffi::SQLITE_FULL,
+            rusqlite::ffi::SQLITE_BUSY,
+            rusqlite::ffi::SQLITE_LOCKED,
+            rusqlite::ffi::SQLITE_IOERR,
+        ] {
+            assert_eq!(
+                store_failure(&sqlite(code)),
+                (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::StoreUnavailable)
+            );
+            let core: ApiError = CoreError::Store(sqlite(code)).into();
+            assert_eq!(core.code, ErrorCode::StoreUnavailable);
+        }
+        assert_eq!(
+            store_failure(&sqlite(rusqlite::ffi::SQLITE_CORRUPT)),
+            (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError)
+        );
+        assert_eq!(
+            store_failure(&StoreError::Corrupt("x".into())).1,
+            ErrorCode::StoreError
+        );
     }
 }

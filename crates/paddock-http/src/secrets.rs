@@ -32,7 +32,15 @@ impl From<VaultError> for ApiError {
                 code: ErrorCode::NotFound,
                 message: e.to_string(),
             },
-            VaultError::Key(_) | VaultError::Store(_) => ApiError {
+            VaultError::Store(ref store) => {
+                let (status, code) = crate::error::store_failure(store);
+                ApiError {
+                    status,
+                    code,
+                    message: e.to_string(),
+                }
+            }
+            VaultError::Key(_) => ApiError {
                 status: StatusCode::INTERNAL_SERVER_ERROR,
                 code: ErrorCode::StoreError,
                 message: e.to_string(),

@@ -26,7 +26,7 @@ impl From<IamError> for ApiError {
         let (status, code) = match &e {
             IamError::Invalid(_) => (StatusCode::BAD_REQUEST, ErrorCode::Invalid),
             IamError::NoSuchToken(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
-            IamError::Store(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError),
+            IamError::Store(e) => crate::error::store_failure(e),
         };
         Self {
             status,

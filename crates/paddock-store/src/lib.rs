@@ -51,6 +51,24 @@ pub enum StoreError {
     TooNew { found: i64, known: i64 },
 }
 
+impl StoreError {
+    /// Whether the store could not be written for a reason outside it
+    /// that may pass — the disk is full, another process holds its lock,
+    /// the disk failed an I/O — rather than a fault of paddock or of the
+    /// request. Nothing was changed; a retry may succeed.
+    pub fn unavailable(&self) -> bool {
+        use rusqlite::ErrorCode as Code;
+        matches!(
+            self,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if matches!(
+                    e.code,
+                    Code::DiskFull | Code::DatabaseBusy | Code::DatabaseLocked | Code::SystemIoFailure
+                )
+        )
+    }
+}
+
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub struct Store {

@@ -227,6 +227,15 @@ fn apply_env(
     Ok(())
 }
 
+/// A path as given, made absolute against the directory paddock started
+/// in: the data dir's paths go to processes with other working
+/// directories (Docker's bind mounts, git's hooks), where a relative one
+/// would mean something else or nothing.
+fn absolute(path: PathBuf) -> anyhow::Result<PathBuf> {
+    std::path::absolute(&path)
+        .map_err(|e| anyhow::anyhow!("cannot make {} absolute: {e}", path.display()))
+}
+
 fn default_data_dir() -> PathBuf {
     let is_root = std::env::var("USER").is_ok_and(|u| u == "root")
         || std::fs::metadata("/proc/self").is_ok_and(|m| {
@@ -284,22 +293,26 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
     };
     core.check()
         .map_err(|e| anyhow::anyhow!("invalid configuration: {e}"))?;
+    let mut git = config.git;
+    git.base_path = git.base_path.map(absolute).transpose()?;
     Ok(Resolved {
         listen,
-        data_dir: config.server.data_dir.unwrap_or_else(default_data_dir),
+        data_dir: absolute(config.server.data_dir.unwrap_or_else(default_data_dir))?,
         docker_host: config.server.docker_host,
         log_format: config.server.log_format,
         shutdown_timeout_secs: config.server.shutdown_timeout_secs,
         allowed_hosts,
         explicit_public_url,
         core,
-        git: config.git,
+        git,
         egress: config.egress,
         clearance: config.clearance,
-        clearance_socket: config
-            .server
-            .clearance_socket
-            .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
+        clearance_socket: absolute(
+            config
+                .server
+                .clearance_socket
+                .unwrap_or_else(paddock_clearance::varlink::default_socket_path),
+        )?,
         iam: config.iam,
         webhooks: config.webhooks,
         audit: config.audit,
@@ -418,5 +431,18 @@ mod tests {
                 .allowed_hosts
                 .contains(&"paddock.example:8443".to_owned())
         );
+    }
+
+    #[test]
+    fn relative_paths_are_made_absolute_against_the_starting_directory() {
+        let mut config = PaddockConfig::default();
+        config.server.data_dir = Some(PathBuf::from("data"));
+        config.server.clearance_socket = Some(PathBuf::from("run/clearance.sock"));
+        config.git.base_path = Some(PathBuf::from("repos"));
+        let resolved = resolve(config).unwrap();
+        let here = std::env::current_dir().unwrap();
+        assert_eq!(resolved.data_dir, here.join("data"));
+        assert_eq!(resolved.clearance_socket, here.join("run/clearance.sock"));
+        assert_eq!(resolved.git.base_path, Some(here.join("repos")));
     }
 }
