@@ -218,6 +218,7 @@ pub(crate) fn median(v: &mut [f64]) -> f64 {
 }
 
 pub(crate) fn rate_row(label: &str, ours: f64, theirs: f64, unit: &str, goal: &str) {
+    crate::record::figure(label, unit, ours, Some(theirs), None, goal);
     println!(
         "{label:<44} {ours:>9.0} {unit} {theirs:>9.0} {unit} {:>6.2}x {goal:>8}",
         ours / theirs
@@ -225,6 +226,14 @@ pub(crate) fn rate_row(label: &str, ours: f64, theirs: f64, unit: &str, goal: &s
 }
 
 pub(crate) fn latency_row(label: &str, s: &Samples, goal: &str) {
+    crate::record::figure(
+        &format!("{label} p99"),
+        "ms",
+        s.percentile_ms(99.0),
+        None,
+        None,
+        goal,
+    );
     println!(
         "{label:<44} p50 {:>6.2} ms   p99 {:>6.2} ms   (n={}) {goal:>8}",
         s.percentile_ms(50.0),

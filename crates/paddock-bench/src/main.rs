@@ -14,7 +14,10 @@ mod iam_suite;
 mod lines;
 mod mcp;
 mod ops_suite;
+mod record;
 mod relay;
+mod report;
+mod soak;
 mod stats;
 mod subscribers;
 
@@ -36,6 +39,8 @@ struct Args {
     suite: String,
     git_commits: usize,
     git_pushed: usize,
+    /// How long `--suite soak` runs.
+    soak_minutes: u64,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -47,6 +52,7 @@ fn parse_args() -> anyhow::Result<Args> {
         suite: "all".into(),
         git_commits: 10_000,
         git_pushed: 1_000,
+        soak_minutes: 60,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -59,6 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--suite" => args.suite = value,
             "--git-commits" => args.git_commits = value.parse()?,
             "--git-pushed" => args.git_pushed = value.parse()?,
+            "--soak-minutes" => args.soak_minutes = value.parse()?,
             other => bail!("unknown flag {other}"),
         }
     }
@@ -91,6 +98,10 @@ struct Server {
 }
 
 impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     fn dir(&self) -> &std::path::Path {
         self._dir.path()
     }
@@ -205,32 +216,48 @@ async fn timed_async<T>(
 fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = parse_args()?;
+    if args.suite == "report" {
+        return record::report();
+    }
     if !matches!(
         args.suite.as_str(),
-        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals" | "ops"
+        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals" | "ops" | "soak"
     ) {
-        bail!("--suite must be all, boxes, git, egress, credentials, iam, approvals or ops");
+        bail!(
+            "--suite must be all, boxes, git, egress, credentials, iam, approvals, ops, soak or report"
+        );
     }
+    record::begin(&args.suite)?;
     let runtime = tokio::runtime::Runtime::new()?;
+    if args.suite == "soak" {
+        return runtime.block_on(soak::run(&args));
+    }
     if matches!(args.suite.as_str(), "all" | "boxes") {
+        record::section("boxes");
         runtime.block_on(boxes_suite(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "egress") {
+        record::section("egress");
         runtime.block_on(egress_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "credentials") {
+        record::section("credentials");
         runtime.block_on(credentials_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "approvals") {
+        record::section("approvals");
         runtime.block_on(approvals_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "iam") {
+        record::section("iam");
         runtime.block_on(iam_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "ops") {
+        record::section("ops");
         runtime.block_on(ops_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "git") {
+        record::section("git");
         git_suite::run(
             &args.paddock,
             args.iterations.min(7),

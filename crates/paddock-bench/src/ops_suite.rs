@@ -116,6 +116,14 @@ const ORDER: [usize; 3] = [0, 1, 1];
 
 fn print_row(label: &str, series: &[Samples; 3]) {
     let [on, off, again] = series;
+    crate::record::figure(
+        &format!("{label} p50, on vs off"),
+        "ms",
+        on.percentile_ms(50.0),
+        Some(off.percentile_ms(50.0)),
+        Some(again.percentile_ms(50.0)),
+        "<= 1.03x",
+    );
     for p in [50.0, 99.0] {
         println!(
             "{:<40} p{p:<2.0} {:>8.3} ms on {:>8.3} ms off = {:>5.3}x  (noise floor {:.3}x) {:>9}",

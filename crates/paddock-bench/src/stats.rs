@@ -44,6 +44,7 @@ impl Samples {
 
 pub fn ratio_row(label: &str, ours: &Samples, theirs: &Samples, goal: &str) {
     let (a, b) = (ours.percentile_ms(50.0), theirs.percentile_ms(50.0));
+    crate::record::figure(label, "ms", a, Some(b), None, goal);
     println!(
         "{label:<44} {:>9.1} ms {:>9.1} ms {:>7.2}x {goal:>8}",
         a,

@@ -97,6 +97,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     // Before anything is named after the instance (the host fence's table
     // above all): at their defaults, two paddocks differ only here.
     register_store_size(&store);
+    register_runtime_tasks();
     core.instance = paddock_core::resolve_instance(&store, &core.instance)
         .context("cannot read the instance id from the store")?;
     // Before any child of this process: what a killed paddock of this
@@ -462,6 +463,18 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
 /// How long a child process left at shutdown has between SIGTERM and
 /// SIGKILL.
 const CHILD_GRACE: Duration = Duration::from_secs(3);
+
+/// The tasks alive on the runtime in `/metrics`: with resident memory
+/// and open descriptors, what the soak watches for leaks.
+fn register_runtime_tasks() {
+    let runtime = tokio::runtime::Handle::current();
+    paddock_metrics::global().register(Arc::new(paddock_metrics::ReadFn::gauge(
+        "paddock_runtime_alive_tasks",
+        "Tasks alive on paddock's async runtime.",
+        &[],
+        move || vec![(Vec::new(), runtime.metrics().num_alive_tasks() as f64)],
+    )));
+}
 
 /// The store's size in `/metrics`: what retention keeps in check, since a
 /// full disk stops decisions.
