@@ -101,87 +101,90 @@ async fn crash_and_check(p: &mut Paddock, step: &str) {
     consistent(p, step).await;
 }
 
+/// Where in a create paddock is killed.
+#[derive(Debug, Clone, Copy)]
+enum CreateStep {
+    JustSent,
+    RowStored,
+    ContainerMade,
+}
+
+impl CreateStep {
+    fn name(self) -> &'static str {
+        match self {
+            Self::JustSent => "sent",
+            Self::RowStored => "row",
+            Self::ContainerMade => "container",
+        }
+    }
+}
+
+async fn create_killed_at(p: &mut Paddock, id: &str, step: CreateStep) {
+    let create = request(
+        p,
+        reqwest::Method::POST,
+        "/api/v1/boxes",
+        json!({"project": "demo", "box_id": id}),
+    );
+    match step {
+        CreateStep::JustSent => {}
+        CreateStep::RowStored => {
+            wait_for("the box's row", Duration::from_secs(30), || async {
+                listed(p, id).await.then_some(())
+            })
+            .await
+        }
+        CreateStep::ContainerMade => {
+            wait_for("the box's container", Duration::from_secs(30), || async {
+                container_exists(p, id).await.then_some(())
+            })
+            .await
+        }
+    }
+    crash_and_check(p, &format!("a create killed at {step:?} ({id})")).await;
+    let _ = create.await;
+}
+
+/// A destroy killed as soon as it is sent, then (if the box survived
+/// that) once its container is gone.
+async fn destroys_killed(p: &mut Paddock, id: &str) {
+    let path = format!("/api/v1/boxes/{id}");
+    let destroy = request(p, reqwest::Method::DELETE, &path, Value::Null);
+    crash_and_check(p, &format!("a destroy just sent ({id})")).await;
+    let _ = destroy.await;
+    if listed(p, id).await {
+        let destroy = request(p, reqwest::Method::DELETE, &path, Value::Null);
+        wait_for("the container to go", Duration::from_secs(30), || async {
+            (!container_exists(p, id).await).then_some(())
+        })
+        .await;
+        crash_and_check(p, &format!("a destroy without its container ({id})")).await;
+        let _ = destroy.await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_at_every_step_leaves_no_orphan_no_ghost_and_no_held_request() {
     let mut p = Paddock::start(chaos_options());
     for round in 0..3 {
-        // A create killed as soon as it is sent, once its row exists, once
-        // its container exists, and once it has answered.
-        let id = format!("k{round}-sent");
-        let create = request(
-            &p,
-            reqwest::Method::POST,
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": id}),
-        );
-        crash_and_check(&mut p, &format!("a create just sent ({id})")).await;
-        let _ = create.await;
-
-        let id = format!("k{round}-row");
-        let create = request(
-            &p,
-            reqwest::Method::POST,
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": id}),
-        );
-        wait_for("the box's row", Duration::from_secs(30), || async {
-            listed(&p, &id).await.then_some(())
-        })
-        .await;
-        crash_and_check(&mut p, &format!("a create with its row ({id})")).await;
-        let _ = create.await;
-
-        let id = format!("k{round}-container");
-        let create = request(
-            &p,
-            reqwest::Method::POST,
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": id}),
-        );
-        wait_for("the box's container", Duration::from_secs(30), || async {
-            container_exists(&p, &id).await.then_some(())
-        })
-        .await;
-        crash_and_check(&mut p, &format!("a create with its container ({id})")).await;
-        let _ = create.await;
-
+        for step in [
+            CreateStep::JustSent,
+            CreateStep::RowStored,
+            CreateStep::ContainerMade,
+        ] {
+            create_killed_at(&mut p, &format!("k{round}-{}", step.name()), step).await;
+        }
+        // A create that answered, then paddock killed: the box is kept.
         let id = format!("k{round}-done");
-        let create = request(
-            &p,
-            reqwest::Method::POST,
-            "/api/v1/boxes",
-            json!({"project": "demo", "box_id": id}),
-        );
-        assert_eq!(create.await.unwrap(), 201);
+        let (status, body) = p
+            .post("/api/v1/boxes", json!({"project": "demo", "box_id": id}))
+            .await;
+        assert_eq!(status, 201, "{body}");
         crash_and_check(&mut p, &format!("a created box ({id})")).await;
         assert!(listed(&p, &id).await, "an acknowledged create survives");
         let out = exec(&p, &id, "echo alive").await;
         assert_eq!(out["stdout"], "alive\n", "{out}");
-
-        // A destroy killed as soon as it is sent, and once its container
-        // is gone.
-        let destroy = request(
-            &p,
-            reqwest::Method::DELETE,
-            &format!("/api/v1/boxes/{id}"),
-            Value::Null,
-        );
-        crash_and_check(&mut p, &format!("a destroy just sent ({id})")).await;
-        let _ = destroy.await;
-        if listed(&p, &id).await {
-            let destroy = request(
-                &p,
-                reqwest::Method::DELETE,
-                &format!("/api/v1/boxes/{id}"),
-                Value::Null,
-            );
-            wait_for("the container to go", Duration::from_secs(30), || async {
-                (!container_exists(&p, &id).await).then_some(())
-            })
-            .await;
-            crash_and_check(&mut p, &format!("a destroy without its container ({id})")).await;
-            let _ = destroy.await;
-        }
+        destroys_killed(&mut p, &id).await;
     }
     verdicts_under_sigkill(&mut p).await;
 

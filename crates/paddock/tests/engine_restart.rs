@@ -1,8 +1,9 @@
 //! The Docker engine restarted under running boxes. Against a second
 //! `dockerd` this test starts — its own data-root, exec-root, socket and
-//! containerd, no default bridge and no iptables of its own, its boxes on
-//! a subnet pool no other test uses — so restarting it disturbs no other
-//! test. Every box that was running comes back by itself, guarded (seen
+//! containerd, a default bridge of its own (never `--bridge none`, with
+//! which dockerd deletes the host's `docker0` from under the main
+//! engine), no iptables of its own, its boxes on a subnet pool no other
+//! test uses — so restarting it disturbs no other test. Every box that was running comes back by itself, guarded (seen
 //! from inside: the gateway decides, a direct connection goes nowhere);
 //! a box a person had stopped stays stopped; nothing is orphaned.
 
@@ -18,13 +19,32 @@ use serde_json::json;
 struct SecondEngine {
     dir: tempfile::TempDir,
     daemon: Option<Child>,
+    /// Its default bridge, made by the test and removed with it.
+    bridge: String,
 }
 
 impl SecondEngine {
     fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("daemon.json"), "{}").unwrap();
-        let mut engine = Self { dir, daemon: None };
+        let bridge = format!("pdk2e{}", std::process::id() % 1_000_000);
+        let _ = Command::new("ip").args(["link", "del", &bridge]).status();
+        let made = Command::new("ip")
+            .args(["link", "add", "name", &bridge, "type", "bridge"])
+            .status()
+            .unwrap();
+        assert!(made.success(), "cannot make the second engine's bridge");
+        for args in [
+            vec!["addr", "add", "10.198.0.1/24", "dev", &bridge],
+            vec!["link", "set", &bridge, "up"],
+        ] {
+            assert!(Command::new("ip").args(&args).status().unwrap().success());
+        }
+        let mut engine = Self {
+            dir,
+            daemon: None,
+            bridge,
+        };
         engine.run_daemon();
         engine
     }
@@ -51,7 +71,8 @@ impl SecondEngine {
             .arg(root.join("daemon.json"))
             .arg("-H")
             .arg(self.host())
-            .args(["--bridge", "none", "--iptables=false", "--ip6tables=false"])
+            .args(["--bridge", &self.bridge])
+            .args(["--iptables=false", "--ip6tables=false"])
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -153,6 +174,9 @@ impl Drop for SecondEngine {
         // The data root's overlay mounts are the daemon's to undo; a
         // lazy unmount catches any it left.
         unmount_under(self.dir.path());
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.bridge])
+            .status();
     }
 }
 
@@ -205,6 +229,15 @@ async fn guarded(p: &Paddock, box_id: &str, allowed: &Upstream) {
 #[tokio::test(flavor = "multi_thread")]
 async fn boxes_come_back_guarded_when_the_engine_restarts() {
     test_image();
+    let main_bridge = || {
+        Command::new("ip")
+            .args(["link", "show", "docker0"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    let had_docker0 = main_bridge();
     let mut engine = SecondEngine::start();
     engine.load(TEST_IMAGE);
     let p = Paddock::start(Options {
@@ -233,6 +266,11 @@ async fn boxes_come_back_guarded_when_the_engine_restarts() {
     assert_eq!(status, 200);
 
     engine.restart();
+    assert_eq!(
+        main_bridge(),
+        had_docker0,
+        "the main engine's bridge is untouched"
+    );
 
     for id in ["r1", "r2"] {
         wait_for(
