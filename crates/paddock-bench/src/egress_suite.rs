@@ -48,6 +48,15 @@ async fn sink(listener: TcpListener) {
 }
 
 /// One byte in, one byte out, close: the cheapest useful connection.
+/// An echo server on `bind` (an address standing in for the outside);
+/// where it listens.
+pub(crate) async fn echo_at(bind: &str) -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind(bind).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(echo(listener));
+    Ok(addr)
+}
+
 pub(crate) async fn echo(listener: TcpListener) {
     loop {
         let Ok((mut s, _)) = listener.accept().await else {
@@ -456,9 +465,7 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
     );
 
     // The clearance path, on a listener at 127.0.0.2 (held by the rules).
-    let held_listener = TcpListener::bind("127.0.0.2:0").await?;
-    let held_target = held_listener.local_addr()?;
-    tokio::spawn(echo(held_listener));
+    let held_target = echo_at("127.0.0.2:0").await?;
     let socket = server.dir().join("run/clearance.sock");
     let clearance = Clearance {
         server_url: server.url.clone(),

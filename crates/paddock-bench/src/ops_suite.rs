@@ -15,7 +15,7 @@ use paddock_clearance::varlink::VarlinkClient;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
-use crate::egress_suite::{Clearance, Route, bench_box, echo, held_round, open};
+use crate::egress_suite::{Clearance, Route, bench_box, echo_at, held_round, open};
 use crate::stats::Samples;
 use crate::subscribers::{Arrivals, Subscribers};
 use crate::{Args, Server};
@@ -144,12 +144,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         side(args, "off", None).await?,
     ];
     let http = crate::http_client();
-    let echo_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let echo_addr = echo_listener.local_addr()?;
-    tokio::spawn(echo(echo_listener));
-    let held_listener = TcpListener::bind("127.0.0.2:0").await?;
-    let held_target = held_listener.local_addr()?;
-    tokio::spawn(echo(held_listener));
+    let echo_addr = echo_at("127.0.0.1:0").await?;
+    let held_target = echo_at("127.0.0.2:0").await?;
     println!(
         "\nops: counting and tracing on vs off, the same requests alternating; noise floor = off vs off again"
     );

@@ -75,8 +75,24 @@ pub(crate) fn write(history: &Path) -> anyhow::Result<()> {
         history.display()
     );
     describe_machine(&mut md, &machine);
+    describe_suites(&mut md, &figures)?;
+    describe_soak(&mut md, &soak)?;
+    std::fs::write("BENCHMARKS.md", md)?;
+    println!(
+        "wrote BENCHMARKS.md and {} plots in {PLOTS}/",
+        figures.len()
+    );
+    Ok(())
+}
+
+/// Per suite: a table of each figure's latest value beside its baseline,
+/// then each figure's plot over runs.
+fn describe_suites(
+    md: &mut String,
+    figures: &BTreeMap<(String, String), Figure>,
+) -> anyhow::Result<()> {
     let mut suites: BTreeMap<&str, Vec<(&str, &Figure)>> = BTreeMap::new();
-    for ((suite, name), f) in &figures {
+    for ((suite, name), f) in figures {
         suites
             .entry(suite.as_str())
             .or_default()
@@ -110,12 +126,6 @@ pub(crate) fn write(history: &Path) -> anyhow::Result<()> {
         }
         md.push('\n');
     }
-    describe_soak(&mut md, &soak)?;
-    std::fs::write("BENCHMARKS.md", md)?;
-    println!(
-        "wrote BENCHMARKS.md and {} plots in {PLOTS}/",
-        figures.len()
-    );
     Ok(())
 }
 

@@ -12,9 +12,8 @@ use std::time::{Duration, Instant};
 use paddock_clearance::varlink::VarlinkClient;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 
-use crate::egress_suite::{Clearance, Route, bench_box, echo, held_round, open, rest};
+use crate::egress_suite::{Clearance, Route, bench_box, echo_at, held_round, open, rest};
 use crate::{Args, Server};
 
 /// One cycle's work every this long.
@@ -131,12 +130,8 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
     let http = crate::http_client();
     let proxy = bench_box(&http, &server.url, "soak-steady").await?;
-    let echo_listener = TcpListener::bind("127.0.0.1:0").await?;
-    let echo_addr = echo_listener.local_addr()?;
-    tokio::spawn(echo(echo_listener));
-    let held_listener = TcpListener::bind("127.0.0.2:0").await?;
-    let held_target = held_listener.local_addr()?;
-    tokio::spawn(echo(held_listener));
+    let echo_addr = echo_at("127.0.0.1:0").await?;
+    let held_target = echo_at("127.0.0.2:0").await?;
     let socket = server.dir().join("run/clearance.sock");
     let clearance = Clearance {
         server_url: server.url.clone(),
