@@ -332,7 +332,7 @@ fn plot(title: &str, x: &[f64], series: &[(&str, &str, Vec<Option<f64>>)]) -> St
 }
 
 fn short(v: f64) -> String {
-    if v.abs() >= 100.0 {
+    if v.fract() == 0.0 || v.abs() >= 100.0 {
         format!("{v:.0}")
     } else if v.abs() >= 1.0 {
         format!("{v:.1}")
