@@ -75,17 +75,26 @@ async fn sample(
     })
 }
 
+/// What every cycle drives: the long-lived box's gateway, the targets
+/// behind it, and the subscriber and client that decide its holds.
+struct SteadyLoad {
+    proxy: SocketAddr,
+    echo_addr: SocketAddr,
+    held_target: SocketAddr,
+    rx: crate::subscribers::Arrivals,
+    calls: VarlinkClient,
+}
+
+/// The long-lived box every cycle goes through.
+const STEADY_BOX: &str = "soak-steady";
+
 /// One cycle: a box made, used and destroyed; connections through the
 /// long-lived box's gateway; one held connection allowed.
-#[allow(clippy::too_many_arguments)]
 async fn cycle(
     n: u64,
     server: &Server,
     http: &reqwest::Client,
-    proxy: SocketAddr,
-    echo_addr: SocketAddr,
-    held_target: SocketAddr,
-    side: (&str, &mut crate::subscribers::Arrivals, &mut VarlinkClient),
+    load: &mut SteadyLoad,
 ) -> anyhow::Result<()> {
     let churn = format!("soak-{n}");
     let boxes = format!("{}/api/v1/boxes", server.url);
@@ -104,13 +113,20 @@ async fn cycle(
     )
     .await?;
     for _ in 0..CONNECTIONS_PER_CYCLE {
-        let mut s = open(Route::Proxy(proxy), echo_addr).await?;
+        let mut s = open(Route::Proxy(load.proxy), load.echo_addr).await?;
         s.write_all(b"x").await?;
         let mut b = [0u8; 1];
         s.read_exact(&mut b).await?;
     }
-    let (box_id, rx, calls) = side;
-    held_round(proxy, held_target, box_id, 1, rx, calls).await?;
+    held_round(
+        load.proxy,
+        load.held_target,
+        STEADY_BOX,
+        1,
+        &mut load.rx,
+        &mut load.calls,
+    )
+    .await?;
     rest(
         http,
         reqwest::Method::DELETE,
@@ -129,18 +145,22 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     let minutes = args.soak_minutes;
     let server = Server::start(args, "[egress]\nhold_timeout_secs = 60\n")?;
     let http = crate::http_client();
-    let proxy = bench_box(&http, &server.url, "soak-steady").await?;
-    let echo_addr = echo_at("127.0.0.1:0").await?;
-    let held_target = echo_at("127.0.0.2:0").await?;
+    let proxy = bench_box(&http, &server.url, STEADY_BOX).await?;
     let socket = server.dir().join("run/clearance.sock");
     let clearance = Clearance {
         server_url: server.url.clone(),
         socket: socket.clone(),
         http: http.clone(),
-        box_id: "soak-steady".into(),
+        box_id: STEADY_BOX.into(),
     };
-    let (_subscribers, mut rx) = clearance.subscribers(1).await?;
-    let mut calls = VarlinkClient::connect(&socket).await?;
+    let (_subscribers, rx) = clearance.subscribers(1).await?;
+    let mut load = SteadyLoad {
+        proxy,
+        echo_addr: echo_at("127.0.0.1:0").await?,
+        held_target: echo_at("127.0.0.2:0").await?,
+        rx,
+        calls: VarlinkClient::connect(&socket).await?,
+    };
 
     println!(
         "\nsoak: {minutes} min; each {} s a box made, used and destroyed, {CONNECTIONS_PER_CYCLE} connections, one hold decided",
@@ -159,16 +179,7 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
     while Instant::now() < end {
         let due = started + CYCLE * n as u32;
         tokio::time::sleep_until(due.into()).await;
-        cycle(
-            n,
-            &server,
-            &http,
-            proxy,
-            echo_addr,
-            held_target,
-            ("soak-steady", &mut rx, &mut calls),
-        )
-        .await?;
+        cycle(n, &server, &http, &mut load).await?;
         n += 1;
         if Instant::now() >= next_sample {
             let s = sample(&server, &http, started).await?;

@@ -152,19 +152,19 @@ impl Supervisor {
         if let Some(instance) = self.inner.instance.lock().as_deref() {
             command.env(crate::MARKER, instance);
         }
-        let program = command
-            .as_std()
-            .get_program()
-            .to_string_lossy()
-            .into_owned();
         if self.inner.table.lock().refusing {
             return Err(ChildrenError::Stopping { kind, name });
         }
         // Started outside the lock, so children start in parallel; one
         // started while the stop began is dropped (and so killed) below.
-        let mut child = command
-            .spawn()
-            .map_err(|source| ChildrenError::Spawn { program, source })?;
+        let mut child = command.spawn().map_err(|source| ChildrenError::Spawn {
+            program: command
+                .as_std()
+                .get_program()
+                .to_string_lossy()
+                .into_owned(),
+            source,
+        })?;
         let mut table = self.inner.table.lock();
         if table.refusing {
             return Err(ChildrenError::Stopping { kind, name });

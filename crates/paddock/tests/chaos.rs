@@ -330,6 +330,26 @@ impl Drop for SmallDisk {
     }
 }
 
+/// Box `box_id` of project demo, and an upstream its project may reach
+/// (checked once).
+async fn box_with_an_allowed_upstream(p: &Paddock, box_id: &str) -> Upstream {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let (status, body) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "demo", "box_id": box_id}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    add_rule(
+        p,
+        json!({"project": "demo", "target": "127.0.0.1/32", "action": "allow"}),
+    )
+    .await;
+    assert_eq!(allowed_wget(p, box_id, &upstream).await["exit_code"], 0);
+    upstream
+}
+
 async fn allowed_wget(p: &Paddock, box_id: &str, upstream: &Upstream) -> Value {
     exec(
         p,
@@ -340,8 +360,8 @@ async fn allowed_wget(p: &Paddock, box_id: &str, upstream: &Upstream) -> Value {
 }
 
 /// Waits until connections from `box_id` are refused (fail closed) and
-/// health names the decision log; `make_decisions` keeps the gateway
-/// writing meanwhile.
+/// health names the decision log; each attempt meanwhile is a decision
+/// the gateway tries to write.
 async fn decisions_stop(p: &Paddock, box_id: &str, upstream: &Upstream) {
     wait_for(
         "the gateway to fail closed",
@@ -367,17 +387,7 @@ async fn decisions_resume(p: &Paddock, box_id: &str, upstream: &Upstream) {
 async fn a_full_data_dir_fails_closed_and_recovers_without_a_restart() {
     let mut p = Paddock::start(chaos_options());
     let disk = SmallDisk::under(&mut p);
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    let (status, body) = p
-        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "f1"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    add_rule(
-        &p,
-        json!({"project": "demo", "target": "127.0.0.1/32", "action": "allow"}),
-    )
-    .await;
-    assert_eq!(allowed_wget(&p, "f1", &upstream).await["exit_code"], 0);
+    let upstream = box_with_an_allowed_upstream(&p, "f1").await;
 
     let fill = disk.fill();
     decisions_stop(&p, "f1", &upstream).await;
@@ -460,17 +470,7 @@ impl Drop for StoreLock {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_store_locked_by_another_process_fails_closed_and_recovers() {
     let p = Paddock::start(chaos_options());
-    let upstream = Upstream::start("127.0.0.1:0").await;
-    let (status, body) = p
-        .post("/api/v1/boxes", json!({"project": "demo", "box_id": "l1"}))
-        .await;
-    assert_eq!(status, 201, "{body}");
-    add_rule(
-        &p,
-        json!({"project": "demo", "target": "127.0.0.1/32", "action": "allow"}),
-    )
-    .await;
-    assert_eq!(allowed_wget(&p, "l1", &upstream).await["exit_code"], 0);
+    let upstream = box_with_an_allowed_upstream(&p, "l1").await;
 
     let lock = StoreLock::take(&p.dir.path().join("data").join("paddock.db"));
     decisions_stop(&p, "l1", &upstream).await;
