@@ -9,6 +9,7 @@ mod boxes_more;
 mod console_clients;
 mod credentials_suite;
 mod egress_suite;
+mod fanout;
 mod git_suite;
 mod iam_suite;
 mod lines;
@@ -221,10 +222,19 @@ fn main() -> anyhow::Result<()> {
     }
     if !matches!(
         args.suite.as_str(),
-        "all" | "boxes" | "git" | "egress" | "credentials" | "iam" | "approvals" | "ops" | "soak"
+        "all"
+            | "boxes"
+            | "git"
+            | "egress"
+            | "fanout"
+            | "credentials"
+            | "iam"
+            | "approvals"
+            | "ops"
+            | "soak"
     ) {
         bail!(
-            "--suite must be all, boxes, git, egress, credentials, iam, approvals, ops, soak or report"
+            "--suite must be all, boxes, git, egress, fanout, credentials, iam, approvals, ops, soak or report"
         );
     }
     record::begin(&args.suite)?;
@@ -239,6 +249,17 @@ fn main() -> anyhow::Result<()> {
     if matches!(args.suite.as_str(), "all" | "egress") {
         record::section("egress");
         runtime.block_on(egress_suite::run(&args))?;
+    }
+    if args.suite == "fanout" {
+        // The hub's fan-out alone (part of egress): no engine, no paddock.
+        record::section("egress");
+        let dir = tempfile::tempdir()?;
+        // The hub's socket must be in a private directory.
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )?;
+        runtime.block_on(egress_suite::fanout_rows(dir.path(), 500))?;
     }
     if matches!(args.suite.as_str(), "all" | "credentials") {
         record::section("credentials");

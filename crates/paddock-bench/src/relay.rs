@@ -105,3 +105,64 @@ fn splice_pump(from: &TcpStream, to: &TcpStream) {
         }
     }
 }
+
+/// The barest relay that speaks the gateway's protocol, for the floor of
+/// a new connection through any proxy here: read a CONNECT head, connect,
+/// answer 200, copy both ways — no policy, no log, no events — on a
+/// runtime of its own with as many workers as paddock's, as the gateway
+/// has in its process. A thread-per-connection relay would measure
+/// thread creation instead.
+pub fn start_connect() -> std::io::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        .thread_name("bare-connect-relay")
+        .enable_io()
+        .build()?;
+    std::thread::spawn(move || {
+        runtime.block_on(async move {
+            let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                return;
+            };
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay_connect(client));
+            }
+        })
+    });
+    Ok(addr)
+}
+
+async fn relay_connect(mut client: tokio::net::TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    client.set_nodelay(true)?;
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 1024];
+    let end = loop {
+        let n = client.read(&mut buf).await?;
+        if n == 0 || head.len() > 8192 {
+            return Ok(());
+        }
+        head.extend_from_slice(&buf[..n]);
+        if let Some(at) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+    };
+    let line = String::from_utf8_lossy(&head[..end]);
+    let Some(target) = line
+        .strip_prefix("CONNECT ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|t| t.parse::<SocketAddr>().ok())
+    else {
+        return client.write_all(b"HTTP/1.1 400 Bad Request\r\n\r\n").await;
+    };
+    let mut upstream = tokio::net::TcpStream::connect(target).await?;
+    upstream.set_nodelay(true)?;
+    upstream.write_all(&head[end..]).await?;
+    client
+        .write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        .await?;
+    tokio::io::copy_bidirectional(&mut client, &mut upstream).await?;
+    Ok(())
+}

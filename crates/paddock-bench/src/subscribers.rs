@@ -8,15 +8,13 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use anyhow::Context;
 use tokio::sync::mpsc;
-
-use crate::stats::Samples;
 
 /// (arrival, event type, request id) of every event a subscriber reads.
 pub type Arrival = (Instant, String, String);
@@ -200,45 +198,6 @@ impl Drop for Subscribers {
             let _ = reader.join();
         }
     }
-}
-
-/// The same harness fed by the barest publisher there is: a thread that
-/// writes one small frame to each of `n` unix sockets in turn, nothing
-/// else. What its last subscriber waits is what fan-out costs on this
-/// machine (its cores, its system calls) before any hub is involved.
-pub async fn bare_fanout(dir: &Path, n: usize, rounds: usize) -> anyhow::Result<Samples> {
-    let path = dir.join(format!("bare-{n}.sock"));
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path)?;
-    // The listener's backlog (128) holds the subscribers' connections until
-    // they are accepted here.
-    let (subscribers, mut arrivals) = Subscribers::start(&path, n)?;
-    let mut sockets = (0..n)
-        .map(|_| listener.accept().map(|(s, _)| s))
-        .collect::<std::io::Result<Vec<_>>>()?;
-    let mut samples = Samples::default();
-    for round in 0..rounds {
-        let frame = format!(
-            "{{\"type\":\"connection_blocked\",\"request_id\":\"bare-{round}\",\"dest\":\"203.0.113.7\",\"dossier\":{{\"project\":\"bench\"}}}}\0"
-        );
-        let sent = Instant::now();
-        for s in &mut sockets {
-            s.write_all(frame.as_bytes())?;
-        }
-        for _ in 0..n {
-            let (at, _, _) =
-                tokio::time::timeout(std::time::Duration::from_secs(10), arrivals.recv())
-                    .await
-                    .context("no bare frame within 10 s")?
-                    .context("the reader ended")?;
-            samples.push(at - sent);
-        }
-        // Rounds apart, as held requests are: each starts with the reader asleep.
-        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
-    }
-    drop(subscribers);
-    let _ = std::fs::remove_file(&path);
-    Ok(samples)
 }
 
 #[cfg(test)]

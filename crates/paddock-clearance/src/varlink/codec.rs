@@ -71,6 +71,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// The reader back, with what was read past the last frame.
+    pub fn into_parts(self) -> (R, Vec<u8>) {
+        (self.inner, self.buf)
+    }
+
     pub async fn next_message<T: for<'de> Deserialize<'de>>(
         &mut self,
     ) -> Result<Option<T>, FrameError> {

@@ -12,6 +12,7 @@ mod interfaces;
 mod server;
 pub(crate) mod service;
 mod socket;
+mod stream;
 
 pub use client::{ClientError, EventStream, VarlinkClient};
 pub use codec::{Call, FrameError, Reply};

@@ -14,15 +14,14 @@ use super::codec::{Call, FrameReader, Reply, write_frame};
 use super::service::{Outcome, dispatch};
 use super::socket::{SocketError, bind_private, effective_uid};
 use crate::hub::Hub;
-use crate::queue::{DirectSink, Subscription};
 use paddock_iam::{Capabilities, Identity};
 
 /// Requests are small; anything bigger is not a clearance client.
 const MAX_MESSAGE: usize = 64 * 1024;
 /// A message once started must be complete within this.
 const FINISH_MESSAGE_WITHIN: Duration = Duration::from_secs(10);
-/// A subscriber whose socket takes no bytes for this long is cut off.
-const WRITE_STALL: Duration = Duration::from_secs(10);
+/// A peer whose socket takes no bytes for this long is cut off.
+pub(super) const WRITE_STALL: Duration = Duration::from_secs(10);
 const MAX_CONNECTIONS: usize = 512;
 
 pub struct VarlinkServer {
@@ -127,7 +126,7 @@ async fn serve_connection(stream: UnixStream, hub: Arc<Hub>, version: String, ca
                 }
             }
             Outcome::Subscribe => {
-                stream_events(hub.subscribe(), &mut reader, write).await;
+                super::stream::stream_events(hub.subscribe(), reader, write).await;
                 return;
             }
         }
@@ -146,59 +145,6 @@ async fn send_raw(write: &mut tokio::net::unix::OwnedWriteHalf, json: &[u8]) -> 
         Err(_) => {
             tracing::info!("a clearance subscriber stopped reading; cut it off");
             Err(())
-        }
-    }
-}
-
-struct SocketSink(Arc<tokio::net::unix::OwnedWriteHalf>);
-
-impl DirectSink for SocketSink {
-    fn try_write(&self, bytes: &[u8]) -> Option<usize> {
-        self.0.try_write(bytes).ok()
-    }
-}
-
-async fn write_all_shared(
-    write: &tokio::net::unix::OwnedWriteHalf,
-    mut bytes: &[u8],
-) -> std::io::Result<()> {
-    while !bytes.is_empty() {
-        write.writable().await?;
-        match write.try_write(bytes) {
-            Ok(n) => bytes = &bytes[n..],
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(())
-}
-
-/// Streams until the peer hangs up (or sends anything: a streaming
-/// connection takes no further calls) or the hub closes.
-async fn stream_events(
-    subscription: Subscription,
-    reader: &mut FrameReader<tokio::net::unix::OwnedReadHalf>,
-    write: tokio::net::unix::OwnedWriteHalf,
-) {
-    let write = Arc::new(write);
-    subscription.attach(Arc::new(SocketSink(write.clone())));
-    loop {
-        tokio::select! {
-            chunk = subscription.next_chunk() => {
-                let Some(chunk) = chunk else { return };
-                let bytes = &chunk.event.varlink_frame[chunk.offset..];
-                let sent = tokio::time::timeout(WRITE_STALL, write_all_shared(&write, bytes)).await;
-                subscription.written();
-                match sent {
-                    Ok(Ok(())) => {}
-                    Ok(Err(_)) => return,
-                    Err(_) => {
-                        tracing::info!("a clearance subscriber stopped reading; cut it off");
-                        return;
-                    }
-                }
-            }
-            _ = reader.next() => return,
         }
     }
 }

@@ -1,0 +1,174 @@
+//! Fan-out on its own: paddock's hub publishing to `n` varlink
+//! subscribers, from the call to [`Hub::publish`] (which serialises the
+//! event) to each arrival, against the barest publisher there is writing
+//! the hub's own frame for the event to `n` unix sockets in turn. Both
+//! are read by the same harness ([`Subscribers`]), and their rounds
+//! alternate, so whatever else the machine does falls on both alike.
+
+use std::io::Write;
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use paddock_clearance::varlink::VarlinkServer;
+use paddock_clearance::{ClearanceEvent, EventKind, Hub, HubConfig, Published};
+use tokio_util::sync::CancellationToken;
+
+use crate::stats::Samples;
+use crate::subscribers::{Arrivals, Subscribers};
+
+/// What each publisher's subscribers waited, round by round.
+pub struct Fanout {
+    pub hub: Samples,
+    pub bare: Samples,
+}
+
+/// `rounds` events to `n` subscribers from each publisher in turn.
+pub async fn compare(dir: &Path, n: usize, rounds: usize) -> anyhow::Result<Fanout> {
+    let mut hub = HubRig::start(dir, n).await?;
+    let mut bare = BareRig::start(dir, n)?;
+    let mut unmeasured = Samples::default();
+    // Every subscriber's task past its set-up before anything counts.
+    for round in 0..10 {
+        hub.round(round, &mut unmeasured).await?;
+        bare.round(round, &mut unmeasured).await?;
+    }
+    let mut out = Fanout {
+        hub: Samples::default(),
+        bare: Samples::default(),
+    };
+    for round in 0..rounds {
+        hub.round(round, &mut out.hub).await?;
+        bare.round(round, &mut out.bare).await?;
+    }
+    hub.stop().await;
+    bare.stop();
+    Ok(out)
+}
+
+/// The event both publishers send in `round`: what a held connection
+/// announces, with the dossier a box carries.
+fn bench_event(round: usize) -> ClearanceEvent {
+    let mut event = ClearanceEvent::new(EventKind::ConnectionBlocked, "fanout-bench")
+        .with_dossier("bench", "paddock-fanout-bench");
+    event.request_id = format!("round-{round}");
+    event.dest = "203.0.113.7".into();
+    event.port = 443;
+    event.proto = 6;
+    event
+}
+
+/// Waits for `n` arrivals of one round; what each waited since `sent`.
+async fn collect(
+    arrivals: &mut Arrivals,
+    n: usize,
+    sent: Instant,
+    samples: &mut Samples,
+) -> anyhow::Result<()> {
+    for _ in 0..n {
+        let (at, _, _) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
+            .await
+            .context("no frame within 10 s")?
+            .context("the reader ended")?;
+        samples.push(at - sent);
+    }
+    // Rounds apart, as held requests are: each starts with the reader asleep.
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    Ok(())
+}
+
+struct BareRig {
+    path: PathBuf,
+    sockets: Vec<UnixStream>,
+    subscribers: Subscribers,
+    arrivals: Arrivals,
+}
+
+impl BareRig {
+    fn start(dir: &Path, n: usize) -> anyhow::Result<Self> {
+        let path = dir.join(format!("bare-{n}.sock"));
+        let _ = std::fs::remove_file(&path);
+        let listener = UnixListener::bind(&path)?;
+        // The listener's backlog (128) holds the subscribers' connections
+        // until they are accepted here.
+        let (subscribers, arrivals) = Subscribers::start(&path, n)?;
+        let sockets = (0..n)
+            .map(|_| listener.accept().map(|(s, _)| s))
+            .collect::<std::io::Result<Vec<_>>>()?;
+        Ok(Self {
+            path,
+            sockets,
+            subscribers,
+            arrivals,
+        })
+    }
+
+    async fn round(&mut self, round: usize, samples: &mut Samples) -> anyhow::Result<()> {
+        let frame = Published::new(bench_event(round)).varlink_frame;
+        let sent = Instant::now();
+        for s in &mut self.sockets {
+            s.write_all(&frame)?;
+        }
+        collect(&mut self.arrivals, self.sockets.len(), sent, samples).await
+    }
+
+    fn stop(self) {
+        drop(self.subscribers);
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// paddock's hub and its varlink server, in this process on a socket in
+/// the bench's directory.
+struct HubRig {
+    hub: Arc<Hub>,
+    n: usize,
+    stop: CancellationToken,
+    serving: tokio::task::JoinHandle<()>,
+    subscribers: Subscribers,
+    arrivals: Arrivals,
+}
+
+impl HubRig {
+    async fn start(dir: &Path, n: usize) -> anyhow::Result<Self> {
+        let path = dir.join(format!("hub-{n}.sock"));
+        let hub = Hub::new(HubConfig {
+            queue_capacity: 128,
+            terok_discovery: false,
+        });
+        let server = VarlinkServer::bind(&path, hub.clone(), env!("CARGO_PKG_VERSION"))?;
+        let stop = CancellationToken::new();
+        let serving = tokio::spawn(server.serve(stop.clone()));
+        let (subscribers, arrivals) = Subscribers::start(&path, n)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while hub.subscriber_count() < n {
+            if Instant::now() > deadline {
+                anyhow::bail!("{} of {n} subscribers after 10 s", hub.subscriber_count());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok(Self {
+            hub,
+            n,
+            stop,
+            serving,
+            subscribers,
+            arrivals,
+        })
+    }
+
+    async fn round(&mut self, round: usize, samples: &mut Samples) -> anyhow::Result<()> {
+        let event = bench_event(round);
+        let sent = Instant::now();
+        self.hub.publish(event);
+        collect(&mut self.arrivals, self.n, sent, samples).await
+    }
+
+    async fn stop(self) {
+        drop(self.subscribers);
+        self.stop.cancel();
+        let _ = self.serving.await;
+    }
+}
