@@ -516,8 +516,12 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
 /// CONNECT, so they also carry the gateway's path, which one subscriber
 /// costs as much as a hundred.
 pub(crate) async fn fanout_rows(dir: &std::path::Path, rounds: usize) -> anyhow::Result<()> {
-    let one = crate::fanout::compare(dir, 1, rounds).await?;
-    let hundred = crate::fanout::compare(dir, 100, rounds).await?;
+    // The hub serves only from a directory closed to others.
+    let dir = dir.join("fanout");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
+    let one = crate::fanout::compare(&dir, 1, rounds).await?;
+    let hundred = crate::fanout::compare(&dir, 100, rounds).await?;
     let (hub, bare) = (
         hundred.hub.percentile_ms(99.0),
         hundred.bare.percentile_ms(99.0),
