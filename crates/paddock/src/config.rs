@@ -86,6 +86,12 @@ pub struct ServerConfig {
     /// Extra `Host` values MCP accepts besides loopback and the public URL's.
     pub allowed_hosts: Vec<String>,
     pub clearance_socket: Option<PathBuf>,
+    /// PEM certificate (leaf first, then its chain) for HTTPS on `listen`;
+    /// with `tls_key`. Renewed files are taken up without a restart.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// How often the certificate's files are looked at for a renewal.
+    pub tls_reload_secs: u64,
 }
 
 impl Default for ServerConfig {
@@ -98,6 +104,9 @@ impl Default for ServerConfig {
             shutdown_timeout_secs: 10,
             allowed_hosts: Vec::new(),
             clearance_socket: None,
+            tls_cert: None,
+            tls_key: None,
+            tls_reload_secs: 5,
         }
     }
 }
@@ -110,6 +119,9 @@ pub struct Resolved {
     pub log_format: String,
     pub shutdown_timeout_secs: u64,
     pub allowed_hosts: Vec<String>,
+    /// HTTPS on the API listener, when configured.
+    pub tls: Option<paddock_tls::CertFiles>,
+    pub tls_reload_secs: u64,
     /// False when `public_url` defaults to the listen address, which
     /// `serve` then replaces with the address actually bound (port 0).
     pub explicit_public_url: bool,
@@ -262,10 +274,21 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
     if !matches!(config.server.log_format.as_str(), "text" | "json") {
         bail!("server.log_format must be \"text\" or \"json\"");
     }
+    let tls = match (config.server.tls_cert, config.server.tls_key) {
+        (Some(cert), Some(key)) => Some(paddock_tls::CertFiles {
+            cert: absolute(cert)?,
+            key: absolute(key)?,
+        }),
+        (None, None) => None,
+        _ => {
+            bail!("server.tls_cert and server.tls_key go together: set both for HTTPS, or neither")
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let explicit_public_url = config.public_url.is_some();
     let public_url = config
         .public_url
-        .unwrap_or_else(|| format!("http://{listen}"));
+        .unwrap_or_else(|| format!("{scheme}://{listen}"));
     let mut allowed_hosts = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
@@ -302,6 +325,8 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         log_format: config.server.log_format,
         shutdown_timeout_secs: config.server.shutdown_timeout_secs,
         allowed_hosts,
+        tls,
+        tls_reload_secs: config.server.tls_reload_secs.max(1),
         explicit_public_url,
         core,
         git,
@@ -402,6 +427,19 @@ mod tests {
             .try_into::<PaddockConfig>()
             .unwrap_err();
         assert!(err.to_string().contains("max_boxs"), "{err}");
+    }
+
+    #[test]
+    fn https_needs_both_files_and_makes_the_public_url_https() {
+        let mut config = PaddockConfig::default();
+        config.server.tls_cert = Some("cert.pem".into());
+        let err = resolve(config.clone()).err().unwrap().to_string();
+        assert!(err.contains("go together"), "{err}");
+        config.server.tls_key = Some("key.pem".into());
+        let resolved = resolve(config).unwrap();
+        assert_eq!(resolved.core.public_url, "https://127.0.0.1:7878");
+        let files = resolved.tls.unwrap();
+        assert!(files.cert.is_absolute() && files.key.is_absolute());
     }
 
     #[test]

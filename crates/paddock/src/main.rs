@@ -1,5 +1,6 @@
 //! `paddock`: the server (`serve`) and its command-line clients.
 
+mod api_listener;
 mod backup;
 mod clearance;
 mod client;

@@ -56,6 +56,8 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         docker_host,
         shutdown_timeout_secs,
         allowed_hosts,
+        tls,
+        tls_reload_secs,
         explicit_public_url,
         mut core,
         git,
@@ -86,8 +88,10 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
             .with_context(|| format!("cannot listen on {listen}"))?,
     };
     let bound = listener.local_addr()?;
+    let api = crate::api_listener::ApiListener::new(listener, tls.as_ref())?;
+    let scheme = api.scheme();
     if !explicit_public_url {
-        core.public_url = format!("http://{bound}");
+        core.public_url = format!("{scheme}://{bound}");
     }
 
     let db = data_dir.join("paddock.db");
@@ -386,10 +390,16 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         }
     });
 
+    if let Some(cert) = api.certificate() {
+        let every = Duration::from_secs(tls_reload_secs);
+        components.start("tls", move |stop| {
+            crate::api_listener::watch_certificate(cert, every, stop)
+        });
+    }
     components.start("http", move |stop| async move {
         let graceful = stop.clone();
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
+        let served = api
+            .serve(app, async move {
                 graceful.cancelled().await;
                 shutdown.cancel();
             })
@@ -401,7 +411,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
 
     tracing::info!(instance = boxes.instance(), data_dir = %data_dir.display(), "paddock serving");
     // A line on stdout for scripts and tests that start paddock on port 0.
-    println!("paddock: listening on http://{bound}");
+    println!("paddock: listening on {scheme}://{bound}");
     if let Some(token) = first_admin {
         // Shown here once and never again: only its hash is stored, and it
         // goes to stdout, never to the log.
@@ -422,7 +432,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .context("cannot listen for SIGHUP")?;
     crate::systemd::ready(&format!(
-        "serving on http://{bound}, instance {}",
+        "serving on {scheme}://{bound}, instance {}",
         boxes.instance()
     ));
 

@@ -8,6 +8,7 @@ mod common;
 mod activation;
 mod activation_device;
 mod agent_image;
+mod api_tls;
 mod audit_export;
 mod backup;
 mod boxes_cli;

@@ -49,12 +49,17 @@ pub struct Connection {
     /// API token.
     #[arg(long, env = "PADDOCK_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for https:// besides the system's (a
+    /// paddock whose certificate a private CA issued).
+    #[arg(long, env = "PADDOCK_CA_FILE", global = true)]
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 pub struct Client {
     http: reqwest::Client,
     base: String,
     token: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Client {
@@ -65,18 +70,19 @@ impl Client {
                 "--url / PADDOCK_URL must start with http:// or https:// (got {url:?}), e.g. http://127.0.0.1:7878"
             ));
         }
-        let mut builder = reqwest::Client::builder();
-        if url.starts_with("http://") {
-            // No TLS to verify: spare every CLI process reading the
-            // system's certificate store (a few milliseconds, paid twice
-            // by `id=$(paddock box create …); paddock box exec $id …`).
-            builder = builder.tls_certs_only([]);
-        }
+        let http =
+            super::trust::http_client(reqwest::Client::builder(), url, conn.ca_file.as_deref())?;
         Ok(Self {
-            http: builder.build().context("cannot build the HTTP client")?,
+            http,
             base: conn.url.trim_end_matches('/').to_owned(),
             token: conn.token.clone(),
+            ca_file: conn.ca_file.clone(),
         })
+    }
+
+    /// What a WebSocket to this paddock connects with.
+    pub fn websocket_connector(&self) -> anyhow::Result<Option<tokio_tungstenite::Connector>> {
+        super::trust::websocket_connector(self.ca_file.as_deref())
     }
 
     /// Sends a request; a non-2xx answer becomes the server's own message.
@@ -146,7 +152,12 @@ impl Client {
         request: reqwest::RequestBuilder,
     ) -> anyhow::Result<reqwest::Response> {
         let response = request.send().await.map_err(|e| {
-            if e.is_connect() {
+            if let Some(tls) = super::trust::tls_failure(&e) {
+                anyhow!(
+                    "paddock at {} could not be verified over TLS ({tls}): if a private CA issued its certificate, give that CA with --ca-file (PADDOCK_CA_FILE)",
+                    self.base
+                )
+            } else if e.is_connect() {
                 anyhow!(
                     "cannot reach paddock at {}: is `paddock serve` running there? (--url / PADDOCK_URL)",
                     self.base

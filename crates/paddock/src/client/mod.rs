@@ -16,6 +16,7 @@ mod status;
 mod table;
 mod tokens;
 mod top;
+pub(crate) mod trust;
 
 pub use boxes::{BoxArgs, run_box};
 pub use console::{ConsoleArgs, run_console};

@@ -79,7 +79,8 @@ pub async fn shell(client: &Client, id: &str, command: Option<&str>) -> anyhow::
         path.push_str(&format!("&command={}", percent_encode(command, b"")));
     }
     let request = client.websocket_request(&path)?;
-    let (socket, _) = match tokio_tungstenite::connect_async(request).await {
+    let connector = client.websocket_connector()?;
+    let socket = match super::trust::connect_websocket(request, connector).await {
         Ok(connected) => connected,
         Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
             let body = response.body().as_deref().unwrap_or_default();

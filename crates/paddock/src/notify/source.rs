@@ -69,15 +69,19 @@ impl Source {
                         .parse()
                         .map_err(|_| anyhow!("the token cannot go in a header"))?,
                 );
-                let (socket, _) = tokio_tungstenite::connect_async(request)
+                let ca_file = std::env::var_os(crate::client::trust::CA_FILE_ENV)
+                    .map(std::path::PathBuf::from);
+                let connector = crate::client::trust::websocket_connector(ca_file.as_deref())?;
+                let socket = crate::client::trust::connect_websocket(request, connector)
                     .await
                     .map_err(|e| anyhow!("cannot open {ws_url}: {e}"))?;
                 Ok(Self::Web {
                     socket: Box::new(socket),
-                    http: reqwest::Client::builder()
-                        .redirect(reqwest::redirect::Policy::none())
-                        .build()
-                        .context("the HTTP client")?,
+                    http: crate::client::trust::http_client(
+                        reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()),
+                        base,
+                        ca_file.as_deref(),
+                    )?,
                     base: base.clone(),
                     token: token.clone(),
                 })

@@ -242,7 +242,11 @@ impl Paddock {
             .to_owned();
         // A restart must come back on the same address: activation links
         // and clients hold it.
-        self.listen = self.url.trim_start_matches("http://").to_owned();
+        self.listen = self
+            .url
+            .trim_start_matches("http://")
+            .trim_start_matches("https://")
+            .to_owned();
         self.child = Some(child);
         if self.options.default_instance {
             self.instance = self.logged_instance();
