@@ -16,6 +16,7 @@ mod http_rules;
 mod migrate;
 mod ports;
 mod secrets;
+mod spokes;
 mod warm;
 
 use parking_lot::{Mutex, MutexGuard};
@@ -30,6 +31,7 @@ pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
 pub use http_rules::HttpRuleRow;
 pub use secrets::SecretRow;
+pub use spokes::SpokeRow;
 pub use warm::WarmClaim;
 
 #[derive(Debug, thiserror::Error)]

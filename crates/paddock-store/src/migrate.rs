@@ -17,6 +17,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0009_secrets.sql"),
     include_str!("../migrations/0010_http_rules.sql"),
     include_str!("../migrations/0011_audit_export.sql"),
+    include_str!("../migrations/0012_spokes.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

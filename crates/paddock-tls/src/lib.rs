@@ -4,16 +4,21 @@
 //! listener that completes handshakes off the accept loop so a slow or
 //! silent client holds up nobody else.
 //!
+//! It also holds the hub's CA for spokes (`SpokeCa`): client
+//! certificates issued for a spoke's name in trade for a signing request.
+//!
 //! What the crate must not do: decide who may call (IAM does, on the
 //! requests that arrive), or know paddock's routes.
 
 mod files;
 mod listener;
 mod reload;
+mod spoke_ca;
 
 pub use files::CertFiles;
 pub use listener::{HANDSHAKE_DEADLINE, TlsListener};
 pub use reload::ReloadingCert;
+pub use spoke_ca::{IssuedCert, SpokeCa, spoke_request};
 
 use std::path::PathBuf;
 
@@ -34,6 +39,8 @@ pub enum TlsError {
     Mismatch { cert: PathBuf, key: PathBuf },
     #[error("the TLS configuration was refused: {0}")]
     Config(String),
+    #[error("not a usable certificate signing request: {0}")]
+    Csr(String),
 }
 
 #[cfg(test)]

@@ -1,0 +1,273 @@
+//! The hub's own CA for spokes. A spoke proves who it is with a client
+//! certificate this CA issued for its name, in trade for a single-use
+//! enrolment token; the hub never sees the spoke's private key (the spoke
+//! sends a certificate signing request, and only its public key is used —
+//! whatever names, usages or constraints it asks for are ignored).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rcgen::{
+    BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
+};
+
+use crate::TlsError;
+
+const CA_CERT: &str = "ca.pem";
+const CA_KEY: &str = "ca-key.pem";
+/// The CA's own life; spokes' certificates are much shorter.
+const CA_LIFE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// Clocks disagree: a certificate is valid from a little before it was made.
+const BACKDATE: Duration = Duration::from_secs(300);
+
+pub struct SpokeCa {
+    issuer: Issuer<'static, KeyPair>,
+    cert_pem: String,
+}
+
+/// A client certificate as issued.
+#[derive(Debug, Clone)]
+pub struct IssuedCert {
+    pub cert_pem: String,
+    /// Hex, lower case: how the hub's store and its checks name it.
+    pub serial_hex: String,
+    pub not_after_secs: i64,
+}
+
+fn ca_error(path: &Path, source: std::io::Error) -> TlsError {
+    TlsError::Read {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_private(path: &Path, text: &str) -> Result<(), TlsError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| ca_error(path, e))?;
+    file.write_all(text.as_bytes())
+        .map_err(|e| ca_error(path, e))
+}
+
+fn unix_secs(t: SystemTime) -> i64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+fn at(t: SystemTime) -> time::OffsetDateTime {
+    time::OffsetDateTime::from_unix_timestamp(unix_secs(t))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+}
+
+fn random_serial() -> SerialNumber {
+    let mut bytes = [0u8; 16];
+    rand::fill(&mut bytes);
+    // Positive, and never shorter than 16 bytes when encoded.
+    bytes[0] = (bytes[0] & 0x7f) | 0x40;
+    SerialNumber::from_slice(&bytes)
+}
+
+impl SpokeCa {
+    /// The CA kept in `dir` (0700, its key 0600), made on first use.
+    pub fn open_or_create(dir: &Path, instance: &str) -> Result<Self, TlsError> {
+        let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+        if !key_path.exists() {
+            Self::create(dir, instance)?;
+        }
+        let key_pem = std::fs::read_to_string(&key_path).map_err(|e| ca_error(&key_path, e))?;
+        let cert_pem = std::fs::read_to_string(&cert_path).map_err(|e| ca_error(&cert_path, e))?;
+        let bad = |what: &str, path: &PathBuf, e: rcgen::Error| TlsError::BadKey {
+            path: path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let key =
+            KeyPair::from_pem(&key_pem).map_err(|e| bad("the spoke CA's key", &key_path, e))?;
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
+            .map_err(|e| bad("the spoke CA's certificate", &cert_path, e))?;
+        Ok(Self { issuer, cert_pem })
+    }
+
+    fn create(dir: &Path, instance: &str) -> Result<(), TlsError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| ca_error(dir, e))?;
+        let key = KeyPair::generate().map_err(|e| TlsError::Config(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params
+            .distinguished_name
+            .push(DnType::CommonName, format!("paddock spoke CA ({instance})"));
+        let now = SystemTime::now();
+        params.not_before = at(now - BACKDATE);
+        params.not_after = at(now + CA_LIFE);
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .self_signed(&key)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        // The key first: a crash between the two leaves no certificate
+        // without its key (open_or_create makes both again only if the
+        // key is missing).
+        write_private(&dir.join(CA_KEY), &key.serialize_pem())?;
+        write_private(&dir.join(CA_CERT), &cert.pem())
+    }
+
+    /// The CA's certificate, which spokes trust the hub by.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A client certificate for `name`, valid for `valid_for`, carrying
+    /// the public key of `csr_pem` and nothing else it asks for.
+    pub fn issue_client(
+        &self,
+        csr_pem: &str,
+        name: &str,
+        valid_for: Duration,
+    ) -> Result<IssuedCert, TlsError> {
+        let csr = CertificateSigningRequestParams::from_pem(csr_pem)
+            .map_err(|e| TlsError::Csr(e.to_string()))?;
+        let mut params = CertificateParams::default();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let now = SystemTime::now();
+        let not_after = now + valid_for;
+        params.not_before = at(now - BACKDATE);
+        params.not_after = at(not_after);
+        let serial = random_serial();
+        let serial_hex = hex(serial.as_ref());
+        params.serial_number = Some(serial);
+        let request = CertificateSigningRequestParams {
+            params,
+            public_key: csr.public_key,
+        };
+        let cert = request
+            .signed_by(&self.issuer)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(IssuedCert {
+            cert_pem: cert.pem(),
+            serial_hex,
+            not_after_secs: unix_secs(not_after),
+        })
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// What a spoke sends to enrol: a new key pair (its PEM stays with the
+/// spoke) and a signing request for `name`.
+pub fn spoke_request(name: &str) -> Result<(String, String), TlsError> {
+    let key = KeyPair::generate().map_err(|e| TlsError::Config(e.to_string()))?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, name);
+    let csr = params
+        .serialize_request(&key)
+        .and_then(|csr| csr.pem())
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+    Ok((key.serialize_pem(), csr))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::Arc;
+
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, UnixTime};
+    use rustls::server::WebPkiClientVerifier;
+
+    use super::*;
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    /// What the hub's spoke listener will do: verify a client
+    /// certificate against the CA.
+    fn verifies(ca: &SpokeCa, cert_pem: &str) -> Result<(), rustls::Error> {
+        let mut roots = rustls::RootCertStore::empty();
+        roots
+            .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
+            .unwrap();
+        let verifier = WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        )
+        .build()
+        .unwrap();
+        let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+        verifier
+            .verify_client_cert(&cert, &[], UnixTime::now())
+            .map(|_| ())
+    }
+
+    /// Whether the certificate's bytes hold `text` (a name in it).
+    fn names(cert_pem: &str, text: &str) -> bool {
+        let der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
+        der.windows(text.len()).any(|w| w == text.as_bytes())
+    }
+
+    #[test]
+    fn the_ca_is_made_once_private_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_dir = dir.path().join("spoke-ca");
+        let first = SpokeCa::open_or_create(&ca_dir, "test").unwrap();
+        assert_eq!(mode(&ca_dir), 0o700);
+        assert_eq!(mode(&ca_dir.join(CA_KEY)), 0o600);
+        let again = SpokeCa::open_or_create(&ca_dir, "test").unwrap();
+        assert_eq!(first.cert_pem(), again.cert_pem(), "the same CA");
+    }
+
+    #[test]
+    fn a_spoke_gets_a_client_certificate_for_its_name_whatever_it_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SpokeCa::open_or_create(dir.path(), "test").unwrap();
+        // It asks to be someone else; the name is the token's.
+        let (_key, csr) = spoke_request("the-hub-itself").unwrap();
+        let issued = ca
+            .issue_client(&csr, "gpu-1", Duration::from_secs(3600))
+            .unwrap();
+        assert!(names(&issued.cert_pem, "gpu-1"));
+        assert!(!names(&issued.cert_pem, "the-hub-itself"));
+        verifies(&ca, &issued.cert_pem).expect("a client certificate of the CA");
+        assert_eq!(issued.serial_hex.len(), 32);
+        let now = unix_secs(SystemTime::now());
+        assert!((issued.not_after_secs - now - 3600).abs() < 5);
+
+        // Another CA's certificate is not this CA's.
+        let other_dir = tempfile::tempdir().unwrap();
+        let other = SpokeCa::open_or_create(other_dir.path(), "other").unwrap();
+        let foreign = other
+            .issue_client(&csr, "gpu-1", Duration::from_secs(3600))
+            .unwrap();
+        assert!(verifies(&ca, &foreign.cert_pem).is_err());
+    }
+
+    #[test]
+    fn what_is_not_a_signing_request_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = SpokeCa::open_or_create(dir.path(), "test").unwrap();
+        for junk in [
+            "",
+            "hello",
+            "-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n-----END CERTIFICATE REQUEST-----\n",
+        ] {
+            let e = ca
+                .issue_client(junk, "gpu-1", Duration::from_secs(60))
+                .unwrap_err();
+            assert!(matches!(e, TlsError::Csr(_)), "{e}");
+        }
+    }
+}
