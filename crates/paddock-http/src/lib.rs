@@ -29,6 +29,7 @@ mod routes;
 mod secrets;
 mod shell;
 mod signin;
+mod spokes;
 mod tokens;
 mod upstream;
 pub mod version;
@@ -64,6 +65,7 @@ pub(crate) struct AppState {
     pub session_recheck: std::time::Duration,
     pub signin: Option<Arc<paddock_iam::SignIn>>,
     pub secure_cookies: bool,
+    pub spokes: Option<Arc<paddock_spoke::Enrolment>>,
 }
 
 pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress>, ApiError> {
@@ -79,7 +81,7 @@ pub(crate) fn egress_gateway(s: &AppState) -> Result<&Arc<paddock_egress::Egress
 /// A module's routes, added to the router under construction.
 pub(crate) type Module = fn(routes::Routes) -> routes::Routes;
 
-pub(crate) const MODULES: [(&str, Module); 17] = [
+pub(crate) const MODULES: [(&str, Module); 18] = [
     ("rest", rest::routes),
     ("files", files::routes),
     ("shell", shell::routes),
@@ -94,6 +96,7 @@ pub(crate) const MODULES: [(&str, Module); 17] = [
     ("metrics", metrics::routes),
     ("worldview", worldview::routes),
     ("tokens", tokens::routes),
+    ("spokes", spokes::routes),
     ("signin", signin::routes),
     ("console", console::routes),
     ("console_links", console::mint_route),
@@ -125,6 +128,8 @@ pub struct HttpOptions {
     pub signin: Option<Arc<paddock_iam::SignIn>>,
     /// Cookies get `Secure` (paddock is reached over https).
     pub secure_cookies: bool,
+    /// Spokes' enrolment and list, when this paddock is a hub for spokes.
+    pub spokes: Option<Arc<paddock_spoke::Enrolment>>,
 }
 
 /// The HTTP surface. Fails when a handler and the operation registry
@@ -145,6 +150,7 @@ pub fn router(
         session_recheck: options.session_recheck,
         signin: options.signin.clone(),
         secure_cookies: options.secure_cookies,
+        spokes: options.spokes.clone(),
     };
     paddock_iam::registry::check_served(
         &[Surface::Mcp],

@@ -30,6 +30,7 @@ fn options() -> HttpOptions {
         session_recheck: std::time::Duration::from_secs(60),
         signin: None,
         secure_cookies: false,
+        spokes: None,
     }
 }
 
@@ -58,6 +59,7 @@ fn state() -> AppState {
         session_recheck: options.session_recheck,
         signin: None,
         secure_cookies: false,
+        spokes: None,
     }
 }
 

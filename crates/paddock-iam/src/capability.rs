@@ -31,10 +31,13 @@ pub enum Capability {
     GitUpstream,
     /// Reading `/metrics` (counts and states; never a secret or a token).
     MetricsRead,
+    /// Minting spokes' enrolment tokens, listing and revoking spokes:
+    /// which machines run boxes for this hub.
+    AdminSpokes,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 16] = [
+    pub const ALL: [Capability; 17] = [
         Self::BoxCreate,
         Self::BoxRead,
         Self::BoxLogs,
@@ -51,6 +54,7 @@ impl Capability {
         Self::SecretWrite,
         Self::GitUpstream,
         Self::MetricsRead,
+        Self::AdminSpokes,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -71,6 +75,7 @@ impl Capability {
             Self::SecretWrite => "secret:write",
             Self::GitUpstream => "git:upstream",
             Self::MetricsRead => "metrics:read",
+            Self::AdminSpokes => "admin:spokes",
         }
     }
 
@@ -91,7 +96,7 @@ impl Capability {
     /// Capabilities over paddock itself rather than over projects: a
     /// caller limited to some projects never has them.
     pub fn needs_every_project(self) -> bool {
-        matches!(self, Self::AdminTokens)
+        matches!(self, Self::AdminTokens | Self::AdminSpokes)
     }
 
     fn bit(self) -> u32 {
@@ -166,7 +171,9 @@ impl Capabilities {
         use Capability::*;
         let role: &[Capability] = match name {
             "*" | "admin" => return Ok(Self::all()),
-            "operator" => return Ok(Self::all().without(AdminTokens)),
+            // Operators run boxes; which tokens exist and which machines
+            // may join are an admin's.
+            "operator" => return Ok(Self::all().without(AdminTokens).without(AdminSpokes)),
             "agent" => &[
                 BoxCreate,
                 BoxRead,
@@ -210,11 +217,9 @@ mod tests {
         assert_eq!(Capabilities::parse(["*"]).unwrap().names(), vec!["*"]);
         let two = Capabilities::parse(["box:read", "viewer"]).unwrap();
         assert!(two.contains(Capability::EventsSubscribe));
-        assert!(
-            !Capabilities::parse(["operator"])
-                .unwrap()
-                .contains(Capability::AdminTokens)
-        );
+        let operator = Capabilities::parse(["operator"]).unwrap();
+        assert!(!operator.contains(Capability::AdminTokens));
+        assert!(!operator.contains(Capability::AdminSpokes));
         assert!(Capabilities::parse(["root"]).is_err());
     }
 }

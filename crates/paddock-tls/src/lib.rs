@@ -18,7 +18,7 @@ mod spoke_ca;
 pub use files::CertFiles;
 pub use listener::{HANDSHAKE_DEADLINE, TlsListener};
 pub use reload::ReloadingCert;
-pub use spoke_ca::{IssuedCert, SpokeCa, spoke_request};
+pub use spoke_ca::{IssuedCert, SPOKE_CA_FILES, SpokeCa, spoke_request};
 
 use std::path::PathBuf;
 

@@ -16,6 +16,8 @@ use crate::TlsError;
 
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca-key.pem";
+/// The files the CA keeps in its directory (what a backup must carry).
+pub const SPOKE_CA_FILES: [&str; 2] = [CA_CERT, CA_KEY];
 /// The CA's own life; spokes' certificates are much shorter.
 const CA_LIFE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 /// Clocks disagree: a certificate is valid from a little before it was made.

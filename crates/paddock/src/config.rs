@@ -45,6 +45,23 @@ pub struct PaddockConfig {
     pub registries: Vec<paddock_core::config::RegistryConfig>,
     /// `[[pools]]`: warm boxes per project and image.
     pub pools: Vec<paddock_core::config::PoolConfig>,
+    /// `[spokes]`: other machines that run boxes for this hub.
+    pub spokes: SpokesConfig,
+}
+
+/// `[spokes]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SpokesConfig {
+    /// How long a spoke's client certificate is valid; it enrols again
+    /// (with a new token) before then.
+    pub cert_life_days: u64,
+}
+
+impl Default for SpokesConfig {
+    fn default() -> Self {
+        Self { cert_life_days: 30 }
+    }
 }
 
 impl Default for PaddockConfig {
@@ -69,6 +86,7 @@ impl Default for PaddockConfig {
             traces: paddock_trace::TraceConfig::default(),
             registries: core.registries,
             pools: core.pools,
+            spokes: SpokesConfig::default(),
         }
     }
 }
@@ -135,6 +153,7 @@ pub struct Resolved {
     pub audit: paddock_export::AuditConfig,
     pub metrics: MetricsConfig,
     pub traces: paddock_trace::TraceConfig,
+    pub spokes: SpokesConfig,
 }
 
 /// `[metrics]`.
@@ -343,6 +362,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         audit: config.audit,
         metrics: config.metrics,
         traces: config.traces,
+        spokes: config.spokes,
     })
 }
 

@@ -52,6 +52,9 @@ enum Command {
     Egress(client::EgressArgs),
     /// Mint, list and revoke API tokens.
     Token(client::TokenArgs),
+    /// Spokes (machines that run boxes for this hub): enrolment tokens,
+    /// the list, revocation; `enroll` on the spoke's machine.
+    Spoke(client::SpokeArgs),
     /// Set, list and remove a project's secrets (values are never shown).
     Secret(client::SecretArgs),
     /// A project's rules, HTTP rules and secret bindings as one file:
@@ -154,6 +157,7 @@ fn main() -> ExitCode {
         Command::Boxes(args) => in_runtime(client::run_box(args)),
         Command::Egress(args) => in_runtime(client::run_egress(args)),
         Command::Token(args) => in_runtime(client::run_token(args)),
+        Command::Spoke(args) => in_runtime(client::run_spoke(args)),
         Command::Secret(args) => in_runtime(client::run_secret(args)),
         Command::Policy(args) => in_runtime(client::run_policy(args)),
         Command::Git(args) => in_runtime(client::run_git(args)),

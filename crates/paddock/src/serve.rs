@@ -69,6 +69,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         audit,
         metrics,
         traces,
+        spokes: spokes_config,
         ..
     } = config;
     paddock_metrics::set_enabled(metrics.enabled);
@@ -272,6 +273,13 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     }
     let boxes_store = store.clone();
     let git_enabled = git.enabled;
+    // The spoke CA is made on first start and kept in the data dir.
+    let spokes = Arc::new(paddock_spoke::Enrolment::new(
+        store.clone(),
+        paddock_tls::SpokeCa::open_or_create(&data_dir.join(SPOKE_CA_DIR), &core.instance)
+            .context("the spoke CA")?,
+        Duration::from_secs(spokes_config.cert_life_days.max(1) * 86_400),
+    ));
     let boxes = BoxService::new(store, engine, core, extensions)?;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -291,6 +299,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
             session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
             signin,
             secure_cookies,
+            spokes: Some(spokes),
         },
     );
     // A handler without its operation, or an operation nothing serves, is
@@ -469,6 +478,9 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     }
     Ok(())
 }
+
+/// Where in the data dir the hub's spoke CA lives.
+pub(crate) const SPOKE_CA_DIR: &str = "spoke-ca";
 
 /// How long a child process left at shutdown has between SIGTERM and
 /// SIGKILL.

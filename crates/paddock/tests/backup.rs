@@ -83,6 +83,7 @@ async fn a_backup_taken_while_serving_restores_onto_an_empty_data_dir() {
         &["push", "-q", repo.to_str().unwrap(), "main"],
     ));
     let ca = std::fs::read(data.join("tls/egress-ca.pem")).unwrap();
+    let spoke_ca = std::fs::read(data.join("spoke-ca/ca.pem")).unwrap();
     let (placeholder, opens) = vault_view(&data);
     assert!(opens);
 
@@ -132,6 +133,17 @@ async fn a_backup_taken_while_serving_restores_onto_an_empty_data_dir() {
         "the same key, and the secrets open"
     );
     assert_eq!(std::fs::read(data.join("tls/egress-ca.pem")).unwrap(), ca);
+    assert_eq!(
+        std::fs::read(data.join("spoke-ca/ca.pem")).unwrap(),
+        spoke_ca,
+        "enrolled spokes still trust the hub, and it them"
+    );
+    let spoke_key_mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(data.join("spoke-ca/ca-key.pem"))
+            .unwrap()
+            .permissions(),
+    );
+    assert_eq!(spoke_key_mode & 0o777, 0o600);
     let clone = tempfile::tempdir().unwrap();
     ok(git(
         clone.path(),

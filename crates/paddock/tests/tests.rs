@@ -55,6 +55,7 @@ mod reload;
 mod restore;
 mod secrets;
 mod serve;
+mod spokes;
 mod systemd;
 mod traces;
 mod versions;

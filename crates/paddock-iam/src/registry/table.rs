@@ -255,6 +255,22 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(EventsSubscribe),
         Listing,
     ),
+    op(Rest, "GET /api/v1/spokes", Requires(AdminSpokes), Global),
+    op(
+        Rest,
+        "POST /api/v1/spokes/tokens",
+        Requires(AdminSpokes),
+        Global,
+    ),
+    op(
+        Rest,
+        "DELETE /api/v1/spokes/{name}",
+        Requires(AdminSpokes),
+        Global,
+    ),
+    // The enrolment token in the body is the credential: a spoke has no
+    // API token, and gets no access to the API by enrolling.
+    op(Rest, "POST /api/v1/spokes/enroll", Public, Global),
     op(Rest, "GET /api/v1/tokens", Requires(AdminTokens), Global),
     op(Rest, "POST /api/v1/tokens", Requires(AdminTokens), Global),
     op(

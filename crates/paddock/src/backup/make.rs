@@ -116,6 +116,20 @@ pub fn write(config: &Resolved, output: &Path) -> anyhow::Result<String> {
     if tls.join(paddock_egress::intercept::CA_KEY_FILE).is_file() {
         parts.push("the egress CA".to_owned());
     }
+    // Without it, every enrolled spoke would have to enrol again.
+    let spoke_ca = data.join(crate::serve::SPOKE_CA_DIR);
+    let mut spoke_files = 0;
+    for name in paddock_tls::SPOKE_CA_FILES {
+        let path = spoke_ca.join(name);
+        if path.is_file() {
+            let inside = format!("{ROOT}/{}/{name}", crate::serve::SPOKE_CA_DIR);
+            tar.append_path_with_name(&path, inside)?;
+            spoke_files += 1;
+        }
+    }
+    if spoke_files == paddock_tls::SPOKE_CA_FILES.len() {
+        parts.push("the spoke CA".to_owned());
+    }
     let git = config
         .git
         .base_path

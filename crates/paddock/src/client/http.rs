@@ -80,6 +80,11 @@ impl Client {
         })
     }
 
+    /// The server's address, as given.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// What a WebSocket to this paddock connects with.
     pub fn websocket_connector(&self) -> anyhow::Result<Option<tokio_tungstenite::Connector>> {
         super::trust::websocket_connector(self.ca_file.as_deref())

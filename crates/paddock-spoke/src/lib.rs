@@ -1,0 +1,42 @@
+//! Spokes: other machines that run boxes for this hub. This crate is the
+//! hub's side of who a spoke is — enrolment (a single-use token an admin
+//! mints for a name, traded with a signing request for a client
+//! certificate from the hub's spoke CA), the list of spokes, and
+//! revocation.
+//!
+//! Must not: know HTTP or the command line (surfaces map themselves onto
+//! it), or ever hold a spoke's private key.
+
+mod enrol;
+
+pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};
+
+/// Why an enrolment step was refused. None of them carries a token.
+#[derive(Debug, thiserror::Error)]
+pub enum SpokeError {
+    #[error(
+        "spoke name {0:?} is not valid: 1-63 of a-z, 0-9 and '-', starting with a letter or digit (\"local\" is the hub's own)"
+    )]
+    BadName(String),
+    #[error("the enrolment token is unknown, used or expired: ask an admin for a new one")]
+    BadToken,
+    #[error("{0}")]
+    Csr(String),
+    #[error("no spoke named {0:?}")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] paddock_store::StoreError),
+    #[error("the spoke CA: {0}")]
+    Ca(paddock_tls::TlsError),
+}
+
+impl From<paddock_tls::TlsError> for SpokeError {
+    fn from(e: paddock_tls::TlsError) -> Self {
+        match e {
+            paddock_tls::TlsError::Csr(why) => {
+                Self::Csr(format!("not a usable certificate signing request: {why}"))
+            }
+            other => Self::Ca(other),
+        }
+    }
+}
