@@ -39,7 +39,9 @@ impl From<SpokeError> for ApiError {
             SpokeError::BadToken => (StatusCode::UNAUTHORIZED, ErrorCode::Unauthenticated),
             SpokeError::NotFound(_) => (StatusCode::NOT_FOUND, ErrorCode::NotFound),
             SpokeError::Store(e) => crate::error::store_failure(e),
-            SpokeError::Ca(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError),
+            SpokeError::Ca(_) | SpokeError::Files(_) | SpokeError::Refused(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::StoreError)
+            }
         };
         Self::new(status, code, e.to_string())
     }

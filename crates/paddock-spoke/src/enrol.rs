@@ -8,6 +8,7 @@ use paddock_tls::SpokeCa;
 use serde::Serialize;
 
 use crate::SpokeError;
+use crate::link::{LinkStatus, SpokeLinks};
 
 /// Enrolment tokens start with this, so a leaked one is recognisable.
 pub const TOKEN_PREFIX: &str = "pdk_spoke_";
@@ -45,7 +46,7 @@ pub struct Enrolled {
     pub not_after_secs: i64,
 }
 
-/// A spoke as the admin sees it.
+/// A spoke as the admin sees it: enrolled, and linked now or not.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct SpokeStatus {
     pub name: String,
@@ -53,6 +54,9 @@ pub struct SpokeStatus {
     pub cert_serial: String,
     pub cert_not_after_secs: i64,
     pub revoked: bool,
+    pub connected: bool,
+    /// While connected: since when, from where, its version and load.
+    pub link: Option<LinkStatus>,
 }
 
 pub struct Enrolment {
@@ -60,15 +64,31 @@ pub struct Enrolment {
     ca: SpokeCa,
     /// How long a spoke's certificate is valid; it enrols again before.
     cert_life: Duration,
+    links: Arc<SpokeLinks>,
 }
 
 impl Enrolment {
-    pub fn new(store: Arc<Store>, ca: SpokeCa, cert_life: Duration) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        ca: SpokeCa,
+        cert_life: Duration,
+        links: Arc<SpokeLinks>,
+    ) -> Self {
         Self {
             store,
             ca,
             cert_life,
+            links,
         }
+    }
+
+    /// The hub's CA for spokes (its listener's TLS comes from it).
+    pub fn ca(&self) -> &SpokeCa {
+        &self.ca
+    }
+
+    pub fn links(&self) -> &Arc<SpokeLinks> {
+        &self.links
     }
 
     /// A single-use token for `name`, valid for `valid_for`; shown once,
@@ -112,23 +132,30 @@ impl Enrolment {
     }
 
     pub fn list(&self) -> Result<Vec<SpokeStatus>, SpokeError> {
+        let linked = self.links.status();
         Ok(self
             .store
             .spokes()?
             .into_iter()
-            .map(|row| SpokeStatus {
-                name: row.name,
-                enrolled_at_secs: row.enrolled_at_secs,
-                cert_serial: row.cert_serial,
-                cert_not_after_secs: row.cert_not_after_secs,
-                revoked: row.revoked_at_secs.is_some(),
+            .map(|row| {
+                let link = linked.iter().find(|l| l.name == row.name).cloned();
+                SpokeStatus {
+                    name: row.name,
+                    enrolled_at_secs: row.enrolled_at_secs,
+                    cert_serial: row.cert_serial,
+                    cert_not_after_secs: row.cert_not_after_secs,
+                    revoked: row.revoked_at_secs.is_some(),
+                    connected: link.is_some(),
+                    link,
+                }
             })
             .collect())
     }
 
-    /// Refuses the spoke's certificate from now on.
+    /// Refuses the spoke's certificate from now on, and hangs up on it.
     pub fn revoke(&self, name: &str) -> Result<(), SpokeError> {
         if self.store.revoke_spoke(name, now_secs())? {
+            self.links.disconnect(name);
             Ok(())
         } else {
             Err(SpokeError::NotFound(name.to_owned()))
@@ -144,7 +171,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let ca = SpokeCa::open_or_create(&dir.path().join("ca"), "test").unwrap();
         let store = Arc::new(Store::open_in_memory().unwrap());
-        (dir, Enrolment::new(store, ca, Duration::from_secs(3600)))
+        let links = SpokeLinks::new(store.clone(), "test");
+        (
+            dir,
+            Enrolment::new(store, ca, Duration::from_secs(3600), links),
+        )
     }
 
     #[test]

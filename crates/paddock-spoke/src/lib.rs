@@ -7,9 +7,13 @@
 //! Must not: know HTTP or the command line (surfaces map themselves onto
 //! it), or ever hold a spoke's private key.
 
+pub mod dial;
 mod enrol;
+mod link;
+pub mod wire;
 
 pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};
+pub use link::{LinkStatus, SpokeLinks};
 
 /// Why an enrolment step was refused. None of them carries a token.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +32,10 @@ pub enum SpokeError {
     Store(#[from] paddock_store::StoreError),
     #[error("the spoke CA: {0}")]
     Ca(paddock_tls::TlsError),
+    #[error("{0}")]
+    Files(String),
+    #[error("the hub refused this spoke: {0}")]
+    Refused(String),
 }
 
 impl From<paddock_tls::TlsError> for SpokeError {

@@ -16,9 +16,9 @@ mod reload;
 mod spoke_ca;
 
 pub use files::CertFiles;
-pub use listener::{HANDSHAKE_DEADLINE, TlsListener};
+pub use listener::{HANDSHAKE_DEADLINE, HandshakeLog, TlsListener};
 pub use reload::ReloadingCert;
-pub use spoke_ca::{IssuedCert, SPOKE_CA_FILES, SpokeCa, spoke_request};
+pub use spoke_ca::{IssuedCert, PeerCert, SPOKE_CA_FILES, SpokeCa, peer_cert, spoke_request};
 
 use std::path::PathBuf;
 

@@ -18,6 +18,15 @@ pub const HANDSHAKE_DEADLINE: Duration = Duration::from_secs(10);
 /// kernel's backlog.
 const HANDSHAKES_AT_ONCE: usize = 256;
 
+/// How loudly a failed handshake is logged: on the API a browser's
+/// abandoned connection is routine (debug); on the spoke listener it is a
+/// machine that could not prove who it is (warn).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HandshakeLog {
+    Debug,
+    Warn,
+}
+
 pub struct TlsListener {
     local: SocketAddr,
     ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
@@ -28,10 +37,18 @@ impl TlsListener {
     /// Starts accepting on `listener`; connections come out of
     /// [`axum::serve::Listener::accept`] once their handshake is done.
     pub fn new(listener: TcpListener, config: Arc<rustls::ServerConfig>) -> std::io::Result<Self> {
+        Self::with_log(listener, config, HandshakeLog::Debug)
+    }
+
+    pub fn with_log(
+        listener: TcpListener,
+        config: Arc<rustls::ServerConfig>,
+        log: HandshakeLog,
+    ) -> std::io::Result<Self> {
         let local = listener.local_addr()?;
         let (tx, ready) = mpsc::channel(64);
         let acceptor = TlsAcceptor::from(config);
-        let accepting = tokio::spawn(accept_loop(listener, acceptor, tx));
+        let accepting = tokio::spawn(accept_loop(listener, acceptor, tx, log));
         Ok(Self {
             local,
             ready,
@@ -50,6 +67,7 @@ async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
+    log: HandshakeLog,
 ) {
     let slots = Arc::new(Semaphore::new(HANDSHAKES_AT_ONCE));
     loop {
@@ -72,6 +90,9 @@ async fn accept_loop(
                 Ok(Ok(stream)) => {
                     drop(slot);
                     let _ = ready.send((stream, peer)).await;
+                }
+                Ok(Err(e)) if log == HandshakeLog::Warn => {
+                    tracing::warn!(%peer, error = %e, "TLS handshake failed")
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake not finished in time"),

@@ -164,6 +164,111 @@ impl SpokeCa {
     }
 }
 
+impl SpokeCa {
+    /// The certificate and key the hub's spoke listener presents, for
+    /// `names` (DNS names or IP addresses), valid for `valid_for`: spokes
+    /// trust it by the CA they got when they enrolled, so the listener
+    /// needs no certificate from anyone else. Its key lives only in
+    /// memory; each start makes a new one.
+    pub fn server_key(
+        &self,
+        names: &[String],
+        valid_for: Duration,
+    ) -> Result<std::sync::Arc<rustls::sign::CertifiedKey>, TlsError> {
+        let key = KeyPair::generate().map_err(|e| TlsError::Config(e.to_string()))?;
+        let mut params =
+            CertificateParams::new(names.to_vec()).map_err(|e| TlsError::Config(e.to_string()))?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "paddock hub (spokes)");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let now = SystemTime::now();
+        params.not_before = at(now - BACKDATE);
+        params.not_after = at(now + valid_for);
+        params.serial_number = Some(random_serial());
+        let cert = params
+            .signed_by(&key, &self.issuer)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let key_der = rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into());
+        let provider = rustls::crypto::ring::default_provider();
+        rustls::sign::CertifiedKey::from_der(vec![cert.der().clone()], key_der, &provider)
+            .map(std::sync::Arc::new)
+            .map_err(|e| TlsError::Config(e.to_string()))
+    }
+
+    /// A TLS configuration for the spoke listener: its certificate from
+    /// [`SpokeCa::server_key`], and a client certificate of this CA
+    /// required of every peer (chain and validity checked in the
+    /// handshake; whether that spoke is still enrolled with that
+    /// certificate is the caller's to check).
+    pub fn listener_config(
+        &self,
+        names: &[String],
+        valid_for: Duration,
+    ) -> Result<std::sync::Arc<rustls::ServerConfig>, TlsError> {
+        use rustls::pki_types::pem::PemObject;
+        let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+        let mut roots = rustls::RootCertStore::empty();
+        let ca = rustls::pki_types::CertificateDer::from_pem_slice(self.cert_pem.as_bytes())
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        roots.add(ca).map_err(|e| TlsError::Config(e.to_string()))?;
+        let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+            std::sync::Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| TlsError::Config(e.to_string()))?;
+        let key = self.server_key(names, valid_for)?;
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_client_cert_verifier(verifier)
+            .with_cert_resolver(std::sync::Arc::new(Fixed(key)));
+        Ok(std::sync::Arc::new(config))
+    }
+}
+
+/// One certificate, always.
+#[derive(Debug)]
+struct Fixed(std::sync::Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::server::ResolvesServerCert for Fixed {
+    fn resolve(
+        &self,
+        _hello: rustls::server::ClientHello<'_>,
+    ) -> Option<std::sync::Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+}
+
+/// Who a verified client certificate says it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCert {
+    pub common_name: String,
+    pub serial_hex: String,
+    pub not_after_secs: i64,
+}
+
+/// Reads the name, serial and end of a client certificate the handshake
+/// has already verified.
+pub fn peer_cert(der: &[u8]) -> Result<PeerCert, TlsError> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der)
+        .map_err(|e| TlsError::Config(format!("an unreadable peer certificate: {e}")))?;
+    let common_name = cert
+        .subject()
+        .iter_common_name()
+        .next()
+        .and_then(|cn| cn.as_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    Ok(PeerCert {
+        common_name,
+        serial_hex: hex(cert.tbs_certificate.raw_serial()),
+        not_after_secs: cert.validity().not_after.timestamp(),
+    })
+}
+
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -199,6 +304,10 @@ mod tests {
     /// What the hub's spoke listener will do: verify a client
     /// certificate against the CA.
     fn verifies(ca: &SpokeCa, cert_pem: &str) -> Result<(), rustls::Error> {
+        verifies_at(ca, cert_pem, UnixTime::now())
+    }
+
+    fn verifies_at(ca: &SpokeCa, cert_pem: &str, at: UnixTime) -> Result<(), rustls::Error> {
         let mut roots = rustls::RootCertStore::empty();
         roots
             .add(CertificateDer::from_pem_slice(ca.cert_pem().as_bytes()).unwrap())
@@ -210,9 +319,7 @@ mod tests {
         .build()
         .unwrap();
         let cert = CertificateDer::from_pem_slice(cert_pem.as_bytes()).unwrap();
-        verifier
-            .verify_client_cert(&cert, &[], UnixTime::now())
-            .map(|_| ())
+        verifier.verify_client_cert(&cert, &[], at).map(|_| ())
     }
 
     /// Whether the certificate's bytes hold `text` (a name in it).
@@ -245,8 +352,34 @@ mod tests {
         assert!(!names(&issued.cert_pem, "the-hub-itself"));
         verifies(&ca, &issued.cert_pem).expect("a client certificate of the CA");
         assert_eq!(issued.serial_hex.len(), 32);
+        // What the hub reads back from the handshake is what it recorded.
+        let der = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).unwrap();
+        let peer = peer_cert(&der).unwrap();
+        assert_eq!(
+            (peer.common_name.as_str(), peer.serial_hex.as_str()),
+            ("gpu-1", issued.serial_hex.as_str())
+        );
+        assert!((peer.not_after_secs - issued.not_after_secs).abs() <= 1);
         let now = unix_secs(SystemTime::now());
         assert!((issued.not_after_secs - now - 3600).abs() < 5);
+
+        // Once its time is up, the handshake refuses it.
+        let later = SystemTime::now() + Duration::from_secs(2 * 3600);
+        let expired = verifies_at(
+            &ca,
+            &issued.cert_pem,
+            UnixTime::since_unix_epoch(later.duration_since(SystemTime::UNIX_EPOCH).unwrap()),
+        );
+        assert!(
+            matches!(
+                expired,
+                Err(rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. }
+                ))
+            ),
+            "{expired:?}"
+        );
 
         // Another CA's certificate is not this CA's.
         let other_dir = tempfile::tempdir().unwrap();

@@ -82,3 +82,27 @@ pub async fn watch_certificate(cert: Arc<ReloadingCert>, every: Duration, stop: 
     }
     cert.watch(every, nudge, stop).await;
 }
+
+/// How long the spoke listener's own certificate lasts; a new one is made
+/// at every start.
+const SPOKE_LISTENER_CERT_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// The listener spokes dial: mutual TLS with the hub's spoke CA on both
+/// sides, for the `names` spokes reach it by.
+pub fn spoke_listener(
+    listener: TcpListener,
+    names: &[String],
+    spokes: &paddock_spoke::Enrolment,
+) -> anyhow::Result<TlsListener> {
+    let bound = listener.local_addr()?;
+    let config = spokes
+        .ca()
+        .listener_config(names, SPOKE_LISTENER_CERT_LIFE)
+        .context("the spoke listener's TLS")?;
+    tracing::info!(address = %bound, names = ?names, "spokes dial in on https://{bound}");
+    Ok(TlsListener::with_log(
+        listener,
+        config,
+        paddock_tls::HandshakeLog::Warn,
+    )?)
+}

@@ -56,11 +56,45 @@ pub struct SpokesConfig {
     /// How long a spoke's client certificate is valid; it enrols again
     /// (with a new token) before then.
     pub cert_life_days: u64,
+    /// Where spokes dial in (mutual TLS, certificates of the hub's spoke
+    /// CA only); unset: no spoke listener.
+    pub listen: Option<String>,
+    /// The names spokes reach the listener by, put in its certificate
+    /// (default: its address, and `localhost` when it is loopback).
+    pub names: Vec<String>,
 }
 
 impl Default for SpokesConfig {
     fn default() -> Self {
-        Self { cert_life_days: 30 }
+        Self {
+            cert_life_days: 30,
+            listen: None,
+            names: Vec::new(),
+        }
+    }
+}
+
+impl SpokesConfig {
+    /// The listener's address, checked, and the names for its
+    /// certificate.
+    pub fn listener(&self) -> anyhow::Result<Option<(SocketAddr, Vec<String>)>> {
+        let Some(listen) = &self.listen else {
+            return Ok(None);
+        };
+        let addr: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("spokes.listen {listen:?} is not IP:PORT"))?;
+        let mut names = self.names.clone();
+        if names.is_empty() {
+            if !addr.ip().is_unspecified() {
+                names.push(addr.ip().to_string());
+            }
+            if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+                names.push("localhost".into());
+                names.push("127.0.0.1".into());
+            }
+        }
+        Ok(Some((addr, names)))
     }
 }
 

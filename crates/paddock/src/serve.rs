@@ -29,7 +29,7 @@ use crate::extensions::gate::EmbeddedGate;
 
 const RECONCILE_AT_START: Duration = Duration::from_secs(30);
 
-fn init_logging(format: &str) {
+pub(crate) fn init_logging(format: &str) {
     let filter = EnvFilter::try_from_env("PADDOCK_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,paddock=info"));
     use std::io::IsTerminal;
@@ -89,6 +89,15 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
             .with_context(|| format!("cannot listen on {listen}"))?,
     };
     let bound = listener.local_addr()?;
+    let spoke_listener = match spokes_config.listener()? {
+        Some((addr, names)) => Some((
+            TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen for spokes on {addr}"))?,
+            names,
+        )),
+        None => None,
+    };
     let api = crate::api_listener::ApiListener::new(listener, tls.as_ref())?;
     let scheme = api.scheme();
     if !explicit_public_url {
@@ -279,7 +288,14 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         paddock_tls::SpokeCa::open_or_create(&data_dir.join(SPOKE_CA_DIR), &core.instance)
             .context("the spoke CA")?,
         Duration::from_secs(spokes_config.cert_life_days.max(1) * 86_400),
+        paddock_spoke::SpokeLinks::new(store.clone(), env!("CARGO_PKG_VERSION")),
     ));
+    let spoke_listener = match spoke_listener {
+        Some((listener, names)) => Some(crate::api_listener::spoke_listener(
+            listener, &names, &spokes,
+        )?),
+        None => None,
+    };
     let boxes = BoxService::new(store, engine, core, extensions)?;
 
     let shutdown = tokio_util::sync::CancellationToken::new();
@@ -299,7 +315,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
             session_recheck: Duration::from_secs(iam_config.session_recheck_secs),
             signin,
             secure_cookies,
-            spokes: Some(spokes),
+            spokes: Some(spokes.clone()),
         },
     );
     // A handler without its operation, or an operation nothing serves, is
@@ -399,6 +415,10 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         }
     });
 
+    if let Some(listener) = spoke_listener {
+        let links = spokes.links().clone();
+        components.start("spokes", move |stop| links.serve(listener, stop));
+    }
     if let Some(cert) = api.certificate() {
         let every = Duration::from_secs(tls_reload_secs);
         components.start("tls", move |stop| {

@@ -158,3 +158,167 @@ async fn a_spoke_enrols_once_with_its_token_and_can_be_revoked() {
         "no enrolment token in the log"
     );
 }
+
+/// Waits until the hub has logged `n` failed spoke handshakes: the
+/// refusal was TLS's, before any WebSocket.
+async fn refused_handshakes(p: &Paddock, n: usize) {
+    crate::common::wait_for(
+        &format!("{n} refused handshakes in the log"),
+        std::time::Duration::from_secs(10),
+        || async { (p.log().matches("TLS handshake failed").count() >= n).then_some(()) },
+    )
+    .await;
+}
+
+/// A `paddock spoke` run, killed when the test ends however it ends.
+struct SpokeProcess(std::process::Child);
+
+impl Drop for SpokeProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn run_spoke(hub: &str, dir: &Path) -> SpokeProcess {
+    SpokeProcess(
+        Command::new(paddock_bin())
+            .args(["spoke", "--hub", hub, "--max-boxes", "7", "--dir"])
+            .arg(dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// `spoke ls --json`'s entry for `name`.
+fn listed(p: &Paddock, name: &str) -> Value {
+    let out = p.cli(&["spoke", "ls", "--json"]);
+    let all: Value = serde_json::from_slice(&out.stdout).unwrap();
+    all["spokes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+async fn until_connected(p: &Paddock, name: &str, connected: bool) -> Value {
+    crate::common::wait_for(
+        &format!("spoke {name} connected={connected}"),
+        std::time::Duration::from_secs(30),
+        || async {
+            let spoke = listed(p, name);
+            (spoke["connected"] == connected).then_some(spoke)
+        },
+    )
+    .await
+}
+
+#[tokio::test]
+async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() {
+    let p = Paddock::start(Options {
+        extra_toml: "[spokes]\nlisten = \"127.0.0.1:0\"\n".into(),
+        ..Options::default()
+    });
+    let hub = crate::common::wait_for(
+        "the spoke listener's address in the log",
+        std::time::Duration::from_secs(10),
+        || async {
+            p.log()
+                .lines()
+                .find_map(|l| l.split("spokes dial in on ").nth(1))
+                .map(|rest| rest.split_whitespace().next().unwrap_or("").to_owned())
+        },
+    )
+    .await;
+    assert!(hub.starts_with("https://127.0.0.1:"), "{hub}");
+
+    let token = p.cli(&["spoke", "token", "create", "--name", "edge-1", "--json"]);
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let spoke = tempfile::tempdir().unwrap();
+    let done = enroll(&p, token["token"].as_str().unwrap(), spoke.path());
+    assert!(done.status.success(), "{}", said(&done));
+
+    // Linked: the hub lists it with what it offered.
+    let mut first = run_spoke(&hub, spoke.path());
+    let linked = until_connected(&p, "edge-1", true).await;
+    assert_eq!(linked["link"]["max_boxes"], 7, "{linked}");
+    assert_eq!(linked["link"]["version"], env!("CARGO_PKG_VERSION"));
+
+    // Only a certificate of the hub's CA gets a handshake: none, or one
+    // of another CA, is refused before anything is said.
+    let port = hub.rsplit(':').next().unwrap();
+    let url = format!("https://127.0.0.1:{port}/spoke/connect");
+    let ca = spoke.path().join("hub-ca.pem");
+    let bare = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca)
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        !bare.status.success(),
+        "no client certificate, no handshake"
+    );
+    refused_handshakes(&p, 1).await;
+    let (foreign_key, foreign_csr) = paddock_tls::spoke_request("edge-1").unwrap();
+    let other_ca_dir = tempfile::tempdir().unwrap();
+    let other_ca = paddock_tls::SpokeCa::open_or_create(other_ca_dir.path(), "other").unwrap();
+    let foreign = other_ca
+        .issue_client(&foreign_csr, "edge-1", std::time::Duration::from_secs(3600))
+        .unwrap();
+    std::fs::write(other_ca_dir.path().join("c.pem"), &foreign.cert_pem).unwrap();
+    std::fs::write(other_ca_dir.path().join("k.pem"), &foreign_key).unwrap();
+    let impostor = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "--cacert"])
+        .arg(&ca)
+        .arg("--cert")
+        .arg(other_ca_dir.path().join("c.pem"))
+        .arg("--key")
+        .arg(other_ca_dir.path().join("k.pem"))
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        !impostor.status.success(),
+        "another CA's certificate, no handshake"
+    );
+    refused_handshakes(&p, 2).await;
+    assert_eq!(
+        listed(&p, "edge-1")["connected"],
+        true,
+        "the real one stays"
+    );
+
+    // Killed: shown as gone; back: linked again.
+    let _ = first.0.kill();
+    let _ = first.0.wait();
+    until_connected(&p, "edge-1", false).await;
+    let mut second = run_spoke(&hub, spoke.path());
+    until_connected(&p, "edge-1", true).await;
+
+    // Revoked while linked: hung up on, refused when it dials again, and
+    // the spoke stops saying why.
+    assert!(p.cli(&["spoke", "revoke", "edge-1"]).status.success());
+    until_connected(&p, "edge-1", false).await;
+    let status = crate::common::wait_for(
+        "the revoked spoke to stop",
+        std::time::Duration::from_secs(60),
+        || {
+            let exited = second.0.try_wait().unwrap();
+            async move { exited }
+        },
+    )
+    .await;
+    assert!(!status.success());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(second.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(stderr.contains("was revoked"), "{stderr}");
+    assert!(
+        p.log().contains("refused a spoke"),
+        "the hub logged the refusal"
+    );
+}

@@ -15,12 +15,24 @@ use super::boxes::path_id;
 use super::http::{Client, Connection};
 use super::table;
 
+/// Without a subcommand, with `--hub`: run this machine as a spoke of the
+/// hub, linked over mutual TLS with the certificate `enroll` got.
 #[derive(clap::Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct SpokeArgs {
     #[command(flatten)]
     conn: Connection,
+    /// The hub's spoke listener (https://host:port, its `[spokes] listen`).
+    #[arg(long)]
+    hub: Option<String>,
+    /// The directory `paddock spoke enroll` wrote.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// How many boxes this spoke offers to run.
+    #[arg(long, default_value_t = 32)]
+    max_boxes: u32,
     #[command(subcommand)]
-    command: SpokeCommand,
+    command: Option<SpokeCommand>,
 }
 
 #[derive(Subcommand)]
@@ -74,13 +86,40 @@ enum TokenCommand {
     },
 }
 
-/// The files `enroll` writes in its directory.
-pub const SPOKE_KEY: &str = "spoke-key.pem";
-pub const SPOKE_CERT: &str = "spoke.pem";
-pub const HUB_CA: &str = "hub-ca.pem";
+use paddock_spoke::dial::{CERT_FILE as SPOKE_CERT, HUB_CA_FILE as HUB_CA, KEY_FILE as SPOKE_KEY};
+
+/// Links this machine to the hub until SIGTERM or Ctrl-C.
+async fn run_as_spoke(hub: &str, dir: PathBuf, max_boxes: u32) -> anyhow::Result<ExitCode> {
+    crate::serve::init_logging("text");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let on_signal = stop.clone();
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot listen for SIGTERM")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        on_signal.cancel();
+    });
+    let info = paddock_spoke::dial::SpokeInfo {
+        max_boxes,
+        boxes: 0,
+    };
+    paddock_spoke::dial::run(hub, dir, info, stop).await?;
+    Ok(ExitCode::SUCCESS)
+}
 
 pub async fn run_spoke(args: SpokeArgs) -> anyhow::Result<ExitCode> {
-    match args.command {
+    let Some(command) = args.command else {
+        let (Some(hub), Some(dir)) = (args.hub, args.dir) else {
+            return Err(anyhow!(
+                "run as a spoke with --hub https://… --dir <what enroll wrote>, or give a subcommand (token, ls, revoke, enroll)"
+            ));
+        };
+        return run_as_spoke(&hub, dir, args.max_boxes).await;
+    };
+    match command {
         SpokeCommand::Enroll { hub, token, dir } => {
             let conn = Connection {
                 url: hub,

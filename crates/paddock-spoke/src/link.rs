@@ -1,0 +1,313 @@
+//! The hub's end of spoke links: who is connected, since when, with what
+//! capacity. A spoke is let in only with a client certificate of the
+//! hub's spoke CA (the handshake checks chain and dates) whose serial is
+//! the one on record for that name and not revoked; a second connection
+//! under one name replaces the first (a spoke back after a network cut
+//! must not wait for its stale session to time out).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use futures_util::{SinkExt, StreamExt};
+use paddock_store::Store;
+use paddock_tls::TlsListener;
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
+use tokio_util::sync::CancellationToken;
+
+use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
+
+/// How long a spoke has from its handshake to its hello.
+const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// Pings keep NAT and proxies from dropping an idle link, and find a dead
+/// one.
+const PING_EVERY: Duration = Duration::from_secs(20);
+/// WebSocket close code for a refused spoke (application range).
+const CLOSE_REFUSED: u16 = 4403;
+
+fn now_secs() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// A connected spoke, as the hub knows it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LinkStatus {
+    pub name: String,
+    pub peer: String,
+    pub connected_since_secs: i64,
+    pub version: String,
+    pub max_boxes: u32,
+    pub boxes: u32,
+}
+
+struct Connected {
+    status: LinkStatus,
+    generation: u64,
+    hang_up: CancellationToken,
+}
+
+pub struct SpokeLinks {
+    store: Arc<Store>,
+    hub_version: String,
+    connected: Mutex<HashMap<String, Connected>>,
+    generation: AtomicU64,
+}
+
+type Link = WebSocketStream<TlsStream<TcpStream>>;
+
+impl SpokeLinks {
+    pub fn new(store: Arc<Store>, hub_version: &str) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            hub_version: hub_version.to_owned(),
+            connected: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(1),
+        })
+    }
+
+    /// Every connected spoke, by name.
+    pub fn status(&self) -> Vec<LinkStatus> {
+        let mut all: Vec<LinkStatus> = self
+            .connected
+            .lock()
+            .values()
+            .map(|c| c.status.clone())
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+
+    /// Hangs up on the spoke (it was revoked).
+    pub fn disconnect(&self, name: &str) {
+        if let Some(c) = self.connected.lock().remove(name) {
+            c.hang_up.cancel();
+        }
+    }
+
+    /// Serves spokes on `listener` until `stop`.
+    pub async fn serve(self: Arc<Self>, mut listener: TlsListener, stop: CancellationToken) {
+        loop {
+            let (stream, peer) = tokio::select! {
+                _ = stop.cancelled() => break,
+                accepted = axum::serve::Listener::accept(&mut listener) => accepted,
+            };
+            let (links, stop) = (self.clone(), stop.clone());
+            tokio::spawn(async move { links.serve_one(stream, peer, stop).await });
+        }
+        let all: Vec<_> = self.connected.lock().drain().collect();
+        for (_, c) in all {
+            c.hang_up.cancel();
+        }
+    }
+
+    /// The spoke's name if its certificate is the one on record for it.
+    fn admit(&self, stream: &TlsStream<TcpStream>) -> Result<(String, i64), String> {
+        let der = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|c| c.first())
+            .ok_or("no client certificate")?;
+        let cert = paddock_tls::peer_cert(der).map_err(|e| e.to_string())?;
+        let spokes = self
+            .store
+            .spokes()
+            .map_err(|e| format!("the store cannot be read: {e}"))?;
+        let Some(row) = spokes.iter().find(|s| s.name == cert.common_name) else {
+            return Err(format!("no spoke named {:?} is enrolled", cert.common_name));
+        };
+        if row.revoked_at_secs.is_some() {
+            return Err(format!("spoke {:?} was revoked", row.name));
+        }
+        if row.cert_serial != cert.serial_hex {
+            return Err(format!(
+                "not the current certificate of spoke {:?} (it enrolled again since)",
+                row.name
+            ));
+        }
+        Ok((row.name.clone(), cert.not_after_secs))
+    }
+
+    async fn serve_one(
+        self: Arc<Self>,
+        stream: TlsStream<TcpStream>,
+        peer: SocketAddr,
+        stop: CancellationToken,
+    ) {
+        let admitted = self.admit(&stream);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(MAX_FRAME))
+            .max_frame_size(Some(MAX_FRAME));
+        let accepting = tokio_tungstenite::accept_hdr_async_with_config(
+            stream,
+            only_the_link_path,
+            Some(config),
+        );
+        let Ok(Ok(mut link)) = tokio::time::timeout(HELLO_DEADLINE, accepting).await else {
+            tracing::info!(%peer, "a spoke connection ended before its WebSocket opened");
+            return;
+        };
+        let (name, not_after_secs) = match admitted {
+            Ok(admitted) => admitted,
+            Err(reason) => {
+                tracing::warn!(%peer, %reason, "refused a spoke");
+                refuse(&mut link, &reason).await;
+                return;
+            }
+        };
+        let hello = tokio::time::timeout(HELLO_DEADLINE, next_message(&mut link)).await;
+        let Ok(Some(SpokeMessage::Hello {
+            version,
+            max_boxes,
+            boxes,
+        })) = hello
+        else {
+            tracing::warn!(spoke = %name, %peer, "a spoke sent no hello; hung up");
+            refuse(&mut link, "the first frame must be a hello").await;
+            return;
+        };
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let hang_up = stop.child_token();
+        let status = LinkStatus {
+            name: name.clone(),
+            peer: peer.to_string(),
+            connected_since_secs: now_secs(),
+            version,
+            max_boxes,
+            boxes,
+        };
+        if let Some(stale) = self.connected.lock().insert(
+            name.clone(),
+            Connected {
+                status,
+                generation,
+                hang_up: hang_up.clone(),
+            },
+        ) {
+            tracing::info!(spoke = %name, "a spoke connected again; its previous link is closed");
+            stale.hang_up.cancel();
+        }
+        tracing::info!(spoke = %name, %peer, "spoke connected");
+        let welcome = HubMessage::Welcome {
+            name: name.clone(),
+            hub_version: self.hub_version.clone(),
+        };
+        if send(&mut link, &welcome).await.is_ok() {
+            self.converse(&name, &mut link, &hang_up, not_after_secs)
+                .await;
+        }
+        {
+            let mut connected = self.connected.lock();
+            if connected
+                .get(&name)
+                .is_some_and(|c| c.generation == generation)
+            {
+                connected.remove(&name);
+            }
+        }
+        let _ = link.close(None).await;
+        tracing::info!(spoke = %name, "spoke disconnected");
+    }
+
+    /// Reads the spoke's frames until it goes, is hung up on, or its
+    /// certificate runs out.
+    async fn converse(
+        &self,
+        name: &str,
+        link: &mut Link,
+        hang_up: &CancellationToken,
+        not_after_secs: i64,
+    ) {
+        let expires_in = Duration::from_secs((not_after_secs - now_secs()).max(0) as u64);
+        let expiry = tokio::time::sleep(expires_in);
+        tokio::pin!(expiry);
+        let mut ping = tokio::time::interval(PING_EVERY);
+        loop {
+            tokio::select! {
+                _ = hang_up.cancelled() => return,
+                _ = &mut expiry => {
+                    tracing::warn!(spoke = %name, "a spoke's certificate ran out; hung up (it enrols again)");
+                    return;
+                }
+                _ = ping.tick() => {
+                    if link.send(Message::Ping(Vec::new().into())).await.is_err() {
+                        return;
+                    }
+                }
+                frame = link.next() => match frame {
+                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<SpokeMessage>(&text) {
+                        Ok(SpokeMessage::Status { boxes }) => {
+                            if let Some(c) = self.connected.lock().get_mut(name) {
+                                c.status.boxes = boxes;
+                            }
+                        }
+                        Ok(SpokeMessage::Hello { .. }) | Err(_) => {
+                            tracing::warn!(spoke = %name, "a spoke sent a frame it must not; hung up");
+                            return;
+                        }
+                    },
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                    Some(Ok(_)) | Some(Err(_)) | None => return,
+                },
+            }
+        }
+    }
+}
+
+type Request = tokio_tungstenite::tungstenite::handshake::server::Request;
+type Response = tokio_tungstenite::tungstenite::handshake::server::Response;
+type ErrorResponse = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse;
+
+/// Only the link's path opens a WebSocket.
+// tungstenite's callback signature, whose error is an HTTP response.
+#[allow(clippy::result_large_err)]
+fn only_the_link_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
+    if request.uri().path() == CONNECT_PATH {
+        return Ok(response);
+    }
+    let mut refusal = ErrorResponse::new(Some("not a spoke path".into()));
+    *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
+    Err(refusal)
+}
+
+async fn next_message(link: &mut Link) -> Option<SpokeMessage> {
+    loop {
+        match link.next().await? {
+            Ok(Message::Text(text)) => return serde_json::from_str(&text).ok(),
+            Ok(Message::Ping(_) | Message::Pong(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+async fn send(link: &mut Link, message: &HubMessage) -> Result<(), ()> {
+    let text = serde_json::to_string(message).map_err(|_| ())?;
+    link.send(Message::Text(text.into())).await.map_err(|_| ())
+}
+
+async fn refuse(link: &mut Link, reason: &str) {
+    let _ = send(
+        link,
+        &HubMessage::Refused {
+            reason: reason.to_owned(),
+        },
+    )
+    .await;
+    let _ = link
+        .close(Some(CloseFrame {
+            code: CLOSE_REFUSED.into(),
+            reason: "refused".into(),
+        }))
+        .await;
+}
