@@ -69,6 +69,11 @@ async fn worldview(
             "recent_crashes": supervisor.recent_crashes(),
         })
     });
+    // Which machines are linked is the instance's business too.
+    let spokes = match (&s.spokes, caller.sees_every_project()) {
+        (Some(spokes), true) => Some(spokes.list()?),
+        _ => None,
+    };
     Ok(Json(json!({
         "at": at,
         "version": env!("CARGO_PKG_VERSION"),
@@ -81,5 +86,6 @@ async fn worldview(
         "pending": pending,
         "subscribers": subscribers,
         "children": children,
+        "spokes": spokes,
     })))
 }

@@ -247,6 +247,21 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
     let linked = until_connected(&p, "edge-1", true).await;
     assert_eq!(linked["link"]["max_boxes"], 7, "{linked}");
     assert_eq!(linked["link"]["version"], env!("CARGO_PKG_VERSION"));
+    let (_, view) = p.get("/api/v1/worldview").await;
+    assert_eq!(view["spokes"][0]["connected"], true, "{view}");
+    let status = said(&p.cli(&["status"]));
+    assert!(status.contains("spokes: 1 enrolled, 1 linked"), "{status}");
+    let (_, limited) = p.mint(&["viewer"], Some(&["alpha"])).await;
+    let limited_view: Value = p
+        .client_as(&limited)
+        .get(format!("{}/api/v1/worldview", p.url))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(limited_view["spokes"].is_null(), "{limited_view}");
 
     // Only a certificate of the hub's CA gets a handshake: none, or one
     // of another CA, is refused before anything is said.

@@ -151,7 +151,39 @@ fn describe(view: &Value) -> String {
         subscribers.len()
     );
     describe_children(&mut out, &view["children"]);
+    describe_spokes(&mut out, &view["spokes"]);
     out
+}
+
+/// Enrolled spokes and whether they are linked (shown to callers who see
+/// every project).
+fn describe_spokes(out: &mut String, spokes: &Value) {
+    let spokes = list(spokes);
+    if spokes.is_empty() {
+        return;
+    }
+    let linked = spokes.iter().filter(|s| s["connected"] == true).count();
+    let _ = writeln!(out, "spokes: {} enrolled, {linked} linked", spokes.len());
+    let rows: Vec<Vec<String>> = spokes
+        .iter()
+        .map(|s| {
+            let state = if s["revoked"] == true {
+                "revoked".to_owned()
+            } else if s["connected"] == true {
+                format!(
+                    "linked from {} (v{}, {}/{} boxes)",
+                    cell(&s["link"]["peer"]),
+                    cell(&s["link"]["version"]),
+                    cell(&s["link"]["boxes"]),
+                    cell(&s["link"]["max_boxes"])
+                )
+            } else {
+                "not linked".to_owned()
+            };
+            vec![cell(&s["name"]), state]
+        })
+        .collect();
+    let _ = writeln!(out, "{}", render(&["SPOKE", "STATE"], &rows));
 }
 
 /// The processes paddock runs, and the crashes among them lately (shown
@@ -207,6 +239,11 @@ mod tests {
                 "running": [{"pid": 42, "kind": "hook", "name": "seed (create)", "age_secs": 3}],
                 "recent_crashes": [{"kind": "git", "name": "import p", "pid": 7, "signal": 11, "at": "2026-12-03T10:00:00Z"}],
             },
+            "spokes": [
+                {"name": "gpu-1", "revoked": false, "connected": true,
+                 "link": {"peer": "10.1.2.3:5000", "version": "0.1.0", "boxes": 2, "max_boxes": 8}},
+                {"name": "old", "revoked": true, "connected": false, "link": null},
+            ],
         });
         let text = describe(&view);
         assert!(
@@ -236,6 +273,12 @@ mod tests {
             text.contains("crashed: git import p (pid 7, signal 11) at 2026-12-03T10:00:00Z"),
             "{text}"
         );
+        assert!(text.contains("spokes: 2 enrolled, 1 linked"), "{text}");
+        assert!(
+            text.contains("gpu-1  linked from 10.1.2.3:5000 (v0.1.0, 2/8 boxes)"),
+            "{text}"
+        );
+        assert!(text.contains("old    revoked"), "{text}");
     }
 
     #[test]
