@@ -252,15 +252,7 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
     let status = said(&p.cli(&["status"]));
     assert!(status.contains("spokes: 1 enrolled, 1 linked"), "{status}");
     let (_, limited) = p.mint(&["viewer"], Some(&["alpha"])).await;
-    let limited_view: Value = p
-        .client_as(&limited)
-        .get(format!("{}/api/v1/worldview", p.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, limited_view) = p.get_as(&limited, "/api/v1/worldview").await;
     assert!(limited_view["spokes"].is_null(), "{limited_view}");
 
     // Only a certificate of the hub's CA gets a handshake: none, or one

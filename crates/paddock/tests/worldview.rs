@@ -79,15 +79,7 @@ async fn the_worldview_shows_boxes_networks_holds_and_subscribers_as_they_are() 
 
     // A caller of another project sees none of it, and not the spares.
     let (_, other) = p.mint(&["viewer"], Some(&["other"])).await;
-    let limited: Value = p
-        .client_as(&other)
-        .get(format!("{}/api/v1/worldview", p.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, limited) = p.get_as(&other, "/api/v1/worldview").await;
     assert_eq!(limited["boxes"], json!([]), "{limited}");
     assert_eq!(limited["pending"], json!([]), "{limited}");
     assert_eq!(limited["networks"]["held"], json!([]), "{limited}");

@@ -373,6 +373,17 @@ impl Paddock {
             .unwrap()
     }
 
+    /// A GET as the holder of `token`: its status and JSON body.
+    pub async fn get_as(&self, token: &str, path: &str) -> (u16, Value) {
+        let r = self
+            .client_as(token)
+            .get(format!("{}{path}", self.url))
+            .send()
+            .await
+            .unwrap();
+        status_json(r).await
+    }
+
     /// A client that sends this token on every request.
     pub fn client_as(&self, token: &str) -> reqwest::Client {
         authorised_client(token)
