@@ -329,3 +329,36 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
         "the hub logged the refusal"
     );
 }
+
+#[tokio::test]
+async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
+    // A fixed port, so the restarted hub is where the spoke dials (a port
+    // taken between this probe and the bind would fail the start loudly).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut p = Paddock::start(Options {
+        extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ..Options::default()
+    });
+    let token = p.cli(&["spoke", "token", "create", "--name", "edge-2", "--json"]);
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let spoke = tempfile::tempdir().unwrap();
+    let done = enroll(&p, token["token"].as_str().unwrap(), spoke.path());
+    assert!(done.status.success(), "{}", said(&done));
+    let _running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    let before = until_connected(&p, "edge-2", true).await;
+
+    // A new process, a new listener certificate from the same CA: the
+    // spoke trusts it and links again without anyone's help.
+    assert!(p.stop().success());
+    p.restart();
+    let after = until_connected(&p, "edge-2", true).await;
+    assert!(
+        after["link"]["connected_since_secs"].as_i64()
+            >= before["link"]["connected_since_secs"].as_i64(),
+        "{before} {after}"
+    );
+}
