@@ -362,3 +362,79 @@ async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
         "{before} {after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser() {
+    use crate::common::console::{Browsers, console_link, screenshots_dir, session};
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let p = Paddock::start(Options {
+        extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n"),
+        ..Options::default()
+    });
+    let token = p.cli(&["spoke", "token", "create", "--name", "edge-3", "--json"]);
+    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
+    let spoke = tempfile::tempdir().unwrap();
+    assert!(
+        enroll(&p, token["token"].as_str().unwrap(), spoke.path())
+            .status
+            .success()
+    );
+    let _running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    until_connected(&p, "edge-3", true).await;
+
+    // Over HTTP with a session: the row says where it is linked from; a
+    // viewer may not look; a post without the session's CSRF token
+    // changes nothing.
+    let admin = session(&p, &p.admin_token).await;
+    let get = |s: &crate::common::console::Session| {
+        crate::common::raw_http()
+            .get(format!("{}/console/spokes", p.url))
+            .header("cookie", &s.cookie)
+            .send()
+    };
+    let page = get(&admin).await.unwrap().text().await.unwrap();
+    assert!(
+        page.contains("id=\"spoke-edge-3\"") && page.contains("linked</span> from 127.0.0.1:"),
+        "{page}"
+    );
+    let (_, viewer) = p.mint(&["viewer"], None).await;
+    let watching = session(&p, &viewer).await;
+    assert_eq!(get(&watching).await.unwrap().status(), 403);
+    let forged = crate::common::raw_http()
+        .post(format!("{}/console/spokes/edge-3/revoke", p.url))
+        .header("cookie", &admin.cookie)
+        .header("origin", &p.url)
+        .form(&[("csrf", "forged")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert_eq!(listed(&p, "edge-3")["connected"], true, "nothing changed");
+
+    // In Chromium: the page, then its Revoke button.
+    let mut browsers = Browsers::start(&p);
+    let link = console_link(&p, &p.admin_token).await;
+    browsers.ask(&format!("open ada {link}"));
+    browsers.ask("get ada /console/spokes");
+    if let Some(dir) = screenshots_dir() {
+        browsers.ask(&format!(
+            "shot ada {}/console-spokes.png 1100 640",
+            dir.display()
+        ));
+        browsers.ask(&format!(
+            "shot ada {}/console-spokes-phone.png 390 760",
+            dir.display()
+        ));
+    }
+    let after = browsers.ask("click ada revoke-edge-3");
+    assert!(
+        after["title"].as_str().unwrap().starts_with("Spokes"),
+        "{after}"
+    );
+    until_connected(&p, "edge-3", false).await;
+    assert_eq!(listed(&p, "edge-3")["revoked"], true);
+}

@@ -15,6 +15,7 @@ pub(crate) mod feed;
 mod link;
 mod pending;
 mod rules;
+mod spokes;
 mod terminal;
 mod tokens;
 mod upstream;
@@ -41,6 +42,7 @@ pub(crate) fn routes(routes: Routes) -> Routes {
     let routes = terminal::routes(routes);
     let routes = rules::routes(routes);
     let routes = audit::routes(routes);
+    let routes = spokes::routes(routes);
     tokens::routes(routes)
 }
 
@@ -56,15 +58,17 @@ pub(crate) enum Section {
     Rules,
     Audit,
     Tokens,
+    Spokes,
 }
 
 impl Section {
-    const ALL: [Section; 5] = [
+    const ALL: [Section; 6] = [
         Section::Pending,
         Section::Boxes,
         Section::Rules,
         Section::Audit,
         Section::Tokens,
+        Section::Spokes,
     ];
 
     fn title(self) -> &'static str {
@@ -74,6 +78,7 @@ impl Section {
             Self::Rules => "Rules",
             Self::Audit => "Audit",
             Self::Tokens => "Tokens",
+            Self::Spokes => "Spokes",
         }
     }
 
@@ -84,6 +89,7 @@ impl Section {
             Self::Rules => "/console/rules",
             Self::Audit => "/console/audit",
             Self::Tokens => "/console/tokens",
+            Self::Spokes => "/console/spokes",
         }
     }
 }

@@ -383,6 +383,13 @@ pub static OPERATIONS: &[Operation] = &[
         Requires(EgressRead),
         Listing,
     ),
+    op(Page, "GET /console/spokes", Requires(AdminSpokes), Global),
+    op(
+        Page,
+        "POST /console/spokes/{name}/revoke",
+        Requires(AdminSpokes),
+        Global,
+    ),
     op(Page, "GET /console/tokens", Requires(AdminTokens), Global),
     op(
         Page,
