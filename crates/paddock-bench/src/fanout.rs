@@ -20,24 +20,34 @@ use crate::stats::Samples;
 use crate::subscribers::{Arrivals, Subscribers};
 
 /// What each publisher's subscribers waited, round by round.
+#[derive(Default)]
+pub struct Waits {
+    /// Every subscriber's wait, every round.
+    pub each: Samples,
+    /// Per round, the wait of the last subscriber: when the event had
+    /// reached them all. One round preempted on a small machine puts all
+    /// of its subscribers in `each`'s tail; here it is one sample.
+    pub all: Samples,
+}
+
 pub struct Fanout {
-    pub hub: Samples,
-    pub bare: Samples,
+    pub hub: Waits,
+    pub bare: Waits,
 }
 
 /// `rounds` events to `n` subscribers from each publisher in turn.
 pub async fn compare(dir: &Path, n: usize, rounds: usize) -> anyhow::Result<Fanout> {
     let mut hub = HubRig::start(dir, n).await?;
     let mut bare = BareRig::start(dir, n)?;
-    let mut unmeasured = Samples::default();
+    let mut unmeasured = Waits::default();
     // Every subscriber's task past its set-up before anything counts.
     for round in 0..10 {
         hub.round(round, &mut unmeasured).await?;
         bare.round(round, &mut unmeasured).await?;
     }
     let mut out = Fanout {
-        hub: Samples::default(),
-        bare: Samples::default(),
+        hub: Waits::default(),
+        bare: Waits::default(),
     };
     for round in 0..rounds {
         hub.round(round, &mut out.hub).await?;
@@ -65,15 +75,19 @@ async fn collect(
     arrivals: &mut Arrivals,
     n: usize,
     sent: Instant,
-    samples: &mut Samples,
+    waits: &mut Waits,
 ) -> anyhow::Result<()> {
+    let mut last = std::time::Duration::ZERO;
     for _ in 0..n {
         let (at, _, _) = tokio::time::timeout(Duration::from_secs(10), arrivals.recv())
             .await
             .context("no frame within 10 s")?
             .context("the reader ended")?;
-        samples.push(at - sent);
+        let waited = at - sent;
+        last = last.max(waited);
+        waits.each.push(waited);
     }
+    waits.all.push(last);
     // Rounds apart, as held requests are: each starts with the reader asleep.
     tokio::time::sleep(Duration::from_millis(1)).await;
     Ok(())
@@ -105,13 +119,13 @@ impl BareRig {
         })
     }
 
-    async fn round(&mut self, round: usize, samples: &mut Samples) -> anyhow::Result<()> {
+    async fn round(&mut self, round: usize, waits: &mut Waits) -> anyhow::Result<()> {
         let frame = Published::new(bench_event(round)).varlink_frame;
         let sent = Instant::now();
         for s in &mut self.sockets {
             s.write_all(&frame)?;
         }
-        collect(&mut self.arrivals, self.sockets.len(), sent, samples).await
+        collect(&mut self.arrivals, self.sockets.len(), sent, waits).await
     }
 
     fn stop(self) {
@@ -159,11 +173,11 @@ impl HubRig {
         })
     }
 
-    async fn round(&mut self, round: usize, samples: &mut Samples) -> anyhow::Result<()> {
+    async fn round(&mut self, round: usize, waits: &mut Waits) -> anyhow::Result<()> {
         let event = bench_event(round);
         let sent = Instant::now();
         self.hub.publish(event);
-        collect(&mut self.arrivals, self.n, sent, samples).await
+        collect(&mut self.arrivals, self.n, sent, waits).await
     }
 
     async fn stop(self) {
