@@ -30,6 +30,10 @@ pub(crate) struct Footprint {
     pub threads: u64,
     pub tasks: u64,
     pub children: u64,
+    /// Memory SQLite holds (its page cache grows with the store, to a cap).
+    pub store_kib: u64,
+    /// Anonymous memory (the heap; RSS also counts the binary's pages).
+    pub anon_kib: u64,
 }
 
 fn status_field(status: &str, name: &str) -> u64 {
@@ -58,6 +62,7 @@ async fn sample(
 ) -> anyhow::Result<Footprint> {
     let pid = server.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd"))?.count() as u64;
     let metrics = http
         .get(format!("{}/metrics", server.url))
@@ -72,6 +77,8 @@ async fn sample(
         threads: status_field(&status, "Threads:"),
         tasks: gauge(&metrics, "paddock_runtime_alive_tasks"),
         children: gauge(&metrics, "paddock_children_running"),
+        store_kib: gauge(&metrics, "paddock_store_memory_bytes") / 1024,
+        anon_kib: status_field(&rollup, "Anonymous:"),
     })
 }
 
@@ -207,6 +214,20 @@ pub async fn run(args: &Args) -> anyhow::Result<()> {
         rss.0 / 1024.0,
         rss.1 / 1024.0,
         rss.1 / rss.0
+    );
+    // Where a climb comes from: the heap, and how much of it is SQLite's
+    // cache filling as the store grows (to its cap) rather than a leak.
+    let heap = (mean(second, |s| s.anon_kib), mean(last, |s| s.anon_kib));
+    let cache = (mean(second, |s| s.store_kib), mean(last, |s| s.store_kib));
+    println!(
+        "  heap {:.2} MiB -> {:.2} MiB, of which SQLite's cache {:.2} MiB -> {:.2} MiB; the rest {:.2} MiB -> {:.2} MiB = {:.3}x",
+        heap.0 / 1024.0,
+        heap.1 / 1024.0,
+        cache.0 / 1024.0,
+        cache.1 / 1024.0,
+        (heap.0 - cache.0) / 1024.0,
+        (heap.1 - cache.1) / 1024.0,
+        (heap.1 - cache.1) / (heap.0 - cache.0)
     );
     for (label, field) in [
         ("fds", (|s: &Footprint| s.fds) as fn(&Footprint) -> u64),

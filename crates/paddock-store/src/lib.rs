@@ -34,6 +34,15 @@ pub use secrets::SecretRow;
 pub use spokes::SpokeRow;
 pub use warm::WarmClaim;
 
+/// Memory SQLite holds in this process (its page cache, prepared
+/// statements), in bytes: what a growing store adds to paddock's
+/// footprint, up to the cache's cap (SQLite's default, 2 MiB).
+pub fn sqlite_memory_bytes() -> u64 {
+    // SAFETY: reads SQLite's own counter; no arguments, safe from any thread.
+    let used = unsafe { rusqlite::ffi::sqlite3_memory_used() };
+    used.max(0) as u64
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]

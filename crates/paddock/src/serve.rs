@@ -519,8 +519,16 @@ fn register_runtime_tasks() {
 }
 
 /// The store's size in `/metrics`: what retention keeps in check, since a
-/// full disk stops decisions.
+/// full disk stops decisions. Beside it, the memory SQLite holds: it
+/// grows with the store up to its cache's cap, which a long run's
+/// resident memory shows as a slow climb that is not a leak.
 fn register_store_size(store: &Arc<Store>) {
+    paddock_metrics::global().register(Arc::new(paddock_metrics::ReadFn::gauge(
+        "paddock_store_memory_bytes",
+        "Memory the store's SQLite holds (page cache, statements), in bytes.",
+        &[],
+        || vec![(Vec::new(), paddock_store::sqlite_memory_bytes() as f64)],
+    )));
     let store = Arc::downgrade(store);
     paddock_metrics::global().register(Arc::new(paddock_metrics::ReadFn::gauge(
         "paddock_store_bytes",
