@@ -511,80 +511,8 @@ pub async fn run(args: &crate::Args) -> anyhow::Result<()> {
             hundred.percentile_ms(p) / one.percentile_ms(p),
         );
     }
-    fanout_rows(server.dir(), HELD_ROUNDS).await?;
+    crate::fanout::rows(server.dir(), HELD_ROUNDS).await?;
     drop(calls);
-    Ok(())
-}
-
-/// Fan-out on its own (see `fanout`). The rows above start at the box's
-/// CONNECT, so they also carry the gateway's path, which one subscriber
-/// costs as much as a hundred.
-pub(crate) async fn fanout_rows(dir: &std::path::Path, rounds: usize) -> anyhow::Result<()> {
-    // The hub serves only from a directory closed to others.
-    let dir = dir.join("fanout");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700))?;
-    let one = crate::fanout::compare(&dir, 1, rounds).await?;
-    let hundred = crate::fanout::compare(&dir, 100, rounds).await?;
-    let (hub, bare) = (
-        hundred.hub.all.percentile_ms(50.0),
-        hundred.bare.all.percentile_ms(50.0),
-    );
-    crate::record::figure(
-        "fan-out to 100 subscribers, all reached (median), hub vs bare writes",
-        "ms",
-        hub,
-        Some(bare),
-        None,
-        "<= 1.2x",
-    );
-    let row = |label: &str,
-               p: f64,
-               hub: &crate::stats::Samples,
-               bare: &crate::stats::Samples,
-               goal: &str| {
-        let (h, b) = (hub.percentile_ms(p), bare.percentile_ms(p));
-        println!(
-            "{label:<44} p{p:<2} {h:>6.3} ms vs {b:>6.3} ms = {:>5.2}x {goal:>8}",
-            h / b
-        );
-    };
-    row(
-        "fan-out to 100, all reached: hub vs bare",
-        50.0,
-        &hundred.hub.all,
-        &hundred.bare.all,
-        "<= 1.2x",
-    );
-    row(
-        "  all reached, p99 of rounds",
-        99.0,
-        &hundred.hub.all,
-        &hundred.bare.all,
-        "",
-    );
-    row(
-        "  each subscriber",
-        50.0,
-        &hundred.hub.each,
-        &hundred.bare.each,
-        "",
-    );
-    row(
-        "  each subscriber",
-        99.0,
-        &hundred.hub.each,
-        &hundred.bare.each,
-        "",
-    );
-    row(
-        "  to 1: hub vs bare write",
-        50.0,
-        &one.hub.all,
-        &one.bare.all,
-        "",
-    );
-    row("  to 1", 99.0, &one.hub.all, &one.bare.all, "");
     Ok(())
 }
 

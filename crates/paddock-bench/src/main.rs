@@ -259,7 +259,7 @@ fn main() -> anyhow::Result<()> {
             dir.path(),
             std::os::unix::fs::PermissionsExt::from_mode(0o700),
         )?;
-        runtime.block_on(egress_suite::fanout_rows(dir.path(), 500))?;
+        runtime.block_on(fanout::rows(dir.path(), 500))?;
     }
     if matches!(args.suite.as_str(), "all" | "credentials") {
         record::section("credentials");

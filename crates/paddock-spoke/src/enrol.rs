@@ -1,8 +1,9 @@
 //! Minting enrolment tokens and trading them for certificates.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
+use paddock_store::clock::now_secs;
 use paddock_store::{SpokeRow, Store};
 use paddock_tls::SpokeCa;
 use serde::Serialize;
@@ -12,12 +13,6 @@ use crate::link::{LinkStatus, SpokeLinks};
 
 /// Enrolment tokens start with this, so a leaked one is recognisable.
 pub const TOKEN_PREFIX: &str = "pdk_spoke_";
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// A spoke's name: what routes boxes to it, what its certificate names.
 pub fn check_name(name: &str) -> Result<(), SpokeError> {

@@ -9,10 +9,11 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
 use paddock_store::Store;
+use paddock_store::clock::now_secs;
 use paddock_tls::TlsListener;
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -33,12 +34,6 @@ const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 const PING_EVERY: Duration = Duration::from_secs(20);
 /// WebSocket close code for a refused spoke (application range).
 const CLOSE_REFUSED: u16 = 4403;
-
-fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
 
 /// A connected spoke, as the hub knows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]

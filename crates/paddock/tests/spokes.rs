@@ -330,25 +330,33 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
     );
 }
 
-#[tokio::test]
-async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
-    // A fixed port, so the restarted hub is where the spoke dials (a port
-    // taken between this probe and the bind would fail the start loudly).
+/// A hub whose spoke listener is on a fixed loopback port (so a restarted
+/// hub is where its spoke dials; a port taken between this probe and the
+/// bind fails the start loudly), a spoke `name` enrolled with it, and that
+/// spoke running and linked. The spoke's directory and process go with
+/// the returned values.
+async fn hub_with_a_linked_spoke(name: &str) -> (Paddock, tempfile::TempDir, SpokeProcess) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let mut p = Paddock::start(Options {
+    let p = Paddock::start(Options {
         extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n"),
         ..Options::default()
     });
-    let token = p.cli(&["spoke", "token", "create", "--name", "edge-2", "--json"]);
+    let token = p.cli(&["spoke", "token", "create", "--name", name, "--json"]);
     let token: Value = serde_json::from_slice(&token.stdout).unwrap();
     let spoke = tempfile::tempdir().unwrap();
     let done = enroll(&p, token["token"].as_str().unwrap(), spoke.path());
     assert!(done.status.success(), "{}", said(&done));
-    let _running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    let running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    (p, spoke, running)
+}
+
+#[tokio::test]
+async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
+    let (mut p, _spoke, _running) = hub_with_a_linked_spoke("edge-2").await;
     let before = until_connected(&p, "edge-2", true).await;
 
     // A new process, a new listener certificate from the same CA: the
@@ -366,24 +374,7 @@ async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser() {
     use crate::common::console::{Browsers, console_link, screenshots_dir, session};
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let p = Paddock::start(Options {
-        extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n"),
-        ..Options::default()
-    });
-    let token = p.cli(&["spoke", "token", "create", "--name", "edge-3", "--json"]);
-    let token: Value = serde_json::from_slice(&token.stdout).unwrap();
-    let spoke = tempfile::tempdir().unwrap();
-    assert!(
-        enroll(&p, token["token"].as_str().unwrap(), spoke.path())
-            .status
-            .success()
-    );
-    let _running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    let (p, _spoke, _running) = hub_with_a_linked_spoke("edge-3").await;
     until_connected(&p, "edge-3", true).await;
 
     // Over HTTP with a session: the row says where it is linked from; a

@@ -8,7 +8,7 @@ use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use super::{CsrfOnly, Frame, Section, button, failed};
+use super::{CsrfOnly, Frame, Section, button, failed, when};
 use crate::AppState;
 use crate::auth::Caller;
 use crate::pages::escape;
@@ -18,16 +18,6 @@ pub(crate) fn routes(routes: Routes) -> Routes {
     routes
         .bind("GET /console/spokes", list)
         .bind("POST /console/spokes/{name}/revoke", revoke)
-}
-
-fn when(secs: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(secs)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "-".into())
 }
 
 async fn list(
@@ -61,7 +51,7 @@ async fn list(
                 (Some(link), false) => format!(
                     "<span class=\"ok\">linked</span> from {peer} since {since} · v{version} · {boxes}/{max} boxes",
                     peer = escape(&link.peer),
-                    since = when(link.connected_since_secs),
+                    since = when(link.connected_since_secs * 1000),
                     version = escape(&link.version),
                     boxes = link.boxes,
                     max = link.max_boxes,
@@ -80,7 +70,7 @@ async fn list(
             format!(
                 "<tr id=\"spoke-{name}\"><td data-label=\"Spoke\">{name}</td><td data-label=\"State\">{state}</td>\
                  <td data-label=\"Certificate until\">{until}</td><td class=\"actions\">{action}</td></tr>",
-                until = when(spoke.cert_not_after_secs),
+                until = when(spoke.cert_not_after_secs * 1000),
             )
         })
         .collect();

@@ -102,13 +102,7 @@ fn read_value(from_file: Option<&PathBuf>) -> anyhow::Result<Zeroizing<String>> 
 }
 
 fn when(ms: &Value) -> String {
-    ms.as_i64()
-        .and_then(|ms| time::OffsetDateTime::from_unix_timestamp(ms / 1000).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "never".into())
+    super::table::utc(ms.as_i64().map(|ms| ms / 1000)).unwrap_or_else(|| "never".into())
 }
 
 fn print_list(secrets: &[Value]) {

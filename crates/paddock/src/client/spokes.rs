@@ -177,13 +177,7 @@ async fn admin(client: &Client, command: SpokeCommand) -> anyhow::Result<ExitCod
 }
 
 fn when(secs: &Value) -> String {
-    secs.as_i64()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| "-".into())
+    table::utc(secs.as_i64()).unwrap_or_else(|| "-".into())
 }
 
 fn row(spoke: &Value) -> Vec<String> {

@@ -1,5 +1,13 @@
 //! Plain aligned tables for people; `--json` is for scripts.
 
+/// Seconds since the epoch as RFC 3339 UTC; `None` for no time (or one
+/// out of range), which each table words its own way.
+pub fn utc(secs: Option<i64>) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(secs?).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 pub fn render(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
