@@ -153,6 +153,12 @@ impl Backend {
         self.hooks = Some(HooksGuard::new(link, &self.stdout));
     }
 
+    /// The backend's process id.
+    #[cfg(test)]
+    pub(crate) fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) fn hooks(&self) -> Option<&HooksGuard> {
         self.hooks.as_ref()
     }

@@ -215,9 +215,19 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
+        // Dropped while the shell still ran, the handle would end its
+        // whole process group, the child too (as it should): wait until
+        // the shell has ended and been reaped, as http-backend has by the
+        // time receive-pack outlives it.
+        let shell = format!("/proc/{}", backend.id());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Path::new(&shell).exists() {
+            assert!(Instant::now() < deadline, "the shell never ended");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         drop(backend);
 
-        // The shell is gone at once; its child still writes (or could).
+        // The shell is gone; its child still writes (or could).
         let until = Instant::now() + Duration::from_millis(300);
         while Instant::now() < until {
             assert!(at.symlink_metadata().is_ok(), "link removed too early");
