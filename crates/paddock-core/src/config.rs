@@ -1,7 +1,7 @@
 //! The box-related part of paddock's configuration (the `[boxes]`,
 //! `[activation]`, `[[profiles]]`, `[[hooks]]` and `[reconcile]` tables).
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -51,7 +51,9 @@ pub struct PoolConfig {
 }
 
 /// When a box's image is pulled before the box is made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum PullPolicy {
     /// Never: an image the engine lacks is `image_not_found`.

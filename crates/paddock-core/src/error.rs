@@ -68,6 +68,21 @@ pub enum CoreError {
         state: &'static str,
         hint: &'static str,
     },
+    /// A box on a spoke, asked for what the hub does not route to spokes.
+    #[error(
+        "box {id:?} runs on spoke {spoke:?}, which this operation does not reach: get, exec, logs and destroy do"
+    )]
+    OnSpoke { id: String, spoke: String },
+    /// The spoke a box is on, or a create names, is not connected; its
+    /// boxes are kept and come back with it.
+    #[error("spoke {0:?} is not connected; its boxes are kept and shown again when it returns")]
+    SpokeUnreachable(String),
+    /// The spoke has no room for another box.
+    #[error("spoke {spoke:?} is full: {message}")]
+    SpokeFull { spoke: String, message: String },
+    /// The spoke failed the call, in its words.
+    #[error("on spoke {spoke:?}: {message}")]
+    Spoke { spoke: String, message: String },
 }
 
 impl From<EngineError> for CoreError {

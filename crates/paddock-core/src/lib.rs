@@ -24,6 +24,8 @@ mod pools;
 mod ports;
 mod power;
 mod reconcile;
+pub mod remote;
+mod remote_boxes;
 mod service;
 mod subnet;
 mod terminal;

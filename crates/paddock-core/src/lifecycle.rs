@@ -46,8 +46,16 @@ impl BoxService {
         let started = std::time::Instant::now();
         let mut span = crate::metrics::operation("box.create", None);
         span.attr("box.project", req.project.as_str());
-        let made =
-            paddock_trace::in_span(span.context(), self.make_box(req, progress, false)).await;
+        let made = match self.placement(&req) {
+            Ok(Some(spoke)) => {
+                span.attr("box.spoke", spoke.as_str());
+                paddock_trace::in_span(span.context(), self.create_on_spoke(spoke, req)).await
+            }
+            Ok(None) => {
+                paddock_trace::in_span(span.context(), self.make_box(req, progress, false)).await
+            }
+            Err(e) => Err(e),
+        };
         crate::metrics::created(&made, started.elapsed());
         crate::metrics::ended(&mut span, &made);
         if let Ok(made) = &made {
@@ -82,6 +90,11 @@ impl BoxService {
             }
             None => format!("box-{}", paddock_secret::random_id(5)),
         };
+        if self.store.get_spoke_box(&id)?.is_some() {
+            return Err(CoreError::Conflict(format!(
+                "a box {id:?} exists already (on a spoke)"
+            )));
+        }
         let options = BoxOptions::resolve(&self.config(), &image, req.runtime, req.read_only)?;
         let policy = options::pull_policy(&self.config(), &image, req.pull);
 
@@ -386,7 +399,11 @@ impl BoxService {
     /// Destroys a box: container, network, hook state, row.
     pub async fn destroy(&self, id: &str) -> Result<()> {
         let mut span = crate::metrics::operation("box.destroy", Some(id));
-        let done = self.destroy_because(id, "the box was destroyed").await;
+        let done = match self.remote_box(id) {
+            Ok(Some(remote)) => self.remote_destroy(&remote).await,
+            Ok(None) => self.destroy_because(id, "the box was destroyed").await,
+            Err(e) => Err(e),
+        };
         crate::metrics::destroyed(&done);
         crate::metrics::ended(&mut span, &done);
         done

@@ -5,7 +5,7 @@
 use paddock_store::{BoxRow, BoxState};
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateBox {
     /// Project the box works on (a-z, 0-9, '-').
@@ -37,6 +37,10 @@ pub struct CreateBox {
     /// the image profile's or `[boxes] pull`.
     #[serde(default)]
     pub pull: Option<crate::config::PullPolicy>,
+    /// The spoke to run the box on (`local`: this machine). Absent: the
+    /// least loaded of this machine and its connected spokes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoke: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
@@ -67,6 +71,12 @@ pub struct BoxView {
     /// What the box uses now, when it runs and was asked for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<BoxUsage>,
+    /// The spoke the box runs on; absent: this machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spoke: Option<String>,
+    /// Its spoke is not connected: this is how the box last looked.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unreachable: bool,
 }
 
 /// A running box's resource use at one moment.
@@ -126,6 +136,8 @@ impl From<&BoxRow> for BoxView {
             runtime: row.runtime.clone(),
             read_only: row.read_only,
             usage: None,
+            spoke: None,
+            unreachable: false,
         }
     }
 }

@@ -31,6 +31,8 @@ pub struct BoxService {
     pub(crate) extensions: Vec<Arc<dyn BoxExtension>>,
     /// Warm pools: woken when a box was claimed, filled one at a time.
     pub(crate) pools: crate::pools::PoolState,
+    /// The hub's spokes, when it has any ([`BoxService::set_spokes`]).
+    pub(crate) spokes: std::sync::OnceLock<Arc<dyn crate::remote::Spokes>>,
 }
 
 /// Whether each dependency answered; `Err` holds what went wrong.
@@ -85,6 +87,7 @@ impl BoxService {
             networks,
             extensions,
             pools: Default::default(),
+            spokes: std::sync::OnceLock::new(),
         }))
     }
 
@@ -150,12 +153,19 @@ impl BoxService {
 
     /// A box a person or agent may name: a warm box nobody claimed yet is
     /// nobody's, so it is as absent as a box that does not exist.
+    /// A box on a spoke is named as such, never looked for here.
     pub(crate) fn user_box(&self, id: &str) -> Result<BoxRow> {
         validate::box_id(id).map_err(|_| CoreError::NotFound(id.to_owned()))?;
-        self.store
-            .get_box(id)?
-            .filter(|row| !row.warm)
-            .ok_or_else(|| CoreError::NotFound(id.to_owned()))
+        if let Some(row) = self.store.get_box(id)?.filter(|row| !row.warm) {
+            return Ok(row);
+        }
+        match self.store.get_spoke_box(id)? {
+            Some(remote) => Err(CoreError::OnSpoke {
+                id: id.to_owned(),
+                spoke: remote.spoke,
+            }),
+            None => Err(CoreError::NotFound(id.to_owned())),
+        }
     }
 
     /// The boxes people and agents see (warm ones are nobody's yet).
@@ -165,16 +175,28 @@ impl BoxService {
         Ok(rows)
     }
 
+    /// The box as stored (a spoke's as it last said).
     pub fn get(&self, id: &str) -> Result<BoxView> {
+        if let Some(remote) = self.remote_box(id)? {
+            return Ok(self.stored_view(&remote));
+        }
         Ok(BoxView::from(&self.user_box(id)?))
     }
 
+    /// This machine's boxes, then the spokes' as they last said.
     pub fn list(&self) -> Result<Vec<BoxView>> {
-        Ok(self.user_boxes()?.iter().map(BoxView::from).collect())
+        let mut views: Vec<BoxView> = self.user_boxes()?.iter().map(BoxView::from).collect();
+        for remote in self.store.list_spoke_boxes()? {
+            views.push(self.stored_view(&remote));
+        }
+        Ok(views)
     }
 
     /// The box and what it uses now (nothing when it does not run).
     pub async fn get_with_usage(&self, id: &str) -> Result<BoxView> {
+        if let Some(remote) = self.remote_box(id)? {
+            return self.remote_view(&remote).await;
+        }
         let row = self.user_box(id)?;
         let mut views = self.with_usage(std::slice::from_ref(&row)).await;
         views
@@ -185,7 +207,10 @@ impl BoxService {
     /// Every box and what each uses now, read from the engine at once.
     pub async fn list_with_usage(&self) -> Result<Vec<BoxView>> {
         let rows = self.user_boxes()?;
-        Ok(self.with_usage(&rows).await)
+        let (mut views, remote) =
+            futures_util::future::join(self.with_usage(&rows), self.remote_views()).await;
+        views.extend(remote?);
+        Ok(views)
     }
 
     /// The rows' views, with the engine asked about the running ones
@@ -235,6 +260,9 @@ impl BoxService {
     pub async fn exec(&self, id: &str, command: &str) -> Result<ExecResult> {
         validate::command(command)?;
         let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), command.to_owned()];
+        if let Some(remote) = self.remote_box(id)? {
+            return self.remote_exec(&remote, argv).await;
+        }
         self.run_in_box(id, argv).await
     }
 
@@ -242,6 +270,9 @@ impl BoxService {
     /// as the program sees it, as `docker exec` does.
     pub async fn exec_argv(&self, id: &str, argv: Vec<String>) -> Result<ExecResult> {
         validate::argv(&argv)?;
+        if let Some(remote) = self.remote_box(id)? {
+            return self.remote_exec(&remote, argv).await;
+        }
         self.run_in_box(id, argv).await
     }
 
@@ -276,6 +307,9 @@ impl BoxService {
 
     /// The last `tail` lines of the box's console (capped at 10 000).
     pub async fn logs(&self, id: &str, tail: Option<u32>) -> Result<String> {
+        if let Some(remote) = self.remote_box(id)? {
+            return self.remote_logs(&remote, tail).await;
+        }
         let container = self.container_of(id, false)?;
         let tail = tail.unwrap_or(100).min(10_000);
         Ok(self.engine.logs(&container, tail).await?)

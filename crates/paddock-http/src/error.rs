@@ -48,10 +48,16 @@ pub enum ErrorCode {
     ApplyFailed,
     /// The client speaks an API version this server does not serve.
     VersionSkew,
+    /// The box runs on a spoke this operation does not reach.
+    OnSpoke,
+    /// The spoke a box is on (or a create names) is not connected.
+    SpokeUnreachable,
+    /// The spoke failed the call.
+    SpokeFailed,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 32] = [
+    pub const ALL: [ErrorCode; 35] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -84,6 +90,9 @@ impl ErrorCode {
         Self::InvalidAction,
         Self::ApplyFailed,
         Self::VersionSkew,
+        Self::OnSpoke,
+        Self::SpokeUnreachable,
+        Self::SpokeFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -120,6 +129,9 @@ impl ErrorCode {
             Self::InvalidAction => "invalid_action",
             Self::ApplyFailed => "apply_failed",
             Self::VersionSkew => "version_skew",
+            Self::OnSpoke => "on_spoke",
+            Self::SpokeUnreachable => "spoke_unreachable",
+            Self::SpokeFailed => "spoke_failed",
         }
     }
 }
@@ -188,6 +200,12 @@ pub(crate) fn classify(e: &CoreError) -> (StatusCode, ErrorCode) {
         CoreError::WrongState { .. } => (StatusCode::CONFLICT, ErrorCode::WrongState),
         CoreError::NoSuchPath(_) => (StatusCode::NOT_FOUND, ErrorCode::PathNotFound),
         CoreError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::TooLarge),
+        CoreError::OnSpoke { .. } => (StatusCode::CONFLICT, ErrorCode::OnSpoke),
+        CoreError::SpokeUnreachable(_) => {
+            (StatusCode::SERVICE_UNAVAILABLE, ErrorCode::SpokeUnreachable)
+        }
+        CoreError::SpokeFull { .. } => (StatusCode::TOO_MANY_REQUESTS, ErrorCode::LimitReached),
+        CoreError::Spoke { .. } => (StatusCode::BAD_GATEWAY, ErrorCode::SpokeFailed),
     }
 }
 

@@ -16,7 +16,10 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
+use tokio::sync::mpsc;
+
 use crate::SpokeError;
+use crate::local::{HubVerdict, Local};
 use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
 
 /// The files `paddock spoke enroll` writes in the spoke's directory.
@@ -30,11 +33,10 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 /// short again.
 const STEADY: Duration = Duration::from_secs(60);
 
-/// What the spoke tells the hub about itself.
+/// What the spoke offers the hub.
 #[derive(Debug, Clone)]
 pub struct SpokeInfo {
     pub max_boxes: u32,
-    pub boxes: u32,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SpokeError> {
@@ -102,6 +104,7 @@ pub async fn run(
     hub: &str,
     dir: PathBuf,
     info: SpokeInfo,
+    local: Arc<Local>,
     stop: CancellationToken,
 ) -> Result<(), SpokeError> {
     let url = link_url(hub)?;
@@ -110,7 +113,7 @@ pub async fn run(
     loop {
         let ended = tokio::select! {
             _ = stop.cancelled() => return Ok(()),
-            ended = session(&url, config.clone(), &info) => ended,
+            ended = session(&url, config.clone(), &info, &local) => ended,
         };
         match ended {
             Ended::Refused(reason) => return Err(SpokeError::Refused(reason)),
@@ -129,7 +132,12 @@ pub async fn run(
     }
 }
 
-async fn session(url: &str, config: Arc<rustls::ClientConfig>, info: &SpokeInfo) -> Ended {
+async fn session(
+    url: &str,
+    config: Arc<rustls::ClientConfig>,
+    info: &SpokeInfo,
+    local: &Arc<Local>,
+) -> Ended {
     let lost = |why: String| Ended::Lost { why, steady: false };
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
@@ -145,33 +153,55 @@ async fn session(url: &str, config: Arc<rustls::ClientConfig>, info: &SpokeInfo)
         Ok(Err(e)) => return lost(e.to_string()),
         Err(_) => return lost("no answer within 15 s".into()),
     };
-    let hello = SpokeMessage::Hello {
+    // Subscribed before the held requests are read, so none falls
+    // between the two.
+    let events = local.subscribe();
+    let mut opening = vec![SpokeMessage::Hello {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         max_boxes: info.max_boxes,
-        boxes: info.boxes,
-    };
-    let Ok(text) = serde_json::to_string(&hello) else {
-        return lost("cannot write the hello".into());
-    };
-    if let Err(e) = link.send(Message::Text(text.into())).await {
-        return lost(e.to_string());
+        boxes: local.box_count(),
+    }];
+    opening.extend(
+        local
+            .held()
+            .into_iter()
+            .map(|event| SpokeMessage::Event { event }),
+    );
+    for message in &opening {
+        if let Err(e) = send(&mut link, message).await {
+            return lost(e);
+        }
     }
     let started = tokio::time::Instant::now();
+    let ended = |why: String| Ended::Lost {
+        why,
+        steady: started.elapsed() >= STEADY,
+    };
+    let (outbox, mut outgoing) = mpsc::channel::<SpokeMessage>(64);
     loop {
-        let frame = match link.next().await {
+        let frame = tokio::select! {
+            Some(message) = outgoing.recv() => {
+                if let Err(e) = send(&mut link, &message).await {
+                    return ended(e);
+                }
+                continue;
+            }
+            published = events.next() => {
+                let Some(published) = published else {
+                    return ended("the spoke's clearance hub stopped".into());
+                };
+                let message = SpokeMessage::Event { event: published.event.clone() };
+                if let Err(e) = send(&mut link, &message).await {
+                    return ended(e);
+                }
+                continue;
+            }
+            frame = link.next() => frame,
+        };
+        let frame = match frame {
             Some(Ok(frame)) => frame,
-            Some(Err(e)) => {
-                return Ended::Lost {
-                    why: e.to_string(),
-                    steady: started.elapsed() >= STEADY,
-                };
-            }
-            None => {
-                return Ended::Lost {
-                    why: "the hub closed the link".into(),
-                    steady: started.elapsed() >= STEADY,
-                };
-            }
+            Some(Err(e)) => return ended(e.to_string()),
+            None => return ended("the hub closed the link".into()),
         };
         match frame {
             Message::Text(text) => match serde_json::from_str::<HubMessage>(&text) {
@@ -179,17 +209,63 @@ async fn session(url: &str, config: Arc<rustls::ClientConfig>, info: &SpokeInfo)
                     tracing::info!(spoke = %name, %hub_version, "linked to the hub");
                 }
                 Ok(HubMessage::Refused { reason }) => return Ended::Refused(reason),
+                Ok(HubMessage::Call { id, call }) => {
+                    let (local, outbox) = (local.clone(), outbox.clone());
+                    tokio::spawn(async move {
+                        let changes_load = matches!(
+                            call,
+                            paddock_core::remote::RemoteCall::Create { .. }
+                                | paddock_core::remote::RemoteCall::Destroy { .. }
+                        );
+                        let result = local.handle(call).await;
+                        let _ = outbox.send(SpokeMessage::Reply { id, result }).await;
+                        if changes_load {
+                            let boxes = local.box_count();
+                            let _ = outbox.send(SpokeMessage::Status { boxes }).await;
+                        }
+                    });
+                }
+                Ok(HubMessage::Verdict {
+                    id,
+                    request_id,
+                    container,
+                    dest,
+                    action,
+                    scope,
+                    ttl_secs,
+                    decided_by,
+                }) => {
+                    let verdict = HubVerdict {
+                        request_id,
+                        container,
+                        dest,
+                        action,
+                        scope,
+                        ttl_secs,
+                        decided_by,
+                    };
+                    let (local, outbox) = (local.clone(), outbox.clone());
+                    tokio::spawn(async move {
+                        let applied = local.verdict(verdict).await;
+                        let _ = outbox.send(SpokeMessage::VerdictDone { id, applied }).await;
+                    });
+                }
                 Err(e) => return lost(format!("the hub sent a frame this spoke cannot read: {e}")),
             },
-            Message::Close(_) => {
-                return Ended::Lost {
-                    why: "the hub closed the link".into(),
-                    steady: started.elapsed() >= STEADY,
-                };
-            }
+            Message::Close(_) => return ended("the hub closed the link".into()),
             _ => {}
         }
     }
+}
+
+type Link =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn send(link: &mut Link, message: &SpokeMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    link.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

@@ -4,16 +4,25 @@
 //! certificate from the hub's spoke CA), the list of spokes, and
 //! revocation.
 //!
+//! It is also both ends of the link: the hub's ([`SpokeLinks`]: calls
+//! to a spoke's boxes, the mirror of its held connections) and the
+//! spoke's (`dial`, [`Local`]: the calls done by its own box service,
+//! the hub's verdicts applied in its own clearance hub).
+//!
 //! Must not: know HTTP or the command line (surfaces map themselves onto
 //! it), or ever hold a spoke's private key.
 
+mod calls;
 pub mod dial;
 mod enrol;
 mod link;
+mod local;
+mod mirror;
 pub mod wire;
 
 pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};
 pub use link::{LinkStatus, SpokeLinks};
+pub use local::Local;
 
 /// Why an enrolment step was refused. None of them carries a token.
 #[derive(Debug, thiserror::Error)]

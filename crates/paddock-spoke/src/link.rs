@@ -7,8 +7,8 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
@@ -25,7 +25,17 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_util::sync::CancellationToken;
 
+use paddock_clearance::Hub;
+use paddock_core::BoxService;
+use paddock_core::remote::{RemoteCall, RemoteReply, SpokeCallError, SpokeLoad, Spokes};
+use tokio::sync::mpsc;
+
+use crate::calls::{Answer, Session};
+use crate::mirror::Mirror;
 use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
+
+/// Frames waiting to go out on one link.
+const OUTBOX: usize = 64;
 
 /// How long a spoke has from its handshake to its hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
@@ -50,6 +60,7 @@ struct Connected {
     status: LinkStatus,
     generation: u64,
     hang_up: CancellationToken,
+    session: Session,
 }
 
 pub struct SpokeLinks {
@@ -57,6 +68,9 @@ pub struct SpokeLinks {
     hub_version: String,
     connected: Mutex<HashMap<String, Connected>>,
     generation: AtomicU64,
+    /// Set by [`SpokeLinks::attach`]: the hub's clearance and boxes.
+    mirror: OnceLock<Arc<Mirror>>,
+    boxes: OnceLock<Weak<BoxService>>,
 }
 
 type Link = WebSocketStream<TlsStream<TcpStream>>;
@@ -68,7 +82,18 @@ impl SpokeLinks {
             hub_version: hub_version.to_owned(),
             connected: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(1),
+            mirror: OnceLock::new(),
+            boxes: OnceLock::new(),
         })
+    }
+
+    /// Joins the links to the hub's clearance hub (spokes' held requests
+    /// are mirrored there) and box service (boxes are placed on spokes,
+    /// and reconciled when one connects).
+    pub fn attach(self: &Arc<Self>, hub: Arc<Hub>, boxes: &Arc<BoxService>) {
+        let _ = self.mirror.set(Mirror::new(hub, self.store.clone()));
+        let _ = self.boxes.set(Arc::downgrade(boxes));
+        boxes.set_spokes(self.clone());
     }
 
     /// Every connected spoke, by name.
@@ -174,6 +199,8 @@ impl SpokeLinks {
         };
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         let hang_up = stop.child_token();
+        let (outbox, outgoing) = mpsc::channel(OUTBOX);
+        let session = Session::new(outbox);
         let status = LinkStatus {
             name: name.clone(),
             peer: peer.to_string(),
@@ -188,6 +215,7 @@ impl SpokeLinks {
                 status,
                 generation,
                 hang_up: hang_up.clone(),
+                session: session.clone(),
             },
         ) {
             tracing::info!(spoke = %name, "a spoke connected again; its previous link is closed");
@@ -199,31 +227,60 @@ impl SpokeLinks {
             hub_version: self.hub_version.clone(),
         };
         if send(&mut link, &welcome).await.is_ok() {
-            self.converse(&name, &mut link, &hang_up, not_after_secs)
-                .await;
+            self.reconcile_soon(&name);
+            let talk = Talk {
+                name: &name,
+                session: &session,
+                hang_up: &hang_up,
+                not_after_secs,
+            };
+            self.converse(talk, &mut link, outgoing).await;
         }
-        {
+        session.end();
+        let current = {
             let mut connected = self.connected.lock();
-            if connected
+            let current = connected
                 .get(&name)
-                .is_some_and(|c| c.generation == generation)
-            {
+                .is_some_and(|c| c.generation == generation);
+            if current {
                 connected.remove(&name);
             }
+            current
+        };
+        if current && let Some(mirror) = self.mirror.get() {
+            mirror.forget_spoke(&name);
         }
         let _ = link.close(None).await;
         tracing::info!(spoke = %name, "spoke disconnected");
     }
 
-    /// Reads the spoke's frames until it goes, is hung up on, or its
-    /// certificate runs out.
+    /// A spoke that (re)connects has its boxes' rows brought up to date.
+    fn reconcile_soon(&self, name: &str) {
+        let Some(boxes) = self.boxes.get().and_then(Weak::upgrade) else {
+            return;
+        };
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            if let Err(e) = boxes.reconcile_spoke(&name).await {
+                tracing::warn!(spoke = %name, error = %e, "cannot reconcile a spoke's boxes");
+            }
+        });
+    }
+
+    /// Reads the spoke's frames and sends the hub's until it goes, is
+    /// hung up on, or its certificate runs out.
     async fn converse(
         &self,
-        name: &str,
+        talk: Talk<'_>,
         link: &mut Link,
-        hang_up: &CancellationToken,
-        not_after_secs: i64,
+        mut outgoing: mpsc::Receiver<HubMessage>,
     ) {
+        let Talk {
+            name,
+            session,
+            hang_up,
+            not_after_secs,
+        } = talk;
         let expires_in = Duration::from_secs((not_after_secs - now_secs()).max(0) as u64);
         let expiry = tokio::time::sleep(expires_in);
         tokio::pin!(expiry);
@@ -240,15 +297,21 @@ impl SpokeLinks {
                         return;
                     }
                 }
+                Some(message) = outgoing.recv() => {
+                    if send(link, &message).await.is_err() {
+                        return;
+                    }
+                }
                 frame = link.next() => match frame {
                     Some(Ok(Message::Text(text))) => match serde_json::from_str::<SpokeMessage>(&text) {
-                        Ok(SpokeMessage::Status { boxes }) => {
-                            if let Some(c) = self.connected.lock().get_mut(name) {
-                                c.status.boxes = boxes;
+                        Ok(message) => {
+                            if !self.take(name, session, message) {
+                                tracing::warn!(spoke = %name, "a spoke sent a frame it must not; hung up");
+                                return;
                             }
                         }
-                        Ok(SpokeMessage::Hello { .. }) | Err(_) => {
-                            tracing::warn!(spoke = %name, "a spoke sent a frame it must not; hung up");
+                        Err(_) => {
+                            tracing::warn!(spoke = %name, "a spoke sent a frame the hub cannot read; hung up");
                             return;
                         }
                     },
@@ -257,6 +320,78 @@ impl SpokeLinks {
                 },
             }
         }
+    }
+
+    /// Takes in one frame of the spoke's; false for one it must not send.
+    fn take(&self, name: &str, session: &Session, message: SpokeMessage) -> bool {
+        match message {
+            SpokeMessage::Status { boxes } => {
+                if let Some(c) = self.connected.lock().get_mut(name) {
+                    c.status.boxes = boxes;
+                }
+            }
+            SpokeMessage::Reply { id, result } => {
+                if !session.answer(id, Answer::Reply(result)) {
+                    tracing::debug!(spoke = %name, id, "an answer nobody waits for; dropped");
+                }
+            }
+            SpokeMessage::VerdictDone { id, applied } => {
+                if !session.answer(id, Answer::VerdictDone(applied)) {
+                    tracing::debug!(spoke = %name, id, "a verdict's answer nobody waits for; dropped");
+                }
+            }
+            SpokeMessage::Event { event } => {
+                if let Some(mirror) = self.mirror.get() {
+                    mirror.on_event(name, session, event);
+                }
+            }
+            SpokeMessage::Hello { .. } => return false,
+        }
+        true
+    }
+}
+
+/// Who the link is with, for [`SpokeLinks::converse`].
+struct Talk<'a> {
+    name: &'a str,
+    session: &'a Session,
+    hang_up: &'a CancellationToken,
+    not_after_secs: i64,
+}
+
+impl Spokes for SpokeLinks {
+    fn loads(&self) -> Vec<SpokeLoad> {
+        self.status()
+            .into_iter()
+            .map(|s| SpokeLoad {
+                name: s.name,
+                boxes: s.boxes,
+                max_boxes: s.max_boxes,
+            })
+            .collect()
+    }
+
+    fn call<'a>(
+        &'a self,
+        spoke: &'a str,
+        call: RemoteCall,
+    ) -> paddock_core::BoxFuture<'a, Result<RemoteReply, SpokeCallError>> {
+        Box::pin(async move {
+            let session = self
+                .connected
+                .lock()
+                .get(spoke)
+                .map(|c| c.session.clone())
+                .ok_or_else(|| SpokeCallError::Unreachable(spoke.to_owned()))?;
+            match session
+                .ask(spoke, |id| HubMessage::Call { id, call })
+                .await?
+            {
+                Answer::Reply(Ok(reply)) => Ok(reply),
+                Answer::Reply(Err(failure)) => Err(SpokeCallError::Failed(failure)),
+                Answer::VerdictDone(_) => Err(SpokeCallError::Garbled(spoke.to_owned())),
+            }
+        })
     }
 }
 

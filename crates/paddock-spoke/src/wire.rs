@@ -1,16 +1,21 @@
 //! What hub and spoke say to each other over the spoke link: JSON text
-//! frames on a WebSocket over mutual TLS. Small on purpose; every frame
-//! is read under a size cap.
+//! frames on a WebSocket over mutual TLS, every one read under a size
+//! cap. The hub asks (`Call`, `Verdict`) and the spoke answers under the
+//! same `id`; the spoke also tells, unasked, its load and the clearance
+//! events of its boxes.
 
+use paddock_clearance::ClearanceEvent;
+use paddock_core::remote::{RemoteCall, RemoteFailure, RemoteReply};
 use serde::{Deserialize, Serialize};
 
-/// The largest frame either side accepts.
-pub const MAX_FRAME: usize = 64 * 1024;
+/// The largest frame either side accepts: an exec's output (1 MiB each
+/// of stdout and stderr at the default limit) escaped as JSON fits.
+pub const MAX_FRAME: usize = 16 * 1024 * 1024;
 /// The WebSocket path on the hub's spoke listener.
 pub const CONNECT_PATH: &str = "/spoke/connect";
 
 /// From a spoke.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum SpokeMessage {
     /// The first frame: what the spoke is and what it can take.
@@ -21,14 +26,40 @@ pub enum SpokeMessage {
     },
     /// Whenever its load changes.
     Status { boxes: u32 },
+    /// The answer to the hub's `Call` of the same `id`.
+    Reply {
+        id: u64,
+        result: Result<RemoteReply, RemoteFailure>,
+    },
+    /// A clearance event of one of its boxes.
+    Event { event: ClearanceEvent },
+    /// Whether the hub's `Verdict` of the same `id` was applied.
+    VerdictDone {
+        id: u64,
+        applied: Result<(), String>,
+    },
 }
 
 /// From the hub.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HubMessage {
     /// The spoke is connected under `name` (its certificate's).
     Welcome { name: String, hub_version: String },
     /// The connection is refused, and why; the hub closes it next.
     Refused { reason: String },
+    /// Do this with your boxes; answer with a `Reply` of this `id`.
+    Call { id: u64, call: RemoteCall },
+    /// A person decided one of your held requests (the spoke's own
+    /// `request_id`); answer with a `VerdictDone` of this `id`.
+    Verdict {
+        id: u64,
+        request_id: String,
+        container: String,
+        dest: String,
+        action: String,
+        scope: String,
+        ttl_secs: Option<u64>,
+        decided_by: String,
+    },
 }

@@ -16,6 +16,7 @@ mod http_rules;
 mod migrate;
 mod ports;
 mod secrets;
+mod spoke_boxes;
 mod spokes;
 mod warm;
 
@@ -31,6 +32,7 @@ pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
 pub use http_rules::HttpRuleRow;
 pub use secrets::SecretRow;
+pub use spoke_boxes::SpokeBoxRow;
 pub use spokes::SpokeRow;
 pub use warm::WarmClaim;
 

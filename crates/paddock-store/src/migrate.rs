@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0010_http_rules.sql"),
     include_str!("../migrations/0011_audit_export.sql"),
     include_str!("../migrations/0012_spokes.sql"),
+    include_str!("../migrations/0013_spoke_boxes.sql"),
 ];
 
 pub(crate) fn run(conn: &mut Connection) -> Result<()> {

@@ -148,9 +148,11 @@ fn main() -> ExitCode {
         Command::Serve(args) => {
             // Before the runtime starts threads: it edits the environment.
             match systemd::passed_listener() {
-                Ok(passed) => {
-                    in_runtime(async { serve::run(args, passed).await.map(|()| ExitCode::SUCCESS) })
-                }
+                Ok(passed) => in_runtime(async {
+                    serve::run(args, passed, None)
+                        .await
+                        .map(|()| ExitCode::SUCCESS)
+                }),
                 Err(e) => Err(e),
             }
         }

@@ -4,7 +4,7 @@
 //! any component starts, and a failure stops whatever was started before
 //! the error surfaces.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,7 +47,20 @@ pub(crate) fn init_logging(format: &str) {
 
 /// `passed`: the API listener systemd passed (socket activation), which
 /// replaces `listen`.
-pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyhow::Result<()> {
+/// A paddock that is also a spoke: it runs the boxes its hub places on
+/// it, linked to the hub with the certificate `paddock spoke enroll`
+/// wrote in `dir`.
+pub struct SpokeRole {
+    pub hub: String,
+    pub dir: PathBuf,
+    pub max_boxes: u32,
+}
+
+pub async fn run(
+    args: ServeArgs,
+    passed: Option<std::net::TcpListener>,
+    role: Option<SpokeRole>,
+) -> anyhow::Result<()> {
     let config = config::load(&args)?;
     init_logging(&config.log_format);
     let Resolved {
@@ -297,6 +310,7 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
         None => None,
     };
     let boxes = BoxService::new(store, engine, core, extensions)?;
+    spokes.links().attach(hub.clone(), &boxes);
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let app = paddock_http::router(
@@ -418,6 +432,19 @@ pub async fn run(args: ServeArgs, passed: Option<std::net::TcpListener>) -> anyh
     if let Some(listener) = spoke_listener {
         let links = spokes.links().clone();
         components.start("spokes", move |stop| links.serve(listener, stop));
+    }
+    if let Some(role) = role {
+        let local = paddock_spoke::Local::new(boxes.clone(), hub.clone());
+        let info = paddock_spoke::dial::SpokeInfo {
+            max_boxes: role.max_boxes,
+        };
+        components.start("spoke-link", move |stop| async move {
+            // Returns early only when the hub refused this spoke: the
+            // process ends, saying why.
+            if let Err(e) = paddock_spoke::dial::run(&role.hub, role.dir, info, local, stop).await {
+                tracing::error!(error = %e, "this spoke cannot link to its hub");
+            }
+        });
     }
     if let Some(cert) = api.certificate() {
         let every = Duration::from_secs(tls_reload_secs);

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::common::{Options, Paddock, paddock_bin};
+use crate::common::{Options, Paddock, SpokeOf, paddock_bin};
 
 fn openssl(args: &[&str]) -> (bool, String) {
     let out = Command::new("openssl")
@@ -170,26 +170,21 @@ async fn refused_handshakes(p: &Paddock, n: usize) {
     .await;
 }
 
-/// A `paddock spoke` run, killed when the test ends however it ends.
-struct SpokeProcess(std::process::Child);
-
-impl Drop for SpokeProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn run_spoke(hub: &str, dir: &Path) -> SpokeProcess {
-    SpokeProcess(
-        Command::new(paddock_bin())
-            .args(["spoke", "--hub", hub, "--max-boxes", "7", "--dir"])
-            .arg(dir)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    )
+/// `paddock spoke` run against `hub`: a whole paddock of its own (its
+/// instance, store and hub socket; the same Docker engine as the hub, as
+/// no second engine can be started here, kept apart by its instance
+/// label), killed and swept when the test ends however it ends.
+pub(crate) fn run_spoke(hub: &str, dir: &Path, extra_toml: &str) -> Paddock {
+    Paddock::start(Options {
+        extra_toml: extra_toml.to_owned(),
+        login_profile: false,
+        spoke_of: Some(SpokeOf {
+            hub: hub.to_owned(),
+            dir: dir.to_owned(),
+            max_boxes: 7,
+        }),
+        ..Options::default()
+    })
 }
 
 /// `spoke ls --json`'s entry for `name`.
@@ -205,7 +200,7 @@ fn listed(p: &Paddock, name: &str) -> Value {
         .unwrap_or(Value::Null)
 }
 
-async fn until_connected(p: &Paddock, name: &str, connected: bool) -> Value {
+pub(crate) async fn until_connected(p: &Paddock, name: &str, connected: bool) -> Value {
     crate::common::wait_for(
         &format!("spoke {name} connected={connected}"),
         std::time::Duration::from_secs(30),
@@ -243,7 +238,7 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
     assert!(done.status.success(), "{}", said(&done));
 
     // Linked: the hub lists it with what it offered.
-    let mut first = run_spoke(&hub, spoke.path());
+    let mut first = run_spoke(&hub, spoke.path(), "");
     let linked = until_connected(&p, "edge-1", true).await;
     assert_eq!(linked["link"]["max_boxes"], 7, "{linked}");
     assert_eq!(linked["link"]["version"], env!("CARGO_PKG_VERSION"));
@@ -301,10 +296,9 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
     );
 
     // Killed: shown as gone; back: linked again.
-    let _ = first.0.kill();
-    let _ = first.0.wait();
+    first.kill9();
     until_connected(&p, "edge-1", false).await;
-    let mut second = run_spoke(&hub, spoke.path());
+    let mut second = run_spoke(&hub, spoke.path(), "");
     until_connected(&p, "edge-1", true).await;
 
     // Revoked while linked: hung up on, refused when it dials again, and
@@ -315,15 +309,14 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
         "the revoked spoke to stop",
         std::time::Duration::from_secs(60),
         || {
-            let exited = second.0.try_wait().unwrap();
+            let exited = second.exited();
             async move { exited }
         },
     )
     .await;
     assert!(!status.success());
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(second.0.stderr.as_mut().unwrap(), &mut stderr).unwrap();
-    assert!(stderr.contains("was revoked"), "{stderr}");
+    let said = second.log();
+    assert!(said.contains("was revoked"), "{said}");
     assert!(
         p.log().contains("refused a spoke"),
         "the hub logged the refusal"
@@ -335,14 +328,18 @@ async fn an_enrolled_spoke_links_over_mutual_tls_and_a_revoked_one_is_refused() 
 /// bind fails the start loudly), a spoke `name` enrolled with it, and that
 /// spoke running and linked. The spoke's directory and process go with
 /// the returned values.
-async fn hub_with_a_linked_spoke(name: &str) -> (Paddock, tempfile::TempDir, SpokeProcess) {
+pub(crate) async fn hub_with_a_linked_spoke(
+    name: &str,
+    hub_toml: &str,
+    spoke_toml: &str,
+) -> (Paddock, tempfile::TempDir, Paddock) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let p = Paddock::start(Options {
-        extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n"),
+        extra_toml: format!("[spokes]\nlisten = \"127.0.0.1:{port}\"\n{hub_toml}"),
         ..Options::default()
     });
     let token = p.cli(&["spoke", "token", "create", "--name", name, "--json"]);
@@ -350,13 +347,17 @@ async fn hub_with_a_linked_spoke(name: &str) -> (Paddock, tempfile::TempDir, Spo
     let spoke = tempfile::tempdir().unwrap();
     let done = enroll(&p, token["token"].as_str().unwrap(), spoke.path());
     assert!(done.status.success(), "{}", said(&done));
-    let running = run_spoke(&format!("https://127.0.0.1:{port}"), spoke.path());
+    let running = run_spoke(
+        &format!("https://127.0.0.1:{port}"),
+        spoke.path(),
+        spoke_toml,
+    );
     (p, spoke, running)
 }
 
 #[tokio::test]
 async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
-    let (mut p, _spoke, _running) = hub_with_a_linked_spoke("edge-2").await;
+    let (mut p, _spoke, _running) = hub_with_a_linked_spoke("edge-2", "", "").await;
     let before = until_connected(&p, "edge-2", true).await;
 
     // A new process, a new listener certificate from the same CA: the
@@ -374,7 +375,7 @@ async fn a_spoke_links_again_by_itself_after_the_hub_restarts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser() {
     use crate::common::console::{Browsers, console_link, screenshots_dir, session};
-    let (p, _spoke, _running) = hub_with_a_linked_spoke("edge-3").await;
+    let (p, _spoke, _running) = hub_with_a_linked_spoke("edge-3", "", "").await;
     until_connected(&p, "edge-3", true).await;
 
     // Over HTTP with a session: the row says where it is linked from; a

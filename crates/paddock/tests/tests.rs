@@ -55,6 +55,7 @@ mod reload;
 mod restore;
 mod secrets;
 mod serve;
+mod spoke_boxes;
 mod spokes;
 mod systemd;
 mod traces;

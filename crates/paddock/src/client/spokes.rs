@@ -31,6 +31,10 @@ pub struct SpokeArgs {
     /// How many boxes this spoke offers to run.
     #[arg(long, default_value_t = 32)]
     max_boxes: u32,
+    /// The spoke's own paddock (its store, Docker engine, gateway), as
+    /// `paddock serve` takes it.
+    #[command(flatten)]
+    serve: crate::ServeArgs,
     #[command(subcommand)]
     command: Option<SpokeCommand>,
 }
@@ -89,24 +93,13 @@ enum TokenCommand {
 use paddock_spoke::dial::{CERT_FILE as SPOKE_CERT, HUB_CA_FILE as HUB_CA, KEY_FILE as SPOKE_KEY};
 
 /// Links this machine to the hub until SIGTERM or Ctrl-C.
-async fn run_as_spoke(hub: &str, dir: PathBuf, max_boxes: u32) -> anyhow::Result<ExitCode> {
-    crate::serve::init_logging("text");
-    let stop = tokio_util::sync::CancellationToken::new();
-    let on_signal = stop.clone();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("cannot listen for SIGTERM")?;
-    tokio::spawn(async move {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-        on_signal.cancel();
-    });
-    let info = paddock_spoke::dial::SpokeInfo {
-        max_boxes,
-        boxes: 0,
-    };
-    paddock_spoke::dial::run(hub, dir, info, stop).await?;
+/// Runs this machine's own paddock (boxes, gateway, clearance) linked
+/// to the hub as its spoke.
+async fn run_as_spoke(
+    serve: crate::ServeArgs,
+    role: crate::serve::SpokeRole,
+) -> anyhow::Result<ExitCode> {
+    crate::serve::run(serve, None, Some(role)).await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -117,7 +110,12 @@ pub async fn run_spoke(args: SpokeArgs) -> anyhow::Result<ExitCode> {
                 "run as a spoke with --hub https://… --dir <what enroll wrote>, or give a subcommand (token, ls, revoke, enroll)"
             ));
         };
-        return run_as_spoke(&hub, dir, args.max_boxes).await;
+        let role = crate::serve::SpokeRole {
+            hub,
+            dir,
+            max_boxes: args.max_boxes,
+        };
+        return run_as_spoke(args.serve, role).await;
     };
     match command {
         SpokeCommand::Enroll { hub, token, dir } => {

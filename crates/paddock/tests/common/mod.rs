@@ -90,6 +90,18 @@ pub struct Options {
     /// Leave `instance` out of the configuration, as a user at the
     /// defaults does; the harness learns the generated one from the log.
     pub default_instance: bool,
+    /// Run as a spoke of a hub (`paddock spoke --hub …`): a whole paddock
+    /// of its own (store, instance, hub socket, API), linked to the hub.
+    pub spoke_of: Option<SpokeOf>,
+}
+
+/// The hub a spoke under test dials, and what `paddock spoke enroll`
+/// wrote for it.
+#[derive(Clone)]
+pub struct SpokeOf {
+    pub hub: String,
+    pub dir: PathBuf,
+    pub max_boxes: u32,
 }
 
 impl Default for Options {
@@ -103,6 +115,7 @@ impl Default for Options {
             env: Vec::new(),
             binary: None,
             default_instance: false,
+            spoke_of: None,
         }
     }
 }
@@ -202,8 +215,15 @@ impl Paddock {
             .clone()
             .unwrap_or_else(|| PathBuf::from(paddock_bin()));
         let mut cmd = Command::new(bin);
-        cmd.arg("serve")
-            .arg("--config")
+        match &self.options.spoke_of {
+            Some(spoke) => cmd
+                .args(["spoke", "--hub", &spoke.hub, "--max-boxes"])
+                .arg(spoke.max_boxes.to_string())
+                .arg("--dir")
+                .arg(&spoke.dir),
+            None => cmd.arg("serve"),
+        };
+        cmd.arg("--config")
             .arg(self.dir.path().join("paddock.toml"))
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
@@ -279,6 +299,13 @@ impl Paddock {
             .status()
             .unwrap();
         assert!(sent.success());
+    }
+
+    /// The server's exit status, if it has ended.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
     }
 
     /// SIGKILL, no chance to clean up.

@@ -1,0 +1,276 @@
+//! The box service's side of boxes on spokes: placing a create, and
+//! routing get, list, exec, logs and destroy of a spoke's box to it. The
+//! hub's row of a remote box is written before the spoke is asked and
+//! goes only once the spoke no longer has the box, so a cut link loses
+//! nothing: the box is shown as last seen, marked unreachable, and
+//! reconciled when its spoke returns.
+
+use std::sync::Arc;
+
+use paddock_store::{BoxState, SpokeBoxRow};
+
+use crate::model::{BoxView, CreateBox, CreatedBox, ExecResult, now_ms};
+use crate::remote::{RemoteCall, RemoteReply, SpokeCallError, Spokes, place};
+use crate::{BoxService, CoreError, Result, validate};
+
+impl BoxService {
+    /// Links the hub's spokes: from now on a create may be placed on one.
+    /// Set once, at start-up.
+    pub fn set_spokes(&self, spokes: Arc<dyn Spokes>) {
+        let _ = self.spokes.set(spokes);
+    }
+
+    /// The spoke row of a box that is not this machine's.
+    pub(crate) fn remote_box(&self, id: &str) -> Result<Option<SpokeBoxRow>> {
+        if validate::box_id(id).is_err() {
+            return Ok(None);
+        }
+        if self.store.get_box(id)?.is_some() {
+            return Ok(None);
+        }
+        Ok(self.store.get_spoke_box(id)?)
+    }
+
+    /// How the box looked when its spoke last said, tagged with it.
+    pub(crate) fn stored_view(&self, row: &SpokeBoxRow) -> BoxView {
+        let mut view =
+            serde_json::from_str::<BoxView>(&row.view_json).unwrap_or_else(|_| BoxView {
+                box_id: row.id.clone(),
+                project: row.project.clone(),
+                image: String::new(),
+                description: String::new(),
+                state: BoxState::Creating,
+                error: None,
+                exit_code: None,
+                created_at: String::new(),
+                expires_at: None,
+                container: String::new(),
+                runtime: None,
+                read_only: false,
+                usage: None,
+                spoke: None,
+                unreachable: false,
+            });
+        // The hub's record decides whose and which box it is.
+        view.box_id = row.id.clone();
+        view.project = row.project.clone();
+        view.spoke = Some(row.spoke.clone());
+        view.unreachable = !self.spoke_connected(&row.spoke);
+        view.usage = None;
+        view
+    }
+
+    fn spoke_connected(&self, spoke: &str) -> bool {
+        self.spokes.get().is_some_and(|s| s.is_connected(spoke))
+    }
+
+    /// Where a create goes: `None` is here.
+    pub(crate) fn placement(&self, req: &CreateBox) -> Result<Option<String>> {
+        let named = req.spoke.as_deref().filter(|s| !s.is_empty());
+        let Some(spokes) = self.spokes.get() else {
+            return match named {
+                None | Some(crate::remote::LOCAL) => Ok(None),
+                Some(name) => Err(CoreError::SpokeUnreachable(name.to_owned())),
+            };
+        };
+        let local = (self.store.count_boxes()?, self.config().boxes.max_boxes);
+        place(named, local, &spokes.loads())
+    }
+
+    async fn ask(&self, spoke: &str, id: &str, call: RemoteCall) -> Result<RemoteReply> {
+        let Some(spokes) = self.spokes.get() else {
+            return Err(CoreError::SpokeUnreachable(spoke.to_owned()));
+        };
+        spokes
+            .call(spoke, call)
+            .await
+            .map_err(|e| e.for_box(id, spoke))
+    }
+
+    /// Makes the box on `spoke`, its row here first.
+    pub(crate) async fn create_on_spoke(
+        &self,
+        spoke: String,
+        req: CreateBox,
+    ) -> Result<CreatedBox> {
+        validate::project(&req.project)?;
+        let id = match req.box_id.clone().filter(|i| !i.is_empty()) {
+            Some(id) => {
+                validate::box_id(&id)?;
+                id
+            }
+            None => format!("box-{}", paddock_secret::random_id(5)),
+        };
+        let now = now_ms();
+        let mut row = SpokeBoxRow {
+            id: id.clone(),
+            spoke: spoke.clone(),
+            project: req.project.clone(),
+            view_json: String::new(),
+            created_at_ms: now,
+            updated_at_ms: now,
+        };
+        row.view_json = serde_json::to_string(&self.stored_view(&row)).unwrap_or_default();
+        if !self.store.insert_spoke_box(&row)? {
+            return Err(CoreError::Conflict(format!("a box {id:?} exists already")));
+        }
+        let request = CreateBox {
+            box_id: Some(id.clone()),
+            spoke: None,
+            ..req
+        };
+        match self.ask(&spoke, &id, RemoteCall::Create { request }).await {
+            Ok(RemoteReply::Created(created)) => {
+                let mut created = *created;
+                created.view = self.record_view(&row, created.view)?;
+                tracing::info!(box_id = %id, %spoke, "box created on a spoke");
+                Ok(created)
+            }
+            Ok(_) => {
+                self.store.delete_spoke_box(&id, &spoke)?;
+                Err(SpokeCallError::Garbled(spoke.clone()).for_box(&id, &spoke))
+            }
+            // The link went mid-create: the box may exist there. The row
+            // stays; the spoke's list settles it when it is back.
+            Err(e @ CoreError::SpokeUnreachable(_)) => Err(e),
+            Err(e) => {
+                self.store.delete_spoke_box(&id, &spoke)?;
+                Err(e)
+            }
+        }
+    }
+
+    /// Keeps what the spoke said of its box (never its id or project).
+    fn record_view(&self, row: &SpokeBoxRow, mut view: BoxView) -> Result<BoxView> {
+        view.box_id = row.id.clone();
+        view.project = row.project.clone();
+        view.spoke = Some(row.spoke.clone());
+        view.unreachable = false;
+        let mut kept = view.clone();
+        kept.usage = None;
+        let json = serde_json::to_string(&kept).unwrap_or_default();
+        self.store
+            .update_spoke_box(&row.id, &row.spoke, &json, now_ms())?;
+        Ok(view)
+    }
+
+    /// The box as its spoke sees it now, or as last seen when the spoke
+    /// is away.
+    pub(crate) async fn remote_view(&self, row: &SpokeBoxRow) -> Result<BoxView> {
+        let call = RemoteCall::Get {
+            box_id: row.id.clone(),
+        };
+        match self.ask(&row.spoke, &row.id, call).await {
+            Ok(RemoteReply::View(view)) => self.record_view(row, *view),
+            Ok(_) => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            Err(CoreError::NotFound(_)) => {
+                self.store.delete_spoke_box(&row.id, &row.spoke)?;
+                Err(CoreError::NotFound(row.id.clone()))
+            }
+            Err(CoreError::SpokeUnreachable(_)) => Ok(self.stored_view(row)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The boxes on every spoke: fresh from the connected ones, as last
+    /// seen from the others.
+    pub(crate) async fn remote_views(&self) -> Result<Vec<BoxView>> {
+        let rows = self.store.list_spoke_boxes()?;
+        let mut spokes: Vec<&str> = rows.iter().map(|r| r.spoke.as_str()).collect();
+        spokes.sort_unstable();
+        spokes.dedup();
+        let asked = spokes.iter().map(|spoke| async move {
+            if self.spoke_connected(spoke) {
+                let _ = self.reconcile_spoke(spoke).await;
+            }
+        });
+        futures_util::future::join_all(asked).await;
+        Ok(self
+            .store
+            .list_spoke_boxes()?
+            .iter()
+            .map(|row| self.stored_view(row))
+            .collect())
+    }
+
+    /// Brings the hub's rows of `spoke`'s boxes in line with its list:
+    /// each view is kept, a row the spoke does not list (and that was
+    /// not just written) goes. Boxes the spoke lists that the hub never
+    /// placed there are not taken in: a spoke speaks only for its own.
+    pub async fn reconcile_spoke(&self, spoke: &str) -> Result<()> {
+        let asked_at = now_ms();
+        let listed = match self.ask(spoke, "", RemoteCall::List).await? {
+            RemoteReply::Views(views) => views,
+            _ => return Err(SpokeCallError::Garbled(spoke.to_owned()).for_box("", spoke)),
+        };
+        let rows: Vec<SpokeBoxRow> = self
+            .store
+            .list_spoke_boxes()?
+            .into_iter()
+            .filter(|r| r.spoke == spoke)
+            .collect();
+        let listed_ids: Vec<String> = listed.iter().map(|v| v.box_id.clone()).collect();
+        for view in listed {
+            match rows.iter().find(|r| r.id == view.box_id) {
+                Some(row) => {
+                    self.record_view(row, view)?;
+                }
+                None => {
+                    tracing::warn!(%spoke, box_id = %view.box_id, "a spoke listed a box the hub did not place there; ignored");
+                }
+            }
+        }
+        // A row written after the list was asked for is a create still
+        // on its way to the spoke, not a box it lost.
+        for row in rows {
+            if row.updated_at_ms < asked_at && !listed_ids.contains(&row.id) {
+                tracing::info!(%spoke, box_id = %row.id, "a box its spoke no longer has is forgotten");
+                self.store.delete_spoke_box(&row.id, spoke)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn remote_exec(
+        &self,
+        row: &SpokeBoxRow,
+        argv: Vec<String>,
+    ) -> Result<ExecResult> {
+        let call = RemoteCall::Exec {
+            box_id: row.id.clone(),
+            argv,
+        };
+        match self.ask(&row.spoke, &row.id, call).await? {
+            RemoteReply::Exec(out) => Ok(out),
+            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+        }
+    }
+
+    pub(crate) async fn remote_logs(&self, row: &SpokeBoxRow, tail: Option<u32>) -> Result<String> {
+        let call = RemoteCall::Logs {
+            box_id: row.id.clone(),
+            tail,
+        };
+        match self.ask(&row.spoke, &row.id, call).await? {
+            RemoteReply::Logs(text) => Ok(text),
+            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+        }
+    }
+
+    /// Destroys the box on its spoke; its row goes once the spoke has
+    /// no such box. An unreachable spoke keeps both.
+    pub(crate) async fn remote_destroy(&self, row: &SpokeBoxRow) -> Result<()> {
+        let call = RemoteCall::Destroy {
+            box_id: row.id.clone(),
+        };
+        match self.ask(&row.spoke, &row.id, call).await {
+            Ok(RemoteReply::Done) | Err(CoreError::NotFound(_)) => {
+                self.store.delete_spoke_box(&row.id, &row.spoke)?;
+                tracing::info!(box_id = %row.id, spoke = %row.spoke, "box destroyed on its spoke");
+                Ok(())
+            }
+            Ok(_) => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            Err(e) => Err(e),
+        }
+    }
+}

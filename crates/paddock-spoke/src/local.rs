@@ -1,0 +1,105 @@
+//! The spoke's side of the work: what the hub asks of its boxes, done by
+//! the spoke's own box service (its engine, gateway, firewall and DNS),
+//! and the hub's verdicts applied in the spoke's own clearance hub, which
+//! holds the connections.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use paddock_clearance::{ClearanceEvent, Hub, Subscription, Verdict, VerdictScope};
+use paddock_core::remote::{LOCAL, RemoteCall, RemoteFailure, RemoteReply};
+use paddock_core::{BoxService, CoreError, CreateBox};
+
+/// A verdict as the hub sends it, for [`Local::verdict`].
+pub(crate) struct HubVerdict {
+    pub request_id: String,
+    pub container: String,
+    pub dest: String,
+    pub action: String,
+    pub scope: String,
+    pub ttl_secs: Option<u64>,
+    pub decided_by: String,
+}
+
+pub struct Local {
+    boxes: Arc<BoxService>,
+    hub: Arc<Hub>,
+}
+
+impl Local {
+    pub fn new(boxes: Arc<BoxService>, hub: Arc<Hub>) -> Arc<Self> {
+        Arc::new(Self { boxes, hub })
+    }
+
+    /// How many boxes the spoke has now.
+    pub(crate) fn box_count(&self) -> u32 {
+        self.boxes
+            .list()
+            .map(|b| u32::try_from(b.len()).unwrap_or(u32::MAX))
+            .unwrap_or(0)
+    }
+
+    pub(crate) async fn handle(&self, call: RemoteCall) -> Result<RemoteReply, RemoteFailure> {
+        let failure = |e: CoreError| RemoteFailure::from(&e);
+        match call {
+            RemoteCall::Create { request } => {
+                // Always here: a spoke places nothing further.
+                let request = CreateBox {
+                    spoke: Some(LOCAL.to_owned()),
+                    ..request
+                };
+                let created = self.boxes.create(request).await.map_err(failure)?;
+                Ok(RemoteReply::Created(Box::new(created)))
+            }
+            RemoteCall::Get { box_id } => {
+                let view = self.boxes.get_with_usage(&box_id).await.map_err(failure)?;
+                Ok(RemoteReply::View(Box::new(view)))
+            }
+            RemoteCall::List => Ok(RemoteReply::Views(
+                self.boxes.list_with_usage().await.map_err(failure)?,
+            )),
+            RemoteCall::Exec { box_id, argv } => Ok(RemoteReply::Exec(
+                self.boxes.exec_argv(&box_id, argv).await.map_err(failure)?,
+            )),
+            RemoteCall::Logs { box_id, tail } => Ok(RemoteReply::Logs(
+                self.boxes.logs(&box_id, tail).await.map_err(failure)?,
+            )),
+            RemoteCall::Destroy { box_id } => {
+                self.boxes.destroy(&box_id).await.map_err(failure)?;
+                Ok(RemoteReply::Done)
+            }
+        }
+    }
+
+    /// Applies the hub's verdict to the request the spoke holds; the
+    /// spoke's hub checks it as any other (the request must be held and
+    /// the box and destination must be the ones it announced).
+    pub(crate) async fn verdict(&self, v: HubVerdict) -> Result<(), String> {
+        let scope = VerdictScope::parse(&v.scope)
+            .ok_or_else(|| format!("unknown verdict scope {:?}", v.scope))?;
+        let verdict = Verdict {
+            container: v.container,
+            request_id: v.request_id,
+            dest: v.dest,
+            action: v.action,
+            scope,
+            ttl: v.ttl_secs.map(Duration::from_secs),
+            decided_by: format!("hub: {}", v.decided_by),
+        };
+        match self.hub.verdict(verdict).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err("the verdict was not applied".into()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    pub(crate) fn subscribe(&self) -> Subscription {
+        self.hub.subscribe()
+    }
+
+    /// The requests the spoke holds now, as announced (a hub that
+    /// reconnects learns of them again).
+    pub(crate) fn held(&self) -> Vec<ClearanceEvent> {
+        self.hub.pending().into_iter().map(|p| p.event).collect()
+    }
+}

@@ -1,0 +1,157 @@
+//! The hub's mirror of its spokes' held connections. A spoke holds the
+//! connection (its gateway), so the hub holds a request of its own for
+//! it, in its own hub, under a request id it made: people see one
+//! pending queue, and the hub's rule that a verdict must cite a request
+//! it emitted holds unchanged. A verdict here is sent to the spoke under
+//! the spoke's own id, and the spoke's answer is the hub's acknowledgement.
+//!
+//! A spoke speaks only for the boxes the hub placed on it: an event for
+//! any other box is dropped, and the project an event is shown under is
+//! the hub's record, never the spoke's word.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use paddock_clearance::{ClearanceEvent, Ending, EventKind, Hold, Hub, NotApplied, Ticket};
+use paddock_store::Store;
+use parking_lot::Mutex;
+
+use crate::calls::{Answer, Session};
+use crate::wire::HubMessage;
+
+/// How many of one box's requests the hub mirrors at once (the spoke
+/// enforces its own, smaller, limit).
+const MIRROR_LIMIT: usize = 256;
+/// A mirrored request the spoke never ends is withdrawn here after this.
+const BACKSTOP: Duration = Duration::from_secs(60 * 60);
+
+/// (spoke, the spoke's request id) → the hub's request id.
+type Key = (String, String);
+
+pub(crate) struct Mirror {
+    hub: Arc<Hub>,
+    store: Arc<Store>,
+    held: Mutex<HashMap<Key, String>>,
+}
+
+impl Mirror {
+    pub(crate) fn new(hub: Arc<Hub>, store: Arc<Store>) -> Arc<Self> {
+        Arc::new(Self {
+            hub,
+            store,
+            held: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Takes in one event `spoke` sent.
+    pub(crate) fn on_event(
+        self: &Arc<Self>,
+        spoke: &str,
+        session: &Session,
+        mut event: ClearanceEvent,
+    ) {
+        let row = match self.store.get_spoke_box(&event.container) {
+            Ok(Some(row)) if row.spoke == spoke => row,
+            Ok(_) => {
+                tracing::warn!(%spoke, box_id = %event.container, kind = %event.kind, "a spoke sent an event for a box it does not hold; dropped");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(%spoke, error = %e, "cannot check a spoke's event against the store; dropped");
+                return;
+            }
+        };
+        event.dossier.insert("project".into(), row.project);
+        event.dossier.insert("spoke".into(), spoke.to_owned());
+        let spoke_request = std::mem::take(&mut event.request_id);
+        let key = (spoke.to_owned(), spoke_request.clone());
+        if event.kind == EventKind::ConnectionBlocked.as_str() && !spoke_request.is_empty() {
+            self.hold(key, session, event);
+        } else if event.kind == EventKind::ConnectionHeldAgain.as_str() {
+            if let Some(id) = self.held.lock().get(&key).cloned() {
+                event.request_id = id;
+                self.hub.publish(event);
+            }
+        } else if event.kind == EventKind::VerdictApplied.as_str() {
+            // Ended on the spoke (its deadline, its own console): the
+            // mirror ends too. One the hub decided was announced here
+            // already.
+            let mirrored = self.held.lock().remove(&key);
+            if let Some(id) = mirrored {
+                self.hub
+                    .withdraw(&id, &format!("spoke {spoke}"), &event.reason);
+            }
+        } else {
+            self.hub.publish(event);
+        }
+    }
+
+    fn hold(self: &Arc<Self>, key: Key, session: &Session, event: ClearanceEvent) {
+        if self.held.lock().contains_key(&key) {
+            return; // announced again after a reconnect: held already
+        }
+        match self.hub.hold(event, MIRROR_LIMIT, BACKSTOP) {
+            Hold::Held(ticket) if ticket.fresh => {
+                self.held
+                    .lock()
+                    .insert(key.clone(), ticket.request_id.clone());
+                let (mirror, session) = (self.clone(), session.clone());
+                tokio::spawn(async move { mirror.until_ended(key, session, ticket).await });
+            }
+            Hold::Held(_) => {}
+            Hold::TooMany => {
+                tracing::warn!(spoke = %key.0, "a spoke's box has too many held requests to mirror; not shown");
+            }
+        }
+    }
+
+    async fn until_ended(&self, key: Key, session: Session, mut ticket: Ticket) {
+        let ending = tokio::select! {
+            ending = ticket.ending() => ending,
+            _ = tokio::time::sleep(BACKSTOP) => {
+                self.hub.withdraw(&ticket.request_id, "paddock", "the spoke never ended it");
+                return;
+            }
+        };
+        self.held.lock().remove(&key);
+        let Ending::Decided { verdict, ack } = ending else {
+            return;
+        };
+        let (spoke, spoke_request) = key;
+        let v = &verdict.verdict;
+        let answer = session
+            .ask(&spoke, |id| HubMessage::Verdict {
+                id,
+                request_id: spoke_request,
+                container: verdict.event.container.clone(),
+                dest: verdict.event.dest.clone(),
+                action: v.action.clone(),
+                scope: v.scope.as_str().to_owned(),
+                ttl_secs: v.ttl.map(|t| t.as_secs()),
+                decided_by: v.decided_by.clone(),
+            })
+            .await;
+        ack.answer(match answer {
+            Ok(Answer::VerdictDone(applied)) => applied.map_err(NotApplied),
+            Ok(Answer::Reply(_)) => Err(NotApplied(format!(
+                "spoke {spoke} answered the verdict with something else"
+            ))),
+            Err(e) => Err(NotApplied(e.to_string())),
+        });
+    }
+
+    /// The spoke's link went: its requests leave the hub's queue. The
+    /// spoke announces those it still holds when it is back.
+    pub(crate) fn forget_spoke(&self, spoke: &str) {
+        let ids: Vec<String> = {
+            let mut held = self.held.lock();
+            let keys: Vec<Key> = held.keys().filter(|k| k.0 == spoke).cloned().collect();
+            keys.iter().filter_map(|k| held.remove(k)).collect()
+        };
+        for id in ids {
+            self.hub
+                .withdraw(&id, "paddock", &format!("spoke {spoke} disconnected"));
+        }
+    }
+}
