@@ -20,14 +20,14 @@ impl BoxService {
     /// Publishes `port` of the box; publishing it again is not an error.
     pub fn publish_port(&self, id: &str, port: u16) -> Result<Vec<u16>> {
         let port = port_number(port)?;
-        self.get(id)?;
+        self.user_box(id)?;
         self.store.publish_port(id, port, now_ms())?;
         tracing::info!(box_id = %id, port, "port published");
         Ok(self.store.published_ports(id)?)
     }
 
     pub fn unpublish_port(&self, id: &str, port: u16) -> Result<Vec<u16>> {
-        self.get(id)?;
+        self.user_box(id)?;
         if !self.store.unpublish_port(id, port)? {
             return Err(CoreError::NotFound(format!("{id}:{port} (not published)")));
         }
@@ -35,7 +35,7 @@ impl BoxService {
     }
 
     pub fn published_ports(&self, id: &str) -> Result<Vec<u16>> {
-        self.get(id)?;
+        self.user_box(id)?;
         Ok(self.store.published_ports(id)?)
     }
 

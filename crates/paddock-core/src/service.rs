@@ -183,6 +183,12 @@ impl BoxService {
         Ok(BoxView::from(&self.user_box(id)?))
     }
 
+    /// A box of this machine, for what acts on it here (its shield, its
+    /// rules, its ports): one on a spoke is refused by name.
+    pub fn get_here(&self, id: &str) -> Result<BoxView> {
+        Ok(BoxView::from(&self.user_box(id)?))
+    }
+
     /// This machine's boxes, then the spokes' as they last said.
     pub fn list(&self) -> Result<Vec<BoxView>> {
         let mut views: Vec<BoxView> = self.user_boxes()?.iter().map(BoxView::from).collect();

@@ -123,7 +123,7 @@ pub(crate) fn rule_scope(
 ) -> Result<Scope, ApiError> {
     match (box_id, project) {
         (Some(b), None) => {
-            let view = s.boxes.get(&b)?;
+            let view = s.boxes.get_here(&b)?;
             if !caller.sees(&view.project) {
                 return Err(paddock_core::CoreError::NotFound(b).into());
             }
@@ -346,7 +346,7 @@ async fn shield(
 ) -> Result<Json<Value>, ApiError> {
     let egress = gateway(&s)?;
     let req = body(payload)?;
-    let view = s.boxes.get(&id)?;
+    let view = s.boxes.get_here(&id)?;
     let who = BoxIdentity {
         box_id: view.box_id.clone(),
         project: view.project.clone(),

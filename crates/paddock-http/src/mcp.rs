@@ -186,7 +186,7 @@ fn egress_of(
     box_id: &str,
 ) -> Result<(Arc<paddock_egress::Egress>, paddock_egress::BoxIdentity), String> {
     let egress = crate::egress_gateway(state).map_err(|e| format!("{}: {}", e.code, e.message))?;
-    let view = state.boxes.get(box_id).map_err(tool_error)?;
+    let view = state.boxes.get_here(box_id).map_err(tool_error)?;
     Ok((
         egress.clone(),
         paddock_egress::BoxIdentity {

@@ -155,3 +155,155 @@ impl Mirror {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use paddock_clearance::{HubConfig, Verdict, VerdictError, VerdictScope};
+    use paddock_store::SpokeBoxRow;
+    use tokio::sync::mpsc;
+
+    fn with_box(store: &Store, id: &str, spoke: &str, project: &str) {
+        store
+            .insert_spoke_box(&SpokeBoxRow {
+                id: id.into(),
+                spoke: spoke.into(),
+                project: project.into(),
+                view_json: "{}".into(),
+                created_at_ms: 1,
+                updated_at_ms: 1,
+            })
+            .unwrap();
+    }
+
+    fn blocked(container: &str, request_id: &str, project: &str) -> ClearanceEvent {
+        let mut e = ClearanceEvent::new(EventKind::ConnectionBlocked, container);
+        e.request_id = request_id.into();
+        e.dest = "upstream.test".into();
+        e.port = 443;
+        e.dossier.insert("project".into(), project.into());
+        e
+    }
+
+    struct Setup {
+        hub: Arc<Hub>,
+        mirror: Arc<Mirror>,
+        session: Session,
+        outgoing: mpsc::Receiver<HubMessage>,
+    }
+
+    fn setup() -> Setup {
+        let store = Arc::new(Store::open_in_memory().unwrap());
+        with_box(&store, "mine", "gpu-1", "alpha");
+        with_box(&store, "theirs", "gpu-2", "beta");
+        let hub = Hub::new(HubConfig::default());
+        let (tx, outgoing) = mpsc::channel(8);
+        Setup {
+            mirror: Mirror::new(hub.clone(), store),
+            hub,
+            session: Session::new(tx),
+            outgoing,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_spoke_speaks_only_for_its_own_boxes_and_under_the_hubs_project() {
+        let s = setup();
+        let events = s.hub.subscribe();
+        // Another spoke's box, a box nobody placed: dropped.
+        let mut lie = ClearanceEvent::new(EventKind::ShieldDown, "theirs");
+        lie.dossier.insert("project".into(), "beta".into());
+        s.mirror.on_event("gpu-1", &s.session, lie);
+        s.mirror.on_event(
+            "gpu-1",
+            &s.session,
+            ClearanceEvent::new(EventKind::ShieldDown, "nobodys"),
+        );
+        s.mirror
+            .on_event("gpu-1", &s.session, blocked("theirs", "r1", "beta"));
+        // Its own box, claiming another project: shown under the hub's.
+        let mut own = ClearanceEvent::new(EventKind::ShieldUp, "mine");
+        own.dossier.insert("project".into(), "beta".into());
+        s.mirror.on_event("gpu-1", &s.session, own);
+        let first = events.next().await.unwrap();
+        assert_eq!(
+            (first.event.kind.as_str(), first.event.container.as_str()),
+            ("shield_up", "mine")
+        );
+        assert_eq!(first.event.dossier["project"], "alpha");
+        assert_eq!(first.event.dossier["spoke"], "gpu-1");
+        assert!(s.hub.pending().is_empty(), "nothing held for a lie");
+    }
+
+    #[tokio::test]
+    async fn a_verdict_at_the_hub_reaches_the_spoke_once_under_the_spokes_id() {
+        let mut s = setup();
+        s.mirror
+            .on_event("gpu-1", &s.session, blocked("mine", "spoke-req", "alpha"));
+        // Announced again after a reconnect: still one request.
+        s.mirror
+            .on_event("gpu-1", &s.session, blocked("mine", "spoke-req", "alpha"));
+        let pending = s.hub.pending();
+        assert_eq!(pending.len(), 1);
+        let hub_id = pending[0].event.request_id.clone();
+        assert_ne!(hub_id, "spoke-req", "the hub cites its own id");
+
+        let verdict = |request_id: &str| Verdict {
+            container: "mine".into(),
+            request_id: request_id.into(),
+            dest: "upstream.test".into(),
+            action: "allow".into(),
+            scope: VerdictScope::Once,
+            ttl: None,
+            decided_by: "test".into(),
+        };
+        // The spoke's own id is not one the hub emitted.
+        assert!(matches!(
+            s.hub.verdict(verdict("spoke-req")).await,
+            Err(VerdictError::UnknownRequest { .. })
+        ));
+        let hub = s.hub.clone();
+        let deciding = tokio::spawn({
+            let v = verdict(&hub_id);
+            async move { hub.verdict(v).await }
+        });
+        let Some(HubMessage::Verdict { id, request_id, .. }) = s.outgoing.recv().await else {
+            panic!("no verdict went to the spoke");
+        };
+        assert_eq!(request_id, "spoke-req");
+        assert!(s.session.answer(id, Answer::VerdictDone(Ok(()))));
+        assert_eq!(deciding.await.unwrap(), Ok(true));
+        assert!(
+            !s.session.answer(id, Answer::VerdictDone(Ok(()))),
+            "a replayed answer applies nothing"
+        );
+        assert!(matches!(
+            s.hub.verdict(verdict(&hub_id)).await,
+            Err(VerdictError::AlreadyEnded { .. })
+        ));
+        // The spoke's own report of the end is not a second one.
+        let mut ended = ClearanceEvent::new(EventKind::VerdictApplied, "mine");
+        ended.request_id = "spoke-req".into();
+        s.mirror.on_event("gpu-1", &s.session, ended);
+        assert!(s.hub.pending().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_request_ended_on_the_spoke_or_a_link_gone_leaves_the_hubs_queue() {
+        let s = setup();
+        s.mirror
+            .on_event("gpu-1", &s.session, blocked("mine", "a", "alpha"));
+        let mut ended = ClearanceEvent::new(EventKind::VerdictApplied, "mine");
+        ended.request_id = "a".into();
+        ended.reason = "deadline".into();
+        s.mirror.on_event("gpu-1", &s.session, ended);
+        assert!(s.hub.pending().is_empty());
+
+        let mut other = blocked("mine", "b", "alpha");
+        other.port = 8443;
+        s.mirror.on_event("gpu-1", &s.session, other);
+        assert_eq!(s.hub.pending().len(), 1);
+        s.mirror.forget_spoke("gpu-1");
+        assert!(s.hub.pending().is_empty());
+    }
+}

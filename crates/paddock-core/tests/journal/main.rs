@@ -13,3 +13,4 @@ mod create_destroy;
 mod fake_engine;
 mod lifecycle;
 mod pools;
+mod spokes;

@@ -49,6 +49,17 @@ fn age(created_at: &str) -> String {
 }
 
 fn shield_cell(s: &AppState, view: &BoxView) -> String {
+    if let Some(spoke) = &view.spoke {
+        let away = if view.unreachable {
+            " <span class=\"bad\">unreachable</span>"
+        } else {
+            ""
+        };
+        return format!(
+            "<span class=\"muted\">on spoke</span> {}{away}",
+            escape(spoke)
+        );
+    }
     let Some(egress) = &s.egress else {
         return "<span class=\"muted\">egress off</span>".into();
     };
@@ -74,7 +85,9 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
     } else {
         String::new()
     };
-    let shield_forms = if s.egress.is_some() {
+    // A spoke's box: its shield and terminal are the spoke's own.
+    let here = view.spoke.is_none();
+    let shield_forms = if s.egress.is_some() && here {
         format!(
             "<form method=\"post\" action=\"/console/boxes/{id}/shield\" class=\"inline\">{csrf}\
              <input type=\"hidden\" name=\"state\" value=\"up\">\
@@ -96,7 +109,7 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
          <td data-label=\"Age\">{age}</td><td data-label=\"State\">{state_text}</td>\
          <td data-label=\"Shield\">{shield}</td>\
          <td class=\"actions\">{shield_forms}{activation}<a href=\"/console/boxes/{id}/logs\">Logs</a> \
-         <a href=\"/console/boxes/{id}/terminal\" id=\"terminal-{id}\">Terminal</a>\
+         {terminal}\
          <form method=\"post\" action=\"/console/boxes/{id}/destroy\" class=\"inline\">{csrf}\
          <button type=\"submit\" class=\"danger\" id=\"destroy-{id}\">Destroy</button></form></td></tr>",
         project = escape(&view.project),
@@ -104,6 +117,11 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
         age = age(&view.created_at),
         state_text = state.replace("pendingactivation", "pending activation"),
         shield = shield_cell(s, view),
+        terminal = if here {
+            format!("<a href=\"/console/boxes/{id}/terminal\" id=\"terminal-{id}\">Terminal</a>")
+        } else {
+            String::new()
+        },
     )
 }
 
@@ -205,7 +223,7 @@ async fn shield(
             }
         },
     };
-    let view = match s.boxes.get(&id) {
+    let view = match s.boxes.get_here(&id) {
         Ok(v) => v,
         Err(e) => return failed(StatusCode::NOT_FOUND, &e.to_string(), Section::Boxes),
     };

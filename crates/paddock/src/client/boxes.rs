@@ -52,6 +52,10 @@ enum BoxCommand {
         /// image profile's or `[boxes] pull`); a pull shows its progress.
         #[arg(long, value_name = "POLICY", value_parser = ["never", "missing", "always"])]
         pull: Option<String>,
+        /// The spoke to run the box on (`local`: the hub itself); default:
+        /// the least loaded of the hub and its linked spokes.
+        #[arg(long, value_name = "NAME")]
+        spoke: Option<String>,
         /// Print the created box as JSON.
         #[arg(long)]
         json: bool,
@@ -158,9 +162,14 @@ enum BoxCommand {
 
 /// A box's state as a person reads it: `exited (3)` carries the code.
 fn state_cell(b: &Value) -> String {
-    match b["exit_code"].as_i64() {
+    let state = match b["exit_code"].as_i64() {
         Some(code) => format!("{} ({code})", text(&b["state"])),
         None => text(&b["state"]),
+    };
+    if b["unreachable"] == true {
+        format!("{state} (unreachable)")
+    } else {
+        state
     }
 }
 
@@ -184,6 +193,7 @@ fn box_rows(boxes: &[Value]) -> String {
             vec![
                 text(&b["box_id"]),
                 text(&b["project"]),
+                b["spoke"].as_str().unwrap_or("-").to_owned(),
                 state_cell(b),
                 b["shield"].as_str().unwrap_or("-").to_owned(),
                 text(&b["image"]),
@@ -196,6 +206,7 @@ fn box_rows(boxes: &[Value]) -> String {
         &[
             "ID",
             "PROJECT",
+            "SPOKE",
             "STATE",
             "SHIELD",
             "IMAGE",
@@ -223,10 +234,11 @@ pub async fn run_box(args: BoxArgs) -> anyhow::Result<ExitCode> {
             runtime,
             read_only,
             pull,
+            spoke,
             json,
         } => {
             // indicatif draws on stderr only when it is a terminal.
-            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs, "runtime": runtime, "read_only": read_only.then_some(true), "pull": pull});
+            let body = json!({"project": project, "image": image, "box_id": box_id, "description": description, "ttl_secs": ttl_secs, "runtime": runtime, "read_only": read_only.then_some(true), "pull": pull, "spoke": spoke});
             let created = super::create::create_showing_progress(&client, &body).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&created)?);
