@@ -18,6 +18,7 @@ mod ops_suite;
 mod record;
 mod relay;
 mod report;
+mod scale_suite;
 mod soak;
 mod stats;
 mod subscribers;
@@ -126,6 +127,18 @@ impl Server {
     }
 
     fn launch(args: &Args, extra_toml: &str, tag: &str, logged: bool) -> anyhow::Result<Self> {
+        Self::launch_as(args, extra_toml, tag, logged, &["serve".to_owned()])
+    }
+
+    /// `role` is the subcommand and its own arguments: `serve`, or
+    /// `spoke --hub … --dir …`.
+    fn launch_as(
+        args: &Args,
+        extra_toml: &str,
+        tag: &str,
+        logged: bool,
+        role: &[String],
+    ) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let (log_level, stderr) = if logged {
             let file = std::fs::File::create(dir.path().join("paddock.log"))?;
@@ -141,7 +154,8 @@ impl Server {
         );
         std::fs::write(dir.path().join("paddock.toml"), config)?;
         let mut child = Command::new(&args.paddock)
-            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .args(role)
+            .args(["--listen", "127.0.0.1:0", "--config"])
             .arg(dir.path().join("paddock.toml"))
             .arg("--data-dir")
             .arg(dir.path().join("data"))
@@ -231,10 +245,11 @@ fn main() -> anyhow::Result<()> {
             | "iam"
             | "approvals"
             | "ops"
+            | "scale"
             | "soak"
     ) {
         bail!(
-            "--suite must be all, boxes, git, egress, fanout, credentials, iam, approvals, ops, soak or report"
+            "--suite must be all, boxes, git, egress, fanout, credentials, iam, approvals, ops, scale, soak or report"
         );
     }
     record::begin(&args.suite)?;
@@ -276,6 +291,10 @@ fn main() -> anyhow::Result<()> {
     if matches!(args.suite.as_str(), "all" | "ops") {
         record::section("ops");
         runtime.block_on(ops_suite::run(&args))?;
+    }
+    if matches!(args.suite.as_str(), "all" | "scale") {
+        record::section("scale");
+        runtime.block_on(scale_suite::run(&args))?;
     }
     if matches!(args.suite.as_str(), "all" | "git") {
         record::section("git");

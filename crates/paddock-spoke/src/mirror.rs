@@ -53,8 +53,25 @@ impl Mirror {
     ) {
         let row = match self.store.get_spoke_box(&event.container) {
             Ok(Some(row)) if row.spoke == spoke => row,
-            Ok(_) => {
-                tracing::warn!(%spoke, box_id = %event.container, kind = %event.kind, "a spoke sent an event for a box it does not hold; dropped");
+            Ok(Some(_)) => {
+                tracing::warn!(%spoke, box_id = %event.container, kind = %event.kind, "a spoke sent an event for another spoke's box; dropped");
+                return;
+            }
+            Ok(None)
+                if self
+                    .store
+                    .get_box(&event.container)
+                    .ok()
+                    .flatten()
+                    .is_some() =>
+            {
+                tracing::warn!(%spoke, box_id = %event.container, kind = %event.kind, "a spoke sent an event for one of the hub's own boxes; dropped");
+                return;
+            }
+            // The spoke's own business: a box made through its own API,
+            // a rule of its own. Not the hub's to show.
+            Ok(None) => {
+                tracing::debug!(%spoke, box_id = %event.container, kind = %event.kind, "an event for a box the hub did not place; not shown");
                 return;
             }
             Err(e) => {

@@ -218,3 +218,85 @@ async fn a_connection_held_on_a_spoke_is_allowed_over_the_hubs_varlink_and_compl
     let (_, pending) = spoke.get("/api/v1/egress/pending").await;
     assert_eq!(pending["requests"], json!([]), "{pending}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_a_spoke_holds_through_a_hub_restart_is_decided_at_the_hub_after() {
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let spoke_toml = "[egress]\nhold_timeout_secs = 120\n\
+                      [egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n";
+    let (mut p, _dir, spoke) = hub_with_a_linked_spoke("edge-d", "", spoke_toml).await;
+    until_connected(&p, "edge-d", true).await;
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "patient", "spoke": "edge-d"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    add_rule(
+        &spoke,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    // Through the spoke's own API, so the call outlives the hub.
+    let fetching = crate::common::egress_site::exec_later(
+        &spoke,
+        "patient",
+        &format!("wget -q -O - http://upstream.test:{}/late", upstream.port),
+    );
+    let pending_at_hub = |p: &Paddock| {
+        let p_url = p.url.clone();
+        let http = p.http.clone();
+        async move {
+            let pending: Value = http
+                .get(format!("{p_url}/api/v1/egress/pending"))
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()?;
+            pending["requests"]
+                .as_array()
+                .and_then(|r| r.first().cloned())
+        }
+    };
+    let before = wait_for(
+        "the held request at the hub",
+        Duration::from_secs(30),
+        || pending_at_hub(&p),
+    )
+    .await;
+
+    // The hub goes and comes back; the spoke links again and announces
+    // what it still holds, under a new id of the hub's.
+    assert!(p.stop().success());
+    p.restart();
+    until_connected(&p, "edge-d", true).await;
+    let after = wait_for(
+        "the request announced again",
+        Duration::from_secs(30),
+        || pending_at_hub(&p),
+    )
+    .await;
+    assert_eq!(after["container"], "patient", "{after}");
+    assert!(!fetching.is_finished(), "the connection still waits");
+    let (status, body) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "patient", "request_id": after["request_id"], "dest": after["dest"], "action": "allow", "scope": "once"}),
+        )
+        .await;
+    assert_eq!((status, &body["ok"]), (200, &json!(true)), "{body}");
+    let out = fetching.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert!(out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY));
+    // The old id died with the old hub.
+    let (status, _) = p
+        .post(
+            "/api/v1/egress/verdicts",
+            json!({"container": "patient", "request_id": before["request_id"], "dest": before["dest"], "action": "allow"}),
+        )
+        .await;
+    assert_ne!(status, 200);
+}
