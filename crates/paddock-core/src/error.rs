@@ -70,7 +70,7 @@ pub enum CoreError {
     },
     /// A box on a spoke, asked for what the hub does not route to spokes.
     #[error(
-        "box {id:?} runs on spoke {spoke:?}, which this operation does not reach: get, exec, logs and destroy do"
+        "box {id:?} runs on spoke {spoke:?}, which this operation does not reach: get, exec, logs, stop, start, shield and destroy do"
     )]
     OnSpoke { id: String, spoke: String },
     /// The spoke a box is on, or a create names, is not connected; its

@@ -24,7 +24,11 @@ impl BoxService {
     /// stopped box is not an error.
     pub async fn stop(&self, id: &str) -> Result<BoxView> {
         let mut span = crate::metrics::operation("box.stop", Some(id));
-        let stopped = self.stop_locked(id).await;
+        let stopped = match self.remote_box(id) {
+            Ok(Some(remote)) => self.remote_power(&remote, false).await,
+            Ok(None) => self.stop_locked(id).await,
+            Err(e) => Err(e),
+        };
         crate::metrics::ended(&mut span, &stopped);
         stopped
     }
@@ -80,7 +84,11 @@ impl BoxService {
     /// Starting a running box is not an error.
     pub async fn start(&self, id: &str) -> Result<BoxView> {
         let mut span = crate::metrics::operation("box.start", Some(id));
-        let started = self.start_locked(id).await;
+        let started = match self.remote_box(id) {
+            Ok(Some(remote)) => self.remote_power(&remote, true).await,
+            Ok(None) => self.start_locked(id).await,
+            Err(e) => Err(e),
+        };
         crate::metrics::ended(&mut span, &started);
         started
     }

@@ -21,12 +21,44 @@ pub const LOCAL: &str = "local";
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum RemoteCall {
-    Create { request: CreateBox },
-    Get { box_id: String },
+    Create {
+        request: CreateBox,
+    },
+    Get {
+        box_id: String,
+    },
     List,
-    Exec { box_id: String, argv: Vec<String> },
-    Logs { box_id: String, tail: Option<u32> },
-    Destroy { box_id: String },
+    Exec {
+        box_id: String,
+        argv: Vec<String>,
+    },
+    Logs {
+        box_id: String,
+        tail: Option<u32>,
+    },
+    Destroy {
+        box_id: String,
+    },
+    Stop {
+        box_id: String,
+    },
+    Start {
+        box_id: String,
+    },
+    /// The box's shield (`up`, `down` for `ttl_secs`, `block`), set `by`.
+    Shield {
+        box_id: String,
+        state: String,
+        ttl_secs: Option<u64>,
+        by: String,
+    },
+}
+
+/// A shield as a spoke set it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShieldSet {
+    pub state: String,
+    pub until_ms: Option<i64>,
 }
 
 /// A spoke's answer to a [`RemoteCall`].
@@ -38,6 +70,7 @@ pub enum RemoteReply {
     Views(Vec<BoxView>),
     Exec(ExecResult),
     Logs(String),
+    Shield(ShieldSet),
     Done,
 }
 

@@ -257,6 +257,49 @@ impl BoxService {
         }
     }
 
+    /// The spoke a box runs on; `None` for a box of this machine (or none).
+    pub fn spoke_of(&self, id: &str) -> Result<Option<String>> {
+        Ok(self.remote_box(id)?.map(|row| row.spoke))
+    }
+
+    /// Stops or starts (`start`) a spoke's box there.
+    pub(crate) async fn remote_power(&self, row: &SpokeBoxRow, start: bool) -> Result<BoxView> {
+        let box_id = row.id.clone();
+        let call = if start {
+            RemoteCall::Start { box_id }
+        } else {
+            RemoteCall::Stop { box_id }
+        };
+        match self.ask(&row.spoke, &row.id, call).await? {
+            RemoteReply::View(view) => self.record_view(row, *view),
+            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+        }
+    }
+
+    /// Sets the shield of a box on a spoke, there (its gateway holds its
+    /// connections).
+    pub async fn shield_on_spoke(
+        &self,
+        id: &str,
+        state: &str,
+        ttl_secs: Option<u64>,
+        by: &str,
+    ) -> Result<crate::remote::ShieldSet> {
+        let row = self
+            .remote_box(id)?
+            .ok_or_else(|| CoreError::NotFound(id.to_owned()))?;
+        let call = RemoteCall::Shield {
+            box_id: row.id.clone(),
+            state: state.to_owned(),
+            ttl_secs,
+            by: by.to_owned(),
+        };
+        match self.ask(&row.spoke, &row.id, call).await? {
+            RemoteReply::Shield(set) => Ok(set),
+            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+        }
+    }
+
     /// Destroys the box on its spoke; its row goes once the spoke has
     /// no such box. An unreachable spoke keeps both.
     pub(crate) async fn remote_destroy(&self, row: &SpokeBoxRow) -> Result<()> {

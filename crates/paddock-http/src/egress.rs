@@ -344,8 +344,18 @@ async fn shield(
     Path(id): Path<String>,
     payload: Result<Json<ShieldRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let egress = gateway(&s)?;
     let req = body(payload)?;
+    if s.boxes.spoke_of(&id)?.is_some() {
+        // Its gateway is the spoke's: the shield is set there.
+        let set = s
+            .boxes
+            .shield_on_spoke(&id, &req.state, req.ttl_secs, caller.principal())
+            .await?;
+        return Ok(Json(
+            json!({ "box_id": id, "state": set.state, "until_ms": set.until_ms }),
+        ));
+    }
+    let egress = gateway(&s)?;
     let view = s.boxes.get_here(&id)?;
     let who = BoxIdentity {
         box_id: view.box_id.clone(),

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paddock_clearance::{ClearanceEvent, Hub, Subscription, Verdict, VerdictScope};
-use paddock_core::remote::{LOCAL, RemoteCall, RemoteFailure, RemoteReply};
+use paddock_core::remote::{FailureKind, LOCAL, RemoteCall, RemoteFailure, RemoteReply, ShieldSet};
 use paddock_core::{BoxService, CoreError, CreateBox};
+use paddock_egress::{BoxIdentity, Egress, Shield};
 
 /// A verdict as the hub sends it, for [`Local::verdict`].
 pub(crate) struct HubVerdict {
@@ -24,11 +25,13 @@ pub(crate) struct HubVerdict {
 pub struct Local {
     boxes: Arc<BoxService>,
     hub: Arc<Hub>,
+    /// The spoke's gateway (its boxes' shields), when egress is on.
+    egress: Option<Arc<Egress>>,
 }
 
 impl Local {
-    pub fn new(boxes: Arc<BoxService>, hub: Arc<Hub>) -> Arc<Self> {
-        Arc::new(Self { boxes, hub })
+    pub fn new(boxes: Arc<BoxService>, hub: Arc<Hub>, egress: Option<Arc<Egress>>) -> Arc<Self> {
+        Arc::new(Self { boxes, hub, egress })
     }
 
     /// How many boxes the spoke has now.
@@ -68,7 +71,55 @@ impl Local {
                 self.boxes.destroy(&box_id).await.map_err(failure)?;
                 Ok(RemoteReply::Done)
             }
+            RemoteCall::Stop { box_id } => Ok(RemoteReply::View(Box::new(
+                self.boxes.stop(&box_id).await.map_err(failure)?,
+            ))),
+            RemoteCall::Start { box_id } => Ok(RemoteReply::View(Box::new(
+                self.boxes.start(&box_id).await.map_err(failure)?,
+            ))),
+            RemoteCall::Shield {
+                box_id,
+                state,
+                ttl_secs,
+                by,
+            } => self.shield(&box_id, &state, ttl_secs, &by),
         }
+    }
+
+    fn shield(
+        &self,
+        box_id: &str,
+        state: &str,
+        ttl_secs: Option<u64>,
+        by: &str,
+    ) -> Result<RemoteReply, RemoteFailure> {
+        let refused = |message: String| RemoteFailure {
+            kind: FailureKind::Invalid,
+            message,
+        };
+        let egress = self
+            .egress
+            .as_ref()
+            .ok_or_else(|| refused("egress is disabled on this spoke".into()))?;
+        let view = self
+            .boxes
+            .get_here(box_id)
+            .map_err(|e| RemoteFailure::from(&e))?;
+        let who = BoxIdentity {
+            box_id: view.box_id,
+            project: view.project,
+        };
+        let set = egress
+            .set_shield(&who, state, ttl_secs.map(Duration::from_secs), by)
+            .map_err(|e| refused(e.to_string()))?;
+        let until_ms = match set {
+            Shield::Down { until_ms } => Some(until_ms),
+            _ => None,
+        };
+        Ok(RemoteReply::Shield(ShieldSet {
+            state: set.as_str().to_owned(),
+            until_ms,
+        }))
     }
 
     /// Applies the hub's verdict to the request the spoke holds; the

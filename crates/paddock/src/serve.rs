@@ -434,7 +434,7 @@ pub async fn run(
         components.start("spokes", move |stop| links.serve(listener, stop));
     }
     if let Some(role) = role {
-        let local = paddock_spoke::Local::new(boxes.clone(), hub.clone());
+        let local = paddock_spoke::Local::new(boxes.clone(), hub.clone(), egress.clone());
         let info = paddock_spoke::dial::SpokeInfo {
             max_boxes: role.max_boxes,
         };

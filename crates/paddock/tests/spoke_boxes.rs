@@ -74,9 +74,24 @@ async fn a_box_on_a_spoke_is_reached_through_the_hub_and_kept_while_the_spoke_is
     // The spoke's own API holds the box too, as its own.
     let (_, own) = spoke.get("/api/v1/boxes/far").await;
     assert_eq!(own["box_id"], "far", "{own}");
+    // Its shield and its power are set on the spoke, through the hub.
+    let (status, body) = p
+        .put("/api/v1/boxes/far/shield", json!({"state": "block"}))
+        .await;
+    assert_eq!((status, &body["state"]), (200, &json!("block")), "{body}");
+    let (_, own) = spoke.get("/api/v1/boxes/far").await;
+    assert_eq!(own["shield"], "block", "{own}");
+    let (status, _) = p
+        .put("/api/v1/boxes/far/shield", json!({"state": "up"}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, body) = p.post("/api/v1/boxes/far/stop", json!({})).await;
+    assert_eq!((status, &body["state"]), (200, &json!("stopped")), "{body}");
+    let (status, body) = p.post("/api/v1/boxes/far/start", json!({})).await;
+    assert_eq!((status, &body["state"]), (200, &json!("ready")), "{body}");
     // What the hub does not route to spokes is refused by name, not
     // tried on the hub's engine.
-    let (status, body) = p.post("/api/v1/boxes/far/stop", json!({})).await;
+    let (status, body) = p.get("/api/v1/boxes/far/ports").await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (409, Some("on_spoke")),

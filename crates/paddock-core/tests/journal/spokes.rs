@@ -119,6 +119,23 @@ impl Spokes for FakeSpoke {
                     truncated: false,
                 })),
                 RemoteCall::Logs { .. } => Ok(RemoteReply::Logs("log\n".into())),
+                RemoteCall::Stop { box_id } | RemoteCall::Start { box_id } => {
+                    let mut shown = self
+                        .holds
+                        .lock()
+                        .iter()
+                        .find(|v| v.box_id == box_id)
+                        .cloned()
+                        .ok_or_else(not_found)?;
+                    shown.state = BoxState::Stopped;
+                    Ok(RemoteReply::View(Box::new(shown)))
+                }
+                RemoteCall::Shield { state, .. } => {
+                    Ok(RemoteReply::Shield(paddock_core::remote::ShieldSet {
+                        state,
+                        until_ms: None,
+                    }))
+                }
                 RemoteCall::Destroy { box_id } => {
                     let mut holds = self.holds.lock();
                     let before = holds.len();
@@ -178,6 +195,15 @@ async fn a_box_on_a_spoke_is_the_hubs_record_and_the_spokes_work() {
         boxes.published_ports("far"),
         Err(CoreError::OnSpoke { spoke, .. }) if spoke == "gpu-1"
     ));
+    // Power and the shield go to the spoke too.
+    assert_eq!(boxes.stop("far").await.unwrap().state, BoxState::Stopped);
+    assert_eq!(boxes.get("far").unwrap().state, BoxState::Stopped);
+    let set = boxes
+        .shield_on_spoke("far", "block", None, "test")
+        .await
+        .unwrap();
+    assert_eq!(set.state, "block");
+    assert_eq!(boxes.spoke_of("far").unwrap().as_deref(), Some("gpu-1"));
     // The id is taken wherever the box runs.
     assert!(matches!(
         boxes.create(new_box("far")).await,

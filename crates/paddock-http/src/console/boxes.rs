@@ -85,9 +85,10 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
     } else {
         String::new()
     };
-    // A spoke's box: its shield and terminal are the spoke's own.
+    // A spoke's box: its shield is set there (routed); its terminal is
+    // the spoke's own.
     let here = view.spoke.is_none();
-    let shield_forms = if s.egress.is_some() && here {
+    let shield_forms = if s.egress.is_some() || !here {
         format!(
             "<form method=\"post\" action=\"/console/boxes/{id}/shield\" class=\"inline\">{csrf}\
              <input type=\"hidden\" name=\"state\" value=\"up\">\
@@ -202,9 +203,6 @@ async fn shield(
     if !form_allowed(&s, &headers, &caller, &form.csrf) {
         return crate::signin::csrf_refused();
     }
-    let Some(egress) = &s.egress else {
-        return failed(StatusCode::NOT_FOUND, "egress is disabled", Section::Boxes);
-    };
     let ttl = match form
         .ttl_secs
         .as_deref()
@@ -222,6 +220,24 @@ async fn shield(
                 );
             }
         },
+    };
+    match s.boxes.spoke_of(&id) {
+        Ok(Some(_)) => {
+            let secs = ttl.map(|t| t.as_secs());
+            return match s
+                .boxes
+                .shield_on_spoke(&id, &form.state, secs, caller.principal())
+                .await
+            {
+                Ok(_) => crate::signin::redirect("/console/boxes"),
+                Err(e) => failed(StatusCode::BAD_GATEWAY, &e.to_string(), Section::Boxes),
+            };
+        }
+        Ok(None) => {}
+        Err(e) => return failed(StatusCode::NOT_FOUND, &e.to_string(), Section::Boxes),
+    }
+    let Some(egress) = &s.egress else {
+        return failed(StatusCode::NOT_FOUND, "egress is disabled", Section::Boxes);
     };
     let view = match s.boxes.get_here(&id) {
         Ok(v) => v,
