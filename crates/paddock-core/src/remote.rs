@@ -1,6 +1,6 @@
 //! Boxes on other machines (spokes). The hub's box service stays the one
 //! door: a box it placed on a spoke is found in the store's spoke table,
-//! and get, list, exec, logs and destroy go to that spoke through the
+//! and get, list, exec, logs, stop, start, shield and destroy go to that spoke through the
 //! [`Spokes`] seam (the spoke link, in `paddock-spoke`). Every other
 //! operation on such a box is refused by name ([`CoreError::OnSpoke`]),
 //! never tried on this machine's engine.
