@@ -1,8 +1,8 @@
 //! The box service's side of boxes on spokes: placing a create, and
-//! routing get, list, exec, logs, power, shield and destroy of a spoke's box to it. The
-//! hub's row of a remote box is written before the spoke is asked and
-//! goes only once the spoke no longer has the box, so a cut link loses
-//! nothing: the box is shown as last seen, marked unreachable, and
+//! routing get, list, exec, logs, power, shield and destroy of a spoke's
+//! box to it. The hub's row of a remote box is written before the spoke
+//! is asked and goes only once the spoke no longer has the box, so a cut
+//! link loses nothing: the box is shown as last seen, marked unreachable, and
 //! reconciled when its spoke returns.
 
 use std::sync::Arc;
