@@ -132,13 +132,8 @@ pub async fn run(
     }
 }
 
-async fn session(
-    url: &str,
-    config: Arc<rustls::ClientConfig>,
-    info: &SpokeInfo,
-    local: &Arc<Local>,
-) -> Ended {
-    let lost = |why: String| Ended::Lost { why, steady: false };
+/// Dials the hub: a WebSocket over mutual TLS, within 15 s.
+async fn open(url: &str, config: Arc<rustls::ClientConfig>) -> Result<Link, String> {
     let ws_config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME))
         .max_frame_size(Some(MAX_FRAME));
@@ -148,10 +143,23 @@ async fn session(
         true,
         Some(tokio_tungstenite::Connector::Rustls(config)),
     );
-    let mut link = match tokio::time::timeout(Duration::from_secs(15), connecting).await {
-        Ok(Ok((link, _))) => link,
-        Ok(Err(e)) => return lost(e.to_string()),
-        Err(_) => return lost("no answer within 15 s".into()),
+    match tokio::time::timeout(Duration::from_secs(15), connecting).await {
+        Ok(Ok((link, _))) => Ok(link),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer within 15 s".into()),
+    }
+}
+
+async fn session(
+    url: &str,
+    config: Arc<rustls::ClientConfig>,
+    info: &SpokeInfo,
+    local: &Arc<Local>,
+) -> Ended {
+    let lost = |why: String| Ended::Lost { why, steady: false };
+    let mut link = match open(url, config).await {
+        Ok(link) => link,
+        Err(why) => return lost(why),
     };
     // Subscribed before the held requests are read, so none falls
     // between the two.
@@ -205,50 +213,10 @@ async fn session(
         };
         match frame {
             Message::Text(text) => match serde_json::from_str::<HubMessage>(&text) {
-                Ok(HubMessage::Welcome { name, hub_version }) => {
-                    tracing::info!(spoke = %name, %hub_version, "linked to the hub");
-                }
-                Ok(HubMessage::Refused { reason }) => return Ended::Refused(reason),
-                Ok(HubMessage::Call { id, call }) => {
-                    let (local, outbox) = (local.clone(), outbox.clone());
-                    tokio::spawn(async move {
-                        let changes_load = matches!(
-                            call,
-                            paddock_core::remote::RemoteCall::Create { .. }
-                                | paddock_core::remote::RemoteCall::Destroy { .. }
-                        );
-                        let result = local.handle(call).await;
-                        let _ = outbox.send(SpokeMessage::Reply { id, result }).await;
-                        if changes_load {
-                            let boxes = local.box_count();
-                            let _ = outbox.send(SpokeMessage::Status { boxes }).await;
-                        }
-                    });
-                }
-                Ok(HubMessage::Verdict {
-                    id,
-                    request_id,
-                    container,
-                    dest,
-                    action,
-                    scope,
-                    ttl_secs,
-                    decided_by,
-                }) => {
-                    let verdict = HubVerdict {
-                        request_id,
-                        container,
-                        dest,
-                        action,
-                        scope,
-                        ttl_secs,
-                        decided_by,
-                    };
-                    let (local, outbox) = (local.clone(), outbox.clone());
-                    tokio::spawn(async move {
-                        let applied = local.verdict(verdict).await;
-                        let _ = outbox.send(SpokeMessage::VerdictDone { id, applied }).await;
-                    });
+                Ok(message) => {
+                    if let Some(refused) = take(message, local, &outbox) {
+                        return refused;
+                    }
                 }
                 Err(e) => return lost(format!("the hub sent a frame this spoke cannot read: {e}")),
             },
@@ -256,6 +224,63 @@ async fn session(
             _ => {}
         }
     }
+}
+
+/// Does what the hub sent; calls and verdicts run on their own, their
+/// answers going out through `outbox`. `Some` ends the link.
+fn take(
+    message: HubMessage,
+    local: &Arc<Local>,
+    outbox: &mpsc::Sender<SpokeMessage>,
+) -> Option<Ended> {
+    match message {
+        HubMessage::Welcome { name, hub_version } => {
+            tracing::info!(spoke = %name, %hub_version, "linked to the hub");
+        }
+        HubMessage::Refused { reason } => return Some(Ended::Refused(reason)),
+        HubMessage::Call { id, call } => {
+            let (local, outbox) = (local.clone(), outbox.clone());
+            tokio::spawn(async move {
+                let changes_load = matches!(
+                    call,
+                    paddock_core::remote::RemoteCall::Create { .. }
+                        | paddock_core::remote::RemoteCall::Destroy { .. }
+                );
+                let result = local.handle(call).await;
+                let _ = outbox.send(SpokeMessage::Reply { id, result }).await;
+                if changes_load {
+                    let boxes = local.box_count();
+                    let _ = outbox.send(SpokeMessage::Status { boxes }).await;
+                }
+            });
+        }
+        HubMessage::Verdict {
+            id,
+            request_id,
+            container,
+            dest,
+            action,
+            scope,
+            ttl_secs,
+            decided_by,
+        } => {
+            let verdict = HubVerdict {
+                request_id,
+                container,
+                dest,
+                action,
+                scope,
+                ttl_secs,
+                decided_by,
+            };
+            let (local, outbox) = (local.clone(), outbox.clone());
+            tokio::spawn(async move {
+                let applied = local.verdict(verdict).await;
+                let _ = outbox.send(SpokeMessage::VerdictDone { id, applied }).await;
+            });
+        }
+    }
+    None
 }
 
 type Link =

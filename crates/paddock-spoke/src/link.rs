@@ -237,21 +237,28 @@ impl SpokeLinks {
             self.converse(talk, &mut link, outgoing).await;
         }
         session.end();
+        self.gone(&name, generation);
+        let _ = link.close(None).await;
+        tracing::info!(spoke = %name, "spoke disconnected");
+    }
+
+    /// The session `generation` of `name` ended: unless a newer one took
+    /// its place, the spoke is no longer connected and its held requests
+    /// leave the hub's queue.
+    fn gone(&self, name: &str, generation: u64) {
         let current = {
             let mut connected = self.connected.lock();
             let current = connected
-                .get(&name)
+                .get(name)
                 .is_some_and(|c| c.generation == generation);
             if current {
-                connected.remove(&name);
+                connected.remove(name);
             }
             current
         };
         if current && let Some(mirror) = self.mirror.get() {
-            mirror.forget_spoke(&name);
+            mirror.forget_spoke(name);
         }
-        let _ = link.close(None).await;
-        tracing::info!(spoke = %name, "spoke disconnected");
     }
 
     /// A spoke that (re)connects has its boxes' rows brought up to date.
