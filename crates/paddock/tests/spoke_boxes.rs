@@ -11,7 +11,7 @@ use std::time::Duration;
 use paddock_clearance::varlink::VarlinkClient;
 use serde_json::{Value, json};
 
-use crate::common::egress_site::{UPSTREAM_BODY, Upstream, add_rule, exec};
+use crate::common::egress_site::{UPSTREAM_BODY, Upstream, add_rule, exec, exec_later};
 use crate::common::{Paddock, wait_for};
 use crate::spokes::{hub_with_a_linked_spoke, until_connected};
 
@@ -164,19 +164,12 @@ async fn a_connection_held_on_a_spoke_is_allowed_over_the_hubs_varlink_and_compl
     )
     .await;
 
-    let url = format!("{}/api/v1/boxes/asker/exec", p.url);
-    let command = format!("wget -q -O - http://upstream.test:{}/far", upstream.port);
-    let http = p.http.clone();
-    let fetching = tokio::spawn(async move {
-        http.post(url)
-            .json(&json!({"command": command}))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    });
+    // Through the hub, which routes the exec to the spoke.
+    let fetching = exec_later(
+        &p,
+        "asker",
+        &format!("wget -q -O - http://upstream.test:{}/far", upstream.port),
+    );
     // The hub's queue shows it, under the hub's own request id and the
     // hub's record of the project.
     let held = wait_for(
@@ -254,7 +247,7 @@ async fn a_connection_a_spoke_holds_through_a_hub_restart_is_decided_at_the_hub_
     )
     .await;
     // Through the spoke's own API, so the call outlives the hub.
-    let fetching = crate::common::egress_site::exec_later(
+    let fetching = exec_later(
         &spoke,
         "patient",
         &format!("wget -q -O - http://upstream.test:{}/late", upstream.port),
