@@ -155,6 +155,11 @@ pub trait Spokes: Send + Sync {
     fn is_connected(&self, spoke: &str) -> bool {
         self.loads().iter().any(|l| l.name == spoke)
     }
+
+    /// Whether the hub runs boxes itself as well (`[spokes] boxes_here`).
+    fn boxes_here(&self) -> bool {
+        true
+    }
 }
 
 /// Where a create goes: `None` is this machine. A named spoke must be

@@ -73,8 +73,20 @@ impl BoxService {
                 Some(name) => Err(CoreError::SpokeUnreachable(name.to_owned())),
             };
         };
-        let local = (self.store.count_boxes()?, self.config().boxes.max_boxes);
-        place(named, local, &spokes.loads())
+        if spokes.boxes_here() {
+            let local = (self.store.count_boxes()?, self.config().boxes.max_boxes);
+            return place(named, local, &spokes.loads());
+        }
+        // This machine counts as full: only a spoke with room takes it.
+        match place(named, (0, 0), &spokes.loads())? {
+            Some(spoke) => Ok(Some(spoke)),
+            None if named.is_some() => Err(CoreError::Invalid(
+                "this hub runs no boxes itself ([spokes] boxes_here = false): name a spoke".into(),
+            )),
+            None => Err(CoreError::Conflict(
+                "no linked spoke has room for another box, and this hub runs none itself ([spokes] boxes_here = false)".into(),
+            )),
+        }
     }
 
     async fn ask(&self, spoke: &str, id: &str, call: RemoteCall) -> Result<RemoteReply> {

@@ -32,6 +32,9 @@ const LONGEST_PAUSE: Duration = Duration::from_secs(30);
 /// A link that lasted this long was a good one: the next pause starts
 /// short again.
 const STEADY: Duration = Duration::from_secs(60);
+/// How often the spoke looks whether its number of boxes changed by
+/// itself (a time to live, an idle box reaped) and tells the hub.
+const STATUS_EVERY: Duration = Duration::from_secs(10);
 
 /// What the spoke offers the hub.
 #[derive(Debug, Clone)]
@@ -186,9 +189,24 @@ async fn session(
         steady: started.elapsed() >= STEADY,
     };
     let (outbox, mut outgoing) = mpsc::channel::<SpokeMessage>(64);
+    let mut told_boxes = local.box_count();
+    let mut look = tokio::time::interval(STATUS_EVERY);
     loop {
         let frame = tokio::select! {
+            _ = look.tick() => {
+                let boxes = local.box_count();
+                if boxes != told_boxes {
+                    told_boxes = boxes;
+                    if let Err(e) = send(&mut link, &SpokeMessage::Status { boxes }).await {
+                        return ended(e);
+                    }
+                }
+                continue;
+            }
             Some(message) = outgoing.recv() => {
+                if let SpokeMessage::Status { boxes } = &message {
+                    told_boxes = *boxes;
+                }
                 if let Err(e) = send(&mut link, &message).await {
                     return ended(e);
                 }

@@ -70,6 +70,8 @@ pub struct SpokeLinks {
     generation: AtomicU64,
     /// Set by [`SpokeLinks::attach`]: the hub's clearance and boxes.
     mirror: OnceLock<Arc<Mirror>>,
+    /// `[spokes] boxes_here`.
+    boxes_here: std::sync::atomic::AtomicBool,
     boxes: OnceLock<Weak<BoxService>>,
 }
 
@@ -84,7 +86,13 @@ impl SpokeLinks {
             generation: AtomicU64::new(1),
             mirror: OnceLock::new(),
             boxes: OnceLock::new(),
+            boxes_here: std::sync::atomic::AtomicBool::new(true),
         })
+    }
+
+    /// Every box goes to a spoke: the hub runs none itself.
+    pub fn keep_boxes_off_the_hub(&self) {
+        self.boxes_here.store(false, Ordering::Relaxed);
     }
 
     /// Joins the links to the hub's clearance hub (spokes' held requests
@@ -333,8 +341,14 @@ impl SpokeLinks {
     fn take(&self, name: &str, session: &Session, message: SpokeMessage) -> bool {
         match message {
             SpokeMessage::Status { boxes } => {
-                if let Some(c) = self.connected.lock().get_mut(name) {
-                    c.status.boxes = boxes;
+                let changed = match self.connected.lock().get_mut(name) {
+                    Some(c) => std::mem::replace(&mut c.status.boxes, boxes) != boxes,
+                    None => false,
+                };
+                // Its boxes came or went (a time to live ran out there,
+                // say): the hub's rows follow.
+                if changed {
+                    self.reconcile_soon(name);
                 }
             }
             SpokeMessage::Reply { id, result } => {
@@ -367,6 +381,10 @@ struct Talk<'a> {
 }
 
 impl Spokes for SpokeLinks {
+    fn boxes_here(&self) -> bool {
+        self.boxes_here.load(Ordering::Relaxed)
+    }
+
     fn loads(&self) -> Vec<SpokeLoad> {
         self.status()
             .into_iter()

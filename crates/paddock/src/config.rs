@@ -62,6 +62,9 @@ pub struct SpokesConfig {
     /// The names spokes reach the listener by, put in its certificate
     /// (default: its address, and `localhost` when it is loopback).
     pub names: Vec<String>,
+    /// Whether the hub runs boxes itself too; false: every box goes to a
+    /// spoke (a create that finds none with room is refused).
+    pub boxes_here: bool,
 }
 
 impl Default for SpokesConfig {
@@ -70,6 +73,7 @@ impl Default for SpokesConfig {
             cert_life_days: 30,
             listen: None,
             names: Vec::new(),
+            boxes_here: true,
         }
     }
 }

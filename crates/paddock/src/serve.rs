@@ -310,6 +310,9 @@ pub async fn run(
         None => None,
     };
     let boxes = BoxService::new(store, engine, core, extensions)?;
+    if !spokes_config.boxes_here {
+        spokes.links().keep_boxes_off_the_hub();
+    }
     spokes.links().attach(hub.clone(), &boxes);
 
     let shutdown = tokio_util::sync::CancellationToken::new();

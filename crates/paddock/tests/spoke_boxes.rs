@@ -308,3 +308,32 @@ async fn a_connection_a_spoke_holds_through_a_hub_restart_is_decided_at_the_hub_
         .await;
     assert_ne!(status, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_box_its_spoke_reaps_leaves_the_hubs_list_without_anyone_asking() {
+    let (p, _dir, spoke) = hub_with_a_linked_spoke("edge-e", "", "").await;
+    until_connected(&p, "edge-e", true).await;
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "alpha", "box_id": "brief", "spoke": "edge-e", "ttl_secs": 1}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    // The spoke's reaper ends it; the spoke tells the hub its count
+    // changed, and the hub's row follows (a plain list reads only rows).
+    wait_for(
+        "the reaped box to leave the hub's list",
+        Duration::from_secs(60),
+        || async {
+            let (_, all) = p.get("/api/v1/boxes").await;
+            all["boxes"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        },
+    )
+    .await;
+    let (status, _) = spoke.get("/api/v1/boxes/brief").await;
+    assert_eq!(status, 404);
+}

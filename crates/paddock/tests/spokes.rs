@@ -407,10 +407,42 @@ async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser
     assert_eq!(forged.status(), 403);
     assert_eq!(listed(&p, "edge-3")["connected"], true, "nothing changed");
 
-    // In Chromium: the page, then its Revoke button.
+    // A box on the spoke, on the Boxes page: said to be there, with no
+    // terminal (the spoke's own); its shield buttons go to the spoke.
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            serde_json::json!({"project": "alpha", "box_id": "yonder", "spoke": "edge-3"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let boxes_page = crate::common::raw_http()
+        .get(format!("{}/console/boxes", p.url))
+        .header("cookie", &admin.cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        boxes_page.contains("on spoke</span> edge-3")
+            && !boxes_page.contains("id=\"terminal-yonder\"")
+            && boxes_page.contains("/console/boxes/yonder/shield"),
+        "{boxes_page}"
+    );
+
+    // In Chromium: the pages, then the Revoke button.
     let mut browsers = Browsers::start(&p);
     let link = console_link(&p, &p.admin_token).await;
     browsers.ask(&format!("open ada {link}"));
+    if let Some(dir) = screenshots_dir() {
+        browsers.ask("get ada /console/boxes");
+        browsers.ask(&format!(
+            "shot ada {}/console-boxes-spoke.png 1100 480",
+            dir.display()
+        ));
+    }
     browsers.ask("get ada /console/spokes");
     if let Some(dir) = screenshots_dir() {
         browsers.ask(&format!(

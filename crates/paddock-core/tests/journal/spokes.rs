@@ -29,6 +29,8 @@ struct FakeSpoke {
     /// Goes away in the middle of the next create.
     vanish_in_create: Mutex<bool>,
     load: Mutex<u32>,
+    /// `[spokes] boxes_here = false`.
+    off_the_hub: Mutex<bool>,
 }
 
 fn view(id: &str, project: &str) -> BoxView {
@@ -52,6 +54,10 @@ fn view(id: &str, project: &str) -> BoxView {
 }
 
 impl Spokes for FakeSpoke {
+    fn boxes_here(&self) -> bool {
+        !*self.off_the_hub.lock()
+    }
+
     fn loads(&self) -> Vec<SpokeLoad> {
         if !*self.connected.lock() {
             return Vec::new();
@@ -301,4 +307,27 @@ async fn an_unnamed_create_goes_to_the_less_loaded_side() {
     let placed = boxes.create(new_box("then")).await.unwrap();
     assert_eq!(placed.view.spoke, None, "a full spoke takes nothing");
     assert_eq!(store.list_spoke_boxes().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_hub_that_runs_no_boxes_itself_places_every_one_on_a_spoke() {
+    let (store, boxes, spoke) = hub();
+    *spoke.off_the_hub.lock() = true;
+    let placed = boxes.create(new_box("away")).await.unwrap();
+    assert_eq!(placed.view.spoke.as_deref(), Some("gpu-1"));
+    let here = paddock_core::CreateBox {
+        spoke: Some("local".into()),
+        ..new_box("here")
+    };
+    assert!(matches!(
+        boxes.create(here).await,
+        Err(CoreError::Invalid(_))
+    ));
+    *spoke.load.lock() = 8;
+    assert!(matches!(
+        boxes.create(new_box("nowhere")).await,
+        Err(CoreError::Conflict(_))
+    ));
+    assert!(store.get_box("here").unwrap().is_none());
+    assert!(store.get_box("nowhere").unwrap().is_none());
 }
