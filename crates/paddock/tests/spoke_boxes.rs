@@ -71,6 +71,13 @@ async fn a_box_on_a_spoke_is_reached_through_the_hub_and_kept_while_the_spoke_is
     let all = listed(&p).await;
     assert_eq!(all.len(), 1, "{all:?}");
     assert_eq!(all[0]["spoke"], "edge-b");
+    // Whose box it is, is the hub's record: a token of another project
+    // neither sees it nor reaches it.
+    let (_, other) = p.mint(&["agent"], Some(&["other"])).await;
+    let (status, _) = p.get_as(&other, "/api/v1/boxes/far").await;
+    assert_eq!(status, 404);
+    let (_, theirs) = p.get_as(&other, "/api/v1/boxes").await;
+    assert_eq!(theirs["boxes"], json!([]), "{theirs}");
     // The spoke's own API holds the box too, as its own.
     let (_, own) = spoke.get("/api/v1/boxes/far").await;
     assert_eq!(own["box_id"], "far", "{own}");
