@@ -131,7 +131,11 @@ impl BoxService {
             spoke: None,
             ..req
         };
-        match self.ask(&spoke, &id, RemoteCall::Create { request }).await {
+        let asked = {
+            let _on_its_way = OnItsWay::mark(self, &id);
+            self.ask(&spoke, &id, RemoteCall::Create { request }).await
+        };
+        match asked {
             Ok(RemoteReply::Created(created)) => {
                 let mut created = *created;
                 created.view = self.record_view(&row, created.view)?;
@@ -232,10 +236,11 @@ impl BoxService {
                 }
             }
         }
-        // A row written after the list was asked for is a create still
-        // on its way to the spoke, not a box it lost.
+        // A row written after the list was asked for, or whose create is
+        // still on its way to the spoke, is not a box it lost.
         for row in rows {
-            if row.updated_at_ms < asked_at && !listed_ids.contains(&row.id) {
+            let in_flight = self.creating_on_spokes.lock().contains(&row.id);
+            if row.updated_at_ms < asked_at && !listed_ids.contains(&row.id) && !in_flight {
                 tracing::info!(%spoke, box_id = %row.id, "a box its spoke no longer has is forgotten");
                 self.store.delete_spoke_box(&row.id, spoke)?;
             }
@@ -327,5 +332,28 @@ impl BoxService {
             Ok(_) => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// A create on its way to a spoke, for as long as this lives (a caller
+/// that gives up mid-create drops it too).
+struct OnItsWay<'a> {
+    service: &'a BoxService,
+    id: String,
+}
+
+impl<'a> OnItsWay<'a> {
+    fn mark(service: &'a BoxService, id: &str) -> Self {
+        service.creating_on_spokes.lock().insert(id.to_owned());
+        Self {
+            service,
+            id: id.to_owned(),
+        }
+    }
+}
+
+impl Drop for OnItsWay<'_> {
+    fn drop(&mut self) {
+        self.service.creating_on_spokes.lock().remove(&self.id);
     }
 }

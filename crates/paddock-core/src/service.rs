@@ -33,6 +33,9 @@ pub struct BoxService {
     pub(crate) pools: crate::pools::PoolState,
     /// The hub's spokes, when it has any ([`BoxService::set_spokes`]).
     pub(crate) spokes: std::sync::OnceLock<Arc<dyn crate::remote::Spokes>>,
+    /// Ids of boxes whose create is on its way to a spoke: a spoke's list
+    /// that does not have them yet says nothing about them.
+    pub(crate) creating_on_spokes: Mutex<std::collections::HashSet<String>>,
 }
 
 /// Whether each dependency answered; `Err` holds what went wrong.
@@ -88,6 +91,7 @@ impl BoxService {
             extensions,
             pools: Default::default(),
             spokes: std::sync::OnceLock::new(),
+            creating_on_spokes: Mutex::new(Default::default()),
         }))
     }
 

@@ -31,6 +31,10 @@ struct FakeSpoke {
     load: Mutex<u32>,
     /// `[spokes] boxes_here = false`.
     off_the_hub: Mutex<bool>,
+    /// A create waits for this before the spoke has the box (and says
+    /// so on `create_started`).
+    pause_create: Mutex<Option<Arc<tokio::sync::Notify>>>,
+    create_started: tokio::sync::Notify,
 }
 
 fn view(id: &str, project: &str) -> BoxView {
@@ -93,6 +97,11 @@ impl Spokes for FakeSpoke {
                         }));
                     }
                     let id = request.box_id.unwrap();
+                    let pause = self.pause_create.lock().clone();
+                    if let Some(release) = pause {
+                        self.create_started.notify_one();
+                        release.notified().await;
+                    }
                     // A spoke that says the box is someone else's changes
                     // nothing: the hub's record decides.
                     let made = view(&id, "someone-else");
@@ -330,4 +339,24 @@ async fn a_hub_that_runs_no_boxes_itself_places_every_one_on_a_spoke() {
     ));
     assert!(store.get_box("here").unwrap().is_none());
     assert!(store.get_box("nowhere").unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_list_taken_while_a_create_is_on_its_way_forgets_nothing() {
+    let (store, boxes, spoke) = hub();
+    let release = Arc::new(tokio::sync::Notify::new());
+    *spoke.pause_create.lock() = Some(release.clone());
+    let creating = tokio::spawn({
+        let boxes = boxes.clone();
+        async move { boxes.create(on_gpu_1("slow")).await }
+    });
+    spoke.create_started.notified().await;
+    // The spoke's list does not have it yet; the row stays all the same.
+    written_long_ago(&store);
+    boxes.reconcile_spoke("gpu-1").await.unwrap();
+    assert!(store.get_spoke_box("slow").unwrap().is_some());
+    release.notify_one();
+    let made = creating.await.unwrap().unwrap();
+    assert_eq!(made.view.spoke.as_deref(), Some("gpu-1"));
+    assert!(store.get_spoke_box("slow").unwrap().is_some());
 }
