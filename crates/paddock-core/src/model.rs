@@ -77,6 +77,12 @@ pub struct BoxView {
     /// Its spoke is not connected: this is how the box last looked.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub unreachable: bool,
+    /// A spoke's box: its shield as the spoke's gateway has it (a box of
+    /// this machine has its shield added by the surface that shows it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shield: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shield_until_ms: Option<i64>,
 }
 
 /// A running box's resource use at one moment.
@@ -138,6 +144,8 @@ impl From<&BoxRow> for BoxView {
             usage: None,
             spoke: None,
             unreachable: false,
+            shield: None,
+            shield_until_ms: None,
         }
     }
 }

@@ -50,6 +50,8 @@ impl BoxService {
                 usage: None,
                 spoke: None,
                 unreachable: false,
+                shield: None,
+                shield_until_ms: None,
             });
         // The hub's record decides whose and which box it is.
         view.box_id = row.id.clone();
@@ -312,7 +314,15 @@ impl BoxService {
             by: by.to_owned(),
         };
         match self.ask(&row.spoke, &row.id, call).await? {
-            RemoteReply::Shield(set) => Ok(set),
+            RemoteReply::Shield(set) => {
+                // The hub's view of the box shows the new shield.
+                if let Ok(mut view) = serde_json::from_str::<BoxView>(&row.view_json) {
+                    view.shield = Some(set.state.clone());
+                    view.shield_until_ms = set.until_ms;
+                    self.record_view(&row, view)?;
+                }
+                Ok(set)
+            }
             _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
         }
     }

@@ -35,6 +35,9 @@ struct BoxList {
 /// A box as REST shows it: its view, and its shield when egress is on.
 pub(crate) fn with_shield(s: &AppState, view: &BoxView) -> Value {
     let mut value = serde_json::to_value(view).unwrap_or_default();
+    if view.spoke.is_some() {
+        return value; // its shield is the spoke's, in the view
+    }
     if let (Some(egress), Some(fields)) = (&s.egress, value.as_object_mut()) {
         let shield = egress.shield_of(&view.box_id);
         fields.insert("shield".into(), shield.as_str().into());

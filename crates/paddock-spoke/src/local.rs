@@ -56,11 +56,14 @@ impl Local {
             }
             RemoteCall::Get { box_id } => {
                 let view = self.boxes.get_with_usage(&box_id).await.map_err(failure)?;
-                Ok(RemoteReply::View(Box::new(view)))
+                Ok(RemoteReply::View(Box::new(self.with_shield(view))))
             }
-            RemoteCall::List => Ok(RemoteReply::Views(
-                self.boxes.list_with_usage().await.map_err(failure)?,
-            )),
+            RemoteCall::List => {
+                let views = self.boxes.list_with_usage().await.map_err(failure)?;
+                Ok(RemoteReply::Views(
+                    views.into_iter().map(|v| self.with_shield(v)).collect(),
+                ))
+            }
             RemoteCall::Exec { box_id, argv } => Ok(RemoteReply::Exec(
                 self.boxes.exec_argv(&box_id, argv).await.map_err(failure)?,
             )),
@@ -84,6 +87,19 @@ impl Local {
                 by,
             } => self.shield(&box_id, &state, ttl_secs, &by),
         }
+    }
+
+    /// The view with the shield this spoke's gateway has for the box.
+    fn with_shield(&self, mut view: paddock_core::BoxView) -> paddock_core::BoxView {
+        if let Some(egress) = &self.egress {
+            let shield = egress.shield_of(&view.box_id);
+            view.shield = Some(shield.as_str().to_owned());
+            view.shield_until_ms = match shield {
+                Shield::Down { until_ms } => Some(until_ms),
+                _ => None,
+            };
+        }
+        view
     }
 
     fn shield(

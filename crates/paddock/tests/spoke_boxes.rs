@@ -88,6 +88,11 @@ async fn a_box_on_a_spoke_is_reached_through_the_hub_and_kept_while_the_spoke_is
     assert_eq!((status, &body["state"]), (200, &json!("block")), "{body}");
     let (_, own) = spoke.get("/api/v1/boxes/far").await;
     assert_eq!(own["shield"], "block", "{own}");
+    // The hub shows the spoke's shield, not one of its own making.
+    let (_, shown) = p.get("/api/v1/boxes/far").await;
+    assert_eq!(shown["shield"], "block", "{shown}");
+    let listed_now = listed(&p).await;
+    assert_eq!(listed_now[0]["shield"], "block", "{listed_now:?}");
     let (status, _) = p
         .put("/api/v1/boxes/far/shield", json!({"state": "up"}))
         .await;

@@ -54,6 +54,8 @@ fn view(id: &str, project: &str) -> BoxView {
         usage: None,
         spoke: None,
         unreachable: false,
+        shield: None,
+        shield_until_ms: None,
     }
 }
 

@@ -55,8 +55,10 @@ fn shield_cell(s: &AppState, view: &BoxView) -> String {
         } else {
             ""
         };
+        let state = view.shield.as_deref().unwrap_or("unknown");
         return format!(
-            "<span class=\"muted\">on spoke</span> {}{away}",
+            "{} <span class=\"muted\">on spoke</span> {}{away}",
+            escape(state),
             escape(spoke)
         );
     }
