@@ -112,7 +112,15 @@ async fn people_decide_held_requests_live_in_the_console() {
     );
 
     // Allowed from one page: the box's connection completes, and the row
-    // leaves the other page saying who decided.
+    // leaves the other page saying who decided. The verdict waits for the
+    // box's connection to have joined the request asked ahead (a `once`
+    // given before it arrived would leave it to be held anew).
+    crate::common::wait_for(
+        "the box's connection to join the request",
+        std::time::Duration::from_secs(30),
+        || async { (first_pending(&p).await["times_blocked"].as_u64() >= Some(2)).then_some(()) },
+    )
+    .await;
     browsers.ask(&format!("decide ada {id} allow once"));
     let out = run.await.unwrap();
     assert_eq!(out["exit_code"], 0, "{out}");
