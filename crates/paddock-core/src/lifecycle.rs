@@ -83,13 +83,7 @@ impl BoxService {
         validate::description(&description)?;
         let ttl_secs = validate::ttl_secs(req.ttl_secs, self.config().boxes.max_ttl_secs)?;
         let named = req.box_id.filter(|i| !i.is_empty());
-        let id = match named.clone() {
-            Some(id) => {
-                validate::box_id(&id)?;
-                id
-            }
-            None => format!("box-{}", paddock_secret::random_id(5)),
-        };
+        let id = box_id_or_new(named.as_deref())?;
         if self.store.get_spoke_box(&id)?.is_some() {
             return Err(CoreError::Conflict(format!(
                 "a box {id:?} exists already (on a spoke)"
@@ -495,5 +489,16 @@ pub(crate) fn image_missing(e: EngineError, image: &str) -> CoreError {
             CoreError::ImageNotFound(image.to_owned())
         }
         other => other.into(),
+    }
+}
+
+/// The id a create asked for, checked, or a new one.
+pub(crate) fn box_id_or_new(named: Option<&str>) -> Result<String> {
+    match named.filter(|i| !i.is_empty()) {
+        Some(id) => {
+            validate::box_id(id)?;
+            Ok(id.to_owned())
+        }
+        None => Ok(format!("box-{}", paddock_secret::random_id(5))),
     }
 }

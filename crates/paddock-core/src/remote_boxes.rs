@@ -108,13 +108,7 @@ impl BoxService {
         req: CreateBox,
     ) -> Result<CreatedBox> {
         validate::project(&req.project)?;
-        let id = match req.box_id.clone().filter(|i| !i.is_empty()) {
-            Some(id) => {
-                validate::box_id(&id)?;
-                id
-            }
-            None => format!("box-{}", paddock_secret::random_id(5)),
-        };
+        let id = crate::lifecycle::box_id_or_new(req.box_id.as_deref())?;
         let now = now_ms();
         let mut row = SpokeBoxRow {
             id: id.clone(),
@@ -144,12 +138,10 @@ impl BoxService {
                 tracing::info!(box_id = %id, %spoke, "box created on a spoke");
                 Ok(created)
             }
-            Ok(_) => {
-                self.store.delete_spoke_box(&id, &spoke)?;
-                Err(SpokeCallError::Garbled(spoke.clone()).for_box(&id, &spoke))
-            }
-            // The link went mid-create: the box may exist there. The row
-            // stays; the spoke's list settles it when it is back.
+            // The link went mid-create, or the spoke answered something
+            // else: the box may exist there. The row stays; the spoke's
+            // list settles it.
+            Ok(_) => Err(garbled(&row)),
             Err(e @ CoreError::SpokeUnreachable(_)) => Err(e),
             Err(e) => {
                 self.store.delete_spoke_box(&id, &spoke)?;
@@ -180,7 +172,7 @@ impl BoxService {
         };
         match self.ask(&row.spoke, &row.id, call).await {
             Ok(RemoteReply::View(view)) => self.record_view(row, *view),
-            Ok(_) => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            Ok(_) => Err(garbled(row)),
             Err(CoreError::NotFound(_)) => {
                 self.store.delete_spoke_box(&row.id, &row.spoke)?;
                 Err(CoreError::NotFound(row.id.clone()))
@@ -261,7 +253,7 @@ impl BoxService {
         };
         match self.ask(&row.spoke, &row.id, call).await? {
             RemoteReply::Exec(out) => Ok(out),
-            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            _ => Err(garbled(row)),
         }
     }
 
@@ -272,7 +264,7 @@ impl BoxService {
         };
         match self.ask(&row.spoke, &row.id, call).await? {
             RemoteReply::Logs(text) => Ok(text),
-            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            _ => Err(garbled(row)),
         }
     }
 
@@ -291,7 +283,7 @@ impl BoxService {
         };
         match self.ask(&row.spoke, &row.id, call).await? {
             RemoteReply::View(view) => self.record_view(row, *view),
-            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            _ => Err(garbled(row)),
         }
     }
 
@@ -323,7 +315,7 @@ impl BoxService {
                 }
                 Ok(set)
             }
-            _ => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            _ => Err(garbled(&row)),
         }
     }
 
@@ -339,10 +331,15 @@ impl BoxService {
                 tracing::info!(box_id = %row.id, spoke = %row.spoke, "box destroyed on its spoke");
                 Ok(())
             }
-            Ok(_) => Err(SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)),
+            Ok(_) => Err(garbled(row)),
             Err(e) => Err(e),
         }
     }
+}
+
+/// A spoke answered a call about `row`'s box with the wrong kind of reply.
+fn garbled(row: &SpokeBoxRow) -> CoreError {
+    SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)
 }
 
 /// A create on its way to a spoke, for as long as this lives (a caller

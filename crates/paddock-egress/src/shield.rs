@@ -26,6 +26,14 @@ impl Shield {
             Self::Block => "block",
         }
     }
+
+    /// When a lowered shield goes up again (Unix ms); None otherwise.
+    pub fn until_ms(self) -> Option<i64> {
+        match self {
+            Self::Down { until_ms } => Some(until_ms),
+            _ => None,
+        }
+    }
 }
 
 impl Egress {

@@ -345,33 +345,33 @@ async fn shield(
     payload: Result<Json<ShieldRequest>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let req = body(payload)?;
-    if s.boxes.spoke_of(&id)?.is_some() {
-        // Its gateway is the spoke's: the shield is set there.
-        let set = s
-            .boxes
-            .shield_on_spoke(&id, &req.state, req.ttl_secs, caller.principal())
-            .await?;
-        return Ok(Json(
-            json!({ "box_id": id, "state": set.state, "until_ms": set.until_ms }),
-        ));
-    }
-    let egress = gateway(&s)?;
-    let view = s.boxes.get_here(&id)?;
-    let who = BoxIdentity {
-        box_id: view.box_id.clone(),
-        project: view.project.clone(),
-    };
-    let shield = egress.set_shield(
-        &who,
-        &req.state,
-        req.ttl_secs.map(Duration::from_secs),
-        caller.principal(),
-    )?;
-    let until = match shield {
-        paddock_egress::Shield::Down { until_ms } => Some(until_ms),
-        _ => None,
-    };
+    let set = set_shield(&s, &id, &req.state, req.ttl_secs, caller.principal()).await?;
     Ok(Json(
-        json!({ "box_id": id, "state": shield.as_str(), "until_ms": until }),
+        json!({ "box_id": id, "state": set.state, "until_ms": set.until_ms }),
     ))
+}
+
+/// Sets a box's shield where its gateway is: this machine's, or its
+/// spoke's (every surface that sets one comes here).
+pub(crate) async fn set_shield(
+    s: &AppState,
+    id: &str,
+    state: &str,
+    ttl_secs: Option<u64>,
+    by: &str,
+) -> Result<paddock_core::remote::ShieldSet, ApiError> {
+    if s.boxes.spoke_of(id)?.is_some() {
+        return Ok(s.boxes.shield_on_spoke(id, state, ttl_secs, by).await?);
+    }
+    let egress = gateway(s)?;
+    let view = s.boxes.get_here(id)?;
+    let who = BoxIdentity {
+        box_id: view.box_id,
+        project: view.project,
+    };
+    let shield = egress.set_shield(&who, state, ttl_secs.map(Duration::from_secs), by)?;
+    Ok(paddock_core::remote::ShieldSet {
+        state: shield.as_str().to_owned(),
+        until_ms: shield.until_ms(),
+    })
 }

@@ -34,18 +34,16 @@ struct BoxList {
 
 /// A box as REST shows it: its view, and its shield when egress is on.
 pub(crate) fn with_shield(s: &AppState, view: &BoxView) -> Value {
-    let mut value = serde_json::to_value(view).unwrap_or_default();
-    if view.spoke.is_some() {
-        return value; // its shield is the spoke's, in the view
-    }
-    if let (Some(egress), Some(fields)) = (&s.egress, value.as_object_mut()) {
+    let mut view = view.clone();
+    // A spoke's box carries the spoke's shield already.
+    if view.spoke.is_none()
+        && let Some(egress) = &s.egress
+    {
         let shield = egress.shield_of(&view.box_id);
-        fields.insert("shield".into(), shield.as_str().into());
-        if let paddock_egress::Shield::Down { until_ms } = shield {
-            fields.insert("shield_until_ms".into(), until_ms.into());
-        }
+        view.shield = Some(shield.as_str().to_owned());
+        view.shield_until_ms = shield.until_ms();
     }
-    value
+    serde_json::to_value(view).unwrap_or_default()
 }
 
 #[derive(Deserialize)]

@@ -87,19 +87,24 @@ impl Session {
 mod tests {
     use super::*;
 
-    #[tokio::test]
-    async fn an_answer_counts_once_and_only_for_a_call_that_waits() {
-        let (tx, mut rx) = mpsc::channel(4);
-        let session = Session::new(tx);
+    /// A `List` call to `gpu-1` on `session`, waiting on its own.
+    fn list_call(session: &Session) -> tokio::task::JoinHandle<Result<Answer, SpokeCallError>> {
         let asking = session.clone();
-        let call = tokio::spawn(async move {
+        tokio::spawn(async move {
             asking
                 .ask("gpu-1", |id| HubMessage::Call {
                     id,
                     call: paddock_core::remote::RemoteCall::List,
                 })
                 .await
-        });
+        })
+    }
+
+    #[tokio::test]
+    async fn an_answer_counts_once_and_only_for_a_call_that_waits() {
+        let (tx, mut rx) = mpsc::channel(4);
+        let session = Session::new(tx);
+        let call = list_call(&session);
         let Some(HubMessage::Call { id, .. }) = rx.recv().await else {
             panic!("no call went out");
         };
@@ -119,15 +124,7 @@ mod tests {
     async fn a_link_that_ends_ends_its_calls_at_once() {
         let (tx, mut rx) = mpsc::channel(4);
         let session = Session::new(tx);
-        let asking = session.clone();
-        let call = tokio::spawn(async move {
-            asking
-                .ask("gpu-1", |id| HubMessage::Call {
-                    id,
-                    call: paddock_core::remote::RemoteCall::List,
-                })
-                .await
-        });
+        let call = list_call(&session);
         rx.recv().await.unwrap();
         session.end();
         assert!(matches!(

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 use tokio::sync::mpsc;
 
 use crate::SpokeError;
-use crate::local::{HubVerdict, Local};
+use crate::local::Local;
 use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
 
 /// The files `paddock spoke enroll` writes in the spoke's directory.
@@ -272,25 +272,7 @@ fn take(
                 }
             });
         }
-        HubMessage::Verdict {
-            id,
-            request_id,
-            container,
-            dest,
-            action,
-            scope,
-            ttl_secs,
-            decided_by,
-        } => {
-            let verdict = HubVerdict {
-                request_id,
-                container,
-                dest,
-                action,
-                scope,
-                ttl_secs,
-                decided_by,
-            };
+        HubMessage::Verdict { id, verdict } => {
             let (local, outbox) = (local.clone(), outbox.clone());
             tokio::spawn(async move {
                 let applied = local.verdict(verdict).await;

@@ -9,18 +9,9 @@ use std::time::Duration;
 use paddock_clearance::{ClearanceEvent, Hub, Subscription, Verdict, VerdictScope};
 use paddock_core::remote::{FailureKind, LOCAL, RemoteCall, RemoteFailure, RemoteReply, ShieldSet};
 use paddock_core::{BoxService, CoreError, CreateBox};
-use paddock_egress::{BoxIdentity, Egress, Shield};
+use paddock_egress::{BoxIdentity, Egress};
 
-/// A verdict as the hub sends it, for [`Local::verdict`].
-pub(crate) struct HubVerdict {
-    pub request_id: String,
-    pub container: String,
-    pub dest: String,
-    pub action: String,
-    pub scope: String,
-    pub ttl_secs: Option<u64>,
-    pub decided_by: String,
-}
+use crate::wire::SpokeVerdict;
 
 pub struct Local {
     boxes: Arc<BoxService>,
@@ -94,10 +85,7 @@ impl Local {
         if let Some(egress) = &self.egress {
             let shield = egress.shield_of(&view.box_id);
             view.shield = Some(shield.as_str().to_owned());
-            view.shield_until_ms = match shield {
-                Shield::Down { until_ms } => Some(until_ms),
-                _ => None,
-            };
+            view.shield_until_ms = shield.until_ms();
         }
         view
     }
@@ -128,20 +116,16 @@ impl Local {
         let set = egress
             .set_shield(&who, state, ttl_secs.map(Duration::from_secs), by)
             .map_err(|e| refused(e.to_string()))?;
-        let until_ms = match set {
-            Shield::Down { until_ms } => Some(until_ms),
-            _ => None,
-        };
         Ok(RemoteReply::Shield(ShieldSet {
             state: set.as_str().to_owned(),
-            until_ms,
+            until_ms: set.until_ms(),
         }))
     }
 
     /// Applies the hub's verdict to the request the spoke holds; the
     /// spoke's hub checks it as any other (the request must be held and
     /// the box and destination must be the ones it announced).
-    pub(crate) async fn verdict(&self, v: HubVerdict) -> Result<(), String> {
+    pub(crate) async fn verdict(&self, v: SpokeVerdict) -> Result<(), String> {
         let scope = VerdictScope::parse(&v.scope)
             .ok_or_else(|| format!("unknown verdict scope {:?}", v.scope))?;
         let verdict = Verdict {

@@ -18,7 +18,7 @@ use paddock_store::Store;
 use parking_lot::Mutex;
 
 use crate::calls::{Answer, Session};
-use crate::wire::HubMessage;
+use crate::wire::{HubMessage, SpokeVerdict};
 
 /// How many of one box's requests the hub mirrors at once (the spoke
 /// enforces its own, smaller, limit).
@@ -125,13 +125,17 @@ impl Mirror {
 
     async fn until_ended(&self, key: Key, session: Session, mut ticket: Ticket) {
         let ending = tokio::select! {
-            ending = ticket.ending() => ending,
-            _ = tokio::time::sleep(BACKSTOP) => {
-                self.hub.withdraw(&ticket.request_id, "paddock", "the spoke never ended it");
-                return;
-            }
+            ending = ticket.ending() => Some(ending),
+            _ = tokio::time::sleep(BACKSTOP) => None,
         };
+        // Ended here however it ends: the spoke's later word about it
+        // finds nothing to end.
         self.held.lock().remove(&key);
+        let Some(ending) = ending else {
+            self.hub
+                .withdraw(&ticket.request_id, "paddock", "the spoke never ended it");
+            return;
+        };
         let Ending::Decided { verdict, ack } = ending else {
             return;
         };
@@ -140,13 +144,15 @@ impl Mirror {
         let answer = session
             .ask(&spoke, |id| HubMessage::Verdict {
                 id,
-                request_id: spoke_request,
-                container: verdict.event.container.clone(),
-                dest: verdict.event.dest.clone(),
-                action: v.action.clone(),
-                scope: v.scope.as_str().to_owned(),
-                ttl_secs: v.ttl.map(|t| t.as_secs()),
-                decided_by: v.decided_by.clone(),
+                verdict: SpokeVerdict {
+                    request_id: spoke_request,
+                    container: verdict.event.container.clone(),
+                    dest: verdict.event.dest.clone(),
+                    action: v.action.clone(),
+                    scope: v.scope.as_str().to_owned(),
+                    ttl_secs: v.ttl.map(|t| t.as_secs()),
+                    decided_by: v.decided_by.clone(),
+                },
             })
             .await;
         ack.answer(match answer {
@@ -284,10 +290,10 @@ mod tests {
             let v = verdict(&hub_id);
             async move { hub.verdict(v).await }
         });
-        let Some(HubMessage::Verdict { id, request_id, .. }) = s.outgoing.recv().await else {
+        let Some(HubMessage::Verdict { id, verdict: sent }) = s.outgoing.recv().await else {
             panic!("no verdict went to the spoke");
         };
-        assert_eq!(request_id, "spoke-req");
+        assert_eq!(sent.request_id, "spoke-req");
         assert!(s.session.answer(id, Answer::VerdictDone(Ok(()))));
         assert_eq!(deciding.await.unwrap(), Ok(true));
         assert!(

@@ -50,16 +50,21 @@ pub enum HubMessage {
     Refused { reason: String },
     /// Do this with your boxes; answer with a `Reply` of this `id`.
     Call { id: u64, call: RemoteCall },
-    /// A person decided one of your held requests (the spoke's own
-    /// `request_id`); answer with a `VerdictDone` of this `id`.
-    Verdict {
-        id: u64,
-        request_id: String,
-        container: String,
-        dest: String,
-        action: String,
-        scope: String,
-        ttl_secs: Option<u64>,
-        decided_by: String,
-    },
+    /// A person decided one of your held requests; answer with a
+    /// `VerdictDone` of this `id`.
+    Verdict { id: u64, verdict: SpokeVerdict },
+}
+
+/// A verdict for a request the spoke holds, under the spoke's own
+/// `request_id`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpokeVerdict {
+    pub request_id: String,
+    pub container: String,
+    pub dest: String,
+    pub action: String,
+    pub scope: String,
+    pub ttl_secs: Option<u64>,
+    pub decided_by: String,
 }

@@ -4,14 +4,12 @@
 //! Each action is a CSRF-checked form bound to the same operation (and so
 //! the same capability) as its REST twin.
 
-use std::time::Duration;
-
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use paddock_core::BoxView;
-use paddock_egress::{BoxIdentity, Shield};
+use paddock_egress::Shield;
 use serde::Deserialize;
 
 use super::{CsrfOnly, Frame, Section, button, failed, form_allowed, when};
@@ -205,7 +203,7 @@ async fn shield(
     if !form_allowed(&s, &headers, &caller, &form.csrf) {
         return crate::signin::csrf_refused();
     }
-    let ttl = match form
+    let ttl_secs = match form
         .ttl_secs
         .as_deref()
         .map(str::trim)
@@ -213,7 +211,7 @@ async fn shield(
     {
         None => None,
         Some(t) => match t.parse::<u64>() {
-            Ok(secs) => Some(Duration::from_secs(secs)),
+            Ok(secs) => Some(secs),
             Err(_) => {
                 return failed(
                     StatusCode::BAD_REQUEST,
@@ -223,35 +221,9 @@ async fn shield(
             }
         },
     };
-    match s.boxes.spoke_of(&id) {
-        Ok(Some(_)) => {
-            let secs = ttl.map(|t| t.as_secs());
-            return match s
-                .boxes
-                .shield_on_spoke(&id, &form.state, secs, caller.principal())
-                .await
-            {
-                Ok(_) => crate::signin::redirect("/console/boxes"),
-                Err(e) => failed(StatusCode::BAD_GATEWAY, &e.to_string(), Section::Boxes),
-            };
-        }
-        Ok(None) => {}
-        Err(e) => return failed(StatusCode::NOT_FOUND, &e.to_string(), Section::Boxes),
-    }
-    let Some(egress) = &s.egress else {
-        return failed(StatusCode::NOT_FOUND, "egress is disabled", Section::Boxes);
-    };
-    let view = match s.boxes.get_here(&id) {
-        Ok(v) => v,
-        Err(e) => return failed(StatusCode::NOT_FOUND, &e.to_string(), Section::Boxes),
-    };
-    let who = BoxIdentity {
-        box_id: view.box_id,
-        project: view.project,
-    };
-    match egress.set_shield(&who, &form.state, ttl, caller.principal()) {
+    match crate::egress::set_shield(&s, &id, &form.state, ttl_secs, caller.principal()).await {
         Ok(_) => crate::signin::redirect("/console/boxes"),
-        Err(e) => failed(StatusCode::BAD_REQUEST, &e.to_string(), Section::Boxes),
+        Err(e) => failed(e.status, &e.message, Section::Boxes),
     }
 }
 
