@@ -10,6 +10,7 @@ mod answers;
 mod audit_log;
 mod cgi;
 mod commands;
+mod forward;
 #[doc(hidden)]
 pub mod fuzzing;
 mod hook;
@@ -22,7 +23,9 @@ mod server;
 mod spare;
 mod tokens;
 
+pub use answers::{Body as GateBody, text as text_answer};
 pub use audit_log::prune as prune_audit_log;
+pub use forward::{Forward, Forwarded};
 pub use hook::{HookKind, run_hook};
 pub use policy::{PushPolicy, RefAction};
 pub use repos::{Import, ensure_repository};

@@ -3,7 +3,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::answers::{self, Body, text};
 use crate::cgi::{self, CgiCall, CgiRequest};
 use crate::commands;
+use crate::forward::{Forward, Forwarded};
 use crate::hook::{ENV_AUDIT, ENV_POLICY, ENV_PRINCIPAL, ENV_PROJECT};
 use crate::hooks_dir::HooksDir;
 use crate::request::{self, Endpoint, GitRequest};
@@ -66,6 +67,8 @@ pub struct Gate {
     /// has it (one exec per request instead of two), else `git http-backend`.
     backend: (String, Vec<String>),
     hooks: HooksDir,
+    /// Set on a spoke: requests go on to the hub's gate.
+    forward: OnceLock<Arc<dyn Forward>>,
 }
 
 fn find_backend(git: &str) -> (String, Vec<String>) {
@@ -99,6 +102,7 @@ impl Gate {
             base,
             backend,
             hooks,
+            forward: OnceLock::new(),
         }))
     }
 
@@ -117,15 +121,7 @@ impl Gate {
     ) -> Response<Body> {
         let path = req.uri().path();
         let Some(git) = request::parse(req.method().as_str(), path, req.uri().query()) else {
-            answers::record_refusal(
-                self.config.audit_log.as_deref(),
-                "",
-                "",
-                path,
-                StatusCode::NOT_FOUND,
-                "not a git smart-HTTP request",
-            );
-            return answers::not_found();
+            return self.not_git(path);
         };
         let auth = req
             .headers()
@@ -147,25 +143,95 @@ impl Gate {
             }
             return answers::unauthorized();
         };
-        let (principal, policy) = match &grant {
-            Grant::Admin => ("admin".to_owned(), None),
-            Grant::Project { project, principal } => {
-                // Another project's repository is "not found": its existence
-                // is none of this token's business.
-                if *project != git.project {
-                    answers::record_refusal(
-                        self.config.audit_log.as_deref(),
-                        principal,
-                        &git.project,
-                        path,
-                        StatusCode::NOT_FOUND,
-                        &format!("the token is for project {project}"),
-                    );
-                    return answers::not_found();
-                }
-                (principal.clone(), Some(&self.config.policy))
-            }
+        let (principal, policy) = match self.principal(grant, &git, path) {
+            Ok(granted) => granted,
+            Err(refused) => return *refused,
         };
+        if let Some(forward) = self.forward.get() {
+            let to = Forwarded {
+                project: git.project,
+                principal,
+            };
+            return forward.forward(to, req).await;
+        }
+        self.serve_git(req, git, (principal, policy), remote, Some(spare))
+            .await
+    }
+
+    /// Serves a request whose caller was vouched for elsewhere: the hub's
+    /// spoke listener, for a box it placed on the spoke that asks. No
+    /// spare backend: each such request comes on a connection of its own.
+    pub async fn serve_granted(&self, req: Request<Incoming>, grant: Grant) -> Response<Body> {
+        let path = req.uri().path();
+        let Some(git) = request::parse(req.method().as_str(), path, req.uri().query()) else {
+            return self.not_git(path);
+        };
+        match self.principal(grant, &git, path) {
+            Ok(granted) => self.serve_git(req, git, granted, None, None).await,
+            Err(refused) => *refused,
+        }
+    }
+
+    /// Makes this gate hand every checked request on (see [`Forward`]).
+    pub fn forward_to(&self, forward: Arc<dyn Forward>) {
+        let _ = self.forward.set(forward);
+    }
+
+    /// Whether this gate hands requests on instead of serving them.
+    pub fn forwards(&self) -> bool {
+        self.forward.get().is_some()
+    }
+
+    fn not_git(&self, path: &str) -> Response<Body> {
+        answers::record_refusal(
+            self.config.audit_log.as_deref(),
+            "",
+            "",
+            path,
+            StatusCode::NOT_FOUND,
+            "not a git smart-HTTP request",
+        );
+        answers::not_found()
+    }
+
+    /// Who the grant makes the caller, and the push policy they are
+    /// under; another project's repository is "not found": its existence
+    /// is none of this grant's business.
+    fn principal(
+        &self,
+        grant: Grant,
+        git: &GitRequest,
+        path: &str,
+    ) -> Result<(String, Option<&PushPolicy>), Box<Response<Body>>> {
+        match grant {
+            Grant::Admin => Ok(("admin".to_owned(), None)),
+            Grant::Project { project, principal } if project == git.project => {
+                Ok((principal, Some(&self.config.policy)))
+            }
+            Grant::Project { project, principal } => {
+                answers::record_refusal(
+                    self.config.audit_log.as_deref(),
+                    &principal,
+                    &git.project,
+                    path,
+                    StatusCode::NOT_FOUND,
+                    &format!("the token is for project {project}"),
+                );
+                Err(Box::new(answers::not_found()))
+            }
+        }
+    }
+
+    /// Runs git's backend for a request already authorised.
+    async fn serve_git(
+        &self,
+        req: Request<Incoming>,
+        git: GitRequest,
+        (principal, policy): (String, Option<&PushPolicy>),
+        remote: Option<SocketAddr>,
+        spare: Option<&Arc<SpareSlot>>,
+    ) -> Response<Body> {
+        let path = req.uri().path();
         if request::repository(&self.base, &git.project).is_none() {
             answers::record_refusal(
                 self.config.audit_log.as_deref(),
@@ -287,9 +353,9 @@ impl Gate {
         };
         // Taken whatever happens next: a spare that does not fit this
         // POST would not fit a later one either.
-        let spared = (git.endpoint == Endpoint::ReceivePack)
-            .then(|| spare.take(&key))
-            .flatten();
+        let spared = spare
+            .filter(|_| git.endpoint == Endpoint::ReceivePack)
+            .and_then(|spare| spare.take(&key));
         if described.fits_spare()
             && let Some(backend) = spared
         {
@@ -311,7 +377,10 @@ impl Gate {
             limits,
         };
         let response = cgi::run(call, prefix, body).await;
-        if git.service == Some(Endpoint::ReceivePack) && response.status() == StatusCode::OK {
+        if git.service == Some(Endpoint::ReceivePack)
+            && response.status() == StatusCode::OK
+            && let Some(spare) = spare
+        {
             self.start_spare(spare, key, &git, &principal, policy, remote);
         }
         response

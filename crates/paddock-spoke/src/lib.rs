@@ -9,18 +9,28 @@
 //! spoke's (`dial`, [`Local`]: the calls done by its own box service,
 //! the hub's verdicts applied in its own clearance hub).
 //!
-//! Must not: know HTTP or the command line (surfaces map themselves onto
-//! it), or ever hold a spoke's private key.
+//! And it carries git for a spoke's boxes between the spoke's gate and
+//! the hub's ([`HubGit`], [`GitForSpokes`]): the repositories stay at
+//! the hub.
+//!
+//! Must not: know the public API's HTTP or the command line (surfaces
+//! map themselves onto it), serve a repository itself, or ever hold a
+//! spoke's private key.
 
 mod calls;
 pub mod dial;
 mod enrol;
+mod forward;
+mod front;
+mod git;
 mod link;
 mod local;
 mod mirror;
 pub mod wire;
 
 pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};
+pub use forward::HubGit;
+pub use git::GitForSpokes;
 pub use link::{LinkStatus, SpokeLinks};
 pub use local::Local;
 

@@ -14,14 +14,9 @@ use std::time::Duration;
 use futures_util::{SinkExt, StreamExt};
 use paddock_store::Store;
 use paddock_store::clock::now_secs;
-use paddock_tls::TlsListener;
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::net::TcpStream;
-use tokio_rustls::server::TlsStream;
-use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::protocol::frame::CloseFrame;
 use tokio_util::sync::CancellationToken;
 
@@ -31,14 +26,15 @@ use paddock_core::remote::{RemoteCall, RemoteReply, SpokeCallError, SpokeLoad, S
 use tokio::sync::mpsc;
 
 use crate::calls::{Answer, Session};
+use crate::front::Link;
 use crate::mirror::Mirror;
-use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
+use crate::wire::{HubMessage, SpokeMessage};
 
 /// Frames waiting to go out on one link.
 const OUTBOX: usize = 64;
 
 /// How long a spoke has from its handshake to its hello.
-const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 /// Pings keep NAT and proxies from dropping an idle link, and find a dead
 /// one.
 const PING_EVERY: Duration = Duration::from_secs(20);
@@ -56,26 +52,26 @@ pub struct LinkStatus {
     pub boxes: u32,
 }
 
-struct Connected {
+pub(crate) struct Connected {
     status: LinkStatus,
     generation: u64,
-    hang_up: CancellationToken,
+    pub(crate) hang_up: CancellationToken,
     session: Session,
 }
 
 pub struct SpokeLinks {
-    store: Arc<Store>,
+    pub(crate) store: Arc<Store>,
     hub_version: String,
-    connected: Mutex<HashMap<String, Connected>>,
+    pub(crate) connected: Mutex<HashMap<String, Connected>>,
     generation: AtomicU64,
     /// Set by [`SpokeLinks::attach`]: the hub's clearance and boxes.
     mirror: OnceLock<Arc<Mirror>>,
     /// `[spokes] boxes_here`.
     boxes_here: std::sync::atomic::AtomicBool,
     boxes: OnceLock<Weak<BoxService>>,
+    /// The hub's gate, serving spokes' boxes (see `git`).
+    pub(crate) git: OnceLock<Arc<dyn crate::git::GitForSpokes>>,
 }
-
-type Link = WebSocketStream<TlsStream<TcpStream>>;
 
 impl SpokeLinks {
     pub fn new(store: Arc<Store>, hub_version: &str) -> Arc<Self> {
@@ -87,6 +83,7 @@ impl SpokeLinks {
             mirror: OnceLock::new(),
             boxes: OnceLock::new(),
             boxes_here: std::sync::atomic::AtomicBool::new(true),
+            git: OnceLock::new(),
         })
     }
 
@@ -123,69 +120,15 @@ impl SpokeLinks {
         }
     }
 
-    /// Serves spokes on `listener` until `stop`.
-    pub async fn serve(self: Arc<Self>, mut listener: TlsListener, stop: CancellationToken) {
-        loop {
-            let (stream, peer) = tokio::select! {
-                _ = stop.cancelled() => break,
-                accepted = axum::serve::Listener::accept(&mut listener) => accepted,
-            };
-            let (links, stop) = (self.clone(), stop.clone());
-            tokio::spawn(async move { links.serve_one(stream, peer, stop).await });
-        }
-        let all: Vec<_> = self.connected.lock().drain().collect();
-        for (_, c) in all {
-            c.hang_up.cancel();
-        }
-    }
-
-    /// The spoke's name if its certificate is the one on record for it.
-    fn admit(&self, stream: &TlsStream<TcpStream>) -> Result<(String, i64), String> {
-        let der = stream
-            .get_ref()
-            .1
-            .peer_certificates()
-            .and_then(|c| c.first())
-            .ok_or("no client certificate")?;
-        let cert = paddock_tls::peer_cert(der).map_err(|e| e.to_string())?;
-        let spokes = self
-            .store
-            .spokes()
-            .map_err(|e| format!("the store cannot be read: {e}"))?;
-        let Some(row) = spokes.iter().find(|s| s.name == cert.common_name) else {
-            return Err(format!("no spoke named {:?} is enrolled", cert.common_name));
-        };
-        if row.revoked_at_secs.is_some() {
-            return Err(format!("spoke {:?} was revoked", row.name));
-        }
-        if row.cert_serial != cert.serial_hex {
-            return Err(format!(
-                "not the current certificate of spoke {:?} (it enrolled again since)",
-                row.name
-            ));
-        }
-        Ok((row.name.clone(), cert.not_after_secs))
-    }
-
-    async fn serve_one(
+    /// Runs one spoke's link, its WebSocket just opened, until it ends.
+    /// `admitted` is what the certificate check said of the connection.
+    pub(crate) async fn run_link(
         self: Arc<Self>,
-        stream: TlsStream<TcpStream>,
+        mut link: Link,
+        admitted: Result<(String, i64), String>,
         peer: SocketAddr,
         stop: CancellationToken,
     ) {
-        let admitted = self.admit(&stream);
-        let config = WebSocketConfig::default()
-            .max_message_size(Some(MAX_FRAME))
-            .max_frame_size(Some(MAX_FRAME));
-        let accepting = tokio_tungstenite::accept_hdr_async_with_config(
-            stream,
-            only_the_link_path,
-            Some(config),
-        );
-        let Ok(Ok(mut link)) = tokio::time::timeout(HELLO_DEADLINE, accepting).await else {
-            tracing::info!(%peer, "a spoke connection ended before its WebSocket opened");
-            return;
-        };
         let (name, not_after_secs) = match admitted {
             Ok(admitted) => admitted,
             Err(reason) => {
@@ -418,22 +361,6 @@ impl Spokes for SpokeLinks {
             }
         })
     }
-}
-
-type Request = tokio_tungstenite::tungstenite::handshake::server::Request;
-type Response = tokio_tungstenite::tungstenite::handshake::server::Response;
-type ErrorResponse = tokio_tungstenite::tungstenite::handshake::server::ErrorResponse;
-
-/// Only the link's path opens a WebSocket.
-// tungstenite's callback signature, whose error is an HTTP response.
-#[allow(clippy::result_large_err)]
-fn only_the_link_path(request: &Request, response: Response) -> Result<Response, ErrorResponse> {
-    if request.uri().path() == CONNECT_PATH {
-        return Ok(response);
-    }
-    let mut refusal = ErrorResponse::new(Some("not a spoke path".into()));
-    *refusal.status_mut() = tokio_tungstenite::tungstenite::http::StatusCode::NOT_FOUND;
-    Err(refusal)
 }
 
 async fn next_message(link: &mut Link) -> Option<SpokeMessage> {

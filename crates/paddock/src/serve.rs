@@ -263,6 +263,7 @@ pub async fn run(
         None
     };
     let mut upstreams = None;
+    let mut embedded_gate = None;
     if git.enabled {
         let base = git
             .base_path
@@ -280,18 +281,26 @@ pub async fn run(
         paddock_gate::metrics::register(data_dir.join("git-audit.jsonl"));
         gate_config.hooks_parent = Some(data_dir.clone());
         let gate = paddock_gate::Gate::new(gate_config)?;
+        // A spoke's boxes use the hub's repositories.
+        if let Some(role) = &role {
+            gate.forward_to(
+                paddock_spoke::HubGit::new(&role.hub, &role.dir).context("git through the hub")?,
+            );
+        }
         upstreams =
             crate::upstream::from_config(&git, own_proxy.clone(), &bundle_path, gate.base())?;
         if let Some(u) = &upstreams {
             u.clone().push_automatically(gate_stop.clone());
         }
-        extensions.push(EmbeddedGate::new(
+        let embedded = EmbeddedGate::new(
             gate,
             store.clone(),
             &git,
             upstreams.clone(),
             gate_stop.clone(),
-        ));
+        );
+        embedded_gate = Some(embedded.clone());
+        extensions.push(embedded);
     }
     let boxes_store = store.clone();
     let git_enabled = git.enabled;
@@ -314,6 +323,9 @@ pub async fn run(
         spokes.links().keep_boxes_off_the_hub();
     }
     spokes.links().attach(hub.clone(), &boxes);
+    if let Some(gate) = embedded_gate {
+        spokes.links().serve_git_with(gate);
+    }
 
     let shutdown = tokio_util::sync::CancellationToken::new();
     let app = paddock_http::router(

@@ -5,7 +5,7 @@ use std::process::Command;
 use crate::common::{Options, Paddock, git_image};
 use serde_json::{Value, json};
 
-fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
+pub(crate) fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
     let out = Command::new("git")
         .args(args)
         .current_dir(dir)
@@ -25,7 +25,7 @@ fn host_git(dir: &std::path::Path, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-async fn sh(p: &Paddock, box_id: &str, script: &str) -> Value {
+pub(crate) async fn sh(p: &Paddock, box_id: &str, script: &str) -> Value {
     let (status, out) = p
         .post(
             &format!("/api/v1/boxes/{box_id}/exec"),
@@ -36,7 +36,7 @@ async fn sh(p: &Paddock, box_id: &str, script: &str) -> Value {
     out
 }
 
-const ID: &str = "git -c user.name=agent -c user.email=agent@example.invalid";
+pub(crate) const ID: &str = "git -c user.name=agent -c user.email=agent@example.invalid";
 
 #[tokio::test]
 async fn a_box_reaches_its_own_repository_and_nothing_else() {

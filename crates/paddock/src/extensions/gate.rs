@@ -152,37 +152,45 @@ impl EmbeddedGate {
         self.listeners.lock()
     }
 
-    async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, ExtensionError> {
-        {
-            let _one_at_a_time = self.creating.lock().await;
-            let upstream = self
-                .upstreams
-                .as_ref()
-                .and_then(|u| Some((u, u.url(setup.project)?)));
-            // The upstream's clone goes through the gateway as the project
-            // (its credential lapses with the clone).
-            let (grant, env) = match upstream {
-                Some((u, _)) => {
-                    let (grant, env) = u.git_env(setup.project);
-                    (Some(grant), env)
-                }
-                None => (None, Vec::new()),
-            };
-            let source = match (upstream, self.imports.get(setup.project)) {
-                (Some((_, url)), _) => Some(std::ffi::OsStr::new(url)),
-                (None, Some(path)) => Some(path.as_os_str()),
-                (None, None) => None,
-            };
-            let import = source.map(|source| Import { source, env: &env });
-            let made = ensure_repository(self.gate.base(), setup.project, import).await;
-            drop(grant);
-            if made.map_err(|e| ExtensionError::new(e.to_string()))? {
-                tracing::info!(
-                    project = setup.project,
-                    imported = source.is_some(),
-                    "created the project's repository"
-                );
+    /// Makes the project's repository on its first use: imported or
+    /// cloned from its upstream if it has one, else empty.
+    async fn ensure_repository(&self, project: &str) -> Result<(), ExtensionError> {
+        let _one_at_a_time = self.creating.lock().await;
+        let upstream = self
+            .upstreams
+            .as_ref()
+            .and_then(|u| Some((u, u.url(project)?)));
+        // The upstream's clone goes through the gateway as the project
+        // (its credential lapses with the clone).
+        let (grant, env) = match upstream {
+            Some((u, _)) => {
+                let (grant, env) = u.git_env(project);
+                (Some(grant), env)
             }
+            None => (None, Vec::new()),
+        };
+        let source = match (upstream, self.imports.get(project)) {
+            (Some((_, url)), _) => Some(std::ffi::OsStr::new(url)),
+            (None, Some(path)) => Some(path.as_os_str()),
+            (None, None) => None,
+        };
+        let import = source.map(|source| Import { source, env: &env });
+        let made = ensure_repository(self.gate.base(), project, import).await;
+        drop(grant);
+        if made.map_err(|e| ExtensionError::new(e.to_string()))? {
+            tracing::info!(
+                project,
+                imported = source.is_some(),
+                "created the project's repository"
+            );
+        }
+        Ok(())
+    }
+
+    async fn equip_box(&self, setup: BoxSetup<'_>) -> Result<Equipment, ExtensionError> {
+        // On a spoke the repository is the hub's (made there on first use).
+        if !self.gate.forwards() {
+            self.ensure_repository(setup.project).await?;
         }
         let token = paddock_secret::mint();
         self.store
@@ -213,6 +221,34 @@ impl EmbeddedGate {
         Ok(Equipment {
             env,
             ..Equipment::default()
+        })
+    }
+}
+
+/// The hub's gate serving a box it placed on a spoke (the spoke's
+/// listener checked which spoke asks, and that the box is on it).
+impl paddock_spoke::GitForSpokes for EmbeddedGate {
+    fn serve<'a>(
+        &'a self,
+        box_id: &'a str,
+        project: &'a str,
+        request: hyper::Request<hyper::body::Incoming>,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = hyper::Response<paddock_gate::GateBody>> + Send + 'a>,
+    > {
+        Box::pin(async move {
+            if let Err(e) = self.ensure_repository(project).await {
+                tracing::error!(project, error = %e, "cannot make a repository for a spoke's box");
+                return paddock_gate::text_answer(
+                    hyper::StatusCode::SERVICE_UNAVAILABLE,
+                    "the project's repository cannot be made\n",
+                );
+            }
+            let grant = Grant::Project {
+                project: project.to_owned(),
+                principal: box_id.to_owned(),
+            };
+            self.gate.serve_granted(request, grant).await
         })
     }
 }
