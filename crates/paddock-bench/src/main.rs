@@ -21,6 +21,7 @@ mod report;
 mod scale_suite;
 mod soak;
 mod stats;
+mod store_suite;
 mod subscribers;
 
 use std::io::{BufRead, BufReader};

@@ -1,6 +1,7 @@
 //! The background loop: reap boxes nobody activated, keep spare box
 //! networks and warm pools ready, and finish a reconcile that could not
-//! run at start.
+//! run at start — on the leading hub only when several share a database
+//! (the one that takes over reconciles first).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,13 @@ impl BoxService {
                     continue;
                 }
                 _ = tick.tick() => {}
+            }
+            // Hubs sharing one database: only the leader reconciles and
+            // reaps; one that stops leading reconciles again if it leads
+            // later (what it knew may be stale by then).
+            if !self.store.leads() {
+                reconciled = false;
+                continue;
             }
             if !reconciled {
                 match self.reconcile().await {

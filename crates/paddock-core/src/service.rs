@@ -62,6 +62,24 @@ impl Health {
 /// here, never from the configuration alone: two paddocks at their
 /// defaults share an empty configured instance, never a store.
 pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
+    if store.is_shared() {
+        // Hubs on one database are one paddock: their containers carry
+        // one instance's labels and names, or each would take the other's
+        // boxes for leftovers of a crash.
+        let recorded = store.meta_or_insert("instance", || {
+            if configured.is_empty() {
+                format!("p{}", paddock_secret::random_id(6))
+            } else {
+                configured.to_owned()
+            }
+        })?;
+        if !configured.is_empty() && recorded != configured {
+            return Err(CoreError::Invalid(format!(
+                "instance {configured:?} is configured, but the shared store belongs to instance {recorded:?}: every hub on one database is the same instance (configure {recorded:?}, or none)"
+            )));
+        }
+        return Ok(recorded);
+    }
     if !configured.is_empty() {
         return Ok(configured.to_owned());
     }
@@ -69,6 +87,12 @@ pub fn resolve_instance(store: &Store, configured: &str) -> Result<String> {
 }
 
 impl BoxService {
+    /// Whether this hub does the work one hub at a time does (see
+    /// `paddock_store::Store::leads`).
+    pub fn leads(&self) -> bool {
+        self.store.leads()
+    }
+
     pub fn new(
         store: Arc<Store>,
         engine: Arc<dyn BoxEngine>,

@@ -1,6 +1,6 @@
 //! API tokens of the built-in IAM regime: rows keyed by id, found by hash.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::db::{OptionalExtension, Row, params};
 
 use crate::{Result, Store, StoreError};
 
@@ -22,13 +22,11 @@ pub struct ApiTokenRow {
 const COLUMNS: &str = "id, token_hash, name, capabilities, projects, created_at_secs, expires_at_secs, \
                        revoked_at_secs, mcp_seen_at_secs";
 
-fn json_list(text: &str) -> rusqlite::Result<Vec<String>> {
-    serde_json::from_str(text).map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, Box::new(e))
-    })
+fn json_list(text: &str) -> crate::Result<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("not a JSON list: {e}")))
 }
 
-fn from_row(r: &Row<'_>) -> rusqlite::Result<ApiTokenRow> {
+fn from_row(r: &Row) -> crate::Result<ApiTokenRow> {
     let capabilities: String = r.get(3)?;
     let projects: Option<String> = r.get(4)?;
     Ok(ApiTokenRow {
@@ -71,45 +69,38 @@ impl Store {
             ],
         );
         match inserted {
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::Duplicate(row.id.clone()))
-            }
-            other => other.map(|_| ()).map_err(Into::into),
+            Err(e) if e.is_conflict() => Err(StoreError::Duplicate(row.id.clone())),
+            other => other.map(|_| ()),
         }
     }
 
     /// The token whose hash this is, revoked or not (the caller decides).
     pub fn api_token_by_hash(&self, token_hash: &str) -> Result<Option<ApiTokenRow>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM api_tokens WHERE token_hash = ?1"),
-                [token_hash],
+                params![token_hash],
                 from_row,
             )
-            .optional()?)
+            .optional()
     }
 
     pub fn api_token(&self, id: &str) -> Result<Option<ApiTokenRow>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM api_tokens WHERE id = ?1"),
-                [id],
+                params![id],
                 from_row,
             )
-            .optional()?)
+            .optional()
     }
 
     pub fn list_api_tokens(&self) -> Result<Vec<ApiTokenRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM api_tokens ORDER BY created_at_secs, id"
-        ))?;
-        let rows = stmt.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(
+            &format!("SELECT {COLUMNS} FROM api_tokens ORDER BY created_at_secs, id"),
+            params![],
+            from_row,
+        )
     }
 
     /// Marks a token revoked; false when there is no such token or it was
@@ -133,14 +124,15 @@ impl Store {
     /// Whether any token was ever made here (revoked ones count): first
     /// start mints an admin token only into an empty table.
     pub fn any_api_token(&self) -> Result<bool> {
-        Ok(self
-            .conn()
-            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", [], |r| r.get(0))?)
+        self.conn()
+            .query_row("SELECT EXISTS (SELECT 1 FROM api_tokens)", params![], |r| {
+                r.get(0)
+            })
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::ApiTokenRow;
     use crate::{Store, StoreError};
 
@@ -160,7 +152,10 @@ mod tests {
 
     #[test]
     fn tokens_round_trip_and_revoke_once() {
-        let s = Store::open_in_memory().unwrap();
+        tokens_round_trip_and_revoke_once_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn tokens_round_trip_and_revoke_once_on(s: &Store) {
         assert!(!s.any_api_token().unwrap());
         s.insert_api_token(&row("t1", "h1")).unwrap();
         assert!(s.any_api_token().unwrap());

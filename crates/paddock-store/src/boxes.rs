@@ -1,6 +1,6 @@
 //! Box rows and their activation tokens.
 
-use rusqlite::{OptionalExtension, Row, params};
+use crate::db::{Conn, OptionalExtension, Row, params};
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, Store, StoreError};
@@ -96,7 +96,7 @@ const BOX_COLUMNS: &str = "id, project, image, description, state, container_id,
                            expires_at_ms, active_at_ms, runtime, read_only, \
                            container_name, warm";
 
-fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, String>> {
+fn box_from_row(row: &Row) -> crate::Result<std::result::Result<BoxRow, String>> {
     let state: String = row.get(4)?;
     let hook_state: String = row.get(8)?;
     let Some(state) = BoxState::parse(&state) else {
@@ -120,13 +120,52 @@ fn box_from_row(row: &Row<'_>) -> rusqlite::Result<std::result::Result<BoxRow, S
         updated_at_ms: row.get(10)?,
         exit_code: row.get(11)?,
         expires_at_ms: row.get(12)?,
-        active_at_ms: row.get::<_, Option<i64>>(13)?.unwrap_or(0),
+        active_at_ms: row.get::<Option<i64>>(13)?.unwrap_or(0),
         runtime: row.get(14)?,
         read_only: row.get(15)?,
         container_name: row.get(16)?,
         warm: row.get(17)?,
     }))
 }
+
+/// The insert itself: only while fewer than `limit` boxes exist.
+fn insert_capped(conn: &Conn<'_>, b: &BoxRow, limit: i64) -> Result<bool> {
+    let res = conn.execute(
+        &format!(
+            "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18 \
+             WHERE (SELECT COUNT(*) FROM boxes) < ?19"
+        ),
+        params![
+            b.id,
+            b.project,
+            b.image,
+            b.description,
+            b.state.as_str(),
+            b.container_id,
+            b.network_id,
+            b.error,
+            b.hook_state.to_string(),
+            b.created_at_ms,
+            b.updated_at_ms,
+            b.exit_code,
+            b.expires_at_ms,
+            b.active_at_ms,
+            b.runtime,
+            b.read_only,
+            b.container_name,
+            b.warm,
+            limit
+        ],
+    );
+    match res {
+        Ok(n) => Ok(n == 1),
+        Err(e) if e.is_conflict() => Err(StoreError::Duplicate(b.id.clone())),
+        Err(e) => Err(e),
+    }
+}
+
+/// The advisory lock box inserts under a limit take on PostgreSQL.
+const BOX_LIMIT_LOCK: i64 = 0x7064_6b01;
 
 impl Store {
     /// Journals a new box. Fails with [`StoreError::Duplicate`] when the id
@@ -143,42 +182,16 @@ impl Store {
     }
 
     fn insert_box_capped(&self, b: &BoxRow, limit: i64) -> Result<bool> {
-        let res = self.conn().execute(
-            &format!(
-                "INSERT INTO boxes ({BOX_COLUMNS}) SELECT ?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14,?15,?16,?17,?18 \
-                 WHERE (SELECT COUNT(*) FROM boxes) < ?19"
-            ),
-            params![
-                b.id,
-                b.project,
-                b.image,
-                b.description,
-                b.state.as_str(),
-                b.container_id,
-                b.network_id,
-                b.error,
-                b.hook_state.to_string(),
-                b.created_at_ms,
-                b.updated_at_ms,
-                b.exit_code,
-                b.expires_at_ms,
-                b.active_at_ms,
-                b.runtime,
-                b.read_only,
-                b.container_name,
-                b.warm,
-                limit
-            ],
-        );
-        match res {
-            Ok(n) => Ok(n == 1),
-            Err(rusqlite::Error::SqliteFailure(e, _))
-                if e.code == rusqlite::ErrorCode::ConstraintViolation =>
-            {
-                Err(StoreError::Duplicate(b.id.clone()))
-            }
-            Err(e) => Err(e.into()),
+        let conn = self.conn();
+        if conn.is_postgres() && limit < i64::MAX {
+            // Hubs sharing the database count together: one insert at a
+            // time under the limit's lock, or two could both see room.
+            return conn.transaction(|tx| {
+                tx.execute("SELECT pg_advisory_xact_lock(?1)", params![BOX_LIMIT_LOCK])?;
+                insert_capped(tx, b, limit)
+            });
         }
+        insert_capped(&conn, b, limit)
     }
 
     pub fn get_box(&self, id: &str) -> Result<Option<BoxRow>> {
@@ -186,7 +199,7 @@ impl Store {
             .conn()
             .query_row(
                 &format!("SELECT {BOX_COLUMNS} FROM boxes WHERE id = ?1"),
-                [id],
+                params![id],
                 box_from_row,
             )
             .optional()?;
@@ -194,22 +207,20 @@ impl Store {
     }
 
     pub fn list_boxes(&self) -> Result<Vec<BoxRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {BOX_COLUMNS} FROM boxes ORDER BY created_at_ms, id"
-        ))?;
-        let rows = stmt.query_map([], box_from_row)?;
-        let mut out = Vec::new();
-        for row in rows {
-            out.push(row?.map_err(StoreError::Corrupt)?);
-        }
-        Ok(out)
+        let rows = self.conn().query_map(
+            &format!("SELECT {BOX_COLUMNS} FROM boxes ORDER BY created_at_ms, id"),
+            params![],
+            box_from_row,
+        )?;
+        rows.into_iter()
+            .map(|row| row.map_err(StoreError::Corrupt))
+            .collect()
     }
 
     pub fn count_boxes(&self) -> Result<u32> {
         let n: i64 = self
             .conn()
-            .query_row("SELECT COUNT(*) FROM boxes", [], |r| r.get(0))?;
+            .query_row("SELECT COUNT(*) FROM boxes", params![], |r| r.get(0))?;
         Ok(n as u32)
     }
 
@@ -257,26 +268,29 @@ impl Store {
         error: Option<&str>,
         now: i64,
     ) -> Result<bool> {
-        let from: Vec<&str> = from.iter().map(|s| s.as_str()).collect();
-        let n = self.conn().execute(
-            "UPDATE boxes SET state = ?3, exit_code = ?4, error = ?5, updated_at_ms = ?6 \
-             WHERE id = ?1 AND state IN (SELECT value FROM json_each(?2))",
-            params![
-                id,
-                serde_json::to_string(&from).unwrap_or_default(),
-                to.as_str(),
-                exit_code,
-                error,
-                now
-            ],
-        )?;
-        Ok(n == 1)
+        if from.is_empty() {
+            return Ok(false);
+        }
+        // One parameter per state: the same SQL on both databases.
+        let states: Vec<String> = (0..from.len()).map(|i| format!("?{}", i + 6)).collect();
+        let sql = format!(
+            "UPDATE boxes SET state = ?2, exit_code = ?3, error = ?4, updated_at_ms = ?5 \
+             WHERE id = ?1 AND state IN ({})",
+            states.join(", ")
+        );
+        let mut values = params![id, to.as_str(), exit_code, error, now].to_vec();
+        values.extend(
+            from.iter()
+                .map(|s| crate::db::ToValue::to_value(s.as_str())),
+        );
+        Ok(self.conn().execute(&sql, &values)? == 1)
     }
 
     /// Records that the box was used now: the idle timeout starts over.
     pub fn touch_box(&self, id: &str, now: i64) -> Result<()> {
         self.conn().execute(
-            "UPDATE boxes SET active_at_ms = MAX(COALESCE(active_at_ms, 0), ?2) WHERE id = ?1",
+            "UPDATE boxes SET active_at_ms = CASE WHEN COALESCE(active_at_ms, 0) > ?2 THEN active_at_ms ELSE ?2 END \
+             WHERE id = ?1",
             params![id, now],
         )?;
         Ok(())
@@ -287,15 +301,14 @@ impl Store {
     /// or out are left to the ones making or removing them.
     pub fn boxes_expired(&self, now: i64, idle_cutoff: Option<i64>) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        let ids: Vec<String> = conn.query_map(
             "SELECT id FROM boxes WHERE state NOT IN ('creating', 'destroying') AND warm = 0 \
              AND ((expires_at_ms IS NOT NULL AND expires_at_ms <= ?1) \
-                  OR (?2 IS NOT NULL AND COALESCE(active_at_ms, updated_at_ms) < ?2)) \
+                  OR (CAST(?2 AS BIGINT) IS NOT NULL AND COALESCE(active_at_ms, updated_at_ms) < ?2)) \
              ORDER BY id",
+            params![now, idle_cutoff],
+            |r| r.get(0),
         )?;
-        let ids = stmt
-            .query_map(params![now, idle_cutoff], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
     }
 
@@ -326,14 +339,14 @@ impl Store {
     /// Deleting a missing box is not an error: destroy is idempotent.
     pub fn delete_box(&self, id: &str) -> Result<()> {
         self.conn()
-            .execute("DELETE FROM boxes WHERE id = ?1", [id])?;
+            .execute("DELETE FROM boxes WHERE id = ?1", params![id])?;
         Ok(())
     }
 
     /// Replaces any earlier activation token of the box.
     pub fn put_activation(&self, box_id: &str, token_hash: &str, expires_at_ms: i64) -> Result<()> {
         let conn = self.conn();
-        conn.execute("DELETE FROM activations WHERE box_id = ?1", [box_id])?;
+        conn.execute("DELETE FROM activations WHERE box_id = ?1", params![box_id])?;
         conn.execute(
             "INSERT INTO activations (token_hash, box_id, expires_at_ms) VALUES (?1, ?2, ?3)",
             params![token_hash, box_id, expires_at_ms],
@@ -342,20 +355,19 @@ impl Store {
     }
 
     pub fn find_activation(&self, token_hash: &str) -> Result<Option<ActivationRow>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 "SELECT box_id, expires_at_ms, used FROM activations WHERE token_hash = ?1",
-                [token_hash],
+                params![token_hash],
                 |r| {
                     Ok(ActivationRow {
                         box_id: r.get(0)?,
                         expires_at_ms: r.get(1)?,
-                        used: r.get::<_, i64>(2)? != 0,
+                        used: r.get::<i64>(2)? != 0,
                     })
                 },
             )
-            .optional()?)
+            .optional()
     }
 
     /// Marks the token used; true only for the one caller that flipped it,
@@ -363,7 +375,7 @@ impl Store {
     pub fn consume_activation(&self, token_hash: &str) -> Result<bool> {
         let n = self.conn().execute(
             "UPDATE activations SET used = 1 WHERE token_hash = ?1 AND used = 0",
-            [token_hash],
+            params![token_hash],
         )?;
         Ok(n == 1)
     }
@@ -373,12 +385,7 @@ impl Store {
     /// failed) and that were made before `cutoff`: the reaper's.
     pub fn boxes_pending_since(&self, cutoff: i64) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
-            "SELECT id FROM boxes WHERE state IN ('pending_activation', 'failed') AND created_at_ms < ?1",
-        )?;
-        let ids = stmt
-            .query_map([cutoff], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
+        let ids: Vec<String> = conn.query_map("SELECT id FROM boxes WHERE state IN ('pending_activation', 'failed') AND created_at_ms < ?1", params![cutoff], |r| r.get(0))?;
         Ok(ids)
     }
 }
@@ -409,7 +416,7 @@ pub(crate) fn test_row(id: &str) -> BoxRow {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn row(id: &str) -> BoxRow {
@@ -418,7 +425,10 @@ mod tests {
 
     #[test]
     fn duplicate_ids_are_refused() {
-        let s = Store::open_in_memory().unwrap();
+        duplicate_ids_are_refused_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn duplicate_ids_are_refused_on(s: &Store) {
         s.insert_box(&row("a")).unwrap();
         assert!(matches!(
             s.insert_box(&row("a")),
@@ -429,7 +439,10 @@ mod tests {
 
     #[test]
     fn limit_is_enforced_on_insert() {
-        let s = Store::open_in_memory().unwrap();
+        limit_is_enforced_on_insert_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn limit_is_enforced_on_insert_on(s: &Store) {
         assert!(s.insert_box_within_limit(&row("a"), 1).unwrap());
         assert!(!s.insert_box_within_limit(&row("b"), 1).unwrap());
         assert!(s.get_box("b").unwrap().is_none());
@@ -437,7 +450,10 @@ mod tests {
 
     #[test]
     fn transition_only_from_expected_state() {
-        let s = Store::open_in_memory().unwrap();
+        transition_only_from_expected_state_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn transition_only_from_expected_state_on(s: &Store) {
         s.insert_box(&row("a")).unwrap();
         assert!(
             !s.transition_box("a", BoxState::PendingActivation, BoxState::Ready, None, 2)
@@ -452,7 +468,12 @@ mod tests {
 
     #[test]
     fn a_transition_from_several_states_records_the_exit_code() {
-        let s = Store::open_in_memory().unwrap();
+        a_transition_from_several_states_records_the_exit_code_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn a_transition_from_several_states_records_the_exit_code_on(s: &Store) {
         s.insert_box(&row("a")).unwrap();
         let live = [BoxState::Ready, BoxState::PendingActivation];
         assert!(
@@ -471,7 +492,12 @@ mod tests {
 
     #[test]
     fn expired_and_idle_boxes_are_found_but_not_those_in_motion() {
-        let s = Store::open_in_memory().unwrap();
+        expired_and_idle_boxes_are_found_but_not_those_in_motion_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn expired_and_idle_boxes_are_found_but_not_those_in_motion_on(s: &Store) {
         for (id, state, expires, active) in [
             ("ttl-over", BoxState::Ready, Some(50), 90),
             ("ttl-ahead", BoxState::Ready, Some(500), 90),
@@ -496,7 +522,10 @@ mod tests {
 
     #[test]
     fn activation_is_single_use_and_cascades() {
-        let s = Store::open_in_memory().unwrap();
+        activation_is_single_use_and_cascades_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn activation_is_single_use_and_cascades_on(s: &Store) {
         s.insert_box(&row("a")).unwrap();
         s.put_activation("a", "h", 10).unwrap();
         assert!(s.consume_activation("h").unwrap());

@@ -1,7 +1,7 @@
 //! Egress rules, the decision log and shield states. Rules are stored as
 //! text the egress crate parses; the store only keeps them.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -57,15 +57,15 @@ pub struct AuditQuery {
 /// The decision log's columns, in this order.
 pub(crate) const AUDIT_COLUMNS: &str = "id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason";
 
-pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+pub(crate) fn audit_row(r: &crate::db::Row) -> crate::Result<AuditRow> {
     Ok(AuditRow {
         id: r.get(0)?,
         at_ms: r.get(1)?,
         box_id: r.get(2)?,
         project: r.get(3)?,
         dest: r.get(4)?,
-        port: r.get::<_, i64>(5)? as u16,
-        proto: r.get::<_, i64>(6)? as u8,
+        port: r.get::<i64>(5)? as u16,
+        proto: r.get::<i64>(6)? as u8,
         domain: r.get(7)?,
         decision: r.get(8)?,
         decided_by: r.get(9)?,
@@ -74,7 +74,7 @@ pub(crate) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     })
 }
 
-fn rule_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<RuleRow> {
+fn rule_from(r: &crate::db::Row) -> crate::Result<RuleRow> {
     let lo: Option<i64> = r.get(4)?;
     let hi: Option<i64> = r.get(5)?;
     Ok(RuleRow {
@@ -109,58 +109,54 @@ impl Store {
                            created_by = excluded.created_by, created_at_ms = excluded.created_at_ms",
             params![rule.scope, rule.subject, rule.target, lo, hi, rule.action, rule.expires_at_ms, rule.created_by, rule.created_at_ms],
         )?;
-        Ok(conn.query_row(
+        conn.query_row(
             &format!(
                 "SELECT {RULE_COLUMNS} FROM egress_rules WHERE scope = ?1 AND subject = ?2 AND target = ?3 \
                  AND IFNULL(port_lo, -1) = IFNULL(?4, -1) AND IFNULL(port_hi, -1) = IFNULL(?5, -1)"
             ),
             params![rule.scope, rule.subject, rule.target, lo, hi],
             rule_from,
-        )?)
+        )
     }
 
     pub fn egress_rules(&self) -> Result<Vec<RuleRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {RULE_COLUMNS} FROM egress_rules ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], rule_from)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(
+            &format!("SELECT {RULE_COLUMNS} FROM egress_rules ORDER BY id"),
+            params![],
+            rule_from,
+        )
     }
 
     pub fn delete_egress_rule(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn()
-            .execute("DELETE FROM egress_rules WHERE id = ?1", [id])?
+            .execute("DELETE FROM egress_rules WHERE id = ?1", params![id])?
             > 0)
     }
 
     /// Rules of one box go with it.
     pub fn delete_box_egress_rules(&self, box_id: &str) -> Result<usize> {
-        Ok(self.conn().execute(
+        self.conn().execute(
             "DELETE FROM egress_rules WHERE scope = 'box' AND subject = ?1",
-            [box_id],
-        )?)
+            params![box_id],
+        )
     }
 
     pub fn delete_expired_egress_rules(&self, now_ms: i64) -> Result<usize> {
-        Ok(self.conn().execute(
+        self.conn().execute(
             "DELETE FROM egress_rules WHERE expires_at_ms IS NOT NULL AND expires_at_ms <= ?1",
-            [now_ms],
-        )?)
+            params![now_ms],
+        )
     }
 
     /// Appends decisions in one transaction (the egress gateway batches).
     pub fn append_egress_audit(&self, rows: &[AuditRow]) -> Result<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "INSERT INTO egress_audit (at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-            )?;
+        self.conn().transaction(|tx| {
             for r in rows {
-                stmt.execute(params![
+                tx.execute(
+                    "INSERT INTO egress_audit (at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    params![
                     r.at_ms,
                     r.box_id,
                     r.project,
@@ -174,21 +170,17 @@ impl Store {
                     r.reason
                 ])?;
             }
-        }
-        tx.commit()?;
-        Ok(())
+            Ok(())
+        })
     }
 
     /// The newest `limit` entries matching, oldest first.
     pub fn egress_audit(&self, q: &AuditQuery) -> Result<Vec<AuditRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
-            "SELECT id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
-             FROM egress_audit WHERE (?1 IS NULL OR box_id = ?1) AND (?2 IS NULL OR project = ?2) \
-             AND id > IFNULL(?3, 0) AND (?5 IS NULL OR id < ?5) AND (?6 IS NULL OR decision = ?6) \
-             AND (?7 IS NULL OR at_ms >= ?7) AND (?8 IS NULL OR at_ms < ?8) \
-             ORDER BY id DESC LIMIT ?4",
-        )?;
+        let sql = "SELECT id, at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason \
+             FROM egress_audit WHERE (CAST(?1 AS TEXT) IS NULL OR box_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR project = ?2) \
+             AND (CAST(?3 AS BIGINT) IS NULL OR id > ?3) AND (CAST(?5 AS BIGINT) IS NULL OR id < ?5) AND (CAST(?6 AS TEXT) IS NULL OR decision = ?6) \
+             AND (CAST(?7 AS BIGINT) IS NULL OR at_ms >= ?7) AND (CAST(?8 AS BIGINT) IS NULL OR at_ms < ?8) \
+             ORDER BY id DESC LIMIT ?4";
         let bound = params![
             q.box_id,
             q.project,
@@ -199,22 +191,20 @@ impl Store {
             q.from_ms,
             q.to_ms
         ];
-        let rows = stmt.query_map(bound, audit_row)?;
-        let mut out: Vec<AuditRow> = rows.collect::<rusqlite::Result<_>>()?;
+        let mut out = self.conn().query_map(sql, bound, audit_row)?;
         out.reverse();
         Ok(out)
     }
 
     /// `None` is a raised shield (the normal state).
     pub fn egress_shield(&self, box_id: &str) -> Result<Option<(String, Option<i64>)>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 "SELECT state, until_ms FROM egress_shield WHERE box_id = ?1",
-                [box_id],
+                params![box_id],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
-            .optional()?)
+            .optional()
     }
 
     pub fn set_egress_shield(
@@ -225,7 +215,10 @@ impl Store {
         let conn = self.conn();
         match state {
             None => {
-                conn.execute("DELETE FROM egress_shield WHERE box_id = ?1", [box_id])?;
+                conn.execute(
+                    "DELETE FROM egress_shield WHERE box_id = ?1",
+                    params![box_id],
+                )?;
             }
             Some((state, until_ms)) => {
                 conn.execute(

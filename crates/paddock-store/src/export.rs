@@ -2,7 +2,7 @@
 //! id order from a cursor, each sink's cursor, and pruning old entries
 //! that every sink has delivered.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::egress::{AUDIT_COLUMNS, audit_row};
 use crate::{AuditRow, Result, Store};
@@ -10,33 +10,31 @@ use crate::{AuditRow, Result, Store};
 impl Store {
     /// Up to `limit` decision log entries after `after_id`, oldest first.
     pub fn egress_audit_after(&self, after_id: i64, limit: u32) -> Result<Vec<AuditRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {AUDIT_COLUMNS} FROM egress_audit WHERE id > ?1 ORDER BY id LIMIT ?2"
-        ))?;
-        let rows = stmt.query_map(params![after_id, limit.max(1)], audit_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(
+            &format!("SELECT {AUDIT_COLUMNS} FROM egress_audit WHERE id > ?1 ORDER BY id LIMIT ?2"),
+            params![after_id, limit.max(1)],
+            audit_row,
+        )
     }
 
     /// The id of the decision log's newest entry (0 when it is empty).
     pub fn egress_audit_last_id(&self) -> Result<i64> {
-        Ok(self
-            .conn()
-            .query_row("SELECT IFNULL(MAX(id), 0) FROM egress_audit", [], |r| {
-                r.get(0)
-            })?)
+        self.conn().query_row(
+            "SELECT IFNULL(MAX(id), 0) FROM egress_audit",
+            params![],
+            |r| r.get(0),
+        )
     }
 
     /// The last entry `sink` delivered; `None` for a sink never run.
     pub fn audit_cursor(&self, sink: &str) -> Result<Option<i64>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 "SELECT last_id FROM audit_export_cursors WHERE sink = ?1",
-                [sink],
+                params![sink],
                 |r| r.get(0),
             )
-            .optional()?)
+            .optional()
     }
 
     /// Moves `sink`'s cursor on; never back (a late writer of an older
@@ -44,7 +42,8 @@ impl Store {
     pub fn set_audit_cursor(&self, sink: &str, last_id: i64) -> Result<()> {
         self.conn().execute(
             "INSERT INTO audit_export_cursors (sink, last_id) VALUES (?1, ?2) \
-             ON CONFLICT (sink) DO UPDATE SET last_id = MAX(last_id, excluded.last_id)",
+             ON CONFLICT (sink) DO UPDATE SET last_id = excluded.last_id \
+             WHERE audit_export_cursors.last_id < excluded.last_id",
             params![sink, last_id],
         )?;
         Ok(())
@@ -59,15 +58,15 @@ impl Store {
         before_ms: i64,
         delivered_up_to: Option<i64>,
     ) -> Result<usize> {
-        Ok(self.conn().execute(
-            "DELETE FROM egress_audit WHERE at_ms < ?1 AND (?2 IS NULL OR id <= ?2)",
+        self.conn().execute(
+            "DELETE FROM egress_audit WHERE at_ms < ?1 AND (CAST(?2 AS BIGINT) IS NULL OR id <= ?2)",
             params![before_ms, delivered_up_to],
-        )?)
+        )
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn entry(at_ms: i64) -> AuditRow {
@@ -89,7 +88,12 @@ mod tests {
 
     #[test]
     fn entries_come_in_id_order_from_a_cursor_that_only_moves_on() {
-        let store = Store::open_in_memory().unwrap();
+        entries_come_in_id_order_from_a_cursor_that_only_moves_on_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn entries_come_in_id_order_from_a_cursor_that_only_moves_on_on(store: &Store) {
         let batch: Vec<AuditRow> = (0..5).map(entry).collect();
         store.append_egress_audit(&batch).unwrap();
         assert_eq!(store.egress_audit_last_id().unwrap(), 5);
@@ -105,7 +109,10 @@ mod tests {
 
     #[test]
     fn pruning_keeps_what_a_sink_has_not_delivered() {
-        let store = Store::open_in_memory().unwrap();
+        pruning_keeps_what_a_sink_has_not_delivered_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn pruning_keeps_what_a_sink_has_not_delivered_on(store: &Store) {
         let batch: Vec<AuditRow> = (0..6).map(|i| entry(i * 1000)).collect();
         store.append_egress_audit(&batch).unwrap();
         // Older than 4 s: ids 1..=4; the sinks have delivered up to 2.

@@ -1,6 +1,6 @@
 //! Git gate tokens of boxes.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -15,7 +15,7 @@ impl Store {
     /// Replaces the box's git token.
     pub fn put_git_token(&self, box_id: &str, project: &str, token_hash: &str) -> Result<()> {
         let conn = self.conn();
-        conn.execute("DELETE FROM git_tokens WHERE box_id = ?1", [box_id])?;
+        conn.execute("DELETE FROM git_tokens WHERE box_id = ?1", params![box_id])?;
         conn.execute(
             "INSERT INTO git_tokens (token_hash, box_id, project) VALUES (?1, ?2, ?3)",
             params![token_hash, box_id, project],
@@ -26,8 +26,7 @@ impl Store {
     /// The grant for a token presented on `network_id`: only the box that
     /// holds that network, and only while it is not being destroyed.
     pub fn git_grant(&self, token_hash: &str, network_id: &str) -> Result<Option<GitGrant>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 "SELECT g.box_id, g.project FROM git_tokens g JOIN boxes b ON b.id = g.box_id \
                  WHERE g.token_hash = ?1 AND b.network_id = ?2 AND b.state NOT IN ('destroying')",
@@ -39,23 +38,28 @@ impl Store {
                     })
                 },
             )
-            .optional()?)
+            .optional()
     }
 
     pub fn delete_git_token(&self, box_id: &str) -> Result<()> {
         self.conn()
-            .execute("DELETE FROM git_tokens WHERE box_id = ?1", [box_id])?;
+            .execute("DELETE FROM git_tokens WHERE box_id = ?1", params![box_id])?;
         Ok(())
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::{BoxRow, BoxState, Store};
 
     #[test]
     fn a_token_works_only_from_its_boxs_network_and_dies_with_the_box() {
-        let s = Store::open_in_memory().unwrap();
+        a_token_works_only_from_its_boxs_network_and_dies_with_the_box_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn a_token_works_only_from_its_boxs_network_and_dies_with_the_box_on(s: &Store) {
         s.insert_box(&BoxRow {
             state: BoxState::Ready,
             project: "p".into(),

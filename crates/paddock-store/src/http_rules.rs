@@ -1,7 +1,7 @@
 //! Egress rules at the HTTP level (the gateway's `http_rules.rs` gives
 //! them meaning; here they are rows).
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store};
 
@@ -28,13 +28,13 @@ pub struct HttpRuleRow {
 
 const COLUMNS: &str = "id, scope, subject, host, port, methods, path, refs, action, expires_at_ms, created_by, created_at_ms";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<HttpRuleRow> {
+fn row(r: &crate::db::Row) -> crate::Result<HttpRuleRow> {
     Ok(HttpRuleRow {
         id: r.get(0)?,
         scope: r.get(1)?,
         subject: r.get(2)?,
         host: r.get(3)?,
-        port: r.get::<_, Option<i64>>(4)?.map(|p| p as u16),
+        port: r.get::<Option<i64>>(4)?.map(|p| p as u16),
         methods: r.get(5)?,
         path: r.get(6)?,
         refs: r.get(7)?,
@@ -59,48 +59,50 @@ impl Store {
                            created_by = excluded.created_by, created_at_ms = excluded.created_at_ms",
             params![rule.scope, rule.subject, rule.host, port, rule.methods, rule.path, rule.refs, rule.action, rule.expires_at_ms, rule.created_by, rule.created_at_ms],
         )?;
-        Ok(conn.query_row(
+        conn.query_row(
             &format!(
                 "SELECT {COLUMNS} FROM egress_http_rules WHERE scope = ?1 AND subject = ?2 AND host = ?3 \
                  AND IFNULL(port, -1) = IFNULL(?4, -1) AND methods = ?5 AND path = ?6 AND refs = ?7"
             ),
             params![rule.scope, rule.subject, rule.host, port, rule.methods, rule.path, rule.refs],
             row,
-        )?)
+        )
     }
 
     pub fn http_rules(&self) -> Result<Vec<HttpRuleRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM egress_http_rules ORDER BY id"
-        ))?;
-        let rows = stmt.query_map([], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(
+            &format!("SELECT {COLUMNS} FROM egress_http_rules ORDER BY id"),
+            params![],
+            row,
+        )
     }
 
     pub fn delete_http_rule(&self, id: i64) -> Result<bool> {
         Ok(self
             .conn()
-            .execute("DELETE FROM egress_http_rules WHERE id = ?1", [id])?
+            .execute("DELETE FROM egress_http_rules WHERE id = ?1", params![id])?
             > 0)
     }
 
     /// Rules of one box go with it.
     pub fn delete_box_http_rules(&self, box_id: &str) -> Result<usize> {
-        Ok(self.conn().execute(
+        self.conn().execute(
             "DELETE FROM egress_http_rules WHERE scope = 'box' AND subject = ?1",
-            [box_id],
-        )?)
+            params![box_id],
+        )
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
     fn the_same_request_pattern_is_one_rule() {
-        let s = Store::open_in_memory().unwrap();
+        the_same_request_pattern_is_one_rule_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn the_same_request_pattern_is_one_rule_on(s: &Store) {
         let mut rule = HttpRuleRow {
             id: 0,
             scope: "project".into(),

@@ -1,7 +1,7 @@
 //! Ports of boxes published through paddock's listener. A row goes with
 //! its box (the foreign key cascades), so a destroyed box's ports close.
 
-use rusqlite::params;
+use crate::db::params;
 
 use crate::{Result, Store};
 
@@ -9,7 +9,7 @@ impl Store {
     /// True when the port was not published yet.
     pub fn publish_port(&self, box_id: &str, port: u16, now_ms: i64) -> Result<bool> {
         let n = self.conn().execute(
-            "INSERT OR IGNORE INTO box_ports (box_id, port, created_at_ms) VALUES (?1, ?2, ?3)",
+            "INSERT INTO box_ports (box_id, port, created_at_ms) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING",
             params![box_id, port, now_ms],
         )?;
         Ok(n == 1)
@@ -35,22 +35,25 @@ impl Store {
 
     pub fn published_ports(&self, box_id: &str) -> Result<Vec<u16>> {
         let conn = self.conn();
-        let mut stmt =
-            conn.prepare_cached("SELECT port FROM box_ports WHERE box_id = ?1 ORDER BY port")?;
-        let ports = stmt
-            .query_map([box_id], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<u16>>>()?;
+        let ports: Vec<u16> = conn.query_map(
+            "SELECT port FROM box_ports WHERE box_id = ?1 ORDER BY port",
+            params![box_id],
+            |r| r.get(0),
+        )?;
         Ok(ports)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use crate::Store;
 
     #[test]
     fn ports_are_published_once_and_go_with_their_box() {
-        let s = Store::open_in_memory().unwrap();
+        ports_are_published_once_and_go_with_their_box_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn ports_are_published_once_and_go_with_their_box_on(s: &Store) {
         s.insert_box(&crate::boxes::test_row("b")).unwrap();
         assert!(s.publish_port("b", 8080, 1).unwrap());
         assert!(!s.publish_port("b", 8080, 2).unwrap());

@@ -1,7 +1,7 @@
 //! Sealed secrets of projects. The store keeps what the vault hands it
 //! (`paddock-vault` seals and opens); it never sees a value in the clear.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -24,7 +24,7 @@ pub struct SecretRow {
 const COLUMNS: &str =
     "project, name, env, bindings, nonce, sealed, created_at_ms, updated_at_ms, last_used_ms";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SecretRow> {
+fn row(r: &crate::db::Row) -> crate::Result<SecretRow> {
     Ok(SecretRow {
         project: r.get(0)?,
         name: r.get(1)?,
@@ -62,24 +62,20 @@ impl Store {
     }
 
     pub fn secret(&self, project: &str, name: &str) -> Result<Option<SecretRow>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM secrets WHERE project = ?1 AND name = ?2"),
                 params![project, name],
                 row,
             )
-            .optional()?)
+            .optional()
     }
 
     /// Every secret, or a project's, by project then name.
     pub fn secrets(&self, project: Option<&str>) -> Result<Vec<SecretRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM secrets WHERE ?1 IS NULL OR project = ?1 ORDER BY project, name"
-        ))?;
-        let rows = stmt.query_map([project], row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(&format!(
+            "SELECT {COLUMNS} FROM secrets WHERE CAST(?1 AS TEXT) IS NULL OR project = ?1 ORDER BY project, name"
+        ), params![project], row)
     }
 
     /// Whether there was one to delete.
@@ -92,7 +88,7 @@ impl Store {
 
     pub fn secret_used(&self, project: &str, name: &str, at_ms: i64) -> Result<()> {
         self.conn().execute(
-            "UPDATE secrets SET last_used_ms = MAX(COALESCE(last_used_ms, 0), ?3) \
+            "UPDATE secrets SET last_used_ms = CASE WHEN COALESCE(last_used_ms, 0) > ?3 THEN last_used_ms ELSE ?3 END \
              WHERE project = ?1 AND name = ?2",
             params![project, name, at_ms],
         )?;
@@ -101,7 +97,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample(value: u8, at_ms: i64) -> SecretRow {
@@ -120,7 +116,10 @@ mod tests {
 
     #[test]
     fn a_second_put_replaces_the_value_and_keeps_history() {
-        let s = Store::open_in_memory().unwrap();
+        a_second_put_replaces_the_value_and_keeps_history_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn a_second_put_replaces_the_value_and_keeps_history_on(s: &Store) {
         s.put_secret(&sample(1, 10)).unwrap();
         s.secret_used("p", "KEY", 15).unwrap();
         s.put_secret(&sample(2, 20)).unwrap();

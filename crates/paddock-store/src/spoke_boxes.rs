@@ -1,6 +1,6 @@
 //! Boxes placed on spokes, as the hub keeps them.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -19,7 +19,7 @@ pub struct SpokeBoxRow {
 
 const COLUMNS: &str = "id, spoke, project, view_json, created_at_ms, updated_at_ms";
 
-fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SpokeBoxRow> {
+fn from_row(r: &crate::db::Row) -> crate::Result<SpokeBoxRow> {
     Ok(SpokeBoxRow {
         id: r.get(0)?,
         spoke: r.get(1)?,
@@ -53,24 +53,22 @@ impl Store {
     }
 
     pub fn get_spoke_box(&self, id: &str) -> Result<Option<SpokeBoxRow>> {
-        Ok(self
-            .conn()
+        self.conn()
             .query_row(
                 &format!("SELECT {COLUMNS} FROM spoke_boxes WHERE id = ?1"),
-                [id],
+                params![id],
                 from_row,
             )
-            .optional()?)
+            .optional()
     }
 
     /// Every box on every spoke, oldest first.
     pub fn list_spoke_boxes(&self) -> Result<Vec<SpokeBoxRow>> {
-        let conn = self.conn();
-        let mut statement = conn.prepare(&format!(
-            "SELECT {COLUMNS} FROM spoke_boxes ORDER BY created_at_ms, id"
-        ))?;
-        let rows = statement.query_map([], from_row)?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+        self.conn().query_map(
+            &format!("SELECT {COLUMNS} FROM spoke_boxes ORDER BY created_at_ms, id"),
+            params![],
+            from_row,
+        )
     }
 
     /// The latest view of a box, from the spoke it is on; false when the
@@ -100,7 +98,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn row(id: &str, spoke: &str) -> SpokeBoxRow {
@@ -116,7 +114,10 @@ mod tests {
 
     #[test]
     fn an_id_is_one_boxs_wherever_it_runs() {
-        let store = Store::open_in_memory().unwrap();
+        an_id_is_one_boxs_wherever_it_runs_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn an_id_is_one_boxs_wherever_it_runs_on(store: &Store) {
         assert!(store.insert_spoke_box(&row("b1", "gpu-1")).unwrap());
         assert!(
             !store.insert_spoke_box(&row("b1", "gpu-2")).unwrap(),
@@ -127,7 +128,10 @@ mod tests {
 
     #[test]
     fn a_spoke_updates_and_forgets_only_its_own_boxes() {
-        let store = Store::open_in_memory().unwrap();
+        a_spoke_updates_and_forgets_only_its_own_boxes_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn a_spoke_updates_and_forgets_only_its_own_boxes_on(store: &Store) {
         store.insert_spoke_box(&row("b1", "gpu-1")).unwrap();
         assert!(
             !store

@@ -1,6 +1,6 @@
 //! Spokes and their enrolment tokens.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -31,7 +31,7 @@ impl Store {
         // redeemed, so they are only clutter.
         conn.execute(
             "DELETE FROM spoke_tokens WHERE expires_at_secs <= ?1",
-            [now_secs],
+            params![now_secs],
         )?;
         conn.execute(
             "INSERT INTO spoke_tokens (token_hash, spoke, created_at_secs, expires_at_secs) \
@@ -49,8 +49,8 @@ impl Store {
             .conn()
             .query_row(
                 "DELETE FROM spoke_tokens WHERE token_hash = ?1 RETURNING spoke, expires_at_secs",
-                [token_hash],
-                |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)),
+                params![token_hash],
+                |r| Ok((r.get::<String>(0)?, r.get::<i64>(1)?)),
             )
             .optional()?
             .filter(|(_, expires)| *expires > now_secs)
@@ -77,21 +77,20 @@ impl Store {
     }
 
     pub fn spokes(&self) -> Result<Vec<SpokeRow>> {
-        let conn = self.conn();
-        let mut stmt = conn.prepare(
+        self.conn().query_map(
             "SELECT name, enrolled_at_secs, cert_serial, cert_not_after_secs, revoked_at_secs \
              FROM spokes ORDER BY name",
-        )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SpokeRow {
-                name: r.get(0)?,
-                enrolled_at_secs: r.get(1)?,
-                cert_serial: r.get(2)?,
-                cert_not_after_secs: r.get(3)?,
-                revoked_at_secs: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
+            params![],
+            |r| {
+                Ok(SpokeRow {
+                    name: r.get(0)?,
+                    enrolled_at_secs: r.get(1)?,
+                    cert_serial: r.get(2)?,
+                    cert_not_after_secs: r.get(3)?,
+                    revoked_at_secs: r.get(4)?,
+                })
+            },
+        )
     }
 
     /// Revokes the spoke's certificate; false if no such spoke (or it was
@@ -106,7 +105,7 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn row(name: &str, serial: &str) -> SpokeRow {
@@ -121,7 +120,10 @@ mod tests {
 
     #[test]
     fn a_token_is_redeemed_once_and_never_after_it_expires() {
-        let s = Store::open_in_memory().unwrap();
+        a_token_is_redeemed_once_and_never_after_it_expires_on(&Store::open_in_memory().unwrap());
+    }
+
+    pub(crate) fn a_token_is_redeemed_once_and_never_after_it_expires_on(s: &Store) {
         s.insert_spoke_token("h1", "gpu-1", 100, 200).unwrap();
         s.insert_spoke_token("h2", "gpu-1", 100, 200).unwrap();
         assert_eq!(
@@ -140,7 +142,12 @@ mod tests {
 
     #[test]
     fn enrolling_again_replaces_the_certificate_and_lifts_a_revocation() {
-        let s = Store::open_in_memory().unwrap();
+        enrolling_again_replaces_the_certificate_and_lifts_a_revocation_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn enrolling_again_replaces_the_certificate_and_lifts_a_revocation_on(s: &Store) {
         s.enroll_spoke(&row("gpu-1", "aa")).unwrap();
         assert!(s.revoke_spoke("gpu-1", 300).unwrap());
         assert!(!s.revoke_spoke("gpu-1", 301).unwrap(), "already revoked");

@@ -2,7 +2,7 @@
 //! until a create claims it, in one statement, so two creates never get the
 //! same box.
 
-use rusqlite::{OptionalExtension, params};
+use crate::db::{OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -19,16 +19,18 @@ pub struct WarmClaim<'a> {
 impl Store {
     /// Hands the oldest ready warm box of `project` made from `image` with
     /// these options to a create, in one statement (two creates never get
-    /// the same box): it becomes an ordinary box, made now. Returns its id.
+    /// the same box, even from two hubs on one PostgreSQL: the outer
+    /// `warm = 1` is checked again on the row a concurrent claim changed):
+    /// it becomes an ordinary box, made now. Returns its id.
     pub fn claim_warm_box(&self, claim: &WarmClaim<'_>, now: i64) -> Result<Option<String>> {
         let id = self
             .conn()
             .query_row(
                 "UPDATE boxes SET warm = 0, description = ?5, expires_at_ms = ?6, \
                      created_at_ms = ?7, updated_at_ms = ?7, active_at_ms = ?7 \
-                 WHERE id = (SELECT id FROM boxes WHERE warm = 1 AND state = 'ready' \
-                     AND project = ?1 AND image = ?2 AND runtime IS ?3 AND read_only = ?4 \
-                     ORDER BY created_at_ms, id LIMIT 1) \
+                 WHERE warm = 1 AND id = (SELECT id FROM boxes WHERE warm = 1 AND state = 'ready' \
+                     AND project = ?1 AND image = ?2 AND runtime IS NOT DISTINCT FROM CAST(?3 AS TEXT) \
+                     AND read_only = ?4 ORDER BY created_at_ms, id LIMIT 1) \
                  RETURNING id",
                 params![
                     claim.project,
@@ -48,26 +50,30 @@ impl Store {
     /// The warm boxes of `project` and `image` (made or being made).
     pub fn warm_boxes(&self, project: &str, image: &str) -> Result<Vec<String>> {
         let conn = self.conn();
-        let mut stmt = conn.prepare_cached(
+        let ids: Vec<String> = conn.query_map(
             "SELECT id FROM boxes WHERE warm = 1 AND project = ?1 AND image = ?2 \
              AND state IN ('creating', 'ready') ORDER BY created_at_ms, id",
+            params![project, image],
+            |r| r.get(0),
         )?;
-        let ids = stmt
-            .query_map(params![project, image], |r| r.get(0))?
-            .collect::<rusqlite::Result<Vec<String>>>()?;
         Ok(ids)
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::boxes::test_row as row;
     use crate::{BoxRow, BoxState};
 
     #[test]
     fn a_warm_box_is_claimed_once_and_only_by_a_matching_create() {
-        let s = Store::open_in_memory().unwrap();
+        a_warm_box_is_claimed_once_and_only_by_a_matching_create_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn a_warm_box_is_claimed_once_and_only_by_a_matching_create_on(s: &Store) {
         for (id, at) in [("w1", 1), ("w2", 2)] {
             s.insert_box(&BoxRow {
                 state: BoxState::Ready,

@@ -47,6 +47,50 @@ pub struct PaddockConfig {
     pub pools: Vec<paddock_core::config::PoolConfig>,
     /// `[spokes]`: other machines that run boxes for this hub.
     pub spokes: SpokesConfig,
+    /// `[store]`: where paddock keeps its state.
+    pub store: StoreConfig,
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `postgres://user:password@host:port/database`: a PostgreSQL
+    /// database that every hub naming it shares; unset: the embedded
+    /// SQLite file in the data dir. It carries a password: set it as
+    /// `PADDOCK_STORE__URL` rather than in a file others can read.
+    pub url: Option<String>,
+}
+
+impl StoreConfig {
+    /// Opens the store this names (PostgreSQL), or the data dir's SQLite.
+    pub fn open(&self, data_dir: &std::path::Path) -> anyhow::Result<paddock_store::Store> {
+        match &self.url {
+            Some(url) => {
+                if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+                    anyhow::bail!("store.url must be a postgres:// URL");
+                }
+                // The error never carries the URL: it holds a password.
+                paddock_store::Store::open_postgres(url)
+                    .context("cannot open the PostgreSQL store (store.url)")
+            }
+            None => {
+                let db = data_dir.join("paddock.db");
+                paddock_store::Store::open(&db)
+                    .with_context(|| format!("cannot open the store at {}", db.display()))
+            }
+        }
+    }
+
+    /// Refuses a command that works on the SQLite file only.
+    pub fn only_sqlite(&self, what: &str) -> anyhow::Result<()> {
+        if self.url.is_some() {
+            anyhow::bail!(
+                "{what} works on the embedded SQLite store; this configuration's store is PostgreSQL (store.url): use PostgreSQL's own tools (pg_dump, pg_restore)"
+            );
+        }
+        Ok(())
+    }
 }
 
 /// `[spokes]`.
@@ -125,6 +169,7 @@ impl Default for PaddockConfig {
             registries: core.registries,
             pools: core.pools,
             spokes: SpokesConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 }
@@ -192,6 +237,7 @@ pub struct Resolved {
     pub metrics: MetricsConfig,
     pub traces: paddock_trace::TraceConfig,
     pub spokes: SpokesConfig,
+    pub store: StoreConfig,
 }
 
 /// `[metrics]`.
@@ -401,6 +447,7 @@ fn resolve(config: PaddockConfig) -> anyhow::Result<Resolved> {
         metrics: config.metrics,
         traces: config.traces,
         spokes: config.spokes,
+        store: config.store,
     })
 }
 

@@ -25,6 +25,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             config.clearance_socket.display()
         );
     }
+    config.store.only_sqlite("paddock purge")?;
     let db = config.data_dir.join("paddock.db");
     if !db.exists() {
         bail!("no paddock store at {} (see --data-dir)", db.display());

@@ -30,8 +30,16 @@ use crate::extensions::gate::EmbeddedGate;
 const RECONCILE_AT_START: Duration = Duration::from_secs(30);
 
 pub(crate) fn init_logging(format: &str) {
-    let filter = EnvFilter::try_from_env("PADDOCK_LOG")
+    let mut filter = EnvFilter::try_from_env("PADDOCK_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,paddock=info"));
+    // The PostgreSQL client logs every statement's parameters at debug —
+    // token hashes, sealed secrets — so it never says more than info,
+    // whatever PADDOCK_LOG asks.
+    for quiet in ["tokio_postgres=info", "postgres=info"] {
+        if let Ok(directive) = quiet.parse() {
+            filter = filter.add_directive(directive);
+        }
+    }
     use std::io::IsTerminal;
     // Colour only for a person at a terminal: a file or a pipe gets text.
     let builder = tracing_subscriber::fmt()
@@ -83,6 +91,7 @@ pub async fn run(
         metrics,
         traces,
         spokes: spokes_config,
+        store: store_config,
         ..
     } = config;
     paddock_metrics::set_enabled(metrics.enabled);
@@ -117,10 +126,7 @@ pub async fn run(
         core.public_url = format!("{scheme}://{bound}");
     }
 
-    let db = data_dir.join("paddock.db");
-    let store = Arc::new(
-        Store::open(&db).with_context(|| format!("cannot open the store at {}", db.display()))?,
-    );
+    let store = Arc::new(store_config.open(&data_dir)?);
     // Before anything is named after the instance (the host fence's table
     // above all): at their defaults, two paddocks differ only here.
     register_store_size(&store);
@@ -130,8 +136,9 @@ pub async fn run(
     // Before any child of this process: what a killed paddock of this
     // instance left running goes now, and every child is marked so the
     // next one can do the same.
-    paddock_children::sweep_leftovers(&core.instance);
-    paddock_children::global().mark_children_of(&core.instance);
+    let host_key = host_key(&store, &core.instance, &data_dir);
+    paddock_children::sweep_leftovers(&host_key);
+    paddock_children::global().mark_children_of(&host_key);
     let engine = Arc::new(Engine::new(docker_host));
     let crate::iam::Built { iam, first_admin } = crate::iam::build(&iam_config, store.clone())?;
     let signin = crate::iam::signin(&iam_config, &core.public_url)?;
@@ -146,7 +153,7 @@ pub async fn run(
     // Where terok's own clients look for hubs; the same hub, the same
     // same-uid rule.
     let terok_varlink = if terok_discovery {
-        let path = paddock_clearance::varlink::terok_socket_path(&core.instance);
+        let path = paddock_clearance::varlink::terok_socket_path(&host_key);
         Some(
             VarlinkServer::bind(&path, hub.clone(), env!("CARGO_PKG_VERSION")).with_context(
                 || {
@@ -221,10 +228,9 @@ pub async fn run(
             let installed = async {
                 // Refusals at the fence are reported, so the group is
                 // bound before the table that logs to it exists.
-                let (log, group) =
-                    NflogSocket::open_on_host(host_log_group(&core.instance), 64).await?;
+                let (log, group) = NflogSocket::open_on_host(host_log_group(&host_key), 64).await?;
                 let guard = Arc::new(HostGuard::new(
-                    &core.instance,
+                    &host_key,
                     tcp_ports,
                     egress.config().dns_port,
                     group,
@@ -359,30 +365,13 @@ pub async fn run(
         }
     };
 
-    let reconciled = match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
-        Ok(Ok(report)) => {
-            tracing::info!(
-                restored = report.restored,
-                finished = ?report.finished,
-                dropped = ?report.dropped,
-                unknown_containers = ?report.unknown_containers,
-                unknown_networks = ?report.unknown_networks,
-                removed_unknown = report.removed_unknown,
-                pruned_networks = report.pruned_networks,
-                "restored boxes"
-            );
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot reconcile with docker yet; boxes stay as stored until it answers");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(
-                "docker did not answer the start-up reconcile in time; retrying in the background"
-            );
-            false
-        }
+    let reconciled = if !boxes.leads() {
+        tracing::info!(
+            "another hub on this database leads: it reconciles and reaps, and this one takes over if it goes"
+        );
+        false
+    } else {
+        reconcile_at_start(&boxes).await
     };
 
     let mut components = Components::new(Duration::from_secs(shutdown_timeout_secs));
@@ -582,4 +571,47 @@ fn register_store_size(store: &Arc<Store>) {
                 .unwrap_or_default()
         },
     )));
+}
+
+/// The reconcile before serving, within [`RECONCILE_AT_START`]; false
+/// leaves it to the maintenance loop.
+async fn reconcile_at_start(boxes: &BoxService) -> bool {
+    match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
+        Ok(Ok(report)) => {
+            tracing::info!(
+                restored = report.restored,
+                finished = ?report.finished,
+                dropped = ?report.dropped,
+                unknown_containers = ?report.unknown_containers,
+                unknown_networks = ?report.unknown_networks,
+                removed_unknown = report.removed_unknown,
+                pruned_networks = report.pruned_networks,
+                "restored boxes"
+            );
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "cannot reconcile with docker yet; boxes stay as stored until it answers");
+            false
+        }
+        Err(_) => {
+            tracing::warn!(
+                "docker did not answer the start-up reconcile in time; retrying in the background"
+            );
+            false
+        }
+    }
+}
+
+/// What names this process's resources on the host — the host fence's
+/// table and log group, the mark on its children, terok's socket: the
+/// instance, or on a shared store (where several hubs are one instance,
+/// perhaps on one machine) the instance and this hub's data dir, so one
+/// hub's start never takes another's table or kills its children.
+fn host_key(store: &Store, instance: &str, data_dir: &std::path::Path) -> String {
+    if !store.is_shared() {
+        return instance.to_owned();
+    }
+    let hub = paddock_secret::hash(&data_dir.display().to_string());
+    format!("{instance}_{}", hub.get(..8).unwrap_or(&hub))
 }

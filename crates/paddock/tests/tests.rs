@@ -58,6 +58,7 @@ mod serve;
 mod spoke_boxes;
 mod spoke_git;
 mod spokes;
+mod store_postgres;
 mod systemd;
 mod traces;
 mod versions;

@@ -46,6 +46,7 @@ fn collect(dir: &Path, into: &mut Vec<PathBuf>) -> anyhow::Result<()> {
 
 /// Writes the archive; what it holds, as a line for the person.
 pub fn write(config: &Resolved, output: &Path) -> anyhow::Result<String> {
+    config.store.only_sqlite("paddock backup")?;
     let data = &config.data_dir;
     let db = data.join("paddock.db");
     anyhow::ensure!(

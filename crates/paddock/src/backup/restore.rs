@@ -89,6 +89,7 @@ fn empty_or_missing(dir: &Path) -> bool {
 }
 
 pub fn read(config: &Resolved, input: &Path) -> anyhow::Result<String> {
+    config.store.only_sqlite("paddock restore")?;
     let data = &config.data_dir;
     let git = config
         .git

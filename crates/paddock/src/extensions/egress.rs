@@ -30,7 +30,9 @@ pub struct EmbeddedEgress {
     /// Other gateway ports a box may reach (the git gate's).
     extra_ports: Vec<u16>,
     networks: Mutex<HashMap<String, (Ipv4Addr, CancellationToken)>>,
-    guards: Mutex<HashMap<String, CancellationToken>>,
+    /// The boxes this process guards: the guard's stop and the pid of
+    /// the container process it guards.
+    guards: Mutex<HashMap<String, (CancellationToken, u32)>>,
     host: HostFence,
     fences: Mutex<HashMap<String, FenceState>>,
     /// Rules a login profile put in place for a login under way, by box.
@@ -143,7 +145,13 @@ impl EmbeddedEgress {
             project: started.project.to_owned(),
         };
         let config = self.egress.config();
-        if config.firewall {
+        let guarded_already = lock(&self.guards)
+            .get(started.box_id)
+            .is_some_and(|(stop, pid)| *pid == started.pid && !stop.is_cancelled());
+        // A hub taking over from another (several on one database) finds
+        // boxes it made itself among those it restores: their guard is in
+        // place, and a second would be refused its log group.
+        if config.firewall && !guarded_already {
             let gateway = lock(&self.networks)
                 .get(started.network_id)
                 .map(|(gw, _)| *gw)
@@ -163,7 +171,9 @@ impl EmbeddedEgress {
                 .await
                 .map_err(|e| ExtensionError::new(e.to_string()))?;
             let stop = self.stop.child_token();
-            if let Some(old) = lock(&self.guards).insert(who.box_id.clone(), stop.clone()) {
+            if let Some((old, _)) =
+                lock(&self.guards).insert(who.box_id.clone(), (stop.clone(), started.pid))
+            {
                 old.cancel();
             }
             tokio::spawn(report_raw_attempts(
@@ -269,7 +279,7 @@ impl BoxExtension for EmbeddedEgress {
 
     fn removed(&self, box_id: &str, project: &str, reason: &str) {
         self.login_ended(box_id);
-        if let Some(stop) = lock(&self.guards).remove(box_id) {
+        if let Some((stop, _)) = lock(&self.guards).remove(box_id) {
             stop.cancel();
         }
         let who = BoxIdentity {
