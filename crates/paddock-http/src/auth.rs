@@ -90,6 +90,14 @@ pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
 }
 
 pub(crate) fn unauthorised(e: &AuthError) -> Response {
+    if let AuthError::StoreUnavailable(_) = e {
+        return ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: ErrorCode::StoreUnavailable,
+            message: e.to_string(),
+        }
+        .into_response();
+    }
     let mut response = ApiError {
         status: StatusCode::UNAUTHORIZED,
         code: ErrorCode::Unauthenticated,

@@ -186,7 +186,7 @@ impl Regime for TokenRegime {
         let row = self
             .store
             .api_token_by_hash(&digest)
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?
+            .map_err(store_failure)?
             .filter(|r| bool::from(r.token_hash.as_bytes().ct_eq(digest.as_bytes())))
             .ok_or(AuthError::Unknown)?;
         if row.revoked_at_secs.is_some() {
@@ -201,7 +201,7 @@ impl Regime for TokenRegime {
             // through another surface either.
             self.store
                 .mark_api_token_mcp(&row.id, crate::now())
-                .map_err(|e| AuthError::Unavailable(e.to_string()))?;
+                .map_err(store_failure)?;
             used_over_mcp = true;
         }
         // Stored names the binary no longer knows grant nothing.
@@ -226,5 +226,15 @@ impl Regime for TokenRegime {
 
     fn ttl(&self) -> Duration {
         self.ttl
+    }
+}
+
+/// A store that failed for a reason that may pass says "try again"; any
+/// other failure is a refusal.
+fn store_failure(e: paddock_store::StoreError) -> AuthError {
+    if e.unavailable() {
+        AuthError::StoreUnavailable(e.to_string())
+    } else {
+        AuthError::Unavailable(e.to_string())
     }
 }

@@ -16,6 +16,11 @@ pub enum AuthError {
     /// unreachable); a refusal, never an allow.
     #[error("cannot verify the credential: {0}")]
     Unavailable(String),
+    /// paddock's own store could not be read (its database is down, say):
+    /// nothing is known about the credential, good or bad, so the
+    /// caller is told to try again rather than that it was refused.
+    #[error("cannot verify the credential now: the store is unavailable ({0}); try again")]
+    StoreUnavailable(String),
 }
 
 /// Why an authenticated caller may not do something.

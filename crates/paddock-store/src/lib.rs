@@ -18,6 +18,7 @@ mod git_tokens;
 mod http_rules;
 mod leader;
 mod migrate;
+mod notices;
 mod pg;
 #[cfg(test)]
 mod pg_tests;
@@ -42,6 +43,7 @@ pub use boxes::{ActivationRow, BoxRow, BoxState};
 pub use egress::{AuditQuery, AuditRow, RuleRow};
 pub use git_tokens::GitGrant;
 pub use http_rules::HttpRuleRow;
+pub use notices::{MAX_NOTICE_BYTES, Notice};
 pub use secrets::SecretRow;
 pub use spoke_boxes::SpokeBoxRow;
 pub use spokes::SpokeRow;
@@ -135,6 +137,8 @@ pub struct Store {
     conn: Mutex<Backend>,
     /// On PostgreSQL: whether this hub leads (see `leader`).
     leader: Option<leader::Leadership>,
+    /// On PostgreSQL: how to connect again (listeners have their own).
+    settings: Option<postgres::Config>,
 }
 
 impl Store {
@@ -165,10 +169,12 @@ impl Store {
         let store = Self {
             conn: Mutex::new(Backend::Postgres(link)),
             leader: None,
+            settings: None,
         };
         migrate::run(&store.conn())?;
         Ok(Self {
-            leader: Some(leader::Leadership::start(settings)),
+            leader: Some(leader::Leadership::start(settings.clone())),
+            settings: Some(settings),
             ..store
         })
     }
@@ -179,6 +185,7 @@ impl Store {
         let store = Self {
             conn: Mutex::new(Backend::Sqlite(conn)),
             leader: None,
+            settings: None,
         };
         migrate::run(&store.conn())?;
         Ok(store)
@@ -197,6 +204,7 @@ impl Store {
         Self {
             conn: Mutex::new(Backend::Sqlite(conn)),
             leader: None,
+            settings: None,
         }
     }
 

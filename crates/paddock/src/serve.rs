@@ -309,6 +309,7 @@ pub async fn run(
         extensions.push(embedded);
     }
     let boxes_store = store.clone();
+    let peer_store = store.clone();
     let git_enabled = git.enabled;
     // The spoke CA is made on first start and kept in the data dir.
     let spokes = Arc::new(paddock_spoke::Enrolment::new(
@@ -436,6 +437,21 @@ pub async fn run(
     if let Some(listener) = spoke_listener {
         let links = spokes.links().clone();
         components.start("spokes", move |stop| links.serve(listener, stop));
+    }
+    // Hubs on one database show one pending queue.
+    if peer_store.is_shared() {
+        let rules = egress.clone();
+        let reread = Box::new(move || {
+            if let Some(egress) = &rules
+                && let Err(e) = egress
+                    .reload_rules()
+                    .and_then(|()| egress.reload_http_rules())
+            {
+                tracing::warn!(error = %e, "cannot read the egress rules another hub changed");
+            }
+        });
+        let peers = paddock_peers::Peers::new(hub.clone(), peer_store, &host_key, reread);
+        components.start("peers", move |stop| peers.run(stop));
     }
     if let Some(role) = role {
         let local = paddock_spoke::Local::new(boxes.clone(), hub.clone(), egress.clone());

@@ -10,12 +10,18 @@ use std::time::Duration;
 use paddock_store::testing::TempPostgres;
 use serde_json::json;
 
-use crate::common::egress_site::exec;
+use paddock_clearance::varlink::VarlinkClient;
+
+use crate::common::egress_site::{UPSTREAM_BODY, Upstream, add_rule, exec, exec_later};
 use crate::common::{Options, Paddock, paddock_bin, wait_for};
 
 fn on(url: &str, default_instance: bool) -> Paddock {
+    on_with(url, default_instance, "")
+}
+
+fn on_with(url: &str, default_instance: bool, toml: &str) -> Paddock {
     Paddock::start(Options {
-        extra_toml: format!("[store]\nurl = \"{url}\"\n"),
+        extra_toml: format!("[store]\nurl = \"{url}\"\n{toml}"),
         default_instance,
         login_profile: false,
         ..Options::default()
@@ -140,5 +146,164 @@ async fn two_hubs_on_one_postgres_share_what_they_keep_and_one_takes_over_from_t
     // never reach the log, though the hubs log at debug.
     assert!(!b.log().contains("executing statement"), "{}", b.log());
     drop(b);
+    drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_held_at_one_hub_is_decided_at_another() {
+    let pg = TempPostgres::start().expect("PostgreSQL is installed (scripts/test installs it)");
+    let url = pg.database("held");
+    let upstream = Upstream::start("127.0.0.1:0").await;
+    let egress = "[egress]\nhold_timeout_secs = 60\n\
+                  [egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n";
+    let a = on_with(&url, false, egress);
+    let b = on_with(&url, true, egress);
+    let (status, made) = a
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": "held-at-a"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+    // The rule is written at B; A's gateway, which holds the box's
+    // connections, reads it again.
+    add_rule(
+        &b,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+    let fetching = wait_for(
+        "A's gateway to hold the connection",
+        Duration::from_secs(30),
+        || async {
+            let fetching = exec_later(
+                &a,
+                "held-at-a",
+                &format!("wget -q -O - http://upstream.test:{}/far", upstream.port),
+            );
+            let held = wait_for("a held request at A", Duration::from_secs(5), || async {
+                let (_, pending) = a.get("/api/v1/egress/pending").await;
+                pending["requests"]
+                    .as_array()
+                    .and_then(|r| r.first().cloned())
+            });
+            match tokio::time::timeout(Duration::from_secs(6), held).await {
+                Ok(_) => Some(fetching),
+                Err(_) => {
+                    fetching.abort();
+                    None
+                }
+            }
+        },
+    )
+    .await;
+
+    // B's queue shows it under B's own id.
+    let held = wait_for(
+        "the request mirrored at B",
+        Duration::from_secs(15),
+        || async {
+            let (_, pending) = b.get("/api/v1/egress/pending").await;
+            pending["requests"]
+                .as_array()
+                .and_then(|r| r.first().cloned())
+        },
+    )
+    .await;
+    let (_, at_a) = a.get("/api/v1/egress/pending").await;
+    assert_eq!(held["container"], "held-at-a", "{held}");
+    assert_ne!(
+        held["request_id"], at_a["requests"][0]["request_id"],
+        "B cites its own ids"
+    );
+    assert!(
+        !fetching.is_finished(),
+        "the connection waits for a verdict"
+    );
+
+    // Allowed over B's varlink: A's held connection goes through.
+    let mut varlink = VarlinkClient::connect(&b.clearance_socket()).await.unwrap();
+    let allowed = varlink
+        .call(
+            "org.terok.Clearance1.Verdict",
+            json!({"container": "held-at-a", "request_id": held["request_id"], "dest": held["dest"], "action": "allow"}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(allowed["ok"], true, "{allowed}\nA:\n{}", a.log());
+    let out = fetching.await.unwrap();
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert!(
+        out["stdout"].as_str().unwrap().contains(UPSTREAM_BODY),
+        "{out}"
+    );
+    // Decided once: again is refused, and both queues empty.
+    let again = varlink
+        .call(
+            "org.terok.Clearance1.Verdict",
+            json!({"container": "held-at-a", "request_id": held["request_id"], "dest": held["dest"], "action": "allow"}),
+        )
+        .await;
+    assert!(again.is_err(), "{again:?}");
+    for hub in [&a, &b] {
+        wait_for("the queue to empty", Duration::from_secs(10), || async {
+            let (_, pending) = hub.get("/api/v1/egress/pending").await;
+            pending["requests"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+                .then_some(())
+        })
+        .await;
+    }
+    drop((a, b));
+    drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hub_rides_out_its_database_restarting_under_load() {
+    let mut pg = TempPostgres::start().expect("PostgreSQL is installed (scripts/test installs it)");
+    let url = pg.database("restart");
+    let hub = on(&url, false);
+    let (status, made) = hub
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "alpha", "box_id": "kept"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{made}");
+
+    // Readers keep asking while the database goes away and comes back.
+    let load = {
+        let (http, url) = (hub.http.clone(), hub.url.clone());
+        tokio::spawn(async move {
+            let mut seen = std::collections::BTreeSet::new();
+            for _ in 0..200 {
+                if let Ok(answer) = http.get(format!("{url}/api/v1/boxes")).send().await {
+                    seen.insert(answer.status().as_u16());
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    pg.stop();
+    let (status, body) = hub.get("/api/v1/boxes/kept").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
+    pg.launch();
+    let seen = load.await.unwrap();
+    assert!(seen.contains(&200), "{seen:?}");
+    assert!(
+        seen.iter().all(|s| [200, 503].contains(s)),
+        "only answers or 503: {seen:?}"
+    );
+
+    // Nothing lost; the hub works on without a restart.
+    let (status, got) = hub.get("/api/v1/boxes/kept").await;
+    assert_eq!((status, &got["state"]), (200, &json!("ready")), "{got}");
+    let out = exec(&hub, "kept", "echo after").await;
+    assert_eq!(out["stdout"], "after\n", "{out}");
+    drop(hub);
     drop(pg);
 }
