@@ -15,6 +15,7 @@ pub mod fuzzing;
 mod hub;
 pub mod metrics;
 mod queue;
+mod relayed;
 mod request;
 pub mod varlink;
 mod verdict;
@@ -25,4 +26,5 @@ pub use hub::{
     PendingRequest, PendingView, SubscriberQueueView, Ticket, Verdict, VerdictError, VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
+pub use relayed::RelayedVerdict;
 pub use request::{VerdictRequest, VerdictRequestError};

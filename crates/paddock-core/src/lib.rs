@@ -26,6 +26,7 @@ mod power;
 mod reconcile;
 pub mod remote;
 mod remote_boxes;
+mod remote_terminal;
 mod service;
 mod subnet;
 mod terminal;

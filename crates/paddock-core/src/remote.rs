@@ -52,6 +52,28 @@ pub enum RemoteCall {
         ttl_secs: Option<u64>,
         by: String,
     },
+    /// A terminal in the box; its bytes go both ways on the link's
+    /// `stream` (opened by the hub before it asks).
+    OpenTerminal {
+        box_id: String,
+        command: Option<String>,
+        term: String,
+        cols: u16,
+        rows: u16,
+        stream: u64,
+    },
+    ResizeTerminal {
+        exec_id: String,
+        cols: u16,
+        rows: u16,
+    },
+    SignalTerminal {
+        exec_id: String,
+        signal: String,
+    },
+    TerminalExit {
+        exec_id: String,
+    },
 }
 
 /// A shield as a spoke set it.
@@ -71,6 +93,10 @@ pub enum RemoteReply {
     Exec(ExecResult),
     Logs(String),
     Shield(ShieldSet),
+    /// A terminal opened: the spoke's exec id for it.
+    Terminal(String),
+    /// A terminal's command's exit code; None while it runs.
+    ExitCode(Option<i64>),
     Done,
 }
 
@@ -160,6 +186,20 @@ pub trait Spokes: Send + Sync {
     fn boxes_here(&self) -> bool {
         true
     }
+
+    /// A byte stream both ways on `spoke`'s link, for a terminal.
+    fn open_stream(&self, spoke: &str) -> Result<RemoteStream, SpokeCallError> {
+        Err(SpokeCallError::Unreachable(spoke.to_owned()))
+    }
+}
+
+/// Bytes both ways on a spoke's link: what arrives from the spoke, and
+/// where to put what goes to it. Dropping `input` ends the stream's
+/// input; `output` ends when the spoke ends it or the link goes.
+pub struct RemoteStream {
+    pub id: u64,
+    pub output: tokio::sync::mpsc::Receiver<bytes::Bytes>,
+    pub input: tokio::sync::mpsc::Sender<bytes::Bytes>,
 }
 
 /// Where a create goes: `None` is this machine. A named spoke must be

@@ -338,7 +338,7 @@ impl BoxService {
 }
 
 /// A spoke answered a call about `row`'s box with the wrong kind of reply.
-fn garbled(row: &SpokeBoxRow) -> CoreError {
+pub(crate) fn garbled(row: &SpokeBoxRow) -> CoreError {
     SpokeCallError::Garbled(row.spoke.clone()).for_box(&row.id, &row.spoke)
 }
 

@@ -53,13 +53,13 @@ impl BoxService {
     ) -> Result<InteractiveExec> {
         let size = terminal_size(size.0, size.1)?;
         let term = term_name(term)?;
-        let line = match command {
-            Some(c) => {
-                validate::command(c)?;
-                c
-            }
-            None => DEFAULT_SHELL,
-        };
+        if let Some(c) = command {
+            validate::command(c)?;
+        }
+        if let Some(remote) = self.remote_box(id)? {
+            return self.remote_terminal(&remote, command, term, size).await;
+        }
+        let line = command.unwrap_or(DEFAULT_SHELL);
         let container = self.container_of(id, true)?;
         let argv = vec!["/bin/sh".to_owned(), "-c".to_owned(), line.to_owned()];
         let env = vec![format!("TERM={term}")];
@@ -74,15 +74,24 @@ impl BoxService {
 
     pub async fn resize_terminal(&self, exec_id: &str, cols: u16, rows: u16) -> Result<()> {
         let size = terminal_size(cols, rows)?;
+        if let Some(routed) = self.remote_resize(exec_id, cols, rows).await {
+            return routed;
+        }
         Ok(self.engine.resize_terminal(exec_id, size).await?)
     }
 
     pub async fn signal_terminal(&self, exec_id: &str, signal: TerminalSignal) -> Result<()> {
+        if let Some(routed) = self.remote_signal(exec_id, signal).await {
+            return routed;
+        }
         Ok(self.engine.signal_exec(exec_id, signal).await?)
     }
 
     /// None while the terminal's command runs.
     pub async fn terminal_exit_code(&self, exec_id: &str) -> Result<Option<i64>> {
+        if let Some(routed) = self.remote_exit_code(exec_id).await {
+            return routed;
+        }
         Ok(self.engine.exec_exit_code(exec_id).await?)
     }
 }

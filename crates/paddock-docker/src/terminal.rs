@@ -29,6 +29,17 @@ impl TerminalSignal {
         })
     }
 
+    /// The name [`TerminalSignal::parse`] reads back.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hangup => "HUP",
+            Self::Interrupt => "INT",
+            Self::Quit => "QUIT",
+            Self::Terminate => "TERM",
+            Self::Kill => "KILL",
+        }
+    }
+
     fn number(self) -> libc::c_int {
         match self {
             Self::Hangup => libc::SIGHUP,

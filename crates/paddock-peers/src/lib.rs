@@ -23,14 +23,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paddock_clearance::{
-    ClearanceEvent, Ending, EventKind, Hold, Hub, NotApplied, Ticket, Verdict, VerdictScope,
+    ClearanceEvent, Ending, EventKind, Hold, Hub, NotApplied, RelayedVerdict, Ticket,
 };
 use paddock_store::{Notice, Store};
 use parking_lot::Mutex;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
-use crate::wire::{CHANNEL, PeerMessage, PeerVerdict};
+use crate::wire::{CHANNEL, PeerMessage};
 
 /// The dossier key a mirrored request carries: the hub that holds it.
 pub const HELD_AT: &str = "held_at";
@@ -178,7 +178,7 @@ impl Peers {
             } if to == self.me => {
                 let peers = self.clone();
                 tokio::spawn(async move {
-                    let applied = peers.apply(verdict).await;
+                    let applied = peers.hub.apply_relayed(verdict, "").await;
                     peers.send(&PeerMessage::Done {
                         from: peers.me.clone(),
                         to: from,
@@ -254,20 +254,11 @@ impl Peers {
         let ask = self.next_ask.fetch_add(1, Ordering::Relaxed);
         let (answered, answer) = oneshot::channel();
         self.asks.lock().insert(ask, answered);
-        let v = &verdict.verdict;
         self.send(&PeerMessage::Verdict {
             from: self.me.clone(),
             to: to.clone(),
             ask,
-            verdict: PeerVerdict {
-                request_id,
-                container: verdict.event.container.clone(),
-                dest: verdict.event.dest.clone(),
-                action: v.action.clone(),
-                scope: v.scope.as_str().to_owned(),
-                ttl_secs: v.ttl.map(|t| t.as_secs()),
-                decided_by: v.decided_by.clone(),
-            },
+            verdict: RelayedVerdict::of(request_id, &verdict),
         });
         let applied = match tokio::time::timeout(ANSWER_WITHIN, answer).await {
             Ok(Ok(applied)) => applied,
@@ -275,27 +266,6 @@ impl Peers {
         };
         self.asks.lock().remove(&ask);
         ack.answer(applied.map_err(NotApplied));
-    }
-
-    /// A verdict another hub was given for a request this hub holds; this
-    /// hub's clearance hub checks it as any other.
-    async fn apply(&self, v: PeerVerdict) -> Result<(), String> {
-        let scope = VerdictScope::parse(&v.scope)
-            .ok_or_else(|| format!("unknown verdict scope {:?}", v.scope))?;
-        let verdict = Verdict {
-            container: v.container,
-            request_id: v.request_id,
-            dest: v.dest,
-            action: v.action,
-            scope,
-            ttl: v.ttl_secs.map(Duration::from_secs),
-            decided_by: v.decided_by,
-        };
-        match self.hub.verdict(verdict).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("the verdict was not applied".into()),
-            Err(e) => Err(e.to_string()),
-        }
     }
 
     /// The requests of hubs not heard from for a while leave the queue;

@@ -2,7 +2,7 @@
 //! PostgreSQL channel, each naming its sender (and, for a verdict and its
 //! answer, the one hub it is for).
 
-use paddock_clearance::ClearanceEvent;
+use paddock_clearance::{ClearanceEvent, RelayedVerdict};
 use serde::{Deserialize, Serialize};
 
 /// The channel every hub listens on.
@@ -28,7 +28,7 @@ pub(crate) enum PeerMessage {
         from: String,
         to: String,
         ask: u64,
-        verdict: PeerVerdict,
+        verdict: RelayedVerdict,
     },
     /// `to`'s verdict `ask`, applied or why not.
     Done {
@@ -50,15 +50,4 @@ impl PeerMessage {
             | Self::Done { from, .. } => from,
         }
     }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub(crate) struct PeerVerdict {
-    pub request_id: String,
-    pub container: String,
-    pub dest: String,
-    pub action: String,
-    pub scope: String,
-    pub ttl_secs: Option<u64>,
-    pub decided_by: String,
 }

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use paddock_core::remote::{RemoteFailure, RemoteReply, SpokeCallError};
+use bytes::Bytes;
+use paddock_core::remote::{RemoteFailure, RemoteReply, RemoteStream, SpokeCallError};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::streams::{FRAME_BYTES, STREAM_BUFFER, Streams, encode};
 use crate::wire::HubMessage;
 
 /// The longest a call waits for its answer: a create may pull an image.
@@ -29,6 +31,8 @@ pub(crate) struct Session {
     outbox: mpsc::Sender<HubMessage>,
     waiting: Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>,
     ids: Arc<AtomicU64>,
+    /// Streams whose bytes come from the spoke (terminals' output).
+    pub(crate) streams: Streams,
 }
 
 impl Session {
@@ -37,6 +41,7 @@ impl Session {
             outbox,
             waiting: Arc::default(),
             ids: Arc::new(AtomicU64::new(1)),
+            streams: Streams::default(),
         }
     }
 
@@ -77,9 +82,42 @@ impl Session {
         }
     }
 
-    /// Ends every waiting call as unreachable (the link went).
+    /// Ends every waiting call as unreachable, and every stream (the
+    /// link went).
     pub(crate) fn end(&self) {
         self.waiting.lock().clear();
+        self.streams.clear();
+    }
+
+    /// Sends a frame that needs no answer, without waiting (from the
+    /// link's reader, which must not block); dropped if the outbox is full.
+    pub(crate) fn tell(&self, frame: HubMessage) {
+        let _ = self.outbox.try_send(frame);
+    }
+
+    /// A stream both ways: what the spoke sends on it arrives on
+    /// `output`; what goes into `input` is sent, and its end told.
+    pub(crate) fn open_stream(&self) -> RemoteStream {
+        let id = self.ids.fetch_add(1, Ordering::Relaxed);
+        let (deliver, output) = mpsc::channel(STREAM_BUFFER);
+        self.streams.insert(id, deliver);
+        let (input, mut typed) = mpsc::channel::<Bytes>(16);
+        let outbox = self.outbox.clone();
+        tokio::spawn(async move {
+            while let Some(bytes) = typed.recv().await {
+                for piece in bytes.chunks(FRAME_BYTES) {
+                    let frame = HubMessage::StreamData {
+                        stream: id,
+                        data: encode(piece),
+                    };
+                    if outbox.send(frame).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            let _ = outbox.send(HubMessage::StreamEnd { stream: id }).await;
+        });
+        RemoteStream { id, output, input }
     }
 }
 

@@ -164,6 +164,8 @@ async fn session(
         Ok(link) => link,
         Err(why) => return lost(why),
     };
+    // Terminals of an earlier link lost their hub side with it.
+    local.streams.clear();
     // Subscribed before the held requests are read, so none falls
     // between the two.
     let events = local.subscribe();
@@ -259,12 +261,14 @@ fn take(
         HubMessage::Call { id, call } => {
             let (local, outbox) = (local.clone(), outbox.clone());
             tokio::spawn(async move {
-                let changes_load = matches!(
-                    call,
-                    paddock_core::remote::RemoteCall::Create { .. }
-                        | paddock_core::remote::RemoteCall::Destroy { .. }
-                );
-                let result = local.handle(call).await;
+                use paddock_core::remote::RemoteCall;
+                let changes_load =
+                    matches!(call, RemoteCall::Create { .. } | RemoteCall::Destroy { .. });
+                let result = if matches!(call, RemoteCall::OpenTerminal { .. }) {
+                    local.open_terminal(call, outbox.clone()).await
+                } else {
+                    local.handle(call).await
+                };
                 let _ = outbox.send(SpokeMessage::Reply { id, result }).await;
                 if changes_load {
                     let boxes = local.box_count();
@@ -272,6 +276,12 @@ fn take(
                 }
             });
         }
+        HubMessage::StreamData { stream, data } => {
+            if !local.streams.deliver(stream, &data) {
+                let _ = outbox.try_send(SpokeMessage::StreamEnd { stream });
+            }
+        }
+        HubMessage::StreamEnd { stream } => local.streams.end(stream),
         HubMessage::Verdict { id, verdict } => {
             let (local, outbox) = (local.clone(), outbox.clone());
             tokio::spawn(async move {

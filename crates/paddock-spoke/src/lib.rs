@@ -26,6 +26,7 @@ mod git;
 mod link;
 mod local;
 mod mirror;
+mod streams;
 pub mod wire;
 
 pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};

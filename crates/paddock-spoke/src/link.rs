@@ -22,7 +22,9 @@ use tokio_util::sync::CancellationToken;
 
 use paddock_clearance::Hub;
 use paddock_core::BoxService;
-use paddock_core::remote::{RemoteCall, RemoteReply, SpokeCallError, SpokeLoad, Spokes};
+use paddock_core::remote::{
+    RemoteCall, RemoteReply, RemoteStream, SpokeCallError, SpokeLoad, Spokes,
+};
 use tokio::sync::mpsc;
 
 use crate::calls::{Answer, Session};
@@ -309,6 +311,14 @@ impl SpokeLinks {
                     mirror.on_event(name, session, event);
                 }
             }
+            SpokeMessage::StreamData { stream, data } => {
+                if !session.streams.deliver(stream, &data) {
+                    // Its reader went or fell too far behind: the spoke
+                    // stops sending.
+                    session.tell(HubMessage::StreamEnd { stream });
+                }
+            }
+            SpokeMessage::StreamEnd { stream } => session.streams.end(stream),
             SpokeMessage::Hello { .. } => return false,
         }
         true
@@ -337,6 +347,14 @@ impl Spokes for SpokeLinks {
                 max_boxes: s.max_boxes,
             })
             .collect()
+    }
+
+    fn open_stream(&self, spoke: &str) -> Result<RemoteStream, SpokeCallError> {
+        let connected = self.connected.lock();
+        let c = connected
+            .get(spoke)
+            .ok_or_else(|| SpokeCallError::Unreachable(spoke.to_owned()))?;
+        Ok(c.session.open_stream())
     }
 
     fn call<'a>(

@@ -6,23 +6,37 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use paddock_clearance::{ClearanceEvent, Hub, Subscription, Verdict, VerdictScope};
+use bytes::Bytes;
+use futures_util::StreamExt;
+
+use paddock_clearance::{ClearanceEvent, Hub, Subscription};
 use paddock_core::remote::{FailureKind, LOCAL, RemoteCall, RemoteFailure, RemoteReply, ShieldSet};
 use paddock_core::{BoxService, CoreError, CreateBox};
+use paddock_docker::{Chunk, InteractiveExec, TerminalSignal};
 use paddock_egress::{BoxIdentity, Egress};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::mpsc;
 
-use crate::wire::SpokeVerdict;
+use crate::streams::{FRAME_BYTES, STREAM_BUFFER, Streams, encode};
+use crate::wire::{SpokeMessage, SpokeVerdict};
 
 pub struct Local {
     boxes: Arc<BoxService>,
     hub: Arc<Hub>,
     /// The spoke's gateway (its boxes' shields), when egress is on.
     egress: Option<Arc<Egress>>,
+    /// Terminals' input, by the hub's stream id.
+    pub(crate) streams: Streams,
 }
 
 impl Local {
     pub fn new(boxes: Arc<BoxService>, hub: Arc<Hub>, egress: Option<Arc<Egress>>) -> Arc<Self> {
-        Arc::new(Self { boxes, hub, egress })
+        Arc::new(Self {
+            boxes,
+            hub,
+            egress,
+            streams: Streams::default(),
+        })
     }
 
     /// How many boxes the spoke has now.
@@ -77,7 +91,98 @@ impl Local {
                 ttl_secs,
                 by,
             } => self.shield(&box_id, &state, ttl_secs, &by),
+            // Opened with the link's outbox at hand (`open_terminal`).
+            RemoteCall::OpenTerminal { .. } => Err(RemoteFailure {
+                kind: FailureKind::Invalid,
+                message: "a terminal is opened on a stream".into(),
+            }),
+            RemoteCall::ResizeTerminal {
+                exec_id,
+                cols,
+                rows,
+            } => {
+                self.boxes
+                    .resize_terminal(&exec_id, cols, rows)
+                    .await
+                    .map_err(failure)?;
+                Ok(RemoteReply::Done)
+            }
+            RemoteCall::SignalTerminal { exec_id, signal } => {
+                let signal = TerminalSignal::parse(&signal).ok_or_else(|| RemoteFailure {
+                    kind: FailureKind::Invalid,
+                    message: format!("no signal {signal:?}"),
+                })?;
+                self.boxes
+                    .signal_terminal(&exec_id, signal)
+                    .await
+                    .map_err(failure)?;
+                Ok(RemoteReply::Done)
+            }
+            RemoteCall::TerminalExit { exec_id } => Ok(RemoteReply::ExitCode(
+                self.boxes
+                    .terminal_exit_code(&exec_id)
+                    .await
+                    .map_err(failure)?,
+            )),
         }
+    }
+
+    /// Opens a terminal in the box; its output goes to the hub on
+    /// `stream` through `outbox`, and what arrives on it is typed in.
+    pub(crate) async fn open_terminal(
+        &self,
+        call: RemoteCall,
+        outbox: mpsc::Sender<SpokeMessage>,
+    ) -> Result<RemoteReply, RemoteFailure> {
+        let RemoteCall::OpenTerminal {
+            box_id,
+            command,
+            term,
+            cols,
+            rows,
+            stream,
+        } = call
+        else {
+            return self.handle(call).await;
+        };
+        let exec = self
+            .boxes
+            .open_terminal(&box_id, command.as_deref(), &term, (cols, rows))
+            .await
+            .map_err(|e| RemoteFailure::from(&e))?;
+        let InteractiveExec {
+            exec_id,
+            mut output,
+            mut input,
+        } = exec;
+        let (typed, mut arriving) = mpsc::channel::<Bytes>(STREAM_BUFFER);
+        self.streams.insert(stream, typed);
+        tokio::spawn(async move {
+            while let Some(bytes) = arriving.recv().await {
+                if input.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+            let _ = input.shutdown().await;
+        });
+        let streams = self.streams.clone();
+        tokio::spawn(async move {
+            while let Some(Ok(Chunk::Stdout(bytes) | Chunk::Stderr(bytes))) = output.next().await {
+                for piece in bytes.chunks(FRAME_BYTES) {
+                    let frame = SpokeMessage::StreamData {
+                        stream,
+                        data: encode(piece),
+                    };
+                    if outbox.send(frame).await.is_err() {
+                        streams.end(stream);
+                        return;
+                    }
+                }
+            }
+            let _ = outbox.send(SpokeMessage::StreamEnd { stream }).await;
+            streams.end(stream);
+        });
+        Ok(RemoteReply::Terminal(exec_id))
     }
 
     /// The view with the shield this spoke's gateway has for the box.
@@ -126,22 +231,7 @@ impl Local {
     /// spoke's hub checks it as any other (the request must be held and
     /// the box and destination must be the ones it announced).
     pub(crate) async fn verdict(&self, v: SpokeVerdict) -> Result<(), String> {
-        let scope = VerdictScope::parse(&v.scope)
-            .ok_or_else(|| format!("unknown verdict scope {:?}", v.scope))?;
-        let verdict = Verdict {
-            container: v.container,
-            request_id: v.request_id,
-            dest: v.dest,
-            action: v.action,
-            scope,
-            ttl: v.ttl_secs.map(Duration::from_secs),
-            decided_by: format!("hub: {}", v.decided_by),
-        };
-        match self.hub.verdict(verdict).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err("the verdict was not applied".into()),
-            Err(e) => Err(e.to_string()),
-        }
+        self.hub.apply_relayed(v, "hub").await
     }
 
     pub(crate) fn subscribe(&self) -> Subscription {

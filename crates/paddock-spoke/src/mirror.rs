@@ -140,19 +140,10 @@ impl Mirror {
             return;
         };
         let (spoke, spoke_request) = key;
-        let v = &verdict.verdict;
         let answer = session
             .ask(&spoke, |id| HubMessage::Verdict {
                 id,
-                verdict: SpokeVerdict {
-                    request_id: spoke_request,
-                    container: verdict.event.container.clone(),
-                    dest: verdict.event.dest.clone(),
-                    action: v.action.clone(),
-                    scope: v.scope.as_str().to_owned(),
-                    ttl_secs: v.ttl.map(|t| t.as_secs()),
-                    decided_by: v.decided_by.clone(),
-                },
+                verdict: SpokeVerdict::of(spoke_request, &verdict),
             })
             .await;
         ack.answer(match answer {

@@ -38,6 +38,10 @@ pub enum SpokeMessage {
         id: u64,
         applied: Result<(), String>,
     },
+    /// Bytes on a stream the hub opened (a terminal's output), base64.
+    StreamData { stream: u64, data: String },
+    /// The stream's end (the terminal's command ended).
+    StreamEnd { stream: u64 },
 }
 
 /// From the hub.
@@ -53,18 +57,12 @@ pub enum HubMessage {
     /// A person decided one of your held requests; answer with a
     /// `VerdictDone` of this `id`.
     Verdict { id: u64, verdict: SpokeVerdict },
+    /// Bytes on a stream (what a terminal's person types), base64.
+    StreamData { stream: u64, data: String },
+    /// No more input on the stream (or its reader went).
+    StreamEnd { stream: u64 },
 }
 
 /// A verdict for a request the spoke holds, under the spoke's own
 /// `request_id`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpokeVerdict {
-    pub request_id: String,
-    pub container: String,
-    pub dest: String,
-    pub action: String,
-    pub scope: String,
-    pub ttl_secs: Option<u64>,
-    pub decided_by: String,
-}
+pub type SpokeVerdict = paddock_clearance::RelayedVerdict;

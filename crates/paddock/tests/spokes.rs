@@ -407,8 +407,8 @@ async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser
     assert_eq!(forged.status(), 403);
     assert_eq!(listed(&p, "edge-3")["connected"], true, "nothing changed");
 
-    // A box on the spoke, on the Boxes page: said to be there, with no
-    // terminal (the spoke's own); its shield buttons go to the spoke.
+    // A box on the spoke, on the Boxes page: said to be there; its
+    // terminal and shield buttons go to the spoke.
     let (status, created) = p
         .post(
             "/api/v1/boxes",
@@ -427,7 +427,7 @@ async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser
         .unwrap();
     assert!(
         boxes_page.contains("on spoke</span> edge-3")
-            && !boxes_page.contains("id=\"terminal-yonder\"")
+            && boxes_page.contains("id=\"terminal-yonder\"")
             && boxes_page.contains("/console/boxes/yonder/shield"),
         "{boxes_page}"
     );
@@ -443,6 +443,18 @@ async fn the_spokes_page_shows_a_linked_spoke_and_revokes_it_from_a_real_browser
             dir.display()
         ));
     }
+    // The spoke's box's terminal, in the page: typed here, run there.
+    browsers.ask("terminal ada /console/boxes/yonder/terminal");
+    browsers.ask("line ada echo $((6*7))far");
+    browsers.ask("screen ada 42far");
+    if let Some(dir) = screenshots_dir() {
+        browsers.ask(&format!(
+            "shot ada {}/console-terminal-spoke.png 1100 480",
+            dir.display()
+        ));
+    }
+    browsers.ask("line ada exit 4");
+    browsers.ask("termstatus ada exit code 4");
     browsers.ask("get ada /console/spokes");
     if let Some(dir) = screenshots_dir() {
         browsers.ask(&format!(

@@ -57,6 +57,7 @@ mod secrets;
 mod serve;
 mod spoke_boxes;
 mod spoke_git;
+mod spoke_terminal;
 mod spokes;
 mod store_postgres;
 mod systemd;

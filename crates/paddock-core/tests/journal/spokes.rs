@@ -136,6 +136,14 @@ impl Spokes for FakeSpoke {
                     truncated: false,
                 })),
                 RemoteCall::Logs { .. } => Ok(RemoteReply::Logs("log\n".into())),
+                // Terminals are the real link's (tests/spoke_terminal.rs).
+                RemoteCall::OpenTerminal { .. }
+                | RemoteCall::ResizeTerminal { .. }
+                | RemoteCall::SignalTerminal { .. }
+                | RemoteCall::TerminalExit { .. } => Err(SpokeCallError::Failed(RemoteFailure {
+                    kind: FailureKind::Invalid,
+                    message: "no terminals on this fake".into(),
+                })),
                 RemoteCall::Stop { box_id } | RemoteCall::Start { box_id } => {
                     let mut shown = self
                         .holds

@@ -85,8 +85,8 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
     } else {
         String::new()
     };
-    // A spoke's box: its shield is set there (routed); its terminal is
-    // the spoke's own.
+    // A spoke's box: its shield is set there and its terminal opened
+    // there (both routed through the link).
     let here = view.spoke.is_none();
     let shield_forms = if s.egress.is_some() || !here {
         format!(
@@ -110,7 +110,7 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
          <td data-label=\"Age\">{age}</td><td data-label=\"State\">{state_text}</td>\
          <td data-label=\"Shield\">{shield}</td>\
          <td class=\"actions\">{shield_forms}{activation}<a href=\"/console/boxes/{id}/logs\">Logs</a> \
-         {terminal}\
+         <a href=\"/console/boxes/{id}/terminal\" id=\"terminal-{id}\">Terminal</a> \
          <form method=\"post\" action=\"/console/boxes/{id}/destroy\" class=\"inline\">{csrf}\
          <button type=\"submit\" class=\"danger\" id=\"destroy-{id}\">Destroy</button></form></td></tr>",
         project = escape(&view.project),
@@ -118,11 +118,6 @@ fn row(s: &AppState, frame: &Frame<'_>, view: &BoxView) -> String {
         age = age(&view.created_at),
         state_text = state.replace("pendingactivation", "pending activation"),
         shield = shield_cell(s, view),
-        terminal = if here {
-            format!("<a href=\"/console/boxes/{id}/terminal\" id=\"terminal-{id}\">Terminal</a>")
-        } else {
-            String::new()
-        },
     )
 }
 
