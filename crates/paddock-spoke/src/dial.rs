@@ -35,6 +35,8 @@ const STEADY: Duration = Duration::from_secs(60);
 /// How often the spoke looks whether its number of boxes changed by
 /// itself (a time to live, an idle box reaped) and tells the hub.
 const STATUS_EVERY: Duration = Duration::from_secs(10);
+/// How often the spoke sends the hub its new decisions.
+const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the spoke offers the hub.
 #[derive(Debug, Clone)]
@@ -193,8 +195,22 @@ async fn session(
     let (outbox, mut outgoing) = mpsc::channel::<SpokeMessage>(64);
     let mut told_boxes = local.box_count();
     let mut look = tokio::time::interval(STATUS_EVERY);
+    // The hub says in its welcome how far it has the decision log.
+    let mut audit_after: Option<i64> = None;
+    let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
     loop {
         let frame = tokio::select! {
+            _ = audit_tick.tick() => {
+                if let Some(after) = audit_after
+                    && let Some((rows, through_id)) = local.decisions_after(after)
+                {
+                    if let Err(e) = send(&mut link, &SpokeMessage::Audit { rows, through_id }).await {
+                        return ended(e);
+                    }
+                    audit_after = Some(through_id);
+                }
+                continue;
+            }
             _ = look.tick() => {
                 let boxes = local.box_count();
                 if boxes != told_boxes {
@@ -234,7 +250,7 @@ async fn session(
         match frame {
             Message::Text(text) => match serde_json::from_str::<HubMessage>(&text) {
                 Ok(message) => {
-                    if let Some(refused) = take(message, local, &outbox) {
+                    if let Some(refused) = take(message, local, &outbox, &mut audit_after) {
                         return refused;
                     }
                 }
@@ -252,10 +268,16 @@ fn take(
     message: HubMessage,
     local: &Arc<Local>,
     outbox: &mpsc::Sender<SpokeMessage>,
+    audit: &mut Option<i64>,
 ) -> Option<Ended> {
     match message {
-        HubMessage::Welcome { name, hub_version } => {
+        HubMessage::Welcome {
+            name,
+            hub_version,
+            audit_after,
+        } => {
             tracing::info!(spoke = %name, %hub_version, "linked to the hub");
+            *audit = Some(audit_after);
         }
         HubMessage::Refused { reason } => return Some(Ended::Refused(reason)),
         HubMessage::Call { id, call } => {

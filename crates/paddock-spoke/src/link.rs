@@ -178,6 +178,7 @@ impl SpokeLinks {
         let welcome = HubMessage::Welcome {
             name: name.clone(),
             hub_version: self.hub_version.clone(),
+            audit_after: self.store.spoke_audit_cursor(&name).unwrap_or(0),
         };
         if send(&mut link, &welcome).await.is_ok() {
             self.reconcile_soon(&name);
@@ -319,9 +320,37 @@ impl SpokeLinks {
                 }
             }
             SpokeMessage::StreamEnd { stream } => session.streams.end(stream),
+            SpokeMessage::Audit { rows, through_id } => self.take_audit(name, rows, through_id),
             SpokeMessage::Hello { .. } => return false,
         }
         true
+    }
+}
+
+impl SpokeLinks {
+    /// A spoke's decisions join the hub's log: one audit log whatever
+    /// machine held the connection. Only its own boxes' (the hub's record
+    /// says which), each under the project the hub has for the box.
+    fn take_audit(&self, spoke: &str, rows: Vec<paddock_store::AuditRow>, through_id: i64) {
+        let mut kept = Vec::with_capacity(rows.len());
+        for mut row in rows {
+            match self.store.get_spoke_box(&row.box_id) {
+                Ok(Some(placed)) if placed.spoke == spoke => {
+                    row.project = placed.project;
+                    kept.push(row);
+                }
+                Ok(_) => {
+                    tracing::debug!(%spoke, box_id = %row.box_id, "a decision for a box the hub did not place there; not logged");
+                }
+                Err(e) => {
+                    tracing::warn!(%spoke, error = %e, "cannot check a spoke's decisions; they are sent again on its next link");
+                    return;
+                }
+            }
+        }
+        if let Err(e) = self.store.append_spoke_audit(spoke, &kept, through_id) {
+            tracing::warn!(%spoke, error = %e, "cannot log a spoke's decisions; they are sent again on its next link");
+        }
     }
 }
 

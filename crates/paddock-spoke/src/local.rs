@@ -17,6 +17,11 @@ use paddock_egress::{BoxIdentity, Egress};
 use tokio::io::AsyncWriteExt;
 use tokio::sync::mpsc;
 
+use paddock_store::{AuditRow, Store};
+
+/// The most decisions one frame carries.
+const AUDIT_BATCH: u32 = 500;
+
 use crate::streams::{FRAME_BYTES, STREAM_BUFFER, Streams, encode};
 use crate::wire::{SpokeMessage, SpokeVerdict};
 
@@ -27,16 +32,38 @@ pub struct Local {
     egress: Option<Arc<Egress>>,
     /// Terminals' input, by the hub's stream id.
     pub(crate) streams: Streams,
+    /// The spoke's store: its gateway's decision log.
+    store: Arc<Store>,
 }
 
 impl Local {
-    pub fn new(boxes: Arc<BoxService>, hub: Arc<Hub>, egress: Option<Arc<Egress>>) -> Arc<Self> {
+    pub fn new(
+        boxes: Arc<BoxService>,
+        hub: Arc<Hub>,
+        egress: Option<Arc<Egress>>,
+        store: Arc<Store>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             boxes,
             hub,
             egress,
             streams: Streams::default(),
+            store,
         })
+    }
+
+    /// The gateway's decisions after `after` (at most a batch), and the
+    /// last one's id; None when there are none.
+    pub(crate) fn decisions_after(&self, after: i64) -> Option<(Vec<AuditRow>, i64)> {
+        let rows = match self.store.egress_audit_after(after, AUDIT_BATCH) {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the decision log for the hub");
+                return None;
+            }
+        };
+        let through_id = rows.last()?.id;
+        Some((rows, through_id))
     }
 
     /// How many boxes the spoke has now.

@@ -38,6 +38,12 @@ pub enum SpokeMessage {
         id: u64,
         applied: Result<(), String>,
     },
+    /// Decisions its gateway took (its own ids), after the last the hub
+    /// has; `through_id` is the last of them.
+    Audit {
+        rows: Vec<paddock_store::AuditRow>,
+        through_id: i64,
+    },
     /// Bytes on a stream the hub opened (a terminal's output), base64.
     StreamData { stream: u64, data: String },
     /// The stream's end (the terminal's command ended).
@@ -49,7 +55,14 @@ pub enum SpokeMessage {
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum HubMessage {
     /// The spoke is connected under `name` (its certificate's).
-    Welcome { name: String, hub_version: String },
+    Welcome {
+        name: String,
+        hub_version: String,
+        /// The spoke's decision log id the hub has its log through: the
+        /// spoke sends what came after.
+        #[serde(default)]
+        audit_after: i64,
+    },
     /// The connection is refused, and why; the hub closes it next.
     Refused { reason: String },
     /// Do this with your boxes; answer with a `Reply` of this `id`.

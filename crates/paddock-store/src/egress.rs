@@ -1,7 +1,7 @@
 //! Egress rules, the decision log and shield states. Rules are stored as
 //! text the egress crate parses; the store only keeps them.
 
-use crate::db::{OptionalExtension, params};
+use crate::db::{Conn, OptionalExtension, params};
 
 use crate::{Result, Store};
 
@@ -21,7 +21,7 @@ pub struct RuleRow {
     pub created_at_ms: i64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditRow {
     pub id: i64,
     pub at_ms: i64,
@@ -151,27 +151,36 @@ impl Store {
 
     /// Appends decisions in one transaction (the egress gateway batches).
     pub fn append_egress_audit(&self, rows: &[AuditRow]) -> Result<()> {
+        self.conn().transaction(|tx| insert_audit(tx, rows))
+    }
+
+    /// Appends decisions a spoke's gateway took (their ids are the
+    /// spoke's; here they get the hub's) and records the spoke's id the
+    /// hub has its log through, in one transaction: a batch is in the
+    /// hub's log once or not at all.
+    pub fn append_spoke_audit(
+        &self,
+        spoke: &str,
+        rows: &[AuditRow],
+        through_id: i64,
+    ) -> Result<()> {
         self.conn().transaction(|tx| {
-            for r in rows {
-                tx.execute(
-                    "INSERT INTO egress_audit (at_ms, box_id, project, dest, port, proto, domain, decision, decided_by, request_id, reason) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-                    params![
-                    r.at_ms,
-                    r.box_id,
-                    r.project,
-                    r.dest,
-                    r.port,
-                    r.proto,
-                    r.domain,
-                    r.decision,
-                    r.decided_by,
-                    r.request_id,
-                    r.reason
-                ])?;
-            }
+            insert_audit(tx, rows)?;
+            tx.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![spoke_audit_key(spoke), through_id.to_string()],
+            )?;
             Ok(())
         })
+    }
+
+    /// The spoke's id the hub has its decision log through (0: none yet).
+    pub fn spoke_audit_cursor(&self, spoke: &str) -> Result<i64> {
+        Ok(self
+            .meta(&spoke_audit_key(spoke))?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0))
     }
 
     /// The newest `limit` entries matching, oldest first.
@@ -229,5 +238,77 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+fn spoke_audit_key(spoke: &str) -> String {
+    format!("spoke_audit:{spoke}")
+}
+
+fn insert_audit(tx: &Conn<'_>, rows: &[AuditRow]) -> Result<()> {
+    for r in rows {
+        tx.execute(
+            "INSERT INTO egress_audit (at_ms, box_id, project, dest, port, proto, domain, decision, \
+             decided_by, request_id, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            params![
+                r.at_ms,
+                r.box_id,
+                r.project,
+                r.dest,
+                r.port,
+                r.proto,
+                r.domain,
+                r.decision,
+                r.decided_by,
+                r.request_id,
+                r.reason
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    fn decision(id: i64, box_id: &str) -> AuditRow {
+        AuditRow {
+            id,
+            at_ms: id * 10,
+            box_id: box_id.into(),
+            project: "as-the-spoke-says".into(),
+            dest: "1.2.3.4".into(),
+            port: 443,
+            proto: 6,
+            domain: "x.test".into(),
+            decision: "allow".into(),
+            decided_by: "hub: a person".into(),
+            request_id: String::new(),
+            reason: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_spokes_decisions_join_the_log_with_how_far_it_has_them() {
+        a_spokes_decisions_join_the_log_with_how_far_it_has_them_on(
+            &Store::open_in_memory().unwrap(),
+        );
+    }
+
+    pub(crate) fn a_spokes_decisions_join_the_log_with_how_far_it_has_them_on(s: &Store) {
+        assert_eq!(s.spoke_audit_cursor("gpu-1").unwrap(), 0);
+        s.append_egress_audit(&[decision(0, "here")]).unwrap();
+        s.append_spoke_audit("gpu-1", &[decision(41, "far"), decision(42, "far")], 42)
+            .unwrap();
+        assert_eq!(s.spoke_audit_cursor("gpu-1").unwrap(), 42);
+        assert_eq!(s.spoke_audit_cursor("gpu-2").unwrap(), 0);
+        // A batch whose rows were all dropped still moves the cursor on.
+        s.append_spoke_audit("gpu-1", &[], 50).unwrap();
+        assert_eq!(s.spoke_audit_cursor("gpu-1").unwrap(), 50);
+        let all = s.egress_audit_after(0, 10).unwrap();
+        let ids: Vec<i64> = all.iter().map(|r| r.id).collect();
+        assert_eq!(ids, vec![1, 2, 3], "the hub's own ids, in order");
+        assert_eq!(all[1].box_id, "far");
     }
 }

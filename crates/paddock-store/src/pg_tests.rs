@@ -13,6 +13,10 @@ type StoreTest = (&'static str, fn(&Store));
 /// Every store test written for SQLite (each takes a fresh store).
 const ON_BOTH: &[StoreTest] = &[
     (
+        "egress::a_spokes_decisions_join_the_log_with_how_far_it_has_them",
+        crate::egress::tests::a_spokes_decisions_join_the_log_with_how_far_it_has_them_on,
+    ),
+    (
         "api_tokens::tokens_round_trip_and_revoke_once",
         crate::api_tokens::tests::tokens_round_trip_and_revoke_once_on,
     ),

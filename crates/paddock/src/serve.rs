@@ -310,6 +310,7 @@ pub async fn run(
     }
     let boxes_store = store.clone();
     let peer_store = store.clone();
+    let spoke_store = store.clone();
     let git_enabled = git.enabled;
     // The spoke CA is made on first start and kept in the data dir.
     let spokes = Arc::new(paddock_spoke::Enrolment::new(
@@ -454,7 +455,12 @@ pub async fn run(
         components.start("peers", move |stop| peers.run(stop));
     }
     if let Some(role) = role {
-        let local = paddock_spoke::Local::new(boxes.clone(), hub.clone(), egress.clone());
+        let local = paddock_spoke::Local::new(
+            boxes.clone(),
+            hub.clone(),
+            egress.clone(),
+            spoke_store.clone(),
+        );
         let info = paddock_spoke::dial::SpokeInfo {
             max_boxes: role.max_boxes,
         };

@@ -11,7 +11,9 @@ use std::time::Duration;
 use paddock_clearance::varlink::VarlinkClient;
 use serde_json::{Value, json};
 
-use crate::common::egress_site::{UPSTREAM_BODY, Upstream, add_rule, exec, exec_later};
+use crate::common::egress_site::{
+    UPSTREAM_BODY, Upstream, add_rule, audit, exec, exec_later, logged,
+};
 use crate::common::{Paddock, wait_for};
 use crate::spokes::{hub_with_a_linked_spoke, until_connected};
 
@@ -237,6 +239,23 @@ async fn a_connection_held_on_a_spoke_is_allowed_over_the_hubs_varlink_and_compl
     assert_eq!(pending["requests"], json!([]), "{pending}");
     let (_, pending) = spoke.get("/api/v1/egress/pending").await;
     assert_eq!(pending["requests"], json!([]), "{pending}");
+
+    // One decision log: the spoke's gateway's decision is in the hub's,
+    // under the hub's record of the project, said to be the hub's verdict.
+    logged(&p, "asker", &["held", "verdict_allow"]).await;
+    let entries = audit(&p, "asker").await;
+    let allowed = entries
+        .iter()
+        .find(|e| e["decision"] == "verdict_allow")
+        .unwrap();
+    assert_eq!(allowed["project"], "proj", "{allowed}");
+    assert!(
+        allowed["decided_by"]
+            .as_str()
+            .unwrap()
+            .contains("via hub: varlink"),
+        "{allowed}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
