@@ -18,6 +18,7 @@ mod purge;
 mod reload;
 mod retention;
 mod serve;
+mod startup;
 mod systemd;
 mod upstream;
 

@@ -19,42 +19,14 @@ use paddock_egress::nflog::NflogSocket;
 use paddock_egress::{Egress, HostFence};
 use paddock_store::Store;
 use tokio::net::TcpListener;
-use tracing_subscriber::EnvFilter;
 
 use crate::ServeArgs;
 use crate::components::Components;
 use crate::config::{self, Resolved};
 use crate::extensions::egress::EmbeddedEgress;
 use crate::extensions::gate::EmbeddedGate;
+use crate::startup::{host_key, init_logging, reconcile_at_start};
 
-const RECONCILE_AT_START: Duration = Duration::from_secs(30);
-
-pub(crate) fn init_logging(format: &str) {
-    let mut filter = EnvFilter::try_from_env("PADDOCK_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,paddock=info"));
-    // The PostgreSQL client logs every statement's parameters at debug —
-    // token hashes, sealed secrets — so it never says more than info,
-    // whatever PADDOCK_LOG asks.
-    for quiet in ["tokio_postgres=info", "postgres=info"] {
-        if let Ok(directive) = quiet.parse() {
-            filter = filter.add_directive(directive);
-        }
-    }
-    use std::io::IsTerminal;
-    // Colour only for a person at a terminal: a file or a pipe gets text.
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
-/// `passed`: the API listener systemd passed (socket activation), which
-/// replaces `listen`.
 /// A paddock that is also a spoke: it runs the boxes its hub places on
 /// it, linked to the hub with the certificate `paddock spoke enroll`
 /// wrote in `dir`.
@@ -64,6 +36,8 @@ pub struct SpokeRole {
     pub max_boxes: u32,
 }
 
+/// `passed`: the API listener systemd passed (socket activation), which
+/// replaces `listen`; `role`: this paddock is a spoke of a hub.
 pub async fn run(
     args: ServeArgs,
     passed: Option<std::net::TcpListener>,
@@ -593,47 +567,4 @@ fn register_store_size(store: &Arc<Store>) {
                 .unwrap_or_default()
         },
     )));
-}
-
-/// The reconcile before serving, within [`RECONCILE_AT_START`]; false
-/// leaves it to the maintenance loop.
-async fn reconcile_at_start(boxes: &BoxService) -> bool {
-    match tokio::time::timeout(RECONCILE_AT_START, boxes.reconcile()).await {
-        Ok(Ok(report)) => {
-            tracing::info!(
-                restored = report.restored,
-                finished = ?report.finished,
-                dropped = ?report.dropped,
-                unknown_containers = ?report.unknown_containers,
-                unknown_networks = ?report.unknown_networks,
-                removed_unknown = report.removed_unknown,
-                pruned_networks = report.pruned_networks,
-                "restored boxes"
-            );
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "cannot reconcile with docker yet; boxes stay as stored until it answers");
-            false
-        }
-        Err(_) => {
-            tracing::warn!(
-                "docker did not answer the start-up reconcile in time; retrying in the background"
-            );
-            false
-        }
-    }
-}
-
-/// What names this process's resources on the host — the host fence's
-/// table and log group, the mark on its children, terok's socket: the
-/// instance, or on a shared store (where several hubs are one instance,
-/// perhaps on one machine) the instance and this hub's data dir, so one
-/// hub's start never takes another's table or kills its children.
-fn host_key(store: &Store, instance: &str, data_dir: &std::path::Path) -> String {
-    if !store.is_shared() {
-        return instance.to_owned();
-    }
-    let hub = paddock_secret::hash(&data_dir.display().to_string());
-    format!("{instance}_{}", hub.get(..8).unwrap_or(&hub))
 }
