@@ -60,6 +60,30 @@ pub(crate) async fn rest_get(args: &Args, sqlite_hub: &Server) -> anyhow::Result
         &on_sqlite,
         "reported",
     );
+    // What one statement costs on each: the difference above is a few of
+    // these (the credential's lookup, the box's row) per request.
+    let probe = url.clone();
+    let (pg_ping, sqlite_ping) = tokio::task::spawn_blocking(move || {
+        let on_pg = Store::open_postgres(&probe)?;
+        let on_sqlite = Store::open_in_memory()?;
+        let (mut pg_ping, mut sqlite_ping) = (Samples::default(), Samples::default());
+        for _ in 0..ROUNDS {
+            for (store, into) in [(&on_pg, &mut pg_ping), (&on_sqlite, &mut sqlite_ping)] {
+                let started = Instant::now();
+                store.ping()?;
+                into.push(started.elapsed());
+            }
+        }
+        Ok::<_, anyhow::Error>((pg_ping, sqlite_ping))
+    })
+    .await
+    .context("timing one statement")??;
+    latency_row(
+        "  floor: one statement, PostgreSQL (loopback)",
+        &pg_ping,
+        "",
+    );
+    latency_row("  floor: one statement, SQLite", &sqlite_ping, "");
     drop(pg_hub);
     drop(pg);
     Ok(())
