@@ -74,6 +74,10 @@ pub enum RemoteCall {
     TerminalExit {
         exec_id: String,
     },
+    /// A new activation link for a box waiting for its login.
+    RenewActivation {
+        box_id: String,
+    },
 }
 
 /// A shield as a spoke set it.
@@ -97,6 +101,8 @@ pub enum RemoteReply {
     Terminal(String),
     /// A terminal's command's exit code; None while it runs.
     ExitCode(Option<i64>),
+    /// A box's new activation link (the spoke's activation page).
+    ActivationUrl(String),
     Done,
 }
 

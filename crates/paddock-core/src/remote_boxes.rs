@@ -268,6 +268,17 @@ impl BoxService {
         }
     }
 
+    /// A new activation link for a spoke's box waiting for its login.
+    pub(crate) async fn remote_renew_activation(&self, row: &SpokeBoxRow) -> Result<String> {
+        let call = RemoteCall::RenewActivation {
+            box_id: row.id.clone(),
+        };
+        match self.ask(&row.spoke, &row.id, call).await? {
+            RemoteReply::ActivationUrl(url) => Ok(url),
+            _ => Err(garbled(row)),
+        }
+    }
+
     /// The spoke a box runs on; `None` for a box of this machine (or none).
     pub fn spoke_of(&self, id: &str) -> Result<Option<String>> {
         Ok(self.remote_box(id)?.map(|row| row.spoke))

@@ -145,6 +145,12 @@ impl Local {
                     .map_err(failure)?;
                 Ok(RemoteReply::Done)
             }
+            RemoteCall::RenewActivation { box_id } => Ok(RemoteReply::ActivationUrl(
+                self.boxes
+                    .renew_activation_link(&box_id)
+                    .await
+                    .map_err(failure)?,
+            )),
             RemoteCall::TerminalExit { exec_id } => Ok(RemoteReply::ExitCode(
                 self.boxes
                     .terminal_exit_code(&exec_id)

@@ -173,7 +173,10 @@ impl BoxService {
     /// A fresh activation link for a box still waiting for its login (the
     /// first one is shown once, when the box is made, and stored only
     /// hashed). The earlier link stops working.
-    pub fn renew_activation_link(&self, box_id: &str) -> Result<String> {
+    pub async fn renew_activation_link(&self, box_id: &str) -> Result<String> {
+        if let Some(remote) = self.remote_box(box_id)? {
+            return self.remote_renew_activation(&remote).await;
+        }
         let row = self
             .store
             .get_box(box_id)?

@@ -136,6 +136,9 @@ impl Spokes for FakeSpoke {
                     truncated: false,
                 })),
                 RemoteCall::Logs { .. } => Ok(RemoteReply::Logs("log\n".into())),
+                RemoteCall::RenewActivation { box_id } => Ok(RemoteReply::ActivationUrl(format!(
+                    "https://spoke.test/activate/{box_id}"
+                ))),
                 // Terminals are the real link's (tests/spoke_terminal.rs).
                 RemoteCall::OpenTerminal { .. }
                 | RemoteCall::ResizeTerminal { .. }
@@ -216,6 +219,11 @@ async fn a_box_on_a_spoke_is_the_hubs_record_and_the_spokes_work() {
     assert!(store.get_box("far").unwrap().is_none(), "no local row");
     assert_eq!(boxes.exec("far", "true").await.unwrap().stdout, "ran\n");
     assert_eq!(boxes.logs("far", None).await.unwrap(), "log\n");
+    // A new activation link is the spoke's to make (its page).
+    assert_eq!(
+        boxes.renew_activation_link("far").await.unwrap(),
+        "https://spoke.test/activate/far"
+    );
     assert!(matches!(
         boxes.published_ports("far"),
         Err(CoreError::OnSpoke { spoke, .. }) if spoke == "gpu-1"

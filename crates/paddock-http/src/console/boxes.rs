@@ -249,7 +249,7 @@ async fn activation(
         return refused;
     }
     let frame = Frame::new(&s, &headers, &caller, Section::Boxes);
-    match s.boxes.renew_activation_link(&id) {
+    match s.boxes.renew_activation_link(&id).await {
         Ok(url) => frame.render(
             StatusCode::OK,
             &format!(
