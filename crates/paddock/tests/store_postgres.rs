@@ -88,6 +88,25 @@ async fn two_hubs_on_one_postgres_share_what_they_keep_and_one_takes_over_from_t
         "{rules}"
     );
 
+    // A secret set at A is one B lists (its value sealed; the hubs share
+    // the secrets key to open it, see the README).
+    let (status, set) = a
+        .put(
+            "/api/v1/projects/alpha/secrets/shared-key",
+            json!({"value": "v1", "env": "SHARED"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{set}");
+    let (_, listed) = b.get("/api/v1/secrets").await;
+    assert!(
+        listed["secrets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "shared-key"),
+        "{listed}"
+    );
+
     // A, the leader, is killed: B takes over and reconciles, and both
     // boxes are still there, reached through B.
     a.kill9();
