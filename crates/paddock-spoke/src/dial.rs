@@ -9,18 +9,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_util::sync::CancellationToken;
 
-use tokio::sync::mpsc;
-
 use crate::SpokeError;
 use crate::local::Local;
-use crate::wire::{CONNECT_PATH, HubMessage, MAX_FRAME, SpokeMessage};
+use crate::talk::Link;
+use crate::wire::{CONNECT_PATH, MAX_FRAME};
 
 /// The files `paddock spoke enroll` writes in the spoke's directory.
 pub const KEY_FILE: &str = "spoke-key.pem";
@@ -29,19 +26,13 @@ pub const HUB_CA_FILE: &str = "hub-ca.pem";
 
 const FIRST_PAUSE: Duration = Duration::from_secs(1);
 const LONGEST_PAUSE: Duration = Duration::from_secs(30);
-/// A link that lasted this long was a good one: the next pause starts
-/// short again.
-const STEADY: Duration = Duration::from_secs(60);
-/// How often the spoke looks whether its number of boxes changed by
-/// itself (a time to live, an idle box reaped) and tells the hub.
-const STATUS_EVERY: Duration = Duration::from_secs(10);
-/// How often the spoke sends the hub its new decisions.
-const AUDIT_EVERY: Duration = Duration::from_secs(1);
 
 /// What the spoke offers the hub.
 #[derive(Debug, Clone)]
 pub struct SpokeInfo {
     pub max_boxes: u32,
+    /// `[spokes] ping_secs`: see `liveness`.
+    pub ping_every: Duration,
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, SpokeError> {
@@ -96,7 +87,7 @@ pub fn link_url(hub: &str) -> Result<String, SpokeError> {
 }
 
 /// How a link ended.
-enum Ended {
+pub(crate) enum Ended {
     /// The hub said no: do not try again.
     Refused(String),
     /// The link was lost; `steady` if it had lasted.
@@ -161,168 +152,13 @@ async fn session(
     info: &SpokeInfo,
     local: &Arc<Local>,
 ) -> Ended {
-    let lost = |why: String| Ended::Lost { why, steady: false };
     let mut link = match open(url, config).await {
         Ok(link) => link,
-        Err(why) => return lost(why),
+        Err(why) => return Ended::Lost { why, steady: false },
     };
     // Terminals of an earlier link lost their hub side with it.
     local.streams.clear();
-    // Subscribed before the held requests are read, so none falls
-    // between the two.
-    let events = local.subscribe();
-    let mut opening = vec![SpokeMessage::Hello {
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-        max_boxes: info.max_boxes,
-        boxes: local.box_count(),
-    }];
-    opening.extend(
-        local
-            .held()
-            .into_iter()
-            .map(|event| SpokeMessage::Event { event }),
-    );
-    for message in &opening {
-        if let Err(e) = send(&mut link, message).await {
-            return lost(e);
-        }
-    }
-    let started = tokio::time::Instant::now();
-    let ended = |why: String| Ended::Lost {
-        why,
-        steady: started.elapsed() >= STEADY,
-    };
-    let (outbox, mut outgoing) = mpsc::channel::<SpokeMessage>(64);
-    let mut told_boxes = local.box_count();
-    let mut look = tokio::time::interval(STATUS_EVERY);
-    // The hub says in its welcome how far it has the decision log.
-    let mut audit_after: Option<i64> = None;
-    let mut audit_tick = tokio::time::interval(AUDIT_EVERY);
-    loop {
-        let frame = tokio::select! {
-            _ = audit_tick.tick() => {
-                if let Some(after) = audit_after
-                    && let Some((rows, through_id)) = local.decisions_after(after)
-                {
-                    if let Err(e) = send(&mut link, &SpokeMessage::Audit { rows, through_id }).await {
-                        return ended(e);
-                    }
-                    audit_after = Some(through_id);
-                }
-                continue;
-            }
-            _ = look.tick() => {
-                let boxes = local.box_count();
-                if boxes != told_boxes {
-                    told_boxes = boxes;
-                    if let Err(e) = send(&mut link, &SpokeMessage::Status { boxes }).await {
-                        return ended(e);
-                    }
-                }
-                continue;
-            }
-            Some(message) = outgoing.recv() => {
-                if let SpokeMessage::Status { boxes } = &message {
-                    told_boxes = *boxes;
-                }
-                if let Err(e) = send(&mut link, &message).await {
-                    return ended(e);
-                }
-                continue;
-            }
-            published = events.next() => {
-                let Some(published) = published else {
-                    return ended("the spoke's clearance hub stopped".into());
-                };
-                let message = SpokeMessage::Event { event: published.event.clone() };
-                if let Err(e) = send(&mut link, &message).await {
-                    return ended(e);
-                }
-                continue;
-            }
-            frame = link.next() => frame,
-        };
-        let frame = match frame {
-            Some(Ok(frame)) => frame,
-            Some(Err(e)) => return ended(e.to_string()),
-            None => return ended("the hub closed the link".into()),
-        };
-        match frame {
-            Message::Text(text) => match serde_json::from_str::<HubMessage>(&text) {
-                Ok(message) => {
-                    if let Some(refused) = take(message, local, &outbox, &mut audit_after) {
-                        return refused;
-                    }
-                }
-                Err(e) => return lost(format!("the hub sent a frame this spoke cannot read: {e}")),
-            },
-            Message::Close(_) => return ended("the hub closed the link".into()),
-            _ => {}
-        }
-    }
-}
-
-/// Does what the hub sent; calls and verdicts run on their own, their
-/// answers going out through `outbox`. `Some` ends the link.
-fn take(
-    message: HubMessage,
-    local: &Arc<Local>,
-    outbox: &mpsc::Sender<SpokeMessage>,
-    audit: &mut Option<i64>,
-) -> Option<Ended> {
-    match message {
-        HubMessage::Welcome {
-            name,
-            hub_version,
-            audit_after,
-        } => {
-            tracing::info!(spoke = %name, %hub_version, "linked to the hub");
-            *audit = Some(audit_after);
-        }
-        HubMessage::Refused { reason } => return Some(Ended::Refused(reason)),
-        HubMessage::Call { id, call } => {
-            let (local, outbox) = (local.clone(), outbox.clone());
-            tokio::spawn(async move {
-                use paddock_core::remote::RemoteCall;
-                let changes_load =
-                    matches!(call, RemoteCall::Create { .. } | RemoteCall::Destroy { .. });
-                let result = if matches!(call, RemoteCall::OpenTerminal { .. }) {
-                    local.open_terminal(call, outbox.clone()).await
-                } else {
-                    local.handle(call).await
-                };
-                let _ = outbox.send(SpokeMessage::Reply { id, result }).await;
-                if changes_load {
-                    let boxes = local.box_count();
-                    let _ = outbox.send(SpokeMessage::Status { boxes }).await;
-                }
-            });
-        }
-        HubMessage::StreamData { stream, data } => {
-            if !local.streams.deliver(stream, &data) {
-                let _ = outbox.try_send(SpokeMessage::StreamEnd { stream });
-            }
-        }
-        HubMessage::StreamEnd { stream } => local.streams.end(stream),
-        HubMessage::Verdict { id, verdict } => {
-            let (local, outbox) = (local.clone(), outbox.clone());
-            tokio::spawn(async move {
-                let applied = local.verdict(verdict).await;
-                let _ = outbox.send(SpokeMessage::VerdictDone { id, applied }).await;
-            });
-        }
-    }
-    None
-}
-
-type Link =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(link: &mut Link, message: &SpokeMessage) -> Result<(), String> {
-    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
-    link.send(Message::Text(text.into()))
-        .await
-        .map_err(|e| e.to_string())
+    crate::talk::converse(&mut link, info, local).await
 }
 
 #[cfg(test)]

@@ -24,9 +24,11 @@ mod forward;
 mod front;
 mod git;
 mod link;
+pub mod liveness;
 mod local;
 mod mirror;
 mod streams;
+mod talk;
 pub mod wire;
 
 pub use enrol::{Enrolled, Enrolment, SpokeStatus, TOKEN_PREFIX, check_name};

@@ -29,6 +29,7 @@ use tokio::sync::mpsc;
 
 use crate::calls::{Answer, Session};
 use crate::front::Link;
+use crate::liveness::{DEFAULT_PING, Liveness, within};
 use crate::mirror::Mirror;
 use crate::wire::{HubMessage, SpokeMessage};
 
@@ -37,9 +38,6 @@ const OUTBOX: usize = 64;
 
 /// How long a spoke has from its handshake to its hello.
 pub(crate) const HELLO_DEADLINE: Duration = Duration::from_secs(10);
-/// Pings keep NAT and proxies from dropping an idle link, and find a dead
-/// one.
-const PING_EVERY: Duration = Duration::from_secs(20);
 /// WebSocket close code for a refused spoke (application range).
 const CLOSE_REFUSED: u16 = 4403;
 
@@ -70,6 +68,8 @@ pub struct SpokeLinks {
     mirror: OnceLock<Arc<Mirror>>,
     /// `[spokes] boxes_here`.
     boxes_here: std::sync::atomic::AtomicBool,
+    /// `[spokes] ping_secs`, in milliseconds: see `liveness`.
+    ping_every_ms: AtomicU64,
     boxes: OnceLock<Weak<BoxService>>,
     /// The hub's gate, serving spokes' boxes (see `git`).
     pub(crate) git: OnceLock<Arc<dyn crate::git::GitForSpokes>>,
@@ -85,6 +85,7 @@ impl SpokeLinks {
             mirror: OnceLock::new(),
             boxes: OnceLock::new(),
             boxes_here: std::sync::atomic::AtomicBool::new(true),
+            ping_every_ms: AtomicU64::new(DEFAULT_PING.as_millis() as u64),
             git: OnceLock::new(),
         })
     }
@@ -92,6 +93,14 @@ impl SpokeLinks {
     /// Every box goes to a spoke: the hub runs none itself.
     pub fn keep_boxes_off_the_hub(&self) {
         self.boxes_here.store(false, Ordering::Relaxed);
+    }
+
+    /// How often the hub pings each spoke; a spoke silent for
+    /// [`crate::liveness::MISSED_PINGS`] of them is hung up on. Taken by
+    /// links opened after the call.
+    pub fn set_ping_every(&self, every: Duration) {
+        self.ping_every_ms
+            .store(every.as_millis() as u64, Ordering::Relaxed);
     }
 
     /// Joins the links to the hub's clearance hub (spokes' held requests
@@ -180,7 +189,8 @@ impl SpokeLinks {
             hub_version: self.hub_version.clone(),
             audit_after: self.store.spoke_audit_cursor(&name).unwrap_or(0),
         };
-        if send(&mut link, &welcome).await.is_ok() {
+        let welcomed = tokio::time::timeout(HELLO_DEADLINE, send(&mut link, &welcome)).await;
+        if matches!(welcomed, Ok(Ok(()))) {
             self.reconcile_soon(&name);
             let talk = Talk {
                 name: &name,
@@ -192,7 +202,7 @@ impl SpokeLinks {
         }
         session.end();
         self.gone(&name, generation);
-        let _ = link.close(None).await;
+        let _ = tokio::time::timeout(HELLO_DEADLINE, link.close(None)).await;
         tracing::info!(spoke = %name, "spoke disconnected");
     }
 
@@ -245,7 +255,10 @@ impl SpokeLinks {
         let expires_in = Duration::from_secs((not_after_secs - now_secs()).max(0) as u64);
         let expiry = tokio::time::sleep(expires_in);
         tokio::pin!(expiry);
-        let mut ping = tokio::time::interval(PING_EVERY);
+        let mut liveness = Liveness::new(Duration::from_millis(
+            self.ping_every_ms.load(Ordering::Relaxed),
+        ));
+        let mut ping = tokio::time::interval(liveness.ping_every());
         loop {
             tokio::select! {
                 _ = hang_up.cancelled() => return,
@@ -254,31 +267,41 @@ impl SpokeLinks {
                     return;
                 }
                 _ = ping.tick() => {
-                    if link.send(Message::Ping(Vec::new().into())).await.is_err() {
+                    if let Some(silent) = liveness.dead() {
+                        tracing::warn!(spoke = %name, silent_secs = silent.as_secs(), "a spoke went silent (the network between us is cut?); hung up");
+                        return;
+                    }
+                    let sent = within(&liveness, link.send(Message::Ping(Vec::new().into()))).await;
+                    if let Err(e) = sent {
+                        tracing::warn!(spoke = %name, error = %e, "cannot ping a spoke; hung up");
                         return;
                     }
                 }
                 Some(message) = outgoing.recv() => {
-                    if send(link, &message).await.is_err() {
+                    if let Err(e) = within(&liveness, send(link, &message)).await {
+                        tracing::warn!(spoke = %name, error = %e, "cannot send to a spoke; hung up");
                         return;
                     }
                 }
-                frame = link.next() => match frame {
-                    Some(Ok(Message::Text(text))) => match serde_json::from_str::<SpokeMessage>(&text) {
-                        Ok(message) => {
-                            if !self.take(name, session, message) {
-                                tracing::warn!(spoke = %name, "a spoke sent a frame it must not; hung up");
+                frame = link.next() => {
+                    liveness.heard();
+                    match frame {
+                        Some(Ok(Message::Text(text))) => match serde_json::from_str::<SpokeMessage>(&text) {
+                            Ok(message) => {
+                                if !self.take(name, session, message) {
+                                    tracing::warn!(spoke = %name, "a spoke sent a frame it must not; hung up");
+                                    return;
+                                }
+                            }
+                            Err(_) => {
+                                tracing::warn!(spoke = %name, "a spoke sent a frame the hub cannot read; hung up");
                                 return;
                             }
-                        }
-                        Err(_) => {
-                            tracing::warn!(spoke = %name, "a spoke sent a frame the hub cannot read; hung up");
-                            return;
-                        }
-                    },
-                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                    Some(Ok(_)) | Some(Err(_)) | None => return,
-                },
+                        },
+                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                        Some(Ok(_)) | Some(Err(_)) | None => return,
+                    }
+                }
             }
         }
     }
@@ -420,23 +443,27 @@ async fn next_message(link: &mut Link) -> Option<SpokeMessage> {
     }
 }
 
-async fn send(link: &mut Link, message: &HubMessage) -> Result<(), ()> {
-    let text = serde_json::to_string(message).map_err(|_| ())?;
-    link.send(Message::Text(text.into())).await.map_err(|_| ())
+async fn send(link: &mut Link, message: &HubMessage) -> Result<(), String> {
+    let text = serde_json::to_string(message).map_err(|e| e.to_string())?;
+    link.send(Message::Text(text.into()))
+        .await
+        .map_err(|e| e.to_string())
 }
 
+/// Tells a spoke why it is refused, and closes; bounded, so a spoke on a
+/// cut link leaves nothing waiting.
 async fn refuse(link: &mut Link, reason: &str) {
-    let _ = send(
-        link,
-        &HubMessage::Refused {
-            reason: reason.to_owned(),
-        },
-    )
+    let refused = HubMessage::Refused {
+        reason: reason.to_owned(),
+    };
+    let _ = tokio::time::timeout(HELLO_DEADLINE, async {
+        let _ = send(link, &refused).await;
+        let _ = link
+            .close(Some(CloseFrame {
+                code: CLOSE_REFUSED.into(),
+                reason: "refused".into(),
+            }))
+            .await;
+    })
     .await;
-    let _ = link
-        .close(Some(CloseFrame {
-            code: CLOSE_REFUSED.into(),
-            reason: "refused".into(),
-        }))
-        .await;
 }

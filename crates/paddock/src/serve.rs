@@ -85,6 +85,7 @@ pub async fn run(
             .with_context(|| format!("cannot listen on {listen}"))?,
     };
     let bound = listener.local_addr()?;
+    let ping_every = spokes_config.ping_every()?;
     let spoke_listener = match spokes_config.listener()? {
         Some((addr, names)) => Some((
             TcpListener::bind(addr)
@@ -304,6 +305,7 @@ pub async fn run(
     if !spokes_config.boxes_here {
         spokes.links().keep_boxes_off_the_hub();
     }
+    spokes.links().set_ping_every(ping_every);
     spokes.links().attach(hub.clone(), &boxes);
     if let Some(gate) = embedded_gate {
         spokes.links().serve_git_with(gate);
@@ -437,6 +439,7 @@ pub async fn run(
         );
         let info = paddock_spoke::dial::SpokeInfo {
             max_boxes: role.max_boxes,
+            ping_every,
         };
         components.start("spoke-link", move |stop| async move {
             // Returns early only when the hub refused this spoke: the

@@ -333,6 +333,21 @@ pub(crate) async fn hub_with_a_linked_spoke(
     hub_toml: &str,
     spoke_toml: &str,
 ) -> (Paddock, tempfile::TempDir, Paddock) {
+    let (p, spoke, port) = hub_and_an_enrolled_spoke(name, hub_toml);
+    let running = run_spoke(
+        &format!("https://127.0.0.1:{port}"),
+        spoke.path(),
+        spoke_toml,
+    );
+    (p, spoke, running)
+}
+
+/// A hub with a spoke listener, and a spoke enrolled with it (its
+/// directory) but not yet running; the listener's port.
+pub(crate) fn hub_and_an_enrolled_spoke(
+    name: &str,
+    hub_toml: &str,
+) -> (Paddock, tempfile::TempDir, u16) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -347,12 +362,7 @@ pub(crate) async fn hub_with_a_linked_spoke(
     let spoke = tempfile::tempdir().unwrap();
     let done = enroll(&p, token["token"].as_str().unwrap(), spoke.path());
     assert!(done.status.success(), "{}", said(&done));
-    let running = run_spoke(
-        &format!("https://127.0.0.1:{port}"),
-        spoke.path(),
-        spoke_toml,
-    );
-    (p, spoke, running)
+    (p, spoke, port)
 }
 
 #[tokio::test]

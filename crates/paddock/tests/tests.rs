@@ -56,6 +56,7 @@ mod restore;
 mod secrets;
 mod serve;
 mod spoke_boxes;
+mod spoke_cut;
 mod spoke_git;
 mod spoke_terminal;
 mod spokes;
