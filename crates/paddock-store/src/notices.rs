@@ -7,8 +7,8 @@
 
 use std::time::Duration;
 
+use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
-use postgres::{Client, NoTls};
 use tokio::sync::mpsc;
 
 use crate::db::params;
@@ -62,7 +62,7 @@ fn keep_listening(
 ) {
     let quoted = channel.replace('"', "\"\"");
     while !heard.is_closed() {
-        match settings.connect(NoTls) {
+        match crate::pg::connect(settings) {
             Ok(mut client) => {
                 if client
                     .batch_execute(&format!("LISTEN \"{quoted}\""))

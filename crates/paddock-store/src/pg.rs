@@ -18,6 +18,28 @@ use crate::{Result, StoreError};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How a connection to a database that went silent is found dead — a
+/// cut that closes nothing (a pulled cable, a machine powered off)
+/// otherwise leaves it open for TCP's two hours idle, or a quarter of an
+/// hour with data unacknowledged. On both ends: here, so a call fails
+/// and the connection is made again; on the server (per session), so the
+/// session of a hub that died with its machine ends, and with it the
+/// leader's lock, which another hub may then take.
+/// Idle this long, the other end is probed...
+const KEEPALIVE_IDLE: Duration = Duration::from_secs(10);
+/// ...this often...
+const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(5);
+/// ...and given up after this many unanswered probes (10 + 3 × 5 = 25 s).
+const KEEPALIVE_PROBES: u32 = 3;
+/// Data sent and not acknowledged for this long fails the connection.
+const UNACKED_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a cut connection goes unnoticed on the server's side:
+/// the leader's lease must be shorter (see `leader`).
+pub(crate) const SERVER_NOTICES_A_CUT: Duration = Duration::from_secs(
+    KEEPALIVE_IDLE.as_secs() + KEEPALIVE_INTERVAL.as_secs() * KEEPALIVE_PROBES as u64,
+);
+
 enum Op {
     Execute,
     Query,
@@ -44,7 +66,39 @@ pub(crate) fn settings(url: &str) -> Result<postgres::Config> {
         .parse()
         .map_err(|e: postgres::Error| StoreError::PostgresUrl(e.to_string()))?;
     config.connect_timeout(CONNECT_TIMEOUT);
+    // Unless the URL says otherwise.
+    if !url.contains("keepalives") {
+        config
+            .keepalives(true)
+            .keepalives_idle(KEEPALIVE_IDLE)
+            .keepalives_interval(KEEPALIVE_INTERVAL)
+            .keepalives_retries(KEEPALIVE_PROBES);
+    }
+    if !url.contains("tcp_user_timeout") {
+        config.tcp_user_timeout(UNACKED_TIMEOUT);
+    }
     Ok(config)
+}
+
+/// Connects, and asks the server to find this session dead as soon as
+/// this end would (best effort: a server before PostgreSQL 12 has no
+/// `tcp_user_timeout`, and a pooler may not pass settings on; the
+/// server's own defaults then apply).
+pub(crate) fn connect(config: &postgres::Config) -> std::result::Result<Client, postgres::Error> {
+    let mut client = config.connect(NoTls)?;
+    let settings = [
+        ("tcp_keepalives_idle", KEEPALIVE_IDLE.as_secs()),
+        ("tcp_keepalives_interval", KEEPALIVE_INTERVAL.as_secs()),
+        ("tcp_keepalives_count", u64::from(KEEPALIVE_PROBES)),
+        ("tcp_user_timeout", UNACKED_TIMEOUT.as_millis() as u64),
+    ];
+    // One at a time: a setting one server lacks leaves the others set.
+    for (name, value) in settings {
+        if let Err(e) = client.batch_execute(&format!("SET {name} = {value}")) {
+            tracing::debug!(setting = name, error = %e, "the server did not take a session's keepalive setting");
+        }
+    }
+    Ok(client)
 }
 
 /// The store's handle on its PostgreSQL thread.
@@ -63,7 +117,7 @@ impl PgLink {
         std::thread::Builder::new()
             .name("paddock-store-pg".into())
             .spawn(move || {
-                let client = match config.connect(NoTls) {
+                let client = match connect(&config) {
                     Ok(client) => client,
                     Err(e) => {
                         let _ = connected.send(Err(StoreError::from(e)));
@@ -168,7 +222,7 @@ impl Worker {
 
     fn attempt(&mut self, job: &Job) -> Result<Done> {
         if self.client.is_none() {
-            self.client = Some(self.config.connect(NoTls)?);
+            self.client = Some(connect(&self.config)?);
         }
         let Some(client) = self.client.as_mut() else {
             return Err(StoreError::PostgresGone);

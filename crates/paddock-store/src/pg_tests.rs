@@ -217,3 +217,60 @@ fn one_hub_leads_and_another_takes_over_when_it_goes() {
     let third = Store::open_postgres(&url).unwrap();
     assert!(!third.leads());
 }
+
+#[test]
+fn a_hub_cut_off_in_silence_stops_leading_before_another_takes_over() {
+    use std::time::{Duration, Instant};
+    let Some(pg) = server() else { return };
+    let url = pg.database("silent");
+    let cut_off =
+        Store::open_postgres(&url.replace("127.0.0.1", crate::testing::CUTTABLE_HOST)).unwrap();
+    let other = Store::open_postgres(&url).unwrap();
+    assert!(cut_off.leads() && !other.leads());
+
+    let cut = pg
+        .cut()
+        .expect("nftables can be changed here (the tests run as root)");
+    let started = Instant::now();
+    std::thread::scope(|scope| {
+        // A call on the cut connection fails in about half a minute,
+        // not when TCP would give up a quarter of an hour later.
+        let call = scope.spawn(|| (cut_off.get_box("any").is_err(), started.elapsed()));
+        let mut stopped_at = None;
+        while !other.leads() {
+            let leads = cut_off.leads();
+            assert!(!(leads && other.leads()), "two leaders at once");
+            if !leads && stopped_at.is_none() {
+                stopped_at = Some(started.elapsed());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(90),
+                "the other hub did not take over: {}",
+                pg.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let took_over_at = started.elapsed();
+        let stopped_at = stopped_at.expect("the cut-off hub stopped leading first");
+        eprintln!(
+            "stopped leading after {stopped_at:?}; the other took over after {took_over_at:?}"
+        );
+        assert!(
+            stopped_at <= crate::leader::LEASE + Duration::from_secs(2),
+            "{stopped_at:?}"
+        );
+        let (failed, after) = call.join().unwrap();
+        assert!(failed, "a call on a cut connection cannot succeed");
+        assert!(after < Duration::from_secs(60), "{after:?}");
+    });
+
+    // Mended: the cut-off hub's store works again, and the lead stays
+    // where it went.
+    drop(cut);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while cut_off.get_box("any").is_err() {
+        assert!(Instant::now() < deadline, "the store did not come back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(other.leads() && !cut_off.leads());
+}

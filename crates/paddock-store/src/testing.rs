@@ -2,6 +2,10 @@
 //! cluster in a temporary directory, listening on loopback on a free
 //! port, gone (process and files) when dropped. For tests only; not
 //! part of paddock.
+//!
+//! It listens on a second loopback address too, [`CUTTABLE_HOST`], so a
+//! test can cut the clients it pointed there off in silence
+//! ([`TempPostgres::cut`]) while others go on.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +25,9 @@ fn bin_dir() -> Option<PathBuf> {
 /// PostgreSQL refuses to run as root: its files and process belong to
 /// this user when the test runs as root.
 const RUN_AS: &str = "postgres";
+
+/// The server's second address, for clients a test will cut off.
+pub const CUTTABLE_HOST: &str = "127.0.0.2";
 
 pub struct TempPostgres {
     dir: tempfile::TempDir,
@@ -68,6 +75,11 @@ impl TempPostgres {
             "initdb: {}",
             String::from_utf8_lossy(&initdb.stderr)
         );
+        // Clients of either loopback address are let in.
+        let hba = data.join("pg_hba.conf");
+        let mut rules = std::fs::read_to_string(&hba).ok()?;
+        rules.push_str("host all all 127.0.0.0/8 trust\n");
+        std::fs::write(&hba, rules).ok()?;
         let mut pg = Self {
             dir,
             server: None,
@@ -93,7 +105,9 @@ impl TempPostgres {
         let server = command(&self.bin.join("postgres"), is_root())
             .arg("-D")
             .arg(&data)
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .arg("-c")
+            .arg(format!("listen_addresses=127.0.0.1,{CUTTABLE_HOST}"))
+            .args(["-c", "fsync=off"])
             .arg("-c")
             .arg(format!(
                 "unix_socket_directories={}",
@@ -165,6 +179,45 @@ impl TempPostgres {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("server.log")).unwrap_or_default()
+    }
+}
+
+impl TempPostgres {
+    /// Cuts every connection to [`CUTTABLE_HOST`] in silence, both ways:
+    /// packets are dropped as they arrive, nothing is closed or refused,
+    /// as when a cable is pulled. Mended when the cut is dropped. None
+    /// when nftables cannot be changed here (not root).
+    pub fn cut(&self) -> Option<SilentCut> {
+        // `paddock_test_`: `scripts/sweep` removes one a killed test left.
+        let table = format!("paddock_test_pgcut_{}", self.port);
+        let rules = format!(
+            "table inet {table} {{\n chain input {{\n  type filter hook input priority -10;\n  \
+             ip daddr {CUTTABLE_HOST} tcp dport {port} drop\n  \
+             ip saddr {CUTTABLE_HOST} tcp sport {port} drop\n }}\n}}\n",
+            port = self.port
+        );
+        let mut nft = Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        use std::io::Write;
+        nft.stdin.take()?.write_all(rules.as_bytes()).ok()?;
+        nft.wait().ok()?.success().then_some(SilentCut { table })
+    }
+}
+
+/// A cut made by [`TempPostgres::cut`]; mended when dropped.
+pub struct SilentCut {
+    table: String,
+}
+
+impl Drop for SilentCut {
+    fn drop(&mut self) {
+        let _ = Command::new("nft")
+            .args(["delete", "table", "inet", &self.table])
+            .status();
     }
 }
 
