@@ -36,6 +36,31 @@ async fn listed(p: &Paddock) -> Vec<Value> {
     body["boxes"].as_array().cloned().unwrap_or_default()
 }
 
+/// A box of project `proj` placed on `spoke_name` through the hub, whose
+/// connections to loopback its spoke holds for a verdict.
+pub(crate) async fn asking_box_on(p: &Paddock, spoke: &Paddock, spoke_name: &str, box_id: &str) {
+    let (status, created) = p
+        .post(
+            "/api/v1/boxes",
+            json!({"project": "proj", "box_id": box_id, "spoke": spoke_name}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}\nspoke log:\n{}", spoke.log());
+    add_rule(
+        spoke,
+        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
+    )
+    .await;
+}
+
+/// The first request in the hub's pending queue.
+pub(crate) async fn first_pending(p: &Paddock) -> Option<Value> {
+    let (_, pending) = p.get("/api/v1/egress/pending").await;
+    pending["requests"]
+        .as_array()
+        .and_then(|r| r.first().cloned())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_box_on_a_spoke_is_reached_through_the_hub_and_kept_while_the_spoke_is_away() {
     let (p, _dir, mut spoke) = hub_with_a_linked_spoke("edge-b", "", "").await;
@@ -165,18 +190,7 @@ async fn a_connection_held_on_a_spoke_is_allowed_over_the_hubs_varlink_and_compl
                       [egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n";
     let (p, _dir, spoke) = hub_with_a_linked_spoke("edge-c", "", spoke_toml).await;
     until_connected(&p, "edge-c", true).await;
-    let (status, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "proj", "box_id": "asker", "spoke": "edge-c"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}\nspoke log:\n{}", spoke.log());
-    add_rule(
-        &spoke,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
+    asking_box_on(&p, &spoke, "edge-c", "asker").await;
 
     // Through the hub, which routes the exec to the spoke.
     let fetching = exec_later(
@@ -189,12 +203,7 @@ async fn a_connection_held_on_a_spoke_is_allowed_over_the_hubs_varlink_and_compl
     let held = wait_for(
         "the held request at the hub",
         Duration::from_secs(30),
-        || async {
-            let (_, pending) = p.get("/api/v1/egress/pending").await;
-            pending["requests"]
-                .as_array()
-                .and_then(|r| r.first().cloned())
-        },
+        || first_pending(&p),
     )
     .await;
     assert_eq!(held["container"], "asker", "{held}");
@@ -265,45 +274,17 @@ async fn a_connection_a_spoke_holds_through_a_hub_restart_is_decided_at_the_hub_
                       [egress.hosts]\n\"upstream.test\" = [\"127.0.0.1\"]\n";
     let (mut p, _dir, spoke) = hub_with_a_linked_spoke("edge-d", "", spoke_toml).await;
     until_connected(&p, "edge-d", true).await;
-    let (status, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "proj", "box_id": "patient", "spoke": "edge-d"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    add_rule(
-        &spoke,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
+    asking_box_on(&p, &spoke, "edge-d", "patient").await;
     // Through the spoke's own API, so the call outlives the hub.
     let fetching = exec_later(
         &spoke,
         "patient",
         &format!("wget -q -O - http://upstream.test:{}/late", upstream.port),
     );
-    let pending_at_hub = |p: &Paddock| {
-        let p_url = p.url.clone();
-        let http = p.http.clone();
-        async move {
-            let pending: Value = http
-                .get(format!("{p_url}/api/v1/egress/pending"))
-                .send()
-                .await
-                .ok()?
-                .json()
-                .await
-                .ok()?;
-            pending["requests"]
-                .as_array()
-                .and_then(|r| r.first().cloned())
-        }
-    };
     let before = wait_for(
         "the held request at the hub",
         Duration::from_secs(30),
-        || pending_at_hub(&p),
+        || first_pending(&p),
     )
     .await;
 
@@ -315,7 +296,7 @@ async fn a_connection_a_spoke_holds_through_a_hub_restart_is_decided_at_the_hub_
     let after = wait_for(
         "the request announced again",
         Duration::from_secs(30),
-        || pending_at_hub(&p),
+        || first_pending(&p),
     )
     .await;
     assert_eq!(after["container"], "patient", "{after}");

@@ -13,8 +13,9 @@ use tokio::net::TcpListener;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::watch;
 
-use crate::common::egress_site::{UPSTREAM_BODY, Upstream, add_rule, exec, exec_later};
-use crate::common::{Paddock, wait_for};
+use crate::common::egress_site::{UPSTREAM_BODY, Upstream, exec, exec_later};
+use crate::common::wait_for;
+use crate::spoke_boxes::{asking_box_on, first_pending};
 use crate::spokes::{hub_and_an_enrolled_spoke, run_spoke, until_connected};
 
 /// A TCP relay that can be cut and mended. Cut, every connection through
@@ -89,13 +90,6 @@ async fn cut_now(is_cut: &mut watch::Receiver<bool>, wanted: bool) {
     let _ = is_cut.wait_for(|cut| *cut == wanted).await;
 }
 
-async fn first_pending(p: &Paddock) -> Option<Value> {
-    let (_, pending) = p.get("/api/v1/egress/pending").await;
-    pending["requests"]
-        .as_array()
-        .and_then(|r| r.first().cloned())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_silent_cut_is_noticed_at_both_ends_and_mending_it_loses_nothing() {
     let upstream = Upstream::start("127.0.0.1:0").await;
@@ -110,18 +104,7 @@ async fn a_silent_cut_is_noticed_at_both_ends_and_mending_it_loses_nothing() {
         spoke_toml,
     );
     until_connected(&p, "edge-f", true).await;
-    let (status, created) = p
-        .post(
-            "/api/v1/boxes",
-            json!({"project": "proj", "box_id": "wire", "spoke": "edge-f"}),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}\nspoke log:\n{}", spoke.log());
-    add_rule(
-        &spoke,
-        json!({"project": "proj", "target": "127.0.0.1/32", "action": "ask"}),
-    )
-    .await;
+    asking_box_on(&p, &spoke, "edge-f", "wire").await;
     // Held on the spoke, asked for through the spoke's own API so the
     // asking does not cross the cut.
     let fetching = exec_later(
