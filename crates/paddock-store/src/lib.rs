@@ -24,6 +24,7 @@ mod pg;
 mod pg_tests;
 mod ports;
 mod secrets;
+mod shared_keys;
 mod spoke_boxes;
 mod spokes;
 #[cfg(feature = "testing")]
@@ -45,6 +46,7 @@ pub use git_tokens::GitGrant;
 pub use http_rules::HttpRuleRow;
 pub use notices::{MAX_NOTICE_BYTES, Notice};
 pub use secrets::SecretRow;
+pub use shared_keys::SharedKeyRow;
 pub use spoke_boxes::SpokeBoxRow;
 pub use spokes::SpokeRow;
 pub use warm::WarmClaim;

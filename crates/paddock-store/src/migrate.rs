@@ -23,12 +23,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0011_audit_export.sql"),
     include_str!("../migrations/0012_spokes.sql"),
     include_str!("../migrations/0013_spoke_boxes.sql"),
+    include_str!("../migrations/0014_shared_keys.sql"),
 ];
 
 /// PostgreSQL's, by the version each brings the schema to: it starts at
 /// SQLite's 13 in one step, and every later migration is written for both.
-const PG_MIGRATIONS: &[(i64, &str)] =
-    &[(13, include_str!("../migrations/postgres/0013_schema.sql"))];
+const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (13, include_str!("../migrations/postgres/0013_schema.sql")),
+    (14, include_str!("../migrations/0014_shared_keys.sql")),
+];
 
 /// The advisory lock the migrating hub holds (any fixed number; "pdk").
 const PG_MIGRATION_LOCK: i64 = 0x70646b;

@@ -13,6 +13,10 @@ type StoreTest = (&'static str, fn(&Store));
 /// Every store test written for SQLite (each takes a fresh store).
 const ON_BOTH: &[StoreTest] = &[
     (
+        "shared_keys::the_first_shared_key_stays",
+        crate::shared_keys::tests::the_first_shared_key_stays_on,
+    ),
+    (
         "egress::a_spokes_decisions_join_the_log_with_how_far_it_has_them",
         crate::egress::tests::a_spokes_decisions_join_the_log_with_how_far_it_has_them_on,
     ),

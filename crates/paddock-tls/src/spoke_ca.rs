@@ -12,6 +12,8 @@ use rcgen::{
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SerialNumber,
 };
 
+use zeroize::Zeroizing;
+
 use crate::TlsError;
 
 const CA_CERT: &str = "ca.pem";
@@ -78,30 +80,58 @@ fn random_serial() -> SerialNumber {
 impl SpokeCa {
     /// The CA kept in `dir` (0700, its key 0600), made on first use.
     pub fn open_or_create(dir: &Path, instance: &str) -> Result<Self, TlsError> {
-        let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
-        if !key_path.exists() {
+        if !dir.join(CA_KEY).exists() {
             Self::create(dir, instance)?;
         }
-        let key_pem = std::fs::read_to_string(&key_path).map_err(|e| ca_error(&key_path, e))?;
-        let cert_pem = std::fs::read_to_string(&cert_path).map_err(|e| ca_error(&cert_path, e))?;
-        let bad = |what: &str, path: &PathBuf, e: rcgen::Error| TlsError::BadKey {
-            path: path.clone(),
-            reason: format!("{what}: {e}"),
-        };
-        let key =
-            KeyPair::from_pem(&key_pem).map_err(|e| bad("the spoke CA's key", &key_path, e))?;
-        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)
-            .map_err(|e| bad("the spoke CA's certificate", &cert_path, e))?;
-        Ok(Self { issuer, cert_pem })
+        let (cert_pem, key_pem) = Self::read(dir)?;
+        Self::from_pem(&cert_pem, &key_pem).map_err(|e| match e {
+            TlsError::BadKey { reason, .. } => TlsError::BadKey {
+                path: dir.to_owned(),
+                reason,
+            },
+            other => other,
+        })
     }
 
-    fn create(dir: &Path, instance: &str) -> Result<(), TlsError> {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| ca_error(dir, e))?;
+    /// The CA `open_or_create` would use, without writing anything: the
+    /// one in `dir` if there is one (its spokes trust it), else a new one
+    /// — certificate and key, PEM. What a hub offers as the spoke CA every
+    /// hub on one database shares.
+    pub fn existing_or_new(
+        dir: &Path,
+        instance: &str,
+    ) -> Result<(String, Zeroizing<String>), TlsError> {
+        if dir.join(CA_KEY).exists() {
+            Self::read(dir)
+        } else {
+            Self::generate(instance)
+        }
+    }
+
+    /// The CA from its certificate and key (PEM).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        let bad = |what: &str, e: rcgen::Error| TlsError::BadKey {
+            path: PathBuf::from("(the spoke CA)"),
+            reason: format!("{what}: {e}"),
+        };
+        let key = KeyPair::from_pem(key_pem).map_err(|e| bad("the spoke CA's key", e))?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)
+            .map_err(|e| bad("the spoke CA's certificate", e))?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+        })
+    }
+
+    fn read(dir: &Path) -> Result<(String, Zeroizing<String>), TlsError> {
+        let (cert_path, key_path) = (dir.join(CA_CERT), dir.join(CA_KEY));
+        let key_pem =
+            Zeroizing::new(std::fs::read_to_string(&key_path).map_err(|e| ca_error(&key_path, e))?);
+        let cert_pem = std::fs::read_to_string(&cert_path).map_err(|e| ca_error(&cert_path, e))?;
+        Ok((cert_pem, key_pem))
+    }
+
+    fn generate(instance: &str) -> Result<(String, Zeroizing<String>), TlsError> {
         let key = KeyPair::generate().map_err(|e| TlsError::Config(e.to_string()))?;
         let mut params = CertificateParams::default();
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
@@ -116,11 +146,22 @@ impl SpokeCa {
         let cert = params
             .self_signed(&key)
             .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok((cert.pem(), Zeroizing::new(key.serialize_pem())))
+    }
+
+    fn create(dir: &Path, instance: &str) -> Result<(), TlsError> {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| ca_error(dir, e))?;
+        let (cert_pem, key_pem) = Self::generate(instance)?;
         // The key first: a crash between the two leaves no certificate
         // without its key (open_or_create makes both again only if the
         // key is missing).
-        write_private(&dir.join(CA_KEY), &key.serialize_pem())?;
-        write_private(&dir.join(CA_CERT), &cert.pem())
+        write_private(&dir.join(CA_KEY), &key_pem)?;
+        write_private(&dir.join(CA_CERT), &cert_pem)
     }
 
     /// The CA's certificate, which spokes trust the hub by.

@@ -9,6 +9,7 @@
 mod binding;
 mod box_view;
 mod key;
+mod shared;
 
 use parking_lot::Mutex;
 use std::collections::{HashMap, HashSet};
@@ -22,6 +23,7 @@ use zeroize::Zeroizing;
 pub use binding::{Binding, BindingSpec, BoundHost, Inject, check_env, check_name, check_value};
 pub use box_view::{BoxSecret, BoxSecrets, PLACEHOLDER_LEN, PLACEHOLDER_PREFIX, StreamScan};
 pub use key::{CREDENTIAL_NAME, KEY_ENV, KEY_FILE, KeySource, VaultKey};
+pub use shared::SharedKey;
 
 #[derive(Debug, thiserror::Error)]
 pub enum VaultError {

@@ -25,7 +25,7 @@ use crate::components::Components;
 use crate::config::{self, Resolved};
 use crate::extensions::egress::EmbeddedEgress;
 use crate::extensions::gate::EmbeddedGate;
-use crate::startup::{host_key, init_logging, reconcile_at_start};
+use crate::startup::{egress_ca, host_key, init_logging, reconcile_at_start, spoke_ca};
 
 /// A paddock that is also a spoke: it runs the boxes its hub places on
 /// it, linked to the hub with the certificate `paddock spoke enroll`
@@ -176,8 +176,7 @@ pub async fn run(
         let egress = Egress::new(egress_config, store.clone(), hub.clone())
             .context("cannot start the egress gateway")?;
         let tls_dir = data_dir.join("tls");
-        let ca = paddock_egress::intercept::InstanceCa::load_or_create(&tls_dir, &core.instance)
-            .context("cannot load the egress CA")?;
+        let ca = egress_ca(&vault, &store, &tls_dir, &core.instance)?;
         let upstream =
             paddock_egress::intercept::client_config(egress.config().upstream_ca_file.as_deref())
                 .context("cannot set up upstream TLS")?;
@@ -290,8 +289,7 @@ pub async fn run(
     // The spoke CA is made on first start and kept in the data dir.
     let spokes = Arc::new(paddock_spoke::Enrolment::new(
         store.clone(),
-        paddock_tls::SpokeCa::open_or_create(&data_dir.join(SPOKE_CA_DIR), &core.instance)
-            .context("the spoke CA")?,
+        spoke_ca(&vault, &store, &data_dir.join(SPOKE_CA_DIR), &core.instance)?,
         Duration::from_secs(spokes_config.cert_life_days.max(1) * 86_400),
         paddock_spoke::SpokeLinks::new(store.clone(), env!("CARGO_PKG_VERSION")),
     ));

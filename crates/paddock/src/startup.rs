@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context;
+
 use paddock_core::BoxService;
 use paddock_store::Store;
 use tracing_subscriber::EnvFilter;
@@ -76,4 +78,53 @@ pub(crate) fn host_key(store: &Store, instance: &str, data_dir: &std::path::Path
     }
     let hub = paddock_secret::hash(&data_dir.display().to_string());
     format!("{instance}_{}", hub.get(..8).unwrap_or(&hub))
+}
+
+/// The CA the gateway signs intercepted hosts' certificates with. Hubs
+/// on one PostgreSQL share one, sealed in the store (the first hub's,
+/// its own existing one if it had one): a box made at one hub must trust
+/// what another's gateway shows it after a takeover.
+pub(crate) fn egress_ca(
+    vault: &paddock_vault::Vault,
+    store: &Store,
+    tls_dir: &std::path::Path,
+    instance: &str,
+) -> anyhow::Result<paddock_egress::intercept::InstanceCa> {
+    use paddock_egress::intercept::InstanceCa;
+    if !store.is_shared() {
+        return InstanceCa::load_or_create(tls_dir, instance).context("cannot load the egress CA");
+    }
+    let shared = vault
+        .shared_key("egress-ca", paddock_store::clock::now_ms(), || {
+            InstanceCa::existing_or_new(tls_dir, instance)
+        })
+        .context("cannot load the egress CA the hubs share")?;
+    InstanceCa::from_pem(&shared.certificate, &shared.private_key)
+        .context("the egress CA the hubs share")
+}
+
+/// The CA spokes' certificates come from, shared as the egress CA is: a
+/// spoke enrolled at one hub links to any of them.
+pub(crate) fn spoke_ca(
+    vault: &paddock_vault::Vault,
+    store: &Store,
+    dir: &std::path::Path,
+    instance: &str,
+) -> anyhow::Result<paddock_tls::SpokeCa> {
+    use paddock_tls::SpokeCa;
+    if !store.is_shared() {
+        return SpokeCa::open_or_create(dir, instance).context("the spoke CA");
+    }
+    let shared = vault
+        .shared_key("spoke-ca", paddock_store::clock::now_ms(), || {
+            SpokeCa::existing_or_new(dir, instance).map(|(certificate, private_key)| {
+                paddock_vault::SharedKey {
+                    certificate,
+                    private_key,
+                }
+            })
+        })
+        .context("cannot load the spoke CA the hubs share")?;
+    SpokeCa::from_pem(&shared.certificate, &shared.private_key)
+        .context("the spoke CA the hubs share")
 }

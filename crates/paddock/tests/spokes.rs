@@ -24,7 +24,7 @@ fn openssl(args: &[&str]) -> (bool, String) {
     )
 }
 
-fn enroll(p: &Paddock, token: &str, dir: &Path) -> std::process::Output {
+pub(crate) fn enroll(p: &Paddock, token: &str, dir: &Path) -> std::process::Output {
     Command::new(paddock_bin())
         .args(["spoke", "enroll", "--hub", &p.url, "--dir"])
         .arg(dir)

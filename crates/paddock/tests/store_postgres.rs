@@ -19,11 +19,16 @@ fn on(url: &str, default_instance: bool) -> Paddock {
     on_with(url, default_instance, "")
 }
 
+/// The secrets key every hub on one database shares (hex of 32 bytes):
+/// it seals their secrets and the CAs they share.
+const SHARED_SECRETS_KEY: &str = "5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e5ca1ab1e";
+
 fn on_with(url: &str, default_instance: bool, toml: &str) -> Paddock {
     Paddock::start(Options {
         extra_toml: format!("[store]\nurl = \"{url}\"\n{toml}"),
         default_instance,
         login_profile: false,
+        env: vec![("PADDOCK_SECRETS_KEY".into(), SHARED_SECRETS_KEY.into())],
         ..Options::default()
     })
 }
@@ -325,4 +330,52 @@ async fn a_hub_rides_out_its_database_restarting_under_load() {
     assert_eq!(out["stdout"], "after\n", "{out}");
     drop(hub);
     drop(pg);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hubs_on_one_postgres_share_their_cas_so_boxes_and_spokes_trust_any_of_them() {
+    use crate::spokes::{enroll, run_spoke, until_connected};
+    let pg = TempPostgres::start().expect("PostgreSQL is installed (scripts/test installs it)");
+    let url = pg.database("cas");
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = on_with(
+        &url,
+        false,
+        &format!("[spokes]\nlisten = \"127.0.0.1:{port_a}\"\n"),
+    );
+    let b = on_with(
+        &url,
+        true,
+        &format!("[spokes]\nlisten = \"127.0.0.1:{port_b}\"\n"),
+    );
+
+    // One egress CA: what a box made at A trusts is what B's gateway
+    // signs with once B serves it.
+    let bundle = |p: &Paddock| {
+        std::fs::read_to_string(p.dir.path().join("data/tls/box-ca-bundle.pem")).unwrap()
+    };
+    assert!(bundle(&a).contains("BEGIN CERTIFICATE"));
+    assert_eq!(bundle(&a), bundle(&b), "one egress CA for both hubs");
+    assert!(
+        a.log()
+            .contains("this hub's key is now the one every hub on the database uses"),
+        "{}",
+        a.log()
+    );
+
+    // One spoke CA: a spoke enrolled at A links to B.
+    let token = a.cli(&["spoke", "token", "create", "--name", "edge-s", "--json"]);
+    let token: serde_json::Value = serde_json::from_slice(&token.stdout).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let enrolled = enroll(&a, token["token"].as_str().unwrap(), dir.path());
+    assert!(enrolled.status.success(), "{enrolled:?}");
+    let _spoke = run_spoke(&format!("https://127.0.0.1:{port_b}"), dir.path(), "");
+    until_connected(&b, "edge-s", true).await;
 }

@@ -1,8 +1,9 @@
 //! The instance's own certificate authority, for the hosts the gateway
 //! must read (a secret is bound to them): a leaf per host, minted on first
 //! contact and kept in memory. The CA's key is made once, stays in a 0600
-//! file in the data directory, and is never sent anywhere; boxes get the
-//! certificate alone.
+//! file in the data directory — or, when hubs share a PostgreSQL, sealed
+//! in the store under the secrets key, one CA for them all — and is never
+//! sent anywhere; boxes get the certificate alone.
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ use rcgen::{
 };
 use rustls::ServerConfig;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+use paddock_vault::SharedKey;
 
 use crate::EgressError;
 
@@ -60,23 +63,60 @@ impl InstanceCa {
         let (cert_path, key_path): (PathBuf, PathBuf) =
             (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
         if !key_path.exists() {
-            let key = KeyPair::generate().map_err(|e| io_error(&key_path, e))?;
-            let mut params = CertificateParams::default();
-            let mut dn = DistinguishedName::new();
-            dn.push(DnType::CommonName, format!("paddock egress CA ({name})"));
-            dn.push(DnType::OrganizationName, "paddock");
-            params.distinguished_name = dn;
-            params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-            params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-            let now = time::OffsetDateTime::now_utc();
-            params.not_before = now - time::Duration::days(1);
-            params.not_after = now + time::Duration::days(3650);
-            let cert = params
-                .self_signed(&key)
-                .map_err(|e| io_error(&cert_path, e))?;
-            write_private(&key_path, &key.serialize_pem())?;
-            std::fs::write(&cert_path, cert.pem()).map_err(|e| io_error(&cert_path, e))?;
+            let fresh = Self::generate(name)?;
+            write_private(&key_path, &fresh.private_key)?;
+            std::fs::write(&cert_path, &fresh.certificate).map_err(|e| io_error(&cert_path, e))?;
         }
+        let files = Self::read(dir)?;
+        Self::from_pem(&files.certificate, &files.private_key)
+    }
+
+    /// The CA `load_or_create` would use, without writing anything: the
+    /// one in `dir` if there is one (its boxes trust it), else a new one.
+    /// What a hub offers as the CA every hub on one database shares.
+    pub fn existing_or_new(dir: &Path, name: &str) -> Result<SharedKey, EgressError> {
+        if dir.join(CA_KEY_FILE).exists() {
+            Self::read(dir)
+        } else {
+            Self::generate(name)
+        }
+    }
+
+    /// The CA from its certificate and key (PEM).
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, EgressError> {
+        let bad = |e: rcgen::Error| EgressError::Invalid(format!("egress CA: {e}"));
+        let key = KeyPair::from_pem(key_pem).map_err(bad)?;
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key).map_err(bad)?;
+        Ok(Self {
+            issuer,
+            cert_pem: cert_pem.to_owned(),
+            leaves: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn generate(name: &str) -> Result<SharedKey, EgressError> {
+        let bad = |e: rcgen::Error| EgressError::Invalid(format!("a new egress CA: {e}"));
+        let key = KeyPair::generate().map_err(bad)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("paddock egress CA ({name})"));
+        dn.push(DnType::OrganizationName, "paddock");
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::days(1);
+        params.not_after = now + time::Duration::days(3650);
+        let cert = params.self_signed(&key).map_err(bad)?;
+        Ok(SharedKey {
+            certificate: cert.pem(),
+            private_key: zeroize::Zeroizing::new(key.serialize_pem()),
+        })
+    }
+
+    /// The CA's files in `dir`, its key only if no one else may read it.
+    fn read(dir: &Path) -> Result<SharedKey, EgressError> {
+        let (cert_path, key_path) = (dir.join(CA_CERT_FILE), dir.join(CA_KEY_FILE));
         let mode = std::fs::metadata(&key_path)
             .map_err(|e| io_error(&key_path, e))?
             .permissions()
@@ -91,17 +131,14 @@ impl InstanceCa {
                 ),
             ));
         }
-        let key_pem = zeroize::Zeroizing::new(
+        let private_key = zeroize::Zeroizing::new(
             std::fs::read_to_string(&key_path).map_err(|e| io_error(&key_path, e))?,
         );
-        let key = KeyPair::from_pem(&key_pem).map_err(|e| io_error(&key_path, e))?;
-        let cert_pem = std::fs::read_to_string(&cert_path).map_err(|e| io_error(&cert_path, e))?;
-        let issuer =
-            Issuer::from_ca_cert_pem(&cert_pem, key).map_err(|e| io_error(&cert_path, e))?;
-        Ok(Self {
-            issuer,
-            cert_pem,
-            leaves: Mutex::new(HashMap::new()),
+        let certificate =
+            std::fs::read_to_string(&cert_path).map_err(|e| io_error(&cert_path, e))?;
+        Ok(SharedKey {
+            certificate,
+            private_key,
         })
     }
 
@@ -170,6 +207,9 @@ impl InstanceCa {
             bundle.push_str("-----END CERTIFICATE-----\n");
         }
         bundle.push_str(&self.cert_pem);
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
+        }
         std::fs::write(path, bundle).map_err(|e| io_error(path, e))?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
             .map_err(|e| io_error(path, e))
