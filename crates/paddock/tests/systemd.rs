@@ -126,6 +126,12 @@ async fn socket_activated_it_serves_the_first_connection_and_exits_when_idle() {
         .stderr(log)
         .spawn()
         .expect("systemd-socket-activate (Debian's systemd) is installed by scripts/ensure-env");
+    // Connecting before the activator listens would be refused: it says
+    // when it does (no connection may ask, or it would be the first).
+    wait_for_sync("the activator to listen", Duration::from_secs(10), || {
+        std::fs::read_to_string(dir.path().join("paddock.log"))
+            .is_ok_and(|log| log.contains(&format!("Listening on 127.0.0.1:{port}")))
+    });
     // Nothing runs paddock yet; the first connection does, and is served
     // by it from the socket's backlog.
     let health = crate::common::http()
