@@ -128,6 +128,11 @@ pub struct PendingRequest {
 /// asked ahead (untrusted text, shown as "agent says").
 pub const AGENT_REASON: &str = "agent_reason";
 
+/// The key of an event's dossier that names the hub holding a request
+/// this hub only mirrors (hubs on one database): that hub's surfaces that
+/// speak for it once, such as webhooks, leave it to the holder.
+pub const HELD_AT: &str = "held_at";
+
 /// A held request as every surface shows it (varlink's `Pending`, REST's
 /// pending list, the terminal client): one shape, one set of names.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -22,8 +22,9 @@ mod verdict;
 
 pub use event::{ClearanceEvent, EventKind, Published};
 pub use hub::{
-    AGENT_REASON, Ack, CheckedVerdict, Ending, HTTP_REQUEST, Hold, Hub, HubConfig, NotApplied,
-    PendingRequest, PendingView, SubscriberQueueView, Ticket, Verdict, VerdictError, VerdictScope,
+    AGENT_REASON, Ack, CheckedVerdict, Ending, HELD_AT, HTTP_REQUEST, Hold, Hub, HubConfig,
+    NotApplied, PendingRequest, PendingView, SubscriberQueueView, Ticket, Verdict, VerdictError,
+    VerdictScope,
 };
 pub use queue::{Chunk, DirectSink, Subscription};
 pub use relayed::RelayedVerdict;

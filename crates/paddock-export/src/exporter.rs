@@ -256,6 +256,13 @@ async fn pass(
     store: &Arc<Store>,
     cursor: &mut Option<i64>,
 ) -> Result<usize, String> {
+    // Hubs on one database share the log and the cursors: one of them,
+    // the leader, delivers. Another reads the cursor afresh when it
+    // comes to lead.
+    if !store.leads() {
+        *cursor = None;
+        return Ok(0);
+    }
     let after = match *cursor {
         Some(after) => after,
         None => {

@@ -179,3 +179,57 @@ async fn a_webhook_that_is_down_loses_nothing_and_gets_signed_ocsf_in_order() {
         assert_eq!(first["class_uid"], 4001);
     }
 }
+
+/// Hubs on one PostgreSQL (a server this test starts), each with the
+/// same sink: the leader delivers, the other waits, and takes over from
+/// the shared cursor when the leader goes — no entry twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn hubs_on_one_database_deliver_each_entry_once() {
+    let Some(pg) = paddock_store::testing::TempPostgres::start() else {
+        eprintln!("PostgreSQL is not installed here: skipped (scripts/test installs it)");
+        return;
+    };
+    let url = pg.database("export");
+    let dir = tempfile::tempdir().unwrap();
+    let open = |url: String| async move {
+        tokio::task::spawn_blocking(move || Arc::new(Store::open_postgres(&url).unwrap()))
+            .await
+            .unwrap()
+    };
+    let (leader, other) = (open(url.clone()).await, open(url).await);
+    assert!(leader.leads() && !other.leads());
+    let sink = |file: &str| {
+        config(serde_json::json!({"sinks": [
+            {"name": "siem", "file": dir.path().join(file), "batch": 7, "poll_ms": 10}
+        ]}))
+    };
+    let read = |file: &str| std::fs::read_to_string(dir.path().join(file)).unwrap_or_default();
+    let from_leader = Exporter::start(&sink("a.jsonl"), leader.clone()).unwrap();
+    let from_other = Exporter::start(&sink("b.jsonl"), other.clone()).unwrap();
+    let writer = leader.clone();
+    tokio::task::spawn_blocking(move || append(&writer, 0, 30))
+        .await
+        .unwrap();
+    until("30 at the leader", || read("a.jsonl").lines().count() == 30).await;
+    assert_eq!(read("b.jsonl"), "", "the other hub delivered too");
+
+    // The leader goes: the other takes over from the shared cursor.
+    from_leader.finish(Duration::from_secs(5)).await;
+    drop(leader);
+    let writer = other.clone();
+    tokio::task::spawn_blocking(move || append(&writer, 30, 40))
+        .await
+        .unwrap();
+    until("the next 10 at the other", || {
+        read("b.jsonl").lines().count() == 10
+    })
+    .await;
+    from_other.finish(Duration::from_secs(5)).await;
+    let mut all = ids_in(&read("a.jsonl"), "id");
+    all.extend(ids_in(&read("b.jsonl"), "id"));
+    assert_eq!(
+        all,
+        (1..=40).collect::<Vec<_>>(),
+        "each entry once, in order"
+    );
+}

@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use crate::wire::{CHANNEL, PeerMessage};
 
 /// The dossier key a mirrored request carries: the hub that holds it.
-pub const HELD_AT: &str = "held_at";
+pub use paddock_clearance::HELD_AT;
 const ALIVE_EVERY: Duration = Duration::from_secs(5);
 /// A hub not heard from for this long is taken for gone.
 const SILENT_FOR: Duration = Duration::from_secs(20);

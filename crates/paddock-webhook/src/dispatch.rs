@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use paddock_clearance::{EventKind, Hub, PendingView, Published};
+use paddock_clearance::{EventKind, HELD_AT, Hub, PendingView, Published};
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -126,6 +126,11 @@ fn notice_of(
     remembered: &Mutex<Vec<PendingView>>,
 ) -> Option<Notice> {
     let e = &published.event;
+    // Held by another hub on this database, which tells of it: one
+    // notice for one held connection, however many hubs mirror it.
+    if e.dossier.contains_key(HELD_AT) {
+        return None;
+    }
     if e.kind == EventKind::ConnectionBlocked.as_str() && !e.request_id.is_empty() {
         // Decided before this was read, it is still announced as held.
         let held = hub

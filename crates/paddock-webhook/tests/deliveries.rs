@@ -3,7 +3,8 @@
 //! Standard Webhooks recipe); a receiver that fails gets everything once it
 //! recovers; one that is slow delays nobody else; a redirect is a failed
 //! delivery and is never followed; a full queue drops its oldest and says
-//! how many; an agent's words cannot mention or link in a chat payload.
+//! how many; an agent's words cannot mention or link in a chat payload; a
+//! request another hub holds is left to that hub's webhooks.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -220,6 +221,40 @@ async fn holds_and_their_ends_reach_every_endpoint_signed_and_nothing_waits() {
     })
     .await;
     assert_eq!(seen.redirected_to.load(Ordering::SeqCst), 0);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_request_another_hub_holds_is_told_by_that_hub_alone() {
+    let (base, seen) = receiver().await;
+    let hub = Hub::new(HubConfig::default());
+    let stop = CancellationToken::new();
+    let _webhooks = Webhooks::start(
+        &[endpoint(format!("{base}/ok"), Format::Json, 100, 5)],
+        &hub,
+        "https://paddock.example/",
+        stop.clone(),
+    )
+    .unwrap();
+    // Mirrored from the hub that holds it (hubs on one database), then
+    // one of this hub's own: one queue, in order, so the mirrored one
+    // would have come first had it been sent.
+    let mut mirrored =
+        ClearanceEvent::new(EventKind::ConnectionBlocked, "box-m").with_dossier("proj", "c");
+    mirrored.dest = "mirrored.example".into();
+    mirrored
+        .dossier
+        .insert(paddock_clearance::HELD_AT.into(), "other-hub".into());
+    let Hold::Held(_) = hub.hold(mirrored, 1000, Duration::from_secs(60)) else {
+        panic!("held too many")
+    };
+    let own = held(&hub, "own.example", "");
+    until("a delivery at /ok", || {
+        !accepted_at(&seen, "/ok").is_empty()
+    })
+    .await;
+    let first = &accepted_at(&seen, "/ok")[0].1;
+    assert_eq!(first["request"]["request_id"], own.as_str(), "{first}");
     stop.cancel();
 }
 
