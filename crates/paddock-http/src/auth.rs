@@ -90,10 +90,17 @@ pub(crate) fn forbidden(message: impl Into<String>) -> ApiError {
 }
 
 pub(crate) fn unauthorised(e: &AuthError) -> Response {
-    if let AuthError::StoreUnavailable(_) = e {
+    // Not known to be bad, only not checked now: "try again", not 401 —
+    // a client told its token is invalid would throw it away.
+    let unchecked = match e {
+        AuthError::StoreUnavailable(_) => Some(ErrorCode::StoreUnavailable),
+        AuthError::Unavailable(_) => Some(ErrorCode::AuthUnavailable),
+        _ => None,
+    };
+    if let Some(code) = unchecked {
         return ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
-            code: ErrorCode::StoreUnavailable,
+            code,
             message: e.to_string(),
         }
         .into_response();

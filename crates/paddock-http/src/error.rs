@@ -37,6 +37,9 @@ pub enum ErrorCode {
     TooLarge,
     PortUnreachable,
     Unauthenticated,
+    /// The credential could not be checked (an identity provider down,
+    /// slow or garbled): refused, and not known to be bad.
+    AuthUnavailable,
     Forbidden,
     EgressDisabled,
     EgressError,
@@ -57,7 +60,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 35] = [
+    pub const ALL: [ErrorCode; 36] = [
         Self::NotFound,
         Self::Invalid,
         Self::Conflict,
@@ -80,6 +83,7 @@ impl ErrorCode {
         Self::TooLarge,
         Self::PortUnreachable,
         Self::Unauthenticated,
+        Self::AuthUnavailable,
         Self::Forbidden,
         Self::EgressDisabled,
         Self::EgressError,
@@ -119,6 +123,7 @@ impl ErrorCode {
             Self::TooLarge => "too_large",
             Self::PortUnreachable => "port_unreachable",
             Self::Unauthenticated => "unauthenticated",
+            Self::AuthUnavailable => "auth_unavailable",
             Self::Forbidden => "forbidden",
             Self::EgressDisabled => "egress_disabled",
             Self::EgressError => "egress_error",
