@@ -14,6 +14,7 @@ mod event;
 pub mod fuzzing;
 mod hub;
 pub mod metrics;
+mod mirrored;
 mod queue;
 mod relayed;
 mod request;
@@ -26,6 +27,7 @@ pub use hub::{
     NotApplied, PendingRequest, PendingView, SubscriberQueueView, Ticket, Verdict, VerdictError,
     VerdictScope,
 };
+pub use mirrored::{HolderKey, Mirrored, Mirroring};
 pub use queue::{Chunk, DirectSink, Subscription};
 pub use relayed::RelayedVerdict;
 pub use request::{VerdictRequest, VerdictRequestError};

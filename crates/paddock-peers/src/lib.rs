@@ -23,7 +23,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use paddock_clearance::{
-    ClearanceEvent, Ending, EventKind, Hold, Hub, NotApplied, RelayedVerdict, Ticket,
+    ClearanceEvent, EventKind, HolderKey, Hub, Mirrored, Mirroring, NotApplied, RelayedVerdict,
+    Ticket,
 };
 use paddock_store::{Notice, Store};
 use parking_lot::Mutex;
@@ -39,18 +40,13 @@ const ALIVE_EVERY: Duration = Duration::from_secs(5);
 const SILENT_FOR: Duration = Duration::from_secs(20);
 /// How long a verdict waits for the holder's answer.
 const ANSWER_WITHIN: Duration = Duration::from_secs(10);
-const MIRROR_LIMIT: usize = 256;
-const BACKSTOP: Duration = Duration::from_secs(60 * 60);
-
-/// (holding hub, its request id).
-type Key = (String, String);
 
 pub struct Peers {
     me: String,
     hub: Arc<Hub>,
     store: Arc<Store>,
-    /// Mirrored requests: the holder's key → this hub's request id.
-    held: Mutex<HashMap<Key, String>>,
+    /// The other hubs' held requests, held here too.
+    mirrored: Mirrored,
     asks: Mutex<HashMap<u64, oneshot::Sender<Result<(), String>>>>,
     next_ask: AtomicU64,
     heard: Mutex<HashMap<String, Instant>>,
@@ -69,9 +65,10 @@ impl Peers {
     ) -> Arc<Self> {
         Arc::new(Self {
             me: me.to_owned(),
+            mirrored: Mirrored::new(hub.clone()),
             hub,
             store,
-            held: Mutex::new(HashMap::new()),
+
             asks: Mutex::new(HashMap::new()),
             next_ask: AtomicU64::new(1),
             heard: Mutex::new(HashMap::new()),
@@ -104,10 +101,7 @@ impl Peers {
                 }
             }
         }
-        let all: Vec<String> = self.held.lock().drain().map(|(_, id)| id).collect();
-        for id in all {
-            self.hub.withdraw(&id, "paddock", "this hub stopped");
-        }
+        self.mirrored.withdraw_all("this hub stopped");
     }
 
     fn send(&self, message: &PeerMessage) {
@@ -199,55 +193,22 @@ impl Peers {
     }
 
     fn mirror(self: &Arc<Self>, from: String, mut event: ClearanceEvent) {
-        let theirs = std::mem::take(&mut event.request_id);
-        let key = (from.clone(), theirs);
-        event.dossier.insert(HELD_AT.into(), from);
-        if event.kind == EventKind::ConnectionBlocked.as_str() {
-            if self.held.lock().contains_key(&key) {
-                return; // announced again: held already
-            }
-            match self.hub.hold(event, MIRROR_LIMIT, BACKSTOP) {
-                Hold::Held(ticket) if ticket.fresh => {
-                    self.held
-                        .lock()
-                        .insert(key.clone(), ticket.request_id.clone());
-                    let peers = self.clone();
-                    tokio::spawn(async move { peers.until_ended(key, ticket).await });
-                }
-                Hold::Held(_) => {}
-                Hold::TooMany => {
-                    tracing::warn!(hub = %key.0, "another hub's box has too many held requests to mirror");
-                }
-            }
-        } else if event.kind == EventKind::ConnectionHeldAgain.as_str() {
-            if let Some(id) = self.held.lock().get(&key).cloned() {
-                event.request_id = id;
-                self.hub.publish(event);
-            }
-        } else if event.kind == EventKind::VerdictApplied.as_str() {
-            let mirrored = self.held.lock().remove(&key);
-            if let Some(id) = mirrored {
-                self.hub
-                    .withdraw(&id, &format!("hub {}", key.0), &event.reason);
-            }
+        let by = format!("hub {from}");
+        event.dossier.insert(HELD_AT.into(), from.clone());
+        if let Mirroring::Fresh(key, ticket) = self.mirrored.take(&from, &by, event) {
+            let peers = self.clone();
+            tokio::spawn(async move { peers.until_ended(key, ticket).await });
         }
     }
 
-    async fn until_ended(&self, key: Key, mut ticket: Ticket) {
-        let ending = tokio::select! {
-            ending = ticket.ending() => Some(ending),
-            _ = tokio::time::sleep(BACKSTOP) => None,
-        };
-        self.held.lock().remove(&key);
-        let Some(ending) = ending else {
-            self.hub.withdraw(
-                &ticket.request_id,
-                "paddock",
-                "the holding hub never ended it",
-            );
-            return;
-        };
-        let Ending::Decided { verdict, ack } = ending else {
+    /// A verdict given here goes to the holding hub under its id; its
+    /// answer is the acknowledgement.
+    async fn until_ended(&self, key: HolderKey, ticket: Ticket) {
+        let Some((verdict, ack)) = self
+            .mirrored
+            .decided(&key, ticket, "the holding hub never ended it")
+            .await
+        else {
             return;
         };
         let (to, request_id) = key;
@@ -284,15 +245,8 @@ impl Peers {
             gone
         };
         for hub in silent {
-            let ids: Vec<String> = {
-                let mut held = self.held.lock();
-                let keys: Vec<Key> = held.keys().filter(|k| k.0 == hub).cloned().collect();
-                keys.iter().filter_map(|k| held.remove(k)).collect()
-            };
-            for id in ids {
-                self.hub
-                    .withdraw(&id, "paddock", &format!("hub {hub} fell silent"));
-            }
+            self.mirrored
+                .withdraw_all_of(&hub, &format!("hub {hub} fell silent"));
         }
     }
 }

@@ -9,38 +9,26 @@
 //! any other box is dropped, and the project an event is shown under is
 //! the hub's record, never the spoke's word.
 
-use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use paddock_clearance::{ClearanceEvent, Ending, EventKind, Hold, Hub, NotApplied, Ticket};
+use paddock_clearance::{ClearanceEvent, HolderKey, Hub, Mirrored, Mirroring, NotApplied, Ticket};
 use paddock_store::Store;
-use parking_lot::Mutex;
 
 use crate::calls::{Answer, Session};
 use crate::wire::{HubMessage, SpokeVerdict};
 
-/// How many of one box's requests the hub mirrors at once (the spoke
-/// enforces its own, smaller, limit).
-const MIRROR_LIMIT: usize = 256;
-/// A mirrored request the spoke never ends is withdrawn here after this.
-const BACKSTOP: Duration = Duration::from_secs(60 * 60);
-
-/// (spoke, the spoke's request id) → the hub's request id.
-type Key = (String, String);
-
 pub(crate) struct Mirror {
     hub: Arc<Hub>,
     store: Arc<Store>,
-    held: Mutex<HashMap<Key, String>>,
+    mirrored: Mirrored,
 }
 
 impl Mirror {
     pub(crate) fn new(hub: Arc<Hub>, store: Arc<Store>) -> Arc<Self> {
         Arc::new(Self {
+            mirrored: Mirrored::new(hub.clone()),
             hub,
             store,
-            held: Mutex::new(HashMap::new()),
         })
     }
 
@@ -81,62 +69,24 @@ impl Mirror {
         };
         event.dossier.insert("project".into(), row.project);
         event.dossier.insert("spoke".into(), spoke.to_owned());
-        let spoke_request = std::mem::take(&mut event.request_id);
-        let key = (spoke.to_owned(), spoke_request.clone());
-        if event.kind == EventKind::ConnectionBlocked.as_str() && !spoke_request.is_empty() {
-            self.hold(key, session, event);
-        } else if event.kind == EventKind::ConnectionHeldAgain.as_str() {
-            if let Some(id) = self.held.lock().get(&key).cloned() {
-                event.request_id = id;
-                self.hub.publish(event);
-            }
-        } else if event.kind == EventKind::VerdictApplied.as_str() {
-            // Ended on the spoke (its deadline, its own console): the
-            // mirror ends too. One the hub decided was announced here
-            // already.
-            let mirrored = self.held.lock().remove(&key);
-            if let Some(id) = mirrored {
-                self.hub
-                    .withdraw(&id, &format!("spoke {spoke}"), &event.reason);
-            }
-        } else {
-            self.hub.publish(event);
-        }
-    }
-
-    fn hold(self: &Arc<Self>, key: Key, session: &Session, event: ClearanceEvent) {
-        if self.held.lock().contains_key(&key) {
-            return; // announced again after a reconnect: held already
-        }
-        match self.hub.hold(event, MIRROR_LIMIT, BACKSTOP) {
-            Hold::Held(ticket) if ticket.fresh => {
-                self.held
-                    .lock()
-                    .insert(key.clone(), ticket.request_id.clone());
+        match self.mirrored.take(spoke, &format!("spoke {spoke}"), event) {
+            Mirroring::Fresh(key, ticket) => {
                 let (mirror, session) = (self.clone(), session.clone());
                 tokio::spawn(async move { mirror.until_ended(key, session, ticket).await });
             }
-            Hold::Held(_) => {}
-            Hold::TooMany => {
-                tracing::warn!(spoke = %key.0, "a spoke's box has too many held requests to mirror; not shown");
-            }
+            Mirroring::Done => {}
+            Mirroring::Other(event) => self.hub.publish(event),
         }
     }
 
-    async fn until_ended(&self, key: Key, session: Session, mut ticket: Ticket) {
-        let ending = tokio::select! {
-            ending = ticket.ending() => Some(ending),
-            _ = tokio::time::sleep(BACKSTOP) => None,
-        };
-        // Ended here however it ends: the spoke's later word about it
-        // finds nothing to end.
-        self.held.lock().remove(&key);
-        let Some(ending) = ending else {
-            self.hub
-                .withdraw(&ticket.request_id, "paddock", "the spoke never ended it");
-            return;
-        };
-        let Ending::Decided { verdict, ack } = ending else {
+    /// A verdict given here goes to the spoke under the spoke's id; the
+    /// spoke's answer is the acknowledgement.
+    async fn until_ended(&self, key: HolderKey, session: Session, ticket: Ticket) {
+        let Some((verdict, ack)) = self
+            .mirrored
+            .decided(&key, ticket, "the spoke never ended it")
+            .await
+        else {
             return;
         };
         let (spoke, spoke_request) = key;
@@ -158,22 +108,15 @@ impl Mirror {
     /// The spoke's link went: its requests leave the hub's queue. The
     /// spoke announces those it still holds when it is back.
     pub(crate) fn forget_spoke(&self, spoke: &str) {
-        let ids: Vec<String> = {
-            let mut held = self.held.lock();
-            let keys: Vec<Key> = held.keys().filter(|k| k.0 == spoke).cloned().collect();
-            keys.iter().filter_map(|k| held.remove(k)).collect()
-        };
-        for id in ids {
-            self.hub
-                .withdraw(&id, "paddock", &format!("spoke {spoke} disconnected"));
-        }
+        self.mirrored
+            .withdraw_all_of(spoke, &format!("spoke {spoke} disconnected"));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use paddock_clearance::{HubConfig, Verdict, VerdictError, VerdictScope};
+    use paddock_clearance::{EventKind, HubConfig, Verdict, VerdictError, VerdictScope};
     use paddock_store::SpokeBoxRow;
     use tokio::sync::mpsc;
 
