@@ -183,13 +183,18 @@ impl Gate {
     }
 
     fn not_git(&self, path: &str) -> Response<Body> {
+        self.not_found("", "", path, "not a git smart-HTTP request")
+    }
+
+    /// "Not found", with why in the audit log.
+    fn not_found(&self, principal: &str, project: &str, path: &str, why: &str) -> Response<Body> {
         answers::record_refusal(
             self.config.audit_log.as_deref(),
-            "",
-            "",
+            principal,
+            project,
             path,
             StatusCode::NOT_FOUND,
-            "not a git smart-HTTP request",
+            why,
         );
         answers::not_found()
     }
@@ -208,17 +213,12 @@ impl Gate {
             Grant::Project { project, principal } if project == git.project => {
                 Ok((principal, Some(&self.config.policy)))
             }
-            Grant::Project { project, principal } => {
-                answers::record_refusal(
-                    self.config.audit_log.as_deref(),
-                    &principal,
-                    &git.project,
-                    path,
-                    StatusCode::NOT_FOUND,
-                    &format!("the token is for project {project}"),
-                );
-                Err(Box::new(answers::not_found()))
-            }
+            Grant::Project { project, principal } => Err(Box::new(self.not_found(
+                &principal,
+                &git.project,
+                path,
+                &format!("the token is for project {project}"),
+            ))),
         }
     }
 
@@ -233,15 +233,7 @@ impl Gate {
     ) -> Response<Body> {
         let path = req.uri().path();
         if request::repository(&self.base, &git.project).is_none() {
-            answers::record_refusal(
-                self.config.audit_log.as_deref(),
-                &principal,
-                &git.project,
-                path,
-                StatusCode::NOT_FOUND,
-                "no such repository",
-            );
-            return answers::not_found();
+            return self.not_found(&principal, &git.project, path, "no such repository");
         }
         let declared = req
             .headers()

@@ -297,26 +297,29 @@ async fn a_hub_rides_out_its_database_restarting_under_load() {
     assert_eq!(status, 201, "{made}");
 
     // Readers keep asking while the database goes away and comes back.
+    let seen = std::sync::Arc::new(parking_lot::Mutex::new(std::collections::BTreeSet::new()));
     let load = {
-        let (http, url) = (hub.http.clone(), hub.url.clone());
+        let (http, url, seen) = (hub.http.clone(), hub.url.clone(), seen.clone());
         tokio::spawn(async move {
-            let mut seen = std::collections::BTreeSet::new();
             for _ in 0..200 {
                 if let Ok(answer) = http.get(format!("{url}/api/v1/boxes")).send().await {
-                    seen.insert(answer.status().as_u16());
+                    seen.lock().insert(answer.status().as_u16());
                 }
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            seen
         })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for("the load under way", Duration::from_secs(10), || async {
+        seen.lock().contains(&200).then_some(())
+    })
+    .await;
     pg.stop();
     let (status, body) = hub.get("/api/v1/boxes/kept").await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["error"]["code"], "store_unavailable", "{body}");
     pg.launch();
-    let seen = load.await.unwrap();
+    load.await.unwrap();
+    let seen = seen.lock().clone();
     assert!(seen.contains(&200), "{seen:?}");
     assert!(
         seen.iter().all(|s| [200, 503].contains(s)),
